@@ -1,0 +1,26 @@
+"""edgecheck: check compressed models against per-device budgets, as pytest tests.
+
+Importing this package is cheap: heavy libraries (onnx, onnxruntime) load only when used.
+"""
+
+from edgecheck.errors import (
+    BackendError,
+    BackendUnavailable,
+    DataError,
+    DeviceError,
+    EdgecheckError,
+    ModelError,
+    SpecError,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "DataError",
+    "DeviceError",
+    "EdgecheckError",
+    "ModelError",
+    "SpecError",
+    "__version__",
+]

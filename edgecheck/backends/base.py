@@ -1,0 +1,103 @@
+"""The one contract every backend meets (after Polygraphy's runners).
+
+A backend says whether it can run here and why not, and loads an artifact into a `Runner`.
+A runner runs feeds to outputs. The public methods check once; backends write only `_*_impl`.
+Nothing heavy happens at import or construction: only `availability()` and `load()` import the
+runtime.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from edgecheck.errors import BackendError
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run, fixed so that two runs of the same artifact give the same outputs."""
+
+    threads: int = 1
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+class Runner(ABC):
+    """One loaded artifact. Use as a context manager, or call `close()`."""
+
+    backend: str
+    artifact: Path
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one feed; checks input names once so that backends need not."""
+        missing = [name for name in self.input_names if name not in feed]
+        unknown = [name for name in feed if name not in self.input_names]
+        if missing or unknown:
+            raise BackendError(self.backend, self.artifact, "running",
+                               f"feed does not match the model's inputs (missing {missing}, unknown {unknown})")
+        try:
+            outputs = self._infer_impl(feed)
+        except BackendError:
+            raise
+        except Exception as exc:  # the runtime's own error, kept whole for the user
+            raise BackendError(self.backend, self.artifact, "running", f"{type(exc).__name__}: {exc}") from exc
+        return outputs
+
+    def close(self) -> None:
+        """Release the runtime's resources."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def _infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+
+
+class Backend(ABC):
+    """A runtime that runs artifacts (ONNX Runtime, LiteRT, TensorRT, RKNN, ...)."""
+
+    name: ClassVar[str]
+    suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
+
+    @abstractmethod
+    def availability(self) -> Availability:
+        """Whether this backend can run on this machine; if not, the reason a user can act on."""
+
+    def load(self, artifact: Path, options: RunOptions = RunOptions()) -> Runner:
+        """Load `artifact`; a failure names the backend, the file and the runtime's message."""
+        artifact = Path(artifact)
+        if artifact.suffix not in self.suffixes:
+            raise BackendError(self.name, artifact, "loading",
+                               f"{self.name} runs {', '.join(self.suffixes)} files, not {artifact.suffix or 'this file'}")
+        try:
+            return self._load_impl(artifact, options)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(self.name, artifact, "loading", f"{type(exc).__name__}: {exc}") from exc
+
+    @abstractmethod
+    def _load_impl(self, artifact: Path, options: RunOptions) -> Runner: ...
+
+    def facts(self) -> dict[str, str]:
+        """Version, provider and the like, recorded beside every figure measured with it."""
+        return {}

@@ -1,0 +1,83 @@
+"""Backends by name: the built-in ones plus whatever the `edgecheck.backends` entry points add.
+
+Discovery happens on first use, not at import, so a project that never runs a check pays nothing.
+A plugin that fails to import is reported as an unavailable backend with the import error, never
+as a crash of the session.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from edgecheck.backends.base import Availability, Backend
+from edgecheck.errors import BackendUnavailable
+
+ENTRY_POINT_GROUP = "edgecheck.backends"
+_BUILTIN = {"onnxruntime": "edgecheck.backends.onnxruntime:OnnxRuntimeBackend"}
+_registered: dict[str, type[Backend]] = {}
+_broken: dict[str, str] = {}
+_discovered = False
+
+
+def register_backend(cls: type[Backend]) -> type[Backend]:
+    """Add a backend class by hand (tests, or a conftest.py); usable as a decorator."""
+    _registered[cls.name] = cls
+    _broken.pop(cls.name, None)
+    return cls
+
+
+def unregister_backend(name: str) -> None:
+    _registered.pop(name, None)
+
+
+def _load(name: str, target: str) -> None:
+    module_name, _, attribute = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attribute)
+    except Exception as exc:  # a broken plugin must not break the session
+        _broken[name] = f"its plugin {target} failed to import: {type(exc).__name__}: {exc}"
+        return
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        _broken[name] = f"{target} is not an edgecheck Backend class"
+        return
+    _registered.setdefault(name, cls)
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for name, target in _BUILTIN.items():
+        _load(name, target)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name not in _registered:
+            _load(entry.name, entry.value)
+
+
+def known_backends() -> list[str]:
+    _discover()
+    return sorted(set(_registered) | set(_broken))
+
+
+def get_backend(name: str) -> Backend:
+    """An instance of backend `name`, or `BackendUnavailable` saying why it cannot be had."""
+    _discover()
+    if name in _registered:
+        return _registered[name]()
+    if name in _broken:
+        raise BackendUnavailable(name, _broken[name])
+    raise BackendUnavailable(
+        name, f"no backend of that name is installed (installed: {', '.join(known_backends()) or 'none'}; "
+        f"a plugin adds one through the {ENTRY_POINT_GROUP!r} entry point group)"
+    )
+
+
+def check_available(name: str) -> Backend:
+    """The backend, if it can run here; else `BackendUnavailable` with the reason."""
+    backend = get_backend(name)
+    status: Availability = backend.availability()
+    if not status:
+        raise BackendUnavailable(name, status.reason)
+    return backend

@@ -1,0 +1,83 @@
+"""Task metric on the labelled set, and its drop against the original model.
+
+A drop is in points of the metric ("accuracy_drop: 1.0") or relative to the original
+("accuracy_drop: '1%'"): both are always measured and recorded, and the budget says which one
+is judged, so the two are never confused.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from edgecheck.checks.result import CheckResult, Measurement
+from edgecheck.errors import DataError
+from edgecheck.spec import Budgets
+from edgecheck.spec.schema import EvaluationData
+
+Metric = Callable[[Mapping[str, np.ndarray], np.ndarray], float]
+
+
+def _scores(outputs: Mapping[str, np.ndarray], name: str, labels: np.ndarray) -> np.ndarray:
+    scores = outputs[name]
+    if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
+        raise DataError(f"metric needs output {name!r} as [samples, classes] matching {labels.shape[0]} labels; "
+                        f"it has shape {list(scores.shape)}")
+    return scores
+
+
+def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Percent of samples whose label is among the k highest scores."""
+    labels = labels.reshape(-1).astype(np.int64)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return float(np.mean(np.any(top == labels[:, None], axis=1)) * 100) if len(labels) else math.nan
+
+
+def metric_function(evaluation: EvaluationData, output: str) -> tuple[Metric, str]:
+    """The callable that scores outputs against labels, and the unit of its value."""
+    metric = evaluation.metric
+    if metric == "mse":
+        def mse(outputs: Mapping[str, np.ndarray], labels: np.ndarray) -> float:
+            values = outputs[output].astype(np.float64)
+            if values.shape != labels.shape and values.size != labels.size:
+                raise DataError(f"mse needs output {output!r} {list(values.shape)} and labels "
+                                f"{list(labels.shape)} of the same size")
+            return float(np.mean((values.ravel() - labels.astype(np.float64).ravel()) ** 2))
+        return mse, ""
+    if (match := re.match(r"^top(?:k:)?(\d+)$", metric)) is not None:
+        k = int(match.group(1))
+        return (lambda outputs, labels: topk_accuracy(_scores(outputs, output, labels), labels, k)), "%"
+    module_name, _, function_name = metric.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise DataError(f"cannot import metric {metric!r}: {exc}") from None
+    return (lambda outputs, labels: float(function(dict(outputs), labels))), ""
+
+
+def judge_accuracy(original: float, candidate: float, unit: str, higher_is_better: bool, budgets: Budgets) -> CheckResult:
+    """Measure the metric and both kinds of drop; judge the ones the budgets name."""
+    result = CheckResult("accuracy")
+    drop = (original - candidate) if higher_is_better else (candidate - original)
+    relative = (drop / abs(original) * 100) if original else (0.0 if drop == 0 else math.inf)
+    bound = budgets.accuracy_min if higher_is_better else budgets.accuracy_max
+    result.measurements.append(Measurement("accuracy", candidate, unit, bound,
+                                           ("min" if higher_is_better else "max") if bound is not None else None))
+    result.measurements.append(Measurement("accuracy.original", original, unit))
+    budget = budgets.accuracy_drop
+    points_unit = "pts"
+    result.measurements.append(Measurement(
+        "accuracy_drop", drop, points_unit,
+        budget.value if budget and not budget.relative else None, "max" if budget and not budget.relative else None,
+        budget_text=str(budget) if budget and not budget.relative else ""))
+    result.measurements.append(Measurement(
+        "accuracy_drop_relative", relative, "%",
+        budget.value if budget and budget.relative else None, "max" if budget and budget.relative else None,
+        budget_text=str(budget) if budget and budget.relative else ""))
+    if not higher_is_better:
+        result.notes.append("lower is better for this metric: a drop is an increase of the metric")
+    return result

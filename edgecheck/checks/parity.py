@@ -1,0 +1,157 @@
+"""Numerical parity of an artifact's outputs with the reference, per output.
+
+Every statistic is computed whatever the budget names, so a report can show what the budget
+missed: a cosine of 1.0 says nothing about scale (outputs 10x too large have cosine 1.0), which is
+why rel_l2, SNR and absolute errors sit beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgecheck.checks.result import CheckResult, Measurement, fmt
+from edgecheck.spec import ParityBudget
+
+REL_FLOOR = 1e-6  # relative error divides by max(|ref|, REL_FLOOR * max|ref|), so zeros do not explode it
+
+
+@dataclass(frozen=True)
+class OutputParity:
+    """How one output of the candidate differs from the reference."""
+
+    name: str
+    elements: int
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    rel_l2: float
+    cosine: float
+    snr_db: float
+    nonfinite: int  # elements finite in the reference but not in the candidate
+    top1_agreement: float | None = None
+    topk_agreement: float | None = None
+    k: int | None = None
+    problem: str | None = None
+
+
+def _is_scores(array: np.ndarray) -> bool:
+    """Class scores: a float batch of rows with at least two classes."""
+    return array.ndim == 2 and array.shape[1] >= 2 and np.issubdtype(array.dtype, np.floating)
+
+
+def _topk_overlap(reference: np.ndarray, candidate: np.ndarray, k: int) -> float:
+    k = min(k, reference.shape[1])
+    ref_top = np.argsort(-reference, axis=1, kind="stable")[:, :k]
+    out_top = np.argsort(-candidate, axis=1, kind="stable")[:, :k]
+    overlap = [len(set(r) & set(o)) / k for r, o in zip(ref_top.tolist(), out_top.tolist())]
+    return float(np.mean(overlap)) if overlap else 1.0
+
+
+def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, k: int | None = None) -> OutputParity:
+    """All parity statistics of one output (computed in float64)."""
+    if reference.shape != candidate.shape:
+        nan = math.nan
+        return OutputParity(name, reference.size, nan, nan, nan, nan, nan, nan, 0,
+                            problem=f"output {name!r} has shape {list(candidate.shape)}, "
+                                    f"the reference {list(reference.shape)}")
+    ref = reference.astype(np.float64).ravel()
+    out = candidate.astype(np.float64).ravel()
+    finite = np.isfinite(ref)
+    nonfinite = int(np.count_nonzero(finite & ~np.isfinite(out)))
+    ref, out = ref[finite], out[finite]
+    diff = out - ref
+    with np.errstate(all="ignore"):
+        abs_diff = np.abs(diff)
+        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+        floor = max(REL_FLOOR * scale, np.finfo(np.float64).tiny)
+        ref_norm, out_norm, diff_norm = (float(np.linalg.norm(v)) for v in (ref, out, diff))
+        if ref_norm == 0 and out_norm == 0:
+            cosine = 1.0
+        elif ref_norm == 0 or out_norm == 0:
+            cosine = 0.0
+        else:
+            cosine = float(np.dot(ref, out) / (ref_norm * out_norm))
+        rel_l2 = (diff_norm / ref_norm) if ref_norm else (0.0 if diff_norm == 0 else math.inf)
+        snr_db = math.inf if diff_norm == 0 else (20 * math.log10(ref_norm / diff_norm) if ref_norm else -math.inf)
+        stats = dict(
+            max_abs=float(abs_diff.max()) if ref.size else 0.0,
+            mean_abs=float(abs_diff.mean()) if ref.size else 0.0,
+            max_rel=float(np.max(abs_diff / np.maximum(np.abs(ref), floor))) if ref.size else 0.0,
+        )
+    if nonfinite:
+        stats = {key: math.nan for key in stats}
+        cosine = rel_l2 = snr_db = math.nan
+    top1 = topk = None
+    if _is_scores(reference):
+        top1 = float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1))) if len(reference) else 1.0
+        if k:
+            topk = _topk_overlap(reference, candidate, k)
+    return OutputParity(name, reference.size, stats["max_abs"], stats["mean_abs"], stats["max_rel"], rel_l2,
+                        cosine, snr_db, nonfinite, top1, topk, k if topk is not None else None,
+                        problem=f"output {name!r} has {nonfinite} NaN/Inf values where the reference is finite"
+                        if nonfinite else None)
+
+
+def compare_outputs(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
+                    k: int | None = None) -> list[OutputParity]:
+    """Parity of every reference output; an output the candidate lacks is a problem, not a crash."""
+    results = []
+    for name, ref in reference.items():
+        if name not in candidate:
+            nan = math.nan
+            results.append(OutputParity(name, ref.size, nan, nan, nan, nan, nan, nan, 0,
+                                        problem=f"the artifact has no output {name!r} "
+                                                f"(outputs: {', '.join(candidate) or 'none'})"))
+        else:
+            results.append(compare_output(name, ref, candidate[name], k))
+    return results
+
+
+# (statistic, budget field, bound, unit)
+_BOUNDS = (
+    ("max_abs", "atol", "max", ""),
+    ("max_rel", "rtol", "max", ""),
+    ("rel_l2", "rel_l2", "max", ""),
+    ("cosine", "cosine", "min", ""),
+    ("snr_db", "snr_db", "min", "dB"),
+    ("top1_agreement", "top1_agreement", "min", ""),
+)
+
+
+def judge_parity(outputs: list[OutputParity], budget: ParityBudget) -> CheckResult:
+    """Measurements for every output and statistic; those the budget names are judged."""
+    result = CheckResult("parity")
+    for parity in outputs:
+        if parity.problem:
+            result.problems.append(parity.problem)
+        prefix = f"parity.{parity.name}"
+        for stat, field, bound, unit in _BOUNDS:
+            value = getattr(parity, stat)
+            if value is None:
+                if getattr(budget, field) is not None:
+                    result.problems.append(f"{field} needs class scores ([batch, classes]); output "
+                                           f"{parity.name!r} is not")
+                continue
+            limit = getattr(budget, field)
+            result.measurements.append(Measurement(
+                f"{prefix}.{stat}", value, unit, limit, bound if limit is not None else None,
+                budget_text=f"{fmt(limit)}{' ' + unit if unit else ''} ({field})" if limit is not None else ""))
+        result.measurements.append(Measurement(f"{prefix}.mean_abs", parity.mean_abs))
+        if budget.topk_agreement is not None:
+            if parity.topk_agreement is None:
+                result.problems.append(f"topk_agreement needs class scores ([batch, classes]); output "
+                                       f"{parity.name!r} is not")
+            else:
+                result.measurements.append(Measurement(f"{prefix}.top{parity.k}_agreement", parity.topk_agreement,
+                                                       "", budget.topk_agreement.min, "min"))
+    scale_blind = budget.cosine is not None and all(
+        getattr(budget, f) is None for f in ("atol", "rtol", "rel_l2", "snr_db"))
+    if scale_blind and outputs:
+        worst = max((p.rel_l2 for p in outputs if not p.problem), default=math.nan)
+        result.notes.append(f"the budget bounds only cosine, which ignores scale; rel_l2 here is {fmt(worst)} "
+                            "(add atol or rel_l2 to catch scale errors)")
+    return result

@@ -1,0 +1,146 @@
+"""Device profiles are data: built-in YAML files here, plus a project's own folder of them.
+
+A project file with a built-in's name replaces it; `extends: <name>` starts from another profile
+and overrides only the fields it gives. The `host` profile fills its CPU and memory from the
+machine running the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edgecheck.errors import DeviceError
+
+BUILTIN_DIR = Path(__file__).with_name("profiles")
+Precision = Literal["fp32", "fp16", "bf16", "int16", "int8", "int4", "uint8"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Compute(_Strict):
+    tops: float | None = Field(None, gt=0, description="Peak throughput in TOPS as the vendor quotes it.")
+    unit: Literal["CPU", "GPU", "NPU", "TPU", "DSP"]
+
+
+class Cpu(_Strict):
+    arch: str | None = None
+    cores: int | None = Field(None, ge=1)
+    model: str | None = None
+
+
+class Accelerator(_Strict):
+    kind: Literal["gpu", "npu", "tpu", "dla", "dsp"]
+    name: str
+    tops: float | None = Field(None, gt=0)
+    precisions: list[Precision] = Field(default_factory=list)
+
+
+class BackendSupport(_Strict):
+    precisions: list[Precision]
+    threads: int | None = Field(None, ge=1, description="CPU threads, so runs on the host are comparable.")
+
+
+class DeviceProfile(_Strict):
+    """What a target device is and which backends serve it, in order of preference."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = ""
+    compute: Compute
+    memory_gb: float | None = Field(None, gt=0)
+    power_w: float | None = Field(None, gt=0)
+    cpu: Cpu = Field(default_factory=Cpu)
+    accelerators: list[Accelerator] = Field(default_factory=list)
+    backends: dict[str, BackendSupport] = Field(min_length=1)
+    params_m: tuple[float, float] | None = Field(None, description="Model size it suits, millions of parameters.")
+    detect: bool = Field(False, description="Fill CPU and memory from the machine running the tests.")
+    source: str = Field("", description="Where the figures come from.")
+    file: Path | None = Field(None, exclude=True)
+
+    def threads_for(self, backend: str) -> int:
+        support = self.backends.get(backend)
+        if support and support.threads:
+            return support.threads
+        return self.cpu.cores or 1
+
+
+def _host_facts() -> dict[str, Any]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpu = {"arch": platform.machine() or None, "cores": cores, "model": cpu_model()}
+    facts: dict[str, Any] = {"cpu": cpu}
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        facts["memory_gb"] = round(pages * page_size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return facts
+
+
+def cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = _merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return merged
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DeviceError(f"{path}: cannot read device profile: {exc}") from None
+    if not isinstance(data, dict):
+        raise DeviceError(f"{path}: a device profile is a mapping of fields")
+    data.setdefault("name", path.stem)
+    return data
+
+
+def load_profiles(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, DeviceProfile]:
+    """All known profiles: the built-ins, then each project folder's, later ones overriding earlier."""
+    raw: dict[str, tuple[dict[str, Any], Path]] = {}
+    for folder in (BUILTIN_DIR, *extra_dirs):
+        if not Path(folder).is_dir():
+            raise DeviceError(f"{folder}: device profile folder not found")
+        for path in sorted(Path(folder).glob("*.y*ml")):
+            data = _read(path)
+            raw[str(data["name"])] = (data, path)
+    profiles: dict[str, DeviceProfile] = {}
+    for name in raw:
+        profiles[name] = _build(name, raw, ())
+    return profiles
+
+
+def _build(name: str, raw: dict[str, tuple[dict[str, Any], Path]], chain: tuple[str, ...]) -> DeviceProfile:
+    data, path = raw[name]
+    data = dict(data)
+    parent = data.pop("extends", None)
+    if parent is not None:
+        if parent not in raw or parent in chain:
+            why = "a cycle" if parent in chain else f"no profile named {parent!r}"
+            raise DeviceError(f"{path}: extends: {why} (known: {', '.join(sorted(raw))})")
+        base = _build(parent, raw, (*chain, name)).model_dump(exclude={"file"})
+        data = _merge({**base, "detect": False}, data)
+    if data.get("detect"):
+        data = _merge(data, _host_facts())
+    try:
+        return DeviceProfile.model_validate({**data, "file": path})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise DeviceError(f"{path}: {field}: {first['msg']}") from None

@@ -1,0 +1,74 @@
+"""One root exception; every error carries the facts a user needs to act (file, field, node, figures).
+
+The plugin turns these into readable failures; anything that is not an `EdgecheckError` is a bug
+and is shown with its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EdgecheckError(Exception):
+    """Root of every error edgecheck raises on purpose."""
+
+
+class SpecError(EdgecheckError):
+    """A spec file is not valid: names the file, the line and the field."""
+
+    def __init__(self, path: Path | str, message: str, *, line: int | None = None, field: str | None = None):
+        self.path = Path(path)
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = f"{self.path}:{line}" if line else str(self.path)
+        super().__init__(f"{where}: {field}: {message}" if field else f"{where}: {message}")
+
+
+class ModelError(EdgecheckError):
+    """A model file is missing, truncated, malformed or unsafe."""
+
+    def __init__(self, path: Path | str, message: str):
+        self.path = Path(path)
+        self.reason = message
+        super().__init__(f"{self.path}: {message}")
+
+
+class DataError(EdgecheckError):
+    """Evaluation, calibration or input data does not fit the model."""
+
+
+class DeviceError(EdgecheckError):
+    """A device profile is unknown or its file is invalid."""
+
+
+class BackendUnavailable(EdgecheckError):
+    """A backend is not installed or cannot run on this machine; checks on it are skipped."""
+
+    def __init__(self, backend: str, reason: str):
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"{backend} cannot run here: {reason}")
+
+
+class BackendError(EdgecheckError):
+    """A backend failed to load or run an artifact."""
+
+    def __init__(self, backend: str, artifact: Path | str, step: str, message: str):
+        self.backend = backend
+        self.artifact = Path(artifact)
+        self.step = step
+        self.reason = message
+        super().__init__(f"{backend} failed while {step} {self.artifact.name}: {message}")
+
+
+class RecipeError(EdgecheckError):
+    """A compression recipe is unknown or could not be applied."""
+
+
+class BudgetExceeded(EdgecheckError):
+    """A measured figure breached its budget; carries the whole check result for the report."""
+
+    def __init__(self, result):  # result: edgecheck.checks.result.CheckResult
+        self.result = result
+        super().__init__("; ".join(result.breaches()))

@@ -1,0 +1,227 @@
+"""pytest hooks and options only: spec files become test items; items delegate to the executor.
+
+Loaded in every pytest run of every project where edgecheck is installed, so this module imports
+nothing heavy: spec parsing, onnx and onnxruntime load inside hooks, on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from edgecheck.plan import PlannedCheck
+    from edgecheck.session import EdgeSession
+
+DEFAULT_PATTERNS = ["specs/*.yaml", "specs/*.yml"]
+MARKER = "edge"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edgecheck", "edgecheck: model budgets per edge device")
+    group.addoption(
+        "--edge-target", action="append", dest="edge_targets", default=[], metavar="DEVICE",
+        help="Check only for this device profile (repeatable; 'all' = every known profile). "
+        "Default: ini edge_targets, else every target each spec names.",
+    )
+    group.addoption(
+        "--edge-backend", action="append", dest="edge_backends", default=[], metavar="NAME",
+        help="Check only on this backend (repeatable). Default: the spec's or the device profile's backends.",
+    )
+    group.addoption(
+        "--edge-strict", action="store_true", dest="edge_strict", default=None,
+        help="Fail, instead of skip, checks whose backend cannot run here (for CI). Default: off (ini edge_strict).",
+    )
+    parser.addini("edge_spec_patterns", "Path patterns (matched from the right) of spec files. "
+                  f"Default: {' '.join(DEFAULT_PATTERNS)}.", type="linelist", default=DEFAULT_PATTERNS)
+    parser.addini("edge_targets", "Default device targets, as --edge-target. Default: none (the specs' own).",
+                  type="args", default=[])
+    parser.addini("edge_devices_dir", "Folder of project device profiles (*.yaml), added to or overriding the "
+                  "built-in ones. Default: none.", type="paths", default=[])
+    parser.addini("edge_strict", "As --edge-strict. Default: false.", type="bool", default=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(target, backend, recipe, check): an edgecheck budget check; select with "
+        f"-m \"{MARKER}(target='rk3588')\" or -m \"{MARKER}(check='parity')\"",
+    )
+    config.pluginmanager.register(SummaryCollector(config), "edgecheck-summary")
+    if config.getoption("edge_targets") or config.getini("edge_targets"):
+        _state(config).selected_targets()  # an unknown target is a usage error before collection
+
+
+def _state(config: pytest.Config) -> EdgeSession:
+    from edgecheck.session import STATE, EdgeSession
+
+    if STATE not in config.stash:
+        config.stash[STATE] = EdgeSession(config)
+    return config.stash[STATE]
+
+
+def _matches(path: Path, patterns: list[str]) -> bool:
+    return any(path.match(pattern) for pattern in patterns)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and _matches(file_path, parent.config.getini("edge_spec_patterns")):
+        return SpecFile.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Any:
+    """A broken spec is never deselected by -k/-m: its failure must reach the report."""
+    broken = [item for item in items if isinstance(item, BrokenSpecItem)]
+    result = yield
+    items[:0] = [item for item in broken if item not in items]
+    return result
+
+
+class SpecFile(pytest.File):
+    """One spec file. Parsing and planning happen here, at collection; a broken spec becomes one
+    failing item naming file, line and field, so the other specs still run."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from edgecheck.errors import EdgecheckError
+
+        state = _state(self.config)
+        try:
+            planned = state.plan(self.path)
+        except EdgecheckError as exc:
+            yield BrokenSpecItem.from_parent(self, name="spec", error=exc)
+            return
+        for check in planned:
+            yield EdgeCheckItem.from_parent(self, name=check.id, planned=check)
+
+
+class BrokenSpecItem(pytest.Item):
+    """Stands for a spec that could not be collected: fails with the reason, every run."""
+
+    def __init__(self, *, error: Exception, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        raise self.error
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return f"invalid spec: {excinfo.value}"
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = getattr(self.error, "line", None)
+        return self.path, (line - 1 if line else None), self.name
+
+
+class EdgeCheckItem(pytest.Item):
+    """One (target, backend, recipe, check): measures, records every figure, fails on a breach."""
+
+    def __init__(self, *, planned: PlannedCheck, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.planned = planned
+        labels = {"target": planned.target.name, "backend": planned.backend, "recipe": planned.recipe,
+                  "check": planned.check}
+        self.add_marker(getattr(pytest.mark, MARKER)(**labels))
+        self.extra_keyword_matches.update(labels.values())
+
+    def runtest(self) -> None:
+        from edgecheck.errors import BackendUnavailable, BudgetExceeded
+        from edgecheck.report.properties import identity_properties, result_properties
+
+        state = _state(self.config)
+        planned = self.planned
+        self.user_properties.extend(identity_properties(
+            state.relative(planned.spec.path), planned.target.name, planned.backend, planned.recipe, planned.check))
+        try:
+            result = state.executor.run(planned)
+        except BackendUnavailable as exc:
+            if state.strict:
+                pytest.fail(f"{exc} (--edge-strict turns this skip into a failure)", pytrace=False)
+            pytest.skip(str(exc))
+        self.user_properties.extend(result_properties(result))
+        if not result.passed:
+            raise BudgetExceeded(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
+        from edgecheck.errors import BudgetExceeded, EdgecheckError
+        from edgecheck.report.failure import describe_breach
+
+        if isinstance(excinfo.value, BudgetExceeded):
+            return describe_breach(self.planned, excinfo.value.result)
+        if isinstance(excinfo.value, EdgecheckError):
+            return f"{self.planned.id}: {excinfo.value}"
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = self.planned.line
+        return self.path, (line - 1 if line else None), self.name
+
+
+class SummaryCollector:
+    """Gathers one summary row per edgecheck report; on the xdist controller it sees every worker's."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.rows: list[Any] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+            return
+        properties = dict(report.user_properties)
+        if "edge.target" not in properties:
+            return
+        from edgecheck.report.terminal import row_from_report
+
+        if report.skipped and isinstance(report.longrepr, tuple):
+            reason = report.longrepr[2].removeprefix("Skipped: ")
+        else:
+            reason = (report.longreprtext.strip().splitlines() or [""])[-1]
+        self.rows.append(row_from_report(properties, report.outcome, reason))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.rows:
+            return
+        from edgecheck.report.terminal import format_tables
+
+        terminalreporter.write_sep("=", "edgecheck summary")
+        for line in format_tables(self.rows):
+            terminalreporter.write_line(line)
+
+
+# Fixtures for tests written in Python, beside spec files.
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "edge_device" in metafunc.fixturenames:
+        state = _state(metafunc.config)
+        profiles = state.selected_targets() or [state.profiles()["host"]]
+        metafunc.parametrize("edge_device", profiles, ids=[p.name for p in profiles])
+
+
+@pytest.fixture
+def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
+    """`edge_run(model, feed, backend="onnxruntime", threads=1)` → outputs by name.
+
+    Skips (or fails under --edge-strict) when the backend cannot run here.
+    """
+    from edgecheck.errors import BackendUnavailable
+
+    state = _state(request.config)
+
+    def run(model: str | Path, feed: dict[str, Any], backend: str = "onnxruntime", threads: int = 1) -> dict[str, Any]:
+        from edgecheck.backends import RunOptions
+
+        try:
+            found = state.executor.backend(backend)
+        except BackendUnavailable as exc:
+            if state.strict:
+                pytest.fail(str(exc), pytrace=False)
+            pytest.skip(str(exc))
+        with found.load(Path(model), RunOptions(threads=threads)) as runner:
+            return runner.infer(feed)
+
+    return run

@@ -1,0 +1,1 @@
+"""Reports: JUnit properties (properties.py) and the end-of-session terminal table (terminal.py)."""

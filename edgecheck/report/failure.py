@@ -1,0 +1,31 @@
+"""The message a breached budget prints: which figures, measured against what, by how much."""
+
+from __future__ import annotations
+
+from edgecheck.checks.result import CheckResult, fmt
+from edgecheck.plan import PlannedCheck
+
+
+def describe_breach(planned: PlannedCheck, result: CheckResult) -> str:
+    head = (f"{planned.check} budget breached: {planned.spec.path.name} target {planned.target.name}, "
+            f"backend {planned.backend}, recipe {planned.recipe}")
+    lines = [head]
+    for problem in result.problems:
+        lines.append(f"  problem: {problem}")
+    judged = [m for m in result.measurements if m.judged]
+    if judged:
+        rows = [("metric", "measured", "budget", "margin", "")]
+        for m in judged:
+            margin = m.margin
+            rows.append((m.name, m.value_text(), m.budget_desc(), fmt(margin) if margin is not None else "",
+                         "ok" if m.passed else "BREACH"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines.extend("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+    context = [m for m in result.measurements if not m.judged]
+    if context:
+        lines.append("  also measured: " + ", ".join(f"{m.name} = {m.value_text()}" for m in context))
+    for note in result.notes:
+        lines.append(f"  note: {note}")
+    for key, value in result.facts.items():
+        lines.append(f"  {key}: {value}")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""The end-of-session table: one per target, a row per check, built from test reports.
+
+It reads only the reports' `edge.*` properties, so it works the same under pytest-xdist, where
+the items ran in other processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    spec: str
+    target: str
+    backend: str
+    recipe: str
+    check: str
+    measured: str
+    budget: str
+    verdict: str
+
+
+def row_from_report(properties: dict[str, str], outcome: str, reason: str) -> SummaryRow:
+    verdict = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(outcome, outcome)
+    measured = properties.get("edge.summary", "")
+    if not measured and outcome != "passed":
+        measured = reason
+    return SummaryRow(
+        spec=properties.get("edge.spec", ""),
+        target=properties.get("edge.target", ""),
+        backend=properties.get("edge.backend", ""),
+        recipe=properties.get("edge.recipe", ""),
+        check=properties.get("edge.check", ""),
+        measured=_short(measured),
+        budget=properties.get("edge.summary.budget", ""),
+        verdict=verdict,
+    )
+
+
+def _short(text: str, width: int = 72) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_tables(rows: list[SummaryRow]) -> list[str]:
+    """Lines of text: a heading and an aligned table per target."""
+    lines: list[str] = []
+    header = ("spec", "check", "backend", "recipe", "measured", "budget", "verdict")
+    for target in dict.fromkeys(r.target for r in rows):
+        body = [(r.spec, r.check, r.backend, r.recipe, r.measured, r.budget, r.verdict)
+                for r in rows if r.target == target]
+        widths = [max(len(str(cell)) for cell in column) for column in zip(header, *body)]
+        lines.append(f"target {target}")
+        for cells in (header, *body):
+            lines.append("  " + "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip())
+        lines.append("")
+    return lines

@@ -1,0 +1,73 @@
+"""The state of one pytest session: options resolved once, device profiles, the executor.
+
+Kept in `config.stash`, created on first use, so a session that collects no spec never builds it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+
+from edgecheck.devices import DeviceProfile, load_profiles
+from edgecheck.errors import DeviceError
+from edgecheck.execute import Executor
+from edgecheck.plan import PlannedCheck, plan_checks
+from edgecheck.spec import load_spec
+
+
+class EdgeSession:
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.strict: bool = bool(config.getoption("edge_strict") or config.getini("edge_strict"))
+        self.backends: list[str] = list(config.getoption("edge_backends") or [])
+        self._profiles: dict[str, DeviceProfile] | None = None
+
+    def profiles(self) -> dict[str, DeviceProfile]:
+        if self._profiles is None:
+            folders = [Path(p) for p in self.config.getini("edge_devices_dir")]
+            try:
+                self._profiles = load_profiles(folders)
+            except DeviceError as exc:
+                raise pytest.UsageError(f"edgecheck: {exc}") from None
+        return self._profiles
+
+    def target_names(self) -> list[str] | None:
+        """The targets asked for, or None for 'each spec's own'."""
+        asked = list(self.config.getoption("edge_targets") or []) or list(self.config.getini("edge_targets"))
+        if not asked:
+            return None
+        profiles = self.profiles()
+        if "all" in asked:
+            return sorted(profiles)
+        unknown = [name for name in asked if name not in profiles]
+        if unknown:
+            raise pytest.UsageError(
+                f"--edge-target: unknown device {', '.join(map(repr, unknown))}; known: {', '.join(sorted(profiles))} "
+                "(or 'all'). Add a profile with the ini option edge_devices_dir."
+            )
+        return list(dict.fromkeys(asked))
+
+    def selected_targets(self) -> list[DeviceProfile]:
+        names = self.target_names()
+        return [self.profiles()[n] for n in names] if names else []
+
+    @cached_property
+    def executor(self) -> Executor:
+        return Executor()
+
+    def plan(self, spec_path: Path) -> list[PlannedCheck]:
+        """Load, validate and plan one spec file; raises an EdgecheckError naming what is wrong."""
+        loaded = load_spec(spec_path, project_root=self.config.rootpath)
+        model = self.executor.model_info(loaded.spec.model.path)
+        return plan_checks(loaded, model, self.profiles(), self.target_names(), self.backends or None)
+
+    def relative(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.config.rootpath))
+        except ValueError:
+            return str(path)
+
+
+STATE = pytest.StashKey[EdgeSession]()

@@ -1,0 +1,217 @@
+"""Read a spec file: safe YAML with line numbers, duplicate keys refused, errors naming file:line:field.
+
+The YAML is composed into nodes (never constructed into arbitrary objects), walked once into plain
+data while recording the line of every field, then validated by the schema. Every failure becomes
+a `SpecError`; nothing else escapes for any input text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from edgecheck.errors import SpecError
+from edgecheck.spec.schema import SPEC_VERSION, Spec, SpecContext, cross_field_problems
+
+Loc = tuple[Any, ...]
+MAX_NODES = 100_000  # aliases can make a tiny file expand exponentially ("billion laughs")
+MAX_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec plus where each field came from, so later stages can point at a line too."""
+
+    spec: Spec
+    path: Path
+    lines: dict[Loc, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name or self.path.stem
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def line_of(self, loc: Loc) -> int | None:
+        """Line of the deepest known field along `loc` (the field itself, else its parent)."""
+        for end in range(len(loc), -1, -1):
+            if (line := self.lines.get(tuple(loc[:end]))) is not None:
+                return line
+        return None
+
+    def error(self, loc: Loc, message: str) -> SpecError:
+        return SpecError(self.path, message, line=self.line_of(loc), field=format_loc(loc) or None)
+
+
+def format_loc(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _PlainData:
+    """Turns composed YAML nodes into dicts, lists and scalars, recording each value's line."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lines: dict[Loc, int] = {}
+        self.count = 0
+        self.scalars = yaml.SafeLoader("")
+
+    def convert(self, node: yaml.Node, loc: Loc, active: frozenset[int] = frozenset()) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise SpecError(self.path, f"document expands to more than {MAX_NODES} values (alias bomb?)")
+        if id(node) in active:
+            raise SpecError(self.path, "recursive alias", line=node.start_mark.line + 1, field=format_loc(loc) or None)
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        inner = active | {id(node)}
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc, inner)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.convert(item, (*loc, index), inner) for index, item in enumerate(node.value)]
+        return self.scalars.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc, active: frozenset[int]) -> dict[Any, Any]:
+        self.scalars.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise SpecError(self.path, "mapping keys must be plain scalars", line=line, field=format_loc(loc) or None)
+            key = self.scalars.construct_object(key_node)
+            if key in result:
+                raise SpecError(self.path, f"duplicate key {key!r}", line=line, field=format_loc((*loc, key)))
+            self.lines[(*loc, key)] = line
+            result[key] = self.convert(value_node, (*loc, key), active)
+        return result
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Safe-load one YAML document into plain data and a map of field → line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise SpecError(path, f"not valid YAML: {problem}", line=mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(path, f"not valid YAML: {exc}") from None
+    if node is None:
+        raise SpecError(path, "the file is empty")
+    converter = _PlainData(path)
+    try:
+        data = converter.convert(node, ())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise SpecError(path, f"not valid YAML: {exc}", line=mark.line + 1 if mark else None) from None
+    return data, converter.lines
+
+
+def load_spec(path: Path | str, project_root: Path | str | None = None) -> LoadedSpec:
+    """Load and validate a spec file. Paths in it resolve against its folder and must stay in `project_root`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(path, f"cannot read the file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_BYTES:
+        raise SpecError(path, f"the file is larger than {MAX_BYTES} bytes; a spec is a short YAML document")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    root = Path(project_root) if project_root is not None else path.parent
+    return load_spec_text(text, path, root)
+
+
+def load_spec_text(text: str, path: Path, project_root: Path) -> LoadedSpec:
+    """Validate spec text as if it were the file `path` (used by tests and by `load_spec`)."""
+    try:
+        data, lines = parse_yaml(text, path)
+    except RecursionError:
+        raise SpecError(path, "the document is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise SpecError(path, f"the top level must be a mapping of spec fields, not {type(data).__name__}", line=1)
+    version = data.get("edgecheck")
+    if "edgecheck" in data and version != SPEC_VERSION:
+        raise SpecError(path, f"unsupported spec version {version!r}; this edgecheck reads version {SPEC_VERSION}",
+                        line=lines.get(("edgecheck",)), field="edgecheck")
+    context = SpecContext(base_dir=path.parent.absolute(), project_root=Path(project_root).absolute())
+    try:
+        spec = Spec.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise _first_error(exc, path, lines) from None
+    except RecursionError:
+        raise SpecError(path, "the document is nested too deeply") from None
+    loaded = LoadedSpec(spec=spec, path=path, lines=lines)
+    for loc, message in cross_field_problems(spec):
+        raise loaded.error(loc, message)
+    return loaded
+
+
+def _first_error(exc: ValidationError, path: Path, lines: dict[Loc, int]) -> SpecError:
+    errors = exc.errors(include_url=False)
+    error = errors[0]
+    loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+    message = _describe(error, loc)
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    loaded = LoadedSpec(spec=None, path=path, lines=lines)  # type: ignore[arg-type]
+    return loaded.error(loc, message)
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic inserts the union member or validator name into loc, e.g. 'function-after[...]'
+    return isinstance(part, str) and ("[" in part or "(" in part)
+
+
+def _describe(error: dict[str, Any], loc: Loc) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        known = _known_fields(loc[:-1])
+        return f"unknown key {loc[-1]!r}" + (f" (known: {', '.join(known)})" if known else "")
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _known_fields(loc: Loc) -> list[str]:
+    """Field names allowed at `loc`, found by walking the schema, so a typo gets the right list."""
+    current: Any = Spec
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(str(part))
+            if info is None:
+                return []
+            current = info.annotation
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        elif get_origin(current) is list:
+            current = get_args(current)[0]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional[...] and Annotated[...] down to the model, dict or list inside."""
+    for _ in range(5):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        origin = get_origin(annotation)
+        if origin in (dict, list) or not args:
+            return annotation
+        annotation = args[0]
+    return annotation

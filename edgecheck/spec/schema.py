@@ -1,0 +1,250 @@
+"""The spec file's schema: what a team promises a model achieves on each target device.
+
+Pydantic gives the validation and the JSON Schema (`edgecheck schema`). Paths are resolved
+against the spec's folder and checked to exist and stay inside the project when the loader passes
+a `SpecContext` as validation context; built from Python without one, paths are taken as given.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+SPEC_VERSION = 1
+DTYPES = ("float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
+BUILTIN_METRICS = ("top1", "mse")
+_TOPK = re.compile(r"^top(?:k:)?(\d+)$")
+_CUSTOM_METRIC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_NAME = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+@dataclass(frozen=True)
+class SpecContext:
+    """Where relative paths start (the spec's folder) and the folder they must not leave."""
+
+    base_dir: Path
+    project_root: Path
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    context = info.context
+    if not isinstance(context, SpecContext):
+        return value
+    resolved = (context.base_dir / value).resolve()
+    root = context.project_root.resolve()
+    if not resolved.is_relative_to(root):
+        raise ValueError(f"path {str(value)!r} resolves to {resolved}, outside the project folder {root}")
+    if not resolved.is_file():
+        raise ValueError(f"file not found: {resolved}")
+    return resolved
+
+
+ProjectFile = Annotated[Path, AfterValidator(_resolve)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Strict):
+    """The original model; its outputs on ONNX Runtime FP32 are the reference."""
+
+    path: ProjectFile = Field(description="Path of the .onnx file, relative to the spec file.")
+
+
+class InputSpec(_Strict):
+    """How to make synthetic inputs for one model input (needed where its shape is dynamic)."""
+
+    shape: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None, description="Concrete shape, replacing the model's dynamic dimensions."
+    )
+    dtype: Literal[DTYPES] | None = Field(None, description="Defaults to the model's declared type.")  # type: ignore[valid-type]
+    range: tuple[float, float] = Field((0.0, 1.0), description="Inclusive [low, high] of synthetic values.")
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (math.isfinite(low) and math.isfinite(high)) or low > high:
+            raise ValueError(f"range must be two finite numbers with low <= high, got {list(value)}")
+        return value
+
+
+def metric_direction(metric: str) -> bool | None:
+    """True if higher is better, False if lower is, None for a custom metric (the spec says)."""
+    if metric == "mse":
+        return False
+    if metric == "top1" or _TOPK.match(metric):
+        return True
+    return None
+
+
+def _check_metric(value: str) -> str:
+    if value in BUILTIN_METRICS or _TOPK.match(value) or _CUSTOM_METRIC.match(value):
+        if (m := _TOPK.match(value)) and int(m.group(1)) < 1:
+            raise ValueError("k in topk:K must be at least 1")
+        return value
+    raise ValueError(f"unknown metric {value!r}: use top1, topk:K, mse or 'package.module:function'")
+
+
+class EvaluationData(_Strict):
+    """A labelled set (.npz): one array per model input plus the labels."""
+
+    path: ProjectFile = Field(description=".npz file with an array per model input and a labels array.")
+    labels: str = Field("labels", description="Name of the labels array in the .npz file.")
+    metric: Annotated[str, AfterValidator(_check_metric)] = Field(
+        "top1", description="top1 | topk:K (percent) | mse | 'package.module:function'."
+    )
+    output: str | None = Field(None, description="Model output the metric reads; default: the first output.")
+    higher_is_better: bool | None = Field(None, description="Required for a custom metric; implied otherwise.")
+    limit: int | None = Field(None, ge=1, description="Use at most this many samples.")
+
+    @model_validator(mode="after")
+    def _direction(self) -> EvaluationData:
+        implied = metric_direction(self.metric)
+        if implied is None and self.higher_is_better is None:
+            raise ValueError(f"custom metric {self.metric!r} needs higher_is_better: true or false")
+        if implied is not None and self.higher_is_better not in (None, implied):
+            raise ValueError(f"{self.metric} is {'higher' if implied else 'lower'}-is-better; drop higher_is_better")
+        return self
+
+    @property
+    def is_higher_better(self) -> bool:
+        implied = metric_direction(self.metric)
+        return implied if implied is not None else bool(self.higher_is_better)
+
+
+class DataSpec(_Strict):
+    calibration: ProjectFile | None = Field(None, description=".npz of representative inputs for INT8 calibration.")
+    evaluation: EvaluationData | None = None
+    parity_samples: int = Field(32, ge=1, le=100_000, description="Inputs compared for parity.")
+    seed: int = Field(0, ge=0, description="Seed of synthetic inputs, so a mismatch can be replayed.")
+
+
+class AccuracyDrop(_Strict):
+    """How far the metric may fall below the original: absolute points, or percent of the original."""
+
+    value: float = Field(ge=0)
+    relative: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.value:g}%" if self.relative else f"{self.value:g} pts"
+
+
+_DROP = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(%|pts?|points?)?\s*$")
+
+
+def _parse_drop(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("accuracy_drop must be a number (points) or a string like '1%' (relative)")
+    if isinstance(value, (int, float)):
+        return {"value": value, "relative": False}
+    if isinstance(value, str):
+        match = _DROP.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a drop: use a number of points (1.0) or a percentage ('1%')")
+        return {"value": float(match.group(1)), "relative": match.group(2) == "%"}
+    return value
+
+
+AccuracyDropField = Annotated[
+    AccuracyDrop,
+    BeforeValidator(_parse_drop),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "description": "Absolute points of the metric."},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d*)?\s*(%|pts?|points?)?\s*$",
+                 "description": "'1%' is relative to the original's metric; '1 pts' is absolute."},
+            ]
+        }
+    ),
+]
+
+
+class TopKAgreement(_Strict):
+    k: int = Field(ge=1)
+    min: float = Field(ge=0, le=1, description="Mean overlap of the top-k sets, 0..1.")
+
+
+class ParityBudget(_Strict):
+    """Numerical agreement with the reference, per output. Cosine alone is blind to scale errors."""
+
+    atol: float | None = Field(None, ge=0, description="Max absolute error |out - ref|.")
+    rtol: float | None = Field(None, ge=0, description="Max relative error |out - ref| / |ref|.")
+    rel_l2: float | None = Field(None, ge=0, description="Max ||out - ref|| / ||ref||.")
+    cosine: float | None = Field(None, ge=-1, le=1, description="Min cosine similarity.")
+    snr_db: float | None = Field(None, description="Min signal-to-noise ratio in dB.")
+    top1_agreement: float | None = Field(None, ge=0, le=1, description="Min fraction of equal argmax, 0..1.")
+    topk_agreement: TopKAgreement | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ParityBudget:
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError("parity budget names no bound: give atol, rtol, rel_l2, cosine, snr_db or an agreement")
+        return self
+
+
+class Budgets(_Strict):
+    accuracy_drop: AccuracyDropField | None = Field(
+        None, description="Max drop of the metric against the original: 1.0 = points, '1%' = relative."
+    )
+    accuracy_min: float | None = Field(None, description="The metric must be at least this (higher-is-better).")
+    accuracy_max: float | None = Field(None, description="The metric must be at most this (lower-is-better).")
+    parity: ParityBudget | None = None
+    size_mb: float | None = Field(None, gt=0, description="Max artifact size in MiB (2**20 bytes).")
+
+
+class TargetSpec(_Strict):
+    backends: list[Annotated[str, Field(pattern=_NAME)]] | None = Field(
+        None, description="Backends to check on; default: every backend the device profile names."
+    )
+    budgets: Budgets = Field(default_factory=Budgets)
+
+
+class Spec(_Strict):
+    """One spec file: a model, its data, the recipes to try and the budgets per target."""
+
+    edgecheck: Literal[1] = Field(description="Spec format version.")
+    name: str | None = Field(None, description="Shown in reports; default: the file name.")
+    model: ModelRef
+    inputs: dict[str, InputSpec] = Field(default_factory=dict)
+    data: DataSpec = Field(default_factory=DataSpec)
+    compress: list[Annotated[str, Field(pattern=_NAME)]] = Field(
+        default_factory=list, description="Recipes to check besides the original ('none', always run)."
+    )
+    targets: dict[Annotated[str, Field(pattern=_NAME)], TargetSpec] = Field(min_length=1)
+
+
+def cross_field_problems(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Rules that span fields, as (field path, message), so the loader can point at the line."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    evaluation = spec.data.evaluation
+    for target, section in spec.targets.items():
+        budgets = section.budgets
+        for name in ("accuracy_drop", "accuracy_min", "accuracy_max"):
+            if getattr(budgets, name) is None:
+                continue
+            loc = ("targets", target, "budgets", name)
+            if evaluation is None:
+                problems.append((loc, "needs data.evaluation (a labelled .npz) to measure accuracy"))
+            elif name != "accuracy_drop" and (name == "accuracy_min") != evaluation.is_higher_better:
+                better = "higher" if evaluation.is_higher_better else "lower"
+                fix = "accuracy_min" if evaluation.is_higher_better else "accuracy_max"
+                problems.append((loc, f"does not fit metric {evaluation.metric!r} ({better} is better): use {fix}"))
+    return problems

@@ -1,0 +1,121 @@
+"""Small real models and data for edgecheck's tests, built with onnx.helper (nothing downloads)."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx.checker  # noqa: F401  imported here so that in-process pytester runs never re-import
+import onnx.helper  # noqa: F401  native extensions (they cannot be loaded twice)
+import onnxruntime  # noqa: F401
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "digits"
+
+# A backend for tests only: ONNX Runtime with a deterministic perturbation of every output, so that
+# parity and accuracy budgets can be breached for real. Registered by a spec project's conftest.py.
+PERTURBED_BACKEND = '''
+import numpy as np
+from edgecheck.backends import register_backend
+from edgecheck.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeRunner
+from edgecheck.backends.registry import unregister_backend
+
+
+class PerturbedRunner(OnnxRuntimeRunner):
+    def _infer_impl(self, feed):
+        outputs = super()._infer_impl(feed)
+        return {{k: (v * {scale} + np.float32({offset})).astype(v.dtype) for k, v in outputs.items()}}
+
+
+@register_backend
+class PerturbedBackend(OnnxRuntimeBackend):
+    name = "perturbed"
+
+    def _load_impl(self, artifact, options):
+        runner = super()._load_impl(artifact, options)
+        perturbed = PerturbedRunner(runner._session, artifact)
+        perturbed.backend = self.name
+        return perturbed
+
+
+def pytest_unconfigure(config):
+    unregister_backend("perturbed")
+'''
+
+
+@pytest.fixture(autouse=True)
+def _quiet_inner_sessions(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process pytester runs warn that the already-imported edgecheck plugin cannot be
+    assertion-rewritten; that is expected here and would only clutter their output."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester")  # it clears PYTEST_ADDOPTS when created: set it after
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-W ignore::pytest.PytestAssertRewriteWarning")
+
+
+def make_classifier(path: Path, features: int = 4, classes: int = 3, seed: int = 0,
+                    output_name: str = "scores", input_name: str = "x", batch: int | str = "N"
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A linear classifier x[N, features] -> scores[N, classes]; returns its weight and bias."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    weight = rng.normal(size=(features, classes)).astype(np.float32)
+    bias = rng.normal(size=(classes,)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", [input_name, "W"], ["mm"], name="matmul"),
+         helper.make_node("Add", ["mm", "B"], [output_name], name="add")],
+        "classifier",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch, features])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [batch, classes])],
+        [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return weight, bias
+
+
+def make_eval_data(path: Path, params: tuple[np.ndarray, np.ndarray], samples: int = 64, wrong: int = 0,
+                   seed: int = 1, input_name: str = "x") -> None:
+    """Labels are the model's own argmax, except `wrong` of them: the original scores 100 - wrong/samples %."""
+    weight, bias = params
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, size=(samples, weight.shape[0])).astype(np.float32)
+    labels = np.argmax(x @ weight + bias, axis=1)
+    labels[:wrong] = (labels[:wrong] + 1) % weight.shape[1]
+    np.savez(path, **{input_name: x, "labels": labels})
+
+
+@pytest.fixture
+def spec_project(pytester: pytest.Pytester) -> Callable[..., Path]:
+    """A project folder with models/ and specs/: `spec_project(spec_yaml, **files)` writes the spec."""
+    models = pytester.path / "models"
+    models.mkdir(exist_ok=True)
+    make_eval_data(models / "eval.npz", make_classifier(models / "clf.onnx"))
+
+    def write(spec: str, name: str = "model", perturb: tuple[float, float] | None = None) -> Path:
+        specs = pytester.path / "specs"
+        specs.mkdir(exist_ok=True)
+        path = specs / f"{name}.yaml"
+        path.write_text(textwrap.dedent(spec).lstrip())
+        if perturb is not None:
+            pytester.makeconftest(PERTURBED_BACKEND.format(scale=perturb[0], offset=perturb[1]))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def digits_project(pytester: pytest.Pytester) -> Path:
+    """A copy of the shipped example and its spec in a fresh project folder."""
+    shutil.copytree(EXAMPLE, pytester.path / "examples" / "digits",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (pytester.path / "specs").mkdir()
+    shutil.copy(ROOT / "specs" / "digits.yaml", pytester.path / "specs" / "digits.yaml")
+    return pytester.path

@@ -1,0 +1,248 @@
+"""The plugin as users run it: real pytest sessions (pytester) on real spec files and models."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+SPEC = """
+edgecheck: 1
+model: {path: ../models/clf.onnx}
+data:
+  evaluation: {path: ../models/eval.npz}
+targets:
+  host:
+    backends: [onnxruntime]
+    budgets:
+      accuracy_drop: 1.0
+      accuracy_min: 95
+      parity: {atol: 1.0e-5, cosine: 0.9999}
+      size_mb: 1
+"""
+
+
+def test_passing_spec_passes_with_one_item_per_check(pytester, spec_project):
+    spec_project(SPEC)
+    result = pytester.runpytest("specs", "-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*model.yaml::host-onnxruntime-none-accuracy PASSED*",
+        "*model.yaml::host-onnxruntime-none-parity PASSED*",
+        "*model.yaml::host-onnxruntime-none-size PASSED*",
+        "*edgecheck summary*",
+        "target host",
+        "*accuracy*onnxruntime*none*accuracy = 100 %*>= 95 %*pass*",
+    ])
+
+
+def test_tightened_size_budget_fails_with_metric_value_and_budget(pytester, spec_project):
+    spec_project(SPEC.replace("size_mb: 1", "size_mb: 0.0001"))
+    result = pytester.runpytest("specs")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "*size budget breached: model.yaml target host, backend onnxruntime, recipe none*",
+        "*metric*measured*budget*margin*",
+        "*size_mb*MiB*<= 0.0001 MiB*BREACH*",
+    ])
+
+
+def test_accuracy_drop_breach_names_points_and_both_accuracies(pytester, spec_project):
+    # outputs shifted so that many argmaxes change: a real drop against the original
+    spec_project(SPEC.replace("[onnxruntime]", "[perturbed]"), perturb=(-1.0, 0.0))
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(failed=2, passed=1)
+    result.stdout.fnmatch_lines([
+        "*accuracy budget breached*backend perturbed*",
+        "*accuracy_drop*pts*<= 1 pts*BREACH*",
+        "*accuracy.original = 100 %*",
+    ])
+
+
+def test_relative_drop_is_judged_as_percent_of_original(pytester, spec_project):
+    spec = SPEC.replace("accuracy_drop: 1.0", "accuracy_drop: '1%'").replace("      accuracy_min: 95\n", "")
+    spec_project(spec.replace("[onnxruntime]", "[perturbed]"), perturb=(-1.0, 0.0))
+    result = pytester.runpytest("specs", "-k", "accuracy")
+    result.assert_outcomes(failed=1, deselected=2)
+    result.stdout.fnmatch_lines(["*accuracy_drop_relative*%*<= 1%*BREACH*"])
+
+
+def test_cosine_alone_misses_a_scale_error_and_rel_l2_catches_it(pytester, spec_project):
+    # every output 10x too large: cosine stays 1.0, the Euclidean error is huge
+    spec = SPEC.replace("[onnxruntime]", "[perturbed]").replace("atol: 1.0e-5, cosine: 0.9999", "cosine: 0.9999")
+    spec_project(spec, perturb=(10.0, 0.0))
+    passing = pytester.runpytest("specs", "-k", "parity", "--junitxml=cosine.xml")
+    passing.assert_outcomes(passed=1, deselected=2)
+    properties = _properties(pytester.path / "cosine.xml")["host-perturbed-none-parity"]
+    assert float(properties["edge.parity.scores.cosine"]) == pytest.approx(1.0)
+    assert float(properties["edge.parity.scores.rel_l2"]) == pytest.approx(9.0, rel=1e-3)
+    assert "ignores scale" in properties["edge.note.0"]
+
+    spec_project(spec.replace("cosine: 0.9999", "cosine: 0.9999, rel_l2: 0.01"))
+    failing = pytester.runpytest("specs", "-k", "parity")
+    failing.assert_outcomes(failed=1, deselected=2)
+    failing.stdout.fnmatch_lines(["*parity.scores.rel_l2*<= 0.01 (rel_l2)*BREACH*"])
+
+
+def _properties(xml_path) -> dict[str, dict[str, str]]:
+    tree = ET.parse(xml_path)
+    return {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+            for case in tree.iter("testcase")}
+
+
+def test_junit_xml_carries_every_figure_and_where_it_was_measured(pytester, spec_project):
+    spec_project(SPEC)
+    pytester.runpytest("specs", "--junitxml=report.xml").assert_outcomes(passed=3)
+    cases = _properties(pytester.path / "report.xml")
+    accuracy = cases["host-onnxruntime-none-accuracy"]
+    assert accuracy["edge.target"] == "host"
+    assert accuracy["edge.backend"] == "onnxruntime"
+    assert accuracy["edge.recipe"] == "none"
+    assert float(accuracy["edge.accuracy"]) == 100.0
+    assert float(accuracy["edge.accuracy_drop"]) == 0.0
+    assert accuracy["edge.accuracy_drop.budget"] == "<= 1 pts"
+    assert accuracy["edge.measured_on"] == "host"
+    assert accuracy["edge.runtime"].startswith("onnxruntime ")
+    parity = cases["host-onnxruntime-none-parity"]
+    for stat in ("max_abs", "max_rel", "rel_l2", "cosine", "snr_db", "top1_agreement", "mean_abs"):
+        assert f"edge.parity.scores.{stat}" in parity
+    assert float(cases["host-onnxruntime-none-size"]["edge.size_mb"]) > 0
+
+
+def test_junit_xml_stays_valid_whatever_the_model_names_contain(pytester, spec_project):
+    from conftest import make_classifier, make_eval_data
+
+    odd = 'out<&"\x01é\u2603>'
+    make_eval_data(pytester.path / "models" / "odd.npz",
+                   make_classifier(pytester.path / "models" / "odd.onnx", output_name=odd))
+    spec_project(SPEC.replace("clf.onnx", "odd.onnx").replace("eval.npz", "odd.npz"))
+    pytester.runpytest("specs", "--junitxml=odd.xml").assert_outcomes(passed=3)
+    parity = _properties(pytester.path / "odd.xml")["host-onnxruntime-none-parity"]
+    names = [name for name in parity if name.endswith(".cosine")]
+    assert names == ['edge.parity.out<&"\\x01é\u2603>.cosine']
+
+
+def test_k_and_m_select_by_target_backend_recipe_and_check(pytester, spec_project):
+    spec_project(SPEC + "  rk3588:\n    backends: [onnxruntime]\n    budgets: {size_mb: 1}\n")
+    pytester.runpytest("specs", "-m", "edge(check='parity')").assert_outcomes(passed=1, deselected=3)
+    pytester.runpytest("specs", "-m", "edge(target='rk3588')").assert_outcomes(passed=1, deselected=3)
+    pytester.runpytest("specs", "-m", "edge(backend='onnxruntime', recipe='none')").assert_outcomes(passed=4)
+    pytester.runpytest("specs", "-k", "host and size").assert_outcomes(passed=1, deselected=3)
+    pytester.runpytest("specs", "--strict-markers", "-k", "rk3588").assert_outcomes(passed=1, deselected=3)
+
+
+def test_edge_target_selects_spec_sections(pytester, spec_project):
+    spec_project(SPEC + "  rk3588:\n    backends: [onnxruntime]\n    budgets: {size_mb: 1}\n")
+    pytester.runpytest("specs", "--edge-target=rk3588").assert_outcomes(passed=1)
+    pytester.runpytest("specs", "--edge-target=host", "--edge-target=rk3588").assert_outcomes(passed=4)
+    pytester.runpytest("specs", "--edge-target=all").assert_outcomes(passed=4)
+
+
+def test_unknown_edge_target_is_a_usage_error_listing_known_devices(pytester, spec_project):
+    spec_project(SPEC)
+    result = pytester.runpytest("specs", "--edge-target=rk3589")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown device 'rk3589'; known: host, jetson-nano, jetson-xavier-nx, "
+                                 "raspberry-pi-4b, rk3588*"])
+
+
+def test_unavailable_backend_skips_with_reason_and_strict_fails(pytester, spec_project):
+    spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [onnxruntime, rknn]"))
+    result = pytester.runpytest("specs", "-rs")
+    result.assert_outcomes(passed=3, skipped=3)
+    result.stdout.fnmatch_lines(["*rknn cannot run here: no backend of that name is installed*"])
+    strict = pytester.runpytest("specs", "--edge-strict")
+    strict.assert_outcomes(passed=3, failed=3)
+    strict.stdout.fnmatch_lines(["*--edge-strict turns this skip into a failure*"])
+
+
+BAD_SPECS = {
+    "not_yaml": ("edgecheck: 1\nmodel: [\n", "not valid YAML"),
+    "unknown_key": (SPEC.replace("budgets:", "budgetz:"), "targets.host.budgetz: unknown key 'budgetz' (known: backends, budgets)"),
+    "wrong_type": (SPEC.replace("size_mb: 1", "size_mb: small"), "targets.host.budgets.size_mb: Input should be a valid number"),
+    "duplicate_key": (SPEC.replace("size_mb: 1", "size_mb: 1\n      size_mb: 2"), "targets.host.budgets.size_mb: duplicate key 'size_mb'"),
+    "missing_model": (SPEC.replace("clf.onnx", "gone.onnx"), "model.path: file not found"),
+    "missing_data": (SPEC.replace("eval.npz", "gone.npz"), "data.evaluation.path: file not found"),
+    "escaping_path": (SPEC.replace("../models/clf.onnx", "../../outside.onnx"), "outside the project folder"),
+    "unknown_input": (SPEC + "inputs: {image: {shape: [1, 4]}}\n", "inputs.image: the model has no input named 'image' (inputs: x)"),
+    "unknown_target": (SPEC.replace("  host:", "  hots:"), "targets.hots: unknown device 'hots' (known: host, jetson-nano"),
+    "unknown_recipe": (SPEC + "compress: [int3-magic]\n", "compress[[]0[]]: unknown recipe 'int3-magic' (known: none"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPECS))
+def test_bad_spec_fails_with_file_line_and_field_and_other_specs_still_run(pytester, spec_project, case):
+    text, message = BAD_SPECS[case]
+    (pytester.path / "outside.onnx").write_bytes((pytester.path / "models" / "clf.onnx").read_bytes())
+    spec_project(SPEC, name="good")
+    bad = spec_project(text, name="bad")
+    before = bad.read_bytes()
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines([f"*invalid spec: *specs/bad.yaml:*{message}*"])
+    assert bad.read_bytes() == before  # nothing the user wrote is modified
+
+
+@pytest.mark.parametrize("content", [b"", b"\x08\x01garbage that is not protobuf" * 10, None],
+                         ids=["empty", "garbage", "truncated"])
+def test_invalid_model_fails_that_spec_only(pytester, spec_project, content):
+    model = pytester.path / "models" / "broken.onnx"
+    original = (pytester.path / "models" / "clf.onnx").read_bytes()
+    model.write_bytes(original[: len(original) // 2] if content is None else content)
+    spec_project(SPEC, name="good")
+    spec_project(SPEC.replace("clf.onnx", "broken.onnx"), name="broken")
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*invalid spec: *broken.onnx: *"])
+
+
+def test_python_tests_can_use_the_device_and_run_fixtures(pytester, spec_project):
+    spec_project(SPEC)
+    pytester.makepyfile(test_mine="""
+        import numpy as np
+
+        def test_runs_on_device(edge_device, edge_run):
+            assert edge_device.name in ("host", "rk3588")
+            out = edge_run("models/clf.onnx", {"x": np.ones((2, 4), np.float32)}, threads=edge_device.threads_for("onnxruntime"))
+            assert out["scores"].shape == (2, 3)
+    """)
+    result = pytester.runpytest("test_mine.py", "--edge-target=host", "--edge-target=rk3588", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test_runs_on_device[[]host[]] PASSED*", "*test_runs_on_device[[]rk3588[]] PASSED*"])
+
+
+def test_project_device_profiles_extend_the_built_in_ones(pytester, spec_project):
+    pytester.makeini("[pytest]\nedge_devices_dir = devices\n")
+    (pytester.path / "devices").mkdir()
+    (pytester.path / "devices" / "rk3588-2core.yaml").write_text(
+        "name: rk3588-2core\nextends: rk3588\nbackends:\n  onnxruntime: {precisions: [fp32], threads: 2}\n")
+    spec_project(SPEC.replace("  host:", "  rk3588-2core:"))
+    result = pytester.runpytest("specs", "--edge-target=rk3588-2core", "--junitxml=r.xml")
+    result.assert_outcomes(passed=3)
+    assert "2 threads" in _properties(pytester.path / "r.xml")["rk3588-2core-onnxruntime-none-parity"]["edge.runtime"]
+
+
+def test_a_plain_run_without_specs_leaves_no_trace(pytester):
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "edgecheck" not in result.stdout.str().split("collected")[1]
+    assert sorted(p.name for p in pytester.path.iterdir()) == ["test_plain.py"]
+
+
+def test_plugin_import_loads_nothing_heavy(pytester):
+    result = pytester.run(
+        __import__("sys").executable, "-c",
+        "import sys, edgecheck.plugin; print(sorted(m for m in ('onnx', 'onnxruntime', 'pydantic', 'numpy') "
+        "if m in sys.modules))")
+    assert result.outlines[-1] == "[]"
+
+
+def test_xdist_workers_report_into_one_summary(pytester, spec_project):
+    pytest.importorskip("xdist")
+    spec_project(SPEC)
+    result = pytester.runpytest_subprocess("specs", "-n", "2", "--junitxml=x.xml")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*edgecheck summary*", "*size*onnxruntime*none*size_mb*pass*"])
+    assert len(_properties(pytester.path / "x.xml")) == 3
