@@ -22,7 +22,7 @@ from edgecheck.checks.size import judge_size
 from edgecheck.compress import ORIGINAL, Artifact, RecipeContext, apply_recipe
 from edgecheck.devices import cpu_model
 from edgecheck.data import InputSet, evaluation_set, parity_set
-from edgecheck.errors import BackendUnavailable
+from edgecheck.errors import BackendUnavailable, RecipeError
 from edgecheck.model import ModelInfo, inspect_onnx
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec
@@ -59,7 +59,7 @@ class Executor:
         self._models: dict[Path, ModelInfo] = {}
         self._inputs: dict[tuple[Path, str], InputSet] = {}
         self._outputs: dict[tuple, Outputs] = {}
-        self._artifacts: dict[tuple[Path, str], Artifact] = {}
+        self._artifacts: dict[tuple[Path, str], Artifact | RecipeError] = {}
         self._backends: dict[str, Backend | BackendUnavailable] = {}
 
     @property
@@ -98,8 +98,14 @@ class Executor:
         if key not in self._artifacts:
             data = loaded.spec.data
             context = RecipeContext(calibration=data.calibration, work_dir=lambda: self.work_dir / loaded.name / recipe)
-            self._artifacts[key] = apply_recipe(recipe, loaded.spec.model.path, context)
-        return self._artifacts[key]
+            try:
+                self._artifacts[key] = apply_recipe(recipe, loaded.spec.model.path, context)
+            except RecipeError as exc:  # remembered: the recipe's other checks fail the same way, fast
+                self._artifacts[key] = exc
+        found = self._artifacts[key]
+        if isinstance(found, RecipeError):
+            raise found
+        return found
 
     def outputs(self, loaded: LoadedSpec, artifact: Path, backend: str, threads: int, kind: str) -> Outputs:
         key = (loaded.path, self.model_info(artifact).sha256, backend, threads, kind)

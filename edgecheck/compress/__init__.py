@@ -59,3 +59,6 @@ def apply_recipe(name: str, model: Path, context: RecipeContext) -> Artifact:
     if recipe is None:
         raise RecipeError(f"unknown recipe {name!r} (known: {', '.join(known_recipes())})")
     return recipe(model, context)
+
+
+from edgecheck.compress import quantize  # noqa: E402,F401  (registers the INT8 recipes)

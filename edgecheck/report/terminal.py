@@ -25,7 +25,7 @@ def row_from_report(properties: dict[str, str], outcome: str, reason: str) -> Su
     verdict = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(outcome, outcome)
     measured = properties.get("edge.summary", "")
     if not measured and outcome != "passed":
-        measured = reason
+        measured = reason.split(" (")[0] if outcome == "skipped" else reason
     return SummaryRow(
         spec=properties.get("edge.spec", ""),
         target=properties.get("edge.target", ""),

@@ -1,0 +1,48 @@
+"""The shipped example, run the way the README runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _cases(path: Path) -> dict[str, dict[str, str]]:
+    return {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+            for case in ET.parse(path).iter("testcase")}
+
+
+def test_example_passes_for_rk3588_and_reports_its_figures(pytester, digits_project):
+    before = _tree_digest(digits_project)
+    result = pytester.runpytest("specs", "--edge-target=rk3588", "--junitxml=report.xml")
+    # rknn has no backend yet: its checks skip with the reason, onnxruntime's run for real
+    result.assert_outcomes(passed=9, skipped=9)
+    cases = _cases(digits_project / "report.xml")
+    original = cases["rk3588-onnxruntime-none-accuracy"]
+    assert float(original["edge.accuracy"]) >= 95.0
+    static = cases["rk3588-onnxruntime-int8-static-accuracy"]
+    assert float(static["edge.accuracy.original"]) == float(original["edge.accuracy"])
+    size = cases["rk3588-onnxruntime-int8-static-size"]
+    assert float(size["edge.size_ratio"]) > 2.0  # INT8 weights: about 2.7x smaller on this small model
+    assert "skipped" in {child.tag for case in ET.parse(digits_project / "report.xml").iter("testcase")
+                         if case.get("name") == "rk3588-rknn-none-size" for child in case}
+    after = {k: v for k, v in _tree_digest(digits_project).items() if k.startswith(("examples/", "specs/"))}
+    assert after == before  # the example and the spec are never modified
+
+
+def test_lowering_accuracy_drop_below_the_real_drop_fails_readably(pytester, digits_project):
+    spec = digits_project / "specs" / "digits.yaml"
+    spec.write_text(spec.read_text().replace("accuracy_drop: 1.0 ", "accuracy_drop: 0.1 "))
+    result = pytester.runpytest("specs", "--edge-target=rk3588", "-k", "accuracy")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "*accuracy budget breached: digits.yaml target rk3588, backend onnxruntime, recipe int8-*",
+        "*accuracy_drop*pts*<= 0.1 pts*BREACH*",
+    ])
