@@ -246,3 +246,57 @@ def test_xdist_workers_report_into_one_summary(pytester, spec_project):
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*edgecheck summary*", "*size*onnxruntime*none*size_mb*pass*"])
     assert len(_properties(pytester.path / "x.xml")) == 3
+
+
+SYNTHETIC = """
+edgecheck: 1
+model: {path: ../models/fixed.onnx}
+data: {parity_samples: 8, seed: 3}
+targets:
+  host:
+    backends: [onnxruntime]
+    budgets:
+      parity: {atol: 1.0e-5}
+"""
+
+
+def test_without_evaluation_data_parity_uses_seeded_synthetic_inputs(pytester, spec_project):
+    from conftest import make_classifier
+
+    make_classifier(pytester.path / "models" / "fixed.onnx", batch=1)
+    spec_project(SYNTHETIC)
+    pytester.runpytest("specs", "--junitxml=s.xml").assert_outcomes(passed=1)
+    parity = _properties(pytester.path / "s.xml")["host-onnxruntime-none-parity"]
+    assert parity["edge.inputs"] == "synthetic (8 inputs, seed 3)"
+
+
+def test_dynamic_dimensions_need_a_shape_in_the_spec(pytester, spec_project):
+    from conftest import make_classifier
+
+    make_classifier(pytester.path / "models" / "fixed.onnx", batch=1, features=4)
+    import onnx
+
+    model = onnx.load(str(pytester.path / "models" / "fixed.onnx"))
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_param = "F"
+    onnx.save(model, str(pytester.path / "models" / "fixed.onnx"))
+    spec_project(SYNTHETIC)
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*model.yaml:1: inputs.x: model input 'x' has dynamic dimensions *'F'* in *1, F*: "
+                                 "give inputs.x.shape in the spec*"])
+    spec_project(SYNTHETIC + "inputs: {x: {shape: [1, 4], range: [-1, 1]}}\n")
+    pytester.runpytest("specs").assert_outcomes(passed=1)
+
+
+def test_fixed_batch_models_are_fed_one_sample_at_a_time(pytester, spec_project):
+    from conftest import make_classifier, make_eval_data
+
+    make_eval_data(pytester.path / "models" / "fixed.npz",
+                   make_classifier(pytester.path / "models" / "fixed.onnx", batch=1), samples=10, wrong=1)
+    spec_project(SPEC.replace("clf.onnx", "fixed.onnx").replace("eval.npz", "fixed.npz")
+                 .replace("accuracy_min: 95", "accuracy_min: 90"))
+    result = pytester.runpytest("specs", "--junitxml=f.xml")
+    result.assert_outcomes(passed=3)
+    accuracy = _properties(pytester.path / "f.xml")["host-onnxruntime-none-accuracy"]
+    assert float(accuracy["edge.accuracy"]) == 90.0  # one label of ten deliberately wrong
+    assert accuracy["edge.inputs"] == "fixed.npz (10 of 10 samples)"
