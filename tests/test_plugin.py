@@ -300,3 +300,22 @@ def test_fixed_batch_models_are_fed_one_sample_at_a_time(pytester, spec_project)
     accuracy = _properties(pytester.path / "f.xml")["host-onnxruntime-none-accuracy"]
     assert float(accuracy["edge.accuracy"]) == 90.0  # one label of ten deliberately wrong
     assert accuracy["edge.inputs"] == "fixed.npz (10 of 10 samples)"
+
+
+def test_a_model_the_runtime_cannot_load_fails_its_checks_with_the_runtime_message(pytester, spec_project):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Frobnicate", ["x"], ["scores"], domain="com.example", name="frob")], "custom",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.example", 1)])
+    model.ir_version = 8
+    onnx.save(model, str(pytester.path / "models" / "custom.onnx"))
+    spec_project(SPEC, name="good")
+    spec_project(SPEC.replace("clf.onnx", "custom.onnx"), name="custom")
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(passed=4, failed=2)  # custom's size check passes: it needs no runtime
+    result.stdout.fnmatch_lines(["*host-onnxruntime-none-accuracy: onnxruntime failed while loading custom.onnx: *"
+                                 "Frobnicate*"])
