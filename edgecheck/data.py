@@ -51,7 +51,7 @@ def evaluation_set(loaded: LoadedSpec, model: ModelInfo, limit: int | None = Non
     if evaluation.labels not in arrays:
         raise DataError(f"{path}: no labels array {evaluation.labels!r} (arrays: {', '.join(arrays) or 'none'})")
     labels = arrays.pop(evaluation.labels)
-    columns = _columns_for(model, arrays, path)
+    columns = columns_for(model, arrays, path)
     count = len(labels)
     for name, column in columns.items():
         if column.shape[0] != count:
@@ -70,7 +70,8 @@ def parity_set(loaded: LoadedSpec, model: ModelInfo) -> InputSet:
     return synthetic_set(loaded, model, samples)
 
 
-def _columns_for(model: ModelInfo, arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+def columns_for(model: ModelInfo, arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """The array for each model input: by name, or the only array of a single-input model."""
     columns: dict[str, np.ndarray] = {}
     for tensor in model.inputs:
         if tensor.name in arrays:

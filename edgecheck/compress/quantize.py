@@ -53,22 +53,17 @@ class _NpzReader:
 
 
 def _calibration_arrays(model: Path, calibration: Path) -> dict[str, np.ndarray]:
-    from edgecheck.data import load_npz
+    from edgecheck.data import columns_for, load_npz
+    from edgecheck.errors import DataError
     from edgecheck.model import inspect_onnx
 
-    inputs = inspect_onnx(model).inputs
-    arrays = load_npz(calibration)
-    chosen: dict[str, np.ndarray] = {}
-    for tensor in inputs:
-        if tensor.name in arrays:
-            chosen[tensor.name] = arrays[tensor.name]
-        elif len(inputs) == 1 and len(arrays) == 1:
-            chosen[tensor.name] = next(iter(arrays.values()))
-        else:
-            raise RecipeError(f"int8-static: {calibration} has no array for model input {tensor.name!r} "
-                              f"(arrays: {', '.join(arrays) or 'none'})")
-        chosen[tensor.name] = chosen[tensor.name][:MAX_CALIBRATION_SAMPLES].astype(tensor.dtype, copy=False)
-    return chosen
+    info = inspect_onnx(model)
+    try:
+        columns = columns_for(info, load_npz(calibration), calibration)
+    except DataError as exc:
+        raise RecipeError(f"int8-static: calibration data: {exc}") from None
+    dtypes = {t.name: t.dtype for t in info.inputs}
+    return {name: column[:MAX_CALIBRATION_SAMPLES].astype(dtypes[name], copy=False) for name, column in columns.items()}
 
 
 @register_recipe("int8-static")
