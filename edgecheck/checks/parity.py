@@ -51,6 +51,14 @@ def _topk_overlap(reference: np.ndarray, candidate: np.ndarray, k: int) -> float
     return float(np.mean(overlap)) if overlap else 1.0
 
 
+def _norm(values: np.ndarray) -> float:
+    """Euclidean norm that does not overflow for large finite values."""
+    scale = float(np.max(np.abs(values))) if values.size else 0.0
+    if scale == 0 or not math.isfinite(scale):
+        return scale
+    return scale * float(np.linalg.norm(values / scale))
+
+
 def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, k: int | None = None) -> OutputParity:
     """All parity statistics of one output (computed in float64)."""
     if reference.shape != candidate.shape:
@@ -63,34 +71,33 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, k: i
     finite = np.isfinite(ref)
     nonfinite = int(np.count_nonzero(finite & ~np.isfinite(out)))
     ref, out = ref[finite], out[finite]
-    diff = out - ref
-    with np.errstate(all="ignore"):
-        abs_diff = np.abs(diff)
-        scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-        floor = max(REL_FLOOR * scale, np.finfo(np.float64).tiny)
-        ref_norm, out_norm, diff_norm = (float(np.linalg.norm(v)) for v in (ref, out, diff))
-        if ref_norm == 0 and out_norm == 0:
-            cosine = 1.0
-        elif ref_norm == 0 or out_norm == 0:
-            cosine = 0.0
-        else:
-            cosine = float(np.dot(ref, out) / (ref_norm * out_norm))
-        rel_l2 = (diff_norm / ref_norm) if ref_norm else (0.0 if diff_norm == 0 else math.inf)
-        snr_db = math.inf if diff_norm == 0 else (20 * math.log10(ref_norm / diff_norm) if ref_norm else -math.inf)
-        stats = dict(
-            max_abs=float(abs_diff.max()) if ref.size else 0.0,
-            mean_abs=float(abs_diff.mean()) if ref.size else 0.0,
-            max_rel=float(np.max(abs_diff / np.maximum(np.abs(ref), floor))) if ref.size else 0.0,
-        )
-    if nonfinite:
-        stats = {key: math.nan for key in stats}
-        cosine = rel_l2 = snr_db = math.nan
+    nan = math.nan
+    if nonfinite:  # no statistic means anything once the candidate has NaN/Inf where the reference has none
+        max_abs = mean_abs = max_rel = rel_l2 = cosine = snr_db = nan
+    else:
+        with np.errstate(all="ignore"):
+            abs_diff = np.abs(out - ref)
+            scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+            floor = max(REL_FLOOR * scale, np.finfo(np.float64).tiny)
+            max_abs = float(abs_diff.max()) if ref.size else 0.0
+            mean_abs = float(abs_diff.mean()) if ref.size else 0.0
+            max_rel = float(np.max(abs_diff / np.maximum(np.abs(ref), floor))) if ref.size else 0.0
+            ref_norm, out_norm, diff_norm = (_norm(v) for v in (ref, out, out - ref))
+            if ref_norm == 0 and out_norm == 0:
+                cosine = 1.0
+            elif ref_norm == 0 or out_norm == 0:
+                cosine = 0.0
+            else:
+                cosine = float(np.dot(ref / ref_norm, out / out_norm))
+            rel_l2 = (diff_norm / ref_norm) if ref_norm else (0.0 if diff_norm == 0 else math.inf)
+            ratio = (ref_norm / diff_norm) if diff_norm else math.inf
+            snr_db = 20 * math.log10(ratio) if 0 < ratio < math.inf else (math.inf if ratio else -math.inf)
     top1 = topk = None
     if _is_scores(reference):
         top1 = float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1))) if len(reference) else 1.0
         if k:
             topk = _topk_overlap(reference, candidate, k)
-    return OutputParity(name, reference.size, stats["max_abs"], stats["mean_abs"], stats["max_rel"], rel_l2,
+    return OutputParity(name, reference.size, max_abs, mean_abs, max_rel, rel_l2,
                         cosine, snr_db, nonfinite, top1, topk, k if topk is not None else None,
                         problem=f"output {name!r} has {nonfinite} NaN/Inf values where the reference is finite"
                         if nonfinite else None)
@@ -132,7 +139,7 @@ def judge_parity(outputs: list[OutputParity], budget: ParityBudget) -> CheckResu
         for stat, field, bound, unit in _BOUNDS:
             value = getattr(parity, stat)
             if value is None:
-                if getattr(budget, field) is not None:
+                if getattr(budget, field) is not None and not parity.problem:
                     result.problems.append(f"{field} needs class scores ([batch, classes]); output "
                                            f"{parity.name!r} is not")
                 continue
@@ -143,15 +150,18 @@ def judge_parity(outputs: list[OutputParity], budget: ParityBudget) -> CheckResu
         result.measurements.append(Measurement(f"{prefix}.mean_abs", parity.mean_abs))
         if budget.topk_agreement is not None:
             if parity.topk_agreement is None:
-                result.problems.append(f"topk_agreement needs class scores ([batch, classes]); output "
-                                       f"{parity.name!r} is not")
+                if not parity.problem:
+                    result.problems.append(f"topk_agreement needs class scores ([batch, classes]); output "
+                                           f"{parity.name!r} is not")
             else:
-                result.measurements.append(Measurement(f"{prefix}.top{parity.k}_agreement", parity.topk_agreement,
-                                                       "", budget.topk_agreement.min, "min"))
+                result.measurements.append(Measurement(
+                    f"{prefix}.top{parity.k}_overlap", parity.topk_agreement, "", budget.topk_agreement.min, "min",
+                    budget_text=f"{fmt(budget.topk_agreement.min)} (topk_agreement, k={parity.k})"))
     scale_blind = budget.cosine is not None and all(
         getattr(budget, f) is None for f in ("atol", "rtol", "rel_l2", "snr_db"))
     if scale_blind and outputs:
         worst = max((p.rel_l2 for p in outputs if not p.problem), default=math.nan)
-        result.notes.append(f"the budget bounds only cosine, which ignores scale; rel_l2 here is {fmt(worst)} "
-                            "(add atol or rel_l2 to catch scale errors)")
+        if not math.isnan(worst):
+                result.notes.append(f"the budget bounds only cosine, which ignores scale; rel_l2 here is {fmt(worst)} "
+                                "(add atol or rel_l2 to catch scale errors)")
     return result

@@ -127,7 +127,8 @@ def load_spec(path: Path | str, project_root: Path | str | None = None) -> Loade
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", line=line) from None
     root = Path(project_root) if project_root is not None else path.parent
     return load_spec_text(text, path, root)
 
@@ -138,17 +139,19 @@ def load_spec_text(text: str, path: Path, project_root: Path) -> LoadedSpec:
         data, lines = parse_yaml(text, path)
     except RecursionError:
         raise SpecError(path, "the document is nested too deeply") from None
+    if data is None:
+        raise SpecError(path, "the file is empty")
     if not isinstance(data, dict):
         raise SpecError(path, f"the top level must be a mapping of spec fields, not {type(data).__name__}", line=1)
     version = data.get("edgecheck")
-    if "edgecheck" in data and version != SPEC_VERSION:
+    if "edgecheck" in data and (type(version) is not int or version != SPEC_VERSION):
         raise SpecError(path, f"unsupported spec version {version!r}; this edgecheck reads version {SPEC_VERSION}",
                         line=lines.get(("edgecheck",)), field="edgecheck")
     context = SpecContext(base_dir=path.parent.absolute(), project_root=Path(project_root).absolute())
     try:
         spec = Spec.model_validate(data, context=context)
     except ValidationError as exc:
-        raise _first_error(exc, path, lines) from None
+        raise _first_error(exc, path, data, lines) from None
     except RecursionError:
         raise SpecError(path, "the document is nested too deeply") from None
     loaded = LoadedSpec(spec=spec, path=path, lines=lines)
@@ -157,10 +160,10 @@ def load_spec_text(text: str, path: Path, project_root: Path) -> LoadedSpec:
     return loaded
 
 
-def _first_error(exc: ValidationError, path: Path, lines: dict[Loc, int]) -> SpecError:
+def _first_error(exc: ValidationError, path: Path, data: Any, lines: dict[Loc, int]) -> SpecError:
     errors = exc.errors(include_url=False)
     error = errors[0]
-    loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+    loc = _document_loc(error["loc"], data)
     message = _describe(error, loc)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
@@ -168,14 +171,30 @@ def _first_error(exc: ValidationError, path: Path, lines: dict[Loc, int]) -> Spe
     return loaded.error(loc, message)
 
 
-def _is_union_tag(part: Any) -> bool:
-    # pydantic inserts the union member or validator name into loc, e.g. 'function-after[...]'
-    return isinstance(part, str) and ("[" in part or "(" in part)
+def _document_loc(loc: Loc, data: Any) -> Loc:
+    """The part of pydantic's error location that exists in the document.
+
+    pydantic inserts names of its own (union members, validators such as 'function-after[...]',
+    '[key]'); walking the data keeps exactly the keys and indexes the user wrote, whatever they contain.
+    """
+    kept: list[Any] = []
+    node = data
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            kept.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            kept.append(part)
+            node = node[part]
+        elif index == len(loc) - 1 and isinstance(node, dict) and part not in node and isinstance(part, str) \
+                and not any(c in part for c in "[("):
+            kept.append(part)  # a missing required field: name it
+    return tuple(kept)
 
 
 def _describe(error: dict[str, Any], loc: Loc) -> str:
     kind = error["type"]
-    if kind == "extra_forbidden":
+    if kind == "extra_forbidden" and loc:
         known = _known_fields(loc[:-1])
         return f"unknown key {loc[-1]!r}" + (f" (known: {', '.join(known)})" if known else "")
     if kind == "missing":

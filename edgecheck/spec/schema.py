@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -41,15 +41,23 @@ class SpecContext:
     project_root: Path
 
 
+def _numeric(annotation: Any) -> bool:
+    return annotation in (int, float) or any(a in (int, float) for a in get_args(annotation))
+
+
 def _resolve(value: Path, info: ValidationInfo) -> Path:
     context = info.context
     if not isinstance(context, SpecContext):
         return value
-    resolved = (context.base_dir / value).resolve()
-    root = context.project_root.resolve()
+    try:
+        resolved = (context.base_dir / value).resolve()
+        root = context.project_root.resolve()
+        exists = resolved.is_file()
+    except (OSError, RuntimeError) as exc:  # symlink loops, names too long
+        raise ValueError(f"cannot resolve path {str(value)!r}: {exc}") from None
     if not resolved.is_relative_to(root):
         raise ValueError(f"path {str(value)!r} resolves to {resolved}, outside the project folder {root}")
-    if not resolved.is_file():
+    if not exists:
         raise ValueError(f"file not found: {resolved}")
     return resolved
 
@@ -58,7 +66,16 @@ ProjectFile = Annotated[Path, AfterValidator(_resolve)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # YAML's yes/true would otherwise pass as 1 for a number field
+        annotation = cls.model_fields[info.field_name].annotation if info.field_name else None
+        if isinstance(value, bool) and _numeric(annotation):
+            raise ValueError(f"expected a number, not {str(value).lower()}")
+        return value
 
 
 class ModelRef(_Strict):
@@ -169,7 +186,7 @@ AccuracyDropField = Annotated[
         {
             "anyOf": [
                 {"type": "number", "minimum": 0, "description": "Absolute points of the metric."},
-                {"type": "string", "pattern": r"^\s*\d+(\.\d*)?\s*(%|pts?|points?)?\s*$",
+                {"type": "string", "pattern": r"^\s*(\d+(\.\d*)?|\.\d+)\s*(%|pts?|points?)?\s*$",
                  "description": "'1%' is relative to the original's metric; '1 pts' is absolute."},
             ]
         }
