@@ -388,12 +388,13 @@ def test_check_result_pass_breaches_and_headline():
     ok_near = Measurement("near", 9.5, "", 10.0, "max")
     result = CheckResult("c", [ok_far, ok_near, Measurement("free", 99.0)])
     assert result.passed and result.breaches() == []
-    assert result.headline() is ok_near
+    assert result.headline() is ok_far  # passing: the first judged figure, in the check's own order
     bad = Measurement("bad", 12.0, "MiB", 10.0, "max", budget_text="10 MiB")
-    result.measurements.append(bad)
+    worse = Measurement("worse", 0.5, "", 1.0, "min")  # 50 % short of its budget, against 20 % over
+    result.measurements += [bad, worse]
     assert not result.passed
-    assert result.headline() is bad
-    assert result.breaches() == ["bad = 12 MiB, budget <= 10 MiB, over by 2"]
+    assert result.headline() is worse  # failing: the worst breach relative to its budget
+    assert result.breaches() == ["bad = 12 MiB, budget <= 10 MiB, over by 2", "worse = 0.5, budget >= 1, over by 0.5"]
     assert CheckResult("c", problems=["broken"]).passed is False
     assert CheckResult("c").headline() is None
 

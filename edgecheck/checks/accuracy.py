@@ -64,20 +64,19 @@ def judge_accuracy(original: float, candidate: float, unit: str, higher_is_bette
     result = CheckResult("accuracy")
     drop = (original - candidate) if higher_is_better else (candidate - original)
     relative = (drop / abs(original) * 100) if original else (0.0 if drop == 0 else math.inf)
+    budget = budgets.accuracy_drop
+    absolute, relative_budget = (budget, None) if budget and not budget.relative else (None, budget)
+    # the drop comes first: it is what a summary line shows when nothing is breached
+    result.measurements.append(Measurement(
+        "accuracy_drop", drop, "pts", absolute.value if absolute else None, "max" if absolute else None,
+        budget_text=str(absolute) if absolute else ""))
+    result.measurements.append(Measurement(
+        "accuracy_drop_relative", relative, "%", relative_budget.value if relative_budget else None,
+        "max" if relative_budget else None, budget_text=str(relative_budget) if relative_budget else ""))
     bound = budgets.accuracy_min if higher_is_better else budgets.accuracy_max
     result.measurements.append(Measurement("accuracy", candidate, unit, bound,
                                            ("min" if higher_is_better else "max") if bound is not None else None))
     result.measurements.append(Measurement("accuracy.original", original, unit))
-    budget = budgets.accuracy_drop
-    points_unit = "pts"
-    result.measurements.append(Measurement(
-        "accuracy_drop", drop, points_unit,
-        budget.value if budget and not budget.relative else None, "max" if budget and not budget.relative else None,
-        budget_text=str(budget) if budget and not budget.relative else ""))
-    result.measurements.append(Measurement(
-        "accuracy_drop_relative", relative, "%",
-        budget.value if budget and budget.relative else None, "max" if budget and budget.relative else None,
-        budget_text=str(budget) if budget and budget.relative else ""))
     if not higher_is_better:
         result.notes.append("lower is better for this metric: a drop is an increase of the metric")
     return result

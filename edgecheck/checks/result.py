@@ -80,15 +80,9 @@ class CheckResult:
         return lines
 
     def headline(self) -> Measurement | None:
-        """The judged figure nearest its budget (relative to the budget), for one-line summaries."""
+        """The figure for a one-line summary: the worst breach, else the first judged figure."""
         judged = [m for m in self.measurements if m.judged]
-        if not judged:
-            return None
-
-        def closeness(m: Measurement) -> float:
-            if math.isnan(m.value) or not m.passed:
-                return -math.inf
-            scale = abs(m.budget) or 1.0  # type: ignore[arg-type]
-            return m.margin / scale  # type: ignore[operator]
-
-        return min(judged, key=closeness)
+        breached = [m for m in judged if not m.passed]
+        if breached:
+            return min(breached, key=lambda m: -math.inf if math.isnan(m.value) else m.margin / (abs(m.budget) or 1.0))  # type: ignore[operator]
+        return judged[0] if judged else None

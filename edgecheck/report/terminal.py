@@ -43,8 +43,26 @@ def _short(text: str, width: int = 72) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _merge_skips(rows: list[SummaryRow]) -> list[SummaryRow]:
+    """Skips of one backend for one reason read as one row, not one per check and recipe."""
+    merged: list[SummaryRow] = []
+    counts: list[int] = []
+    for row in rows:
+        last = merged[-1] if merged else None
+        if (last and row.verdict == "skip" and last.verdict == "skip"
+                and (last.spec, last.backend, last.measured) == (row.spec, row.backend, row.measured)):
+            counts[-1] += 1
+            if last.recipe != row.recipe:
+                merged[-1] = SummaryRow(**{**last.__dict__, "recipe": "all"})
+            continue
+        merged.append(row)
+        counts.append(1)
+    return [SummaryRow(**{**r.__dict__, "check": f"{n} checks"}) if n > 1 else r for r, n in zip(merged, counts)]
+
+
 def format_tables(rows: list[SummaryRow]) -> list[str]:
     """Lines of text: a heading and an aligned table per target."""
+    rows = _merge_skips(rows)
     lines: list[str] = []
     header = ("spec", "check", "backend", "recipe", "measured", "budget", "verdict")
     for target in dict.fromkeys(r.target for r in rows):
