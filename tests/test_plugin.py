@@ -321,3 +321,26 @@ def test_a_model_the_runtime_cannot_load_fails_its_checks_with_the_runtime_messa
     result.assert_outcomes(passed=4, failed=2)  # custom's size check passes: it needs no runtime
     result.stdout.fnmatch_lines(["*host-onnxruntime-none-accuracy: onnxruntime failed while loading custom.onnx: *"
                                  "Frobnicate*"])
+
+
+def test_custom_metric_is_imported_and_its_errors_are_named(pytester, spec_project):
+    pytester.makepyfile(mymetrics="""
+        import numpy as np
+
+        def agreement(outputs, labels):
+            return float(np.mean(np.argmax(outputs["scores"], axis=1) == labels))
+
+        def boom(outputs, labels):
+            return 1 / 0
+    """)
+    pytester.syspathinsert()
+    spec = SPEC.replace("{path: ../models/eval.npz}",
+                        "{path: ../models/eval.npz, metric: 'mymetrics:agreement', higher_is_better: true}")
+    spec_project(spec.replace("accuracy_min: 95", "accuracy_min: 0.95"))
+    result = pytester.runpytest("specs", "-k", "accuracy", "--junitxml=m.xml")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert float(_properties(pytester.path / "m.xml")["host-onnxruntime-none-accuracy"]["edge.accuracy"]) == 1.0
+    spec_project(spec.replace("agreement", "boom"))
+    failing = pytester.runpytest("specs", "-k", "accuracy")
+    failing.assert_outcomes(failed=1, deselected=2)
+    failing.stdout.fnmatch_lines(["*custom metric 'mymetrics:boom' raised ZeroDivisionError: division by zero*"])

@@ -56,7 +56,14 @@ def metric_function(evaluation: EvaluationData, output: str) -> tuple[Metric, st
         function = getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError) as exc:
         raise DataError(f"cannot import metric {metric!r}: {exc}") from None
-    return (lambda outputs, labels: float(function(dict(outputs), labels))), ""
+
+    def custom(outputs: Mapping[str, np.ndarray], labels: np.ndarray) -> float:
+        try:
+            return float(function(dict(outputs), labels))
+        except Exception as exc:  # the user's code: say whose it is, keep its message
+            raise DataError(f"custom metric {metric!r} raised {type(exc).__name__}: {exc}") from exc
+
+    return custom, ""
 
 
 def judge_accuracy(original: float, candidate: float, unit: str, higher_is_better: bool, budgets: Budgets) -> CheckResult:
