@@ -205,7 +205,7 @@ def mutated_specs(draw: st.DrawFn) -> dict[str, Any]:
     doc = copy.deepcopy(VALID)
     for _ in range(draw(st.integers(1, 4))):
         path = draw(st.sampled_from(_paths(doc)))
-        kind = draw(st.sampled_from(["drop", "unknown", "retype", "nest", "alias"]))
+        kind = draw(st.sampled_from(["drop", "unknown", "retype", "nest"]))
         if not path:  # the root itself: only keys can change
             kind = draw(st.sampled_from(["drop", "unknown"]))
             path = (draw(st.sampled_from(list(doc) or ["edgecheck"])),)
@@ -226,10 +226,12 @@ def mutated_specs(draw: st.DrawFn) -> dict[str, Any]:
             for _ in range(draw(st.integers(1, 60))):
                 value = draw(st.sampled_from([lambda v: [v], lambda v: {"k": v}, lambda v: {last: v}]))(value)
             parent[last] = value
-        else:  # the same object twice: safe_dump writes an anchor and an alias
-            other = draw(st.sampled_from(_paths(doc)))
-            if other and other[:len(path)] != path and path[:len(other)] != other:
-                parent[last] = _get(doc, other)
+    # At most one alias, after every other change: a later write through a shared object could
+    # make the document contain itself, which is not a YAML document the loader can be given.
+    if draw(st.booleans()):  # the same object twice: safe_dump writes an anchor and an alias
+        path, other = draw(st.sampled_from(_paths(doc))), draw(st.sampled_from(_paths(doc)))
+        if path and other and other[:len(path)] != path and path[:len(other)] != other:
+            _get(doc, path[:-1])[path[-1]] = _get(doc, other)
     return doc
 
 
