@@ -10,6 +10,7 @@ from edgecheck.errors import (
     DeviceError,
     EdgecheckError,
     ModelError,
+    RecipeError,
     SpecError,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "DeviceError",
     "EdgecheckError",
     "ModelError",
+    "RecipeError",
     "SpecError",
     "__version__",
 ]

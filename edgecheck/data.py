@@ -28,10 +28,6 @@ class InputSet:
     source: str
     labels: np.ndarray | None = None
 
-    @property
-    def samples(self) -> int:
-        return sum(next(iter(feed.values())).shape[0] if feed else 1 for feed in self.feeds)
-
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
     try:
@@ -54,9 +50,18 @@ def evaluation_set(loaded: LoadedSpec, model: ModelInfo, limit: int | None = Non
     columns = columns_for(model, arrays, path)
     count = len(labels)
     for name, column in columns.items():
+        if column.ndim == 0:
+            raise DataError(f"{path}: array for input {name!r} is a scalar; samples go along the first axis")
         if column.shape[0] != count:
             raise DataError(f"{path}: array for input {name!r} has {column.shape[0]} samples, labels have {count}")
+    if labels.ndim == 0 or count == 0:
+        raise DataError(f"{path}: labels array {evaluation.labels!r} holds no samples")
     cap = min(x for x in (count, evaluation.limit, limit) if x is not None)
+    lead = _fixed_batch(model)
+    if lead > 1:  # a fixed batch size: whole batches only, at least one
+        if count < lead:
+            raise DataError(f"{path}: {count} samples are fewer than one batch of {lead} (the model's fixed batch size)")
+        cap = max(cap - cap % lead, lead)
     feeds = _batches(model, {k: v[:cap] for k, v in columns.items()}, path)
     return InputSet(feeds, f"{path.name} ({cap} of {count} samples)", labels[:cap])
 
@@ -85,18 +90,23 @@ def columns_for(model: ModelInfo, arrays: dict[str, np.ndarray], path: Path) -> 
     return columns
 
 
+def _fixed_batch(model: ModelInfo) -> int:
+    """The model's fixed leading dimension (1 if it has none or it is dynamic)."""
+    leads = {t.shape[0] for t in model.inputs if t.shape and isinstance(t.shape[0], int) and t.shape[0] >= 1}
+    return max(leads) if leads else 1
+
+
 def _batches(model: ModelInfo, columns: dict[str, np.ndarray], path: Path) -> tuple[Feed, ...]:
     """Split sample-major arrays into feeds whose leading dimension the model accepts."""
-    batch = MAX_BATCH
+    fixed = any(t.shape and isinstance(t.shape[0], int) and t.shape[0] >= 1 for t in model.inputs)
+    batch = _fixed_batch(model) if fixed else MAX_BATCH
     prepared: dict[str, np.ndarray] = {}
     for tensor in model.inputs:
         column = _conform(tensor, columns[tensor.name], path)
         lead = tensor.shape[0] if tensor.shape else None
-        if isinstance(lead, int) and lead >= 1:
-            if column.shape[0] % lead:
-                raise DataError(f"{path}: {column.shape[0]} samples for input {tensor.name!r} do not split into "
-                                f"batches of {lead} (the model's fixed batch size)")
-            batch = min(batch, lead)
+        if isinstance(lead, int) and lead >= 1 and column.shape[0] % lead:
+            raise DataError(f"{path}: {column.shape[0]} samples for input {tensor.name!r} do not split into "
+                            f"batches of {lead} (the model's fixed batch size)")
         prepared[tensor.name] = column
     total = next(iter(prepared.values())).shape[0] if prepared else 0
     return tuple({k: v[i:i + batch] for k, v in prepared.items()} for i in range(0, total, batch))
@@ -157,7 +167,12 @@ def synthetic_set(loaded: LoadedSpec, model: ModelInfo, samples: int) -> InputSe
         if isinstance(shape, str):
             raise loaded.error(("inputs", tensor.name, "shape"), f"model input {tensor.name!r} {shape}")
         low, high = declared.range if declared else (0.0, 1.0)
-        plans.append((tensor.name, shape, np.dtype(tensor.dtype), low, high))
+        try:
+            dtype = np.dtype(tensor.dtype)
+        except TypeError:
+            raise DataError(f"model input {tensor.name!r} is {tensor.dtype}: edgecheck cannot make synthetic "
+                            "inputs of that type; give data.evaluation") from None
+        plans.append((tensor.name, shape, dtype, low, high))
     feeds = []
     for _ in range(samples):
         feed: Feed = {}

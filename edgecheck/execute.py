@@ -8,7 +8,9 @@ FP32 with one thread.
 
 from __future__ import annotations
 
+import hashlib
 import platform
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -56,11 +58,18 @@ def host_description() -> str:
 class Executor:
     def __init__(self, work_dir: Path | None = None):
         self._work_dir = work_dir
+        self._owns_work_dir = work_dir is None
         self._models: dict[Path, ModelInfo] = {}
         self._inputs: dict[tuple[Path, str], InputSet] = {}
         self._outputs: dict[tuple, Outputs] = {}
         self._artifacts: dict[tuple[Path, str], Artifact | RecipeError] = {}
         self._backends: dict[str, Backend | BackendUnavailable] = {}
+
+    def close(self) -> None:
+        """Remove the scratch folder this executor made (never one it was given)."""
+        if self._work_dir is not None and self._owns_work_dir:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+            self._work_dir = None
 
     @property
     def work_dir(self) -> Path:
@@ -97,7 +106,9 @@ class Executor:
         key = (loaded.path, recipe)
         if key not in self._artifacts:
             data = loaded.spec.data
-            context = RecipeContext(calibration=data.calibration, work_dir=lambda: self.work_dir / loaded.name / recipe)
+            # one folder per spec file (by its path), so specs with equal names or model names never share
+            folder = hashlib.sha256(str(loaded.path.resolve()).encode()).hexdigest()[:16]
+            context = RecipeContext(calibration=data.calibration, work_dir=lambda: self.work_dir / folder / recipe)
             try:
                 self._artifacts[key] = apply_recipe(recipe, loaded.spec.model.path, context)
             except RecipeError as exc:  # remembered: the recipe's other checks fail the same way, fast

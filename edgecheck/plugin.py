@@ -6,6 +6,7 @@ nothing heavy: spec parsing, onnx and onnxruntime load inside hooks, on first us
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,8 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--edge-strict", action="store_true", dest="edge_strict", default=None,
         help="Fail, instead of skip, checks whose backend cannot run here (for CI). Default: off (ini edge_strict).",
     )
-    parser.addini("edge_spec_patterns", "Path patterns (matched from the right) of spec files. "
-                  f"Default: {' '.join(DEFAULT_PATTERNS)}.", type="linelist", default=DEFAULT_PATTERNS)
+    parser.addini("edge_spec_patterns", "Patterns of spec file paths relative to the rootdir, separated by "
+                  f"spaces or lines. Default: {' '.join(DEFAULT_PATTERNS)}.", type="args", default=DEFAULT_PATTERNS)
     parser.addini("edge_targets", "Default device targets, as --edge-target. Default: none (the specs' own).",
                   type="args", default=[])
     parser.addini("edge_devices_dir", "Folder of project device profiles (*.yaml), added to or overriding the "
@@ -51,8 +52,16 @@ def pytest_configure(config: pytest.Config) -> None:
         f"-m \"{MARKER}(target='rk3588')\" or -m \"{MARKER}(check='parity')\"",
     )
     config.pluginmanager.register(SummaryCollector(config), "edgecheck-summary")
-    if config.getoption("edge_targets") or config.getini("edge_targets"):
-        _state(config).selected_targets()  # an unknown target is a usage error before collection
+    if config.getoption("edge_targets") or config.getini("edge_targets") or config.getini("edge_devices_dir") \
+            or config.getoption("edge_backends"):
+        _state(config).validate_options()  # a typo is a usage error before collection, not "no tests ran"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from edgecheck.session import STATE
+
+    if STATE in config.stash:
+        config.stash[STATE].close()
 
 
 def _state(config: pytest.Config) -> EdgeSession:
@@ -63,12 +72,19 @@ def _state(config: pytest.Config) -> EdgeSession:
     return config.stash[STATE]
 
 
-def _matches(path: Path, patterns: list[str]) -> bool:
-    return any(path.match(pattern) for pattern in patterns)
+def _matches(path: Path, root: Path, patterns: list[str]) -> bool:
+    """Patterns match the path relative to the rootdir (so docs/specs/api.yaml is not a spec)."""
+    try:
+        relative = path.relative_to(root).as_posix()
+    except ValueError:
+        relative = path.as_posix()
+    return any(fnmatch.fnmatchcase(relative, pattern) for pattern in patterns)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml") and _matches(file_path, parent.config.getini("edge_spec_patterns")):
+    config = parent.config
+    if file_path.suffix in (".yaml", ".yml") and _matches(file_path, config.rootpath,
+                                                         config.getini("edge_spec_patterns")):
         return SpecFile.from_parent(parent, path=file_path)
     return None
 
@@ -77,8 +93,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> Any:
     """A broken spec is never deselected by -k/-m: its failure must reach the report."""
     broken = [item for item in items if isinstance(item, BrokenSpecItem)]
+    items[:] = [item for item in items if not isinstance(item, BrokenSpecItem)]
     result = yield
-    items[:0] = [item for item in broken if item not in items]
+    items[:0] = broken
     return result
 
 
@@ -135,7 +152,8 @@ class EdgeCheckItem(pytest.Item):
         state = _state(self.config)
         planned = self.planned
         self.user_properties.extend(identity_properties(
-            state.relative(planned.spec.path), planned.target.name, planned.backend, planned.recipe, planned.check))
+            state.relative(planned.spec.path), planned.spec.name, planned.target.name, planned.backend,
+            planned.recipe, planned.check))
         try:
             result = state.executor.run(planned)
         except BackendUnavailable as exc:
@@ -188,7 +206,8 @@ class SummaryCollector:
         from edgecheck.report.terminal import format_tables
 
         terminalreporter.write_sep("=", "edgecheck summary")
-        for line in format_tables(self.rows):
+        # sorted, so the table is the same whatever order xdist workers reported in
+        for line in format_tables(sorted(self.rows)):
             terminalreporter.write_line(line)
 
 
@@ -204,7 +223,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
-    """`edge_run(model, feed, backend="onnxruntime", threads=1)` → outputs by name.
+    """`edge_run(model, feed, backend="onnxruntime", threads=1)` → outputs by name; a relative
+    `model` path starts at the rootdir.
 
     Skips (or fails under --edge-strict) when the backend cannot run here.
     """
@@ -214,6 +234,7 @@ def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
 
     def run(model: str | Path, feed: dict[str, Any], backend: str = "onnxruntime", threads: int = 1) -> dict[str, Any]:
         from edgecheck.backends import RunOptions
+        from edgecheck.model import load_onnx
 
         try:
             found = state.executor.backend(backend)
@@ -221,7 +242,10 @@ def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
             if state.strict:
                 pytest.fail(str(exc), pytrace=False)
             pytest.skip(str(exc))
-        with found.load(Path(model), RunOptions(threads=threads)) as runner:
+        path = request.config.rootpath / model  # relative paths start at the rootdir, as in spec runs
+        if path.suffix == ".onnx":
+            load_onnx(path)  # a broken or hostile file is a ModelError naming it, before any runtime sees it
+        with found.load(path, RunOptions(threads=threads)) as runner:
             return runner.infer(feed)
 
     return run

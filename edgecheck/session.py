@@ -33,6 +33,26 @@ class EdgeSession:
                 raise pytest.UsageError(f"edgecheck: {exc}") from None
         return self._profiles
 
+    def validate_options(self) -> None:
+        """Raise a usage error for an unknown target or backend, or a broken profile folder."""
+        self.selected_targets()
+        if self.backends:
+            from edgecheck.backends import known_backends
+
+            known = {b for p in self.profiles().values() for b in p.backends} | set(known_backends())
+            unknown = [b for b in self.backends if b not in known]
+            if unknown:
+                raise pytest.UsageError(f"--edge-backend: unknown backend {', '.join(map(repr, unknown))}; "
+                                        f"known: {', '.join(sorted(known))}")
+
+    def close(self) -> None:
+        """End of session: remove scratch artifacts and forget backends registered during it."""
+        from edgecheck.backends.registry import reset_registry
+
+        if "executor" in self.__dict__:
+            self.executor.close()
+        reset_registry()
+
     def target_names(self) -> list[str] | None:
         """The targets asked for, or None for 'each spec's own'."""
         asked = list(self.config.getoption("edge_targets") or []) or list(self.config.getini("edge_targets"))

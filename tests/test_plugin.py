@@ -97,6 +97,7 @@ def test_junit_xml_carries_every_figure_and_where_it_was_measured(pytester, spec
     cases = _properties(pytester.path / "report.xml")
     accuracy = cases["host-onnxruntime-none-accuracy"]
     assert accuracy["edge.target"] == "host"
+    assert accuracy["edge.spec_name"] == "model"  # no name: in the spec: the file name
     assert accuracy["edge.backend"] == "onnxruntime"
     assert accuracy["edge.recipe"] == "none"
     assert float(accuracy["edge.accuracy"]) == 100.0

@@ -37,7 +37,10 @@ class RunOptions:
 
 
 class Runner(ABC):
-    """One loaded artifact. Use as a context manager, or call `close()`."""
+    """One loaded artifact. Use as a context manager, or call `close()`.
+
+    A backend's runner sets these four attributes when it is made.
+    """
 
     backend: str
     artifact: Path
@@ -57,6 +60,9 @@ class Runner(ABC):
             raise
         except Exception as exc:  # the runtime's own error, kept whole for the user
             raise BackendError(self.backend, self.artifact, "running", f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(outputs, dict) or not all(isinstance(v, np.ndarray) for v in outputs.values()):
+            raise BackendError(self.backend, self.artifact, "running",
+                               "the runner did not return a dict of numpy arrays (a bug in the backend)")
         return outputs
 
     def close(self) -> None:

@@ -29,6 +29,16 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
 
 def unregister_backend(name: str) -> None:
     _registered.pop(name, None)
+    _broken.pop(name, None)
+
+
+def reset_registry() -> None:
+    """Forget hand-registered backends and rediscover entry points on next use (end of a session),
+    so one pytest session's conftest backends never leak into the next in the same process."""
+    global _discovered
+    _registered.clear()
+    _broken.clear()
+    _discovered = False
 
 
 def _load(name: str, target: str) -> None:
@@ -65,7 +75,10 @@ def get_backend(name: str) -> Backend:
     """An instance of backend `name`, or `BackendUnavailable` saying why it cannot be had."""
     _discover()
     if name in _registered:
-        return _registered[name]()
+        try:
+            return _registered[name]()
+        except Exception as exc:  # a third-party constructor must not take the session down
+            raise BackendUnavailable(name, f"its backend class failed to start: {type(exc).__name__}: {exc}") from exc
     if name in _broken:
         raise BackendUnavailable(name, _broken[name])
     raise BackendUnavailable(
@@ -77,7 +90,10 @@ def get_backend(name: str) -> Backend:
 def check_available(name: str) -> Backend:
     """The backend, if it can run here; else `BackendUnavailable` with the reason."""
     backend = get_backend(name)
-    status: Availability = backend.availability()
+    try:
+        status: Availability = backend.availability()
+    except Exception as exc:
+        raise BackendUnavailable(name, f"availability() raised {type(exc).__name__}: {exc}") from exc
     if not status:
         raise BackendUnavailable(name, status.reason)
     return backend

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import re
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -17,12 +16,17 @@ import numpy as np
 from edgecheck.checks.result import CheckResult, Measurement
 from edgecheck.errors import DataError
 from edgecheck.spec import Budgets
-from edgecheck.spec.schema import EvaluationData
+from edgecheck.spec.schema import EvaluationData, topk_of
 
 Metric = Callable[[Mapping[str, np.ndarray], np.ndarray], float]
 
 
 def _scores(outputs: Mapping[str, np.ndarray], name: str, labels: np.ndarray) -> np.ndarray:
+    if name not in outputs:
+        raise DataError(f"the artifact has no output {name!r} (outputs: {', '.join(outputs) or 'none'})")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"top-k metrics need labels as one integer class index per sample; got "
+                        f"{labels.dtype.name} labels of shape {list(labels.shape)}")
     scores = outputs[name]
     if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
         raise DataError(f"metric needs output {name!r} as [samples, classes] matching {labels.shape[0]} labels; "
@@ -42,19 +46,20 @@ def metric_function(evaluation: EvaluationData, output: str) -> tuple[Metric, st
     metric = evaluation.metric
     if metric == "mse":
         def mse(outputs: Mapping[str, np.ndarray], labels: np.ndarray) -> float:
+            if output not in outputs:
+                raise DataError(f"the artifact has no output {output!r} (outputs: {', '.join(outputs) or 'none'})")
             values = outputs[output].astype(np.float64)
             if values.shape != labels.shape and values.size != labels.size:
                 raise DataError(f"mse needs output {output!r} {list(values.shape)} and labels "
                                 f"{list(labels.shape)} of the same size")
             return float(np.mean((values.ravel() - labels.astype(np.float64).ravel()) ** 2))
         return mse, ""
-    if (match := re.match(r"^top(?:k:)?(\d+)$", metric)) is not None:
-        k = int(match.group(1))
+    if (k := topk_of(metric)) is not None:
         return (lambda outputs, labels: topk_accuracy(_scores(outputs, output, labels), labels, k)), "%"
     module_name, _, function_name = metric.partition(":")
     try:
         function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # the user's module: any error at import is theirs to see
         raise DataError(f"cannot import metric {metric!r}: {exc}") from None
 
     def custom(outputs: Mapping[str, np.ndarray], labels: np.ndarray) -> float:
@@ -70,7 +75,10 @@ def judge_accuracy(original: float, candidate: float, unit: str, higher_is_bette
     """Measure the metric and both kinds of drop; judge the ones the budgets name."""
     result = CheckResult("accuracy")
     drop = (original - candidate) if higher_is_better else (candidate - original)
-    relative = (drop / abs(original) * 100) if original else (0.0 if drop == 0 else math.inf)
+    if original:
+        relative = drop / abs(original) * 100
+    else:  # nothing to be relative to: any loss is infinite, any gain is no loss
+        relative = math.inf if drop > 0 else (0.0 if drop == 0 else -math.inf)
     budget = budgets.accuracy_drop
     absolute, relative_budget = (budget, None) if budget and not budget.relative else (None, budget)
     # the drop comes first: it is what a summary line shows when nothing is breached

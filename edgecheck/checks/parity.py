@@ -132,6 +132,8 @@ _BOUNDS = (
 def judge_parity(outputs: list[OutputParity], budget: ParityBudget) -> CheckResult:
     """Measurements for every output and statistic; those the budget names are judged."""
     result = CheckResult("parity")
+    if not outputs or all(p.elements == 0 for p in outputs):
+        result.problems.append("nothing was compared: the reference has no output values")
     for parity in outputs:
         if parity.problem:
             result.problems.append(parity.problem)

@@ -1,7 +1,8 @@
 """Compression recipes: each turns the original model into an artifact to check.
 
-This release ships `none` (the original itself, always checked). INT8, FP16, pruning and low-rank
-recipes register here the same way; an unknown name is refused when the spec is collected.
+Shipped: `none` (the original itself, always checked), `int8-dynamic` and `int8-static`
+(quantize.py). FP16, pruning and low-rank recipes register here the same way; an unknown name is
+refused when the spec is collected.
 """
 
 from __future__ import annotations

@@ -27,8 +27,10 @@ def number(value: float) -> str:
     return f"{value:.9g}"
 
 
-def identity_properties(spec: str, target: str, backend: str, recipe: str, check: str) -> list[tuple[str, str]]:
-    pairs = {"spec": spec, "target": target, "backend": backend, "recipe": recipe, "check": check}
+def identity_properties(spec: str, name: str, target: str, backend: str, recipe: str,
+                        check: str) -> list[tuple[str, str]]:
+    pairs = {"spec": spec, "spec_name": name, "target": target, "backend": backend, "recipe": recipe,
+             "check": check}
     return [(xml_safe(PREFIX + k), xml_safe(v)) for k, v in pairs.items()]
 
 

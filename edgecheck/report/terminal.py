@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class SummaryRow:
-    spec: str
     target: str
+    spec: str
     backend: str
     recipe: str
     check: str

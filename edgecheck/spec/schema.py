@@ -102,6 +102,18 @@ class InputSpec(_Strict):
         return value
 
 
+def topk_of(metric: str) -> int | None:
+    """k of a top-k metric ('top1' is 1, 'topk:5' is 5), None for any other metric."""
+    if metric == "top1":
+        return 1
+    match = _TOPK.match(metric)
+    return int(match.group(1)) if match else None
+
+
+def _is_percent(metric: str) -> bool:
+    return topk_of(metric) is not None
+
+
 def metric_direction(metric: str) -> bool | None:
     """True if higher is better, False if lower is, None for a custom metric (the spec says)."""
     if metric == "mse":
@@ -238,7 +250,7 @@ class Spec(_Strict):
     """One spec file: a model, its data, the recipes to try and the budgets per target."""
 
     edgecheck: Literal[1] = Field(description="Spec format version.")
-    name: str | None = Field(None, description="Shown in reports; default: the file name.")
+    name: str | None = Field(None, description="A label for the spec; default: the file name.")
     model: ModelRef
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -260,6 +272,10 @@ def cross_field_problems(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
             loc = ("targets", target, "budgets", name)
             if evaluation is None:
                 problems.append((loc, "needs data.evaluation (a labelled .npz) to measure accuracy"))
+            elif name != "accuracy_drop" and _is_percent(evaluation.metric) and not 1 < getattr(budgets, name) <= 100:
+                value = getattr(budgets, name)
+                hint = f" (did you mean {value * 100:g}?)" if 0 < value <= 1 else ""
+                problems.append((loc, f"{evaluation.metric} is in percent, 0-100: {value:g} cannot be meant{hint}"))
             elif name != "accuracy_drop" and (name == "accuracy_min") != evaluation.is_higher_better:
                 better = "higher" if evaluation.is_higher_better else "lower"
                 fix = "accuracy_min" if evaluation.is_higher_better else "accuracy_max"
