@@ -41,9 +41,9 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
         rows.append((name, compute, f"{p.memory_gb:g} GB" if p.memory_gb else "-",
                      f"{p.power_w:g} W" if p.power_w else "-",
                      f"{p.cpu.cores or '?'}x {p.cpu.arch or '?'}", ", ".join(p.backends)))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    from edgecheck.report.table import format_table
+
+    print("\n".join(format_table(rows)))
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edgecheck.checks.result import CheckResult, fmt
 from edgecheck.plan import PlannedCheck
+from edgecheck.report.table import format_table
 
 
 def describe_breach(planned: PlannedCheck, result: CheckResult) -> str:
@@ -19,8 +20,7 @@ def describe_breach(planned: PlannedCheck, result: CheckResult) -> str:
             margin = m.margin
             rows.append((m.name, m.value_text(), m.budget_desc(), fmt(margin) if margin is not None else "",
                          "ok" if m.passed else "BREACH"))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines.extend("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+        lines.extend(format_table(rows, indent="  "))
     context = [m for m in result.measurements if not m.judged]
     if context:
         lines.append("  also measured: " + ", ".join(f"{m.name} = {m.value_text()}" for m in context))

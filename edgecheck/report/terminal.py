@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgecheck.report.table import format_table
+
 
 @dataclass(frozen=True, order=True)
 class SummaryRow:
@@ -68,9 +70,7 @@ def format_tables(rows: list[SummaryRow]) -> list[str]:
     for target in dict.fromkeys(r.target for r in rows):
         body = [(r.spec, r.check, r.backend, r.recipe, r.measured, r.budget, r.verdict)
                 for r in rows if r.target == target]
-        widths = [max(len(str(cell)) for cell in column) for column in zip(header, *body)]
         lines.append(f"target {target}")
-        for cells in (header, *body):
-            lines.append("  " + "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip())
+        lines.extend(format_table([header, *body], indent="  "))
         lines.append("")
     return lines
