@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +46,15 @@ class PerturbedBackend(OnnxRuntimeBackend):
 def pytest_unconfigure(config):
     unregister_backend("perturbed")
 '''
+
+
+def junit_properties(path: Path, qualified: bool = False) -> dict[str, dict[str, str]]:
+    """Properties of each test case in a JUnit file, by case name (or 'classname::name')."""
+    def key(case: ET.Element) -> str:
+        return f"{case.get('classname')}::{case.get('name')}" if qualified else str(case.get("name"))
+
+    return {key(case): {p.get("name"): p.get("value") for p in case.iter("property")}
+            for case in ET.parse(path).iter("testcase")}
 
 
 @pytest.fixture(autouse=True)

@@ -7,16 +7,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import junit_properties as _cases
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _cases(path: Path) -> dict[str, dict[str, str]]:
-    return {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
-            for case in ET.parse(path).iter("testcase")}
 
 
 def test_example_passes_for_rk3588_and_reports_its_figures(pytester, digits_project):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
-
 import pytest
+from conftest import junit_properties as _properties
 
 SPEC = """
 edgecheck: 1
@@ -83,12 +82,6 @@ def test_cosine_alone_misses_a_scale_error_and_rel_l2_catches_it(pytester, spec_
     failing = pytester.runpytest("specs", "-k", "parity")
     failing.assert_outcomes(failed=1, deselected=2)
     failing.stdout.fnmatch_lines(["*parity.scores.rel_l2*<= 0.01 (rel_l2)*BREACH*"])
-
-
-def _properties(xml_path) -> dict[str, dict[str, str]]:
-    tree = ET.parse(xml_path)
-    return {case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
-            for case in tree.iter("testcase")}
 
 
 def test_junit_xml_carries_every_figure_and_where_it_was_measured(pytester, spec_project):

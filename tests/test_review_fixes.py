@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import tempfile
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from conftest import make_classifier, make_eval_data
+from conftest import junit_properties, make_classifier, make_eval_data
 
 SPEC = """
 edgecheck: 1
@@ -26,8 +25,7 @@ targets:
 
 
 def _properties(path) -> dict[str, dict[str, str]]:
-    return {f"{case.get('classname')}::{case.get('name')}": {p.get("name"): p.get("value") for p in case.iter("property")}
-            for case in ET.parse(path).iter("testcase")}
+    return junit_properties(path, qualified=True)
 
 
 def test_two_specs_with_the_same_name_and_model_file_name_never_share_artifacts(pytester, spec_project):

@@ -59,13 +59,17 @@ def _norm(values: np.ndarray) -> float:
     return scale * float(np.linalg.norm(values / scale))
 
 
+def _unmeasured(name: str, elements: int, problem: str) -> OutputParity:
+    """An output that could not be compared: every statistic NaN (never passes), the reason kept."""
+    nan = math.nan
+    return OutputParity(name, elements, nan, nan, nan, nan, nan, nan, 0, problem=problem)
+
+
 def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, k: int | None = None) -> OutputParity:
     """All parity statistics of one output (computed in float64)."""
     if reference.shape != candidate.shape:
-        nan = math.nan
-        return OutputParity(name, reference.size, nan, nan, nan, nan, nan, nan, 0,
-                            problem=f"output {name!r} has shape {list(candidate.shape)}, "
-                                    f"the reference {list(reference.shape)}")
+        return _unmeasured(name, reference.size, f"output {name!r} has shape {list(candidate.shape)}, "
+                                                 f"the reference {list(reference.shape)}")
     ref = reference.astype(np.float64).ravel()
     out = candidate.astype(np.float64).ravel()
     finite = np.isfinite(ref)
@@ -109,10 +113,8 @@ def compare_outputs(reference: Mapping[str, np.ndarray], candidate: Mapping[str,
     results = []
     for name, ref in reference.items():
         if name not in candidate:
-            nan = math.nan
-            results.append(OutputParity(name, ref.size, nan, nan, nan, nan, nan, nan, 0,
-                                        problem=f"the artifact has no output {name!r} "
-                                                f"(outputs: {', '.join(candidate) or 'none'})"))
+            results.append(_unmeasured(name, ref.size, f"the artifact has no output {name!r} "
+                                                       f"(outputs: {', '.join(candidate) or 'none'})"))
         else:
             results.append(compare_output(name, ref, candidate[name], k))
     return results
