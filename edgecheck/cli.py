@@ -1,5 +1,6 @@
 """The `edgecheck` command: `check` runs the spec tests through pytest (same exit codes),
-`devices` lists device profiles, `schema` prints the spec JSON Schema for editors."""
+`devices` lists device profiles, `recipes` the compression recipes and their parameters, `cache`
+shows or clears the artifact cache, `schema` prints the spec JSON Schema for editors."""
 
 from __future__ import annotations
 
@@ -20,7 +21,51 @@ def _check(args: argparse.Namespace, extra: list[str]) -> int:
         argv.append("--edge-strict")
     if args.junitxml:
         argv.append(f"--junitxml={args.junitxml}")
+    if args.cache_dir:
+        argv.append(f"--edge-cache-dir={args.cache_dir}")
+    if args.no_cache:
+        argv.append("--edge-no-cache")
     return int(pytest.main(argv + extra))
+
+
+def _recipes(args: argparse.Namespace, extra: list[str]) -> int:
+    from edgecheck.compress import get_recipe, known_recipes
+    from edgecheck.report.table import format_table
+
+    rows = [("recipe", "parameter", "default", "meaning")]
+    for name in known_recipes():
+        recipe = get_recipe(name)
+        rows.append((name, "", "", recipe.summary))
+        for field, info in recipe.params.model_fields.items():
+            default = info.get_default(call_default_factory=True)
+            if isinstance(default, tuple):
+                shown = "[" + ", ".join(map(str, default)) + "]"
+            elif default is None or isinstance(default, bool):
+                shown = "-" if default is None else str(default).lower()
+            else:
+                shown = str(default)
+            rows.append(("", field, shown, info.description or ""))
+    print("\n".join(format_table(rows)))
+    return 0
+
+
+def _cache(args: argparse.Namespace, extra: list[str]) -> int:
+    from edgecheck.cache import cache_summary, clear_cache, default_cache_dir
+    from edgecheck.errors import EdgecheckError
+
+    root = Path(args.cache_dir) if args.cache_dir else default_cache_dir(Path.cwd())
+    if args.action == "clear":
+        try:
+            freed = clear_cache(root)
+        except EdgecheckError as exc:
+            print(f"edgecheck: {exc}", file=sys.stderr)
+            return 2
+        print(f"cleared {root} ({freed:,} bytes)")
+        return 0
+    summary = cache_summary(root)
+    print(f"{root}: {summary['artifacts']} artifacts, {summary['outputs']} output sets, {summary['bytes']:,} bytes"
+          + ("" if root.exists() else " (does not exist yet)"))
+    return 0
 
 
 def _devices(args: argparse.Namespace, extra: list[str]) -> int:
@@ -64,7 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--backend", action="append", default=[], help="only this backend (repeatable)")
     check.add_argument("--strict", action="store_true", help="fail checks whose backend cannot run here")
     check.add_argument("--junitxml", help="write a JUnit XML report here")
+    check.add_argument("--cache-dir", help="artifact cache folder (default: .edgecheck/cache)")
+    check.add_argument("--no-cache", action="store_true", help="neither read nor write the artifact cache")
     check.set_defaults(run=_check)
+    recipes = commands.add_parser("recipes", help="list compression recipes and their parameters")
+    recipes.set_defaults(run=_recipes)
+    cache = commands.add_parser("cache", help="show or clear the artifact cache")
+    cache.add_argument("action", choices=("info", "clear"), nargs="?", default="info")
+    cache.add_argument("--cache-dir", help="the cache folder (default: $EDGECHECK_CACHE_DIR, else "
+                       "./.edgecheck/cache)")
+    cache.set_defaults(run=_cache)
     devices = commands.add_parser("devices", help="list device profiles")
     devices.add_argument("--devices-dir", action="append", default=[], help="a folder of project profiles")
     devices.add_argument("--json", action="store_true", help="print the profiles as JSON")

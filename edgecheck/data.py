@@ -75,6 +75,24 @@ def parity_set(loaded: LoadedSpec, model: ModelInfo) -> InputSet:
     return synthetic_set(loaded, model, samples)
 
 
+def calibration_feeds(model: ModelInfo, path: Path, limit: int | None = None) -> InputSet:
+    """Representative inputs (no labels) for INT8 calibration, in file order, in batches the model takes."""
+    columns = columns_for(model, load_npz(path), path)
+    counts = {len(c) if c.ndim else 0 for c in columns.values()}
+    if len(counts) != 1 or 0 in counts:
+        raise DataError(f"{path}: calibration arrays must hold the same number (> 0) of samples along the "
+                        f"first axis, got {sorted(counts)}")
+    count = counts.pop()
+    cap = min(count, limit) if limit else count
+    lead = _fixed_batch(model)
+    if lead > 1:
+        if count < lead:
+            raise DataError(f"{path}: {count} samples are fewer than one batch of {lead} (the model's fixed batch size)")
+        cap = max(cap - cap % lead, lead)
+    feeds = _batches(model, {k: v[:cap] for k, v in columns.items()}, path)
+    return InputSet(feeds, f"{path.name} ({cap} of {count} samples)")
+
+
 def columns_for(model: ModelInfo, arrays: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
     """The array for each model input: by name, or the only array of a single-input model."""
     columns: dict[str, np.ndarray] = {}

@@ -2,16 +2,15 @@
 
 One `Executor` lives for a pytest session (per xdist worker) and remembers what it already
 computed — model facts, inputs, the reference outputs, each artifact's outputs — so the three
-checks of one artifact run the model once. The reference is the original model on ONNX Runtime
-FP32 with one thread.
+checks of one artifact run the model once. Artifacts, and the outputs of deterministic backends, are
+also kept in the content-addressed cache across sessions. The reference is the original model on
+ONNX Runtime FP32 with one thread.
 """
 
 from __future__ import annotations
 
 import hashlib
 import platform
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +20,16 @@ from edgecheck.checks.accuracy import judge_accuracy, metric_function
 from edgecheck.checks.parity import compare_outputs, judge_parity
 from edgecheck.checks.result import CheckResult
 from edgecheck.checks.size import judge_size
-from edgecheck.compress import ORIGINAL, Artifact, RecipeContext, apply_recipe
+from edgecheck.artifacts import MadeArtifact, make_artifact
+from edgecheck.cache import ArtifactCache, content_key
+from edgecheck.compress import ORIGINAL
 from edgecheck.devices import cpu_model
 from edgecheck.data import InputSet, evaluation_set, parity_set
 from edgecheck.errors import BackendUnavailable, RecipeError
 from edgecheck.model import ModelInfo, inspect_onnx
 from edgecheck.plan import PlannedCheck
-from edgecheck.spec import LoadedSpec
+from edgecheck.spec import LoadedSpec, RecipeStep
+from edgecheck.spec.schema import CANDIDATE
 
 REFERENCE_BACKEND = "onnxruntime"
 REFERENCE_THREADS = 1
@@ -51,32 +53,38 @@ def run_feeds(backend: Backend, artifact: Path, threads: int, inputs: InputSet) 
         return concat_outputs([runner.infer(feed) for feed in inputs.feeds])
 
 
+def inputs_fingerprint(inputs: InputSet) -> str:
+    """SHA-256 of the feeds' names, types, shapes and bytes: the inputs part of an outputs key."""
+    digest = hashlib.sha256()
+    for feed in inputs.feeds:
+        for name in sorted(feed):
+            array = np.ascontiguousarray(feed[name])
+            digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _origin(cached: bool) -> str:
+    return ("from the cache: an earlier run of the same artifact bytes, runtime version, threads and inputs"
+            if cached else "computed in this session")
+
+
 def host_description() -> str:
     return f"{platform.machine()} {cpu_model() or ''}".strip()
 
 
 class Executor:
-    def __init__(self, work_dir: Path | None = None):
-        self._work_dir = work_dir
-        self._owns_work_dir = work_dir is None
+    def __init__(self, cache: ArtifactCache | None = None):
+        self.cache = cache if cache is not None else ArtifactCache(None)
         self._models: dict[Path, ModelInfo] = {}
         self._inputs: dict[tuple[Path, str], InputSet] = {}
-        self._outputs: dict[tuple, Outputs] = {}
-        self._artifacts: dict[tuple[Path, str], Artifact | RecipeError] = {}
+        self._outputs: dict[tuple, tuple[Outputs, bool]] = {}
+        self._artifacts: dict[tuple[Path, str], MadeArtifact | RecipeError] = {}
         self._backends: dict[str, Backend | BackendUnavailable] = {}
 
     def close(self) -> None:
-        """Remove the scratch folder this executor made (never one it was given)."""
-        if self._work_dir is not None and self._owns_work_dir:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
-            self._work_dir = None
-
-    @property
-    def work_dir(self) -> Path:
-        """Scratch folder for artifacts, made on first use (the original model needs none)."""
-        if self._work_dir is None:
-            self._work_dir = Path(tempfile.mkdtemp(prefix="edgecheck-"))
-        return self._work_dir
+        """Remove scratch artifacts (the cache itself stays)."""
+        self.cache.close()
 
     def model_info(self, path: Path) -> ModelInfo:
         if path not in self._models:
@@ -102,16 +110,20 @@ class Executor:
             self._inputs[key] = evaluation_set(loaded, model) if kind == "evaluation" else parity_set(loaded, model)
         return self._inputs[key]
 
-    def artifact(self, loaded: LoadedSpec, recipe: str) -> Artifact:
-        key = (loaded.path, recipe)
+    def artifact(self, loaded: LoadedSpec, entry: str) -> MadeArtifact:
+        """The artifact of a compress entry (by name), made once per session and cached by content."""
+        key = (loaded.path, entry)
         if key not in self._artifacts:
-            data = loaded.spec.data
-            # one folder per spec file (by its path), so specs with equal names or model names never share
-            folder = hashlib.sha256(str(loaded.path.resolve()).encode()).hexdigest()[:16]
-            context = RecipeContext(calibration=data.calibration, work_dir=lambda: self.work_dir / folder / recipe)
+            spec = loaded.spec
+            if entry == CANDIDATE:
+                steps: tuple[RecipeStep, ...] = (RecipeStep(recipe=CANDIDATE),)
+            else:
+                steps = next((e.steps for e in spec.compress if e.name == entry), ())
+            candidate = spec.candidate.path if spec.candidate is not None else None
             try:
-                self._artifacts[key] = apply_recipe(recipe, loaded.spec.model.path, context)
-            except RecipeError as exc:  # remembered: the recipe's other checks fail the same way, fast
+                self._artifacts[key] = make_artifact(spec.model.path, steps, spec.data.calibration, self.cache,
+                                                     candidate)
+            except RecipeError as exc:  # remembered: the entry's other checks fail the same way, fast
                 self._artifacts[key] = exc
         found = self._artifacts[key]
         if isinstance(found, RecipeError):
@@ -119,32 +131,52 @@ class Executor:
         return found
 
     def outputs(self, loaded: LoadedSpec, artifact: Path, backend: str, threads: int, kind: str) -> Outputs:
-        key = (loaded.path, self.model_info(artifact).sha256, backend, threads, kind)
+        return self._outputs_and_origin(loaded, artifact, backend, threads, kind)[0]
+
+    def _outputs_and_origin(self, loaded: LoadedSpec, artifact: Path, backend: str, threads: int,
+                            kind: str) -> tuple[Outputs, bool]:
+        """Outputs of an artifact on a backend, and whether they came from the cache (only a
+        deterministic backend's outputs are cached: same bytes, runtime, threads and inputs)."""
+        found = self.backend(backend)
+        inputs = self.inputs(loaded, kind)
+        sha = self.model_info(artifact).sha256
+        key = (loaded.path, sha, backend, threads, kind)
         if key not in self._outputs:
-            self._outputs[key] = run_feeds(self.backend(backend), artifact, threads, self.inputs(loaded, kind))
+            def compute() -> Outputs:
+                return run_feeds(found, artifact, threads, inputs)
+
+            if found.deterministic:
+                cache_key = content_key(kind="outputs", model=sha, backend=backend, runtime=found.facts(),
+                                        threads=threads, inputs=inputs_fingerprint(inputs))
+                self._outputs[key] = self.cache.outputs(cache_key, compute)
+            else:
+                self._outputs[key] = (compute(), False)
         return self._outputs[key]
 
     def reference(self, loaded: LoadedSpec, kind: str) -> Outputs:
+        """The original model's outputs (the teacher's, when the spec names a candidate)."""
         return self.outputs(loaded, loaded.spec.model.path, REFERENCE_BACKEND, REFERENCE_THREADS, kind)
 
     def run(self, planned: PlannedCheck) -> CheckResult:
         """Measure and judge one planned check. Raises `BackendUnavailable` when it cannot run here."""
         backend = self.backend(planned.backend)
         threads = planned.target.threads_for(planned.backend)
-        artifact = self.artifact(planned.spec, planned.recipe)
+        made = self.artifact(planned.spec, planned.recipe)
+        artifact = made.artifact
         if planned.check == "size":
             original = self.model_info(planned.spec.spec.model.path)
             result = judge_size(self.model_info(artifact.path), original, planned.budgets)
         elif planned.check == "parity":
             reference = self.reference(planned.spec, "parity")
-            candidate = self.outputs(planned.spec, artifact.path, planned.backend, threads, "parity")
+            candidate, cached = self._outputs_and_origin(planned.spec, artifact.path, planned.backend, threads, "parity")
             budget = planned.budgets.parity
             k = budget.topk_agreement.k if budget and budget.topk_agreement else None
             result = judge_parity(compare_outputs(reference, candidate, k), budget)  # type: ignore[arg-type]
             result.facts["inputs"] = self.inputs(planned.spec, "parity").source
+            result.facts["outputs"] = _origin(cached)
         else:
             result = self._accuracy(planned, artifact, threads)
-        result.facts.update(self._facts(planned, backend, threads, artifact))
+        result.facts.update(self._facts(planned, backend, threads, made))
         return result
 
     def _accuracy(self, planned: PlannedCheck, artifact: Artifact, threads: int) -> CheckResult:
@@ -158,25 +190,36 @@ class Executor:
         labels = inputs.labels
         assert labels is not None
         original = metric(self.reference(loaded, "evaluation"), labels)
-        candidate = metric(self.outputs(loaded, artifact.path, planned.backend, threads, "evaluation"), labels)
+        outputs, cached = self._outputs_and_origin(loaded, artifact.path, planned.backend, threads, "evaluation")
+        candidate = metric(outputs, labels)
         result = judge_accuracy(original, candidate, unit, evaluation.is_higher_better, planned.budgets)
         result.facts["metric"] = evaluation.metric
         result.facts["inputs"] = inputs.source
+        result.facts["outputs"] = _origin(cached)
         return result
 
-    def _facts(self, planned: PlannedCheck, backend: Backend, threads: int, artifact: Artifact) -> dict[str, str]:
+    def _facts(self, planned: PlannedCheck, backend: Backend, threads: int, made: MadeArtifact) -> dict[str, str]:
         versions = backend.facts()
         runtime = " ".join(v for v in (backend.name, versions.get("version"), versions.get("provider")) if v)
+        spec = planned.spec.spec
+        info, original = self.model_info(made.artifact.path), self.model_info(spec.model.path)
         facts = {
             "measured_on": "host",
             "host": host_description(),
             "runtime": f"{runtime}, {threads} thread{'s' if threads != 1 else ''}",
-            "artifact": artifact.path.name,
+            "artifact": made.artifact.path.name,
+            "artifact.size_bytes": str(info.size_bytes),
+            "artifact.parameters": str(info.parameters),
+            "artifact.size_ratio": f"{original.size_bytes / info.size_bytes:.3f}" if info.size_bytes else "inf",
         }
         if planned.check in ("parity", "accuracy"):
-            facts["reference"] = f"original model on {REFERENCE_BACKEND} FP32, {REFERENCE_THREADS} thread"
+            facts["reference"] = (f"{spec.model.path.name} (the original model) on {REFERENCE_BACKEND} FP32, "
+                                  f"{REFERENCE_THREADS} thread")
         if planned.recipe != ORIGINAL:
-            facts.update({f"recipe.{k}": v for k, v in artifact.notes.items()})
+            facts["recipe.steps"] = planned.steps_text
+            facts.update({f"recipe.{k}": v for k, v in made.notes.items()})
+            if self.cache.enabled:
+                facts["cache"] = f"{made.cached_steps} of {made.steps} steps from the cache"
         if planned.target.name != "host":
             facts["note"] = f"measured on this host with {planned.backend}, not on a {planned.target.name} board"
         return facts

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 from edgecheck.backends import known_backends
 from edgecheck.checks import CHECKS
-from edgecheck.compress import ORIGINAL, known_recipes
+from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
 from edgecheck.data import synthetic_shape
 from edgecheck.devices import DeviceProfile
 from edgecheck.model import ModelInfo
+from edgecheck.errors import RecipeError
 from edgecheck.spec import Budgets, LoadedSpec
+from edgecheck.spec.schema import CANDIDATE
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,10 @@ class PlannedCheck:
     spec: LoadedSpec
     target: DeviceProfile
     backend: str
-    recipe: str
+    recipe: str  # the compress entry's name; "none" for the model itself
     check: str
-    budgets: Budgets
+    budgets: Budgets  # the target's, with the entry's overrides applied
+    steps_text: str = "none"
 
     @property
     def id(self) -> str:
@@ -42,7 +45,7 @@ def _checks_for(budgets: Budgets) -> list[str]:
     wanted = {
         "accuracy": any(getattr(budgets, n) is not None for n in ("accuracy_drop", "accuracy_min", "accuracy_max")),
         "parity": budgets.parity is not None,
-        "size": budgets.size_mb is not None,
+        "size": budgets.size_mb is not None or budgets.size_ratio is not None,
     }
     return [check for check in CHECKS if wanted[check]]
 
@@ -70,6 +73,25 @@ def validate_against_model(loaded: LoadedSpec, model: ModelInfo) -> None:
                 raise loaded.error(("inputs", tensor.name), f"model input {tensor.name!r} {shape}")
 
 
+def validate_candidate(loaded: LoadedSpec, model: ModelInfo, candidate: ModelInfo) -> None:
+    """A candidate takes the same inputs as the model and has the output the metric reads."""
+    for tensor in model.inputs:
+        theirs = candidate.input(tensor.name)
+        if theirs is None:
+            names = ", ".join(t.name for t in candidate.inputs) or "none"
+            raise loaded.error(("candidate", "path"), f"the candidate has no input {tensor.name!r} like the model's "
+                               f"(candidate inputs: {names}); both must take the same inputs")
+        if theirs.dtype != tensor.dtype:
+            raise loaded.error(("candidate", "path"), f"candidate input {tensor.name!r} is {theirs.dtype}, the "
+                               f"model's is {tensor.dtype}")
+    evaluation = loaded.spec.data.evaluation
+    output = (evaluation.output or model.outputs[0].name) if evaluation and model.outputs else None
+    if output and candidate.output(output) is None:
+        names = ", ".join(t.name for t in candidate.outputs)
+        raise loaded.error(("candidate", "path"), f"the candidate has no output {output!r}, which the metric reads "
+                           f"(candidate outputs: {names})")
+
+
 def plan_checks(
     loaded: LoadedSpec,
     model: ModelInfo,
@@ -89,10 +111,7 @@ def plan_checks(
             if backend not in serving:
                 raise loaded.error(("targets", name, "backends", index),
                                    f"unknown backend {backend!r} (known: {', '.join(sorted(serving))})")
-    recipes = [ORIGINAL] + [r for r in dict.fromkeys(spec.compress) if r != ORIGINAL]
-    for index, recipe in enumerate(spec.compress):
-        if recipe not in known_recipes():
-            raise loaded.error(("compress", index), f"unknown recipe {recipe!r} (known: {', '.join(known_recipes())})")
+    entries = validate_recipes(loaded)
     planned = []
     for name, section in spec.targets.items():
         if targets is not None and name not in targets:
@@ -101,7 +120,33 @@ def plan_checks(
         for backend in section.backends or list(profile.backends):
             if backends and backend not in backends:
                 continue
-            for recipe in recipes:
-                for check in _checks_for(section.budgets):
-                    planned.append(PlannedCheck(loaded, profile, backend, recipe, check, section.budgets))
+            for name, steps_text in entries:
+                budgets = section.budgets_for(name)
+                for check in _checks_for(budgets):
+                    planned.append(PlannedCheck(loaded, profile, backend, name, check, budgets, steps_text))
     return planned
+
+
+def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:
+    """Every step names a known recipe with valid parameters; returns (entry name, description) to
+    plan, the model itself ('none') first."""
+    entries = [(ORIGINAL, ORIGINAL)]
+    if loaded.spec.candidate is not None:
+        entries.append((CANDIDATE, f"{CANDIDATE} ({loaded.spec.candidate.path.name})"))
+    for index, entry in enumerate(loaded.spec.compress):
+        if entry.name == ORIGINAL and [s.recipe for s in entry.steps] != [ORIGINAL]:
+            raise loaded.error(("compress", index), f"the name {ORIGINAL!r} means the model itself; name this "
+                               "entry otherwise")
+        for number, step in enumerate(entry.steps):
+            where = ("compress", index) if len(entry.steps) == 1 else ("compress", index, number)
+            if step.recipe == CANDIDATE:  # the schema allows it only as a chain's first step
+                continue
+            if step.recipe not in known_recipes():
+                raise loaded.error(where, f"unknown recipe {step.recipe!r} (known: {', '.join(known_recipes())})")
+            try:
+                get_recipe(step.recipe).parse_params(step.params)
+            except RecipeError as exc:
+                raise loaded.error(where, str(exc)) from None
+        if [s.recipe for s in entry.steps] != [ORIGINAL]:
+            entries.append((entry.name, str(entry)))
+    return entries

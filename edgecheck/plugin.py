@@ -36,6 +36,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--edge-strict", action="store_true", dest="edge_strict", default=None,
         help="Fail, instead of skip, checks whose backend cannot run here (for CI). Default: off (ini edge_strict).",
     )
+    group.addoption(
+        "--edge-cache-dir", dest="edge_cache_dir", default=None, metavar="DIR",
+        help="Cache of compressed models and outputs, by content. Default: ini edge_cache_dir, "
+        "$EDGECHECK_CACHE_DIR, else .edgecheck/cache under the rootdir.",
+    )
+    group.addoption(
+        "--edge-no-cache", action="store_true", dest="edge_no_cache", default=False,
+        help="Neither read nor write the cache: every artifact is rebuilt and every model run again.",
+    )
+    parser.addini("edge_cache_dir", "As --edge-cache-dir (relative to the ini file).", type="paths", default=[])
     parser.addini("edge_spec_patterns", "Patterns of spec file paths relative to the rootdir, separated by "
                   f"spaces or lines. Default: {' '.join(DEFAULT_PATTERNS)}.", type="args", default=DEFAULT_PATTERNS)
     parser.addini("edge_targets", "Default device targets, as --edge-target. Default: none (the specs' own).",
@@ -146,6 +156,7 @@ class EdgeCheckItem(pytest.Item):
         self.extra_keyword_matches.update(labels.values())
 
     def runtest(self) -> None:
+        from edgecheck.compress import RecipeNotApplicable
         from edgecheck.errors import BackendUnavailable, BudgetExceeded
         from edgecheck.report.properties import identity_properties, result_properties
 
@@ -156,7 +167,7 @@ class EdgeCheckItem(pytest.Item):
             planned.recipe, planned.check))
         try:
             result = state.executor.run(planned)
-        except BackendUnavailable as exc:
+        except (BackendUnavailable, RecipeNotApplicable) as exc:
             if state.strict:
                 pytest.fail(f"{exc} (--edge-strict turns this skip into a failure)", pytrace=False)
             pytest.skip(str(exc))

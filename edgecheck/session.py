@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from edgecheck.cache import ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError
 from edgecheck.execute import Executor
-from edgecheck.plan import PlannedCheck, plan_checks
+from edgecheck.plan import PlannedCheck, plan_checks, validate_candidate
 from edgecheck.spec import load_spec
 
 
@@ -73,14 +74,29 @@ class EdgeSession:
         names = self.target_names()
         return [self.profiles()[n] for n in names] if names else []
 
+    def cache_dir(self) -> Path | None:
+        """Where artifacts and outputs are cached: --edge-cache-dir, ini edge_cache_dir,
+        $EDGECHECK_CACHE_DIR, else .edgecheck/cache under the rootdir; None with --edge-no-cache."""
+        if self.config.getoption("edge_no_cache"):
+            return None
+        option = self.config.getoption("edge_cache_dir")
+        if option:
+            return Path(option).expanduser().resolve()
+        ini = self.config.getini("edge_cache_dir")
+        if ini:
+            return Path(ini[0]).resolve()
+        return default_cache_dir(self.config.rootpath)
+
     @cached_property
     def executor(self) -> Executor:
-        return Executor()
+        return Executor(ArtifactCache(self.cache_dir()))
 
     def plan(self, spec_path: Path) -> list[PlannedCheck]:
         """Load, validate and plan one spec file; raises an EdgecheckError naming what is wrong."""
         loaded = load_spec(spec_path, project_root=self.config.rootpath)
         model = self.executor.model_info(loaded.spec.model.path)
+        if loaded.spec.candidate is not None:
+            validate_candidate(loaded, model, self.executor.model_info(loaded.spec.candidate.path))
         return plan_checks(loaded, model, self.profiles(), self.target_names(), self.backends or None)
 
     def relative(self, path: Path) -> str:

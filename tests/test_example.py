@@ -18,9 +18,23 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 def test_example_passes_for_rk3588_and_reports_its_figures(pytester, digits_project):
     before = _tree_digest(digits_project)
     result = pytester.runpytest("specs", "--edge-target=rk3588", "--junitxml=report.xml")
-    # rknn has no backend yet: its checks skip with the reason, onnxruntime's run for real
-    result.assert_outcomes(passed=9, skipped=9)
+    # rknn has no backend yet: its checks skip with the reason, onnxruntime's run for real:
+    # 10 artifacts (none, candidate and 8 compress entries) x 3 checks
+    result.assert_outcomes(passed=30, skipped=30)
     cases = _cases(digits_project / "report.xml")
+    recipes = {c["edge.recipe"] for c in cases.values()}
+    assert recipes == {"none", "candidate", "fp16", "int8-dynamic", "int8-static", "int8-static-pc", "prune",
+                       "lowrank", "slim-int8", "candidate+int8-static"}
+    steps = {c["edge.recipe"]: c.get("edge.recipe.steps") for c in cases.values() if c["edge.backend"] == "onnxruntime"}
+    assert steps["slim-int8"] == "prune(sparsity=0.125, structured=True) -> int8-static"
+    assert steps["candidate"] == "candidate (student.onnx)"
+    slim = cases["rk3588-onnxruntime-slim-int8-size"]
+    assert float(slim["edge.size_ratio"]) >= 3 and slim["edge.size_ratio.budget"] == ">= 3 x"
+    assert int(slim["edge.parameters"]) < int(slim["edge.parameters.original"])  # channels really removed
+    student = cases["rk3588-onnxruntime-candidate-accuracy"]
+    assert student["edge.artifact"] == "student.onnx" and float(student["edge.accuracy"]) >= 95
+    fp16 = cases["rk3588-onnxruntime-fp16-parity"]
+    assert fp16["edge.parity.logits.rel_l2.budget"] == "<= 0.005 (rel_l2)"  # the per-recipe override
     original = cases["rk3588-onnxruntime-none-accuracy"]
     assert float(original["edge.accuracy"]) >= 95.0
     static = cases["rk3588-onnxruntime-int8-static-accuracy"]

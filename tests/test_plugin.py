@@ -155,7 +155,7 @@ def test_unavailable_backend_skips_with_reason_and_strict_fails(pytester, spec_p
 
 BAD_SPECS = {
     "not_yaml": ("edgecheck: 1\nmodel: [\n", "not valid YAML"),
-    "unknown_key": (SPEC.replace("budgets:", "budgetz:"), "targets.host.budgetz: unknown key 'budgetz' (known: backends, budgets)"),
+    "unknown_key": (SPEC.replace("budgets:", "budgetz:"), "targets.host.budgetz: unknown key 'budgetz' (known: backends, budgets, recipes)"),
     "wrong_type": (SPEC.replace("size_mb: 1", "size_mb: small"), "targets.host.budgets.size_mb: Input should be a valid number"),
     "duplicate_key": (SPEC.replace("size_mb: 1", "size_mb: 1\n      size_mb: 2"), "targets.host.budgets.size_mb: duplicate key 'size_mb'"),
     "missing_model": (SPEC.replace("clf.onnx", "gone.onnx"), "model.path: file not found"),
@@ -163,7 +163,7 @@ BAD_SPECS = {
     "escaping_path": (SPEC.replace("../models/clf.onnx", "../../outside.onnx"), "outside the project folder"),
     "unknown_input": (SPEC + "inputs: {image: {shape: [1, 4]}}\n", "inputs.image: the model has no input named 'image' (inputs: x)"),
     "unknown_target": (SPEC.replace("  host:", "  hots:"), "targets.hots: unknown device 'hots' (known: host, jetson-nano"),
-    "unknown_recipe": (SPEC + "compress: [int3-magic]\n", "compress[[]0[]]: unknown recipe 'int3-magic' (known: int8-dynamic, int8-static, none)"),
+    "unknown_recipe": (SPEC + "compress: [int3-magic]\n", "compress[[]0[]]: unknown recipe 'int3-magic' (known: fp16, int8-dynamic, int8-static, lowrank, none, prune)"),
 }
 
 

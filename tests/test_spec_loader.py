@@ -267,10 +267,10 @@ def test_format_loc():
 def test_unknown_key_lists_the_known_keys(project):
     error = _error(project, BASE.replace("    budgets:", "    budgetz:"))
     assert (error.line, error.field) == (7, "targets.host.budgetz")
-    assert error.reason == "unknown key 'budgetz' (known: backends, budgets)"
+    assert error.reason == "unknown key 'budgetz' (known: backends, budgets, recipes)"
     top = _error(project, BASE + "modle: x\n")
     assert (top.line, top.field) == (11, "modle")
-    assert "known: edgecheck, name, model, inputs, data, compress, targets" in top.reason
+    assert "known: edgecheck, name, model, candidate, inputs, data, compress, targets" in top.reason
 
 
 @pytest.mark.parametrize("text, field, reason", [
@@ -612,7 +612,7 @@ def test_json_schema_is_json_and_names_every_top_level_field():
     schema = json_schema()
     assert json.loads(json.dumps(schema)) == schema
     assert schema["$schema"].endswith("2020-12/schema")
-    assert set(schema["properties"]) == {"edgecheck", "name", "model", "inputs", "data", "compress", "targets"}
+    assert set(schema["properties"]) == {"edgecheck", "name", "model", "candidate", "inputs", "data", "compress", "targets"}
     assert set(schema["required"]) == {"edgecheck", "model", "targets"}
     assert schema["additionalProperties"] is False
 

@@ -83,6 +83,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
+    # True if the same artifact, runtime version, thread count and inputs always give the same outputs:
+    # then outputs are cached by content and a rerun with nothing changed does not run the model again.
+    deterministic: ClassVar[bool] = False
 
     @abstractmethod
     def availability(self) -> Availability:

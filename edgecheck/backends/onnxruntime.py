@@ -31,6 +31,7 @@ class OnnxRuntimeRunner(Runner):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     suffixes = (".onnx",)
+    deterministic = True  # CPU provider, sequential execution, a fixed thread count
 
     def availability(self) -> Availability:
         try:

@@ -1,8 +1,11 @@
-"""Compression recipes: each turns the original model into an artifact to check.
+"""Compression recipes: each turns a model file into an artifact to check.
 
-Shipped: `none` (the original itself, always checked), `int8-dynamic` and `int8-static`
-(quantize.py). FP16, pruning and low-rank recipes register here the same way; an unknown name is
-refused when the spec is collected.
+A recipe is a named entry in a registry with a pydantic model of its parameters, so a spec's
+`compress:` entries are validated (unknown recipe, unknown or mistyped parameter) when the spec is
+collected, and a third party can add one with `register_recipe`. Shipped: `none` (the model itself),
+`fp16`, `int8-dynamic`, `int8-static`, `prune` and `lowrank`. A chain applies steps in order, each
+to the previous step's artifact (chain.py). Recipes know nothing of caching: they write into the
+folder they are given, and the cache (edgecheck.cache) decides whether they run at all.
 """
 
 from __future__ import annotations
@@ -10,15 +13,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgecheck.errors import RecipeError
 
 ORIGINAL = "none"
 
 
+class RecipeNotApplicable(RecipeError):
+    """The recipe has nothing to do on this model (e.g. no weight that low-rank factors would shrink).
+
+    Its checks are skipped with the reason (failed under --edge-strict); other recipes still run.
+    """
+
+
+class RecipeParams(BaseModel):
+    """Base of every recipe's parameters: unknown names are refused, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class NoParams(RecipeParams):
+    pass
+
+
 @dataclass(frozen=True)
 class Artifact:
-    """A model file produced by a recipe, with what the recipe did to it."""
+    """A model file produced by a recipe, with what the recipe did to it (shown in reports)."""
 
     path: Path
     recipe: str
@@ -27,19 +50,63 @@ class Artifact:
 
 @dataclass(frozen=True)
 class RecipeContext:
-    """What a recipe may use besides the model: the spec's calibration data and a scratch folder."""
+    """What a recipe may use besides the model: the spec's calibration data and its output folder.
+
+    `out_dir` exists and is empty; the recipe writes its artifact (and any external data) there.
+    """
 
     calibration: Path | None
-    work_dir: Callable[[], Path]  # called only by recipes that write files, so `none` creates nothing
+    out_dir: Path
 
 
-Recipe = Callable[[Path, RecipeContext], Artifact]
+ApplyFunction = Callable[[Path, Any, RecipeContext], Artifact]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A registered recipe. `tools` are the distributions whose versions change its output (they go
+    into the cache key with `version`, which a recipe bumps when its own code changes its output)."""
+
+    name: str
+    apply: ApplyFunction
+    params: type[RecipeParams] = NoParams
+    summary: str = ""
+    tools: tuple[str, ...] = ()
+    uses_calibration: bool = False
+    version: int = 1
+
+    def parse_params(self, raw: dict[str, Any] | None) -> RecipeParams:
+        """Validated parameters; a `RecipeError` lists what is wrong and the parameters that exist."""
+        try:
+            return self.params.model_validate(raw or {})
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                where = ".".join(str(p) for p in error["loc"]) or "parameters"
+                message = error["msg"].removeprefix("Value error, ")
+                if error["type"] == "extra_forbidden":
+                    message = f"unknown parameter (known: {', '.join(self.params.model_fields) or 'none'})"
+                problems.append(f"{where}: {message}")
+            raise RecipeError(f"recipe {self.name!r}: " + "; ".join(problems)) from None
+
+
 _recipes: dict[str, Recipe] = {}
 
 
-def register_recipe(name: str) -> Callable[[Recipe], Recipe]:
-    def add(function: Recipe) -> Recipe:
-        _recipes[name] = function
+def register_recipe(
+    name: str,
+    params: type[RecipeParams] = NoParams,
+    *,
+    summary: str = "",
+    tools: tuple[str, ...] = (),
+    uses_calibration: bool = False,
+    version: int = 1,
+) -> Callable[[ApplyFunction], ApplyFunction]:
+    """Decorator: register `apply(model, params, context) -> Artifact` under `name`."""
+
+    def add(function: ApplyFunction) -> ApplyFunction:
+        text = summary or ((function.__doc__ or "").strip().splitlines() or [""])[0]
+        _recipes[name] = Recipe(name, function, params, text, tools, uses_calibration, version)
         return function
 
     return add
@@ -49,17 +116,32 @@ def known_recipes() -> list[str]:
     return sorted(_recipes)
 
 
-@register_recipe(ORIGINAL)
-def keep_original(model: Path, context: RecipeContext) -> Artifact:
-    """The original model, unchanged: the baseline every recipe is compared with."""
-    return Artifact(path=model, recipe=ORIGINAL, notes={"did": "nothing (the original model)"})
-
-
-def apply_recipe(name: str, model: Path, context: RecipeContext) -> Artifact:
+def get_recipe(name: str) -> Recipe:
     recipe = _recipes.get(name)
     if recipe is None:
         raise RecipeError(f"unknown recipe {name!r} (known: {', '.join(known_recipes())})")
-    return recipe(model, context)
+    return recipe
 
 
-from edgecheck.compress import quantize  # noqa: E402,F401  (registers the INT8 recipes)
+def artifact_path(model: Path, recipe: str, context: RecipeContext) -> Path:
+    """Where a recipe writes: `<model stem>.<recipe>.onnx` in its folder, so messages name the step."""
+    return context.out_dir / f"{model.stem}.{recipe}.onnx"
+
+
+def save_model(model: Any, path: Path) -> Path:
+    """Check and write an ONNX model; over 1.8 GB the weights go to `<name>.data` beside it."""
+    import onnx
+
+    onnx.checker.check_model(model)
+    large = model.ByteSize() > 1_800_000_000
+    onnx.save_model(model, str(path), save_as_external_data=large, all_tensors_to_one_file=True,
+                    location=f"{path.name}.data" if large else None)
+    return path
+
+
+@register_recipe(ORIGINAL, summary="the model itself, unchanged: the baseline every recipe is compared with")
+def keep_original(model: Path, params: NoParams, context: RecipeContext) -> Artifact:
+    return Artifact(path=model, recipe=ORIGINAL, notes={"did": "nothing (the model as given)"})
+
+
+from edgecheck.compress import fp16, lowrank, prune, quantize  # noqa: E402,F401  (they register recipes)

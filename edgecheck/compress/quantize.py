@@ -1,93 +1,215 @@
 """INT8 recipes through ONNX Runtime's quantizer (onnxruntime.quantization).
 
-`int8-dynamic` quantizes weights and computes activation scales at run time; `int8-static`
-inserts QDQ pairs with activation ranges calibrated on the spec's calibration data (MinMax, per
-tensor). Parameters (per-channel, calibration method, nodes kept in float) come with the
-compression recipes' own issue; these defaults are the common first try.
+`int8-dynamic` stores weights in INT8 and quantizes activations at run time; `int8-static` inserts
+QDQ pairs whose activation ranges are calibrated on the spec's calibration data. Both are
+deterministic (same model, data and parameters give the same bytes), which the cache relies on.
+INT8 is not always faster: on CPUs without VNNI a QDQ or ConvInteger model can run slower than
+FP32 — the latency check measures it, nothing here assumes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
+from pydantic import Field, model_validator
 
-from edgecheck.compress import Artifact, RecipeContext, register_recipe
-from edgecheck.errors import RecipeError
+from edgecheck.compress import Artifact, RecipeContext, RecipeParams, artifact_path, register_recipe
+from edgecheck.errors import EdgecheckError, RecipeError
 
-MAX_CALIBRATION_SAMPLES = 512
+PER_CHANNEL_MIN_OPSET = 13  # DequantizeLinear's `axis` attribute arrived in opset 13
+_QDQ = {"QuantizeLinear", "DequantizeLinear"}
 
 
-def _count_ops(path: Path, names: set[str]) -> int:
+class Int8DynamicParams(RecipeParams):
+    per_channel: bool = Field(False, description="One scale per output channel of each weight.")
+    weights: Literal["int8", "uint8"] = Field("int8", description="Integer type of the weights.")
+    exclude_nodes: tuple[str, ...] = Field((), description="Node names left in float.")
+    exclude_op_types: tuple[str, ...] = Field((), description="Op types left in float, e.g. [Conv].")
+
+
+class Int8StaticParams(Int8DynamicParams):
+    method: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="Calibration method.")
+    percentile: float = Field(99.999, gt=50, le=100, description="Kept range for method: percentile.")
+    samples: int | None = Field(None, ge=1, description="Calibrate on the first N samples; default: all.")
+    activations: Literal["int8", "uint8"] = Field("int8", description="Integer type of the activations.")
+    preprocess: bool = Field(False, description="Run onnxruntime's quant_pre_process (shape inference, "
+                             "graph optimisation) first, as ONNX Runtime recommends.")
+
+    @model_validator(mode="after")
+    def _percentile_needs_method(self) -> Int8StaticParams:
+        if "percentile" in self.model_fields_set and self.method != "percentile":
+            raise ValueError("percentile applies only with method: percentile")
+        return self
+
+
+def _quant_type(name: str):  # -> onnxruntime.quantization.QuantType
+    from onnxruntime.quantization import QuantType
+
+    return QuantType.QInt8 if name == "int8" else QuantType.QUInt8
+
+
+def _float_model(path: Path):
+    """The model with its external data in memory, so it can be inspected and re-saved."""
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    from edgecheck.model import load_onnx
+
+    model = load_onnx(path)
+    if any(uses_external_data(t) for t in model.graph.initializer):
+        load_external_data_for_model(model, str(path.parent))
+    return model
+
+
+def _selection(model, params: Int8DynamicParams, recipe: str) -> tuple[list[str], list[str] | None]:
+    """Nodes to exclude and op types to quantize; a name that matches nothing is an error, not a no-op."""
+    names = [n.name for n in model.graph.node]
+    missing = [n for n in params.exclude_nodes if n not in names]
+    if missing:
+        raise RecipeError(f"{recipe}: exclude_nodes: no node named {', '.join(map(repr, missing))} "
+                          f"(nodes: {', '.join(n for n in names if n) or 'none have names'})")
+    present = sorted({n.op_type for n in model.graph.node} - _QDQ)
+    unknown = [t for t in params.exclude_op_types if t not in present]
+    if unknown:
+        raise RecipeError(f"{recipe}: exclude_op_types: the model has no {', '.join(map(repr, unknown))} nodes "
+                          f"(op types: {', '.join(present)})")
+    op_types = [t for t in present if t not in params.exclude_op_types] if params.exclude_op_types else None
+    return list(params.exclude_nodes), op_types
+
+
+def _quantized_summary(original: Path, quantized: Path) -> dict[str, str]:
+    """Which of the original's nodes were quantized (now read INT8 data, or were replaced by integer
+    ops) and which stayed float: what a user checks after excluding a layer."""
     import onnx
 
-    return sum(1 for node in onnx.load(str(path), load_external_data=False).graph.node if node.op_type in names)
+    before = [n for n in onnx.load(str(original), load_external_data=False).graph.node if n.op_type not in _QDQ]
+    graph = onnx.load(str(quantized), load_external_data=False).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    after = {(n.name, n.op_type): n for n in graph.node}
+    floats = [n.name or n.op_type for n in before if (n.name, n.op_type) in after
+              and not any(i in dequantized for i in after[(n.name, n.op_type)].input)]
+    notes = {"quantized_nodes": f"{len(before) - len(floats)} of {len(before)}"}
+    if floats:
+        notes["float_nodes"] = ", ".join(floats[:12]) + (f" (+{len(floats) - 12})" if len(floats) > 12 else "")
+    return notes
 
 
-@register_recipe("int8-dynamic")
-def compress_int8_dynamic(model: Path, context: RecipeContext) -> Artifact:
-    """Weights to INT8; activations quantized on the fly (no calibration data needed)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def _prepare(model_path: Path, params: Int8DynamicParams, context: RecipeContext, recipe: str) -> tuple[Path, dict]:
+    """Upgrade the opset where per-channel needs it; returns the model to quantize and notes."""
+    import onnx
 
-    out = context.work_dir() / f"{model.stem}.int8-dynamic.onnx"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    model = _float_model(model_path)
+    notes: dict[str, str] = {}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if params.per_channel and opset < PER_CHANNEL_MIN_OPSET:
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(model, PER_CHANNEL_MIN_OPSET)
+            onnx.checker.check_model(model)
+        except Exception as exc:
+            raise RecipeError(
+                f"{recipe}: per_channel needs opset >= {PER_CHANNEL_MIN_OPSET} (DequantizeLinear's axis); the model "
+                f"is opset {opset} and onnx's version converter could not upgrade it: {type(exc).__name__}: {exc}. "
+                "Export the model at opset 13 or later, or set per_channel: false."
+            ) from None
+        upgraded = context.out_dir / "opset-upgraded.tmp.onnx"
+        onnx.save_model(model, str(upgraded))
+        notes["opset"] = f"{opset} -> {PER_CHANNEL_MIN_OPSET} (per-channel DequantizeLinear needs axis)"
+        return upgraded, notes
+    return model_path, notes
+
+
+def _fail(recipe: str, tool: str, exc: Exception) -> RecipeError:
+    if isinstance(exc, EdgecheckError):
+        return RecipeError(f"{recipe}: {exc}")
+    first = (str(exc).strip().splitlines() or [""])[0][:500]
+    return RecipeError(f"{recipe}: {tool} failed: {type(exc).__name__}: {first}")
+
+
+@register_recipe("int8-dynamic", Int8DynamicParams, tools=("onnx", "onnxruntime"))
+def compress_int8_dynamic(model: Path, params: Int8DynamicParams, context: RecipeContext) -> Artifact:
+    """INT8 weights, activations quantized on the fly (no calibration data needed)."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    out = artifact_path(model, "int8-dynamic", context)
+    source, notes = _prepare(model, params, context, "int8-dynamic")
+    exclude, op_types = _selection(_float_model(source), params, "int8-dynamic")
     try:
-        quantize_dynamic(str(model), str(out), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(source), str(out), weight_type=_quant_type(params.weights),
+                         per_channel=params.per_channel, nodes_to_exclude=exclude, op_types_to_quantize=op_types)
     except Exception as exc:
-        raise RecipeError(f"int8-dynamic: onnxruntime.quantization.quantize_dynamic failed: "
-                          f"{type(exc).__name__}: {exc}") from exc
-    quantized = _count_ops(out, {"MatMulInteger", "ConvInteger", "DynamicQuantizeLinear", "QLinearMatMul"})
-    return Artifact(out, "int8-dynamic", {"tool": "onnxruntime.quantization.quantize_dynamic",
-                                          "weights": "int8", "integer_ops": str(quantized)})
+        raise _fail("int8-dynamic", "onnxruntime.quantization.quantize_dynamic", exc) from exc
+    finally:
+        if source != model:
+            source.unlink(missing_ok=True)
+    per = "per-channel" if params.per_channel else "per-tensor"
+    return Artifact(out, "int8-dynamic", {"tool": f"onnxruntime.quantization.quantize_dynamic ({params.weights} "
+                                          f"weights, {per})", **notes, **_quantized_summary(model, out)})
 
 
-class _NpzReader:
-    """Feeds calibration samples one at a time, in file order, so the result is deterministic."""
+class _FeedReader:
+    """onnxruntime's CalibrationDataReader over prepared feeds, in file order (deterministic)."""
 
-    def __init__(self, arrays: dict[str, np.ndarray]):
-        count = min(len(a) for a in arrays.values())
-        self._feeds = iter([{k: v[i:i + 1] for k, v in arrays.items()} for i in range(count)])
+    def __init__(self, feeds):
+        self._feeds = iter(feeds)
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
+    def get_next(self):
         return next(self._feeds, None)
 
 
-def _calibration_arrays(model: Path, calibration: Path) -> dict[str, np.ndarray]:
-    from edgecheck.data import columns_for, load_npz
-    from edgecheck.errors import DataError
+@register_recipe("int8-static", Int8StaticParams, tools=("onnx", "onnxruntime", "numpy"), uses_calibration=True)
+def compress_int8_static(model: Path, params: Int8StaticParams, context: RecipeContext) -> Artifact:
+    """QDQ INT8 with activation ranges calibrated on the spec's calibration data."""
+    if context.calibration is None:
+        raise RecipeError("int8-static needs calibration data: set data.calibration in the spec "
+                          "(an .npz of representative inputs)")
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+
+    from edgecheck.data import calibration_feeds
     from edgecheck.model import inspect_onnx
 
-    info = inspect_onnx(model)
+    out = artifact_path(model, "int8-static", context)
+    source, notes = _prepare(model, params, context, "int8-static")
     try:
-        columns = columns_for(info, load_npz(calibration), calibration)
-    except DataError as exc:
-        raise RecipeError(f"int8-static: calibration data: {exc}") from None
-    dtypes = {t.name: t.dtype for t in info.inputs}
-    return {name: column[:MAX_CALIBRATION_SAMPLES].astype(dtypes[name], copy=False) for name, column in columns.items()}
+        if params.preprocess:
+            from onnxruntime.quantization.shape_inference import quant_pre_process
 
-
-@register_recipe("int8-static")
-def compress_int8_static(model: Path, context: RecipeContext) -> Artifact:
-    """QDQ INT8 with activation ranges from the spec's calibration data (MinMax, per tensor)."""
-    if context.calibration is None:
-        raise RecipeError("int8-static needs calibration data: set data.calibration in the spec")
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    arrays = _calibration_arrays(model, context.calibration)
-    out = context.work_dir() / f"{model.stem}.int8-static.onnx"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        quantize_static(
-            str(model), str(out), _NpzReader(arrays),
-            quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            per_channel=False, calibrate_method=CalibrationMethod.MinMax,
-        )
-    except Exception as exc:
-        raise RecipeError(f"int8-static: onnxruntime.quantization.quantize_static failed: "
-                          f"{type(exc).__name__}: {exc}") from exc
-    samples = len(next(iter(arrays.values())))
+            prepared = context.out_dir / "preprocessed.tmp.onnx"
+            try:
+                quant_pre_process(str(source), str(prepared))
+            except Exception as exc:
+                raise _fail("int8-static", "onnxruntime quant_pre_process (set preprocess: false to skip it)", exc)
+            source, notes["preprocess"] = prepared, "quant_pre_process (shape inference, optimisation)"
+        exclude, op_types = _selection(_float_model(source), params, "int8-static")
+        try:
+            calibration = calibration_feeds(inspect_onnx(model), context.calibration, params.samples)
+        except EdgecheckError as exc:
+            raise RecipeError(f"int8-static: calibration data: {exc}") from None
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[params.method]
+        extra = {"CalibPercentile": params.percentile} if params.method == "percentile" else {}
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
+                quantize_static(
+                    str(source), str(out), _FeedReader(calibration.feeds), quant_format=QuantFormat.QDQ,
+                    activation_type=_quant_type(params.activations), weight_type=_quant_type(params.weights),
+                    per_channel=params.per_channel, calibrate_method=method, nodes_to_exclude=exclude,
+                    op_types_to_quantize=op_types, extra_options=extra,
+                )
+        except Exception as exc:
+            raise _fail("int8-static", "onnxruntime.quantization.quantize_static", exc) from exc
+    finally:
+        for scratch in context.out_dir.glob("*.tmp.onnx"):
+            scratch.unlink()
+    per = "per-channel" if params.per_channel else "per-tensor"
+    method_text = params.method + (f" {params.percentile:g}" if params.method == "percentile" else "")
     return Artifact(out, "int8-static", {
-        "tool": "onnxruntime.quantization.quantize_static (QDQ, MinMax, per-tensor)",
-        "calibration": f"{context.calibration.name} ({samples} samples)",
-        "quantize_nodes": str(_count_ops(out, {"QuantizeLinear"})),
+        "tool": f"onnxruntime.quantization.quantize_static (QDQ, {method_text}, {per}, "
+                f"{params.activations} activations, {params.weights} weights)",
+        "calibration": calibration.source,
+        **notes,
+        **_quantized_summary(model, out),
     })

@@ -25,7 +25,10 @@ from pydantic import (
     model_validator,
 )
 
+from edgecheck.spec.recipes import CompressEntryField
+
 SPEC_VERSION = 1
+CANDIDATE = "candidate"  # the name of the candidate model's own items, and the chain step that starts from it
 DTYPES = ("float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
 BUILTIN_METRICS = ("top1", "mse")
 _TOPK = re.compile(r"^top(?:k:)?(\d+)$")
@@ -79,7 +82,7 @@ class _Strict(BaseModel):
 
 
 class ModelRef(_Strict):
-    """The original model; its outputs on ONNX Runtime FP32 are the reference."""
+    """A model file. The spec's `model` is the original, whose outputs on ONNX Runtime FP32 are the reference."""
 
     path: ProjectFile = Field(description="Path of the .onnx file, relative to the spec file.")
 
@@ -237,6 +240,21 @@ class Budgets(_Strict):
     accuracy_max: float | None = Field(None, description="The metric must be at most this (lower-is-better).")
     parity: ParityBudget | None = None
     size_mb: float | None = Field(None, gt=0, description="Max artifact size in MiB (2**20 bytes).")
+    size_ratio: float | None = Field(
+        None, gt=0, description="Min original size / artifact size: 3 means at least 3x smaller than the model."
+    )
+
+    def merged(self, override: Budgets) -> Budgets:
+        """These budgets with the fields the override sets replaced (parity bounds merged one by one;
+        `null` removes a budget)."""
+        data = self.model_dump(exclude_unset=True)
+        for name in override.model_fields_set:
+            value = getattr(override, name)
+            if name == "parity" and value is not None and self.parity is not None:
+                data[name] = {**self.parity.model_dump(exclude_unset=True), **value.model_dump(exclude_unset=True)}
+            else:
+                data[name] = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
+        return Budgets.model_validate(data)
 
 
 class TargetSpec(_Strict):
@@ -244,6 +262,15 @@ class TargetSpec(_Strict):
         None, description="Backends to check on; default: every backend the device profile names."
     )
     budgets: Budgets = Field(default_factory=Budgets)
+    recipes: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$")], Budgets] = Field(
+        default_factory=dict,
+        description="Per compress entry (by name, or 'none' for the model itself): budgets that replace the "
+        "target's, e.g. fp16: {parity: {rel_l2: 0.001}}. Parity bounds merge one by one; null removes a budget.",
+    )
+
+    def budgets_for(self, entry: str) -> Budgets:
+        override = self.recipes.get(entry)
+        return self.budgets.merged(override) if override is not None else self.budgets
 
 
 class Spec(_Strict):
@@ -252,10 +279,16 @@ class Spec(_Strict):
     edgecheck: Literal[1] = Field(description="Spec format version.")
     name: str | None = Field(None, description="A label for the spec; default: the file name.")
     model: ModelRef
+    candidate: ModelRef | None = Field(
+        None, description="Another model checked against `model` as its reference with the same budgets, e.g. a "
+        "distilled student: its items are named 'candidate'; a compress chain starting with the step 'candidate' "
+        "compresses it ([candidate, int8-static]). Size ratios are against `model`.",
+    )
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     data: DataSpec = Field(default_factory=DataSpec)
-    compress: list[Annotated[str, Field(pattern=_NAME)]] = Field(
-        default_factory=list, description="Recipes to check besides the original ('none', always run)."
+    compress: list[CompressEntryField] = Field(
+        default_factory=list, description="Artifacts to check besides the model itself ('none', always run): "
+        "a recipe, {recipe: {params}}, a chain [step, step] or {name, steps}."
     )
     targets: dict[Annotated[str, Field(pattern=_NAME)], TargetSpec] = Field(min_length=1)
 
@@ -263,21 +296,55 @@ class Spec(_Strict):
 def cross_field_problems(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
     """Rules that span fields, as (field path, message), so the loader can point at the line."""
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    evaluation = spec.data.evaluation
-    for target, section in spec.targets.items():
-        budgets = section.budgets
-        for name in ("accuracy_drop", "accuracy_min", "accuracy_max"):
-            if getattr(budgets, name) is None:
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(spec.compress):
+        if entry.name in seen:
+            problems.append((("compress", index), f"a second entry named {entry.name!r} (the first is compress["
+                             f"{seen[entry.name]}]): give one its own name, e.g. {{name: {entry.name}-2, steps: [...]}}"))
+        seen.setdefault(entry.name, index)
+        if entry.name == CANDIDATE and spec.candidate is not None:
+            problems.append((("compress", index), "'candidate' names the candidate model's own items; name this "
+                             "entry otherwise"))
+    for index, entry in enumerate(spec.compress):
+        for number, step in enumerate(entry.steps):
+            if step.recipe != CANDIDATE:
                 continue
-            loc = ("targets", target, "budgets", name)
-            if evaluation is None:
-                problems.append((loc, "needs data.evaluation (a labelled .npz) to measure accuracy"))
-            elif name != "accuracy_drop" and _is_percent(evaluation.metric) and not 1 < getattr(budgets, name) <= 100:
-                value = getattr(budgets, name)
-                hint = f" (did you mean {value * 100:g}?)" if 0 < value <= 1 else ""
-                problems.append((loc, f"{evaluation.metric} is in percent, 0-100: {value:g} cannot be meant{hint}"))
-            elif name != "accuracy_drop" and (name == "accuracy_min") != evaluation.is_higher_better:
-                better = "higher" if evaluation.is_higher_better else "lower"
-                fix = "accuracy_min" if evaluation.is_higher_better else "accuracy_max"
-                problems.append((loc, f"does not fit metric {evaluation.metric!r} ({better} is better): use {fix}"))
+            loc = ("compress", index) if len(entry.steps) == 1 else ("compress", index, number)
+            if spec.candidate is None:
+                problems.append((loc, "step 'candidate' needs a candidate model: set candidate: {path: ...}"))
+            elif number != 0 or step.params:
+                problems.append((loc, "'candidate' takes no parameters and can only be a chain's first step"))
+            elif len(entry.steps) == 1:
+                problems.append((loc, "the candidate is always checked (as 'candidate'); list it only to start "
+                                 "a chain, e.g. [candidate, int8-static]"))
+    names = {"none", *seen} | ({CANDIDATE} if spec.candidate is not None else set())
+    for target, section in spec.targets.items():
+        for entry in section.recipes:
+            if entry not in names:
+                problems.append((("targets", target, "recipes", entry),
+                                 f"no compress entry named {entry!r} (entries: {', '.join(sorted(names))})"))
+        sections = [(("targets", target, "budgets"), section.budgets)]
+        sections += [(("targets", target, "recipes", e), b) for e, b in section.recipes.items()]
+        for where, budgets in sections:
+            problems += _accuracy_problems(spec, where, budgets)
+    return problems
+
+
+def _accuracy_problems(spec: Spec, where: tuple[str, ...], budgets: Budgets) -> list[tuple[tuple[str | int, ...], str]]:
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    evaluation = spec.data.evaluation
+    for name in ("accuracy_drop", "accuracy_min", "accuracy_max"):
+        value = getattr(budgets, name)
+        if value is None:
+            continue
+        loc = (*where, name)
+        if evaluation is None:
+            problems.append((loc, "needs data.evaluation (a labelled .npz) to measure accuracy"))
+        elif name != "accuracy_drop" and _is_percent(evaluation.metric) and not 1 < value <= 100:
+            hint = f" (did you mean {value * 100:g}?)" if 0 < value <= 1 else ""
+            problems.append((loc, f"{evaluation.metric} is in percent, 0-100: {value:g} cannot be meant{hint}"))
+        elif name != "accuracy_drop" and (name == "accuracy_min") != evaluation.is_higher_better:
+            better = "higher" if evaluation.is_higher_better else "lower"
+            fix = "accuracy_min" if evaluation.is_higher_better else "accuracy_max"
+            problems.append((loc, f"does not fit metric {evaluation.metric!r} ({better} is better): use {fix}"))
     return problems

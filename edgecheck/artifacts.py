@@ -1,0 +1,79 @@
+"""The artifact stage: a compress entry's steps applied to the model, each step cached by content.
+
+A chain's steps are keyed one by one (each by the bytes of the artifact before it), so
+`[prune, int8-static]` reuses a cached `prune` and a changed `int8-static` parameter rebuilds only
+the last step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import edgecheck
+from edgecheck.cache import ArtifactCache, content_key, tool_versions
+from edgecheck.compress import ORIGINAL, Artifact, RecipeContext, get_recipe
+from edgecheck.model import file_sha256, inspect_onnx
+from edgecheck.errors import RecipeError
+from edgecheck.spec import RecipeStep
+from edgecheck.spec.schema import CANDIDATE
+
+
+@dataclass(frozen=True)
+class MadeArtifact:
+    """The final artifact of an entry, what each step did, and how many steps came from the cache."""
+
+    artifact: Artifact
+    notes: dict[str, str]
+    cached_steps: int
+    steps: int
+
+
+def step_key(model: Path, step: RecipeStep, calibration: Path | None) -> str:
+    """Everything that decides a step's output: input bytes, recipe, parameters, data, tool versions."""
+    recipe = get_recipe(step.recipe)
+    params = recipe.parse_params(step.params)
+    return content_key(
+        kind="artifact",
+        model=inspect_onnx(model).sha256,  # the file and its external data
+        recipe=recipe.name,
+        recipe_version=recipe.version,
+        params=params.model_dump(mode="json"),
+        calibration=file_sha256([calibration]) if recipe.uses_calibration and calibration else None,
+        tools=tool_versions(recipe.tools),
+        edgecheck=edgecheck.__version__,
+    )
+
+
+def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path | None,
+                  cache: ArtifactCache, candidate: Path | None = None) -> MadeArtifact:
+    """Apply the steps in order; raises `RecipeError` (or `RecipeNotApplicable`) naming the step.
+
+    A first step `candidate` starts from the spec's candidate model instead of `model`.
+    """
+    if steps and steps[0].recipe == CANDIDATE:
+        if candidate is None:
+            raise RecipeError("the step 'candidate' needs a candidate model in the spec")
+        model, steps = candidate, steps[1:]
+    if not steps:
+        return MadeArtifact(Artifact(model, ORIGINAL, {"did": "nothing (the model as given)"}), {}, 0, 0)
+    current = model
+    notes: dict[str, str] = {}
+    cached = 0
+    artifact = None
+    repeated = len({s.recipe for s in steps}) < len(steps)
+    for index, step in enumerate(steps, start=1):
+        recipe = get_recipe(step.recipe)
+        params = recipe.parse_params(step.params)
+        source = current
+
+        def build(folder: Path, recipe=recipe, params=params, source=source) -> Artifact:
+            return recipe.apply(source, params, RecipeContext(calibration=calibration, out_dir=folder))
+
+        artifact, hit = cache.artifact(step_key(source, step, calibration), build)
+        cached += hit
+        prefix = "" if len(steps) == 1 else f"{index}.{step.recipe}." if repeated else f"{step.recipe}."
+        notes.update({f"{prefix}{k}": v for k, v in artifact.notes.items()})
+        current = artifact.path
+    assert artifact is not None
+    return MadeArtifact(artifact, notes, cached, len(steps))
