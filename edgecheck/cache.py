@@ -40,6 +40,10 @@ class CacheWarning(UserWarning):
     """A cache entry was unreadable or corrupt and has been rebuilt."""
 
 
+class CacheError(RecipeError):
+    """The cache folder cannot be used (read-only, full, locked); the artifact's checks fail with how to fix it."""
+
+
 def content_key(**parts: Any) -> str:
     """SHA-256 of the parts as canonical JSON: equal inputs, equal key, whatever the dict order."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
@@ -89,26 +93,37 @@ class ArtifactCache:
     def artifact(self, key: str, build: Callable[[Path], Artifact]) -> tuple[Artifact, bool]:
         """The artifact stored under `key`, building it with `build(empty_folder)` if absent or corrupt.
 
-        Returns the artifact and whether it came from the cache.
+        Returns the artifact and whether it came from the cache. A cache folder that cannot be
+        written (read-only, full, a lock held for an hour) is a `CacheError` saying how to move it.
         """
+        try:
+            return self._artifact(key, build)
+        except _BuildFailed as failed:
+            raise failed.error from failed.error.__cause__
+        except (OSError, TimeoutError) as exc:  # filelock.Timeout is a TimeoutError
+            raise CacheError(f"the artifact cache {self.root or self._scratch} cannot be used: "
+                             f"{type(exc).__name__}: {exc} (move it with --edge-cache-dir, or run with "
+                             "--edge-no-cache)") from exc
+
+    def _artifact(self, key: str, build: Callable[[Path], Artifact]) -> tuple[Artifact, bool]:
         if self.root is None:
             if self._scratch is None:
                 self._scratch = Path(tempfile.mkdtemp(prefix="edgecheck-"))
             folder = self._scratch / key
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-            return _inside(build(folder), folder), False
+            return _build(build, folder), False
         final = self.root / "artifacts" / key[:2] / key
         found = self._read_artifact(final)
         if found is not None:
             return found, True
         with self._lock(key):
-            found = self._read_artifact(final)  # another worker may have built it while we waited
+            found = self._read_artifact(final, warn=False)  # another worker may have built it meanwhile
             if found is not None:
                 return found, True
             work = self._temporary(key)
             try:
-                built = _inside(build(work), work)
+                built = _build(build, work)
                 entry = {
                     "key": key,
                     "artifact": built.path.relative_to(work).as_posix(),
@@ -126,10 +141,10 @@ class ArtifactCache:
                 shutil.rmtree(work, ignore_errors=True)
         found = self._read_artifact(final)
         if found is None:
-            raise RecipeError(f"cache entry {final} vanished or was corrupted right after it was written")
+            raise CacheError(f"cache entry {final} vanished or was corrupted right after it was written")
         return found, False
 
-    def _read_artifact(self, folder: Path) -> Artifact | None:
+    def _read_artifact(self, folder: Path, warn: bool = True) -> Artifact | None:
         """The stored artifact if the entry is whole and every file matches its recorded hash."""
         manifest = folder / ENTRY_FILE
         if not folder.exists():
@@ -137,7 +152,10 @@ class ArtifactCache:
         problem = None
         try:
             entry = json.loads(manifest.read_text())
-            for name, digest in entry["files"].items():
+            files = entry["files"]
+            if not isinstance(files, dict) or entry["artifact"] not in files:
+                raise ValueError("its file list is malformed or does not hold the artifact")
+            for name, digest in files.items():
                 path = folder / name
                 if not path.is_file():
                     problem = f"{name} is missing"
@@ -145,10 +163,12 @@ class ArtifactCache:
                     problem = f"{name} does not match its recorded SHA-256"
                 if problem:
                     break
-            artifact = Artifact(folder / entry["artifact"], entry["recipe"], dict(entry["notes"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            artifact = Artifact(folder / entry["artifact"], str(entry["recipe"]), dict(entry["notes"]))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             problem = f"{ENTRY_FILE} unreadable ({type(exc).__name__}: {exc})"
         if problem:
+            if not warn:
+                return None
             warnings.warn(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({problem}); rebuilding it"),
                           stacklevel=3)
             return None
@@ -165,16 +185,20 @@ class ArtifactCache:
         if found is not None:
             return found, True
         outputs = compute()
-        path.parent.mkdir(parents=True, exist_ok=True)
         names = list(outputs)
-        temporary = self._temporary(key, directory=False)
         try:
-            with temporary.open("wb") as handle:
-                np.savez(handle, __names__=np.array(names, dtype=str),
-                         **{f"output_{i}": outputs[name] for i, name in enumerate(names)})
-            os.replace(temporary, path)  # equal keys, equal content: the last writer wins harmlessly
-        finally:
-            temporary.unlink(missing_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self._temporary(key, directory=False)
+            try:
+                with temporary.open("wb") as handle:
+                    np.savez(handle, __names__=np.array(names, dtype=str),
+                             **{f"output_{i}": outputs[name] for i, name in enumerate(names)})
+                os.replace(temporary, path)  # equal keys, equal content: the last writer wins harmlessly
+            finally:
+                temporary.unlink(missing_ok=True)
+        except OSError as exc:  # storing is an optimisation: the outputs are valid, the next run recomputes
+            warnings.warn(CacheWarning(f"edgecheck could not store outputs in the cache {self.root}: {exc}"),
+                          stacklevel=2)
         return outputs, False
 
     def _read_outputs(self, path: Path) -> Outputs | None:
@@ -215,6 +239,30 @@ class ArtifactCache:
             shutil.rmtree(trash, ignore_errors=True)
 
 
+class _BuildFailed(Exception):
+    """Carries a recipe's own error past the cache's handling of file-system errors."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _build(build: Callable[[Path], Artifact], folder: Path) -> Artifact:
+    """Run the recipe; its errors (an OSError of its own included) are the recipe's, not the cache's."""
+    try:
+        artifact = build(folder)
+    except RecipeError as exc:
+        raise _BuildFailed(exc) from exc
+    except OSError as exc:
+        error = RecipeError(f"writing the artifact failed: {type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        raise _BuildFailed(error) from exc
+    try:
+        return _inside(artifact, folder)
+    except RecipeError as exc:
+        raise _BuildFailed(exc) from exc
+
+
 def _inside(artifact: Artifact, folder: Path) -> Artifact:
     if not artifact.path.resolve().is_relative_to(folder.resolve()) or not artifact.path.is_file():
         raise RecipeError(f"recipe {artifact.recipe!r} did not write its artifact into its folder {folder} "
@@ -234,6 +282,8 @@ def clear_cache(root: Path) -> int:
     """Remove every entry; returns the bytes freed. Refuses a folder that is not an edgecheck cache."""
     if not root.exists():
         return 0
+    if not root.is_dir():
+        raise EdgecheckError(f"{root} is a file, not an edgecheck cache folder; not removing it")
     known = {"artifacts", "outputs", "locks", "tmp"}
     strangers = [p.name for p in root.iterdir() if p.name not in known]
     if strangers:

@@ -22,7 +22,7 @@ from edgecheck.checks.result import CheckResult
 from edgecheck.checks.size import judge_size
 from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
-from edgecheck.compress import ORIGINAL
+from edgecheck.compress import ORIGINAL, Artifact
 from edgecheck.devices import cpu_model
 from edgecheck.data import InputSet, evaluation_set, parity_set
 from edgecheck.errors import BackendUnavailable, RecipeError

@@ -87,22 +87,6 @@ def _error(project: Path, text: str) -> SpecError:
     return info.value
 
 
-    stack, seen = [node], set()
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and ("[" in key.value or "(" in key.value):
-                    return True
-                stack += [key, value]
-        elif isinstance(node, yaml.SequenceNode):
-            stack += node.value
-    return False
-
-
 def _assert_only_spec_error(project: Path, text: str) -> None:
     """The property: a LoadedSpec, or a SpecError that names this file and a plausible line."""
     path = project / "specs" / "model.yaml"

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from edgecheck.errors import RecipeError
+from edgecheck.strict import StrictModel
 
 ORIGINAL = "none"
 
@@ -29,10 +30,8 @@ class RecipeNotApplicable(RecipeError):
     """
 
 
-class RecipeParams(BaseModel):
-    """Base of every recipe's parameters: unknown names are refused, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+class RecipeParams(StrictModel):
+    """Base of every recipe's parameters: unknown names, NaN and booleans for numbers are refused."""
 
 
 class NoParams(RecipeParams):
@@ -126,6 +125,19 @@ def get_recipe(name: str) -> Recipe:
 def artifact_path(model: Path, recipe: str, context: RecipeContext) -> Path:
     """Where a recipe writes: `<model stem>.<recipe>.onnx` in its folder, so messages name the step."""
     return context.out_dir / f"{model.stem}.{recipe}.onnx"
+
+
+def load_model_for_editing(path: Path) -> Any:
+    """A fresh, checked parse of the model with any external data read into memory: the copy a
+    recipe edits (the user's file is never touched)."""
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    from edgecheck.model import load_onnx
+
+    model = load_onnx(path)
+    if any(uses_external_data(t) for t in model.graph.initializer):
+        load_external_data_for_model(model, str(path.parent))
+    return model
 
 
 def save_model(model: Any, path: Path) -> Path:

@@ -7,12 +7,14 @@ converter; the recipe counts them so the report says so instead of hiding it.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 from pydantic import Field
 
-from edgecheck.compress import Artifact, RecipeContext, RecipeParams, artifact_path, register_recipe, save_model
+from edgecheck.compress import (Artifact, RecipeContext, RecipeParams, artifact_path, load_model_for_editing,
+                                register_recipe, save_model)
 from edgecheck.errors import RecipeError
 
 FP16_MAX = 65504.0
@@ -49,24 +51,21 @@ def compress_fp16(model: Path, params: Fp16Params, context: RecipeContext) -> Ar
         from onnxconverter_common import float16
     except ImportError as exc:  # a dependency of edgecheck: only a broken install gets here
         raise RecipeError(f"fp16 needs onnxconverter-common: {exc}") from None
-    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
-
-    from edgecheck.model import load_onnx
-
-    source = load_onnx(model)
-    if any(uses_external_data(t) for t in source.graph.initializer):
-        load_external_data_for_model(source, str(model.parent))
+    source = load_model_for_editing(model)
     names = {n.name for n in source.graph.node}
     missing = [n for n in params.keep_nodes if n not in names]
     if missing:
         raise RecipeError(f"fp16: keep_nodes: no node named {', '.join(map(repr, missing))}")
     large, small = _out_of_range(source)
     try:
-        converted = float16.convert_float_to_float16(
-            source, keep_io_types=params.keep_io_types, disable_shape_infer=False,
-            op_block_list=list(params.keep_op_types) if params.keep_op_types is not None else None,
-            node_block_list=list(params.keep_nodes) or None,
-        )
+        with warnings.catch_warnings():  # one warning per clamped value; the notes count them instead
+            warnings.filterwarnings("ignore", message="the float32 number", category=UserWarning)
+            converted = float16.convert_float_to_float16(
+                source, keep_io_types=params.keep_io_types, disable_shape_infer=False,
+                min_positive_val=FP16_MIN_POSITIVE, max_finite_val=FP16_MAX,  # its default max is 1e4, not 65504
+                op_block_list=list(params.keep_op_types) if params.keep_op_types is not None else None,
+                node_block_list=list(params.keep_nodes) or None,
+            )
         out = save_model(converted, artifact_path(model, "fp16", context))
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0][:500]

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from edgecheck.compress import (Artifact, RecipeContext, RecipeNotApplicable, RecipeParams, artifact_path,
-                                register_recipe, save_model)
+                                load_model_for_editing, register_recipe, save_model)
 from edgecheck.errors import EdgecheckError, RecipeError
 
 DEFAULT_ENERGY = 0.9
@@ -262,13 +262,7 @@ def _parameter_count(graph: Any) -> int:
 def compress_lowrank(model: Path, params: LowRankParams, context: RecipeContext) -> Artifact:
     """Factor every weight where a rank-r product has fewer parameters; skip the rest with reasons."""
     import onnx
-    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
-
-    from edgecheck.model import load_onnx
-
-    proto = load_onnx(model)  # a fresh parse: the copy this recipe edits; the file is never touched
-    if any(uses_external_data(t) for t in proto.graph.initializer):
-        load_external_data_for_model(proto, str(model.parent))
+    proto = load_model_for_editing(model)
     before = _parameter_count(proto.graph)
     rewriter = _Rewriter(proto, params)
     rewriter.run()

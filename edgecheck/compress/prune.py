@@ -20,9 +20,8 @@ import numpy as np
 from pydantic import Field
 
 from edgecheck.compress import (Artifact, RecipeContext, RecipeNotApplicable, RecipeParams, artifact_path,
-                                register_recipe, save_model)
+                                load_model_for_editing, register_recipe, save_model)
 from edgecheck.errors import RecipeError
-from edgecheck.model import load_onnx
 
 UNARY_CHANNEL_PRESERVING = frozenset({
     "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Dropout",
@@ -388,11 +387,9 @@ def _prune_unstructured(graph: _Graph, layers: list[Any], params: PruneParams, s
 def compress_prune(model: Path, params: PruneParams, context: RecipeContext) -> Artifact:
     """Prune each eligible layer by weight magnitude and write the result into `context.out_dir`."""
     import onnx
-    from onnx import TensorProto, external_data_helper, numpy_helper
+    from onnx import TensorProto, numpy_helper
 
-    proto = load_onnx(model)
-    if any(external_data_helper.uses_external_data(t) for t in proto.graph.initializer):
-        external_data_helper.load_external_data_for_model(proto, str(model.parent))
+    proto = load_model_for_editing(model)
     before = _parameter_count(proto)
     graph = _Graph(proto, _known_shapes(proto) if params.structured else {})
     unknown = sorted(set(params.exclude_nodes) - set(graph.labels.values()))

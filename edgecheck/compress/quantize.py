@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edgecheck.compress import Artifact, RecipeContext, RecipeParams, artifact_path, register_recipe
+from edgecheck.compress import Artifact, RecipeContext, RecipeParams, artifact_path, load_model_for_editing, register_recipe
 from edgecheck.errors import EdgecheckError, RecipeError
 
 PER_CHANNEL_MIN_OPSET = 13  # DequantizeLinear's `axis` attribute arrived in opset 13
@@ -51,18 +51,6 @@ def _quant_type(name: str):  # -> onnxruntime.quantization.QuantType
     return QuantType.QInt8 if name == "int8" else QuantType.QUInt8
 
 
-def _float_model(path: Path):
-    """The model with its external data in memory, so it can be inspected and re-saved."""
-    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
-
-    from edgecheck.model import load_onnx
-
-    model = load_onnx(path)
-    if any(uses_external_data(t) for t in model.graph.initializer):
-        load_external_data_for_model(model, str(path.parent))
-    return model
-
-
 def _selection(model, params: Int8DynamicParams, recipe: str) -> tuple[list[str], list[str] | None]:
     """Nodes to exclude and op types to quantize; a name that matches nothing is an error, not a no-op."""
     names = [n.name for n in model.graph.node]
@@ -79,17 +67,30 @@ def _selection(model, params: Int8DynamicParams, recipe: str) -> tuple[list[str]
     return list(params.exclude_nodes), op_types
 
 
+_INTEGER_OPS = {"MatMulInteger", "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm", "QLinearAdd", "QLinearMul"}
+
+
 def _quantized_summary(original: Path, quantized: Path) -> dict[str, str]:
-    """Which of the original's nodes were quantized (now read INT8 data, or were replaced by integer
-    ops) and which stayed float: what a user checks after excluding a layer."""
+    """Which of the original's nodes run in INT8 and which stayed float: what a user checks after
+    excluding a layer. A node is INT8 if what replaced it (same name, or `<name>_...` as the dynamic
+    quantizer names its pieces) is an integer op, or reads only dequantized (INT8) inputs in QDQ."""
     import onnx
 
     before = [n for n in onnx.load(str(original), load_external_data=False).graph.node if n.op_type not in _QDQ]
     graph = onnx.load(str(quantized), load_external_data=False).graph
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    after = {(n.name, n.op_type): n for n in graph.node}
-    floats = [n.name or n.op_type for n in before if (n.name, n.op_type) in after
-              and not any(i in dequantized for i in after[(n.name, n.op_type)].input)]
+    floats = []
+    for node in before:
+        if node.name:
+            related = [n for n in graph.node if n.name == node.name or n.name.startswith(node.name + "_")]
+        else:
+            related = [n for n in graph.node if set(n.output) & set(node.output)]
+        related = [n for n in related if n.op_type not in _QDQ]
+        in_int8 = not related or any(  # no trace left: fused into a quantized neighbour
+            n.op_type in _INTEGER_OPS or (n.op_type == node.op_type and all(i in dequantized for i in n.input if i))
+            for n in related)
+        if not in_int8:
+            floats.append(node.name or node.op_type)
     notes = {"quantized_nodes": f"{len(before) - len(floats)} of {len(before)}"}
     if floats:
         notes["float_nodes"] = ", ".join(floats[:12]) + (f" (+{len(floats) - 12})" if len(floats) > 12 else "")
@@ -100,7 +101,7 @@ def _prepare(model_path: Path, params: Int8DynamicParams, context: RecipeContext
     """Upgrade the opset where per-channel needs it; returns the model to quantize and notes."""
     import onnx
 
-    model = _float_model(model_path)
+    model = load_model_for_editing(model_path)
     notes: dict[str, str] = {}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if params.per_channel and opset < PER_CHANNEL_MIN_OPSET:
@@ -136,7 +137,10 @@ def compress_int8_dynamic(model: Path, params: Int8DynamicParams, context: Recip
 
     out = artifact_path(model, "int8-dynamic", context)
     source, notes = _prepare(model, params, context, "int8-dynamic")
-    exclude, op_types = _selection(_float_model(source), params, "int8-dynamic")
+    float_model = load_model_for_editing(source)
+    exclude, op_types = _selection(float_model, params, "int8-dynamic")
+    # the dynamic quantizer splits a Gemm into `<name>_MatMul` + `<name>_Add` before it excludes by name
+    exclude += [f"{n.name}_MatMul" for n in float_model.graph.node if n.op_type == "Gemm" and n.name in exclude]
     try:
         quantize_dynamic(str(source), str(out), weight_type=_quant_type(params.weights),
                          per_channel=params.per_channel, nodes_to_exclude=exclude, op_types_to_quantize=op_types)
@@ -183,7 +187,7 @@ def compress_int8_static(model: Path, params: Int8StaticParams, context: RecipeC
             except Exception as exc:
                 raise _fail("int8-static", "onnxruntime quant_pre_process (set preprocess: false to skip it)", exc)
             source, notes["preprocess"] = prepared, "quant_pre_process (shape inference, optimisation)"
-        exclude, op_types = _selection(_float_model(source), params, "int8-static")
+        exclude, op_types = _selection(load_model_for_editing(source), params, "int8-static")
         try:
             calibration = calibration_feeds(inspect_onnx(model), context.calibration, params.samples)
         except EdgecheckError as exc:

@@ -11,13 +11,12 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationInfo,
     WithJsonSchema,
@@ -26,6 +25,7 @@ from pydantic import (
 )
 
 from edgecheck.spec.recipes import CompressEntryField
+from edgecheck.strict import StrictModel
 
 SPEC_VERSION = 1
 CANDIDATE = "candidate"  # the name of the candidate model's own items, and the chain step that starts from it
@@ -42,10 +42,6 @@ class SpecContext:
 
     base_dir: Path
     project_root: Path
-
-
-def _numeric(annotation: Any) -> bool:
-    return annotation in (int, float) or any(a in (int, float) for a in get_args(annotation))
 
 
 def _resolve(value: Path, info: ValidationInfo) -> Path:
@@ -68,17 +64,7 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
 ProjectFile = Annotated[Path, AfterValidator(_resolve)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        # YAML's yes/true would otherwise pass as 1 for a number field
-        annotation = cls.model_fields[info.field_name].annotation if info.field_name else None
-        if isinstance(value, bool) and _numeric(annotation):
-            raise ValueError(f"expected a number, not {str(value).lower()}")
-        return value
+_Strict = StrictModel
 
 
 class ModelRef(_Strict):
@@ -254,7 +240,23 @@ class Budgets(_Strict):
                 data[name] = {**self.parity.model_dump(exclude_unset=True), **value.model_dump(exclude_unset=True)}
             else:
                 data[name] = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
+        if isinstance(data.get("parity"), dict) and all(v is None for v in data["parity"].values()):
+            data["parity"] = None  # every bound dropped: no parity check for this entry
         return Budgets.model_validate(data)
+
+
+class ParityOverride(ParityBudget):
+    """Parity bounds replacing some of the target's: may name only `null`s, to drop bounds."""
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ParityOverride:
+        return self
+
+
+class BudgetsOverride(Budgets):
+    """Budgets of one compress entry replacing the target's: any subset, `null` drops one."""
+
+    parity: ParityOverride | None = None
 
 
 class TargetSpec(_Strict):
@@ -262,7 +264,7 @@ class TargetSpec(_Strict):
         None, description="Backends to check on; default: every backend the device profile names."
     )
     budgets: Budgets = Field(default_factory=Budgets)
-    recipes: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$")], Budgets] = Field(
+    recipes: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$")], BudgetsOverride] = Field(
         default_factory=dict,
         description="Per compress entry (by name, or 'none' for the model itself): budgets that replace the "
         "target's, e.g. fp16: {parity: {rel_l2: 0.001}}. Parity bounds merge one by one; null removes a budget.",
@@ -302,7 +304,9 @@ def cross_field_problems(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
             problems.append((("compress", index), f"a second entry named {entry.name!r} (the first is compress["
                              f"{seen[entry.name]}]): give one its own name, e.g. {{name: {entry.name}-2, steps: [...]}}"))
         seen.setdefault(entry.name, index)
-        if entry.name == CANDIDATE and spec.candidate is not None:
+        if len(entry.steps) > 1 and any(step.recipe == "none" for step in entry.steps):
+            problems.append((("compress", index), "'none' in a chain does nothing: remove it"))
+        if entry.name == CANDIDATE and spec.candidate is not None and [s.recipe for s in entry.steps] != [CANDIDATE]:
             problems.append((("compress", index), "'candidate' names the candidate model's own items; name this "
                              "entry otherwise"))
     for index, entry in enumerate(spec.compress):
