@@ -7,6 +7,8 @@ the last step.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +44,19 @@ def step_key(model: Path, step: RecipeStep, calibration: Path | None) -> str:
         calibration=file_sha256([calibration]) if recipe.uses_calibration and calibration else None,
         tools=tool_versions(recipe.tools),
         edgecheck=edgecheck.__version__,
+        code=_code_digest(recipe.apply),
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _code_digest(apply: object) -> str:
+    """SHA-256 of the source that makes an artifact (the recipe's module, the registry, the data
+    loading), so an edited recipe never reuses what an older version built, whatever the version says."""
+    import edgecheck.compress
+    import edgecheck.data
+
+    files = {inspect.getfile(apply), inspect.getfile(edgecheck.compress), inspect.getfile(edgecheck.data)}  # type: ignore[arg-type]
+    return file_sha256([Path(f) for f in sorted(files)])
 
 
 def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path | None,
@@ -68,7 +82,14 @@ def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path 
         source = current
 
         def build(folder: Path, recipe=recipe, params=params, source=source) -> Artifact:
-            return recipe.apply(source, params, RecipeContext(calibration=calibration, out_dir=folder))
+            try:
+                return recipe.apply(source, params, RecipeContext(calibration=calibration, out_dir=folder))
+            except RecipeError:
+                raise
+            except Exception as exc:  # a third-party recipe's bug or a tool's error: a named failure
+                first = (str(exc).strip().splitlines() or [""])[0][:500]
+                raise RecipeError(f"recipe {recipe.name!r} failed on {source.name}: {type(exc).__name__}: "
+                                  f"{first}") from exc
 
         artifact, hit = cache.artifact(step_key(source, step, calibration), build)
         cached += hit

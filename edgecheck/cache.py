@@ -50,15 +50,21 @@ def content_key(**parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def tool_versions(distributions: tuple[str, ...]) -> dict[str, str]:
+def tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
+    """Versions of the tools a recipe uses, read from the imported module (so onnxruntime-gpu or
+    -openvino count as onnxruntime), else from the installed distribution."""
+    import importlib
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
-    for name in distributions:
+    for name in tools:
         try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "absent"
+            found[name] = str(importlib.import_module(name.replace("-", "_")).__version__)
+        except (ImportError, AttributeError):
+            try:
+                found[name] = version(name)
+            except PackageNotFoundError:
+                found[name] = "absent"
     return found
 
 
@@ -78,6 +84,7 @@ class ArtifactCache:
     def __init__(self, root: Path | None):
         self.root = root
         self._scratch: Path | None = None
+        self._built: dict[str, Artifact] = {}  # without a cache: what this session already built
 
     @property
     def enabled(self) -> bool:
@@ -87,6 +94,7 @@ class ArtifactCache:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+            self._built.clear()
 
     # artifacts
 
@@ -107,12 +115,14 @@ class ArtifactCache:
 
     def _artifact(self, key: str, build: Callable[[Path], Artifact]) -> tuple[Artifact, bool]:
         if self.root is None:
+            if key in self._built:
+                return self._built[key], False
             if self._scratch is None:
                 self._scratch = Path(tempfile.mkdtemp(prefix="edgecheck-"))
             folder = self._scratch / key
-            shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-            return _build(build, folder), False
+            self._built[key] = _build(build, folder)
+            return self._built[key], False
         final = self.root / "artifacts" / key[:2] / key
         found = self._read_artifact(final)
         if found is not None:

@@ -9,6 +9,7 @@ ONNX Runtime FP32 with one thread.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 from pathlib import Path
@@ -69,6 +70,21 @@ def _origin(cached: bool) -> str:
             if cached else "computed in this session")
 
 
+@functools.lru_cache(maxsize=1)
+def machine_signature() -> str:
+    """The CPU and its instruction-set flags: runtimes pick kernels by them (AVX2, VNNI, ...), so
+    outputs cached on one machine are never served on another."""
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = line
+                break
+    except OSError:
+        pass
+    return f"{host_description()} {platform.system()} {hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+
+
 def host_description() -> str:
     return f"{platform.machine()} {cpu_model() or ''}".strip()
 
@@ -117,8 +133,10 @@ class Executor:
             spec = loaded.spec
             if entry == CANDIDATE:
                 steps: tuple[RecipeStep, ...] = (RecipeStep(recipe=CANDIDATE),)
+            elif entry == ORIGINAL:
+                steps = ()
             else:
-                steps = next((e.steps for e in spec.compress if e.name == entry), ())
+                steps = next(e.steps for e in spec.compress if e.name == entry)  # the plan named it
             candidate = spec.candidate.path if spec.candidate is not None else None
             try:
                 self._artifacts[key] = make_artifact(spec.model.path, steps, spec.data.calibration, self.cache,
@@ -147,7 +165,7 @@ class Executor:
 
             if found.deterministic:
                 cache_key = content_key(kind="outputs", model=sha, backend=backend, runtime=found.facts(),
-                                        threads=threads, inputs=inputs_fingerprint(inputs))
+                                        threads=threads, inputs=inputs_fingerprint(inputs), machine=machine_signature())
                 self._outputs[key] = self.cache.outputs(cache_key, compute)
             else:
                 self._outputs[key] = (compute(), False)
@@ -218,7 +236,7 @@ class Executor:
         if planned.recipe != ORIGINAL:
             facts["recipe.steps"] = planned.steps_text
             facts.update({f"recipe.{k}": v for k, v in made.notes.items()})
-            if self.cache.enabled:
+            if self.cache.enabled and made.steps:
                 facts["cache"] = f"{made.cached_steps} of {made.steps} steps from the cache"
         if planned.target.name != "host":
             facts["note"] = f"measured on this host with {planned.backend}, not on a {planned.target.name} board"

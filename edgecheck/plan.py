@@ -84,6 +84,11 @@ def validate_candidate(loaded: LoadedSpec, model: ModelInfo, candidate: ModelInf
         if theirs.dtype != tensor.dtype:
             raise loaded.error(("candidate", "path"), f"candidate input {tensor.name!r} is {theirs.dtype}, the "
                                f"model's is {tensor.dtype}")
+        fixed = [(a, b) for a, b in zip(tensor.shape, theirs.shape)
+                 if isinstance(a, int) and a >= 1 and isinstance(b, int) and b >= 1]
+        if len(tensor.shape) != len(theirs.shape) or any(a != b for a, b in fixed):
+            raise loaded.error(("candidate", "path"), f"candidate input {tensor.name!r} has shape "
+                               f"{theirs.shape_text()}, the model's {tensor.shape_text()}: both get the same feeds")
     evaluation = loaded.spec.data.evaluation
     output = (evaluation.output or model.outputs[0].name) if evaluation and model.outputs else None
     if output and candidate.output(output) is None:

@@ -25,7 +25,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import junit_properties
+from conftest import junit_properties, make_classifier
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecheck.compress import Artifact, RecipeContext, get_recipe
@@ -704,3 +704,54 @@ def test_fp16_never_clamps_a_weight_without_saying_so(tmp_path):
     artifact = _apply("fp16", _mlp(tmp_path / "m.onnx", big_weight=2.0e4), tmp_path)
     w1 = numpy_helper.to_array(next(t for t in onnx.load(str(artifact.path)).graph.initializer if t.name == "W1"))
     assert float(w1[0, 0]) == 2.0e4 or "clamped_weights" in artifact.notes
+
+
+# What review found: a reserved name, candidate shapes, a third-party recipe's crash, the cache key.
+
+
+def test_an_entry_named_candidate_is_refused_even_without_a_candidate_model(pytester, spec_project):
+    spec_project(_session_spec("\n  - {name: candidate, steps: [int8-dynamic]}"))
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*invalid spec: *compress[[]0[]]: 'candidate' names the candidate model's own items*"])
+
+
+def test_a_candidate_with_another_fixed_input_shape_is_a_collection_error(pytester, spec_project):
+    make_classifier(pytester.path / "models" / "wide.onnx", features=5)
+    spec_project(_session_spec(extra="candidate: {path: ../models/wide.onnx}\n"))
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*invalid spec: *candidate.path: candidate input 'x' has shape [[]?, 5[]], "
+                                 "the model's [[]?, 4[]]: both get the same feeds*"])
+
+
+CRASHING_RECIPE = '''
+from edgecheck.compress import register_recipe
+
+
+@register_recipe("crashes")
+def crashes(model, params, context):
+    raise ZeroDivisionError("a bug in a third-party recipe")
+'''
+
+
+def test_a_recipe_that_raises_anything_fails_its_items_with_the_recipe_named(pytester, spec_project):
+    pytester.makeconftest(CRASHING_RECIPE)
+    spec_project(_session_spec("[crashes, int8-dynamic]"))
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(passed=6, failed=3)
+    result.stdout.fnmatch_lines(["*recipe 'crashes' failed on clf.onnx: ZeroDivisionError: a bug in a third-party "
+                                 "recipe*"])
+
+
+def test_the_artifact_key_holds_the_recipe_source_and_the_outputs_key_the_machine(tmp_path):
+    from edgecheck.artifacts import _code_digest, step_key
+    from edgecheck.compress import get_recipe
+    from edgecheck.execute import machine_signature
+
+    model = tmp_path / "clf.onnx"
+    make_classifier(model)
+    key = step_key(model, RecipeStep(recipe="int8-dynamic"), None)
+    assert key != step_key(model, RecipeStep(recipe="fp16"), None)
+    assert _code_digest(get_recipe("int8-dynamic").apply) != _code_digest(get_recipe("prune").apply)
+    assert len(machine_signature().split()) >= 2  # the CPU and a digest of its instruction-set flags

@@ -4,7 +4,7 @@ A recipe is a named entry in a registry with a pydantic model of its parameters,
 `compress:` entries are validated (unknown recipe, unknown or mistyped parameter) when the spec is
 collected, and a third party can add one with `register_recipe`. Shipped: `none` (the model itself),
 `fp16`, `int8-dynamic`, `int8-static`, `prune` and `lowrank`. A chain applies steps in order, each
-to the previous step's artifact (chain.py). Recipes know nothing of caching: they write into the
+to the previous step's artifact (edgecheck/artifacts.py). Recipes know nothing of caching: they write into the
 folder they are given, and the cache (edgecheck.cache) decides whether they run at all.
 """
 

@@ -4,7 +4,7 @@
 QDQ pairs whose activation ranges are calibrated on the spec's calibration data. Both are
 deterministic (same model, data and parameters give the same bytes), which the cache relies on.
 INT8 is not always faster: on CPUs without VNNI a QDQ or ConvInteger model can run slower than
-FP32 — the latency check measures it, nothing here assumes it.
+FP32 — benchmarks/bench_recipes.py measures it; nothing here assumes a speed-up.
 """
 
 from __future__ import annotations
@@ -79,19 +79,21 @@ def _quantized_summary(original: Path, quantized: Path) -> dict[str, str]:
     before = [n for n in onnx.load(str(original), load_external_data=False).graph.node if n.op_type not in _QDQ]
     graph = onnx.load(str(quantized), load_external_data=False).graph
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
-    floats = []
+    floats, removed = [], []
     for node in before:
         if node.name:
             related = [n for n in graph.node if n.name == node.name or n.name.startswith(node.name + "_")]
         else:
             related = [n for n in graph.node if set(n.output) & set(node.output)]
         related = [n for n in related if n.op_type not in _QDQ]
-        in_int8 = not related or any(  # no trace left: fused into a quantized neighbour
-            n.op_type in _INTEGER_OPS or (n.op_type == node.op_type and all(i in dequantized for i in n.input if i))
-            for n in related)
-        if not in_int8:
+        if not related:  # fused into a neighbour, or removed by pre-processing
+            removed.append(node.name or node.op_type)
+        elif not any(n.op_type in _INTEGER_OPS or (n.op_type == node.op_type
+                                                  and all(i in dequantized for i in n.input if i)) for n in related):
             floats.append(node.name or node.op_type)
-    notes = {"quantized_nodes": f"{len(before) - len(floats)} of {len(before)}"}
+    notes = {"quantized_nodes": f"{len(before) - len(floats) - len(removed)} of {len(before)}"}
+    if removed:
+        notes["fused_or_removed_nodes"] = ", ".join(removed[:12]) + (f" (+{len(removed) - 12})" if len(removed) > 12 else "")
     if floats:
         notes["float_nodes"] = ", ".join(floats[:12]) + (f" (+{len(floats) - 12})" if len(floats) > 12 else "")
     return notes

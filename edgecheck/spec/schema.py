@@ -306,7 +306,7 @@ def cross_field_problems(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
         seen.setdefault(entry.name, index)
         if len(entry.steps) > 1 and any(step.recipe == "none" for step in entry.steps):
             problems.append((("compress", index), "'none' in a chain does nothing: remove it"))
-        if entry.name == CANDIDATE and spec.candidate is not None and [s.recipe for s in entry.steps] != [CANDIDATE]:
+        if entry.name == CANDIDATE and [s.recipe for s in entry.steps] != [CANDIDATE]:
             problems.append((("compress", index), "'candidate' names the candidate model's own items; name this "
                              "entry otherwise"))
     for index, entry in enumerate(spec.compress):
