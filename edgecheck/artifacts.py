@@ -14,7 +14,7 @@ from pathlib import Path
 
 import edgecheck
 from edgecheck.cache import ArtifactCache, content_key, tool_versions
-from edgecheck.compress import ORIGINAL, Artifact, RecipeContext, get_recipe
+from edgecheck.compress import ORIGINAL, Artifact, RecipeContext, get_recipe, tool_message
 from edgecheck.model import file_sha256, inspect_onnx
 from edgecheck.errors import RecipeError
 from edgecheck.spec import RecipeStep
@@ -87,9 +87,7 @@ def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path 
             except RecipeError:
                 raise
             except Exception as exc:  # a third-party recipe's bug or a tool's error: a named failure
-                first = (str(exc).strip().splitlines() or [""])[0][:500]
-                raise RecipeError(f"recipe {recipe.name!r} failed on {source.name}: {type(exc).__name__}: "
-                                  f"{first}") from exc
+                raise RecipeError(f"recipe {recipe.name!r} failed on {source.name}: {tool_message(exc)}") from exc
 
         artifact, hit = cache.artifact(step_key(source, step, calibration), build)
         cached += hit

@@ -127,6 +127,12 @@ def artifact_path(model: Path, recipe: str, context: RecipeContext) -> Path:
     return context.out_dir / f"{model.stem}.{recipe}.onnx"
 
 
+def tool_message(exc: BaseException) -> str:
+    """A tool's error as one readable line for a failure message: its type and first line."""
+    first = (str(exc).strip().splitlines() or [""])[0][:500]
+    return f"{type(exc).__name__}: {first}"
+
+
 def load_model_for_editing(path: Path) -> Any:
     """A fresh, checked parse of the model with any external data read into memory: the copy a
     recipe edits (the user's file is never touched)."""

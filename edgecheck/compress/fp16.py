@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from edgecheck.compress import (Artifact, RecipeContext, RecipeParams, artifact_path, load_model_for_editing,
-                                register_recipe, save_model)
+                                register_recipe, save_model, tool_message)
 from edgecheck.errors import RecipeError
 
 FP16_MAX = 65504.0
@@ -68,8 +68,7 @@ def compress_fp16(model: Path, params: Fp16Params, context: RecipeContext) -> Ar
             )
         out = save_model(converted, artifact_path(model, "fp16", context))
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:500]
-        raise RecipeError(f"fp16: onnxconverter_common.float16 failed: {type(exc).__name__}: {first}") from exc
+        raise RecipeError(f"fp16: onnxconverter_common.float16 failed: {tool_message(exc)}") from exc
     float32 = _float32_tensors(converted)
     kept = [n.name or n.op_type for n in converted.graph.node
             if n.op_type != "Cast" and n.name in names and any(i in float32 for i in n.input)]

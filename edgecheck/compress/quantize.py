@@ -16,7 +16,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edgecheck.compress import Artifact, RecipeContext, RecipeParams, artifact_path, load_model_for_editing, register_recipe
+from edgecheck.compress import (Artifact, RecipeContext, RecipeParams, artifact_path, load_model_for_editing,
+                                register_recipe, tool_message)
 from edgecheck.errors import EdgecheckError, RecipeError
 
 PER_CHANNEL_MIN_OPSET = 13  # DequantizeLinear's `axis` attribute arrived in opset 13
@@ -128,8 +129,7 @@ def _prepare(model_path: Path, params: Int8DynamicParams, context: RecipeContext
 def _fail(recipe: str, tool: str, exc: Exception) -> RecipeError:
     if isinstance(exc, EdgecheckError):
         return RecipeError(f"{recipe}: {exc}")
-    first = (str(exc).strip().splitlines() or [""])[0][:500]
-    return RecipeError(f"{recipe}: {tool} failed: {type(exc).__name__}: {first}")
+    return RecipeError(f"{recipe}: {tool} failed: {tool_message(exc)}")
 
 
 @register_recipe("int8-dynamic", Int8DynamicParams, tools=("onnx", "onnxruntime"))
