@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +32,19 @@ class MadeArtifact:
     steps: int
 
 
-def step_key(model: Path, step: RecipeStep, calibration: Path | None) -> str:
+def model_sha256(path: Path) -> str:
+    """SHA-256 of a model file and its external data."""
+    return inspect_onnx(path).sha256
+
+
+def step_key(model: Path, step: RecipeStep, calibration: Path | None,
+             sha256_of: Callable[[Path], str] = model_sha256) -> str:
     """Everything that decides a step's output: input bytes, recipe, parameters, data, tool versions."""
     recipe = get_recipe(step.recipe)
     params = recipe.parse_params(step.params)
     return content_key(
         kind="artifact",
-        model=inspect_onnx(model).sha256,  # the file and its external data
+        model=sha256_of(model),  # the file and its external data
         recipe=recipe.name,
         recipe_version=recipe.version,
         params=params.model_dump(mode="json"),
@@ -60,10 +67,12 @@ def _code_digest(apply: object) -> str:
 
 
 def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path | None,
-                  cache: ArtifactCache, candidate: Path | None = None) -> MadeArtifact:
+                  cache: ArtifactCache, candidate: Path | None = None,
+                  sha256_of: Callable[[Path], str] = model_sha256) -> MadeArtifact:
     """Apply the steps in order; raises `RecipeError` (or `RecipeNotApplicable`) naming the step.
 
-    A first step `candidate` starts from the spec's candidate model instead of `model`.
+    A first step `candidate` starts from the spec's candidate model instead of `model`. `sha256_of`
+    lets a caller that already knows models' digests (the executor) spare loading them again.
     """
     if steps and steps[0].recipe == CANDIDATE:
         if candidate is None:
@@ -89,7 +98,7 @@ def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path 
             except Exception as exc:  # a third-party recipe's bug or a tool's error: a named failure
                 raise RecipeError(f"recipe {recipe.name!r} failed on {source.name}: {tool_message(exc)}") from exc
 
-        artifact, hit = cache.artifact(step_key(source, step, calibration), build)
+        artifact, hit = cache.artifact(step_key(source, step, calibration, sha256_of), build)
         cached += hit
         prefix = "" if len(steps) == 1 else f"{index}.{step.recipe}." if repeated else f"{step.recipe}."
         notes.update({f"{prefix}{k}": v for k, v in artifact.notes.items()})

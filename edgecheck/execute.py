@@ -140,7 +140,7 @@ class Executor:
             candidate = spec.candidate.path if spec.candidate is not None else None
             try:
                 self._artifacts[key] = make_artifact(spec.model.path, steps, spec.data.calibration, self.cache,
-                                                     candidate)
+                                                     candidate, lambda path: self.model_info(path).sha256)
             except RecipeError as exc:  # remembered: the entry's other checks fail the same way, fast
                 self._artifacts[key] = exc
         found = self._artifacts[key]
