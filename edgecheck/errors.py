@@ -51,6 +51,11 @@ class BackendUnavailable(EdgecheckError):
         super().__init__(f"{backend} cannot run here: {reason}")
 
 
+class CannotJudge(EdgecheckError):
+    """A budget that cannot be judged here (a device figure with no device to measure on): skipped
+    with the reason, or failed under --edge-strict; never judged on a figure from somewhere else."""
+
+
 class BackendError(EdgecheckError):
     """A backend failed to load or run an artifact."""
 
@@ -64,6 +69,10 @@ class BackendError(EdgecheckError):
 
 class RecipeError(EdgecheckError):
     """A compression recipe is unknown or could not be applied."""
+
+
+class InconclusiveWarning(UserWarning):
+    """A budget lies within the measurement's noise: this run can say neither pass nor fail."""
 
 
 class BudgetExceeded(EdgecheckError):

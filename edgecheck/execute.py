@@ -11,47 +11,36 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import platform
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
-from edgecheck.backends import Backend, RunOptions, check_available
+from edgecheck.backends import Backend, check_available
 from edgecheck.checks.accuracy import judge_accuracy, metric_function
 from edgecheck.checks.parity import compare_outputs, judge_parity
+from edgecheck.checks.performance import judge_latency, judge_memory
+from edgecheck.checks.regression import add_regressions
 from edgecheck.checks.result import CheckResult
-from edgecheck.checks.size import judge_size
+from edgecheck.checks.size import MIB, judge_size
 from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
 from edgecheck.compress import ORIGINAL, Artifact
 from edgecheck.devices import cpu_model
 from edgecheck.data import InputSet, evaluation_set, parity_set
-from edgecheck.errors import BackendUnavailable, RecipeError
+from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
+from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.model import ModelInfo, inspect_onnx
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec, RecipeStep
 from edgecheck.spec.schema import CANDIDATE
+from edgecheck.worker.client import WorkerPool
 
 REFERENCE_BACKEND = "onnxruntime"
 REFERENCE_THREADS = 1
 Outputs = dict[str, np.ndarray]
-
-
-def concat_outputs(per_feed: list[Outputs]) -> Outputs:
-    """Join per-batch outputs along the sample axis (stacking outputs that have none)."""
-    if not per_feed:
-        return {}
-    joined = {}
-    for name in per_feed[0]:
-        parts = [outputs[name] for outputs in per_feed]
-        joined[name] = np.concatenate(parts) if all(p.ndim for p in parts) else np.stack(parts)
-    return joined
-
-
-def run_feeds(backend: Backend, artifact: Path, threads: int, inputs: InputSet) -> Outputs:
-    """Load once, run every feed, return the outputs joined over samples."""
-    with backend.load(artifact, RunOptions(threads=threads)) as runner:
-        return concat_outputs([runner.infer(feed) for feed in inputs.feeds])
 
 
 def inputs_fingerprint(inputs: InputSet) -> str:
@@ -89,9 +78,31 @@ def host_description() -> str:
     return f"{platform.machine()} {cpu_model() or ''}".strip()
 
 
+def host_device() -> str:
+    """The name of this machine's timing lock: timings on it never overlap."""
+    return f"host {machine_signature()}"
+
+
+def cpu_governor() -> str | None:
+    """The CPU frequency governor ('performance' gives steadier timings than 'powersave'), if readable."""
+    try:
+        return Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip() or None
+    except OSError:
+        return None
+
+
+Baseline = Callable[[PlannedCheck], tuple[str, Mapping[str, float] | None, bool] | None]
+
+
 class Executor:
-    def __init__(self, cache: ArtifactCache | None = None):
+    def __init__(self, cache: ArtifactCache | None = None, runs: ModelRuns | None = None,
+                 baseline: Baseline | None = None):
+        """`baseline(planned)` gives (baseline name, its figures for this check or None, whether it was
+        measured on this machine), or None when no baseline is being compared against."""
         self.cache = cache if cache is not None else ArtifactCache(None)
+        self.runs = runs if runs is not None else ModelRuns(WorkerPool(), host_device())
+        self.baseline = baseline
+        self._measured: dict[tuple, Measured] = {}
         self._models: dict[Path, ModelInfo] = {}
         self._inputs: dict[tuple[Path, str], InputSet] = {}
         self._outputs: dict[tuple, tuple[Outputs, bool]] = {}
@@ -99,7 +110,8 @@ class Executor:
         self._backends: dict[str, Backend | BackendUnavailable] = {}
 
     def close(self) -> None:
-        """Remove scratch artifacts (the cache itself stays)."""
+        """Stop the workers and remove scratch artifacts (the cache itself stays)."""
+        self.runs.workers.close()
         self.cache.close()
 
     def model_info(self, path: Path) -> ModelInfo:
@@ -161,7 +173,7 @@ class Executor:
         key = (loaded.path, sha, backend, threads, kind)
         if key not in self._outputs:
             def compute() -> Outputs:
-                return run_feeds(found, artifact, threads, inputs)
+                return self.runs.outputs(found, artifact, threads, inputs)
 
             if found.deterministic:
                 cache_key = content_key(kind="outputs", model=sha, backend=backend, runtime=found.facts(),
@@ -178,10 +190,14 @@ class Executor:
     def run(self, planned: PlannedCheck) -> CheckResult:
         """Measure and judge one planned check. Raises `BackendUnavailable` when it cannot run here."""
         backend = self.backend(planned.backend)
-        threads = planned.target.threads_for(planned.backend)
+        threads = planned.threads
+        if planned.check in ("latency", "memory"):
+            self._where_measured(planned)  # before any work: a device figure we cannot take is said at once
         made = self.artifact(planned.spec, planned.recipe)
         artifact = made.artifact
-        if planned.check == "size":
+        if planned.check in ("latency", "memory"):
+            result = self._performance(planned, backend, made)
+        elif planned.check == "size":
             original = self.model_info(planned.spec.spec.model.path)
             result = judge_size(self.model_info(artifact.path), original, planned.budgets)
         elif planned.check == "parity":
@@ -194,7 +210,70 @@ class Executor:
             result.facts["outputs"] = _origin(cached)
         else:
             result = self._accuracy(planned, artifact, threads)
-        result.facts.update(self._facts(planned, backend, threads, made))
+        if self.baseline is not None and planned.check in ("latency", "memory", "accuracy"):
+            found = self.baseline(planned)
+            if found is not None:
+                name, figures, comparable = found
+                add_regressions(result, figures, name, planned.budgets.regression, comparable,
+                                self._higher_is_better(planned))
+        for key, value in self._facts(planned, backend, threads, made).items():
+            result.facts.setdefault(key, value)  # a check's own (measured_on of a stand-in figure) stays
+        return result
+
+    @staticmethod
+    def _higher_is_better(planned: PlannedCheck) -> bool:
+        evaluation = planned.spec.spec.data.evaluation
+        return evaluation.is_higher_better if evaluation is not None else True
+
+    def _where_measured(self, planned: PlannedCheck) -> str:
+        """Where this check's figure comes from; `CannotJudge` for a device we cannot measure on."""
+        budget = planned.budgets.latency_ms if planned.check == "latency" else planned.budgets.memory_mb
+        target = planned.target
+        if target.name == "host" or target.detect:
+            return "host"
+        if budget is not None and budget.source == "host":
+            return f"host, as a stand-in for {target.name} (the spec's source: host)"
+        raise CannotJudge(
+            f"cannot judge {target.name} {planned.check} here: no {target.name} to measure on (this host is "
+            f"{host_description()}, and a host figure is not a {target.name} figure); add source: host to "
+            f"{'latency_ms' if planned.check == 'latency' else 'memory_mb'} to accept this host's as a stand-in")
+
+    def measured(self, planned: PlannedCheck, backend: Backend, artifact: Path) -> Measured:
+        """One timing-and-memory job per artifact, backend, threads and timing plan; a memory check of
+        an entry that also has a latency budget reuses the latency run."""
+        latency = planned.budgets.latency_ms
+        plan = TimingPlan.for_latency(latency) if latency is not None else TimingPlan()
+        key = (self.model_info(artifact).sha256, backend.name, planned.threads, plan)
+        if key not in self._measured:
+            model = self.model_info(artifact)
+            fixed = any(t.shape and isinstance(t.shape[0], int) and t.shape[0] >= 1 for t in model.inputs)
+            feed = single_input(self.inputs(planned.spec, "parity"), fixed)
+            self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
+        return self._measured[key]
+
+    def _performance(self, planned: PlannedCheck, backend: Backend, made: MadeArtifact) -> CheckResult:
+        measured = self.measured(planned, backend, made.artifact.path)
+        if planned.check == "latency":
+            budget = planned.budgets.latency_ms
+            assert budget is not None
+            result = judge_latency(measured.stats, budget)
+            result.facts["latency.method"] = (f"{measured.plan.describe()}; {measured.warmup_runs} warm-up runs; "
+                                              f"clock {measured.clock}; the inference call alone on one fixed input")
+            result.facts["latency.stats"] = json.dumps(measured.stats.benchmark_stats(), sort_keys=True)
+            if measured.lock_wait_s >= 0.01:
+                result.facts["latency.lock_wait_s"] = f"{measured.lock_wait_s:.3f}"
+        else:
+            budget_m = planned.budgets.memory_mb
+            assert budget_m is not None
+            info = self.model_info(made.artifact.path)
+            result = judge_memory(measured.footprint_mib, measured.process_mib, measured.baseline_mib,
+                                  info.size_bytes / MIB, budget_m)
+            result.facts["memory.method"] = (
+                f"a fresh worker's peak resident memory through load and inference ({measured.extra.get('peak_method')}) "
+                "minus its resident memory just before loading, with the runtime imported; memory.process is the "
+                "whole process's peak (getrusage ru_maxrss, as /usr/bin/time -v reports it)")
+        result.facts["load_s"] = f"{measured.load_s:.4f}"
+        result.facts["measured_on"] = self._where_measured(planned)
         return result
 
     def _accuracy(self, planned: PlannedCheck, artifact: Artifact, threads: int) -> CheckResult:
@@ -238,6 +317,13 @@ class Executor:
             facts.update({f"recipe.{k}": v for k, v in made.notes.items()})
             if self.cache.enabled and made.steps:
                 facts["cache"] = f"{made.cached_steps} of {made.steps} steps from the cache"
-        if planned.target.name != "host":
+        if planned.check in ("latency", "memory"):
+            facts["env.machine"] = machine_signature()
+            facts["env.python"] = platform.python_version()
+            facts["threads"] = str(threads)
+            governor = cpu_governor()
+            if governor:
+                facts["env.governor"] = governor
+        elif planned.target.name != "host":
             facts["note"] = f"measured on this host with {planned.backend}, not on a {planned.target.name} board"
         return facts

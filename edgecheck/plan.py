@@ -31,6 +31,7 @@ class PlannedCheck:
     check: str
     budgets: Budgets  # the target's, with the entry's overrides applied
     steps_text: str = "none"
+    threads: int = 1  # the spec's for this backend, else the device profile's
 
     @property
     def id(self) -> str:
@@ -46,6 +47,8 @@ def _checks_for(budgets: Budgets) -> list[str]:
         "accuracy": any(getattr(budgets, n) is not None for n in ("accuracy_drop", "accuracy_min", "accuracy_max")),
         "parity": budgets.parity is not None,
         "size": budgets.size_mb is not None or budgets.size_ratio is not None,
+        "latency": budgets.latency_ms is not None,
+        "memory": budgets.memory_mb is not None,
     }
     return [check for check in CHECKS if wanted[check]]
 
@@ -125,10 +128,11 @@ def plan_checks(
         for backend in section.backends or list(profile.backends):
             if backends and backend not in backends:
                 continue
+            threads = section.threads_for(backend) or profile.threads_for(backend)
             for name, steps_text in entries:
                 budgets = section.budgets_for(name)
                 for check in _checks_for(budgets):
-                    planned.append(PlannedCheck(loaded, profile, backend, name, check, budgets, steps_text))
+                    planned.append(PlannedCheck(loaded, profile, backend, name, check, budgets, steps_text, threads))
     return planned
 
 

@@ -7,6 +7,7 @@ nothing heavy: spec parsing, onnx and onnxruntime load inside hooks, on first us
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,54 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--edge-no-cache", action="store_true", dest="edge_no_cache", default=False,
         help="Neither read nor write the cache: every artifact is rebuilt and every model run again.",
     )
+    group.addoption(
+        "--edge-worker-timeout", dest="edge_worker_timeout", type=float, default=None, metavar="SECONDS",
+        help="Wall-clock limit of one job in a worker process (load and run one artifact); a hung runtime is killed "
+        "and its check fails. Default: ini edge_worker_timeout, else 300.",
+    )
+    group.addoption(
+        "--edge-worker-memory", dest="edge_worker_memory", type=int, default=None, metavar="MIB",
+        help="Memory limit of a worker process in MiB; a runtime that outgrows it fails its check. "
+        "Default: ini edge_worker_memory, else half of this machine's memory.",
+    )
+    group.addoption(
+        "--edge-inconclusive", dest="edge_inconclusive", choices=("warn", "fail"), default=None,
+        help="A latency budget inside the measurement's noise: 'warn' passes with a warning, 'fail' fails. "
+        "A spec's latency_ms.inconclusive wins. Default: ini edge_inconclusive, else warn.",
+    )
+    group.addoption(
+        "--edge-save-baseline", dest="edge_save_baseline", default=None, metavar="NAME",
+        help="Store this run's figures as baseline NAME (in ini edge_baseline_dir, default .edgecheck/baselines), "
+        "refusing to replace an existing one unless --edge-overwrite-baseline. Default: none.",
+    )
+    group.addoption(
+        "--edge-overwrite-baseline", action="store_true", dest="edge_overwrite_baseline", default=False,
+        help="Let --edge-save-baseline replace a baseline of the same name. Default: off.",
+    )
+    group.addoption(
+        "--edge-baseline", dest="edge_baseline", default=None, metavar="NAME",
+        help="Compare this run against baseline NAME with the specs' regression budgets. Default: none.",
+    )
+    group.addoption(
+        "--edge-benchmark-json", dest="edge_benchmark_json", default=None, metavar="PATH",
+        help="Also write the latency figures in pytest-benchmark's JSON format (for `pytest-benchmark compare` "
+        "and dashboards). Default: none.",
+    )
+    group.addoption(
+        "--edge-suggest", action="store_true", dest="edge_suggest", default=False,
+        help="Print budgets derived from this run's figures (with a margin, and parity no tighter than the "
+        "noise between FP32 runs) as YAML to paste into a spec; never edits a spec. Default: off.",
+    )
+    group.addoption(
+        "--edge-suggest-margin", dest="edge_suggest_margin", type=float, default=0.10, metavar="FRACTION",
+        help="Margin of --edge-suggest over the measured figures. Default: 0.10.",
+    )
     parser.addini("edge_cache_dir", "As --edge-cache-dir (relative to the ini file).", type="paths", default=[])
+    parser.addini("edge_worker_timeout", "As --edge-worker-timeout. Default: 300.", default="")
+    parser.addini("edge_worker_memory", "As --edge-worker-memory. Default: half of this machine's memory.", default="")
+    parser.addini("edge_inconclusive", "As --edge-inconclusive. Default: warn.", default="")
+    parser.addini("edge_baseline_dir", "Folder of stored baselines. Default: .edgecheck/baselines under the rootdir.",
+                  type="paths", default=[])
     parser.addini("edge_spec_patterns", "Patterns of spec file paths relative to the rootdir, separated by "
                   f"spaces or lines. Default: {' '.join(DEFAULT_PATTERNS)}.", type="args", default=DEFAULT_PATTERNS)
     parser.addini("edge_targets", "Default device targets, as --edge-target. Default: none (the specs' own).",
@@ -63,7 +111,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.pluginmanager.register(SummaryCollector(config), "edgecheck-summary")
     if config.getoption("edge_targets") or config.getini("edge_targets") or config.getini("edge_devices_dir") \
-            or config.getoption("edge_backends"):
+            or config.getoption("edge_backends") or config.getoption("edge_baseline") \
+            or config.getoption("edge_save_baseline") or config.getoption("edge_worker_memory") is not None \
+            or config.getoption("edge_worker_timeout") is not None or config.getoption("edge_suggest_margin") != 0.10:
         _state(config).validate_options()  # a typo is a usage error before collection, not "no tests ran"
 
 
@@ -153,11 +203,14 @@ class EdgeCheckItem(pytest.Item):
         labels = {"target": planned.target.name, "backend": planned.backend, "recipe": planned.recipe,
                   "check": planned.check}
         self.add_marker(getattr(pytest.mark, MARKER)(**labels))
+        if self.config.pluginmanager.hasplugin("xdist"):
+            # with --dist loadgroup, one artifact's checks share a worker and its runs
+            self.add_marker(pytest.mark.xdist_group(f"{planned.spec.path.name}::{planned.target.name}::{planned.recipe}"))
         self.extra_keyword_matches.update(labels.values())
 
     def runtest(self) -> None:
         from edgecheck.compress import RecipeNotApplicable
-        from edgecheck.errors import BackendUnavailable, BudgetExceeded
+        from edgecheck.errors import BackendUnavailable, BudgetExceeded, CannotJudge, InconclusiveWarning
         from edgecheck.report.properties import identity_properties, result_properties
 
         state = _state(self.config)
@@ -167,13 +220,20 @@ class EdgeCheckItem(pytest.Item):
             planned.recipe, planned.check))
         try:
             result = state.executor.run(planned)
-        except (BackendUnavailable, RecipeNotApplicable) as exc:
+        except (BackendUnavailable, RecipeNotApplicable, CannotJudge) as exc:
             if state.strict:
                 pytest.fail(f"{exc} (--edge-strict turns this skip into a failure)", pytrace=False)
             pytest.skip(str(exc))
         self.user_properties.extend(result_properties(result))
-        if not result.passed:
+        if result.verdict == "fail":
             raise BudgetExceeded(result)
+        if result.verdict == "inconclusive":
+            latency = planned.budgets.latency_ms
+            policy = (latency.inconclusive if latency and latency.inconclusive else None) or state.inconclusive
+            if policy == "fail":
+                raise BudgetExceeded(result)
+            warnings.warn(InconclusiveWarning(f"{planned.id}: {'; '.join(result.breaches())} (passed: "
+                                              "--edge-inconclusive=fail or latency_ms.inconclusive: fail fails it)"))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         from edgecheck.errors import BudgetExceeded, EdgecheckError
@@ -191,11 +251,15 @@ class EdgeCheckItem(pytest.Item):
 
 
 class SummaryCollector:
-    """Gathers one summary row per edgecheck report; on the xdist controller it sees every worker's."""
+    """Gathers every edgecheck report; on the xdist controller it sees every worker's. At the end of
+    the session it (and only it: never an xdist worker) writes the files the options ask for — the
+    baseline, the pytest-benchmark JSON — and prints the summary and the suggested budgets."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
         self.rows: list[Any] = []
+        self.items: list[dict[str, str]] = []  # properties of each item that ran (not skipped)
+        self.messages: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
@@ -210,16 +274,41 @@ class SummaryCollector:
         else:
             reason = (report.longreprtext.strip().splitlines() or [""])[-1]
         self.rows.append(row_from_report(properties, report.outcome, reason))
+        if report.when == "call" and not report.skipped and "edge.verdict" in properties:
+            self.items.append({str(k): str(v) for k, v in properties.items()})
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput"):
+            return  # an xdist worker: the controller writes
+        from edgecheck.report.outputs import save_run_baseline, write_latency_json
+
+        save = self.config.getoption("edge_save_baseline")
+        if save:
+            self.messages.append(save_run_baseline(self.config, save, self.items))
+        path = self.config.getoption("edge_benchmark_json")
+        if path:
+            self.messages.append(write_latency_json(Path(path), self.items))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.rows:
-            return
-        from edgecheck.report.terminal import format_tables
+        if self.rows:
+            from edgecheck.report.terminal import format_tables
 
-        terminalreporter.write_sep("=", "edgecheck summary")
-        # sorted, so the table is the same whatever order xdist workers reported in
-        for line in format_tables(sorted(self.rows)):
-            terminalreporter.write_line(line)
+            terminalreporter.write_sep("=", "edgecheck summary")
+            # sorted, so the table is the same whatever order xdist workers reported in
+            for line in format_tables(sorted(self.rows)):
+                terminalreporter.write_line(line)
+        for message in self.messages:
+            terminalreporter.write_line(message)
+        if self.config.getoption("edge_suggest") and not hasattr(self.config, "workerinput"):
+            from edgecheck.report.suggest import format_suggestions, suggest_budgets
+
+            margin = self.config.getoption("edge_suggest_margin")
+            terminalreporter.write_sep("=", "edgecheck suggested budgets")
+            if not self.items:
+                terminalreporter.write_line("no edgecheck check ran: nothing to suggest from")
+            else:
+                terminalreporter.write_line(format_suggestions(suggest_budgets(self.items, margin), margin))
 
 
 # Fixtures for tests written in Python, beside spec files.

@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from edgecheck.baseline import Baseline, BaselineError, baseline_path, check_name, item_key, list_baselines, load_baseline
 from edgecheck.cache import ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError
-from edgecheck.execute import Executor
+from edgecheck.execute import Executor, host_device, machine_signature
+from edgecheck.measure.runs import ModelRuns
+from edgecheck.worker.client import WorkerPool, WorkerSettings, default_memory_limit_mb
 from edgecheck.plan import PlannedCheck, plan_checks, validate_candidate
 from edgecheck.spec import load_spec
 
@@ -23,7 +26,9 @@ class EdgeSession:
         self.config = config
         self.strict: bool = bool(config.getoption("edge_strict") or config.getini("edge_strict"))
         self.backends: list[str] = list(config.getoption("edge_backends") or [])
+        self.inconclusive: str = config.getoption("edge_inconclusive") or config.getini("edge_inconclusive") or "warn"
         self._profiles: dict[str, DeviceProfile] | None = None
+        self._baseline: Baseline | None = None
 
     def profiles(self) -> dict[str, DeviceProfile]:
         if self._profiles is None:
@@ -35,8 +40,24 @@ class EdgeSession:
         return self._profiles
 
     def validate_options(self) -> None:
-        """Raise a usage error for an unknown target or backend, or a broken profile folder."""
+        """Raise a usage error for an unknown target or backend, a broken profile folder, a bad worker
+        limit, a baseline that is missing (to compare) or already there (to save)."""
         self.selected_targets()
+        self.worker_settings()
+        if self.inconclusive not in ("warn", "fail"):
+            raise pytest.UsageError(f"edge_inconclusive: {self.inconclusive!r} is neither warn nor fail")
+        if not 0 <= self.config.getoption("edge_suggest_margin") <= 10:
+            raise pytest.UsageError("--edge-suggest-margin: give a fraction such as 0.1 (10 %)")
+        self.baseline()
+        save = self.config.getoption("edge_save_baseline")
+        if save:
+            try:
+                path = baseline_path(self.baseline_dir(), check_name(save))
+            except BaselineError as exc:
+                raise pytest.UsageError(f"--edge-save-baseline: {exc}") from None
+            if path.exists() and not self.config.getoption("edge_overwrite_baseline"):
+                raise pytest.UsageError(f"--edge-save-baseline: baseline {save!r} exists ({path}); add "
+                                        "--edge-overwrite-baseline to replace it, or choose another name")
         if self.backends:
             from edgecheck.backends import known_backends
 
@@ -87,9 +108,48 @@ class EdgeSession:
             return Path(ini[0]).resolve()
         return default_cache_dir(self.config.rootpath)
 
+    def worker_settings(self) -> WorkerSettings:
+        """Timeout and memory limit of worker processes, from the options, the ini file or defaults."""
+        timeout = self.config.getoption("edge_worker_timeout")
+        memory = self.config.getoption("edge_worker_memory")
+        try:
+            timeout = float(timeout if timeout is not None else (self.config.getini("edge_worker_timeout") or 300))
+            memory = int(memory if memory is not None else (self.config.getini("edge_worker_memory") or 0)) or None
+        except ValueError as exc:
+            raise pytest.UsageError(f"edge_worker_timeout / edge_worker_memory: {exc}") from None
+        if timeout <= 0:
+            raise pytest.UsageError(f"--edge-worker-timeout: {timeout:g} s; give a positive number of seconds")
+        if memory is not None and memory < 64:
+            raise pytest.UsageError(f"--edge-worker-memory: {memory} MiB is too little for any runtime; give >= 64")
+        return WorkerSettings(timeout_s=timeout, memory_limit_mb=memory or default_memory_limit_mb())
+
+    def baseline_dir(self) -> Path:
+        ini = self.config.getini("edge_baseline_dir")
+        return Path(ini[0]).resolve() if ini else self.config.rootpath / ".edgecheck" / "baselines"
+
+    def baseline(self) -> Baseline | None:
+        """The baseline named by --edge-baseline, loaded once; a usage error if it cannot be read."""
+        name = self.config.getoption("edge_baseline")
+        if name and self._baseline is None:
+            try:
+                self._baseline = load_baseline(self.baseline_dir(), check_name(name))
+            except BaselineError as exc:
+                known = ", ".join(list_baselines(self.baseline_dir())) or "none"
+                raise pytest.UsageError(f"--edge-baseline: {exc} (baselines in {self.baseline_dir()}: {known})") from None
+        return self._baseline
+
+    def _baseline_figures(self, planned: PlannedCheck) -> tuple[str, dict[str, float] | None, bool] | None:
+        baseline = self.baseline()
+        if baseline is None:
+            return None
+        figures = baseline.figures(item_key(self.relative(planned.spec.path), planned.id))
+        same_machine = baseline.environment.get("machine") in (None, machine_signature())
+        return baseline.name, figures, same_machine
+
     @cached_property
     def executor(self) -> Executor:
-        return Executor(ArtifactCache(self.cache_dir()))
+        runs = ModelRuns(WorkerPool(self.worker_settings()), host_device())
+        return Executor(ArtifactCache(self.cache_dir()), runs, self._baseline_figures)
 
     def plan(self, spec_path: Path) -> list[PlannedCheck]:
         """Load, validate and plan one spec file; raises an EdgecheckError naming what is wrong."""

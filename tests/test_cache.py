@@ -575,7 +575,8 @@ def test_no_cache_option_writes_nothing_and_removes_its_scratch_folder(pytester,
                                 "--junitxml=r.xml")
     result.assert_outcomes(passed=10)
     assert not (pytester.path / ".edgecheck").exists()
-    assert list(scratch_parent.glob("edgecheck-*")) == []
+    # the per-machine timing lock (edgecheck-locks-<uid>) is meant to outlive the session; nothing else is
+    assert [p.name for p in scratch_parent.glob("edgecheck-*") if not p.name.startswith("edgecheck-locks-")] == []
     cases = {k: v for k, v in junit_properties(pytester.path / "r.xml").items() if "edge.recipe" in v}
     assert facts_of(cases, "int8-dynamic") == {"<absent>"}  # no cache, no cache fact
     assert output_origins(cases) == {COMPUTED}

@@ -155,7 +155,7 @@ def test_unavailable_backend_skips_with_reason_and_strict_fails(pytester, spec_p
 
 BAD_SPECS = {
     "not_yaml": ("edgecheck: 1\nmodel: [\n", "not valid YAML"),
-    "unknown_key": (SPEC.replace("budgets:", "budgetz:"), "targets.host.budgetz: unknown key 'budgetz' (known: backends, budgets, recipes)"),
+    "unknown_key": (SPEC.replace("budgets:", "budgetz:"), "targets.host.budgetz: unknown key 'budgetz' (known: backends, budgets, threads, recipes)"),
     "wrong_type": (SPEC.replace("size_mb: 1", "size_mb: small"), "targets.host.budgets.size_mb: Input should be a valid number"),
     "duplicate_key": (SPEC.replace("size_mb: 1", "size_mb: 1\n      size_mb: 2"), "targets.host.budgets.size_mb: duplicate key 'size_mb'"),
     "missing_model": (SPEC.replace("clf.onnx", "gone.onnx"), "model.path: file not found"),
@@ -221,7 +221,8 @@ def test_project_device_profiles_extend_the_built_in_ones(pytester, spec_project
 
 def test_a_plain_run_without_specs_leaves_no_trace(pytester):
     pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    # pytest-benchmark (a dev dependency) makes .benchmarks/ in every run: not ours to judge
+    result = pytester.runpytest("-p", "no:cacheprovider", "-p", "no:benchmark")
     result.assert_outcomes(passed=1)
     assert "edgecheck" not in result.stdout.str().split("collected")[1]
     assert sorted(p.name for p in pytester.path.iterdir()) == ["test_plain.py"]

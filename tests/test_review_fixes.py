@@ -46,7 +46,8 @@ def test_scratch_artifacts_are_removed_at_the_end_of_the_session(pytester, spec_
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the in-process session makes its folder
     spec_project(SPEC)
     pytester.runpytest("specs").assert_outcomes(passed=6)
-    assert list(scratch.iterdir()) == []
+    # only the per-machine timing lock folder is meant to outlive the session
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("edgecheck-locks-")] == []
 
 
 def test_zero_evaluation_samples_fail_instead_of_passing_parity(pytester, spec_project):

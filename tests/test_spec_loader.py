@@ -251,7 +251,7 @@ def test_format_loc():
 def test_unknown_key_lists_the_known_keys(project):
     error = _error(project, BASE.replace("    budgets:", "    budgetz:"))
     assert (error.line, error.field) == (7, "targets.host.budgetz")
-    assert error.reason == "unknown key 'budgetz' (known: backends, budgets, recipes)"
+    assert error.reason == "unknown key 'budgetz' (known: backends, budgets, threads, recipes)"
     top = _error(project, BASE + "modle: x\n")
     assert (top.line, top.field) == (11, "modle")
     assert "known: edgecheck, name, model, candidate, inputs, data, compress, targets" in top.reason

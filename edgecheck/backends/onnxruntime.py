@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,10 @@ class OnnxRuntimeRunner(Runner):
     def _infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self._session.run(list(self.output_names), dict(feed))
         return dict(zip(self.output_names, values))
+
+    def _bind_impl(self, feed: Mapping[str, np.ndarray]) -> Callable[[], object]:
+        # exactly the call a bare `session.run` loop makes, so timing adds nothing of edgecheck's
+        return functools.partial(self._session.run, list(self.output_names), dict(feed))
 
     def close(self) -> None:
         self._session = None

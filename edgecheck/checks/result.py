@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+Verdict = Literal["pass", "fail", "inconclusive"]
+
 
 def fmt(value: float) -> str:
     """A figure as people read it: 4 significant digits, no float noise."""
@@ -28,18 +30,32 @@ class Measurement:
     budget: float | None = None
     bound: Literal["max", "min"] | None = None
     budget_text: str = ""  # how the spec said it, e.g. "1%" or "1 pts"
+    # the value's confidence interval, for a figure with noise (a latency percentile): a budget inside
+    # it cannot be judged either way from this run, and the verdict says so
+    interval: tuple[float, float] | None = None
 
     @property
     def judged(self) -> bool:
         return self.budget is not None and self.bound is not None
 
     @property
-    def passed(self) -> bool:
+    def verdict(self) -> Verdict:
         if not self.judged:
-            return True
+            return "pass"
         if math.isnan(self.value):
-            return False
-        return self.value <= self.budget if self.bound == "max" else self.value >= self.budget  # type: ignore[operator]
+            return "fail"
+        budget = self.budget
+        assert budget is not None
+        if self.interval is not None and not any(math.isnan(x) for x in self.interval):
+            low, high = self.interval
+            if self.bound == "max":
+                return "pass" if high <= budget else ("fail" if low > budget else "inconclusive")
+            return "pass" if low >= budget else ("fail" if high < budget else "inconclusive")
+        return "pass" if (self.value <= budget if self.bound == "max" else self.value >= budget) else "fail"
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
     @property
     def margin(self) -> float | None:
@@ -49,7 +65,11 @@ class Measurement:
         return (self.budget - self.value) if self.bound == "max" else (self.value - self.budget)  # type: ignore[operator]
 
     def value_text(self) -> str:
-        return f"{fmt(self.value)} {self.unit}".rstrip()
+        text = f"{fmt(self.value)} {self.unit}".rstrip()
+        if self.interval is not None:
+            low, high = self.interval
+            text += f" (95% CI {fmt(low)}..{fmt(high)})"
+        return text
 
     def budget_desc(self) -> str:
         if not self.judged:
@@ -69,14 +89,25 @@ class CheckResult:
     facts: dict[str, str] = field(default_factory=dict)  # where and how it was measured
 
     @property
+    def verdict(self) -> Verdict:
+        """fail on any problem or breach; inconclusive when a budget lies within a figure's noise."""
+        verdicts = {m.verdict for m in self.measurements}
+        if self.problems or "fail" in verdicts:
+            return "fail"
+        return "inconclusive" if "inconclusive" in verdicts else "pass"
+
+    @property
     def passed(self) -> bool:
-        return not self.problems and all(m.passed for m in self.measurements)
+        return self.verdict == "pass"
 
     def breaches(self) -> list[str]:
         lines = list(self.problems)
         for m in self.measurements:
-            if not m.passed:
+            if m.verdict == "fail":
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}, over by {fmt(-m.margin)}")  # type: ignore[operator]
+            elif m.verdict == "inconclusive":
+                lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}: inconclusive, the budget lies "
+                             "within the measurement's noise")
         return lines
 
     def headline(self) -> Measurement | None:

@@ -7,8 +7,12 @@ from edgecheck.plan import PlannedCheck
 from edgecheck.report.table import format_table
 
 
+_LABELS = {"pass": "ok", "fail": "BREACH", "inconclusive": "INCONCLUSIVE"}
+
+
 def describe_breach(planned: PlannedCheck, result: CheckResult) -> str:
-    head = (f"{planned.check} budget breached: {planned.spec.path.name} target {planned.target.name}, "
+    what = "budget breached" if result.verdict == "fail" else "verdict inconclusive (the budget lies within the noise)"
+    head = (f"{planned.check} {what}: {planned.spec.path.name} target {planned.target.name}, "
             f"backend {planned.backend}, recipe {planned.recipe}")
     lines = [head]
     for problem in result.problems:
@@ -19,7 +23,7 @@ def describe_breach(planned: PlannedCheck, result: CheckResult) -> str:
         for m in judged:
             margin = m.margin
             rows.append((m.name, m.value_text(), m.budget_desc(), fmt(margin) if margin is not None else "",
-                         "ok" if m.passed else "BREACH"))
+                         _LABELS[m.verdict]))
         lines.extend(format_table(rows, indent="  "))
     context = [m for m in result.measurements if not m.judged]
     if context:

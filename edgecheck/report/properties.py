@@ -43,6 +43,9 @@ def result_properties(result: CheckResult) -> list[tuple[str, str]]:
             pairs.append((f"{m.name}.unit", m.unit))
         if m.judged:
             pairs.append((f"{m.name}.budget", m.budget_desc()))
+        if m.interval is not None:
+            pairs.append((f"{m.name}.ci_low", number(m.interval[0])))
+            pairs.append((f"{m.name}.ci_high", number(m.interval[1])))
     headline = result.headline()
     if headline is not None:
         pairs.append(("summary", f"{headline.name} = {headline.value_text()}"))
@@ -51,5 +54,5 @@ def result_properties(result: CheckResult) -> list[tuple[str, str]]:
         pairs.append((f"problem.{index}", problem))
     for index, note in enumerate(result.notes):
         pairs.append((f"note.{index}", note))
-    pairs.append(("verdict", "pass" if result.passed else "fail"))
+    pairs.append(("verdict", result.verdict))
     return [(xml_safe(PREFIX + name), xml_safe(value)) for name, value in pairs]

@@ -25,6 +25,8 @@ class SummaryRow:
 
 def row_from_report(properties: dict[str, str], outcome: str, reason: str) -> SummaryRow:
     verdict = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(outcome, outcome)
+    if properties.get("edge.verdict") == "inconclusive":
+        verdict = "inconclusive" if outcome == "passed" else "FAIL (inconclusive)"
     measured = properties.get("edge.summary", "")
     if not measured and outcome != "passed":
         measured = reason.split(" (")[0] if outcome == "skipped" else reason
@@ -46,20 +48,31 @@ def _short(text: str, width: int = 72) -> str:
 
 
 def _merge_skips(rows: list[SummaryRow]) -> list[SummaryRow]:
-    """Skips of one backend for one reason read as one row, not one per check and recipe."""
+    """Skips of one backend for one reason read as one row (where the first of them stood), not one
+    per check and recipe."""
     merged: list[SummaryRow] = []
     counts: list[int] = []
+    where: dict[tuple[str, str, str, str], int] = {}
     for row in rows:
-        last = merged[-1] if merged else None
-        if (last and row.verdict == "skip" and last.verdict == "skip"
-                and (last.spec, last.backend, last.measured) == (row.spec, row.backend, row.measured)):
-            counts[-1] += 1
-            if last.recipe != row.recipe:
-                merged[-1] = SummaryRow(**{**last.__dict__, "recipe": "all"})
+        key = (row.target, row.spec, row.backend, row.measured)
+        if row.verdict == "skip" and key in where:
+            index = where[key]
+            counts[index] += 1
+            first = merged[index]
+            changes = {}
+            if first.recipe != row.recipe:
+                changes["recipe"] = "all"
+            if first.check != row.check and not first.check.startswith("("):
+                changes["check"] = "(mixed)"
+            if changes:
+                merged[index] = SummaryRow(**{**first.__dict__, **changes})
             continue
+        if row.verdict == "skip":
+            where[key] = len(merged)
         merged.append(row)
         counts.append(1)
-    return [SummaryRow(**{**r.__dict__, "check": f"{n} checks"}) if n > 1 else r for r, n in zip(merged, counts)]
+    return [SummaryRow(**{**r.__dict__, "check": f"{n} checks" if r.check == "(mixed)" else f"{n} {r.check}"})
+            if n > 1 else r for r, n in zip(merged, counts)]
 
 
 def format_tables(rows: list[SummaryRow]) -> list[str]:

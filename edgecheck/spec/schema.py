@@ -24,6 +24,13 @@ from pydantic import (
     model_validator,
 )
 
+from edgecheck.spec.performance import (
+    LatencyBudget,
+    LatencyOverride,
+    MemoryBudget,
+    MemoryOverride,
+    RegressionBudget,
+)
 from edgecheck.spec.recipes import CompressEntryField
 from edgecheck.strict import StrictModel
 
@@ -229,20 +236,36 @@ class Budgets(_Strict):
     size_ratio: float | None = Field(
         None, gt=0, description="Min original size / artifact size: 3 means at least 3x smaller than the model."
     )
+    latency_ms: LatencyBudget | None = Field(None, description="Latency of one inference, ms: {p50: 10, p95: 15}.")
+    memory_mb: MemoryBudget | None = Field(None, description="Memory while loading and running, MiB: {peak: 256}.")
+    regression: RegressionBudget | None = Field(
+        None, description="Against a stored baseline run (--edge-baseline NAME): {latency: 10%, accuracy: 0.5}.")
 
     def merged(self, override: Budgets) -> Budgets:
-        """These budgets with the fields the override sets replaced (parity bounds merged one by one;
-        `null` removes a budget)."""
+        """These budgets with the fields the override sets replaced (the bounds of parity, latency_ms,
+        memory_mb and regression merged one by one; `null` removes a budget)."""
         data = self.model_dump(exclude_unset=True)
         for name in override.model_fields_set:
             value = getattr(override, name)
-            if name == "parity" and value is not None and self.parity is not None:
-                data[name] = {**self.parity.model_dump(exclude_unset=True), **value.model_dump(exclude_unset=True)}
+            mine = getattr(self, name)
+            if name in _MERGED and value is not None and mine is not None:
+                data[name] = {**mine.model_dump(exclude_unset=True), **value.model_dump(exclude_unset=True)}
             else:
                 data[name] = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
-        if isinstance(data.get("parity"), dict) and all(v is None for v in data["parity"].values()):
-            data["parity"] = None  # every bound dropped: no parity check for this entry
+        for name in _MERGED:
+            section = data.get(name)
+            if isinstance(section, dict) and all(v is None for k, v in section.items() if k in _BOUND_FIELDS[name]):
+                data[name] = None  # every bound dropped: no such check for this entry
         return Budgets.model_validate(data)
+
+
+_MERGED = ("parity", "latency_ms", "memory_mb", "regression")
+_BOUND_FIELDS = {
+    "parity": tuple(ParityBudget.model_fields),
+    "latency_ms": ("p50", "p75", "p90", "p95", "p99", "mean"),
+    "memory_mb": ("peak", "process"),
+    "regression": tuple(RegressionBudget.model_fields),
+}
 
 
 class ParityOverride(ParityBudget):
@@ -257,6 +280,8 @@ class BudgetsOverride(Budgets):
     """Budgets of one compress entry replacing the target's: any subset, `null` drops one."""
 
     parity: ParityOverride | None = None
+    latency_ms: LatencyOverride | None = None
+    memory_mb: MemoryOverride | None = None
 
 
 class TargetSpec(_Strict):
@@ -264,11 +289,19 @@ class TargetSpec(_Strict):
         None, description="Backends to check on; default: every backend the device profile names."
     )
     budgets: Budgets = Field(default_factory=Budgets)
+    threads: Annotated[int, Field(ge=1, le=1024)] | dict[Annotated[str, Field(pattern=_NAME)], Annotated[int, Field(ge=1, le=1024)]] | None = Field(
+        None, description="CPU threads for every backend (4) or per backend ({onnxruntime: 4}); default: the device "
+        "profile's, so runs on one device are comparable.")
     recipes: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$")], BudgetsOverride] = Field(
         default_factory=dict,
         description="Per compress entry (by name, or 'none' for the model itself): budgets that replace the "
         "target's, e.g. fp16: {parity: {rel_l2: 0.001}}. Parity bounds merge one by one; null removes a budget.",
     )
+
+    def threads_for(self, backend: str) -> int | None:
+        if isinstance(self.threads, dict):
+            return self.threads.get(backend)
+        return self.threads
 
     def budgets_for(self, entry: str) -> Budgets:
         override = self.recipes.get(entry)

@@ -1,0 +1,57 @@
+"""This run against a stored baseline (--edge-baseline NAME): slower, hungrier or less accurate by
+more than the spec's `regression` budget fails the check that measured it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from edgecheck.checks.result import CheckResult, Measurement
+from edgecheck.spec.performance import RegressionBudget
+
+
+def _change(value: float, before: float) -> float:
+    return (value / before - 1) * 100 if before else (0.0 if value == before else math.inf)
+
+
+def add_regressions(result: CheckResult, baseline: Mapping[str, float] | None, name: str,
+                    budget: RegressionBudget | None, comparable: bool = True, higher_is_better: bool = True) -> None:
+    """Append regression figures to `result` (judged where `budget` bounds them). `comparable` is
+    False when the baseline was measured on another machine: timing changes then prove nothing."""
+    if baseline is None:
+        result.notes.append(f"baseline {name!r} has no figures for this check; nothing to compare")
+        return
+    figures = {m.name: m for m in result.measurements}
+    if result.check == "latency":
+        limit = budget.latency if budget else None
+        judged = [m for m in result.measurements if m.name.startswith("latency.p") and m.judged]
+        for m in judged or [figures["latency.p50"]]:
+            before = baseline.get(m.name)
+            if before is None:
+                continue
+            low, high = m.interval or (m.value, m.value)
+            interval = (_change(low, before), _change(high, before)) if comparable else (-math.inf, math.inf)
+            result.measurements.append(Measurement(
+                f"regression.{m.name}", _change(m.value, before), "%", limit, "max" if limit is not None else None,
+                budget_text=f"{limit:g}% slower than baseline {name!r} ({before:.4g} ms)" if limit is not None else "",
+                interval=interval))
+        if not comparable:
+            result.notes.append(f"baseline {name!r} was measured on another machine: latency changes against it "
+                                "are inconclusive")
+    elif result.check == "memory":
+        limit = budget.memory if budget else None
+        before = baseline.get("memory.peak")
+        if before is not None and "memory.peak" in figures:
+            result.measurements.append(Measurement(
+                "regression.memory.peak", _change(figures["memory.peak"].value, before), "%", limit,
+                "max" if limit is not None else None,
+                budget_text=f"{limit:g}% above baseline {name!r} ({before:.4g} MiB)" if limit is not None else ""))
+    elif result.check == "accuracy":
+        limit = budget.accuracy if budget else None
+        before = baseline.get("accuracy")
+        if before is not None and "accuracy" in figures:
+            current = figures["accuracy"]
+            fall = (before - current.value) if higher_is_better else (current.value - before)
+            result.measurements.append(Measurement(
+                "regression.accuracy", fall, "pts", limit, "max" if limit is not None else None,
+                budget_text=f"{limit:g} pts below baseline {name!r} ({before:.4g})" if limit is not None else ""))

@@ -1,0 +1,1 @@
+"""Measurement: timing statistics (stats.py), the per-device timing lock (lock.py)."""

@@ -1,0 +1,119 @@
+"""The spec's latency, memory and regression budgets: what a model may cost on a device.
+
+Separate from schema.py because these carry how to measure (samples, warm-up, time budget) as well
+as the bounds, and say where a figure may come from: a device target's budget is judged on a figure
+measured on that device unless the spec accepts this host's as a stand-in (`source: host`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
+
+from edgecheck.strict import StrictModel
+
+PERCENTILES: dict[str, float] = {"p50": 50.0, "p75": 75.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
+Source = Literal["device", "host"]
+_SOURCE_HELP = ("Where a figure for a device target may come from: 'device' (default) judges only figures measured "
+                "on that device, and says so when there is none; 'host' accepts this machine's figure as a stand-in, "
+                "labelled as such. The host target is always measured here.")
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
+
+
+def _parse_percent(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("give a percentage such as '10%' or a number of percent")
+    if isinstance(value, str):
+        match = _PERCENT.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a percentage: write it like '10%'")
+        return float(match.group(1))
+    return value
+
+
+Percent = Annotated[
+    float,
+    BeforeValidator(_parse_percent),
+    Field(ge=0),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\s*\d+(\.\d*)?\s*%\s*$"}],
+                    "description": "Percent: '10%' or 10."}),
+]
+
+
+class LatencyBudget(StrictModel):
+    """Upper bounds on inference time (ms) of one input, and how to time it."""
+
+    p50: float | None = Field(None, gt=0, description="Max median latency, ms.")
+    p75: float | None = Field(None, gt=0, description="Max 75th percentile, ms.")
+    p90: float | None = Field(None, gt=0, description="Max 90th percentile, ms.")
+    p95: float | None = Field(None, gt=0, description="Max 95th percentile, ms.")
+    p99: float | None = Field(None, gt=0, description="Max 99th percentile, ms.")
+    mean: float | None = Field(None, gt=0, description="Max mean latency, ms.")
+    samples: int | None = Field(None, ge=1, le=1_000_000, description="Timed runs. Default: enough for the highest "
+                                "percentile budgeted (the MLPerf minimums: 64 for p90, 662 for p99).")
+    duration_s: float | None = Field(None, gt=0, le=3600, description="Time budget for the timed runs; with samples, "
+                                     "whichever is reached first. Default: 30 s as a cap on the default sample count.")
+    warmup_runs: int = Field(10, ge=0, le=100_000, description="Untimed runs first (and at least warmup_s seconds).")
+    warmup_s: float = Field(0.5, ge=0, le=600, description="Minimum seconds of warm-up.")
+    source: Source = Field("device", description=_SOURCE_HELP)
+    inconclusive: Literal["warn", "fail"] | None = Field(
+        None, description="When a budget lies within the measurement's noise (inside the 95 % confidence interval): "
+        "'warn' passes with a warning, 'fail' fails. Default: --edge-inconclusive, else warn.")
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> LatencyBudget:
+        if not self.bounds():
+            raise ValueError("latency_ms names no bound: give p50, p75, p90, p95, p99 or mean (ms)")
+        return self
+
+    def bounds(self) -> dict[str, float]:
+        """Statistic name → budget in ms, for the statistics this budget bounds."""
+        names = (*PERCENTILES, "mean")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+class MemoryBudget(StrictModel):
+    """Upper bounds on memory (MiB) while loading and running the model."""
+
+    peak: float | None = Field(None, gt=0, description="Max footprint of the model: the worker's peak resident memory "
+                               "during load and inference minus that of an idle worker with the runtime loaded.")
+    process: float | None = Field(None, gt=0, description="Max peak resident memory of the whole worker process, "
+                                  "runtime and interpreter included.")
+    source: Source = Field("device", description=_SOURCE_HELP)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> MemoryBudget:
+        if self.peak is None and self.process is None:
+            raise ValueError("memory_mb names no bound: give peak or process (MiB)")
+        return self
+
+
+class LatencyOverride(LatencyBudget):
+    """A compress entry's changes to the target's latency budget (any subset; null drops a bound)."""
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> LatencyOverride:
+        return self
+
+
+class MemoryOverride(MemoryBudget):
+    @model_validator(mode="after")
+    def _some_bound(self) -> MemoryOverride:
+        return self
+
+
+class RegressionBudget(StrictModel):
+    """How much worse than a stored baseline run (--edge-baseline NAME) this run may be."""
+
+    latency: Percent | None = Field(None, description="Max slow-down of each latency statistic budgeted (p50 if none), "
+                                    "in percent of the baseline's.")
+    memory: Percent | None = Field(None, description="Max growth of the memory footprint, in percent.")
+    accuracy: float | None = Field(None, ge=0, description="Max fall of the metric below the baseline's, in points.")
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> RegressionBudget:
+        if self.latency is None and self.memory is None and self.accuracy is None:
+            raise ValueError("regression names no bound: give latency ('10%'), memory ('10%') or accuracy (points)")
+        return self

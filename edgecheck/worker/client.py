@@ -1,0 +1,347 @@
+"""The session's side of the workers: start them, send jobs, turn whatever happens into data or a
+named failure.
+
+Each worker is a fresh interpreter (`subprocess`, never a fork of the session: CUDA and threads
+forbid forking) in its own process group, with a wall-clock timeout per job and a memory limit
+(RLIMIT_DATA in the worker, and a watch on its resident memory here). A crash, a hang or a runaway
+allocation ends the worker — the whole group is killed — and becomes a `WorkerFailure` naming the
+backend, the artifact, what it was doing and the tail of its output; the session goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgecheck.errors import BackendError
+from edgecheck.worker.protocol import backend_reference, decode, encode
+
+BOOTSTRAP = ("import json, sys; config = json.loads(sys.argv[1]); sys.path[:0] = config['edgecheck_path']; "
+             "from edgecheck.worker.main import main; main()")
+POLL_S = 0.05
+START_TIMEOUT_S = 120.0
+LOG_TAIL_LINES = 15
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    timeout_s: float = 300.0
+    memory_limit_mb: int | None = None  # None: no limit
+
+
+def default_memory_limit_mb() -> int | None:
+    """Half of this machine's memory: room for a big model, and a runaway still leaves the rest."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20 / 2)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class WorkerFailure(BackendError):
+    """A worker crashed, hung, ran out of memory or never answered; `kind` says which."""
+
+    def __init__(self, backend: str, artifact: Path | str, step: str, kind: str, headline: str, log_tail: str = ""):
+        super().__init__(backend, artifact, step, headline)
+        self.kind = kind
+        self.log_tail = log_tail
+        text = headline + (f"\n--- last lines the worker printed ---\n{log_tail}" if log_tail else "")
+        Exception.__init__(self, text)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _rss_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 8192))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def edgecheck_path(interpreter: str, scratch: Path) -> list[str]:
+    """Where a worker finds the edgecheck package: for the session's own Python, the folder it was
+    imported from; for another Python, a folder holding only a link to the package, so nothing else
+    of this environment (numpy 2, onnx, ...) leaks into that one."""
+    package = Path(__file__).resolve().parents[1]
+    if os.path.realpath(interpreter) == os.path.realpath(sys.executable):
+        return [str(package.parent)]
+    folder = scratch / "edgecheck-path"
+    link = folder / "edgecheck"
+    if not link.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(package, target_is_directory=True)
+        except OSError:  # no symlinks (some file systems): a copy of the package's source
+            shutil.copytree(package, link, ignore=shutil.ignore_patterns("__pycache__"))
+    return [str(folder)]
+
+
+class WorkerProcess:
+    """One running worker. `request()` sends a job and waits for its answer."""
+
+    def __init__(self, interpreter: str, settings: WorkerSettings, scratch: Path, name: str):
+        self.settings = settings
+        self.interpreter = interpreter
+        self.log_path = scratch / f"{name}.log"
+        read_end, write_end = os.pipe()
+        config = {"events_fd": write_end, "parent_pid": os.getpid(), "memory_limit_mb": settings.memory_limit_mb,
+                  "edgecheck_path": edgecheck_path(interpreter, scratch)}
+        self._log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [interpreter, "-c", BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE, stdout=self._log,
+                stderr=subprocess.STDOUT, pass_fds=(write_end,), start_new_session=True, cwd=scratch,
+            )
+        except OSError as exc:
+            os.close(read_end)
+            self._log.close()
+            raise WorkerFailure("worker", interpreter, "starting", "start",
+                                f"cannot start a worker with {interpreter}: {exc}") from None
+        finally:
+            os.close(write_end)
+        self._events = read_end
+        self._buffer = b""
+        self.peak_rss_kb = 0
+        self.ready: dict[str, Any] = {}
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self, backend: str, artifact: Path) -> None:
+        """Wait for the worker's hello; a worker that cannot even start is a named failure."""
+        event, _ = self._wait(backend, artifact, "starting the worker", START_TIMEOUT_S, {"ready"})
+        self.ready = event
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Kill the worker's whole process group (a runtime may have started helpers)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._reap()
+
+    def close(self) -> None:
+        """Ask the worker to exit; kill its group if it does not within two seconds."""
+        if self.alive():
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(encode({"op": "exit"}))
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                pass
+        self.kill()
+
+    def _reap(self) -> None:
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        for handle in (self.proc.stdin,):
+            try:
+                if handle:
+                    handle.close()
+            except OSError:
+                pass
+        if self._events >= 0:
+            os.close(self._events)
+            self._events = -1
+        self._log.close()
+
+    # --- one job ----------------------------------------------------------------------------
+
+    def request(self, command: dict[str, Any], backend: str, artifact: Path, timeout_s: float) -> dict[str, Any]:
+        """Send a job; its result, or `BackendError` (the runtime raised) / `WorkerFailure` (the worker
+        died, hung or outgrew its memory limit)."""
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(encode(command))
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass  # the worker is gone: _wait says how it ended
+        event, step = self._wait(backend, artifact, "starting", timeout_s, {"done", "error"})
+        if event["event"] == "done":
+            return event.get("result") or {}
+        kind = event.get("kind") or "Exception"
+        message = event.get("message") or kind
+        if kind == "MemoryError":
+            raise WorkerFailure(backend, artifact, step, "memory", self._memory_headline(backend, artifact, step,
+                                                                                          f"MemoryError: {message}"))
+        detail = message if kind in ("BackendError", "WorkerFailure") else f"{kind}: {message}"
+        error = BackendError(backend, artifact, event.get("step") or step, detail)
+        error.worker_traceback = event.get("traceback", "")  # type: ignore[attr-defined]
+        raise error
+
+    def _memory_headline(self, backend: str, artifact: Path, step: str, cause: str) -> str:
+        limit = self.settings.memory_limit_mb
+        return (f"{backend} ran out of memory while {step} {Path(artifact).name}: {cause} (worker memory limit "
+                f"{limit} MiB, resident peak seen {self.peak_rss_kb / 1024:.0f} MiB; raise --edge-worker-memory "
+                "if the model needs more)")
+
+    def _wait(self, backend: str, artifact: Path, step: str, timeout_s: float,
+              wanted: set[str]) -> tuple[dict[str, Any], str]:
+        deadline = time.monotonic() + timeout_s
+        limit_kb = self.settings.memory_limit_mb * 1024 if self.settings.memory_limit_mb else None
+        while True:
+            for event in self._read_events():
+                if event.get("event") == "phase":
+                    step = str(event.get("phase"))
+                elif event.get("event") in wanted:
+                    return event, step
+            rss = _rss_kb(self.proc.pid)
+            if rss:
+                self.peak_rss_kb = max(self.peak_rss_kb, rss)
+            if self._events < 0 or not self.alive():
+                # drain what it said before it went, then say how it ended
+                for event in self._read_events(final=True):
+                    if event.get("event") == "phase":
+                        step = str(event.get("phase"))
+                    elif event.get("event") in wanted:
+                        return event, step
+                self._fail_dead(backend, artifact, step)
+            if limit_kb and rss and rss > limit_kb:
+                self.kill()
+                raise WorkerFailure(backend, artifact, step, "memory", self._memory_headline(
+                    backend, artifact, step, f"resident memory reached {rss / 1024:.0f} MiB and the worker was "
+                    "killed"), _tail(self.log_path))
+            if time.monotonic() > deadline:
+                self.kill()
+                raise WorkerFailure(backend, artifact, step, "timeout",
+                                    f"{backend} timed out after {timeout_s:g} s while {step} {Path(artifact).name}: "
+                                    "the worker's process group was killed (raise --edge-worker-timeout if it "
+                                    "needs longer)", _tail(self.log_path))
+
+    def _read_events(self, final: bool = False) -> list[dict[str, Any]]:
+        """Events the worker sent: waits up to POLL_S for the first bytes (not at all when `final`)."""
+        wait = 0.0 if final else POLL_S
+        while self._events >= 0:
+            ready, _, _ = select.select([self._events], [], [], wait)
+            if not ready:
+                break
+            wait = 0.0
+            chunk = os.read(self._events, 1 << 16)
+            if not chunk:  # the worker closed its end: it has exited
+                os.close(self._events)
+                self._events = -1
+                break
+            self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        events = []
+        for line in lines:
+            if line.strip():
+                try:
+                    events.append(decode(line))
+                except ValueError:
+                    pass  # not ours: a runtime wrote to a descriptor it should not have
+        return events
+
+    def _wait_exit(self) -> None:
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def _fail_dead(self, backend: str, artifact: Path, step: str) -> None:
+        self._wait_exit()
+        code = self.proc.returncode
+        name = Path(artifact).name
+        self.kill()
+        tail = _tail(self.log_path)
+        if code is not None and code < 0:
+            headline = f"{backend} crashed: {_signal_name(-code)} while {step} {name}"
+            limit = self.settings.memory_limit_mb
+            if limit and self.peak_rss_kb > 0.8 * limit * 1024:
+                headline += f" (near the worker memory limit of {limit} MiB: a runtime that cannot allocate may abort)"
+            raise WorkerFailure(backend, artifact, step, "crash", headline, tail)
+        raise WorkerFailure(backend, artifact, step, "exit",
+                            f"{backend} worker exited with status {code} without answering while {step} {name}", tail)
+
+
+class WorkerPool:
+    """The workers of one session: one kept per interpreter for output runs, a fresh one per
+    measurement (peak memory is a high-water mark: it must be this artifact's alone)."""
+
+    def __init__(self, settings: WorkerSettings | None = None, scratch: Path | None = None):
+        self.settings = settings or WorkerSettings()
+        self._own_scratch = scratch is None
+        self.scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="edgecheck-workers-"))
+        self._kept: dict[str, WorkerProcess] = {}
+        self._count = 0
+
+    def run(self, backend: Any, command: dict[str, Any], artifact: Path, *, fresh: bool = False,
+            timeout_s: float | None = None) -> dict[str, Any]:
+        """Run one job for `backend` (a Backend instance) on `artifact`."""
+        interpreter = backend.interpreter()
+        command = {**command, "backend": backend_reference(type(backend))}
+        timeout = timeout_s if timeout_s is not None else self.settings.timeout_s
+        worker = None if fresh else self._kept.get(interpreter)
+        if worker is not None and not worker.alive():
+            worker.close()
+            worker = None
+        if worker is None:
+            worker = self._start(interpreter, backend.name, artifact)
+            if not fresh:
+                self._kept[interpreter] = worker
+        try:
+            return worker.request(command, backend.name, artifact, timeout)
+        except WorkerFailure:
+            self._kept.pop(interpreter, None)
+            worker.kill()
+            raise
+        finally:
+            if fresh:
+                worker.close()
+
+    def _start(self, interpreter: str, backend: str, artifact: Path) -> WorkerProcess:
+        self._count += 1
+        worker = WorkerProcess(interpreter, self.settings, self.scratch, f"worker-{self._count}")
+        try:
+            worker.start(backend, artifact)
+        except WorkerFailure:
+            worker.kill()
+            raise
+        return worker
+
+    def job_dir(self) -> Path:
+        self._count += 1
+        folder = self.scratch / f"job-{self._count}"
+        folder.mkdir()
+        return folder
+
+    def close(self) -> None:
+        for worker in self._kept.values():
+            worker.close()
+        self._kept.clear()
+        if self._own_scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)

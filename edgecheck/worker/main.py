@@ -1,0 +1,252 @@
+"""The worker process: loads an artifact on a backend, runs it, times it, and reports back as data.
+
+Started by `edgecheck.worker.client` in a fresh interpreter (never a fork of the session), in its
+own process group. Imports only the standard library, numpy and the backend's own module, so it can
+run under another Python than the session's. Whatever a runtime does here (segfault, abort, hang,
+allocate without end) ends this process, not the pytest session.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import platform
+import resource
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecheck.worker.protocol import PROTOCOL_VERSION, decode, encode, load_feeds, save_feeds
+
+CLOCK = "time.perf_counter_ns"
+
+
+def _status_kb(field: str) -> int | None:
+    """A figure from /proc/self/status (VmRSS, VmHWM, VmData), in KiB; None where there is no /proc."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_kb() -> int:
+    """The process's peak resident memory so far: what `/usr/bin/time -v` reports as its maximum."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak  # bytes on macOS, KiB elsewhere
+
+
+def reset_peak_rss() -> bool:
+    """Linux: restart the peak-RSS watermark (VmHWM) here, so a later peak is the load-and-run's own
+    and not the imports' transient one. False where the kernel does not offer it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this worker when the session dies, so no runtime outlives pytest."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(3)
+
+
+def _limit_memory(limit_mb: int | None) -> None:
+    """Cap the heap's growth (RLIMIT_DATA counts private writable memory, not reserved address space):
+    an allocation past it fails here with MemoryError instead of taking the machine's memory."""
+    if not limit_mb:
+        return
+    data_kb = _status_kb("VmData") or 0
+    cap = (data_kb * 1024) + limit_mb * 2**20
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
+
+
+def _backend_class(reference: dict[str, str]) -> type:
+    module_name, qualname, file = reference["module"], reference["qualname"], reference.get("file") or ""
+    module = None
+    by_file = module_name in ("__main__", "conftest") or module_name.endswith(".conftest")
+    if not by_file:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            if not file:
+                raise
+    if module is None:
+        spec = importlib.util.spec_from_file_location(f"_edgecheck_backend_{abs(hash(file))}", file)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {module_name} from {file or 'nowhere'}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    found: Any = module
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
+class Worker:
+    def __init__(self, events_fd: int):
+        self._events = os.fdopen(events_fd, "wb", buffering=0)
+        self._backends: dict[str, Any] = {}
+
+    def send(self, event: str, **fields: Any) -> None:
+        self._events.write(encode({"event": event, **fields}))
+
+    def backend(self, reference: dict[str, str]) -> Any:
+        key = json.dumps(reference, sort_keys=True)
+        if key not in self._backends:
+            self._backends[key] = _backend_class(reference)()
+        return self._backends[key]
+
+    def serve(self) -> None:
+        self.send("ready", pid=os.getpid(), python=sys.executable, version=PROTOCOL_VERSION,
+                  implementation=platform.python_implementation(), python_version=platform.python_version())
+        for line in sys.stdin.buffer:
+            if not line.strip():
+                continue
+            command = decode(line)
+            if command.get("op") == "exit":
+                return
+            try:
+                handler = {"outputs": self.outputs, "measure": self.measure}[command["op"]]
+                result = handler(command)
+            except MemoryError as exc:
+                self.send("error", kind="MemoryError", step=self._step, message=str(exc) or "out of memory")
+            except BaseException as exc:  # everything a runtime raises goes back as data
+                self.send("error", kind=type(exc).__name__, step=getattr(exc, "step", None) or self._step,
+                          message=getattr(exc, "reason", None) or str(exc),
+                          traceback="".join(traceback.format_exception(exc))[-4000:])
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+            else:
+                self.send("done", result=result)
+
+    _step = "starting"
+
+    def phase(self, step: str) -> None:
+        self._step = step
+        self.send("phase", phase=step)
+
+    def _load(self, command: dict[str, Any]) -> Any:
+        from edgecheck.backends.base import RunOptions
+
+        backend = self.backend(command["backend"])
+        options = RunOptions(threads=int(command.get("threads", 1)), extra=dict(command.get("extra", {})))
+        self.phase("loading")
+        return backend.load(Path(command["artifact"]), options)
+
+    def outputs(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Run every feed; outputs go to an .npz, their names in the answer."""
+        feeds = load_feeds(Path(command["inputs"]), command["names"])
+        with self._load(command) as runner:
+            self.phase("running")
+            outputs = [runner.infer(feed) for feed in feeds]
+        names = save_feeds(Path(command["outputs"]), outputs, prefix="o")
+        return {"names": names}
+
+    def measure(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Load, warm up, then time the inference call alone on one fixed feed; peak memory beside it.
+
+        Run in a fresh worker, so the memory figures are this artifact's: the baseline is the peak
+        after the runtime is imported and before the model is loaded.
+        """
+        backend = self.backend(command["backend"])
+        self.phase("importing")
+        availability = backend.availability()
+        if not availability:
+            raise RuntimeError(f"{backend.name} cannot run in this worker: {availability.reason}")
+        feed = load_feeds(Path(command["inputs"]), command["names"])[0]
+        gc.collect()
+        # the idle baseline: resident memory now, with the runtime imported and nothing loaded; then the
+        # watermark restarts so the peak below belongs to loading and running (ru_maxrss if it cannot)
+        watermark = reset_peak_rss()
+        baseline_kb = (_status_kb("VmRSS") if watermark else None) or peak_rss_kb()
+        started = time.perf_counter()
+        runner = self._load(command)
+        try:
+            load_s = time.perf_counter() - started
+            after_load_kb = _status_kb("VmHWM") if watermark else peak_rss_kb()
+            call = runner.bind(feed)
+            warmup = command.get("warmup", {})
+            min_runs, min_seconds = int(warmup.get("runs", 1)), float(warmup.get("seconds", 0.0))
+            self.phase("warming up")
+            runs, started = 0, time.perf_counter()
+            while runs < min_runs or time.perf_counter() - started < min_seconds:
+                call()
+                runs += 1
+            warmup_s = time.perf_counter() - started
+            self.phase("timing")
+            target = command.get("samples")
+            max_seconds = command.get("max_seconds")
+            samples = self._time(call, int(target) if target else None, float(max_seconds) if max_seconds else None)
+        finally:
+            runner.close()
+        out = Path(command["samples_out"])
+        np.save(out, np.asarray(samples, dtype=np.int64), allow_pickle=False)
+        peak_kb = (_status_kb("VmHWM") if watermark else None) or peak_rss_kb()
+        return {"load_s": load_s, "warmup_runs": runs, "warmup_s": warmup_s, "count": len(samples),
+                "clock": CLOCK, "memory_kb": {"baseline": baseline_kb, "after_load": after_load_kb,
+                                              "peak": peak_kb, "process_peak": peak_rss_kb()},
+                "peak_method": "VmHWM since a reset after imports" if watermark else "ru_maxrss"}
+
+    @staticmethod
+    def _time(call: Any, target: int | None, max_seconds: float | None) -> list[int]:
+        """Timed runs until `target` samples or `max_seconds`, whichever comes first (one at least);
+        the garbage collector is off meanwhile, as in timeit, so it never lands inside a sample."""
+        clock = time.perf_counter_ns
+        samples: list[int] = []
+        append = samples.append
+        deadline = clock() + int(max_seconds * 1e9) if max_seconds else None
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            while True:
+                start = clock()
+                call()
+                end = clock()
+                append(end - start)
+                if (target is not None and len(samples) >= target) or (deadline is not None and end >= deadline):
+                    break
+                if target is None and deadline is None:
+                    break
+        finally:
+            if enabled:
+                gc.enable()
+        return samples
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = json.loads((argv or sys.argv)[1])
+    _die_with_parent(int(config["parent_pid"]))
+    _limit_memory(config.get("memory_limit_mb"))
+    for path in config.get("sys_path", []):
+        if path not in sys.path:
+            sys.path.append(path)
+    Worker(int(config["events_fd"])).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""What the session and a worker process say to each other: JSON lines and .npz files, nothing pickled.
+
+A worker may run under another Python interpreter than the session's (a toolkit whose pins clash
+with ours gets its own virtual environment), so this module, like the rest of the worker side,
+needs only the standard library and numpy: no pydantic, no onnx, no pytest.
+
+Commands go to the worker's stdin, one JSON object per line. The worker answers on a pipe of its
+own (never stdout: runtimes print there) with events, one JSON object per line:
+  {"event": "ready", "pid": ..., "python": ...}
+  {"event": "phase", "phase": "loading" | "running" | "warming up" | "timing"}
+  {"event": "done", "result": {...}}
+  {"event": "error", "kind": "MemoryError" | "BackendError" | ..., "step": ..., "message": ..., "traceback": ...}
+Arrays travel in .npz files written with allow_pickle=False, keyed by position (f{feed}_{input},
+o{feed}_{output}) because tensor names can hold any character; the names travel in the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROTOCOL_VERSION = 1
+Feed = Mapping[str, np.ndarray]
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    return (json.dumps(message, separators=(",", ":"), allow_nan=False) + "\n").encode()
+
+
+def decode(line: bytes | str) -> dict[str, Any]:
+    message = json.loads(line)
+    if not isinstance(message, dict):
+        raise ValueError(f"not a message object: {line!r:.200}")
+    return message
+
+
+def save_feeds(path: Path, feeds: Sequence[Feed], prefix: str = "f") -> list[list[str]]:
+    """Write feeds (or outputs) to one .npz by position; returns the names, per feed, in key order."""
+    arrays: dict[str, np.ndarray] = {}
+    names: list[list[str]] = []
+    for i, feed in enumerate(feeds):
+        names.append(list(feed))
+        for j, name in enumerate(feed):
+            arrays[f"{prefix}{i}_{j}"] = np.ascontiguousarray(feed[name])
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(tmp, path)
+    return names
+
+
+def load_feeds(path: Path, names: Sequence[Sequence[str]], prefix: str = "f") -> list[dict[str, np.ndarray]]:
+    """Read what `save_feeds` wrote, with the names it returned."""
+    with np.load(path, allow_pickle=False) as data:
+        return [{name: data[f"{prefix}{i}_{j}"] for j, name in enumerate(feed)} for i, feed in enumerate(names)]
+
+
+def backend_reference(cls: type) -> dict[str, str]:
+    """How a worker finds a backend class: its module, its name, and its file for modules that are
+    not importable by name there (a conftest.py, a test module)."""
+    import inspect
+
+    try:
+        file = inspect.getsourcefile(cls) or ""
+    except TypeError:
+        file = ""
+    return {"module": cls.__module__, "qualname": cls.__qualname__, "file": file}

@@ -1,0 +1,309 @@
+"""--edge-suggest: budgets from a run's figures, looser than what was measured, never tighter than noise."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edgecheck.errors import EdgecheckError
+from edgecheck.report.suggest import (
+    DEFAULT_MARGIN,
+    SuggestError,
+    format_suggestions,
+    round_down,
+    round_up,
+    suggest_budgets,
+)
+from edgecheck.spec import load_spec_text
+from edgecheck.spec.schema import Budgets, TargetSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = "specs/digits.yaml"
+
+# Verbatim from `pytest specs --edge-target=host --junitxml=...` on the shipped example (some facts left out).
+_COMMON = {"edge.spec": SPEC, "edge.spec_name": "digits-cnn", "edge.target": "host", "edge.backend": "onnxruntime",
+           "edge.measured_on": "host", "edge.host": "x86_64 AMD EPYC",
+           "edge.runtime": "onnxruntime 1.32.0 CPUExecutionProvider, 2 threads"}
+INT8_ACCURACY = {
+    **_COMMON, "edge.recipe": "int8-static", "edge.check": "accuracy", "edge.metric": "top1",
+    "edge.inputs": "test.npz (540 of 540 samples)", "edge.artifact": "digits.int8-static.onnx",
+    "edge.artifact.size_bytes": "15068", "edge.recipe.steps": "int8-static",
+    "edge.accuracy_drop": "0.37037037", "edge.accuracy_drop.unit": "pts", "edge.accuracy_drop.budget": "<= 0.5 pts",
+    "edge.accuracy_drop_relative": "0.37593985", "edge.accuracy_drop_relative.unit": "%",
+    "edge.accuracy": "98.1481481", "edge.accuracy.unit": "%", "edge.accuracy.budget": ">= 95 %",
+    "edge.accuracy.original": "98.5185185", "edge.accuracy.original.unit": "%",
+    "edge.summary": "accuracy_drop = 0.37037 pts", "edge.verdict": "pass",
+}
+INT8_PARITY = {
+    **_COMMON, "edge.recipe": "int8-static", "edge.check": "parity", "edge.inputs": "test.npz (128 of 540 samples)",
+    "edge.artifact": "digits.int8-static.onnx", "edge.artifact.size_ratio": "2.663",
+    "edge.recipe.quantized_nodes": "5 of 8",
+    "edge.parity.logits.max_abs": "2.56921005", "edge.parity.logits.max_abs.budget": "<= 5 (atol)",
+    "edge.parity.logits.max_rel": "21.7997487", "edge.parity.logits.rel_l2": "0.0434060285",
+    "edge.parity.logits.rel_l2.budget": "<= 0.08 (rel_l2)", "edge.parity.logits.cosine": "0.999259978",
+    "edge.parity.logits.snr_db": "27.248999", "edge.parity.logits.snr_db.unit": "dB",
+    "edge.parity.logits.snr_db.budget": ">= 20 dB (snr_db)", "edge.parity.logits.top1_agreement": "1",
+    "edge.parity.logits.mean_abs": "0.300597273", "edge.summary": "parity.logits.max_abs = 2.5692",
+    "edge.verdict": "pass",
+}
+INT8_SIZE = {
+    **_COMMON, "edge.recipe": "int8-static", "edge.check": "size", "edge.artifact": "digits.int8-static.onnx",
+    "edge.artifact.size_bytes": "15068", "edge.artifact.size_ratio": "2.663",
+    "edge.size_mb": "0.0143699646", "edge.size_mb.unit": "MiB", "edge.size_mb.budget": "<= 0.05 MiB",
+    "edge.size_ratio": "2.66272896", "edge.size_ratio.unit": "x", "edge.size_bytes": "15068",
+    "edge.size_bytes.unit": "B", "edge.parameters": "9828", "edge.parameters.original": "9802", "edge.verdict": "pass",
+}
+NONE_PARITY = {
+    **_COMMON, "edge.recipe": "none", "edge.check": "parity", "edge.inputs": "test.npz (128 of 540 samples)",
+    "edge.artifact": "digits.onnx", "edge.artifact.size_bytes": "40122",
+    "edge.parity.logits.max_abs": "0", "edge.parity.logits.max_abs.budget": "<= 5 (atol)",
+    "edge.parity.logits.max_rel": "0", "edge.parity.logits.rel_l2": "0", "edge.parity.logits.cosine": "1",
+    "edge.parity.logits.snr_db": "inf", "edge.parity.logits.snr_db.unit": "dB",
+    "edge.parity.logits.top1_agreement": "1", "edge.parity.logits.mean_abs": "0", "edge.verdict": "pass",
+}
+FP16_PARITY = {
+    **_COMMON, "edge.recipe": "fp16", "edge.check": "parity", "edge.inputs": "test.npz (128 of 540 samples)",
+    "edge.artifact": "digits.fp16.onnx", "edge.parity.logits.max_abs": "0.00769090652",
+    "edge.parity.logits.max_rel": "0.214369682", "edge.parity.logits.rel_l2": "0.000249507329",
+    "edge.parity.logits.cosine": "0.999999971", "edge.parity.logits.snr_db": "72.0583339",
+    "edge.parity.logits.snr_db.unit": "dB", "edge.parity.logits.top1_agreement": "1",
+    "edge.parity.logits.mean_abs": "0.00176982334", "edge.verdict": "pass",
+}
+# The latency and memory checks' properties (being added now), on a device target measured on this host.
+LATENCY = {
+    **_COMMON, "edge.target": "rk3588", "edge.recipe": "int8-static", "edge.check": "latency",
+    "edge.env.machine": "x86_64 AMD EPYC 7B13 | avx2 avx512f | 3f2a9c",
+    "edge.latency.p50": "0.0412", "edge.latency.p50.unit": "ms", "edge.latency.p50.ci_low": "0.0409",
+    "edge.latency.p50.ci_high": "0.0415", "edge.latency.p90": "0.05", "edge.latency.p95": "0.0531",
+    "edge.latency.p95.ci_low": "0.052", "edge.latency.p95.ci_high": "nan", "edge.latency.p99": "0.0901",
+    "edge.latency.p99.ci_low": "0.08", "edge.latency.p99.ci_high": "0.1011", "edge.latency.mean": "0.044",
+    "edge.latency.std": "0.004", "edge.latency.min": "0.039", "edge.latency.max": "0.2",
+    "edge.latency.samples": "1000", "edge.latency.stats": '{"p50": 0.0412}', "edge.verdict": "inconclusive",
+}
+MEMORY = {
+    **_COMMON, "edge.target": "rk3588", "edge.recipe": "int8-static", "edge.check": "memory",
+    "edge.env.machine": "x86_64 AMD EPYC 7B13 | avx2 avx512f | 3f2a9c", "edge.memory.peak": "3.25",
+    "edge.memory.peak.unit": "MiB", "edge.memory.process": "61.5", "edge.memory.baseline": "58.25",
+    "edge.memory.model_file": "0.0143699646", "edge.verdict": "pass",
+}
+
+
+def entry(suggestions: dict, recipe: str, target: str = "host", spec: str = SPEC) -> dict:
+    return suggestions[spec]["targets"][target]["recipes"][recipe]
+
+
+def variant(item: dict, **changes: str) -> dict:
+    """The item with properties changed: backend='tflite' sets edge.backend; 'parity.logits.cosine' sets that."""
+    return {**item, **{"edge." + k.replace("__", "."): v for k, v in changes.items()}}
+
+
+def test_budgets_of_a_real_run() -> None:
+    suggestions = suggest_budgets([INT8_ACCURACY, INT8_PARITY, INT8_SIZE, NONE_PARITY])
+    assert entry(suggestions, "int8-static") == {
+        # 0.37037 + 2 * 100 * sqrt(0.98148 * 0.01852 / 540) = 1.5308, rounded up to 0.01
+        "accuracy_drop": 1.54,
+        "parity": {
+            "atol": 2.9,                # 2.5692 * 1.1 = 2.826 -> 2 significant digits, up
+            "rel_l2": 0.048,            # 0.043406 * 1.1 = 0.047747
+            "cosine": 0.99918,          # 1 - 0.00074002 * 1.1 = 1 - 0.000814 -> gap rounded up to 0.00082
+            "snr_db": 26.8,             # 27.249 - 10 log10(1.1) = 26.835, down to 0.1 dB
+            "top1_agreement": 0.9921,   # 1 - 1/128 = 0.99219: gap 0.0078125 rounded up to 0.0079
+        },
+        "size_mb": 0.016,               # 0.01437 * 1.1 = 0.015807
+        "size_ratio": 2.3,              # 2.6627 * 0.9 = 2.3965, down
+    }
+    assert list(entry(suggestions, "int8-static")) == ["accuracy_drop", "parity", "size_mb", "size_ratio"]
+    assert list(suggestions[SPEC]["targets"]["host"]["recipes"]) == ["none", "int8-static"]
+
+
+def test_a_bit_exact_original_gets_epsilons_not_zeros() -> None:
+    parity = entry(suggest_budgets([NONE_PARITY]), "none")["parity"]
+    assert parity == {"atol": 1e-6, "rel_l2": 1e-6, "cosine": 0.999999, "top1_agreement": 0.9921}  # no snr: inf
+    text = format_suggestions(suggest_budgets([NONE_PARITY]), DEFAULT_MARGIN)
+    assert "1e-06: the run was bit-exact" in text
+
+
+def test_the_noise_floor_raises_a_tolerance() -> None:
+    """A backend that is itself far from the reference (threads, kernels) sets the floor for every artifact."""
+    noisy_none = variant(NONE_PARITY, parity__logits__max_abs="0.02", parity__logits__rel_l2="0.001",
+                         parity__logits__cosine="0.9999", parity__logits__snr_db="60",
+                         parity__logits__top1_agreement="0.9921875")
+    alone = entry(suggest_budgets([FP16_PARITY]), "fp16")["parity"]
+    assert alone == {"atol": 0.0085, "rel_l2": 0.00028, "cosine": 0.999999, "snr_db": 71.6, "top1_agreement": 0.9921}
+    floored = entry(suggest_budgets([FP16_PARITY, noisy_none]), "fp16")["parity"]
+    assert floored == {
+        "atol": 0.022,              # max(0.0077, 0.02) * 1.1
+        "rel_l2": 0.0011,           # max(0.00025, 0.001) * 1.1
+        "cosine": 0.99989,          # 1 - (1 - 0.9999) * 1.1
+        "snr_db": 59.5,             # 60 - 0.41
+        "top1_agreement": 0.984,    # 0.9921875 - 1/128 = 0.984375: gap 0.015625 up to 0.016
+    }
+    # the floor is per target and backend: another backend's original does not raise this one
+    elsewhere = variant(noisy_none, backend="tflite")
+    assert entry(suggest_budgets([FP16_PARITY, elsewhere]), "fp16")["parity"] == alone
+
+
+def test_a_floor_never_tightens() -> None:
+    loose_int8 = entry(suggest_budgets([INT8_PARITY]), "int8-static")["parity"]
+    assert entry(suggest_budgets([INT8_PARITY, NONE_PARITY]), "int8-static")["parity"] == loose_int8
+
+
+def test_rounding_directions() -> None:
+    assert round_up(0.0421) == 0.043 and round_down(0.0421) == 0.042
+    assert round_up(2.3965) == 2.4 and round_down(2.3965) == 2.3
+    assert round_up(0.05) == 0.05 and round_down(0.05) == 0.05   # already 2 digits: unchanged
+    assert round_up(1.9) == 1.9 and round_up(19000) == 19000 and round_up(19001) == 20000
+    assert round_up(0.00011) == 0.00011 and round_up(1.0000001e-7) == 1.1e-7
+    assert round_down(-3.45) == -3.5 and round_up(-3.45) == -3.4  # towards looser, whatever the sign
+    assert round_up(0.0) == 0.0
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.05, 0.1, 0.25, 0.5])
+def test_suggestions_always_pass_the_run_they_came_from(margin: float) -> None:
+    budgets = entry(suggest_budgets([INT8_ACCURACY, INT8_PARITY, INT8_SIZE, NONE_PARITY], margin), "int8-static")
+    assert budgets["accuracy_drop"] >= 0.37037037
+    assert budgets["parity"]["atol"] >= 2.56921005 * (1 + margin)
+    assert budgets["parity"]["rel_l2"] >= 0.0434060285 * (1 + margin)
+    assert budgets["parity"]["cosine"] <= 1 - (1 - 0.999259978) * (1 + margin)
+    assert budgets["parity"]["snr_db"] <= 27.248999 - 10 * math.log10(1 + margin)
+    assert budgets["parity"]["top1_agreement"] <= 1 - 1 / 128
+    assert budgets["size_mb"] >= 0.0143699646 * (1 + margin)
+    assert budgets["size_ratio"] <= 2.66272896 * (1 - margin)
+
+
+def test_loosest_over_backends() -> None:
+    other = {"backend": "tflite", "runtime": "tflite 2.16 XNNPACK, 4 threads"}
+    items = [
+        INT8_PARITY, INT8_SIZE, INT8_ACCURACY,
+        variant(INT8_PARITY, **other, parity__logits__max_abs="1.5", parity__logits__rel_l2="0.09",
+                parity__logits__cosine="0.9999", parity__logits__snr_db="22", parity__logits__top1_agreement="0.96875"),
+        variant(INT8_SIZE, **other, size_mb="0.02", size_ratio="1.9"),
+        variant(INT8_ACCURACY, **other, accuracy_drop="-0.2", accuracy="98.7037037"),
+    ]
+    suggestions = suggest_budgets(items)
+    assert list(suggestions[SPEC]["targets"]["host"]["recipes"]) == ["int8-static"]  # one entry, not one per backend
+    assert entry(suggestions, "int8-static") == {
+        "accuracy_drop": 1.54,   # onnxruntime's; tflite's negative drop counts as 0: 0 + 2 SE(98.70 %) = 0.97
+        "parity": {"atol": 2.9, "rel_l2": 0.099, "cosine": 0.99918, "snr_db": 21.5, "top1_agreement": 0.96},
+        "size_mb": 0.022,
+        "size_ratio": 1.7,
+    }
+
+
+def test_output_names_with_dots_and_the_loosest_output() -> None:
+    item = {k: v for k, v in INT8_PARITY.items() if not k.startswith("edge.parity.")}
+    item.update({"edge.parity.head.v1.probs.rel_l2": "0.2", "edge.parity.head.v1.probs.rel_l2.budget": "<= 0.3",
+                 "edge.parity.head.v1.probs.cosine": "0.98", "edge.parity.logits.rel_l2": "0.01",
+                 "edge.parity.logits.cosine": "0.9995", "edge.parity.logits.snr_db": "nan"})
+    floor = {**{k: v for k, v in NONE_PARITY.items() if not k.startswith("edge.parity.")},
+             "edge.parity.logits.rel_l2": "0.05"}  # raises logits only: head.v1.probs has no floor
+    assert entry(suggest_budgets([item, floor]), "int8-static")["parity"] == {"rel_l2": 0.22, "cosine": 0.978}
+
+
+def test_accuracy_only_for_percent_metrics_and_without_a_sample_count() -> None:
+    mse = variant(INT8_ACCURACY, metric="mse", accuracy="0.0123", accuracy_drop="0.001")
+    del mse["edge.accuracy.unit"]
+    assert suggest_budgets([mse]) == {}
+    unknown_n = variant(INT8_ACCURACY, inputs="custom loader")
+    assert entry(suggest_budgets([unknown_n]), "int8-static") == {"accuracy_drop": 0.51}  # 0.37037 * 1.1 + 0.1
+    perfect = variant(INT8_ACCURACY, accuracy="100", accuracy_drop="0", inputs="test.npz (200 of 540 samples)")
+    assert entry(suggest_budgets([perfect]), "int8-static") == {"accuracy_drop": 0.5}  # one sample: 100/200
+
+
+def test_top1_slack_from_synthetic_inputs_or_a_default() -> None:
+    synthetic = variant(FP16_PARITY, inputs="synthetic (32 inputs, seed 0)")
+    assert entry(suggest_budgets([synthetic]), "fp16")["parity"]["top1_agreement"] == 0.968  # 1 - 1/32 = 0.96875
+    unknown = variant(FP16_PARITY, inputs="a stream")
+    assert entry(suggest_budgets([unknown]), "fp16")["parity"]["top1_agreement"] == 0.99
+
+
+def test_latency_and_memory() -> None:
+    suggestions = suggest_budgets([LATENCY, MEMORY])
+    budgets = entry(suggestions, "int8-static", target="rk3588")
+    assert budgets == {
+        "latency_ms": {
+            "p50": 0.046,       # ci_high 0.0415 * 1.1 = 0.04565
+            "p95": 0.059,       # ci_high is nan: the percentile, 0.0531 * 1.1 = 0.05841
+            "p99": 0.12,        # 0.1011 * 1.1 = 0.11121
+            "source": "host",   # a device target's budget from this host's figures says so
+        },
+        "memory_mb": {"peak": 3.6, "source": "host"},   # 3.25 * 1.1 = 3.575
+    }
+    few = variant(LATENCY, latency__samples="661", target="host")
+    assert entry(suggest_budgets([few]), "int8-static") == {"latency_ms": {"p50": 0.046, "p95": 0.059}}
+    nothing = variant(MEMORY, memory__peak="-0.5")  # the footprint was within the baseline's noise
+    assert suggest_budgets([nothing]) == {}
+
+
+def test_no_budget_kind_without_a_figure() -> None:
+    size_only = suggest_budgets([INT8_SIZE])
+    assert entry(size_only, "int8-static") == {"size_mb": 0.016, "size_ratio": 2.3}
+    broken = {k: v for k, v in INT8_PARITY.items() if not k.startswith("edge.parity.")}
+    broken.update({"edge.parity.logits.max_abs": "nan", "edge.parity.logits.rel_l2": "inf",
+                   "edge.parity.logits.snr_db": "-inf", "edge.problem.0": "output shape (1, 10) != (1, 9)"})
+    assert suggest_budgets([broken]) == {}
+    assert suggest_budgets([{"edge.spec": SPEC, "edge.size_mb": "1"}, {"name": "test_other"}]) == {}
+    assert suggest_budgets([]) == {}
+
+
+@pytest.mark.parametrize("margin", [-0.1, 1.0, float("nan"), float("inf"), True, "0.1"])
+def test_bad_margins(margin: object) -> None:
+    with pytest.raises(SuggestError, match="margin") as caught:
+        suggest_budgets([INT8_SIZE], margin)  # type: ignore[arg-type]
+    assert isinstance(caught.value, EdgecheckError)
+
+
+def _budget_fields(budgets: dict) -> dict:
+    """The keys the schema knows today (latency_ms and memory_mb are being added to it)."""
+    return {k: v for k, v in budgets.items() if k in Budgets.model_fields}
+
+
+ALL = [INT8_ACCURACY, INT8_PARITY, INT8_SIZE, NONE_PARITY, FP16_PARITY, LATENCY, MEMORY,
+       variant(INT8_SIZE, spec="specs/other.yaml")]
+
+
+def test_the_yaml_parses_back_and_validates() -> None:
+    suggestions = suggest_budgets(ALL)
+    text = format_suggestions(suggestions, DEFAULT_MARGIN)
+    blocks = text.split("\n\n")
+    assert len(blocks) == 2 and blocks[0].startswith(f"# {SPEC}:") and blocks[1].startswith("# specs/other.yaml:")
+    for block, spec in zip(blocks, [SPEC, "specs/other.yaml"]):
+        targets = yaml.safe_load(block)
+        assert targets == suggestions[spec]["targets"]
+        for target, section in targets.items():
+            for recipe, budgets in section["recipes"].items():
+                known = _budget_fields(budgets)
+                assert Budgets.model_validate(known).model_dump(exclude_unset=True, exclude_none=True), recipe
+            TargetSpec.model_validate({"recipes": {r: _budget_fields(b) for r, b in section["recipes"].items()}})
+
+
+def test_pasted_under_targets_the_spec_loads() -> None:
+    """The promise of the comments: paste under the spec's targets: and it is a valid spec."""
+    items = [INT8_ACCURACY, INT8_PARITY, INT8_SIZE, NONE_PARITY, FP16_PARITY]
+    if "latency_ms" in Budgets.model_fields:
+        items += [variant(LATENCY, target="host"), variant(MEMORY, target="host")]
+    text = format_suggestions(suggest_budgets(items), DEFAULT_MARGIN)
+    spec_text = (ROOT / SPEC).read_text().split("\ntargets:")[0]
+    pasted = spec_text + "\ntargets:\n" + "".join("  " + line + "\n" for line in text.splitlines())
+    loaded = load_spec_text(pasted, ROOT / SPEC, ROOT)
+    host = loaded.spec.targets["host"]
+    assert host.budgets_for("int8-static").parity.rel_l2 == 0.048
+    assert host.budgets_for("none").parity.atol == 1e-6
+
+
+def test_the_comments_say_how_each_budget_was_derived() -> None:
+    text = format_suggestions(suggest_budgets(ALL, margin=0.2), 0.2)
+    head = text.split("\nhost:")[0].splitlines()
+    assert all(line.startswith("# ") for line in head)
+    assert "margin 20%" in head[0] and SPEC in head[0]
+    for kind in ("accuracy_drop", "parity", "size_mb", "size_ratio"):
+        assert sum(line.startswith(f"# {kind}:") for line in head) == 1, kind
+    assert any("noise floor" in line for line in head)
+    assert head[-1] == "# paste under the spec's targets: and review; edgecheck never edits a spec"
+    assert "# latency_ms:" in text and "# memory_mb:" in text  # rk3588's block has them
+    other = text.split("# specs/other.yaml:")[1]
+    assert "# size_mb:" in other and "# parity:" not in other  # only the kinds in that block
+    assert format_suggestions({}, DEFAULT_MARGIN).startswith("# ")
