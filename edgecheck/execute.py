@@ -260,8 +260,10 @@ class Executor:
             result.facts["latency.method"] = (f"{measured.plan.describe()}; {measured.warmup_runs} warm-up runs; "
                                               f"clock {measured.clock}; the inference call alone on one fixed input")
             result.facts["latency.stats"] = json.dumps(measured.stats.benchmark_stats(), sort_keys=True)
-            if measured.lock_wait_s >= 0.01:
-                result.facts["latency.lock_wait_s"] = f"{measured.lock_wait_s:.3f}"
+            result.facts["latency.lock_wait_s"] = f"{measured.lock_wait_s:.3f}"
+            window = measured.extra.get("window")
+            if window:  # when the timed runs happened (epoch seconds): timings on one machine never overlap
+                result.facts["latency.window"] = f"{window[0]:.6f}..{window[1]:.6f}"
         else:
             budget_m = planned.budgets.memory_mb
             assert budget_m is not None

@@ -272,7 +272,9 @@ class SummaryCollector:
         if report.skipped and isinstance(report.longrepr, tuple):
             reason = report.longrepr[2].removeprefix("Skipped: ")
         else:
-            reason = (report.longreprtext.strip().splitlines() or [""])[-1]
+            # the message's own last line, not the worker output quoted under it
+            text = report.longreprtext.split("\n--- last lines the worker printed ---", 1)[0]
+            reason = (text.strip().splitlines() or [""])[-1]
         self.rows.append(row_from_report(properties, report.outcome, reason))
         if report.when == "call" and not report.skipped and "edge.verdict" in properties:
             self.items.append({str(k): str(v) for k, v in properties.items()})
@@ -333,7 +335,9 @@ def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
     state = _state(request.config)
 
     def run(model: str | Path, feed: dict[str, Any], backend: str = "onnxruntime", threads: int = 1) -> dict[str, Any]:
-        from edgecheck.backends import RunOptions
+        import numpy as np
+
+        from edgecheck.data import InputSet
         from edgecheck.model import load_onnx
 
         try:
@@ -345,7 +349,8 @@ def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
         path = request.config.rootpath / model  # relative paths start at the rootdir, as in spec runs
         if path.suffix == ".onnx":
             load_onnx(path)  # a broken or hostile file is a ModelError naming it, before any runtime sees it
-        with found.load(path, RunOptions(threads=threads)) as runner:
-            return runner.infer(feed)
+        # in a worker process, like every run of a spec: a runtime that crashes fails this test only
+        inputs = InputSet(({name: np.asarray(value) for name, value in feed.items()},), "edge_run")
+        return state.executor.runs.outputs(found, path, threads, inputs)
 
     return run

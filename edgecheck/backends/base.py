@@ -8,10 +8,10 @@ runtime.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-import sys
 from pathlib import Path
 from typing import ClassVar
 
@@ -57,7 +57,7 @@ class Runner(ABC):
                                f"feed does not match the model's inputs (missing {missing}, unknown {unknown})")
         try:
             outputs = self._infer_impl(feed)
-        except BackendError:
+        except (BackendError, MemoryError):  # out of memory is the worker's to report, with its limit
             raise
         except Exception as exc:  # the runtime's own error, kept whole for the user
             raise BackendError(self.backend, self.artifact, "running", f"{type(exc).__name__}: {exc}") from exc
@@ -110,7 +110,7 @@ class Backend(ABC):
                                f"{self.name} runs {', '.join(self.suffixes)} files, not {artifact.suffix or 'this file'}")
         try:
             return self._load_impl(artifact, options)
-        except BackendError:
+        except (BackendError, MemoryError):  # out of memory is the worker's to report, with its limit
             raise
         except Exception as exc:
             raise BackendError(self.name, artifact, "loading", f"{type(exc).__name__}: {exc}") from exc

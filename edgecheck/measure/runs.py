@@ -138,7 +138,8 @@ class ModelRuns:
             stats=LatencyStats.from_ns(samples), plan=plan, memory_kb={k: int(v) for k, v in result["memory_kb"].items()},
             load_s=float(result["load_s"]), warmup_runs=int(result["warmup_runs"]), lock_wait_s=waited,
             clock=str(result.get("clock", "")),
-            extra={"warmup_s": result.get("warmup_s", math.nan), "peak_method": result.get("peak_method", "")},
+            extra={"warmup_s": result.get("warmup_s", math.nan), "peak_method": result.get("peak_method", ""),
+                   "window": result.get("window")},
         )
 
 

@@ -92,7 +92,8 @@ def edgecheck_path(interpreter: str, scratch: Path) -> list[str]:
     imported from; for another Python, a folder holding only a link to the package, so nothing else
     of this environment (numpy 2, onnx, ...) leaks into that one."""
     package = Path(__file__).resolve().parents[1]
-    if os.path.realpath(interpreter) == os.path.realpath(sys.executable):
+    # compared unresolved: another virtual environment's python links to the same base interpreter
+    if os.path.abspath(interpreter) == os.path.abspath(sys.executable):
         return [str(package.parent)]
     folder = scratch / "edgecheck-path"
     link = folder / "edgecheck"

@@ -8,6 +8,7 @@ allocate without end) ends this process, not the pytest session.
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import importlib
 import importlib.util
@@ -201,7 +202,9 @@ class Worker:
             self.phase("timing")
             target = command.get("samples")
             max_seconds = command.get("max_seconds")
+            window = [time.time()]
             samples = self._time(call, int(target) if target else None, float(max_seconds) if max_seconds else None)
+            window.append(time.time())
         finally:
             runner.close()
         out = Path(command["samples_out"])
@@ -210,7 +213,8 @@ class Worker:
         return {"load_s": load_s, "warmup_runs": runs, "warmup_s": warmup_s, "count": len(samples),
                 "clock": CLOCK, "memory_kb": {"baseline": baseline_kb, "after_load": after_load_kb,
                                               "peak": peak_kb, "process_peak": peak_rss_kb()},
-                "peak_method": "VmHWM since a reset after imports" if watermark else "ru_maxrss"}
+                "peak_method": "VmHWM since a reset after imports" if watermark else "ru_maxrss",
+                "window": window}
 
     @staticmethod
     def _time(call: Any, target: int | None, max_seconds: float | None) -> list[int]:
@@ -239,6 +243,7 @@ class Worker:
 
 
 def main(argv: list[str] | None = None) -> None:
+    faulthandler.enable()  # a segfault or abort prints the Python stack: the session shows its tail
     config = json.loads((argv or sys.argv)[1])
     _die_with_parent(int(config["parent_pid"]))
     _limit_memory(config.get("memory_limit_mb"))
