@@ -24,6 +24,7 @@ import pytest
 from edgecheck.errors import BackendError
 from edgecheck.worker.client import WorkerFailure, WorkerPool, WorkerSettings
 from edgecheck.worker.protocol import load_feeds, save_feeds
+from conftest import make_classifier
 
 MARKER_VAR = "EDGECHECK_ISOLATION_MARKER"
 CHILD_PIDFILE_VAR = "EDGECHECK_ISOLATION_CHILD_PIDFILE"
@@ -504,3 +505,22 @@ def test_summary_row_of_a_crashed_backend_names_the_crash(pytester, spec_project
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*edgecheck summary*", "target host",
                                  "*parity*segv*none*segv crashed: SIGSEGV while loading clf.onnx*FAIL*"])
+
+
+def test_process_peak_is_the_workers_own_not_the_sessions(tmp_path):
+    """On Linux a fork+exec child inherits its parent's getrusage peak: the worker's figure must be
+    its own (VmHWM), or a session that once held 500 MiB would report 500 MiB for a tiny model."""
+    from edgecheck.backends import get_backend
+    from edgecheck.measure.runs import ModelRuns, TimingPlan
+
+    held = bytearray(500 * 2**20)
+    held[::4096] = b"\x01" * len(held[::4096])  # touched: resident in this process
+    make_classifier(tmp_path / "clf.onnx")
+    runs = ModelRuns(WorkerPool(scratch=tmp_path / "scratch"), "test-process-peak")
+    try:
+        measured = runs.measure(get_backend("onnxruntime"), tmp_path / "clf.onnx", 1,
+                                {"x": np.zeros((1, 4), np.float32)}, TimingPlan())
+    finally:
+        runs.workers.close()
+    assert len(held) == 500 * 2**20
+    assert 0 <= measured.footprint_mib < measured.process_mib < 300

@@ -297,6 +297,7 @@ class WorkerPool:
         self.settings = settings or WorkerSettings()
         self._own_scratch = scratch is None
         self.scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="edgecheck-workers-"))
+        self.scratch.mkdir(parents=True, exist_ok=True)
         self._kept: dict[str, WorkerProcess] = {}
         self._count = 0
 
