@@ -31,7 +31,8 @@ _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 # Properties that describe an item rather than measure it, even when they look like numbers
 # (edge.artifact.size_bytes duplicates the size check's figure; edge.recipe.sparsity is a parameter),
 # and changes against another baseline (edge.regression.*), which are relative, not this run's figures.
-_NOT_FIGURES = {"spec", "spec_name", "target", "backend", "recipe", "check", "verdict", "summary"}
+_NOT_FIGURES = {"spec", "spec_name", "target", "backend", "recipe", "check", "verdict", "summary", "threads",
+                "load_s", "latency.lock_wait_s"}
 _FACT_PREFIXES = ("artifact.", "recipe.", "summary.", "problem.", "note.", "env.", "regression.")
 _SUFFIXES = (".unit", ".budget")
 

@@ -242,7 +242,10 @@ class Executor:
         """One timing-and-memory job per artifact, backend, threads and timing plan; a memory check of
         an entry that also has a latency budget reuses the latency run."""
         latency = planned.budgets.latency_ms
-        plan = TimingPlan.for_latency(latency) if latency is not None else TimingPlan()
+        # a memory check shares the latency run only where that run will be judged here too
+        timed = latency is not None and (planned.check == "latency" or planned.target.name == "host"
+                                         or planned.target.detect or latency.source == "host")
+        plan = TimingPlan.for_latency(latency) if timed and latency is not None else TimingPlan()
         key = (self.model_info(artifact).sha256, backend.name, planned.threads, plan)
         if key not in self._measured:
             model = self.model_info(artifact)

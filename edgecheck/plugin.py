@@ -113,7 +113,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("edge_targets") or config.getini("edge_targets") or config.getini("edge_devices_dir") \
             or config.getoption("edge_backends") or config.getoption("edge_baseline") \
             or config.getoption("edge_save_baseline") or config.getoption("edge_worker_memory") is not None \
-            or config.getoption("edge_worker_timeout") is not None or config.getoption("edge_suggest_margin") != 0.10:
+            or config.getoption("edge_worker_timeout") is not None or config.getoption("edge_suggest_margin") != 0.10 \
+            or config.getini("edge_inconclusive") or config.getini("edge_worker_timeout") \
+            or config.getini("edge_worker_memory"):
         _state(config).validate_options()  # a typo is a usage error before collection, not "no tests ran"
 
 
@@ -286,9 +288,12 @@ class SummaryCollector:
         from edgecheck.report.outputs import save_run_baseline, write_latency_json
 
         save = self.config.getoption("edge_save_baseline")
+        path = self.config.getoption("edge_benchmark_json")
+        if (save or path) and not self.items:  # --co, or -k selected nothing: an empty file would mislead
+            self.messages.append("edgecheck: no check ran, so no baseline and no latency JSON were written")
+            return
         if save:
             self.messages.append(save_run_baseline(self.config, save, self.items))
-        path = self.config.getoption("edge_benchmark_json")
         if path:
             self.messages.append(write_latency_json(Path(path), self.items))
 

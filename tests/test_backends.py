@@ -175,10 +175,13 @@ def test_infer_checks_input_names(registered, tmp_path):
 
 
 def test_infer_wraps_the_runtime_error(tmp_path):
-    runner = EchoRunner(tmp_path / "m.echo", fail=MemoryError("out of device memory"))
+    runner = EchoRunner(tmp_path / "m.echo", fail=RuntimeError("out of device memory"))
     with pytest.raises(BackendError) as info:
         runner.infer({"a": np.ones(1), "b": np.ones(1)})
-    assert info.value.reason == "MemoryError: out of device memory"
+    assert info.value.reason == "RuntimeError: out of device memory"
+    # running out of the worker's memory is the worker's to report, with its limit
+    with pytest.raises(MemoryError):
+        EchoRunner(tmp_path / "m.echo", fail=MemoryError("no more")).infer({"a": np.ones(1), "b": np.ones(1)})
     passthrough = BackendError("test-echo", "m.echo", "running", "mine")
     with pytest.raises(BackendError) as again:
         EchoRunner(tmp_path / "m.echo", fail=passthrough).infer({"a": np.ones(1), "b": np.ones(1)})

@@ -419,12 +419,9 @@ def test_the_example_measures_on_the_host_and_stands_in_only_where_it_says_so(py
         assert case["edge.verdict"] == "pass" and float(case["edge.memory.peak"]) <= 32
 
 
-# Bugs found while writing these tests: each test states the behaviour edgecheck should have, marked
-# xfail(strict=True) until the fix lands (then it passes, and strict makes the marker's removal due).
+# Found while writing these tests, and fixed.
 
 
-@pytest.mark.xfail(strict=True, reason="edgecheck bug: plugin.pytest_configure validates options only when one of "
-                   "a list of other options is set; ini-only edge_inconclusive / edge_worker_timeout are not on it")
 @pytest.mark.parametrize("ini, message", [
     ("edge_inconclusive = fial", "edge_inconclusive: 'fial' is neither warn nor fail"),
     ("edge_worker_timeout = abc", "edge_worker_timeout / edge_worker_memory: *'abc'"),
@@ -437,8 +434,6 @@ def test_a_mistyped_ini_measurement_option_is_a_usage_error(pytester, spec_proje
     result.stderr.fnmatch_lines([f"*{message}*"])
 
 
-@pytest.mark.xfail(strict=True, reason="edgecheck bug: SummaryCollector.pytest_sessionfinish saves a baseline even "
-                   "when no check ran, and that empty baseline then blocks the real save")
 @pytest.mark.parametrize("selection", [["--co"], ["-k", "nothing-matches-this"]], ids=["collect_only", "deselected"])
 def test_a_run_in_which_no_check_ran_saves_no_baseline(pytester, spec_project, selection):
     spec_project(_spec(f"latency_ms: {{p50: 1000, samples: 64, {FAST}}}"))

@@ -19,8 +19,8 @@ def run_environment(items: list[dict[str, str]]) -> dict[str, str]:
     """What the figures depend on, from the items' own facts (the first one that says)."""
     environment = {"python": platform.python_version()}
     for item in items:
-        for key, name in (("edge.env.machine", "machine"), ("edge.host", "host"), ("edge.env.governor", "governor"),
-                          ("edge.runtime", "runtime")):
+        # the runtime and threads differ per item: each record's own figures are what is compared
+        for key, name in (("edge.env.machine", "machine"), ("edge.host", "host"), ("edge.env.governor", "governor")):
             if key in item:
                 environment.setdefault(name, item[key])
     return environment
