@@ -9,8 +9,8 @@ each round measures side by side:
 - `/usr/bin/time -v python bare_load_run.py MODEL`: a bare script that imports numpy and onnxruntime,
   loads the model with edgecheck's session options, and runs the same feed as many times as
   edgecheck does (1 check run + warm-up + samples); "Maximum resident set size" is its peak;
-- `/usr/bin/time -v python bare_import.py` (imports numpy and onnxruntime, nothing else): the idle
-  baseline;
+- `/usr/bin/time -v python bare_import.py FEED` (imports numpy and onnxruntime and reads the input
+  file, nothing else): the idle baseline, in the state edgecheck's worker takes its own in;
 - edgecheck's `ModelRuns.measure` (a fresh worker, as a memory check runs), started twice: from this
   process, as a pytest session would (this process has built the models, so its own peak RSS is
   hundreds of MB, like a session that has compressed models), and from a lean driver process that
@@ -29,11 +29,11 @@ Why the figures may differ even when both are right:
   figure when the import's transient is large;
 - a tiny model (digits: a few hundred KB) has a footprint of a MiB or two, where page and arena
   granularity alone are more than 10 %.
-And one that is not a matter of method: on Linux, a process started by vfork+exec (Python's
-subprocess) inherits its parent's peak RSS in getrusage's ru_maxrss (the kernel records the
-parent's high-water mark when exec drops the borrowed mm), and clear_refs does not reset that.
-`process_peak` is ru_maxrss, so from a big parent it reads the parent's peak, not the model's: the
-"this process" column against the "lean driver" column shows it.
+Why "here" and "lean" are both measured: on Linux, a process started by fork/vfork+exec (Python's
+subprocess) inherits its parent's peak RSS in getrusage's ru_maxrss, and clear_refs does not reset
+that. edgecheck's worker therefore reports its own VmHWM (which starts afresh at exec) as the
+process peak; measuring from this big process and from a lean one shows the figure does not depend
+on who started the worker.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from models import images, mobilenet_style  # noqa: E402
+from models import BARE_SESSION, images, mobilenet_style  # noqa: E402
 
 from edgecheck.backends import get_backend  # noqa: E402
 from edgecheck.execute import host_device  # noqa: E402
@@ -63,7 +63,14 @@ DIGITS = ROOT / "examples" / "digits"
 TOLERANCE = 0.10
 TIME = "/usr/bin/time"
 
-BARE_IMPORT = "import numpy\nimport onnxruntime\n"
+# the idle state edgecheck's baseline is taken in: runtime imported and the input file read, no model
+BARE_IMPORT = '''\
+import sys
+import numpy as np
+import onnxruntime
+with np.load(sys.argv[1]) as data:
+    feed = {name: data[name] for name in data.files}
+'''
 
 BARE_LOAD_RUN = '''\
 import sys
@@ -71,15 +78,7 @@ import numpy as np
 import onnxruntime as ort
 
 model, feed_path, runs, threads = sys.argv[1:5]
-options = ort.SessionOptions()
-options.intra_op_num_threads = int(threads)
-options.inter_op_num_threads = 1
-options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-options.log_severity_level = 3
-sess = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-with np.load(feed_path) as data:
-    feed = {name: data[name] for name in data.files}
-for _ in range(int(runs)):
+''' + BARE_SESSION + '''for _ in range(int(runs)):
     sess.run(None, feed)
 '''
 
@@ -178,7 +177,7 @@ def main() -> None:
         for round_index in range(1, args.rounds + 1):
             for name, (model, feed) in models.items():
                 row: dict[str, float] = {}
-                row["import"] = max_rss_mib(sys.executable, str(scratch / "bare_import.py"))
+                row["import"] = max_rss_mib(sys.executable, str(scratch / "bare_import.py"), str(feeds[name]))
                 row["load_run"] = max_rss_mib(sys.executable, str(scratch / "bare_load_run.py"), str(model),
                                               str(feeds[name]), str(runs_total), str(args.threads))
                 here = model_runs.measure(backend, model, args.threads, feed, plan)

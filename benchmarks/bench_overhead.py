@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from models import images, mobilenet_style  # noqa: E402
+from models import BARE_SESSION, images, mobilenet_style  # noqa: E402
 
 from edgecheck.backends import get_backend  # noqa: E402
 from edgecheck.execute import host_device  # noqa: E402
@@ -54,15 +54,7 @@ import numpy as np
 import onnxruntime as ort
 
 model, feed_path, warmup, samples, threads, out = sys.argv[1:7]
-options = ort.SessionOptions()
-options.intra_op_num_threads = int(threads)
-options.inter_op_num_threads = 1
-options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-options.log_severity_level = 3
-sess = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-with np.load(feed_path) as data:
-    feed = {name: data[name] for name in data.files}
-sess.run(None, feed)  # the check run Runner.bind makes before warm-up
+''' + BARE_SESSION + '''sess.run(None, feed)  # the check run Runner.bind makes before warm-up
 for _ in range(int(warmup)):
     sess.run(None, feed)
 clock = time.perf_counter_ns

@@ -97,3 +97,18 @@ def images(count: int, resolution: int = 96, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     coarse = rng.random((count, 3, resolution // 8, resolution // 8)).astype(np.float32)
     return np.repeat(np.repeat(coarse, 8, axis=2), 8, axis=3)
+
+
+# The bare-script side of the overhead and memory benchmarks: an ONNX Runtime session made the way
+# edgecheck's backend makes it (edgecheck/backends/onnxruntime.py), and the feed; a script defines
+# `model`, `feed_path` and `threads` first.
+BARE_SESSION = '''\
+options = ort.SessionOptions()
+options.intra_op_num_threads = int(threads)
+options.inter_op_num_threads = 1
+options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+options.log_severity_level = 3
+sess = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+with np.load(feed_path) as data:
+    feed = {name: data[name] for name in data.files}
+'''
