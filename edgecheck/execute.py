@@ -259,7 +259,7 @@ class Executor:
         if planned.check == "latency":
             budget = planned.budgets.latency_ms
             assert budget is not None
-            result = judge_latency(measured.stats, budget)
+            result = judge_latency(measured.stats, budget, measured.rounds)
             result.facts["latency.method"] = (f"{measured.plan.describe()}; {measured.warmup_runs} warm-up runs; "
                                               f"clock {measured.clock}; the inference call alone on one fixed input")
             result.facts["latency.stats"] = json.dumps(measured.stats.benchmark_stats(), sort_keys=True)
@@ -276,7 +276,7 @@ class Executor:
             result.facts["memory.method"] = (
                 f"a fresh worker's peak resident memory through load and inference ({measured.extra.get('peak_method')}) "
                 "minus its resident memory just before loading, with the runtime imported; memory.process is the "
-                "whole process's peak (getrusage ru_maxrss, as /usr/bin/time -v reports it)")
+                "whole process's lifetime peak (VmHWM since it started: what /usr/bin/time -v reports)")
         result.facts["load_s"] = f"{measured.load_s:.4f}"
         result.facts["measured_on"] = self._where_measured(planned)
         return result
@@ -322,13 +322,12 @@ class Executor:
             facts.update({f"recipe.{k}": v for k, v in made.notes.items()})
             if self.cache.enabled and made.steps:
                 facts["cache"] = f"{made.cached_steps} of {made.steps} steps from the cache"
-        if planned.check in ("latency", "memory"):
-            facts["env.machine"] = machine_signature()
-            facts["env.python"] = platform.python_version()
-            facts["threads"] = str(threads)
-            governor = cpu_governor()
-            if governor:
-                facts["env.governor"] = governor
-        elif planned.target.name != "host":
+        facts["threads"] = str(threads)
+        facts["env.machine"] = machine_signature()
+        facts["env.python"] = platform.python_version()
+        governor = cpu_governor()
+        if governor:
+            facts["env.governor"] = governor
+        if planned.check not in ("latency", "memory") and planned.target.name != "host":
             facts["note"] = f"measured on this host with {planned.backend}, not on a {planned.target.name} board"
         return facts

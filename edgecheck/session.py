@@ -46,8 +46,8 @@ class EdgeSession:
         self.worker_settings()
         if self.inconclusive not in ("warn", "fail"):
             raise pytest.UsageError(f"edge_inconclusive: {self.inconclusive!r} is neither warn nor fail")
-        if not 0 <= self.config.getoption("edge_suggest_margin") <= 10:
-            raise pytest.UsageError("--edge-suggest-margin: give a fraction such as 0.1 (10 %)")
+        if not 0 <= self.config.getoption("edge_suggest_margin") < 1:
+            raise pytest.UsageError("--edge-suggest-margin: give a fraction from 0 to below 1, such as 0.1 (10 %)")
         self.baseline()
         save = self.config.getoption("edge_save_baseline")
         if save:

@@ -33,7 +33,7 @@ def _properties(target: str, recipe: str, stats: dict | str | None, **extra: str
         "edge.spec": "specs/digits.yaml", "edge.spec_name": "digits", "edge.target": target,
         "edge.backend": "onnxruntime", "edge.recipe": recipe, "edge.check": "latency",
         "edge.latency.p99": "1.234", "edge.verdict": "pass",
-        "edge.measured_on": "host", "edge.runtime": "onnxruntime 1.32.0", "edge.host": "ci-runner-7",
+        "edge.measured_on": target, "edge.runtime": "onnxruntime 1.32.0", "edge.host": "ci-runner-7",
         "edge.threads": "1",
     }
     props.update(extra)
@@ -149,10 +149,20 @@ def test_entries_from_properties() -> None:
     assert first["fullname"] == "specs/digits.yaml::rpi4-onnxruntime-int8-latency"
     assert first["group"] == "digits rpi4"
     assert first["stats"] == stats
-    assert first["extra_info"] == {"measured_on": "host", "runtime": "onnxruntime 1.32.0",
+    assert first["extra_info"] == {"measured_on": "rpi4", "runtime": "onnxruntime 1.32.0",
                                    "host": "ci-runner-7", "threads": "1",
                                    "artifact": "cache/ab12/model.onnx"}
     assert "artifact" not in entries[1]["extra_info"]
+
+
+def test_a_host_figure_standing_in_for_a_device_says_so_in_name_and_group() -> None:
+    stand_in = _properties("rpi4", "int8", _stats(2, 3.0),
+                           **{"edge.measured_on": "host, as a stand-in for rpi4 (the spec's source: host)"})
+    on_host = _properties("host", "int8", _stats(2, 3.0), **{"edge.measured_on": "host"})
+    first, second = entries_from_properties([stand_in, on_host])
+    assert first["name"] == "rpi4-onnxruntime-int8 (host stand-in)"
+    assert first["group"] == "digits rpi4 (host stand-in)"
+    assert second["name"] == "host-onnxruntime-int8" and second["group"] == "digits host"
 
 
 @pytest.mark.parametrize("bad", ["{not json", "[1, 2]", json.dumps({"mean": 0.1})])

@@ -9,14 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgecheck.checks.result import Measurement
 from edgecheck.measure.stats import (
     BENCHMARK_STATS_KEYS,
     MLPERF_MIN_SAMPLES,
     LatencyStats,
-    enough_samples,
-    judge_upper_bound,
     required_samples,
-    warmup_done,
 )
 
 TEN = LatencyStats(np.array([7.0, 1.0, 10.0, 4.0, 2.0, 9.0, 3.0, 8.0, 6.0, 5.0]))
@@ -159,45 +157,31 @@ def test_required_samples_rejects_out_of_range(q: float) -> None:
         required_samples(q)
 
 
-# --- verdicts and loop control ----------------------------------------------------------------
+# --- verdicts: a budget within the interval is inconclusive ------------------------------------
 
-def test_judge_upper_bound_outcomes() -> None:
-    assert judge_upper_bound(9.0, (8.0, 10.0), budget=10.0) == "pass"
-    assert judge_upper_bound(12.0, (10.5, 13.0), budget=10.0) == "fail"
-    assert judge_upper_bound(9.5, (9.0, 11.0), budget=10.0) == "inconclusive"
-    assert judge_upper_bound(9.5, (9.0, math.inf), budget=10.0) == "inconclusive"
-    assert judge_upper_bound(11.0, (10.0, 12.0), budget=10.0) == "inconclusive"  # low == budget
+def _verdict(value: float, interval: tuple[float, float], budget: float, bound: str = "max") -> str:
+    return Measurement("latency.p50", value, "ms", budget, bound, interval=interval).verdict  # type: ignore[arg-type]
 
 
-def test_judge_upper_bound_without_an_interval_compares_the_value() -> None:
+def test_an_upper_bound_is_judged_on_the_whole_interval() -> None:
+    assert _verdict(9.0, (8.0, 10.0), budget=10.0) == "pass"
+    assert _verdict(12.0, (10.5, 13.0), budget=10.0) == "fail"
+    assert _verdict(9.5, (9.0, 11.0), budget=10.0) == "inconclusive"
+    assert _verdict(9.5, (9.0, math.inf), budget=10.0) == "inconclusive"  # too few samples: never a pass
+    assert _verdict(11.0, (10.0, 12.0), budget=10.0) == "inconclusive"  # low == budget
+
+
+def test_a_lower_bound_mirrors_it() -> None:
+    assert _verdict(12.0, (10.0, 13.0), budget=10.0, bound="min") == "pass"
+    assert _verdict(8.0, (7.0, 9.5), budget=10.0, bound="min") == "fail"
+    assert _verdict(10.5, (9.0, 11.0), budget=10.0, bound="min") == "inconclusive"
+
+
+def test_without_a_real_interval_the_value_decides() -> None:
     nan = float("nan")
-    assert judge_upper_bound(9.0, (nan, nan), budget=10.0) == "pass"
-    assert judge_upper_bound(11.0, (nan, 12.0), budget=10.0) == "fail"
-    assert judge_upper_bound(nan, (nan, nan), budget=10.0) == "inconclusive"
-    with pytest.raises(ValueError):
-        judge_upper_bound(9.0, (10.0, 8.0), budget=10.0)
-
-
-def test_warmup_needs_both_minimums() -> None:
-    assert warmup_done(runs=10, elapsed_s=1.0, min_runs=10, min_seconds=1.0)
-    assert not warmup_done(runs=9, elapsed_s=5.0, min_runs=10, min_seconds=1.0)
-    assert not warmup_done(runs=50, elapsed_s=0.5, min_runs=10, min_seconds=1.0)
-
-
-def test_enough_samples() -> None:
-    assert enough_samples(100, 0.1, target_count=100, max_seconds=None)
-    assert not enough_samples(99, 100.0, target_count=100, max_seconds=None)
-    assert enough_samples(5, 2.0, target_count=None, max_seconds=2.0)
-    assert not enough_samples(5, 1.9, target_count=None, max_seconds=2.0)
-    # Both set: whichever comes first.
-    assert enough_samples(10, 2.5, target_count=100, max_seconds=2.0)
-    assert enough_samples(100, 0.5, target_count=100, max_seconds=2.0)
-    assert not enough_samples(50, 0.5, target_count=100, max_seconds=2.0)
-    # Never before one sample, however long that took.
-    assert not enough_samples(0, 60.0, target_count=None, max_seconds=2.0)
-    assert not enough_samples(0, 60.0, target_count=0, max_seconds=None)
-    with pytest.raises(ValueError):
-        enough_samples(5, 1.0, target_count=None, max_seconds=None)
+    assert _verdict(9.0, (nan, nan), budget=10.0) == "pass"
+    assert _verdict(11.0, (nan, 12.0), budget=10.0) == "fail"
+    assert _verdict(nan, (nan, nan), budget=10.0) == "fail"  # nothing measured is never a pass
 
 
 # --- pytest-benchmark parity ------------------------------------------------------------------

@@ -30,7 +30,11 @@ def add_regressions(result: CheckResult, baseline: Mapping[str, float] | None, n
             if before is None:
                 continue
             low, high = m.interval or (m.value, m.value)
-            interval = (_change(low, before), _change(high, before)) if comparable else (-math.inf, math.inf)
+            # both runs are noisy: the change is certain only beyond both intervals
+            before_low = baseline.get(f"{m.name}.ci_low", before) or before
+            before_high = baseline.get(f"{m.name}.ci_high", before)
+            interval = ((_change(low, before_high), _change(high, before_low)) if comparable
+                        else (-math.inf, math.inf))
             result.measurements.append(Measurement(
                 f"regression.{m.name}", _change(m.value, before), "%", limit, "max" if limit is not None else None,
                 budget_text=f"{limit:g}% slower than baseline {name!r} ({before:.4g} ms)" if limit is not None else "",

@@ -8,7 +8,6 @@ another model run, overlap on one machine.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ class TimingPlan:
     samples: int | None = 5
     max_seconds: float | None = None
     exclusive: bool = False  # hold the device's lock alone (any timing that is judged)
+    rounds: int = 1  # fresh workers the samples and time budget are split over
 
     @classmethod
     def for_latency(cls, budget: LatencyBudget) -> TimingPlan:
@@ -57,19 +57,20 @@ class TimingPlan:
         max_seconds = budget.duration_s
         if budget.samples is None and budget.duration_s is None:
             max_seconds = DEFAULT_MAX_SECONDS
-        return cls(budget.warmup_runs, budget.warmup_s, samples, max_seconds, exclusive=True)
+        return cls(budget.warmup_runs, budget.warmup_s, samples, max_seconds, exclusive=True, rounds=budget.rounds)
 
     def describe(self) -> str:
         until = [f"{self.samples} samples" if self.samples else "", f"{self.max_seconds:g} s" if self.max_seconds else ""]
+        split = f" over {self.rounds} fresh workers" if self.rounds > 1 else ""
         return (f"warm-up >= {self.warmup_runs} runs and >= {self.warmup_s:g} s, then timed runs until "
-                f"{' or '.join(u for u in until if u)}, whichever first")
+                f"{' or '.join(u for u in until if u)}, whichever first{split}")
 
 
 @dataclass
 class Measured:
     """What one measurement job found: latency samples, memory high-water marks, and context."""
 
-    stats: LatencyStats
+    stats: LatencyStats  # every round's samples together
     plan: TimingPlan
     memory_kb: dict[str, int]
     load_s: float
@@ -77,6 +78,7 @@ class Measured:
     lock_wait_s: float
     clock: str
     extra: dict[str, Any] = field(default_factory=dict)
+    rounds: list[LatencyStats] = field(default_factory=list)  # each fresh worker's own samples
 
     @property
     def footprint_mib(self) -> float:
@@ -123,23 +125,34 @@ class ModelRuns:
 
     def measure(self, backend: Backend, artifact: Path, threads: int, feed: dict[str, np.ndarray],
                 plan: TimingPlan) -> Measured:
-        """Time and weigh one artifact in a fresh worker (its peak memory must be this model's alone)."""
+        """Time and weigh one artifact in fresh workers (its peak memory must be this model's alone),
+        `plan.rounds` of them one after another, under one hold of the device's lock."""
         job = self.workers.job_dir()
         names = save_feeds(job / "feed.npz", [feed])
         command = {"op": "measure", "artifact": str(artifact), "threads": threads, "inputs": str(job / "feed.npz"),
-                   "names": names, "samples_out": str(job / "samples.npy"),
-                   "warmup": {"runs": plan.warmup_runs, "seconds": plan.warmup_s},
-                   "samples": plan.samples, "max_seconds": plan.max_seconds}
+                   "names": names, "warmup": {"runs": plan.warmup_runs, "seconds": plan.warmup_s},
+                   "max_seconds": plan.max_seconds / plan.rounds if plan.max_seconds else None}
         timeout = self.workers.settings.timeout_s + (plan.max_seconds or 0) + plan.warmup_s
+        results, rounds = [], []
         with device_lock(self.device, exclusive=plan.exclusive) as waited:
-            result = self.workers.run(backend, command, artifact, fresh=True, timeout_s=timeout)
-        samples = np.load(job / "samples.npy", allow_pickle=False)
+            for index in range(plan.rounds):
+                out = job / f"samples-{index}.npy"
+                # the samples asked for, exactly, spread over the rounds
+                share = plan.samples // plan.rounds + (index < plan.samples % plan.rounds) if plan.samples else None
+                results.append(self.workers.run(backend, {**command, "samples": share, "samples_out": str(out)},
+                                                artifact, fresh=True, timeout_s=timeout))
+                rounds.append(np.load(out, allow_pickle=False))
+        # memory: the round with the largest footprint (they differ by allocator luck only)
+        worst = max(results, key=lambda r: r["memory_kb"]["peak"] - r["memory_kb"]["baseline"])
         return Measured(
-            stats=LatencyStats.from_ns(samples), plan=plan, memory_kb={k: int(v) for k, v in result["memory_kb"].items()},
-            load_s=float(result["load_s"]), warmup_runs=int(result["warmup_runs"]), lock_wait_s=waited,
-            clock=str(result.get("clock", "")),
-            extra={"warmup_s": result.get("warmup_s", math.nan), "peak_method": result.get("peak_method", ""),
-                   "window": result.get("window")},
+            stats=LatencyStats.from_ns(np.concatenate(rounds)), plan=plan,
+            memory_kb={k: int(v) for k, v in worst["memory_kb"].items()},
+            load_s=float(np.median([r["load_s"] for r in results])),
+            warmup_runs=sum(int(r["warmup_runs"]) for r in results), lock_wait_s=waited,
+            clock=str(results[0].get("clock", "")),
+            extra={"peak_method": worst.get("peak_method", ""),
+                   "window": [results[0]["window"][0], results[-1]["window"][1]] if results[0].get("window") else None},
+            rounds=[LatencyStats.from_ns(r) for r in rounds] if len(rounds) > 1 else [],
         )
 
 

@@ -13,7 +13,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Literal
 
 import numpy as np
 
@@ -26,7 +25,6 @@ _MISS_CHANCE = 0.0013
 # Fewer samples than this make mean and standard deviation too noisy to report, whatever q is.
 _FLOOR_SAMPLES = 64
 
-Verdict = Literal["pass", "fail", "inconclusive"]
 
 # The keys of pytest-benchmark's (5.x) "stats" object, in the order it writes them.
 BENCHMARK_STATS_KEYS: tuple[str, ...] = (
@@ -212,44 +210,3 @@ def _quartiles(data: list[float]) -> tuple[float, float]:
         return (0.75 * data[m] + 0.25 * data[m + 1],
                 0.25 * data[3 * m + 1] + 0.75 * data[3 * m + 2])
     return statistics.median(data[: n // 2]), statistics.median(data[n // 2:])
-
-
-def judge_upper_bound(value: float, interval: tuple[float, float], budget: float) -> Verdict:
-    """Verdict on a statistic that must stay at or below `budget`, given its confidence interval.
-
-    "pass" when the whole interval is at or below the budget, "fail" when all of it is above,
-    "inconclusive" when the budget lies within the measurement's noise. Without a real interval
-    (a nan bound) the point value alone decides.
-    """
-    low, high = interval
-    if math.isnan(low) or math.isnan(high):
-        if math.isnan(value):
-            return "inconclusive"
-        return "pass" if value <= budget else "fail"
-    if low > high:
-        raise ValueError(f"interval ({low}, {high}) has its bounds reversed")
-    if high <= budget:
-        return "pass"
-    if low > budget:
-        return "fail"
-    return "inconclusive"
-
-
-def warmup_done(runs: int, elapsed_s: float, min_runs: int, min_seconds: float) -> bool:
-    """Warm-up ends only once both minimums are met (caches, JIT and clocks settle in both)."""
-    return runs >= min_runs and elapsed_s >= min_seconds
-
-
-def enough_samples(count: int, elapsed_s: float, target_count: int | None,
-                   max_seconds: float | None) -> bool:
-    """Whether the timing loop may stop: `target_count` samples taken or `max_seconds` spent.
-
-    Whichever of the two the spec set, the first reached when both are; never before one sample.
-    """
-    if target_count is None and max_seconds is None:
-        raise ValueError("a timing loop needs a target sample count or a time limit")
-    if count < 1:
-        return False
-    if target_count is not None and count >= target_count:
-        return True
-    return max_seconds is not None and elapsed_s >= max_seconds

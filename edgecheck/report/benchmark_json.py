@@ -200,7 +200,12 @@ def entries_from_properties(reports: list[dict[str, str]]) -> list[dict]:
                           f"malformed edge.latency.stats: {problem}", stacklevel=2)
             continue
         spec_name = props.get("edge.spec_name")
-        group = f"{spec_name} {ident['target']}" if spec_name else str(ident["target"])
+        target = str(ident["target"])
+        if target != "host" and props.get("edge.measured_on", "").startswith("host"):
+            # a host figure standing in for a device: dashboards show names and groups, not extra_info
+            target = f"{target} (host stand-in)"
+            label = f"{label} (host stand-in)"
+        group = f"{spec_name} {target}" if spec_name else target
         extra_info = {key: props[f"edge.{key}"] for key in _EXTRA_INFO_KEYS if f"edge.{key}" in props}
         entries.append(benchmark_entry(name=label, fullname=item, group=group, stats=stats,
                                        extra_info=extra_info))

@@ -55,6 +55,9 @@ class LatencyBudget(StrictModel):
                                 "percentile budgeted (the MLPerf minimums: 64 for p90, 662 for p99).")
     duration_s: float | None = Field(None, gt=0, le=3600, description="Time budget for the timed runs; with samples, "
                                      "whichever is reached first. Default: 30 s as a cap on the default sample count.")
+    rounds: int = Field(3, ge=1, le=20, description="Fresh worker processes the samples are split over: a "
+                        "process's own luck (memory layout, a neighbour's load) shows as disagreement between "
+                        "rounds, which widens each percentile's interval.")
     warmup_runs: int = Field(10, ge=0, le=100_000, description="Untimed runs first (and at least warmup_s seconds).")
     warmup_s: float = Field(0.5, ge=0, le=600, description="Minimum seconds of warm-up.")
     source: Source = Field("device", description=_SOURCE_HELP)

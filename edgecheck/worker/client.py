@@ -26,7 +26,9 @@ from typing import Any
 from edgecheck.errors import BackendError
 from edgecheck.worker.protocol import backend_reference, decode, encode
 
-BOOTSTRAP = ("import json, sys; config = json.loads(sys.argv[1]); sys.path[:0] = config['edgecheck_path']; "
+# appended, never prepended: the worker's own interpreter keeps its standard library and packages first
+BOOTSTRAP = ("import json, sys; config = json.loads(sys.argv[1]); "
+             "sys.path += [p for p in config['edgecheck_path'] if p not in sys.path]; "
              "from edgecheck.worker.main import main; main()")
 POLL_S = 0.05
 START_TIMEOUT_S = 120.0
@@ -88,13 +90,14 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def edgecheck_path(interpreter: str, scratch: Path) -> list[str]:
-    """Where a worker finds the edgecheck package: for the session's own Python, the folder it was
-    imported from; for another Python, a folder holding only a link to the package, so nothing else
-    of this environment (numpy 2, onnx, ...) leaks into that one."""
+    """Where a worker finds the edgecheck package (and, for the session's own Python, whatever the
+    session can import: a backend from the project's `pythonpath`, a conftest's package); for another
+    Python, a folder holding only a link to the package, so nothing else of this environment
+    (numpy 2, onnx, ...) leaks into that one."""
     package = Path(__file__).resolve().parents[1]
     # compared unresolved: another virtual environment's python links to the same base interpreter
     if os.path.abspath(interpreter) == os.path.abspath(sys.executable):
-        return [str(package.parent)]
+        return [str(package.parent), *(p for p in sys.path if p)]
     folder = scratch / "edgecheck-path"
     link = folder / "edgecheck"
     if not link.exists():
@@ -122,11 +125,12 @@ class WorkerProcess:
                 [interpreter, "-c", BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE, stdout=self._log,
                 stderr=subprocess.STDOUT, pass_fds=(write_end,), start_new_session=True, cwd=scratch,
             )
-        except OSError as exc:
+        except Exception as exc:  # OSError; on Windows also pass_fds, which it does not support
             os.close(read_end)
             self._log.close()
             raise WorkerFailure("worker", interpreter, "starting", "start",
-                                f"cannot start a worker with {interpreter}: {exc}") from None
+                                f"cannot start a worker with {interpreter}: {type(exc).__name__}: {exc} "
+                                "(workers need Linux or macOS)") from None
         finally:
             os.close(write_end)
         self._events = read_end

@@ -109,6 +109,35 @@ def _backend_class(reference: dict[str, str]) -> type:
     return found
 
 
+class _MemoryProbe:
+    """Resident memory of this worker: the idle baseline when made, then the peak since.
+
+    Linux: VmRSS now, and VmHWM after restarting it (clear_refs), so the peak is loading and
+    running's own; where the restart is refused, VmHWM since exec, an upper bound that includes the
+    imports. Never getrusage there: a fork+exec child inherits its parent's ru_maxrss, so from a big
+    pytest session it would read the session's peak. Elsewhere (no /proc), ru_maxrss, labelled so.
+    """
+
+    def __init__(self) -> None:
+        self.import_peak_kb = _status_kb("VmHWM")  # VmHWM starts afresh at exec: this process's own
+        self.proc = self.import_peak_kb is not None
+        self.reset = self.proc and reset_peak_rss()
+        self.baseline_kb = (_status_kb("VmRSS") if self.proc else None) or peak_rss_kb()
+        if self.reset:
+            self.method = "VmHWM since a reset after imports"
+        elif self.proc:
+            self.method = "VmHWM since the worker started (no clear_refs here): an upper bound, imports included"
+        else:
+            self.method = "getrusage ru_maxrss (no /proc here): an upper bound, imports included"
+
+    def peak_kb(self) -> int:
+        return (_status_kb("VmHWM") if self.proc else None) or peak_rss_kb()
+
+    def process_peak_kb(self) -> int:
+        """The whole process's lifetime peak, as /usr/bin/time -v means it: the imports' or the run's."""
+        return max(self.import_peak_kb or 0, self.peak_kb())
+
+
 class Worker:
     def __init__(self, events_fd: int):
         self._events = os.fdopen(events_fd, "wb", buffering=0)
@@ -182,16 +211,12 @@ class Worker:
             raise RuntimeError(f"{backend.name} cannot run in this worker: {availability.reason}")
         feed = load_feeds(Path(command["inputs"]), command["names"])[0]
         gc.collect()
-        # the idle baseline: resident memory now, with the runtime imported and nothing loaded; then the
-        # watermark restarts so the peak below belongs to loading and running (ru_maxrss if it cannot)
-        import_peak_kb = _status_kb("VmHWM")  # this process's own peak so far (VmHWM starts afresh at exec)
-        watermark = reset_peak_rss()
-        baseline_kb = (_status_kb("VmRSS") if watermark else None) or peak_rss_kb()
+        memory = _MemoryProbe()  # the idle baseline: runtime imported, input read, nothing loaded
         started = time.perf_counter()
         runner = self._load(command)
         try:
             load_s = time.perf_counter() - started
-            after_load_kb = _status_kb("VmHWM") if watermark else peak_rss_kb()
+            after_load_kb = memory.peak_kb()
             call = runner.bind(feed)
             warmup = command.get("warmup", {})
             min_runs, min_seconds = int(warmup.get("runs", 1)), float(warmup.get("seconds", 0.0))
@@ -211,13 +236,10 @@ class Worker:
             runner.close()
         out = Path(command["samples_out"])
         np.save(out, np.asarray(samples, dtype=np.int64), allow_pickle=False)
-        peak_kb = (_status_kb("VmHWM") if watermark else None) or peak_rss_kb()
-        # the whole process's lifetime peak, as /usr/bin/time -v means it: the imports' or the run's
-        process_kb = max(import_peak_kb or 0, peak_kb) if import_peak_kb else peak_rss_kb()
         return {"load_s": load_s, "warmup_runs": runs, "warmup_s": warmup_s, "count": len(samples),
-                "clock": CLOCK, "memory_kb": {"baseline": baseline_kb, "after_load": after_load_kb,
-                                              "peak": peak_kb, "process_peak": process_kb},
-                "peak_method": "VmHWM since a reset after imports" if watermark else "ru_maxrss",
+                "clock": CLOCK, "memory_kb": {"baseline": memory.baseline_kb, "after_load": after_load_kb,
+                                              "peak": memory.peak_kb(), "process_peak": memory.process_peak_kb()},
+                "peak_method": memory.method,
                 "window": window}
 
     @staticmethod
@@ -251,9 +273,6 @@ def main(argv: list[str] | None = None) -> None:
     config = json.loads((argv or sys.argv)[1])
     _die_with_parent(int(config["parent_pid"]))
     _limit_memory(config.get("memory_limit_mb"))
-    for path in config.get("sys_path", []):
-        if path not in sys.path:
-            sys.path.append(path)
     Worker(int(config["events_fd"])).serve()
 
 
