@@ -12,10 +12,11 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import edgecheck
 from edgecheck.cache import ArtifactCache, content_key, tool_versions
-from edgecheck.compress import ORIGINAL, Artifact, RecipeContext, get_recipe, tool_message
+from edgecheck.compress import ORIGINAL, Artifact, Recipe, RecipeContext, get_recipe, tool_message
 from edgecheck.model import file_sha256, inspect_onnx
 from edgecheck.errors import RecipeError
 from edgecheck.spec import RecipeStep
@@ -66,13 +67,27 @@ def _code_digest(apply: object) -> str:
     return file_sha256([Path(f) for f in sorted(files)])
 
 
+def apply_here(recipe: Recipe, params: dict[str, Any] | None, source: Path, context: RecipeContext) -> Artifact:
+    """Apply a recipe step in this process (library use; a pytest session applies them in workers)."""
+    try:
+        return recipe.apply(source, recipe.parse_params(params), context)
+    except RecipeError:
+        raise
+    except Exception as exc:  # a third-party recipe's bug or a tool's error: a named failure
+        raise RecipeError(f"recipe {recipe.name!r} failed on {source.name}: {tool_message(exc)}") from exc
+
+
+ApplyStep = Callable[[Recipe, "dict[str, Any] | None", Path, RecipeContext], Artifact]
+
+
 def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path | None,
                   cache: ArtifactCache, candidate: Path | None = None,
-                  sha256_of: Callable[[Path], str] = model_sha256) -> MadeArtifact:
+                  sha256_of: Callable[[Path], str] = model_sha256, apply_step: ApplyStep = apply_here) -> MadeArtifact:
     """Apply the steps in order; raises `RecipeError` (or `RecipeNotApplicable`) naming the step.
 
     A first step `candidate` starts from the spec's candidate model instead of `model`. `sha256_of`
-    lets a caller that already knows models' digests (the executor) spare loading them again.
+    lets a caller that already knows models' digests (the executor) spare loading them again;
+    `apply_step` is where a step runs (the executor's runs it in a worker process).
     """
     if steps and steps[0].recipe == CANDIDATE:
         if candidate is None:
@@ -87,16 +102,11 @@ def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path 
     repeated = len({s.recipe for s in steps}) < len(steps)
     for index, step in enumerate(steps, start=1):
         recipe = get_recipe(step.recipe)
-        params = recipe.parse_params(step.params)
+        recipe.parse_params(step.params)  # a bad parameter fails here, before any worker starts
         source = current
 
-        def build(folder: Path, recipe=recipe, params=params, source=source) -> Artifact:
-            try:
-                return recipe.apply(source, params, RecipeContext(calibration=calibration, out_dir=folder))
-            except RecipeError:
-                raise
-            except Exception as exc:  # a third-party recipe's bug or a tool's error: a named failure
-                raise RecipeError(f"recipe {recipe.name!r} failed on {source.name}: {tool_message(exc)}") from exc
+        def build(folder: Path, recipe=recipe, params=step.params, source=source) -> Artifact:
+            return apply_step(recipe, params, source, RecipeContext(calibration=calibration, out_dir=folder))
 
         artifact, hit = cache.artifact(step_key(source, step, calibration, sha256_of), build)
         cached += hit

@@ -152,7 +152,8 @@ class Executor:
             candidate = spec.candidate.path if spec.candidate is not None else None
             try:
                 self._artifacts[key] = make_artifact(spec.model.path, steps, spec.data.calibration, self.cache,
-                                                     candidate, lambda path: self.model_info(path).sha256)
+                                                     candidate, lambda path: self.model_info(path).sha256,
+                                                     self.runs.compress)
             except RecipeError as exc:  # remembered: the entry's other checks fail the same way, fast
                 self._artifacts[key] = exc
         found = self._artifacts[key]

@@ -524,3 +524,44 @@ def test_process_peak_is_the_workers_own_not_the_sessions(tmp_path):
         runs.workers.close()
     assert len(held) == 500 * 2**20
     assert 0 <= measured.footprint_mib < measured.process_mib < 300
+
+
+MISBEHAVING_RECIPES = '''
+import os
+import signal
+import time
+
+from edgecheck.compress import register_recipe
+
+
+@register_recipe("segv-recipe")
+def segv_recipe(model, params, context):
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+@register_recipe("hang-recipe")
+def hang_recipe(model, params, context):
+    time.sleep(3600)
+'''
+
+RECIPES_SPEC = """
+edgecheck: 1
+model: {path: ../models/clf.onnx}
+data:
+  evaluation: {path: ../models/eval.npz}
+compress: [segv-recipe, hang-recipe, fp16]
+targets:
+  host:
+    budgets:
+      parity: {rel_l2: 0.01}
+"""
+
+
+def test_a_recipe_that_crashes_or_hangs_fails_its_entry_only(pytester, spec_project):
+    """Converters crash and hang too: compression runs in a worker, and only that entry fails."""
+    pytester.makeconftest(MISBEHAVING_RECIPES)
+    spec_project(RECIPES_SPEC)
+    result = pytester.runpytest_subprocess("specs", "--edge-worker-timeout=3", "--edge-no-cache", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, failed=2)  # none and fp16 pass
+    result.stdout.fnmatch_lines(["*recipe 'segv-recipe' crashed: SIGSEGV while compressing clf.onnx*"])
+    result.stdout.fnmatch_lines(["*recipe 'hang-recipe' timed out after 3 s while compressing clf.onnx*"])

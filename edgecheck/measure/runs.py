@@ -8,6 +8,7 @@ another model run, overlap on one machine.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ from typing import Any
 import numpy as np
 
 from edgecheck.backends import Backend
+from edgecheck.compress import Artifact, Recipe, RecipeContext, RecipeNotApplicable
+from edgecheck.errors import BackendError, RecipeError
 from edgecheck.data import InputSet
 from edgecheck.measure.lock import device_lock
 from edgecheck.measure.stats import LatencyStats, required_samples
 from edgecheck.spec.performance import PERCENTILES, LatencyBudget
-from edgecheck.worker.client import WorkerPool
-from edgecheck.worker.protocol import load_feeds, save_feeds
+from edgecheck.worker.client import WorkerFailure, WorkerPool
+from edgecheck.worker.protocol import backend_reference, load_feeds, save_feeds
 
 Outputs = dict[str, np.ndarray]
 DEFAULT_MAX_SECONDS = 30.0  # cap on the default sample count, so a slow model cannot take the run hostage
@@ -154,6 +157,27 @@ class ModelRuns:
                    "window": [results[0]["window"][0], results[-1]["window"][1]] if results[0].get("window") else None},
             rounds=[LatencyStats.from_ns(r) for r in rounds] if len(rounds) > 1 else [],
         )
+
+
+    def compress(self, recipe: Recipe, params: dict[str, Any] | None, source: Path, context: RecipeContext) -> Artifact:
+        """Apply one recipe step in a worker (converters hang and crash too; calibration runs a
+        runtime), under the device's shared lock; every failure is the entry's `RecipeError`."""
+        command = {"op": "compress", "recipe": recipe.name, "params": params or {}, "source": str(source),
+                   "calibration": str(context.calibration) if context.calibration else None,
+                   "out_dir": str(context.out_dir), "function": backend_reference(recipe.apply)}
+        try:
+            with device_lock(self.device, exclusive=False):
+                result = self.workers.run_job(sys.executable, f"recipe {recipe.name!r}", command, source)
+        except WorkerFailure as exc:
+            raise RecipeError(str(exc)) from None
+        except BackendError as exc:
+            kind, message = getattr(exc, "worker_kind", ""), getattr(exc, "worker_message", exc.reason)
+            if kind == "RecipeNotApplicable":
+                raise RecipeNotApplicable(message) from None
+            if kind == "RecipeError":
+                raise RecipeError(message) from None
+            raise RecipeError(f"recipe {recipe.name!r} failed on {source.name}: {kind}: {message}") from None
+        return Artifact(Path(result["path"]), result["recipe"], dict(result.get("notes", {})))
 
 
 def single_input(inputs: InputSet, fixed_batch: bool) -> dict[str, np.ndarray]:

@@ -205,6 +205,8 @@ class WorkerProcess:
                                                                                           f"MemoryError: {message}"))
         detail = message if kind in ("BackendError", "WorkerFailure") else f"{kind}: {message}"
         error = BackendError(backend, artifact, event.get("step") or step, detail)
+        # the exception as the worker raised it, for callers that map their own errors back
+        error.worker_kind, error.worker_message = kind, message  # type: ignore[attr-defined]
         error.worker_traceback = event.get("traceback", "")  # type: ignore[attr-defined]
         raise error
 
@@ -308,19 +310,23 @@ class WorkerPool:
     def run(self, backend: Any, command: dict[str, Any], artifact: Path, *, fresh: bool = False,
             timeout_s: float | None = None) -> dict[str, Any]:
         """Run one job for `backend` (a Backend instance) on `artifact`."""
-        interpreter = backend.interpreter()
         command = {**command, "backend": backend_reference(type(backend))}
+        return self.run_job(backend.interpreter(), backend.name, command, artifact, fresh=fresh, timeout_s=timeout_s)
+
+    def run_job(self, interpreter: str, name: str, command: dict[str, Any], artifact: Path, *, fresh: bool = False,
+                timeout_s: float | None = None) -> dict[str, Any]:
+        """Run one job in a worker of `interpreter`; `name` says who failed in a failure's message."""
         timeout = timeout_s if timeout_s is not None else self.settings.timeout_s
         worker = None if fresh else self._kept.get(interpreter)
         if worker is not None and not worker.alive():
             worker.close()
             worker = None
         if worker is None:
-            worker = self._start(interpreter, backend.name, artifact)
+            worker = self._start(interpreter, name, artifact)
             if not fresh:
                 self._kept[interpreter] = worker
         try:
-            return worker.request(command, backend.name, artifact, timeout)
+            return worker.request(command, name, artifact, timeout)
         except WorkerFailure:
             self._kept.pop(interpreter, None)
             worker.kill()

@@ -1,8 +1,10 @@
-"""The worker process: loads an artifact on a backend, runs it, times it, and reports back as data.
+"""The worker process: loads an artifact on a backend, runs it, times it, or applies a recipe step,
+and reports back as data.
 
 Started by `edgecheck.worker.client` in a fresh interpreter (never a fork of the session), in its
-own process group. Imports only the standard library, numpy and the backend's own module, so it can
-run under another Python than the session's. Whatever a runtime does here (segfault, abort, hang,
+own process group. For runs it imports only the standard library, numpy and the backend's own
+module, so it can run under another Python than the session's (recipes need edgecheck's whole
+environment and run under the session's own). Whatever a runtime does here (segfault, abort, hang,
 allocate without end) ends this process, not the pytest session.
 """
 
@@ -86,7 +88,7 @@ def _limit_memory(limit_mb: int | None) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (cap, hard))
 
 
-def _backend_class(reference: dict[str, str]) -> type:
+def _import_object(reference: dict[str, str]) -> Any:
     module_name, qualname, file = reference["module"], reference["qualname"], reference.get("file") or ""
     module = None
     by_file = module_name in ("__main__", "conftest") or module_name.endswith(".conftest")
@@ -97,12 +99,15 @@ def _backend_class(reference: dict[str, str]) -> type:
             if not file:
                 raise
     if module is None:
-        spec = importlib.util.spec_from_file_location(f"_edgecheck_backend_{abs(hash(file))}", file)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot import {module_name} from {file or 'nowhere'}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        name = f"_edgecheck_by_file_{abs(hash(file))}"
+        module = sys.modules.get(name)  # loaded once per worker: its top level may register things
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, file)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot import {module_name} from {file or 'nowhere'}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
     found: Any = module
     for part in qualname.split("."):
         found = getattr(found, part)
@@ -149,7 +154,7 @@ class Worker:
     def backend(self, reference: dict[str, str]) -> Any:
         key = json.dumps(reference, sort_keys=True)
         if key not in self._backends:
-            self._backends[key] = _backend_class(reference)()
+            self._backends[key] = _import_object(reference)()
         return self._backends[key]
 
     def serve(self) -> None:
@@ -162,7 +167,7 @@ class Worker:
             if command.get("op") == "exit":
                 return
             try:
-                handler = {"outputs": self.outputs, "measure": self.measure}[command["op"]]
+                handler = {"outputs": self.outputs, "measure": self.measure, "compress": self.compress}[command["op"]]
                 result = handler(command)
             except MemoryError as exc:
                 self.send("error", kind="MemoryError", step=self._step, message=str(exc) or "out of memory")
@@ -188,6 +193,26 @@ class Worker:
         options = RunOptions(threads=int(command.get("threads", 1)), extra=dict(command.get("extra", {})))
         self.phase("loading")
         return backend.load(Path(command["artifact"]), options)
+
+    def compress(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Apply one recipe step (the session's interpreter only: recipes need edgecheck's whole
+        environment). Importing the recipe's module registers it, a conftest's or a plugin's too."""
+        _import_object(command["function"])
+        from edgecheck.compress import RecipeContext, get_recipe, tool_message
+        from edgecheck.errors import RecipeError
+
+        recipe = get_recipe(command["recipe"])
+        params = recipe.parse_params(command.get("params"))
+        source = Path(command["source"])
+        calibration = Path(command["calibration"]) if command.get("calibration") else None
+        self.phase("compressing")
+        try:
+            artifact = recipe.apply(source, params, RecipeContext(calibration=calibration, out_dir=Path(command["out_dir"])))
+        except (RecipeError, MemoryError):
+            raise
+        except Exception as exc:  # a third-party recipe's bug or a tool's error: a named failure
+            raise RecipeError(f"recipe {recipe.name!r} failed on {source.name}: {tool_message(exc)}") from exc
+        return {"path": str(artifact.path), "recipe": artifact.recipe, "notes": dict(artifact.notes)}
 
     def outputs(self, command: dict[str, Any]) -> dict[str, Any]:
         """Run every feed; outputs go to an .npz, their names in the answer."""

@@ -61,8 +61,8 @@ def load_feeds(path: Path, names: Sequence[Sequence[str]], prefix: str = "f") ->
 
 
 def backend_reference(cls: type) -> dict[str, str]:
-    """How a worker finds a backend class: its module, its name, and its file for modules that are
-    not importable by name there (a conftest.py, a test module)."""
+    """How a worker finds a backend class (or a recipe's function): its module, its name, and its
+    file for modules that are not importable by name there (a conftest.py, a test module)."""
     import inspect
 
     try:
