@@ -137,7 +137,8 @@ def _document(name: str, records: Mapping[str, Mapping[str, float]], environment
     return json.dumps(document, sort_keys=True, indent=1, allow_nan=False) + "\n"
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable where the platform allows it (not on Windows)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
@@ -199,7 +200,7 @@ def save_baseline(directory: Path, name: str, records: Mapping[str, Mapping[str,
             os.replace(tmp, final)
         else:
             _publish_new(tmp, final)
-        _fsync_directory(directory)
+        fsync_directory(directory)
     except BaselineError:
         raise
     except OSError as exc:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edgecheck.baseline import fsync_directory
 from edgecheck.measure.stats import BENCHMARK_STATS_KEYS
 
 # pytest-benchmark writes its own version under "version"; this is the release whose format
@@ -135,21 +136,7 @@ def write_benchmark_json(path: Path, document: dict) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable where the platform allows it (not on Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_directory(path.parent)
 
 
 def _valid_stats(stats: Any) -> str | None:
