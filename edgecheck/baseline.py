@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.errors import EdgecheckError
+from edgecheck.report.properties import PREFIX  # the names the items' properties are written under
 
 BASELINE_FORMAT = 1
-PREFIX = "edge."
 OVERWRITE_FLAG = "--edge-overwrite-baseline"
 IDENTITY = ("spec", "target", "backend", "recipe", "check")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

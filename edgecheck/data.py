@@ -114,10 +114,14 @@ def _fixed_batch(model: ModelInfo) -> int:
     return max(leads) if leads else 1
 
 
+def has_fixed_batch(model: ModelInfo) -> bool:
+    """Whether some input's leading dimension is a fixed number (then feeds come in whole batches)."""
+    return any(t.shape and isinstance(t.shape[0], int) and t.shape[0] >= 1 for t in model.inputs)
+
+
 def _batches(model: ModelInfo, columns: dict[str, np.ndarray], path: Path) -> tuple[Feed, ...]:
     """Split sample-major arrays into feeds whose leading dimension the model accepts."""
-    fixed = any(t.shape and isinstance(t.shape[0], int) and t.shape[0] >= 1 for t in model.inputs)
-    batch = _fixed_batch(model) if fixed else MAX_BATCH
+    batch = _fixed_batch(model) if has_fixed_batch(model) else MAX_BATCH
     prepared: dict[str, np.ndarray] = {}
     for tensor in model.inputs:
         column = _conform(tensor, columns[tensor.name], path)

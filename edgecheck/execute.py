@@ -29,7 +29,7 @@ from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
 from edgecheck.compress import ORIGINAL, Artifact
 from edgecheck.devices import cpu_model
-from edgecheck.data import InputSet, evaluation_set, parity_set
+from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, parity_set
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.model import ModelInfo, inspect_onnx
@@ -226,13 +226,18 @@ class Executor:
         evaluation = planned.spec.spec.data.evaluation
         return evaluation.is_higher_better if evaluation is not None else True
 
+    @staticmethod
+    def _measured_here(planned: PlannedCheck, source: str) -> bool:
+        """A figure for this target may come from this host: it is the host, or the spec accepts a stand-in."""
+        return planned.target.name == "host" or planned.target.detect or source == "host"
+
     def _where_measured(self, planned: PlannedCheck) -> str:
         """Where this check's figure comes from; `CannotJudge` for a device we cannot measure on."""
         budget = planned.budgets.latency_ms if planned.check == "latency" else planned.budgets.memory_mb
         target = planned.target
         if target.name == "host" or target.detect:
             return "host"
-        if budget is not None and budget.source == "host":
+        if budget is not None and self._measured_here(planned, budget.source):
             return f"host, as a stand-in for {target.name} (the spec's source: host)"
         raise CannotJudge(
             f"cannot judge {target.name} {planned.check} here: no {target.name} to measure on (this host is "
@@ -244,14 +249,12 @@ class Executor:
         an entry that also has a latency budget reuses the latency run."""
         latency = planned.budgets.latency_ms
         # a memory check shares the latency run only where that run will be judged here too
-        timed = latency is not None and (planned.check == "latency" or planned.target.name == "host"
-                                         or planned.target.detect or latency.source == "host")
+        timed = latency is not None and (planned.check == "latency" or self._measured_here(planned, latency.source))
         plan = TimingPlan.for_latency(latency) if timed and latency is not None else TimingPlan()
-        key = (self.model_info(artifact).sha256, backend.name, planned.threads, plan)
+        model = self.model_info(artifact)
+        key = (model.sha256, backend.name, planned.threads, plan)
         if key not in self._measured:
-            model = self.model_info(artifact)
-            fixed = any(t.shape and isinstance(t.shape[0], int) and t.shape[0] >= 1 for t in model.inputs)
-            feed = single_input(self.inputs(planned.spec, "parity"), fixed)
+            feed = single_input(self.inputs(planned.spec, "parity"), has_fixed_batch(model))
             self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
         return self._measured[key]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.errors import BackendError
-from edgecheck.worker.protocol import backend_reference, decode, encode
+from edgecheck.worker.protocol import backend_reference, decode, encode, proc_status_kb
 
 # appended, never prepended: the worker's own interpreter keeps its standard library and packages first
 BOOTSTRAP = ("import json, sys; config = json.loads(sys.argv[1]); "
@@ -65,17 +65,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
-
-
-def _rss_kb(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -226,7 +215,7 @@ class WorkerProcess:
                     step = str(event.get("phase"))
                 elif event.get("event") in wanted:
                     return event, step
-            rss = _rss_kb(self.proc.pid)
+            rss = proc_status_kb("VmRSS", self.proc.pid)
             if rss:
                 self.peak_rss_kb = max(self.peak_rss_kb, rss)
             if self._events < 0 or not self.alive():

@@ -27,21 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecheck.worker.protocol import PROTOCOL_VERSION, decode, encode, load_feeds, save_feeds
+from edgecheck.worker.protocol import PROTOCOL_VERSION, decode, encode, load_feeds, proc_status_kb, save_feeds
 
 CLOCK = "time.perf_counter_ns"
-
-
-def _status_kb(field: str) -> int | None:
-    """A figure from /proc/self/status (VmRSS, VmHWM, VmData), in KiB; None where there is no /proc."""
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
 
 
 def peak_rss_kb() -> int:
@@ -80,7 +68,7 @@ def _limit_memory(limit_mb: int | None) -> None:
     an allocation past it fails here with MemoryError instead of taking the machine's memory."""
     if not limit_mb:
         return
-    data_kb = _status_kb("VmData") or 0
+    data_kb = proc_status_kb("VmData") or 0
     cap = (data_kb * 1024) + limit_mb * 2**20
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if hard != resource.RLIM_INFINITY:
@@ -124,10 +112,10 @@ class _MemoryProbe:
     """
 
     def __init__(self) -> None:
-        self.import_peak_kb = _status_kb("VmHWM")  # VmHWM starts afresh at exec: this process's own
+        self.import_peak_kb = proc_status_kb("VmHWM")  # VmHWM starts afresh at exec: this process's own
         self.proc = self.import_peak_kb is not None
         self.reset = self.proc and reset_peak_rss()
-        self.baseline_kb = (_status_kb("VmRSS") if self.proc else None) or peak_rss_kb()
+        self.baseline_kb = (proc_status_kb("VmRSS") if self.proc else None) or peak_rss_kb()
         if self.reset:
             self.method = "VmHWM since a reset after imports"
         elif self.proc:
@@ -136,7 +124,7 @@ class _MemoryProbe:
             self.method = "getrusage ru_maxrss (no /proc here): an upper bound, imports included"
 
     def peak_kb(self) -> int:
-        return (_status_kb("VmHWM") if self.proc else None) or peak_rss_kb()
+        return (proc_status_kb("VmHWM") if self.proc else None) or peak_rss_kb()
 
     def process_peak_kb(self) -> int:
         """The whole process's lifetime peak, as /usr/bin/time -v means it: the imports' or the run's."""

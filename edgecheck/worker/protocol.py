@@ -70,3 +70,16 @@ def backend_reference(cls: type) -> dict[str, str]:
     except TypeError:
         file = ""
     return {"module": cls.__module__, "qualname": cls.__qualname__, "file": file}
+
+
+def proc_status_kb(field: str, pid: int | str = "self") -> int | None:
+    """A figure from /proc/<pid>/status (VmRSS, VmHWM, VmData), in KiB; None where there is no /proc
+    or no such process."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
