@@ -1,6 +1,7 @@
 """The `edgecheck` command: `check` runs the spec tests through pytest (same exit codes),
 `devices` lists device profiles, `recipes` the compression recipes and their parameters, `cache`
-shows or clears the artifact cache, `schema` prints the spec JSON Schema for editors."""
+shows or clears the artifact cache, `schema` prints the spec JSON Schema for editors; `ops`,
+`inspect` and `fit` analyse a model file for a target without running it."""
 
 from __future__ import annotations
 
@@ -92,6 +93,113 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _shapes(values: list[str]) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for value in values:
+        name, _, dims = value.rpartition("=")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.lower().replace(",", "x").split("x"))
+        except ValueError:
+            raise SystemExit(f"edgecheck: --input {value!r}: write NAME=1x3x224x224") from None
+        if not name:
+            raise SystemExit(f"edgecheck: --input {value!r}: write NAME=1x3x224x224")
+    return shapes
+
+
+def _analyse(args: argparse.Namespace):
+    from edgecheck.analysis.costs import model_facts
+    from edgecheck.analysis.graph import analyse
+
+    graph = analyse(args.model, _shapes(args.input))
+    return graph, model_facts(graph)
+
+
+def _static(run):
+    """Runs a static-analysis command; a bad model, profile or table is one line on stderr, exit 2."""
+    def wrapped(args: argparse.Namespace, extra: list[str]) -> int:
+        from edgecheck.errors import EdgecheckError
+
+        try:
+            return run(args, extra)
+        except (EdgecheckError, ValueError) as exc:
+            print(f"edgecheck: {exc}", file=sys.stderr)
+            return 2
+    return wrapped
+
+
+@_static
+def _ops(args: argparse.Namespace, extra: list[str]) -> int:
+    from edgecheck.analysis.ops import classify
+    from edgecheck.analysis.optable import load_tables
+    from edgecheck.analysis.static import table_for
+    from edgecheck.devices import load_profiles
+    from edgecheck.errors import CannotJudge
+    from edgecheck.report.static import ops_lines
+    from edgecheck.report.table import format_table
+
+    tables = load_tables([Path(p) for p in args.ops_dir])
+    if args.tables:
+        rows = [("table", "backend", "devices", "ops", "source")]
+        for table in tables.values():
+            rows.append((table.name, table.backend, ", ".join(table.devices) or "any", len(table.ops),
+                         f"{table.source}, {table.version}"))
+        print("\n".join(format_table(rows)))
+        return 0
+    if not args.model or not args.target:
+        print("edgecheck ops: give MODEL and --target (or --tables)", file=sys.stderr)
+        return 2
+    profiles = load_profiles([Path(p) for p in args.devices_dir])
+    if args.target not in profiles:
+        print(f"edgecheck: unknown device {args.target!r} (known: {', '.join(sorted(profiles))})", file=sys.stderr)
+        return 2
+    profile = profiles[args.target]
+    from edgecheck.analysis.graph import analyse
+
+    graph = analyse(args.model, _shapes(args.input))
+    worst = 0
+    for backend in args.backend or list(profile.backends):
+        try:
+            table = table_for(tables, profile, backend, args.table)
+        except CannotJudge as exc:
+            print(f"{args.target} / {backend}: {exc}\n")
+            continue
+        report = classify(graph, table)
+        print(f"{args.target} / {backend}")
+        print("\n".join("  " + line for line in ops_lines(report, args.all)))
+        print()
+        worst = max(worst, 1 if report.counts()["unsupported"] else 0)
+    return worst
+
+
+@_static
+def _inspect(args: argparse.Namespace, extra: list[str]) -> int:
+    from edgecheck.report.static import inspect_lines
+
+    graph, facts = _analyse(args)
+    if args.json:
+        print(json.dumps({**facts.summary(), "notes": facts.notes,
+                          "nodes": [{"name": c.node.label, "op": c.node.key, "kind": c.kind, "macs": c.macs,
+                                     "flops": c.flops, "weight_bytes": c.weight_bytes,
+                                     "activation_bytes": c.activation_bytes} for c in facts.nodes]}, indent=2))
+        return 0
+    print("\n".join(inspect_lines(graph, facts, args.nodes)))
+    return 0
+
+
+@_static
+def _fit(args: argparse.Namespace, extra: list[str]) -> int:
+    from edgecheck.analysis.optable import load_tables
+    from edgecheck.devices import load_profiles
+    from edgecheck.report.static import fit_lines, fit_rows
+
+    graph, facts = _analyse(args)
+    profiles = load_profiles([Path(p) for p in args.devices_dir])
+    tables = load_tables([Path(p) for p in args.ops_dir])
+    print(f"{args.model}: {facts.parameters / 1e6:.3g} M parameters, {facts.macs / 1e9:.3g} G MACs, {facts.precision}")
+    print("\n".join(fit_lines(fit_rows(graph, facts, profiles, tables))))
+    return 0
+
+
 def _schema(args: argparse.Namespace, extra: list[str]) -> int:
     from edgecheck.spec import json_schema
 
@@ -125,6 +233,31 @@ def build_parser() -> argparse.ArgumentParser:
     devices.set_defaults(run=_devices)
     schema = commands.add_parser("schema", help="print the JSON Schema of spec files")
     schema.set_defaults(run=_schema)
+
+    def analysis_parser(name: str, help: str, model_required: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("model", nargs=None if model_required else "?", help="an .onnx file")
+        sub.add_argument("--input", action="append", default=[], metavar="NAME=1x3x224x224",
+                         help="fix an input's shape (default: dynamic dimensions taken as 1)")
+        sub.add_argument("--devices-dir", action="append", default=[], help="a folder of project device profiles")
+        sub.add_argument("--ops-dir", action="append", default=[], help="a folder of project operator tables")
+        return sub
+
+    ops = analysis_parser("ops", "classify every node against a target's operator tables: supported, "
+                          "constraint, fallback, unsupported (exit 1 if any node is unsupported)", False)
+    ops.add_argument("--target", help="device profile, e.g. rk3588")
+    ops.add_argument("--backend", action="append", default=[], help="only this backend (repeatable)")
+    ops.add_argument("--table", help="judge against this table instead of the profile's")
+    ops.add_argument("--all", action="store_true", help="list every node, not only those not supported as they are")
+    ops.add_argument("--tables", action="store_true", help="list the operator tables and their sources")
+    ops.set_defaults(run=_ops)
+    inspect = analysis_parser("inspect", "model facts: signature, parameters, MACs, bytes moved, activation peak")
+    inspect.add_argument("--nodes", action="store_true", help="each node's cost too")
+    inspect.add_argument("--json", action="store_true", help="print the facts as JSON")
+    inspect.set_defaults(run=_inspect)
+    fit = analysis_parser("fit", "rank the device profiles for this model: estimated latency, memory headroom, "
+                          "operator compatibility")
+    fit.set_defaults(run=_fit)
     return parser
 
 

@@ -71,6 +71,10 @@ class RecipeError(EdgecheckError):
     """A compression recipe is unknown or could not be applied."""
 
 
+class ModelFitWarning(UserWarning):
+    """A model outside the size a device is known to suit (the field's rule of thumb): not a failure."""
+
+
 class InconclusiveWarning(UserWarning):
     """A budget lies within the measurement's noise: this run can say neither pass nor fail."""
 

@@ -21,7 +21,8 @@ import numpy as np
 from edgecheck.backends import Backend, check_available
 from edgecheck.checks.accuracy import judge_accuracy, metric_function
 from edgecheck.checks.parity import compare_outputs, judge_parity
-from edgecheck.checks.performance import judge_latency, judge_memory
+from edgecheck.checks.ops import judge_ops
+from edgecheck.checks.performance import judge_latency, judge_latency_estimate, judge_memory
 from edgecheck.checks.regression import add_regressions
 from edgecheck.checks.result import CheckResult
 from edgecheck.checks.size import MIB, judge_size
@@ -32,6 +33,7 @@ from edgecheck.devices import cpu_model
 from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, parity_set
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
+from edgecheck.analysis import static
 from edgecheck.model import ModelInfo, inspect_onnx
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec, RecipeStep
@@ -96,9 +98,11 @@ Baseline = Callable[[PlannedCheck], tuple[str, Mapping[str, float] | None, bool]
 
 class Executor:
     def __init__(self, cache: ArtifactCache | None = None, runs: ModelRuns | None = None,
-                 baseline: Baseline | None = None):
+                 baseline: Baseline | None = None, ops_dirs: list[Path] | None = None):
         """`baseline(planned)` gives (baseline name, its figures for this check or None, whether it was
-        measured on this machine), or None when no baseline is being compared against."""
+        measured on this machine), or None when no baseline is being compared against. `ops_dirs` are
+        project folders of operator tables beside the built-in ones."""
+        self.static = static.StaticAnalysis(ops_dirs or [])
         self.cache = cache if cache is not None else ArtifactCache(None)
         self.runs = runs if runs is not None else ModelRuns(WorkerPool(), host_device())
         self.baseline = baseline
@@ -190,13 +194,20 @@ class Executor:
 
     def run(self, planned: PlannedCheck) -> CheckResult:
         """Measure and judge one planned check. Raises `BackendUnavailable` when it cannot run here."""
-        backend = self.backend(planned.backend)
+        estimated = self._estimated(planned)
+        # static checks read the artifact only: they need neither the backend nor its device
+        backend = None if planned.check == "ops" or estimated else self.backend(planned.backend)
         threads = planned.threads
         if planned.check in ("latency", "memory"):
             self._where_measured(planned)  # before any work: a device figure we cannot take is said at once
         made = self.artifact(planned.spec, planned.recipe)
         artifact = made.artifact
-        if planned.check in ("latency", "memory"):
+        if planned.check == "ops":
+            result = self._ops(planned, made)
+        elif estimated:
+            result = self._estimate(planned, made)
+        elif planned.check in ("latency", "memory"):
+            assert backend is not None
             result = self._performance(planned, backend, made)
         elif planned.check == "size":
             original = self.model_info(planned.spec.spec.model.path)
@@ -211,7 +222,7 @@ class Executor:
             result.facts["outputs"] = _origin(cached)
         else:
             result = self._accuracy(planned, artifact, threads)
-        if self.baseline is not None and planned.check in ("latency", "memory", "accuracy"):
+        if self.baseline is not None and planned.check in ("latency", "memory", "accuracy") and not estimated:
             found = self.baseline(planned)
             if found is not None:
                 name, figures, comparable = found
@@ -227,6 +238,56 @@ class Executor:
         return evaluation.is_higher_better if evaluation is not None else True
 
     @staticmethod
+    def _estimated(planned: PlannedCheck) -> bool:
+        """A latency check of a device target whose spec accepts the cost model's estimate."""
+        latency = planned.budgets.latency_ms
+        return (planned.check == "latency" and latency is not None and latency.source == "estimate"
+                and planned.target.name != "host" and not planned.target.detect)
+
+    def _input_shapes(self, planned: PlannedCheck) -> dict[str, tuple[int, ...]]:
+        return {name: tuple(d.shape) for name, d in planned.spec.spec.inputs.items() if d.shape}
+
+    def _ops(self, planned: PlannedCheck, made: MadeArtifact) -> CheckResult:
+        budget = planned.budgets.ops
+        assert budget is not None
+        path = made.artifact.path
+        analysis = self.static.analysis(path, self._input_shapes(planned))
+        table = self.static.table_for(planned.target, planned.backend, budget.table)
+        report = self.static.classify(analysis.graph, table)
+        authority = self._runtime_table(planned)
+        disagreements: list[str] = []
+        if authority is not None:  # the installed runtime's own registry: it decides, the shipped table is checked
+            runtime_report = self.static.classify(analysis.graph, authority)
+            disagreements = static.disagreements(report, runtime_report)
+            report = runtime_report
+        result = judge_ops(report, budget, disagreements)
+        result.facts["measured_on"] = "nowhere: static analysis of the artifact against the operator table (no run)"
+        result.facts.update(self.static.fit_facts(analysis, planned.target))
+        result.warnings.extend(self.static.fit_warnings(analysis, planned.target))
+        return result
+
+    def _runtime_table(self, planned: PlannedCheck):
+        """The runtime's own operator table where it is the device's runtime: the host's installed one."""
+        if planned.target.name != "host" and not planned.target.detect:
+            return None
+        try:
+            return self.backend(planned.backend).op_table()
+        except BackendUnavailable:
+            return None
+
+    def _estimate(self, planned: PlannedCheck, made: MadeArtifact) -> CheckResult:
+        budget = planned.budgets.latency_ms
+        assert budget is not None
+        analysis = self.static.analysis(made.artifact.path, self._input_shapes(planned))
+        estimate = self.static.estimate(analysis, planned.target, planned.backend)
+        result = judge_latency_estimate(estimate.ms, estimate.low_ms, estimate.high_ms, budget)
+        result.notes.extend(estimate.notes)
+        result.facts.update(estimate.facts())
+        result.facts["measured_on"] = estimate.label()
+        result.facts.update(self.static.fit_facts(analysis, planned.target))
+        return result
+
+    @staticmethod
     def _measured_here(planned: PlannedCheck, source: str) -> bool:
         """A figure for this target may come from this host: it is the host, or the spec accepts a stand-in."""
         return planned.target.name == "host" or planned.target.detect or source == "host"
@@ -237,12 +298,15 @@ class Executor:
         target = planned.target
         if target.name == "host" or target.detect:
             return "host"
+        if self._estimated(planned):
+            return "estimate"
         if budget is not None and self._measured_here(planned, budget.source):
             return f"host, as a stand-in for {target.name} (the spec's source: host)"
         raise CannotJudge(
             f"cannot judge {target.name} {planned.check} here: no {target.name} to measure on (this host is "
             f"{host_description()}, and a host figure is not a {target.name} figure); add source: host to "
-            f"{'latency_ms' if planned.check == 'latency' else 'memory_mb'} to accept this host's as a stand-in")
+            f"{'latency_ms' if planned.check == 'latency' else 'memory_mb'} to accept this host's as a stand-in"
+            + (", or source: estimate for the cost model's estimate" if planned.check == "latency" else ""))
 
     def measured(self, planned: PlannedCheck, backend: Backend, artifact: Path) -> Measured:
         """One timing-and-memory job per artifact, backend, threads and timing plan; a memory check of
@@ -304,9 +368,12 @@ class Executor:
         result.facts["outputs"] = _origin(cached)
         return result
 
-    def _facts(self, planned: PlannedCheck, backend: Backend, threads: int, made: MadeArtifact) -> dict[str, str]:
-        versions = backend.facts()
-        runtime = " ".join(v for v in (backend.name, versions.get("version"), versions.get("provider")) if v)
+    def _facts(self, planned: PlannedCheck, backend: Backend | None, threads: int, made: MadeArtifact) -> dict[str, str]:
+        if backend is not None:
+            versions = backend.facts()
+            runtime = " ".join(v for v in (backend.name, versions.get("version"), versions.get("provider")) if v)
+        else:
+            runtime = f"{planned.backend} (not run: the check reads the artifact)"
         spec = planned.spec.spec
         info, original = self.model_info(made.artifact.path), self.model_info(spec.model.path)
         facts = {
@@ -332,6 +399,6 @@ class Executor:
         governor = cpu_governor()
         if governor:
             facts["env.governor"] = governor
-        if planned.check not in ("latency", "memory") and planned.target.name != "host":
+        if planned.check in ("accuracy", "parity", "size") and planned.target.name != "host":
             facts["note"] = f"measured on this host with {planned.backend}, not on a {planned.target.name} board"
         return facts

@@ -49,6 +49,7 @@ def _checks_for(budgets: Budgets) -> list[str]:
         "size": budgets.size_mb is not None or budgets.size_ratio is not None,
         "latency": budgets.latency_ms is not None,
         "memory": budgets.memory_mb is not None,
+        "ops": budgets.ops is not None,
     }
     return [check for check in CHECKS if wanted[check]]
 

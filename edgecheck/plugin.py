@@ -100,6 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="args", default=[])
     parser.addini("edge_devices_dir", "Folder of project device profiles (*.yaml), added to or overriding the "
                   "built-in ones. Default: none.", type="paths", default=[])
+    parser.addini("edge_ops_dir", "Folder of project operator tables (*.yaml), added to or overriding the "
+                  "built-in ones (edgecheck ops --tables lists them). Default: none.", type="paths", default=[])
     parser.addini("edge_strict", "As --edge-strict. Default: false.", type="bool", default=False)
 
 
@@ -212,7 +214,7 @@ class EdgeCheckItem(pytest.Item):
 
     def runtest(self) -> None:
         from edgecheck.compress import RecipeNotApplicable
-        from edgecheck.errors import BackendUnavailable, BudgetExceeded, CannotJudge, InconclusiveWarning
+        from edgecheck.errors import BackendUnavailable, BudgetExceeded, CannotJudge, InconclusiveWarning, ModelFitWarning
         from edgecheck.report.properties import identity_properties, result_properties
 
         state = _state(self.config)
@@ -227,6 +229,8 @@ class EdgeCheckItem(pytest.Item):
                 pytest.fail(f"{exc} (--edge-strict turns this skip into a failure)", pytrace=False)
             pytest.skip(str(exc))
         self.user_properties.extend(result_properties(result))
+        for message in result.warnings:
+            warnings.warn(ModelFitWarning(f"{planned.id}: {message}"))
         if result.verdict == "fail":
             raise BudgetExceeded(result)
         if result.verdict == "inconclusive":

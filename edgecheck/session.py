@@ -149,7 +149,8 @@ class EdgeSession:
     @cached_property
     def executor(self) -> Executor:
         runs = ModelRuns(WorkerPool(self.worker_settings()), host_device())
-        return Executor(ArtifactCache(self.cache_dir()), runs, self._baseline_figures)
+        return Executor(ArtifactCache(self.cache_dir()), runs, self._baseline_figures,
+                        [Path(p) for p in self.config.getini("edge_ops_dir")])
 
     def plan(self, spec_path: Path) -> list[PlannedCheck]:
         """Load, validate and plan one spec file; raises an EdgecheckError naming what is wrong."""

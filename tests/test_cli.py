@@ -67,7 +67,9 @@ def test_devices_with_a_project_folder(tmp_path, capsys):
     assert profiles["rk3588-2core"]["compute"]["unit"] == "NPU"
     # extends overrides only the fields it gives: onnxruntime's entry changes, rknn stays
     assert list(profiles["rk3588-2core"]["backends"]) == ["rknn", "onnxruntime"]
-    assert profiles["rk3588-2core"]["backends"]["onnxruntime"] == {"precisions": ["fp32"], "threads": 2}
+    mine = profiles["rk3588-2core"]["backends"]["onnxruntime"]
+    assert (mine["precisions"], mine["threads"]) == (["fp32"], 2)
+    assert mine["estimate"] == profiles["rk3588"]["backends"]["onnxruntime"]["estimate"]  # merged field-wise
 
 
 def test_devices_with_a_missing_folder_is_an_error(tmp_path, capsys):

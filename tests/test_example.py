@@ -18,12 +18,25 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 def test_example_passes_for_rk3588_and_reports_its_figures(pytester, digits_project):
     before = _tree_digest(digits_project)
     result = pytester.runpytest("specs", "--edge-target=rk3588", "--junitxml=report.xml")
-    # rknn has no backend yet: its 50 checks skip with the reason; onnxruntime's run for real:
-    # 10 artifacts (none, candidate and 8 compress entries) x 3 checks; the 20 rk3588 latency and memory
-    # checks skip, as no rk3588 board is attached and a host figure is not a board's
-    result.assert_outcomes(passed=30, skipped=70)
-    result.stdout.fnmatch_lines(["*10 latency*onnxruntime*all*cannot judge rk3588 latency here: no rk3588 to measure on*"])
+    # 10 artifacts (none, candidate and 8 compress entries). onnxruntime runs accuracy, parity, size and
+    # ops for real (40); its 10 memory checks skip (no rk3588 board here, and a host figure is not a board's);
+    # latency is judged on the labelled estimate (9), except fp16, for which rk3588's onnxruntime has no
+    # cost model (skip). rknn has no backend yet: accuracy, parity, size and memory skip (40), while its
+    # static checks run: ops against Rockchip's table (10) and the estimate (10).
+    result.assert_outcomes(passed=69, skipped=51)
+    result.stdout.fnmatch_lines(["*10 memory*onnxruntime*all*cannot judge rk3588 memory here: no rk3588 to measure on*"])
     cases = _cases(digits_project / "report.xml")
+    estimated = cases["rk3588-rknn-int8-static-latency"]
+    assert estimated["edge.measured_on"].startswith("estimate, not a measurement: analytical cost model for rk3588 "
+                                                    "rknn int8 (calibrated")
+    assert float(estimated["edge.latency.estimate.p95.range_low"]) < float(estimated["edge.latency.estimate.p95"])
+    assert "edge.latency.p95" not in estimated  # never named like a measurement
+    ops = cases["rk3588-rknn-int8-static-ops"]
+    assert ops["edge.ops.table"].startswith("rknn-rk3588: ") and ops["edge.ops.unsupported"] == "0"
+    assert ops["edge.measured_on"].startswith("nowhere: static analysis")
+    assert int(ops["edge.model.macs"]) > 0 and ops["edge.model.precision"] == "int8"
+    dynamic = cases["rk3588-rknn-int8-dynamic-ops"]  # ORT's dynamic quantization is not on Rockchip's list
+    assert int(dynamic["edge.ops.unsupported"]) > 0 and "DynamicQuantizeLinear" in dynamic["edge.note.0"]
     recipes = {c["edge.recipe"] for c in cases.values()}
     assert recipes == {"none", "candidate", "fp16", "int8-dynamic", "int8-static", "int8-static-pc", "prune",
                        "lowrank", "slim-int8", "candidate+int8-static"}

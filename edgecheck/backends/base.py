@@ -13,11 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from edgecheck.errors import BackendError
+
+if TYPE_CHECKING:
+    from edgecheck.analysis.optable import OpTable
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ class Backend(ABC):
     def facts(self) -> dict[str, str]:
         """Version, provider and the like, recorded beside every figure measured with it."""
         return {}
+
+    def op_table(self) -> OpTable | None:
+        """The installed runtime's own operator table, where it can say what it runs (ONNX Runtime's
+        kernel registry): the authority over the shipped table for this machine."""
+        return None
 
     def interpreter(self) -> str:
         """The Python that runs this backend's worker: the session's own by default; a toolkit whose

@@ -60,6 +60,13 @@ class OnnxRuntimeBackend(Backend):
         session = onnxruntime.InferenceSession(str(artifact), sess_options=session_options, providers=[PROVIDER])
         return OnnxRuntimeRunner(session, artifact)
 
+    def op_table(self):  # -> OpTable
+        from edgecheck.analysis.ort_table import table_from_onnxruntime
+
+        if not hasattr(self, "_op_table"):
+            self._op_table = table_from_onnxruntime()
+        return self._op_table
+
     def facts(self) -> dict[str, str]:
         import onnxruntime
 

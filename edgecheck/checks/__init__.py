@@ -3,5 +3,5 @@
 from edgecheck.checks.parity import OutputParity, compare_output, compare_outputs
 from edgecheck.checks.result import CheckResult, Measurement
 
-CHECKS = ("accuracy", "parity", "size", "latency", "memory")
+CHECKS = ("accuracy", "parity", "size", "latency", "memory", "ops")
 __all__ = ["CHECKS", "CheckResult", "Measurement", "OutputParity", "compare_output", "compare_outputs"]

@@ -33,6 +33,7 @@ class Measurement:
     # the value's confidence interval, for a figure with noise (a latency percentile): a budget inside
     # it cannot be judged either way from this run, and the verdict says so
     interval: tuple[float, float] | None = None
+    interval_kind: str = "95% CI"  # what the interval is: a confidence interval, or an estimate's stated error
 
     @property
     def judged(self) -> bool:
@@ -68,7 +69,7 @@ class Measurement:
         text = f"{fmt(self.value)} {self.unit}".rstrip()
         if self.interval is not None:
             low, high = self.interval
-            text += f" (95% CI {fmt(low)}..{fmt(high)})"
+            text += f" ({self.interval_kind} {fmt(low)}..{fmt(high)})"
         return text
 
     def budget_desc(self) -> str:
@@ -87,6 +88,7 @@ class CheckResult:
     problems: list[str] = field(default_factory=list)  # failures that are not a number (shape mismatch, ...)
     notes: list[str] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)  # where and how it was measured
+    warnings: list[str] = field(default_factory=list)  # shown as pytest warnings; do not change the verdict
 
     @property
     def verdict(self) -> Verdict:

@@ -43,9 +43,46 @@ class Accelerator(_Strict):
     precisions: list[Precision] = Field(default_factory=list)
 
 
+class CalibrationPoint(_Strict):
+    """A published latency the cost model was fitted to (architectures: benchmarks/architectures.py)."""
+
+    model: str
+    input: list[int]
+    published_ms: float = Field(gt=0)
+    source: str
+
+
+class CostModel(_Strict):
+    """An analytical latency model for one backend and precision on a device: each node takes the
+    longer of its arithmetic at the effective throughput and its bytes at the effective bandwidth,
+    plus a fixed per-node overhead. The efficiencies come from fitting published figures (`points`);
+    without any, the model is labelled uncalibrated and its stated error is wide."""
+
+    unit: Literal["cpu", "gpu", "npu", "dla", "tpu"]
+    peak_tops: float = Field(gt=0, description="Vendor peak at this precision, tera-operations/s (a MAC is 2).")
+    bandwidth_gbs: float = Field(gt=0, description="Memory bandwidth, GB/s, as the data sheet gives it.")
+    compute_efficiency: float = Field(gt=0, le=1)
+    bandwidth_efficiency: float = Field(gt=0, le=1)
+    node_overhead_us: float = Field(ge=0, description="Fixed cost of each kernel launched, microseconds.")
+    error_factor: float = Field(ge=1, description="The stated error: the true figure is taken to lie within "
+                                "[estimate / f, estimate x f]; from the calibration's held-out error.")
+    calibration: str = Field(description="What the efficiencies were fitted on, or why there is no fit.")
+    points: list[CalibrationPoint] = Field(default_factory=list)
+    runs_as: Precision | None = Field(None, description="The precision the backend actually computes in, when "
+                                      "it converts (rknn runs float32 models in float16).")
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.points)
+
+
 class BackendSupport(_Strict):
     precisions: list[Precision]
     threads: int | None = Field(None, ge=1, description="CPU threads, so runs on the host are comparable.")
+    ops: str | None = Field(None, description="The operator table for this backend on this device (default: "
+                            "the table for this backend that names the device, else the backend's general one).")
+    estimate: dict[Precision, CostModel] = Field(default_factory=dict, description="Latency cost models by the "
+                                                 "artifact's precision.")
 
 
 class DeviceProfile(_Strict):

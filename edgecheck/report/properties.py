@@ -43,9 +43,10 @@ def result_properties(result: CheckResult) -> list[tuple[str, str]]:
             pairs.append((f"{m.name}.unit", m.unit))
         if m.judged:
             pairs.append((f"{m.name}.budget", m.budget_desc()))
-        if m.interval is not None:
-            pairs.append((f"{m.name}.ci_low", number(m.interval[0])))
-            pairs.append((f"{m.name}.ci_high", number(m.interval[1])))
+        if m.interval is not None:  # a confidence interval, or an estimate's stated error range
+            kind = "ci" if m.interval_kind == "95% CI" else "range"
+            pairs.append((f"{m.name}.{kind}_low", number(m.interval[0])))
+            pairs.append((f"{m.name}.{kind}_high", number(m.interval[1])))
     headline = result.headline()
     if headline is not None:
         pairs.append(("summary", f"{headline.name} = {headline.value_text()}"))

@@ -16,6 +16,7 @@ from edgecheck.strict import StrictModel
 
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p75": 75.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
 Source = Literal["device", "host"]
+LatencySource = Literal["device", "host", "estimate"]
 _SOURCE_HELP = ("Where a figure for a device target may come from: 'device' (default) judges only figures measured "
                 "on that device, and says so when there is none; 'host' accepts this machine's figure as a stand-in, "
                 "labelled as such. The host target is always measured here.")
@@ -60,7 +61,9 @@ class LatencyBudget(StrictModel):
                         "rounds, which widens each percentile's interval.")
     warmup_runs: int = Field(10, ge=0, le=100_000, description="Untimed runs first (and at least warmup_s seconds).")
     warmup_s: float = Field(0.5, ge=0, le=600, description="Minimum seconds of warm-up.")
-    source: Source = Field("device", description=_SOURCE_HELP)
+    source: LatencySource = Field("device", description=_SOURCE_HELP + " 'estimate' judges a device target on the "
+                                  "analytical cost model's estimate (labelled as such, with its stated error) where "
+                                  "the device profile has one for the backend and precision.")
     inconclusive: Literal["warn", "fail"] | None = Field(
         None, description="When a budget lies within the measurement's noise (inside the 95 % confidence interval): "
         "'warn' passes with a warning, 'fail' fails. Default: --edge-inconclusive, else warn.")

@@ -31,6 +31,7 @@ from edgecheck.spec.performance import (
     MemoryOverride,
     RegressionBudget,
 )
+from edgecheck.spec.ops import OpsBudget
 from edgecheck.spec.recipes import CompressEntryField
 from edgecheck.strict import StrictModel
 
@@ -240,6 +241,8 @@ class Budgets(_Strict):
     memory_mb: MemoryBudget | None = Field(None, description="Memory while loading and running, MiB: {peak: 256}.")
     regression: RegressionBudget | None = Field(
         None, description="Against a stored baseline run (--edge-baseline NAME): {latency: 10%, accuracy: 0.5}.")
+    ops: OpsBudget | None = Field(None, description="Operator compatibility with the target's backend, as max nodes "
+                                  "per class: {unsupported: 0, fallback: 2}.")
 
     def merged(self, override: Budgets) -> Budgets:
         """These budgets with the fields the override sets replaced (the bounds of parity, latency_ms,
@@ -254,17 +257,19 @@ class Budgets(_Strict):
                 data[name] = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
         for name in _MERGED:
             section = data.get(name)
-            if isinstance(section, dict) and all(v is None for k, v in section.items() if k in _BOUND_FIELDS[name]):
+            bounds = [v for k, v in section.items() if k in _BOUND_FIELDS[name]] if isinstance(section, dict) else []
+            if bounds and all(v is None for v in bounds):
                 data[name] = None  # every bound dropped: no such check for this entry
         return Budgets.model_validate(data)
 
 
-_MERGED = ("parity", "latency_ms", "memory_mb", "regression")
+_MERGED = ("parity", "latency_ms", "memory_mb", "regression", "ops")
 _BOUND_FIELDS = {
     "parity": tuple(ParityBudget.model_fields),
     "latency_ms": ("p50", "p75", "p90", "p95", "p99", "mean"),
     "memory_mb": ("peak", "process"),
     "regression": tuple(RegressionBudget.model_fields),
+    "ops": ("unsupported", "fallback", "constraint"),
 }
 
 

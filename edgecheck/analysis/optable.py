@@ -1,0 +1,137 @@
+"""Operator tables: what a backend (on a device) accepts, as versioned data files with their source.
+
+A table lists ONNX operators by type ("Conv"; another domain's as "com.microsoft.QLinearConv") with
+a status, the operator versions it covers, and the constraints its source states (data types,
+attribute ranges, ranks, inputs that must be constant). What a table does not list gets its
+`unlisted` status, with the table's reason: a table never guesses silently. Built-in tables live
+in `tables/`; a project adds or replaces one with a folder of its own (`--edge-ops-dir`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from edgecheck.errors import DeviceError
+from edgecheck.strict import StrictModel
+
+BUILTIN_TABLES = Path(__file__).with_name("tables")
+Status = Literal["supported", "fallback", "unsupported"]
+# What a node that breaks a stated constraint becomes: still counted as 'constraint' (supported
+# but outside what the source promises), or the consequence the source names.
+Consequence = Literal["constraint", "fallback", "unsupported"]
+
+
+class Constraint(StrictModel):
+    """One condition the source states for an operator, checked on the node and its inferred types and shapes.
+
+    kinds:
+      dtype           the element type of input `input` (default 0) is one of `values` (numpy names:
+                      float32, float16, int8, uint8, int32, int64, bool, ...)
+      attribute       every value of attribute `attribute` (an int, float or list of them; the ONNX default
+                      when absent, if `default` is given) is within [min, max], or one of `values`
+      rank            the rank of input `input` is within [min, max]
+      dim             dimension `axis` of input `input` is within [min, max]
+      constant_input  input `input` is an initializer or a Constant's output (not computed at run time)
+      static_shape    every dimension of every input and output is known when the model's inputs are fixed
+    """
+
+    kind: Literal["dtype", "attribute", "rank", "dim", "constant_input", "static_shape"]
+    input: int | None = Field(None, ge=0)
+    attribute: str | None = None
+    axis: int | None = None
+    min: float | None = None
+    max: float | None = None
+    values: list[int | float | str] | None = None
+    default: int | float | str | list[int | float] | None = None
+    then: Consequence = "constraint"
+    text: str = Field("", description="The rule in the source's words, shown when a node breaks it.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Constraint:
+        if self.kind == "attribute" and not self.attribute:
+            raise ValueError("an attribute constraint names its attribute")
+        if self.kind == "dim" and self.axis is None:
+            raise ValueError("a dim constraint names its axis")
+        if self.kind in ("attribute", "rank", "dim") and self.min is None and self.max is None and not self.values:
+            raise ValueError(f"a {self.kind} constraint gives min, max or values")
+        if self.kind == "dtype" and not self.values:
+            raise ValueError("a dtype constraint lists the allowed types in values")
+        return self
+
+
+class OpRule(StrictModel):
+    status: Status = "supported"
+    # Operator versions (ONNX since_version of the op's schema) covered, as inclusive [first, last]
+    # ranges; last null means "and later". Absent: every version.
+    versions: list[tuple[int, int | None]] | None = None
+    constraints: list[Constraint] = Field(default_factory=list)
+    note: str = Field("", description="Why this status (for fallback/unsupported), in the source's words.")
+
+
+class Unlisted(StrictModel):
+    status: Status
+    reason: str
+
+
+class OpTable(StrictModel):
+    """One backend's (and device's) operator support, as its source states it."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    title: str
+    backend: str
+    devices: list[str] = Field(default_factory=list, description="Devices it speaks for; empty: any.")
+    version: str = Field(description="The version of the source this table reflects.")
+    source: str = Field(description="Where the rules come from: document, release, section.")
+    url: str | None = None
+    unlisted: Unlisted
+    notes: dict[str, str] = Field(default_factory=dict, description="Per constraint kind, what breaking one means "
+                                  "on this backend, added to every such breach's reason.")
+    ops: dict[str, OpRule]
+    file: Path | None = Field(None, exclude=True)
+
+    def rule(self, key: str) -> OpRule | None:
+        return self.ops.get(key)
+
+    def cite(self) -> str:
+        """Short, for each node's reason: the table and the version of its source."""
+        return f"{self.name} table, {self.version}"
+
+    def citation(self) -> str:
+        """In full, once per report: what the rules are, where they come from."""
+        return f"{self.title}: {self.source}, {self.version}" + (f" <{self.url}>" if self.url else "")
+
+
+def op_key(domain: str, op_type: str) -> str:
+    return op_type if domain in ("", "ai.onnx") else f"{domain}.{op_type}"
+
+
+def read_table(path: Path) -> OpTable:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DeviceError(f"{path}: cannot read operator table: {exc}") from None
+    if not isinstance(data, dict):
+        raise DeviceError(f"{path}: an operator table is a mapping of fields")
+    data.setdefault("name", path.stem)
+    try:
+        return OpTable.model_validate({**data, "file": path})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise DeviceError(f"{path}: {where}: {first['msg']}") from None
+
+
+def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpTable]:
+    """The built-in tables, then each project folder's; a later file with the same name replaces one."""
+    tables: dict[str, OpTable] = {}
+    for folder in (BUILTIN_TABLES, *extra_dirs):
+        if not Path(folder).is_dir():
+            raise DeviceError(f"{folder}: operator table folder not found")
+        for path in sorted(Path(folder).glob("*.y*ml")):
+            table = read_table(path)
+            tables[table.name] = table
+    return tables

@@ -1,0 +1,24 @@
+"""The spec's `ops` budget: how many nodes may break the target's operator table, by class."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from edgecheck.strict import StrictModel
+
+
+class OpsBudget(StrictModel):
+    """Max nodes per class, against the operator table of the target device and backend."""
+
+    unsupported: int | None = Field(0, ge=0, description="Max nodes the backend cannot run at all (default 0).")
+    fallback: int | None = Field(None, ge=0, description="Max nodes that fall back (to the CPU, off the "
+                                 "accelerator or the fast path). Default: not bounded, but reported.")
+    constraint: int | None = Field(None, ge=0, description="Max nodes of a supported type that break a constraint "
+                                   "the table's source states (data type, kernel size, rank, ...). Default: not bounded.")
+    table: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]*$", description="The operator table to judge "
+                              "against (edgecheck ops --tables lists them); default: the device profile's for the "
+                              "backend.")
+
+    def bounds(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in ("unsupported", "fallback", "constraint")
+                if getattr(self, name) is not None}
