@@ -254,7 +254,7 @@ class Executor:
         analysis = self.static.analysis(path, self._input_shapes(planned))
         table = self.static.table_for(planned.target, planned.backend, budget.table)
         report = self.static.classify(analysis.graph, table)
-        authority = self._runtime_table(planned)
+        authority = None if budget.table else self._runtime_table(planned)  # a table the spec names is its choice
         disagreements: list[str] = []
         if authority is not None:  # the installed runtime's own registry: it decides, the shipped table is checked
             runtime_report = self.static.classify(analysis.graph, authority)

@@ -134,7 +134,7 @@ def _kind(node: GraphNode, producers: dict[str, str], fixed: set[str]) -> Kind:
 
 
 def _compute_macs(node: GraphNode, graph: AnalysedGraph, how: str, weight: int | None) -> int | None:
-    out = graph.tensor(node.outputs[0]) if node.outputs else None
+    out = graph.tensor(node.outputs[0], node.where) if node.outputs else None
     if out is None or out.elements is None:
         return None
     if how == "conv":
@@ -163,8 +163,8 @@ def _attr_ints(node: GraphNode, name: str) -> list[int]:
 
 
 def node_cost(node: GraphNode, graph: AnalysedGraph, kind: Kind, fixed: set[str]) -> NodeCost:
-    inputs = [graph.tensor(i) if i else None for i in node.inputs]
-    outputs = [graph.tensor(o) for o in node.outputs if o]
+    inputs = [graph.tensor(i, node.where) if i else None for i in node.inputs]
+    outputs = [graph.tensor(o, node.where) for o in node.outputs if o]
     weights = [t for name, t in zip(node.inputs, inputs) if name and name in fixed and t is not None]
     computed = [t for name, t in zip(node.inputs, inputs) if name and name not in fixed and t is not None]
     known = all(t.elements is not None for t in (*computed, *outputs))

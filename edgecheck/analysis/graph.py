@@ -1,5 +1,5 @@
-"""A model's graph as later analysis reads it: every node (If/Loop/Scan bodies and model-local
-functions included), each tensor's type and shape with the inputs fixed, and which tensors are
+"""A model's graph as later analysis reads it: every node (If/Loop/Scan bodies included; model-local
+functions inlined at each call, as runtimes do), each tensor's type and shape with the inputs fixed, and which tensors are
 constant.
 
 Shapes come from ONNX Runtime's symbolic shape inference (it follows Shape→Reshape chains and
@@ -87,13 +87,22 @@ class AnalysedGraph:
     dynamic_inputs: dict[str, list[str]] = field(default_factory=dict)  # input → its dynamic dimensions' names
     notes: list[str] = field(default_factory=list)
 
-    def tensor(self, name: str) -> TensorType:
-        return self.tensors.get(name, TensorType(None, None))
+    def tensor(self, name: str, where: str = "") -> TensorType:
+        """A tensor as the body `where` sees it: its own names first, then each enclosing graph's
+        (two If bodies may both name an output 't')."""
+        scope = where
+        while True:
+            found = self.tensors.get(f"{scope}\x00{name}" if scope else name)
+            if found is not None:
+                return found
+            if not scope:
+                return TensorType(None, None)
+            scope = scope.rpartition("/")[0]
 
     def input_type(self, node: GraphNode, index: int) -> TensorType | None:
         if index >= len(node.proto.input) or not node.proto.input[index]:
             return None
-        return self.tensor(node.proto.input[index])
+        return self.tensor(node.proto.input[index], node.where)
 
     def is_constant(self, name: str) -> bool:
         return name in self.constants
@@ -217,7 +226,15 @@ def analyse(source: Path | str | Any, input_shapes: dict[str, tuple[int, ...]] |
     else:
         path, model = None, onnx.ModelProto()
         model.CopyFrom(source)
+    inlined = []
+    if model.functions:  # judge what runtimes run: the body at each call, with the call's shapes and names
+        import onnx.inliner
+
+        inlined = sorted({f"{f.domain}.{f.name}" for f in model.functions})
+        model = onnx.inliner.inline_local_functions(model)
     used, dynamic, notes = fix_input_shapes(model, input_shapes)
+    if inlined:
+        notes.append(f"model-local functions inlined at each call, as runtimes do: {', '.join(inlined)}")
     model, method, more = _infer(model)
     notes.extend(more)
     opsets = {(o.domain or ""): int(o.version) for o in model.opset_import}
@@ -226,23 +243,22 @@ def analyse(source: Path | str | Any, input_shapes: dict[str, tuple[int, ...]] |
     constants: dict[str, Any] = {}
     nodes: list[GraphNode] = []
     _walk_graph(model.graph, "", opsets, functions, tensors, constants, nodes, set())
-    for (domain, name), function in functions.items():
-        where = f"function {op_key(domain, name)}"
-        fn_opsets = {**opsets, **{(o.domain or ""): int(o.version) for o in function.opset_import}}
-        _walk_nodes(function.node, where, fn_opsets, functions, tensors, constants, nodes, set())
     return AnalysedGraph(path, model, nodes, tensors, constants, opsets, used, method, dynamic, notes)
 
 
 def _walk_graph(graph: Any, where: str, opsets: dict[str, int], functions: dict, tensors: dict[str, TensorType],
                 constants: dict[str, Any], nodes: list[GraphNode], names: set[str]) -> None:
+    def key(name: str) -> str:
+        return f"{where}\x00{name}" if where else name
+
     for initializer in graph.initializer:
         constants.setdefault(initializer.name, initializer)
-        tensors.setdefault(initializer.name, TensorType(np_name(initializer.data_type), tuple(initializer.dims)))
+        tensors.setdefault(key(initializer.name), TensorType(np_name(initializer.data_type), tuple(initializer.dims)))
     for value in (*graph.input, *graph.value_info, *graph.output):
         found = _value_type(value)
-        known = tensors.get(value.name)
+        known = tensors.get(key(value.name))
         if known is None or (known.shape is None and found.shape is not None):
-            tensors[value.name] = found
+            tensors[key(value.name)] = found
     _walk_nodes(graph.node, where, opsets, functions, tensors, constants, nodes, names)
 
 
@@ -268,8 +284,8 @@ def _walk_nodes(protos: Any, where: str, opsets: dict[str, int], functions: dict
             for attribute in proto.attribute:
                 if attribute.name == "value" and proto.output:
                     constants[proto.output[0]] = attribute.t
-                    tensors.setdefault(proto.output[0], TensorType(np_name(attribute.t.data_type),
-                                                                   tuple(attribute.t.dims)))
+                    name_key = f"{where}\x00{proto.output[0]}" if where else proto.output[0]
+                    tensors.setdefault(name_key, TensorType(np_name(attribute.t.data_type), tuple(attribute.t.dims)))
         for attribute in proto.attribute:
             bodies = ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs)
             for number, body in enumerate(bodies):

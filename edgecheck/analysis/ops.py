@@ -111,7 +111,7 @@ def check_constraint(rule: Constraint, node: GraphNode, graph: AnalysedGraph) ->
         return None if name in graph.fixed else f"input {index} ({name!r}) is computed at run time, not a constant"
     if rule.kind == "static_shape":
         names = [n for n in (*node.inputs, *node.outputs) if n]
-        dynamic = [n for n in names if not graph.tensor(n).static]
+        dynamic = [n for n in names if not graph.tensor(n, node.where).static]
         return f"shape of {', '.join(map(repr, dynamic[:3]))} is not fixed" if dynamic else None
     return False
 

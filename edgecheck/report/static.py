@@ -73,7 +73,7 @@ def inspect_lines(graph: AnalysedGraph, facts: ModelFacts, nodes: bool = False) 
     if nodes:
         table = [("node", "op", "kind", "MACs", "weights", "activations", "output shape")]
         for cost in facts.nodes:
-            out = graph.tensor(cost.node.outputs[0]) if cost.node.outputs else None
+            out = graph.tensor(cost.node.outputs[0], cost.node.where) if cost.node.outputs else None
             shape = list(out.shape) if out is not None and out.shape is not None else "?"
             table.append((cost.node.label, cost.node.key, cost.kind, _si(cost.macs), _si(cost.weight_bytes, "B"),
                           _si(cost.activation_bytes, "B"), shape))

@@ -1,0 +1,233 @@
+"""Operator budgets and estimated latency as users run them: pytester sessions on real spec files and
+small models built with onnx.helper. Nothing here needs a board or a vendor toolkit: both checks read
+the model file and data files only."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from conftest import junit_properties as _properties
+from onnx import TensorProto, helper, numpy_helper
+
+FLOAT = TensorProto.FLOAT
+
+
+def _save(path, nodes, inputs, outputs, initializers=(), opset=17):
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(*i) for i in inputs],
+                              [helper.make_tensor_value_info(*o) for o in outputs], list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def _weight(name, shape):
+    return numpy_helper.from_array(np.full(shape, 0.1, np.float32), name)
+
+
+def _nonzero_model(path):
+    """x[1,3,8,8] → Conv 'stem' → NonZero 'find_peaks' on the conv's output → Transpose."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="stem", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("NonZero", ["c"], ["nz"], name="find_peaks"),
+             helper.make_node("Transpose", ["nz"], ["peaks"], name="to_rows", perm=[1, 0])]
+    return _save(path, nodes, [("x", FLOAT, [1, 3, 8, 8])],
+                 [("c", FLOAT, [1, 4, 8, 8]), ("peaks", TensorProto.INT64, [None, 4])], [_weight("w", (4, 3, 3, 3))])
+
+
+def _if_model(path):
+    """x → ReduceSum → Greater → If: the then branch holds a NonZero 'branch_nonzero'."""
+    then_g = helper.make_graph([helper.make_node("NonZero", ["x"], ["t"], name="branch_nonzero")], "then", [],
+                               [helper.make_tensor_value_info("t", TensorProto.INT64, [2, None])])
+    else_g = helper.make_graph([helper.make_node("Shape", ["x"], ["s"], name="branch_shape"),
+                                helper.make_node("Unsqueeze", ["s", "axis"], ["e"], name="branch_unsqueeze")],
+                               "else", [], [helper.make_tensor_value_info("e", TensorProto.INT64, [2, None])])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["sum"], name="total", keepdims=0),
+             helper.make_node("Greater", ["sum", "zero"], ["cond"], name="positive"),
+             helper.make_node("If", ["cond"], ["y"], name="gate", then_branch=then_g, else_branch=else_g)]
+    return _save(path, nodes, [("x", FLOAT, [2, 4])], [("y", TensorProto.INT64, [2, None])],
+                 [numpy_helper.from_array(np.array(0, np.float32), "zero"),
+                  numpy_helper.from_array(np.array([1], np.int64), "axis")])
+
+
+def _spec(model: str, target: str, budgets: str, backends: str = "") -> str:
+    lines = "\n".join("      " + line for line in budgets.strip().splitlines())
+    return (f"edgecheck: 1\nmodel: {{path: ../models/{model}}}\ntargets:\n  {target}:\n"
+            + (f"    backends: [{backends}]\n" if backends else "") + f"    budgets:\n{lines}\n")
+
+
+@pytest.fixture
+def models(pytester):
+    folder = pytester.path / "models"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+# 1. operator budgets on a device target
+
+
+def test_an_unsupported_node_fails_the_rknn_ops_check_without_any_rknn_installed(pytester, spec_project, models):
+    _nonzero_model(models / "peaks.onnx")
+    spec_project(_spec("peaks.onnx", "rk3588", "ops: {unsupported: 0}", backends="rknn, onnxruntime"))
+    result = pytester.runpytest("specs", "-v", "-rA", "--junitxml=report.xml")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1, passed=1)
+    result.stdout.fnmatch_lines(["*model.yaml::rk3588-rknn-none-ops FAILED*",
+                                 "*model.yaml::rk3588-onnxruntime-none-ops PASSED*"])
+    output = result.stdout.str()
+    assert "unsupported: node 'find_peaks' (NonZero)" in output
+    assert "[rule: rknn-rk3588 table" in output
+
+    cases = _properties(pytester.path / "report.xml")
+    rknn, ort = cases["rk3588-rknn-none-ops"], cases["rk3588-onnxruntime-none-ops"]
+    assert rknn["edge.verdict"] == "fail" and ort["edge.verdict"] == "pass"
+    assert rknn["edge.ops.unsupported"] == "1" and rknn["edge.ops.unsupported.budget"] == "<= 0 nodes"
+    assert rknn["edge.ops.table"].startswith("rknn-rk3588: ")
+    assert rknn["edge.measured_on"].startswith("nowhere")
+    assert "not run" in rknn["edge.runtime"]
+    assert any("find_peaks" in v and "NonZero" in v for k, v in rknn.items() if k.startswith("edge.note."))
+    assert ort["edge.ops.unsupported"] == "0" and ort["edge.ops.table"].startswith("onnxruntime-cpu: ")
+    assert ort["edge.measured_on"].startswith("nowhere")
+    assert int(ort["edge.model.parameters"]) == 4 * 3 * 3 * 3
+
+
+def test_an_offending_node_in_an_if_branch_is_named_with_its_branch(pytester, spec_project, models):
+    _if_model(models / "gated.onnx")
+    spec_project(_spec("gated.onnx", "rk3588", "ops: {unsupported: 0}", backends="rknn"))
+    result = pytester.runpytest("specs", "--junitxml=report.xml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*unsupported: node 'branch_nonzero' (NonZero) in gate.then_branch:*"])
+    # the If itself breaks the table's rule too: its condition is computed, not constant
+    result.stdout.fnmatch_lines(["*unsupported: node 'gate' (If): input 0 ('cond') is computed at run time*"])
+    assert "branch_shape" not in result.stdout.str() and "branch_unsqueeze" not in result.stdout.str()
+    case = _properties(pytester.path / "report.xml")["rk3588-rknn-none-ops"]
+    assert case["edge.ops.unsupported"] == "2" and case["edge.ops.nodes"] == "6"
+
+
+def test_a_fallback_bound_counts_fallbacks_separately(pytester, spec_project, models):
+    k = numpy_helper.from_array(np.array([3], np.int64), "k")
+    _save(models / "topk.onnx", [helper.make_node("TopK", ["x", "k"], ["v", "i"], name="best3")],
+          [("x", FLOAT, [1, 10])], [("v", FLOAT, [1, 3]), ("i", TensorProto.INT64, [1, 3])], [k])
+    spec_project(_spec("topk.onnx", "rk3588", "ops: {unsupported: 0, fallback: 0}", backends="rknn"))
+    result = pytester.runpytest("specs", "--junitxml=report.xml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*fallback: node 'best3' (TopK)*"])
+    case = _properties(pytester.path / "report.xml")["rk3588-rknn-none-ops"]
+    assert (case["edge.ops.fallback"], case["edge.ops.unsupported"]) == ("1", "0")
+
+    spec_project(_spec("topk.onnx", "rk3588", "ops: {fallback: 1}", backends="rknn"))
+    pytester.runpytest("specs").assert_outcomes(passed=1)
+
+
+# 2. spec errors
+
+
+def test_a_negative_ops_bound_is_a_spec_error(pytester, spec_project, models):
+    _nonzero_model(models / "peaks.onnx")
+    spec_project(_spec("peaks.onnx", "rk3588", "ops: {unsupported: -1}", backends="rknn"))
+    result = pytester.runpytest("specs")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*invalid spec: *model.yaml:7: targets.rk3588.budgets.ops.unsupported: "
+                                 "Input should be greater than or equal to 0*"])
+
+
+def test_an_unknown_table_skips_naming_it_or_fails_under_strict(pytester, spec_project, models):
+    _nonzero_model(models / "peaks.onnx")
+    spec_project(_spec("peaks.onnx", "rk3588", "ops: {table: nosuch}", backends="rknn"))
+    skipped = pytester.runpytest("specs", "-rs")
+    skipped.assert_outcomes(skipped=1)
+    skipped.stdout.fnmatch_lines(["SKIPPED*no operator table named 'nosuch' (known: *rknn-rk3588*)*"])
+    strict = pytester.runpytest("specs", "--edge-strict")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*no operator table named 'nosuch'*--edge-strict turns this skip into a failure*"])
+
+
+# 3. the host: the installed runtime's own registry
+
+
+def test_a_host_ops_check_uses_the_installed_runtimes_registry(pytester, spec_project, models):
+    _nonzero_model(models / "peaks.onnx")
+    spec_project(_spec("peaks.onnx", "host", "ops: {unsupported: 0, constraint: 0}", backends="onnxruntime"))
+    result = pytester.runpytest("specs", "--junitxml=report.xml")
+    result.assert_outcomes(passed=1)
+    case = _properties(pytester.path / "report.xml")["host-onnxruntime-none-ops"]
+    import onnxruntime
+
+    assert case["edge.ops.table"].startswith("onnxruntime-cpu: ")
+    assert f"onnxruntime {onnxruntime.__version__}" in case["edge.ops.table"]
+    assert "kernel registry" in case["edge.ops.table"]
+    assert case["edge.ops.nodes"] == "3"
+
+
+def test_a_table_the_spec_names_is_the_one_judged_on_the_host(pytester, spec_project, models):
+    _nonzero_model(models / "peaks.onnx")
+    spec_project(_spec("peaks.onnx", "host", "ops: {unsupported: 0, table: rknn-rk3588}", backends="onnxruntime"))
+    result = pytester.runpytest("specs", "--junitxml=report.xml")
+    case = _properties(pytester.path / "report.xml")["host-onnxruntime-none-ops"]
+    assert case["edge.ops.table"].startswith("rknn-rk3588: ")
+    result.assert_outcomes(failed=1)
+
+
+# 4. latency from the cost model
+
+
+def _estimate_ms(path) -> tuple[float, float, float]:
+    """The rk3588 rknn estimate of a model, as the plugin will compute it."""
+    from edgecheck.analysis.costs import model_facts
+    from edgecheck.analysis.estimate import estimate_latency
+    from edgecheck.analysis.graph import analyse
+    from edgecheck.devices import load_profiles
+
+    estimate = estimate_latency(model_facts(analyse(path)), load_profiles()["rk3588"], "rknn")
+    return estimate.ms, estimate.low_ms, estimate.high_ms
+
+
+def test_an_estimated_latency_budget_is_judged_without_a_board(pytester, spec_project, models):
+    path = _nonzero_model(models / "peaks.onnx")
+    ms, low, high = _estimate_ms(path)
+    spec_project(_spec("peaks.onnx", "rk3588", f"latency_ms: {{p95: {high * 100:.6g}, source: estimate}}",
+                       backends="rknn"))
+    passed = pytester.runpytest("specs", "--junitxml=report.xml")
+    passed.assert_outcomes(passed=1)
+    case = _properties(pytester.path / "report.xml")["rk3588-rknn-none-latency"]
+    assert float(case["edge.latency.estimate.p95"]) == pytest.approx(ms, rel=1e-6)
+    assert float(case["edge.latency.estimate.p95.range_low"]) == pytest.approx(low, rel=1e-6)
+    assert float(case["edge.latency.estimate.p95.range_high"]) == pytest.approx(high, rel=1e-6)
+    assert "estimate" in case["edge.measured_on"] and "UNCALIBRATED" in case["edge.measured_on"]
+    assert "edge.latency.p95" not in case  # never a measured figure's name
+    assert case["edge.estimate.precision"] == "fp16" and case["edge.verdict"] == "pass"
+
+    spec_project(_spec("peaks.onnx", "rk3588", f"latency_ms: {{p95: {low / 100:.6g}, source: estimate}}",
+                       backends="rknn"))
+    failed = pytester.runpytest("specs")
+    failed.assert_outcomes(failed=1)
+    failed.stdout.fnmatch_lines(["*latency.estimate.p95*stated error range*"])
+
+
+def test_a_budget_inside_the_estimates_range_is_inconclusive(pytester, spec_project, models):
+    path = _nonzero_model(models / "peaks.onnx")
+    ms, low, high = _estimate_ms(path)
+    assert low < ms < high
+    spec_project(_spec("peaks.onnx", "rk3588", f"latency_ms: {{p95: {ms:.6g}, source: estimate}}", backends="rknn"))
+    warned = pytester.runpytest("specs", "--junitxml=report.xml")
+    warned.assert_outcomes(passed=1, warnings=1)
+    warned.stdout.fnmatch_lines(["*InconclusiveWarning: rk3588-rknn-none-latency: latency.estimate.p95*inconclusive*"])
+    assert _properties(pytester.path / "report.xml")["rk3588-rknn-none-latency"]["edge.verdict"] == "inconclusive"
+
+    strict = pytester.runpytest("specs", "--edge-inconclusive=fail")
+    strict.assert_outcomes(failed=1)
+    strict.stdout.fnmatch_lines(["*latency verdict inconclusive*"])
+
+
+def test_without_source_estimate_a_device_latency_budget_cannot_be_judged(pytester, spec_project, models):
+    _nonzero_model(models / "peaks.onnx")
+    spec_project(_spec("peaks.onnx", "rk3588", "latency_ms: {p95: 1000}", backends="rknn, onnxruntime"))
+    result = pytester.runpytest("specs", "-rs")
+    result.assert_outcomes(skipped=2)
+    # onnxruntime is installed: the reason is the missing board, with the way out
+    result.stdout.fnmatch_lines(["SKIPPED*cannot judge rk3588 latency here: no rk3588 to measure on*"
+                                 "source: estimate for the cost model's estimate*"])
+    # rknn is not installed here: that is said first
+    result.stdout.fnmatch_lines(["SKIPPED*rknn cannot run here: no backend of that name is installed*"])
