@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from edgecheck.devices import read_named_mapping
 from edgecheck.errors import DeviceError
 from edgecheck.strict import StrictModel
 
@@ -110,13 +110,7 @@ def op_key(domain: str, op_type: str) -> str:
 
 
 def read_table(path: Path) -> OpTable:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DeviceError(f"{path}: cannot read operator table: {exc}") from None
-    if not isinstance(data, dict):
-        raise DeviceError(f"{path}: an operator table is a mapping of fields")
-    data.setdefault("name", path.stem)
+    data = read_named_mapping(path, "operator table")
     try:
         return OpTable.model_validate({**data, "file": path})
     except ValidationError as exc:

@@ -137,13 +137,14 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_named_mapping(path: Path, what: str) -> dict[str, Any]:
+    """Read a YAML data file (a device profile, an operator table) named after its file by default."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DeviceError(f"{path}: cannot read device profile: {exc}") from None
+        raise DeviceError(f"{path}: cannot read {what}: {exc}") from None
     if not isinstance(data, dict):
-        raise DeviceError(f"{path}: a device profile is a mapping of fields")
+        raise DeviceError(f"{path}: the {what} must be a mapping of fields")
     data.setdefault("name", path.stem)
     return data
 
@@ -155,7 +156,7 @@ def load_profiles(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, D
         if not Path(folder).is_dir():
             raise DeviceError(f"{folder}: device profile folder not found")
         for path in sorted(Path(folder).glob("*.y*ml")):
-            data = _read(path)
+            data = read_named_mapping(path, "device profile")
             raw[str(data["name"])] = (data, path)
     profiles: dict[str, DeviceProfile] = {}
     for name in raw:
