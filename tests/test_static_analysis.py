@@ -350,6 +350,32 @@ def test_each_constraint_kind_met_and_broken(rule, met, broken, says):
         assert verdict.reason == f"{says} (what breaking it means here)"
 
 
+def test_the_harshest_broken_constraint_decides_whatever_the_order_of_the_rules():
+    mild = Constraint(kind="attribute", attribute="kernel_shape", max=3, then="constraint", text="mild")
+    harsh = Constraint(kind="constant_input", input=1, then="unsupported", text="harsh")
+    graph = _conv_graph(w_shape=(8, 4, 5, 5), weight_is_input=True)  # breaks both
+    for order in ((mild, harsh), (harsh, mild)):
+        verdict, _ = _verdict(graph, _one_rule(*order))
+        assert verdict.status == "unsupported" and verdict.reason.endswith("(harsh)")
+
+
+def test_dropping_one_ops_bound_in_a_recipe_override_keeps_the_default_unsupported_gate():
+    from edgecheck.spec.schema import Budgets
+
+    merged = Budgets(ops={"fallback": 2}).merged(Budgets(ops={"fallback": None}))
+    assert merged.ops is not None and merged.ops.bounds() == {"unsupported": 0}
+    assert Budgets(ops={"fallback": 2}).merged(Budgets(ops={"fallback": None, "unsupported": None})).ops is None
+
+
+def test_an_estimate_with_compute_nodes_of_unknown_shape_cannot_be_judged(rk3588):
+    nodes = [helper.make_node("Mystery", ["x"], ["m"], name="custom", domain="my.ops"),
+             helper.make_node("Conv", ["m", "w"], ["y"], name="conv", kernel_shape=[3, 3])]
+    model = _model(nodes, [("x", FLOAT, [1, 4, 8, 8])], [("y", FLOAT, None)], [_init("w", (8, 4, 3, 3))],
+                   extra_opsets=[("my.ops", 1)], check=False)
+    with pytest.raises(CannotJudge, match=r"1 compute nodes have shapes that could not be inferred \(conv\)"):
+        estimate_latency(model_facts(analyse(model)), rk3588, "rknn")
+
+
 def test_an_attribute_absent_without_a_default_is_not_a_breach():
     rule = Constraint(kind="attribute", attribute="group", values=[3])
     verdict, _ = _verdict(_conv_graph(), _one_rule(rule))
@@ -619,3 +645,4 @@ def test_fitting_the_published_points_reproduces_the_stored_efficiencies(calibra
     assert calibrate.error_factor(errors) == pytest.approx(model.error_factor, abs=0.01)
     assert all(abs(e) < model.error_factor - 1 + 1e-9 for e in errors if e is not None)
     assert math.isinf(calibrate.error_factor([None]))
+    assert calibrate.error_factor([-0.2617]) == 1.36  # 1.3545 rounds up: the range must hold the held-out point

@@ -86,4 +86,4 @@ def leave_one_out(points: list[tuple[ModelFacts, float]], base: CostModel, preci
 def error_factor(errors: list[float | None], floor: float = 1.25) -> float:
     """The factor f such that every held-out prediction lies within [published / f, published × f]."""
     factors = [max(1 + e, 1 / (1 + e)) for e in errors if e is not None and e > -1]
-    return round(max([floor, *factors]), 2) if factors else math.inf
+    return math.ceil(max([floor, *factors]) * 100) / 100 if factors else math.inf  # up: the range must hold them

@@ -24,6 +24,9 @@ COMPUTE: dict[str, tuple[int | None, str]] = {
     "Gemm": (1, "gemm"), "MatMul": (1, "matmul"), "MatMulInteger": (1, "matmul"), "QLinearMatMul": (3, "matmul"),
     "com.microsoft.FusedMatMul": (1, "matmul"), "com.microsoft.MatMulIntegerToFloat": (1, "matmul"),
 }
+# Matrix work without a formula here yet: counted as element-wise, and said so in the notes.
+NO_COST_FORMULA = {"LSTM", "GRU", "RNN", "Einsum", "Attention", "com.microsoft.Attention",
+                   "com.microsoft.MultiHeadAttention"}
 # Element-wise ops a compiler folds into the kernel that produced their first input.
 EPILOGUE = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Tanh", "Mul", "Add",
             "BatchNormalization", "Elu", "Selu", "Softplus", "Gelu", "com.microsoft.Gelu"}
@@ -250,6 +253,10 @@ def model_facts(graph: AnalysedGraph) -> ModelFacts:
     loops = [n.label for n in graph.nodes if n.op_type in ("Loop", "Scan")]
     if loops:
         notes.append(f"the bodies of {', '.join(loops)} are counted once: how often they run is known only at run time")
+    formula_less = sorted({n.key for n in graph.nodes if n.key in NO_COST_FORMULA})
+    if formula_less:
+        notes.append(f"{', '.join(formula_less)} have no cost formula here: their arithmetic counts as element-wise "
+                     "work, far below what they do (the estimate is low for this model)")
     unknown = [c.node.label for c in costs if not c.known and c.kind != "free"]
     if unknown:
         notes.append(f"{len(unknown)} nodes have shapes that could not be inferred and count as 0: "

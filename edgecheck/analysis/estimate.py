@@ -101,6 +101,11 @@ def estimate_with(facts: ModelFacts, model: CostModel, precision: str) -> tuple[
 
 def estimate_latency(facts: ModelFacts, profile: DeviceProfile, backend: str) -> LatencyEstimate:
     """The estimated latency of one inference of this model on the device with the backend."""
+    unknown = [n for n in facts.unknown_nodes if n.kind == "compute"]
+    if unknown:  # counted as 0, a conv or matmul of unknown size could hide most of the work
+        raise CannotJudge(f"cannot estimate latency: {len(unknown)} compute nodes have shapes that could not be "
+                          f"inferred ({', '.join(n.node.label for n in unknown[:5])}); give the input shapes in the "
+                          "spec's inputs: section")
     model, precision, notes = cost_model_for(profile, backend, facts.precision)
     total, compute, memory, overhead, kernels = estimate_with(facts, model, precision)
     ms = total * 1e3

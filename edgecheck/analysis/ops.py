@@ -136,15 +136,16 @@ def classify_node(node: GraphNode, graph: AnalysedGraph, table: OpTable, uncheck
         if not any(a <= node.since_version and (b is None or node.since_version <= b) for a, b in rule.versions):
             return NodeVerdict(node, "unsupported", f"{node.key} version {node.since_version} (at the model's opset) "
                                f"is not covered; covered versions: {_version_text(rule.versions)}", cite)
+    worst: NodeVerdict | None = None  # every rule is checked: a harsher breach listed later must win
     for constraint in rule.constraints:
         breach = check_constraint(constraint, node, graph)
         if breach is False:
             unchecked.append(f"{node.label}: {constraint.kind} rule not checkable (type or shape unknown)")
             continue
-        if breach:
+        if breach and (worst is None or CLASSES.index(constraint.then) > CLASSES.index(worst.status)):
             words = "; ".join(t for t in (constraint.text, table.notes.get(constraint.kind, "")) if t)
-            return NodeVerdict(node, constraint.then, f"{breach}" + (f" ({words})" if words else ""), cite)
-    return NodeVerdict(node, "supported", rule.note, cite)
+            worst = NodeVerdict(node, constraint.then, f"{breach}" + (f" ({words})" if words else ""), cite)
+    return worst or NodeVerdict(node, "supported", rule.note, cite)
 
 
 def classify(graph: AnalysedGraph, table: OpTable) -> OpsReport:

@@ -257,8 +257,12 @@ class Budgets(_Strict):
                 data[name] = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
         for name in _MERGED:
             section = data.get(name)
-            bounds = [v for k, v in section.items() if k in _BOUND_FIELDS[name]] if isinstance(section, dict) else []
-            if bounds and all(v is None for v in bounds):
+            if not isinstance(section, dict) or not any(k in _BOUND_FIELDS[name] for k in section):
+                continue
+            fields = type(getattr(self, name) or getattr(override, name)).model_fields
+            # a bound not written keeps its default (ops' unsupported: 0), so it still counts as set
+            bounds = [section.get(k, fields[k].default) for k in _BOUND_FIELDS[name]]
+            if all(v is None for v in bounds):
                 data[name] = None  # every bound dropped: no such check for this entry
         return Budgets.model_validate(data)
 
