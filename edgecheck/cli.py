@@ -1,7 +1,8 @@
 """The `edgecheck` command: `check` runs the spec tests through pytest (same exit codes),
 `devices` lists device profiles, `recipes` the compression recipes and their parameters, `cache`
-shows or clears the artifact cache, `schema` prints the spec JSON Schema for editors; `ops`,
-`inspect` and `fit` analyse a model file for a target without running it."""
+shows or clears the artifact cache, `env` lists and creates the tool environments converters with
+clashing pins run in (onnx2tf), `schema` prints the spec JSON Schema for editors; `ops`, `inspect`
+and `fit` analyse a model file for a target without running it."""
 
 from __future__ import annotations
 
@@ -91,6 +92,37 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
 
     print("\n".join(format_table(rows)))
     return 0
+
+
+def _env(args: argparse.Namespace, extra: list[str]) -> int:
+    """`env list`, `env create NAME`, `env path NAME`: a bad definition or a failed create is exit 1."""
+    from edgecheck.envs import create_env, env_definition, env_status, known_envs
+    from edgecheck.errors import EnvError
+    from edgecheck.report.table import format_table
+
+    try:
+        if args.action == "create":
+            env = create_env(args.name, path=Path(args.path) if args.path else None, force=args.force,
+                             python=args.python)
+            print(f"interpreter: {env.python}")
+            return 0
+        if args.action == "path":
+            status = env_status(args.name)
+            if status.env is None:
+                print(f"edgecheck: {status.reason}", file=sys.stderr)
+                return 1
+            print(status.env.python)
+            return 0
+        rows = [("env", "state", "path", "size", "tool version, or what to do")]
+        for name in known_envs():
+            status = env_status(name)
+            detail = (status.env.tool_version or "-") if status.env else status.reason
+            rows.append((name, status.state, status.path, env_definition(name).size, detail))
+        print("\n".join(format_table(rows)))
+        return 0
+    except EnvError as exc:
+        print(f"edgecheck: {exc}", file=sys.stderr)
+        return 1
 
 
 def _shapes(values: list[str]) -> dict[str, tuple[int, ...]]:
@@ -231,6 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--devices-dir", action="append", default=[], help="a folder of project profiles")
     devices.add_argument("--json", action="store_true", help="print the profiles as JSON")
     devices.set_defaults(run=_devices)
+    env = commands.add_parser("env", help="list or create the tool environments converters run in",
+                              description="Converters whose pinned versions clash with edgecheck's (onnx2tf) "
+                              "each run in a virtual environment of their own, made once by `edgecheck env "
+                              "create NAME` (in $EDGECHECK_ENVS, else $XDG_DATA_HOME/edgecheck/envs, "
+                              "else ~/.local/share/edgecheck/envs); "
+                              "EDGECHECK_ENV_<NAME> points at a venv you manage instead.")
+    env.set_defaults(run=_env, action="list")
+    env_actions = env.add_subparsers(dest="action")
+    env_actions.add_parser("list", help="each environment: state, path, tool version or what to run")
+    env_create = env_actions.add_parser("create", help="create (or rebuild when stale) an environment")
+    env_create.add_argument("name")
+    env_create.add_argument("--path", help="put it here instead (then set EDGECHECK_ENV_<NAME> to it)")
+    env_create.add_argument("--force", action="store_true", help="rebuild even if it is ready")
+    env_create.add_argument("--python", help="the interpreter to make the venv with (default: this one)")
+    env_path = env_actions.add_parser("path", help="print the environment's interpreter (exit 1 if not ready)")
+    env_path.add_argument("name")
     schema = commands.add_parser("schema", help="print the JSON Schema of spec files")
     schema.set_defaults(run=_schema)
 

@@ -85,3 +85,13 @@ class BudgetExceeded(EdgecheckError):
     def __init__(self, result):  # result: edgecheck.checks.result.CheckResult
         self.result = result
         super().__init__("; ".join(result.breaches()))
+
+
+class EnvError(EdgecheckError):
+    """A tool environment (`edgecheck env`) is unknown, its definition file is invalid, or creating
+    it failed: names the step and carries the end of the failing command's output."""
+
+    def __init__(self, message: str, *, step: str | None = None, output: str = ""):
+        self.step = step
+        self.output = output
+        super().__init__(message + (f"\n{output}" if output else ""))

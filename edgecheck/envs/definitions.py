@@ -1,0 +1,149 @@
+"""Tool environment definitions are data: a YAML file per tool in this folder (`onnx2tf.yaml`), then
+the files in the folders named in $EDGECHECK_ENV_DEFS (os.pathsep-separated, e.g. a project's own or a
+test's), then those passed as `extra_dirs`; a later file with the same name replaces an earlier one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+
+from edgecheck.errors import EnvError
+from edgecheck.strict import StrictModel
+
+BUILTIN_DIR = Path(__file__).parent
+DEFS_VAR = "EDGECHECK_ENV_DEFS"
+
+
+def override_var(name: str) -> str:
+    """EDGECHECK_ENV_<NAME>: a venv the user manages, used as it is."""
+    return "EDGECHECK_ENV_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+class EnvDefinition(StrictModel):
+    """What goes into one tool's environment and how to prove it works."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str = Field(pattern=r"^[^\n]*$", description="One line.")
+    python: str = Field(description="What the interpreter making the venv must meet, e.g. '>=3.10,<3.13'.")
+    requirements: list[str] = Field(description="pip requirement strings, installed in one pip call.")
+    check: str = Field(description="Python run by the env's interpreter; its last stdout line is the version.")
+    size: str = Field(description="Disk and time, for the user deciding whether to create it.")
+    notes: list[str] = Field(default_factory=list)
+    file: Path | None = Field(None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if override_var(value) == DEFS_VAR:
+            raise ValueError(f"{value!r} is reserved: its variable would be {DEFS_VAR}")
+        return value
+
+    @field_validator("python")
+    @classmethod
+    def _valid_specifier(cls, value: str) -> str:
+        python_meets("3.0.0", value)  # raises ValueError on a malformed requirement
+        return value
+
+    @field_validator("requirements")
+    @classmethod
+    def _valid_requirements(cls, value: list[str]) -> list[str]:
+        for req in value:
+            if not req.strip() or req.lstrip().startswith("-"):  # a pip option would change what is installed
+                raise ValueError(f"{req!r} is not a requirement")
+            try:
+                from packaging.requirements import Requirement
+                Requirement(req)
+            except ImportError:
+                pass
+            except ValueError as exc:  # packaging's InvalidRequirement
+                raise ValueError(f"{req!r}: {exc}") from None
+        return value
+
+    @field_validator("check")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            compile(value, "<check>", "exec")
+        except SyntaxError as exc:
+            raise ValueError(f"not valid Python: {exc.msg}") from None
+        return value
+
+    def digest(self) -> str:
+        """What the environment depends on; a different digest in the marker means stale."""
+        key = json.dumps({"requirements": self.requirements, "python": self.python, "check": self.check},
+                         sort_keys=True)
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+def python_meets(version: str, spec: str) -> bool:
+    """Whether a Python version meets a requirement like '>=3.10,<3.13' (packaging when installed)."""
+    try:
+        from packaging.specifiers import SpecifierSet
+    except ImportError:
+        return _simple_meets(version, spec)
+    try:
+        return SpecifierSet(spec).contains(version, prereleases=True)
+    except ValueError as exc:  # packaging's InvalidSpecifier
+        raise ValueError(f"{spec!r} is not a version requirement: {exc}") from None
+
+
+def _simple_meets(version: str, spec: str) -> bool:
+    ops = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "==": lambda a, b: a[:len(b)] == b,
+           "!=": lambda a, b: a[:len(b)] != b, ">": lambda a, b: a > b, "<": lambda a, b: a < b}
+    have, ok = tuple(int(p) for p in version.split(".")), True
+    for clause in filter(None, (c.strip() for c in spec.split(","))):
+        match = re.fullmatch(r"(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)", clause)
+        if not match:
+            raise ValueError(f"{spec!r} is not a version requirement: cannot read {clause!r}")
+        ok = ok and ops[match[1]](have, tuple(int(p) for p in match[2].split(".")))
+    return ok
+
+
+def read_definition(path: Path) -> EnvDefinition:
+    """One definition file; errors name the file and the field."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise EnvError(f"{path}: cannot read the environment definition: {exc}") from None
+    if not isinstance(data, dict):
+        raise EnvError(f"{path}: the environment definition must be a mapping of fields")
+    data.setdefault("name", Path(path).stem)
+    try:
+        return EnvDefinition.model_validate({**data, "file": path})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise EnvError(f"{path}: {field}: {first['msg']}") from None
+
+
+def load_definitions(extra_dirs: Iterable[Path] = ()) -> dict[str, EnvDefinition]:
+    """The built-in folder's, then $EDGECHECK_ENV_DEFS's folders', then `extra_dirs`': later ones win."""
+    from_var = [Path(p) for p in os.environ.get(DEFS_VAR, "").split(os.pathsep) if p]
+    definitions: dict[str, EnvDefinition] = {}
+    for folder in [BUILTIN_DIR, *from_var, *(Path(p) for p in extra_dirs)]:
+        if not folder.is_dir():
+            named = f" (named in ${DEFS_VAR})" if folder in from_var else ""
+            raise EnvError(f"{folder}: environment definition folder not found{named}")
+        for path in sorted(folder.glob("*.y*ml")):
+            definition = read_definition(path)
+            definitions[definition.name] = definition
+    return definitions
+
+
+def known_envs() -> list[str]:
+    return sorted(load_definitions())
+
+
+def env_definition(name: str) -> EnvDefinition:
+    definitions = load_definitions()
+    if name not in definitions:
+        raise EnvError(f"unknown tool environment {name!r} (known: {', '.join(sorted(definitions)) or 'none'})")
+    return definitions[name]
