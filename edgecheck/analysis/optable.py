@@ -83,6 +83,8 @@ class OpTable(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     title: str
     backend: str
+    format: Literal["onnx", "tflite"] = Field("onnx", description="The model format whose operators it keys: ONNX "
+                                              "op types, or TFLite builtin names and custom:<code>.")
     devices: list[str] = Field(default_factory=list, description="Devices it speaks for; empty: any.")
     version: str = Field(description="The version of the source this table reflects.")
     source: str = Field(description="Where the rules come from: document, release, section.")

@@ -23,21 +23,29 @@ class Analysis:
     facts: ModelFacts
 
 
-def table_for(tables: dict[str, OpTable], device: DeviceProfile, backend: str, name: str | None = None) -> OpTable:
+def table_for(tables: dict[str, OpTable], device: DeviceProfile, backend: str, name: str | None = None,
+              model_format: str = "onnx") -> OpTable:
     """The spec's table if it names one, else the profile's for the backend, else the backend's table
-    for this device, else its general one."""
+    for this device, else its general one — among the tables that read the artifact's format."""
+    if name:
+        if name not in tables:
+            raise CannotJudge(f"no operator table named {name!r} (known: {', '.join(sorted(tables))})")
+        if tables[name].format != model_format:
+            raise CannotJudge(f"operator table {name!r} reads {tables[name].format} models; this artifact is "
+                              f"{model_format}")
+        return tables[name]
     support = device.backends.get(backend)
-    wanted = name or (support.ops if support is not None else None)
-    if wanted:
-        if wanted not in tables:
-            raise CannotJudge(f"no operator table named {wanted!r} (known: {', '.join(sorted(tables))})")
-        return tables[wanted]
-    mine = [t for t in tables.values() if t.backend == backend and device.name in t.devices]
-    general = [t for t in tables.values() if t.backend == backend and not t.devices]
+    if support is not None and support.ops and support.ops not in tables:
+        raise CannotJudge(f"no operator table named {support.ops!r} (known: {', '.join(sorted(tables))})")
+    readable = {key: t for key, t in tables.items() if t.format == model_format}
+    if support is not None and support.ops in readable:
+        return readable[support.ops]
+    mine = [t for t in readable.values() if t.backend == backend and device.name in t.devices]
+    general = [t for t in readable.values() if t.backend == backend and not t.devices]
     found = mine or general
     if not found:
-        raise CannotJudge(f"no operator table for backend {backend!r} on {device.name} (tables: "
-                          f"{', '.join(sorted(tables))}); add one with the ini option edge_ops_dir")
+        raise CannotJudge(f"no operator table for {model_format} models on backend {backend!r} on {device.name} "
+                          f"(tables: {', '.join(sorted(tables))}); add one with the ini option edge_ops_dir")
     return found[0]
 
 
@@ -74,8 +82,15 @@ class StaticAnalysis:
             self._analyses[key] = Analysis(graph, model_facts(graph))
         return self._analyses[key]
 
-    def table_for(self, device: DeviceProfile, backend: str, name: str | None = None) -> OpTable:
-        return table_for(self.tables(), device, backend, name)
+    def table_for(self, device: DeviceProfile, backend: str, name: str | None = None,
+                  model_format: str = "onnx") -> OpTable:
+        return table_for(self.tables(), device, backend, name, model_format)
+
+    def classify_tflite(self, path: Path, device: DeviceProfile, backend: str, name: str | None = None) -> OpsReport:
+        """A .tflite file's operators against the TFLite table for the device and backend."""
+        from edgecheck.analysis.tflite_ops import classify_tflite, tflite_graph
+
+        return classify_tflite(tflite_graph(path), self.table_for(device, backend, name, "tflite"))
 
     @staticmethod
     def classify(graph: AnalysedGraph, table: OpTable) -> OpsReport:

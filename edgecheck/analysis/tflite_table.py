@@ -1,0 +1,150 @@
+"""LiteRT's (TFLite's) builtin operator table, read from the installed ai-edge-litert.
+
+The operator names are the BuiltinOperator enum of the installed TFLite schema
+(`ai_edge_litert/schema_py_generated.py`). The enum is not the kernel list: some names (the
+StableHLO ops, DELEGATE, CALL, ...) have no kernel in the interpreter's builtin op resolver, and each
+kernel covers a range of operator versions. So every name is probed against the installed
+interpreter: a one-op model per (operator, version) is loaded (never invoked) and the interpreter
+either finds a kernel for it or answers "Didn't find op for builtin opcode". Loading runs no kernel
+code for builtin ops; the few custom ops the builtin resolver also registers are probed with an
+empty options map up to their Prepare, which refuses the op for its missing inputs.
+
+Keys are those of `edgecheck.tflite_model`: builtin names as is ("CONV_2D"), custom ops as
+"custom:<code>" ("custom:TFLite_Detection_PostProcess"). `versions` are OperatorCode versions.
+Flex ops (custom codes starting with "Flex") are TensorFlow ops run by the Flex delegate and cannot
+be listed one by one: they fall under `unlisted`, and a classifier tells them apart by their code.
+
+The shipped `tables/litert-builtins.yaml` is this output for the release named in it;
+`python -m edgecheck.analysis.tflite_table > edgecheck/analysis/tables/litert-builtins.yaml`
+regenerates it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+
+from edgecheck.analysis.optable import OpRule, OpTable, Unlisted
+from edgecheck.tflite_model import CUSTOM_PREFIX
+
+# Operator versions probed per op (TFLite's highest today is in the teens); a kernel still found at
+# the last one is written as open-ended.
+MAX_VERSION = 64
+# Custom ops the builtin op resolver registers besides the builtins (tflite/kernels/register.cc).
+RESOLVER_CUSTOM_OPS = ("AudioSpectrogram", "Mfcc", "NumericVerify", "TFLite_Detection_PostProcess")
+# Enum entries that are no operator: CUSTOM marks a custom op (keyed by its code instead), and
+# PLACEHOLDER_FOR_GREATER_OP_CODES the switch to the wide builtin_code field.
+NOT_OPERATORS = ("CUSTOM", "PLACEHOLDER_FOR_GREATER_OP_CODES")
+_NOT_FOUND = ("Didn't find op for builtin opcode", "Encountered unresolved custom op")
+
+
+def _probe_model(schema, code: int, version: int, custom: str | None = None) -> bytes:
+    """A model with one operator of that code and version, no inputs, and (custom ops) empty options."""
+    import flatbuffers
+    from flatbuffers import flexbuffers
+
+    opcode = schema.OperatorCodeT()
+    opcode.builtinCode = code
+    opcode.deprecatedBuiltinCode = min(code, schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
+    opcode.customCode = custom
+    opcode.version = version
+    op = schema.OperatorT()
+    op.opcodeIndex = 0
+    op.inputs, op.outputs = [], []
+    if custom is not None:
+        op.customOptions = list(flexbuffers.Dumps({}))
+    tensor = schema.TensorT()
+    tensor.name, tensor.shape, tensor.type = "probe", [1], schema.TensorType.FLOAT32
+    subgraph = schema.SubGraphT()
+    subgraph.tensors, subgraph.inputs, subgraph.outputs, subgraph.operators = [tensor], [0], [0], [op]
+    model = schema.ModelT()
+    model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [opcode], [subgraph], [schema.BufferT()]
+    builder = flatbuffers.Builder(256)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _has_kernel(schema, code: int, version: int, custom: str | None = None) -> bool:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    content = _probe_model(schema, code, version, custom)
+    try:
+        interpreter = Interpreter(model_content=content,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        if custom is not None:
+            interpreter.allocate_tensors()  # custom ops are looked up when the graph is prepared
+    except (RuntimeError, ValueError) as exc:
+        return not str(exc).startswith(_NOT_FOUND) and "unresolved custom op" not in str(exc)
+    return True  # loaded: a builtin was found (its options, absent here, are read only later)
+
+
+def _ranges(versions: list[int]) -> list[tuple[int, int | None]]:
+    merged: list[list[int]] = []
+    for v in sorted(versions):
+        if merged and v == merged[-1][1] + 1:
+            merged[-1][1] = v
+        else:
+            merged.append([v, v])
+    return [(a, None if b >= MAX_VERSION else b) for a, b in merged]
+
+
+def _probe(schema, code: int, custom: str | None = None) -> list[tuple[int, int | None]]:
+    return _ranges([v for v in range(1, MAX_VERSION + 1) if _has_kernel(schema, code, v, custom)])
+
+
+def table_from_litert() -> OpTable:
+    """The builtin operators of the installed ai-edge-litert, with the versions its interpreter has kernels for."""
+    import ai_edge_litert
+    from ai_edge_litert import schema_py_generated as schema
+
+    from edgecheck.tflite_model import builtin_operator_names
+
+    version = f"ai-edge-litert {ai_edge_litert.__version__}"
+    ops: dict[str, OpRule] = {}
+    for code, name in sorted(builtin_operator_names().items(), key=lambda item: item[1]):
+        if name in NOT_OPERATORS:
+            continue
+        versions = _probe(schema, code)
+        if versions:
+            ops[name] = OpRule(versions=versions)
+        else:
+            ops[name] = OpRule(status="unsupported", note=(
+                f"in the TFLite schema, but the {version} interpreter's builtin op resolver has no kernel for "
+                "it: loading the model fails (\"Didn't find op for builtin opcode\")"))
+    for custom in RESOLVER_CUSTOM_OPS:
+        versions = _probe(schema, schema.BuiltinOperator.CUSTOM, custom)
+        if versions:
+            ops[f"{CUSTOM_PREFIX}{custom}"] = OpRule(versions=versions, note=(
+                "a custom op the builtin op resolver registers: runs without registering it"))
+    return OpTable(
+        name="litert-builtins", title="LiteRT builtin operators", backend="tflite", format="tflite", version=version,
+        source="the BuiltinOperator enum of the installed ai-edge-litert's TFLite schema (schema_py_generated.py); "
+               "kernels and versions from its interpreter's builtin op resolver, probed op by op",
+        url="https://github.com/google-ai-edge/LiteRT/blob/main/tflite/converter/schema/schema.fbs",
+        unlisted=Unlisted(status="unsupported", reason="not a builtin operator of this LiteRT: a custom op needs "
+                          "the runtime to register it"),
+        ops=ops)
+
+
+class _Flow(dict):
+    """An operator's rule, written on one line."""
+
+
+yaml.SafeDumper.add_representer(_Flow, lambda dumper, data: dumper.represent_mapping(
+    "tag:yaml.org,2002:map", data.items(), flow_style=True))
+
+
+def dump(table: OpTable) -> str:
+    data: dict[str, Any] = table.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+    data["ops"] = {key: _Flow(rule) for key, rule in data["ops"].items()}
+    header = ("# Generated by `python -m edgecheck.analysis.tflite_table` from the installed ai-edge-litert;\n"
+              "# edit nothing by hand. Keys: TFLite builtin operator names, custom ops as custom:<code>; versions:\n"
+              "# OperatorCode versions the interpreter has a kernel for. Flex ops (custom:Flex...) are TensorFlow\n"
+              "# ops run by the Flex delegate: not listable one by one, they are unlisted here.\n")
+    return header + yaml.safe_dump(data, sort_keys=False, width=160)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(dump(table_from_litert()))
