@@ -17,7 +17,7 @@ from typing import Any
 import edgecheck
 from edgecheck.cache import ArtifactCache, content_key, tool_versions
 from edgecheck.compress import ORIGINAL, Artifact, Recipe, RecipeContext, get_recipe, tool_message
-from edgecheck.model import file_sha256, inspect_onnx
+from edgecheck.model import file_sha256, inspect_model
 from edgecheck.errors import RecipeError
 from edgecheck.spec import RecipeStep
 from edgecheck.spec.schema import CANDIDATE
@@ -35,7 +35,7 @@ class MadeArtifact:
 
 def model_sha256(path: Path) -> str:
     """SHA-256 of a model file and its external data."""
-    return inspect_onnx(path).sha256
+    return inspect_model(path).sha256
 
 
 def step_key(model: Path, step: RecipeStep, calibration: Path | None,

@@ -52,12 +52,19 @@ def content_key(**parts: Any) -> str:
 
 def tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
     """Versions of the tools a recipe uses, read from the imported module (so onnxruntime-gpu or
-    -openvino count as onnxruntime), else from the installed distribution."""
+    -openvino count as onnxruntime), else from the installed distribution; `env:NAME` is a tool
+    environment's (edgecheck env), as recorded when it was created."""
     import importlib
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
     for name in tools:
+        if name.startswith("env:"):
+            from edgecheck.envs import find_env
+
+            env = find_env(name[4:])
+            found[name] = env.tool_version if env is not None else "absent"
+            continue
         try:
             found[name] = str(importlib.import_module(name.replace("-", "_")).__version__)
         except (ImportError, AttributeError):

@@ -34,14 +34,19 @@ from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, parity_set
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.analysis import static
-from edgecheck.model import ModelInfo, inspect_onnx
+from edgecheck.model import ModelInfo, inspect_model
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec, RecipeStep
 from edgecheck.spec.schema import CANDIDATE
 from edgecheck.worker.client import WorkerPool
 
-REFERENCE_BACKEND = "onnxruntime"
 REFERENCE_THREADS = 1
+
+
+def reference_backend(model: Path) -> str:
+    """Where the original model runs for reference outputs: ONNX Runtime FP32 for an ONNX model; a
+    .tflite model is its own reference, on LiteRT."""
+    return "tflite" if model.suffix == ".tflite" else "onnxruntime"
 Outputs = dict[str, np.ndarray]
 
 
@@ -120,7 +125,7 @@ class Executor:
 
     def model_info(self, path: Path) -> ModelInfo:
         if path not in self._models:
-            self._models[path] = inspect_onnx(path)
+            self._models[path] = inspect_model(path)
         return self._models[path]
 
     def backend(self, name: str) -> Backend:
@@ -190,7 +195,8 @@ class Executor:
 
     def reference(self, loaded: LoadedSpec, kind: str) -> Outputs:
         """The original model's outputs (the teacher's, when the spec names a candidate)."""
-        return self.outputs(loaded, loaded.spec.model.path, REFERENCE_BACKEND, REFERENCE_THREADS, kind)
+        model = loaded.spec.model.path
+        return self.outputs(loaded, model, reference_backend(model), REFERENCE_THREADS, kind)
 
     def run(self, planned: PlannedCheck) -> CheckResult:
         """Measure and judge one planned check. Raises `BackendUnavailable` when it cannot run here."""
@@ -245,12 +251,25 @@ class Executor:
                 and planned.target.name != "host" and not planned.target.detect)
 
     def _input_shapes(self, planned: PlannedCheck) -> dict[str, tuple[int, ...]]:
-        return {name: tuple(d.shape) for name, d in planned.spec.spec.inputs.items() if d.shape}
+        """The spec's input shapes; for a dynamic input it leaves open, the shape a measurement would run
+        (one sample of the parity data), so an estimate is of the same work as a measurement."""
+        shapes = {name: tuple(d.shape) for name, d in planned.spec.spec.inputs.items() if d.shape}
+        model = self.model_info(planned.spec.spec.model.path)
+        if any(t.dynamic_dims and t.name not in shapes for t in model.inputs):
+            feed = single_input(self.inputs(planned.spec, "parity"), has_fixed_batch(model))
+            for name, value in feed.items():
+                shapes.setdefault(name, tuple(value.shape))
+        return shapes
 
     def _ops(self, planned: PlannedCheck, made: MadeArtifact) -> CheckResult:
         budget = planned.budgets.ops
         assert budget is not None
         path = made.artifact.path
+        if path.suffix == ".tflite":  # the converter's real operators, against a TFLite table
+            report = self.static.classify_tflite(path, planned.target, planned.backend, budget.table)
+            result = judge_ops(report, budget)
+            result.facts["measured_on"] = "nowhere: static analysis of the .tflite file's operators (no run)"
+            return result
         analysis = self.static.analysis(path, self._input_shapes(planned))
         table = self.static.table_for(planned.target, planned.backend, budget.table)
         report = self.static.classify(analysis.graph, table)
@@ -278,6 +297,9 @@ class Executor:
     def _estimate(self, planned: PlannedCheck, made: MadeArtifact) -> CheckResult:
         budget = planned.budgets.latency_ms
         assert budget is not None
+        if made.artifact.path.suffix != ".onnx":
+            raise CannotJudge(f"no latency estimate for a {made.artifact.path.suffix} artifact: the cost model "
+                              "reads ONNX graphs (measure it, or judge the ONNX model's estimate)")
         analysis = self.static.analysis(made.artifact.path, self._input_shapes(planned))
         estimate = self.static.estimate(analysis, planned.target, planned.backend)
         result = judge_latency_estimate(estimate.ms, estimate.low_ms, estimate.high_ms, budget)
@@ -285,6 +307,7 @@ class Executor:
         result.facts.update(estimate.facts())
         result.facts["measured_on"] = estimate.label()
         result.facts.update(self.static.fit_facts(analysis, planned.target))
+        result.warnings.extend(self.static.fit_warnings(analysis, planned.target))
         return result
 
     @staticmethod
@@ -386,8 +409,8 @@ class Executor:
             "artifact.size_ratio": f"{original.size_bytes / info.size_bytes:.3f}" if info.size_bytes else "inf",
         }
         if planned.check in ("parity", "accuracy"):
-            facts["reference"] = (f"{spec.model.path.name} (the original model) on {REFERENCE_BACKEND} FP32, "
-                                  f"{REFERENCE_THREADS} thread")
+            facts["reference"] = (f"{spec.model.path.name} (the original model) on {reference_backend(spec.model.path)} "
+                                  f"FP32, {REFERENCE_THREADS} thread")
         if planned.recipe != ORIGINAL:
             facts["recipe.steps"] = planned.steps_text
             facts.update({f"recipe.{k}": v for k, v in made.notes.items()})

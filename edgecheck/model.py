@@ -136,6 +136,16 @@ def inspect_onnx(path: Path | str) -> ModelInfo:
     )
 
 
+def inspect_model(path: Path | str) -> ModelInfo:
+    """Facts of a model file by its format: a .tflite file through the TFLite reader, else ONNX."""
+    path = Path(path)
+    if path.suffix == ".tflite":
+        from edgecheck.tflite_model import inspect_tflite
+
+        return inspect_tflite(path)
+    return inspect_onnx(path)
+
+
 def _all_nodes(graph):
     for node in graph.node:
         yield node

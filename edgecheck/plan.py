@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecheck.backends import known_backends
+from edgecheck.backends import backend_suffixes, known_backends
 from edgecheck.checks import CHECKS
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
 from edgecheck.data import synthetic_shape
@@ -121,6 +121,7 @@ def plan_checks(
                 raise loaded.error(("targets", name, "backends", index),
                                    f"unknown backend {backend!r} (known: {', '.join(sorted(serving))})")
     entries = validate_recipes(loaded)
+    formats = artifact_formats(loaded)
     planned = []
     for name, section in spec.targets.items():
         if targets is not None and name not in targets:
@@ -130,11 +131,25 @@ def plan_checks(
             if backends and backend not in backends:
                 continue
             threads = section.threads_for(backend) or profile.threads_for(backend)
+            runs = backend_suffixes(backend)
             for name, steps_text in entries:
+                if formats[name] not in runs:  # a .tflite artifact on onnxruntime, an .onnx one on tflite
+                    continue
                 budgets = section.budgets_for(name)
                 for check in _checks_for(budgets):
                     planned.append(PlannedCheck(loaded, profile, backend, name, check, budgets, steps_text, threads))
     return planned
+
+
+def artifact_formats(loaded: LoadedSpec) -> dict[str, str]:
+    """Each entry's artifact format (file suffix): the model's, changed by the steps that convert."""
+    spec = loaded.spec
+    formats = {ORIGINAL: spec.model.path.suffix}
+    if spec.candidate is not None:
+        formats[CANDIDATE] = spec.candidate.path.suffix
+    for entry in spec.compress:
+        formats[entry.name] = _format_before(loaded, entry.steps)
+    return formats
 
 
 def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:
@@ -153,10 +168,28 @@ def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:
                 continue
             if step.recipe not in known_recipes():
                 raise loaded.error(where, f"unknown recipe {step.recipe!r} (known: {', '.join(known_recipes())})")
+            recipe = get_recipe(step.recipe)
             try:
-                get_recipe(step.recipe).parse_params(step.params)
+                recipe.parse_params(step.params)
             except RecipeError as exc:
                 raise loaded.error(where, str(exc)) from None
+            given = _format_before(loaded, entry.steps[:number])
+            if given not in recipe.takes:
+                after = f" (after {' -> '.join(str(s) for s in entry.steps[:number])})" if number else ""
+                raise loaded.error(where, f"recipe {recipe.name!r} takes {', '.join(recipe.takes)} models, and its "
+                                   f"input here is a {given} model{after}")
         if [s.recipe for s in entry.steps] != [ORIGINAL]:
             entries.append((entry.name, str(entry)))
     return entries
+
+
+def _format_before(loaded: LoadedSpec, steps) -> str:
+    """The format of what `steps` make from the model (the model's own when there are none)."""
+    spec = loaded.spec
+    current = spec.model.path.suffix
+    for step in steps:
+        if step.recipe == CANDIDATE and spec.candidate is not None:
+            current = spec.candidate.path.suffix
+        elif step.recipe in known_recipes():
+            current = get_recipe(step.recipe).output_format(current)
+    return current

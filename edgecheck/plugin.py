@@ -347,7 +347,7 @@ def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
         import numpy as np
 
         from edgecheck.data import InputSet
-        from edgecheck.model import load_onnx
+        from edgecheck.model import inspect_model
 
         try:
             found = state.executor.backend(backend)
@@ -356,8 +356,8 @@ def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
                 pytest.fail(str(exc), pytrace=False)
             pytest.skip(str(exc))
         path = request.config.rootpath / model  # relative paths start at the rootdir, as in spec runs
-        if path.suffix == ".onnx":
-            load_onnx(path)  # a broken or hostile file is a ModelError naming it, before any runtime sees it
+        if path.suffix in (".onnx", ".tflite"):
+            inspect_model(path)  # a broken or hostile file is a ModelError naming it, before any runtime sees it
         # in a worker process, like every run of a spec: a runtime that crashes fails this test only
         inputs = InputSet(({name: np.asarray(value) for name, value in feed.items()},), "edge_run")
         return state.executor.runs.outputs(found, path, threads, inputs)

@@ -163,7 +163,7 @@ BAD_SPECS = {
     "escaping_path": (SPEC.replace("../models/clf.onnx", "../../outside.onnx"), "outside the project folder"),
     "unknown_input": (SPEC + "inputs: {image: {shape: [1, 4]}}\n", "inputs.image: the model has no input named 'image' (inputs: x)"),
     "unknown_target": (SPEC.replace("  host:", "  hots:"), "targets.hots: unknown device 'hots' (known: host, jetson-nano"),
-    "unknown_recipe": (SPEC + "compress: [int3-magic]\n", "compress[[]0[]]: unknown recipe 'int3-magic' (known: fp16, int8-dynamic, int8-static, lowrank, none, prune)"),
+    "unknown_recipe": (SPEC + "compress: [int3-magic]\n", "compress[[]0[]]: unknown recipe 'int3-magic' (known: fp16, int8-dynamic, int8-static, lowrank, none, prune, tflite-fp16, tflite-fp32, tflite-int8-dynamic, tflite-int8-static)"),
 }
 
 

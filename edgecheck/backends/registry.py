@@ -14,7 +14,8 @@ from edgecheck.backends.base import Availability, Backend
 from edgecheck.errors import BackendUnavailable
 
 ENTRY_POINT_GROUP = "edgecheck.backends"
-_BUILTIN = {"onnxruntime": "edgecheck.backends.onnxruntime:OnnxRuntimeBackend"}
+_BUILTIN = {"onnxruntime": "edgecheck.backends.onnxruntime:OnnxRuntimeBackend",
+            "tflite": "edgecheck.backends.tflite:TfliteBackend"}
 _registered: dict[str, type[Backend]] = {}
 _broken: dict[str, str] = {}
 _discovered = False
@@ -69,6 +70,14 @@ def _discover() -> None:
 def known_backends() -> list[str]:
     _discover()
     return sorted(set(_registered) | set(_broken))
+
+
+def backend_suffixes(name: str) -> tuple[str, ...]:
+    """The model formats a backend runs, without starting it; ONNX for one not installed here (its
+    items then skip with the reason)."""
+    _discover()
+    cls = _registered.get(name)
+    return cls.suffixes if cls is not None else (".onnx",)
 
 
 def get_backend(name: str) -> Backend:

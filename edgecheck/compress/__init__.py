@@ -3,6 +3,7 @@
 A recipe is a named entry in a registry with a pydantic model of its parameters, so a spec's
 `compress:` entries are validated (unknown recipe, unknown or mistyped parameter) when the spec is
 collected, and a third party can add one with `register_recipe`. Shipped: `none` (the model itself),
+`tflite-fp32`, `tflite-fp16`, `tflite-int8-dynamic`, `tflite-int8-static` (edgecheck/compress/tflite.py),
 `fp16`, `int8-dynamic`, `int8-static`, `prune` and `lowrank`. A chain applies steps in order, each
 to the previous step's artifact (edgecheck/artifacts.py). Recipes know nothing of caching: they write into the
 folder they are given, and the cache (edgecheck.cache) decides whether they run at all.
@@ -28,6 +29,11 @@ class RecipeNotApplicable(RecipeError):
 
     Its checks are skipped with the reason (failed under --edge-strict); other recipes still run.
     """
+
+
+class RecipeUnavailable(RecipeNotApplicable):
+    """The recipe's tool is not installed here (a converter environment not created): skipped with the
+    command that installs it, like a backend that cannot run here (failed under --edge-strict)."""
 
 
 class RecipeParams(StrictModel):
@@ -64,7 +70,9 @@ ApplyFunction = Callable[[Path, Any, RecipeContext], Artifact]
 @dataclass(frozen=True)
 class Recipe:
     """A registered recipe. `tools` are the distributions whose versions change its output (they go
-    into the cache key with `version`, which a recipe bumps when its own code changes its output)."""
+    into the cache key with `version`, which a recipe bumps when its own code changes its output).
+    `takes` are the model formats (file suffixes) it accepts; `makes` the one it writes (None: the
+    format it was given)."""
 
     name: str
     apply: ApplyFunction
@@ -73,6 +81,11 @@ class Recipe:
     tools: tuple[str, ...] = ()
     uses_calibration: bool = False
     version: int = 1
+    takes: tuple[str, ...] = (".onnx",)
+    makes: str | None = None
+
+    def output_format(self, given: str) -> str:
+        return self.makes or given
 
     def parse_params(self, raw: dict[str, Any] | None) -> RecipeParams:
         """Validated parameters; a `RecipeError` lists what is wrong and the parameters that exist."""
@@ -100,12 +113,14 @@ def register_recipe(
     tools: tuple[str, ...] = (),
     uses_calibration: bool = False,
     version: int = 1,
+    takes: tuple[str, ...] = (".onnx",),
+    makes: str | None = None,
 ) -> Callable[[ApplyFunction], ApplyFunction]:
     """Decorator: register `apply(model, params, context) -> Artifact` under `name`."""
 
     def add(function: ApplyFunction) -> ApplyFunction:
         text = summary or ((function.__doc__ or "").strip().splitlines() or [""])[0]
-        _recipes[name] = Recipe(name, function, params, text, tools, uses_calibration, version)
+        _recipes[name] = Recipe(name, function, params, text, tools, uses_calibration, version, takes, makes)
         return function
 
     return add
@@ -122,9 +137,9 @@ def get_recipe(name: str) -> Recipe:
     return recipe
 
 
-def artifact_path(model: Path, recipe: str, context: RecipeContext) -> Path:
+def artifact_path(model: Path, recipe: str, context: RecipeContext, suffix: str = ".onnx") -> Path:
     """Where a recipe writes: `<model stem>.<recipe>.onnx` in its folder, so messages name the step."""
-    return context.out_dir / f"{model.stem}.{recipe}.onnx"
+    return context.out_dir / f"{model.stem}.{recipe}{suffix}"
 
 
 def tool_message(exc: BaseException) -> str:
@@ -157,9 +172,10 @@ def save_model(model: Any, path: Path) -> Path:
     return path
 
 
-@register_recipe(ORIGINAL, summary="the model itself, unchanged: the baseline every recipe is compared with")
+@register_recipe(ORIGINAL, summary="the model itself, unchanged: the baseline every recipe is compared with",
+                 takes=(".onnx", ".tflite"))
 def keep_original(model: Path, params: NoParams, context: RecipeContext) -> Artifact:
     return Artifact(path=model, recipe=ORIGINAL, notes={"did": "nothing (the model as given)"})
 
 
-from edgecheck.compress import fp16, lowrank, prune, quantize  # noqa: E402,F401  (they register recipes)
+from edgecheck.compress import fp16, lowrank, prune, quantize, tflite  # noqa: E402,F401  (they register recipes)

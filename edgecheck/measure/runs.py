@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgecheck.backends import Backend
-from edgecheck.compress import Artifact, Recipe, RecipeContext, RecipeNotApplicable
+from edgecheck.compress import Artifact, Recipe, RecipeContext, RecipeNotApplicable, RecipeUnavailable
 from edgecheck.errors import BackendError, RecipeError
 from edgecheck.data import InputSet
 from edgecheck.measure.lock import device_lock
@@ -172,6 +172,8 @@ class ModelRuns:
             raise RecipeError(str(exc)) from None
         except BackendError as exc:
             kind, message = getattr(exc, "worker_kind", ""), getattr(exc, "worker_message", exc.reason)
+            if kind == "RecipeUnavailable":
+                raise RecipeUnavailable(message) from None
             if kind == "RecipeNotApplicable":
                 raise RecipeNotApplicable(message) from None
             if kind == "RecipeError":

@@ -1,0 +1,209 @@
+"""The TFLite backend: runs .tflite files with LiteRT (`ai-edge-litert`), else `tflite-runtime`.
+
+Inputs and outputs are fed and read by name: the signature's names where the model has one
+signature, else the tensors' names. Quantized inputs and outputs (int8/uint8 with a scale and zero
+point) are quantized from and dequantized to real values here, so parity and accuracy compare real
+numbers. An artifact converted from ONNX carries a sidecar `<file>.io.json` (written by the
+converter recipe) that maps the ONNX names and layouts (NCHW) onto the TFLite model's (NHWC): the
+runner transposes, so a converted model is fed and read exactly like the ONNX model it came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecheck.backends.base import Availability, Backend, RunOptions, Runner
+from edgecheck.errors import BackendError
+
+IO_SIDECAR_SUFFIX = ".io.json"
+
+
+def io_sidecar(artifact: Path) -> Path:
+    """Where a converter writes the name and layout map of a .tflite artifact."""
+    return artifact.with_name(artifact.name + IO_SIDECAR_SUFFIX)
+
+
+@dataclass(frozen=True)
+class IoMap:
+    """One input or output: the name edgecheck uses, the model's own name, and the permutation that
+    takes an array from edgecheck's layout to the model's (None: the same layout)."""
+
+    name: str
+    model_name: str
+    perm: tuple[int, ...] | None = None
+    layout: str = ""  # what the model takes, e.g. "NHWC (the ONNX model's NCHW, transposed)"
+
+    def to_model(self, array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(array.transpose(self.perm)) if self.perm else array
+
+    def from_model(self, array: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(array.transpose(np.argsort(self.perm))) if self.perm else array
+
+
+def read_io_sidecar(artifact: Path) -> tuple[list[IoMap], list[IoMap]] | None:
+    """The converter's map for this artifact, or None where there is none (a .tflite made elsewhere)."""
+    path = io_sidecar(artifact)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return tuple([IoMap(e["name"], e["model_name"], tuple(e["perm"]) if e.get("perm") else None, e.get("layout", ""))
+                      for e in data[side]] for side in ("inputs", "outputs"))  # type: ignore[return-value]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BackendError("tflite", artifact, "loading", f"its layout map {path.name} is unreadable: {exc}") from None
+
+
+def _runtime() -> tuple[Any, str, str]:
+    """The Interpreter class, the distribution it comes from and its version; ImportError with the
+    reason a user can act on where none works here."""
+    problems = []
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert", metadata.version("ai-edge-litert")
+    except ImportError as exc:
+        problems.append(f"ai-edge-litert: {exc}")
+    try:
+        version = metadata.version("tflite-runtime")
+    except metadata.PackageNotFoundError:
+        version = None
+    if version is not None:
+        major = int(np.__version__.split(".")[0])
+        if major >= 2 and _older_than(version, (2, 15)):
+            # it imports beside numpy 2, then fails when an Interpreter is made (`_ARRAY_API not found`)
+            problems.append(f"tflite-runtime {version} is built against numpy 1 and fails at run time beside numpy "
+                            f"{np.__version__} (`_ARRAY_API not found`)")
+        else:
+            try:
+                from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+
+                return Interpreter, "tflite-runtime", version
+            except ImportError as exc:
+                problems.append(f"tflite-runtime {version}: {exc}")
+    raise ImportError("; ".join(problems) + ". Install LiteRT: pip install 'edgecheck[tflite]' (ai-edge-litert)")
+
+
+def _older_than(version: str, than: tuple[int, ...]) -> bool:
+    parts = []
+    for piece in version.split(".")[: len(than)]:
+        digits = "".join(c for c in piece if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts) < than
+
+
+def _quantization(detail: Mapping[str, Any]) -> tuple[float, int] | None:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if not scale or not np.issubdtype(detail["dtype"], np.integer):
+        return None
+    return float(scale), int(zero)
+
+
+class TfliteRunner(Runner):
+    def __init__(self, artifact: Path, options: RunOptions):
+        interpreter_class, self.runtime, self.version = _runtime()
+        self.backend, self.artifact = "tflite", artifact
+        kwargs: dict[str, Any] = {"model_path": str(artifact), "num_threads": max(1, options.threads)}
+        if options.extra.get("xnnpack", "true").lower() in ("false", "0", "no", "off"):
+            from ai_edge_litert.interpreter import OpResolverType
+
+            kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self._interpreter = interpreter_class(**kwargs)
+        self._interpreter.allocate_tensors()
+        inputs, outputs = self._model_names()
+        mapped = read_io_sidecar(artifact)
+        if mapped is None:
+            mapped = ([IoMap(n, n) for n in inputs], [IoMap(n, n) for n in outputs])
+        self._inputs, self._outputs = mapped
+        for side, names in ((self._inputs, inputs), (self._outputs, outputs)):
+            for entry in side:
+                if entry.model_name not in names:
+                    raise BackendError("tflite", artifact, "loading", f"its layout map names {entry.model_name!r}, "
+                                       f"which the model does not have (it has {', '.join(names)})")
+        self._in_index, self._out_index = inputs, outputs
+        self.input_names = tuple(e.name for e in self._inputs)
+        self.output_names = tuple(e.name for e in self._outputs)
+        self._details = {d["index"]: d for d in self._interpreter.get_input_details() + self._interpreter.get_output_details()}
+
+    def _model_names(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Feed names to tensor indices: the signature's where there is exactly one, else the tensors'."""
+        signatures = {}
+        full = getattr(self._interpreter, "_get_full_signature_list", None)
+        if full is not None:
+            signatures = full() or {}
+        if len(signatures) == 1:
+            (signature,) = signatures.values()
+            return dict(signature["inputs"]), dict(signature["outputs"])
+        return ({d["name"]: d["index"] for d in self._interpreter.get_input_details()},
+                {d["name"]: d["index"] for d in self._interpreter.get_output_details()})
+
+    def _set_inputs(self, feed: Mapping[str, np.ndarray]) -> None:
+        arrays = {e.model_name: e.to_model(np.asarray(feed[e.name])) for e in self._inputs}
+        resize = [(self._in_index[name], a.shape) for name, a in arrays.items()
+                  if tuple(self._details[self._in_index[name]]["shape"]) != a.shape]
+        if resize:  # another batch size than the model's (a dynamic batch is stored as 1)
+            for index, shape in resize:
+                self._interpreter.resize_tensor_input(index, list(shape))
+            self._interpreter.allocate_tensors()
+            self._details = {d["index"]: d for d in self._interpreter.get_input_details() + self._interpreter.get_output_details()}
+        for name, array in arrays.items():
+            index = self._in_index[name]
+            detail = self._details[index]
+            quantized = _quantization(detail)
+            if quantized is not None and not np.issubdtype(array.dtype, np.integer):
+                scale, zero = quantized
+                info = np.iinfo(detail["dtype"])
+                array = np.clip(np.round(array / scale) + zero, info.min, info.max)
+            self._interpreter.set_tensor(index, np.ascontiguousarray(array, dtype=detail["dtype"]))
+
+    def _infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._set_inputs(feed)
+        self._interpreter.invoke()
+        outputs = {}
+        for entry in self._outputs:
+            index = self._out_index[entry.model_name]
+            array = np.array(self._interpreter.get_tensor(index))  # a copy: the buffer is reused by the next run
+            quantized = _quantization(self._details[index])
+            if quantized is not None:
+                scale, zero = quantized
+                array = ((array.astype(np.float32) - zero) * scale).astype(np.float32)
+            outputs[entry.name] = entry.from_model(array)
+        return outputs
+
+    def _bind_impl(self, feed: Mapping[str, np.ndarray]):
+        self._set_inputs(feed)
+        return self._interpreter.invoke
+
+    def close(self) -> None:
+        self._interpreter = None
+
+
+class TfliteBackend(Backend):
+    """LiteRT on the CPU, with its default XNNPACK delegate (`extra: {xnnpack: false}` turns it off)."""
+
+    name = "tflite"
+    suffixes = (".tflite",)
+    deterministic = False
+
+    def availability(self) -> Availability:
+        try:
+            _runtime()
+        except ImportError as exc:
+            return Availability(False, str(exc))
+        return Availability(True)
+
+    def _load_impl(self, artifact: Path, options: RunOptions) -> Runner:
+        return TfliteRunner(artifact, options)
+
+    def facts(self) -> dict[str, str]:
+        try:
+            _, runtime, version = _runtime()
+        except ImportError:
+            return {}
+        return {"version": f"{runtime} {version}", "provider": "CPU (XNNPACK delegate by default)"}

@@ -1,0 +1,65 @@
+"""Runs onnx2tf on one model: started by the tflite recipes under the onnx2tf environment's own
+interpreter (its pins clash with edgecheck's), so it imports only the standard library, numpy and
+onnx2tf — never edgecheck.
+
+    <onnx2tf env>/bin/python onnx2tf_driver.py JOB.json RESULT.json
+
+The job names a copy of the model (onnx2tf may rewrite its input with the simplified model), the
+mode, and for INT8 the calibration arrays already in the converted model's layout (NHWC). It runs
+in a scratch folder with the network blocked (edgecheck/compress/offline/sitecustomize.py), so the
+sample calibration file onnx2tf would otherwise download is never fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+# the file onnx2tf writes for each mode (suffixes of <model stem>_<suffix>.tflite)
+OUTPUTS = {"fp32": "float32", "fp16": "float16", "int8-dynamic": "dynamic_range_quant",
+           "int8-static": "integer_quant", "int8-static-int8-io": "full_integer_quant"}
+
+
+def convert(job: dict) -> dict:
+    import onnx2tf
+
+    mode = job["mode"]
+    work = Path(job["work_dir"])
+    out = work / "converted"
+    calibration = [[name, path, 0.0, 1.0] for name, path in job.get("calibration", [])] or None
+    onnx2tf.convert(
+        input_onnx_file_path=job["model"],
+        output_folder_path=str(out),
+        copy_onnx_input_output_names_to_tflite=True,
+        output_signaturedefs=True,
+        output_dynamic_range_quantized_tflite=mode == "int8-dynamic",
+        output_integer_quantized_tflite=mode.startswith("int8-static"),
+        quant_type="per-channel" if job.get("per_channel", True) else "per-tensor",
+        custom_input_op_name_np_data_path=calibration,
+        non_verbose=True,
+    )
+    wanted = out / f"{Path(job['model']).stem}_{OUTPUTS[mode]}.tflite"
+    if not wanted.is_file():
+        made = ", ".join(sorted(p.name for p in out.glob("*.tflite"))) or "no .tflite file"
+        raise RuntimeError(f"onnx2tf finished without writing {wanted.name} (it wrote: {made})")
+    return {"path": str(wanted), "onnx2tf": onnx2tf.__version__}
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
+    os.chdir(job["work_dir"])  # onnx2tf writes beside itself: never in the user's tree
+    try:
+        result = {"ok": True, **convert(job)}
+    except SystemExit as exc:  # onnx2tf logs its error, then calls sys.exit(1)
+        result = {"ok": False, "error": f"onnx2tf stopped (exit status {exc.code}); its log says why"}
+    except BaseException as exc:
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:]}
+    Path(argv[2]).write_text(json.dumps(result), encoding="utf-8")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,245 @@
+"""TFLite recipes: an ONNX model converted by onnx2tf (float32, FP16, dynamic-range INT8, full INT8
+calibrated on the spec's data), and a float .tflite quantized by ai-edge-quantizer (no TensorFlow).
+
+onnx2tf pins versions that clash with edgecheck's, so it runs under its own environment's
+interpreter (`edgecheck env create onnx2tf`), in a scratch folder, with the network blocked; where
+the environment is missing the recipe is skipped with that command. onnx2tf turns NCHW inputs into
+NHWC: the recipe writes beside each artifact the map of names and layouts
+(`edgecheck.backends.tflite.io_sidecar`) that the tflite backend uses to feed and read it like the
+ONNX model it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipeParams, RecipeUnavailable, artifact_path,
+                                register_recipe)
+
+TFLITE = ".tflite"
+CONVERTER_TIMEOUT_S = 240  # inside the worker's own limit, so a hung converter still fails with its log
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class TfliteConvertParams(RecipeParams):
+    pass
+
+
+class TfliteStaticParams(RecipeParams):
+    per_channel: bool = Field(True, description="per-channel weight scales (else one per tensor; onnx2tf only)")
+    io: Literal["int8", "float"] = Field("int8", description="int8: the model takes and gives int8 (full INT8); "
+                                         "float: float in and out around an INT8 body (onnx2tf only)")
+    samples: int | None = Field(None, ge=1, description="calibration samples to use (default: all)")
+
+
+def channels_last(rank: int) -> tuple[int, ...] | None:
+    """The permutation onnx2tf applies to a rank-3 to rank-5 tensor (NCW→NWC, NCHW→NHWC, NCDHW→NDHWC)."""
+    return (0, *range(2, rank), 1) if 3 <= rank <= 5 else None
+
+
+def _agrees(shape: tuple, theirs: tuple) -> bool:
+    return len(shape) == len(theirs) and all(
+        not isinstance(a, int) or not isinstance(b, int) or a < 1 or b < 1 or a == b for a, b in zip(shape, theirs))
+
+
+def layout_map(onnx_side, tflite_side, what: str, source: Path) -> list[dict]:
+    """Pair the ONNX model's inputs (or outputs) with the converted model's — by name, else by position
+    — and find each one's layout change from the shapes; a pairing the shapes contradict is an error."""
+    if len(onnx_side) != len(tflite_side):
+        raise RecipeError(f"{source.name}: the converted model has {len(tflite_side)} {what}, the ONNX model "
+                          f"{len(onnx_side)}: edgecheck cannot pair them")
+    by_name = {t.name: t for t in tflite_side}
+    entries = []
+    for position, tensor in enumerate(onnx_side):
+        theirs = by_name.get(tensor.name, tflite_side[position])
+        perm = channels_last(len(tensor.shape))
+        permuted = tuple(tensor.shape[i] for i in perm) if perm else None
+        if perm and _agrees(permuted, theirs.shape):
+            layout = f"channels last: {theirs.shape_text()}, the ONNX {tensor.shape_text()} transposed {list(perm)}"
+        elif _agrees(tensor.shape, theirs.shape):
+            perm, layout = None, ""
+        else:
+            raise RecipeError(f"{source.name}: converted {what[:-1]} {theirs.name!r} has shape {theirs.shape_text()}, "
+                              f"which matches neither the ONNX {tensor.name!r} {tensor.shape_text()} nor its "
+                              "channels-last form")
+        entries.append({"name": tensor.name, "model_name": theirs.name, "perm": list(perm) if perm else None,
+                        "layout": layout})
+    return entries
+
+
+def _write_io_map(artifact: Path, inputs: list[dict], outputs: list[dict], converter: str) -> dict[str, str]:
+    from edgecheck.backends.tflite import io_sidecar
+
+    io_sidecar(artifact).write_text(json.dumps({"converter": converter, "inputs": inputs, "outputs": outputs},
+                                               indent=1), encoding="utf-8")
+    changed = [f"{e['name']}: {e['layout']}" for e in inputs + outputs if e["layout"]]
+    return {"layout": "; ".join(changed) if changed else "as the ONNX model (no tensor of rank 3 to 5)"}
+
+
+def _calibration_arrays(model, path: Path | None, samples: int | None, recipe: str) -> dict[str, np.ndarray]:
+    """The spec's calibration data per input of `model`, all samples in one array each."""
+    from edgecheck.data import calibration_feeds
+
+    if path is None:
+        raise RecipeError(f"recipe {recipe!r} calibrates on data: set data.calibration in the spec")
+    feeds = calibration_feeds(model, path, samples).feeds
+    return {name: np.concatenate([np.asarray(f[name], dtype=np.float32) for f in feeds]) for name in feeds[0]}
+
+
+def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
+             params: TfliteStaticParams | None = None) -> Artifact:
+    from edgecheck.envs import find_env, run_env_env, unavailable_reason
+    from edgecheck.model import inspect_onnx
+    from edgecheck.tflite_model import inspect_tflite
+
+    env = find_env("onnx2tf")
+    if env is None:
+        raise RecipeUnavailable(f"recipe {recipe!r}: {unavailable_reason('onnx2tf')}")
+    info = inspect_onnx(model)
+    with tempfile.TemporaryDirectory(prefix="edgecheck-onnx2tf-") as scratch:
+        work = Path(scratch)
+        copy = work / model.name  # onnx2tf may rewrite its input: it only ever sees a copy
+        shutil.copyfile(model, copy)
+        for data in model.parent.glob(f"{model.name}.data"):
+            shutil.copyfile(data, work / data.name)
+        job: dict = {"model": str(copy), "work_dir": str(work), "mode": mode,
+                     "per_channel": params.per_channel if params else True}
+        if params is not None:
+            calibration = []
+            for index, (name, array) in enumerate(_calibration_arrays(info, context.calibration, params.samples,
+                                                                      recipe).items()):
+                perm = channels_last(array.ndim)
+                npy = work / f"calibration_{index}.npy"
+                np.save(npy, np.ascontiguousarray(array.transpose(perm)) if perm else array, allow_pickle=False)
+                calibration.append([name, str(npy)])
+            job["calibration"] = calibration
+        (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
+        driver = Path(__file__).with_name("onnx2tf_driver.py")
+        environ = run_env_env(env)
+        environ["PYTHONPATH"] = str(Path(__file__).with_name("offline"))  # no network, in every Python it starts
+        try:
+            ran = subprocess.run([str(env.python), str(driver), str(work / "job.json"), str(work / "result.json")],
+                                 cwd=work, env=environ, capture_output=True, text=True, errors="replace",
+                                 timeout=CONVERTER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RecipeError(f"recipe {recipe!r}: onnx2tf did not finish converting {model.name} within "
+                              f"{CONVERTER_TIMEOUT_S} s") from None
+        result_file = work / "result.json"
+        result = json.loads(result_file.read_text()) if result_file.is_file() else {"ok": False, "error": ""}
+        if not result.get("ok"):
+            raise RecipeError(f"recipe {recipe!r}: onnx2tf could not convert {model.name}: "
+                              f"{_converter_message(result.get('error', ''), ran.stdout + ran.stderr, ran.returncode)}")
+        out = artifact_path(model, recipe, context, TFLITE)
+        shutil.copyfile(result["path"], out)
+    converted = inspect_tflite(out)
+    notes = _write_io_map(out, layout_map(info.inputs, converted.inputs, "inputs", model),
+                          layout_map(info.outputs, converted.outputs, "outputs", model),
+                          f"onnx2tf {result['onnx2tf']}")
+    return Artifact(out, recipe, {"did": f"converted by onnx2tf {result['onnx2tf']} ({mode})", **notes})
+
+
+def _unpermuted(shape: tuple, perm: tuple[int, ...] | None) -> tuple:
+    """The shape before `perm` was applied (the ONNX model's, from the converted model's)."""
+    return tuple(shape[i] for i in np.argsort(perm)) if perm else shape
+
+
+def _converter_message(error: str, log: str, status: int) -> str:
+    """The converter's own words: its error lines, else the end of its log."""
+    lines = [_ANSI.sub("", line).strip() for line in log.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("W0000", "I0000", "WARNING: All log"))]
+    errors = [line for line in lines if "ERROR" in line or "Error" in line]
+    said = " | ".join((errors or lines)[-6:])[-1500:]
+    return "; ".join(part for part in (error, said or f"exit status {status}, nothing logged") if part)
+
+
+def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
+               params: TfliteStaticParams | None) -> Artifact:
+    """ai-edge-quantizer on a float .tflite: dynamic (int8 weights) or static (int8 weights and
+    activations, calibrated). Static needs a model with a signature."""
+    try:
+        from ai_edge_quantizer import quantizer, recipe as recipes
+    except ImportError as exc:
+        raise RecipeUnavailable(f"recipe {recipe!r} on a .tflite model needs ai-edge-quantizer: "
+                                f"pip install 'edgecheck[tflite]' ({exc})") from None
+    from edgecheck.backends.tflite import io_sidecar, read_io_sidecar
+    from edgecheck.model import TensorInfo
+    from edgecheck.tflite_model import inspect_tflite, read_tflite
+
+    if static and params is not None and params.io != "int8":
+        raise RecipeError(f"recipe {recipe!r}: ai-edge-quantizer's static INT8 takes and gives int8; "
+                          "io: float is for ONNX models converted by onnx2tf")
+    out = artifact_path(model, recipe, context, TFLITE)
+    chosen = recipes.static_wi8_ai8() if static else recipes.dynamic_wi8_afp32()
+    job = quantizer.Quantizer(str(model), chosen)
+    calibration = None
+    if static:
+        parsed = read_tflite(model)
+        if parsed.signature is None:
+            raise RecipeError(f"recipe {recipe!r}: ai-edge-quantizer calibrates through a signature, and "
+                              f"{model.name} has none (convert it with a signature: onnx2tf writes one)")
+        info = inspect_tflite(model)
+        mapped = read_io_sidecar(model)
+        if mapped is not None:  # the spec's data is in the ONNX model's names and layout
+            shapes = {t.name: t.shape for t in info.inputs}
+            view = [TensorInfo(e.name, "float32", _unpermuted(shapes[e.model_name], e.perm)) for e in mapped[0]]
+            arrays = _calibration_arrays(replace(info, inputs=tuple(view)), context.calibration,
+                                         params.samples if params else None, recipe)
+            arrays = {e.model_name: e.to_model(arrays[e.name]) for e in mapped[0]}
+        else:
+            arrays = _calibration_arrays(info, context.calibration, params.samples if params else None, recipe)
+        count = len(next(iter(arrays.values())))
+        samples = [{name: array[i:i + 1] for name, array in arrays.items()} for i in range(count)]
+        calibration = job.calibrate({parsed.signature: samples})
+    job.quantize(calibration).export_model(str(out))
+    sidecar = io_sidecar(model)
+    if sidecar.is_file():  # same signature, same names and layouts
+        shutil.copyfile(sidecar, io_sidecar(out))
+    from importlib.metadata import version
+
+    kind = "static INT8 (int8 weights and activations, calibrated)" if static else "dynamic INT8 (int8 weights)"
+    return Artifact(out, recipe, {"did": f"quantized by ai-edge-quantizer {version('ai-edge-quantizer')}: {kind}"})
+
+
+_TOOLS = ("env:onnx2tf", "ai-edge-litert")
+
+
+@register_recipe("tflite-fp32", TfliteConvertParams, summary="ONNX to a float32 .tflite (onnx2tf; NHWC inputs)",
+                 tools=_TOOLS, makes=TFLITE)
+def convert_tflite_fp32(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
+    return _onnx2tf(model, "tflite-fp32", "fp32", context)
+
+
+@register_recipe("tflite-fp16", TfliteConvertParams, tools=_TOOLS, makes=TFLITE,
+                 summary="ONNX to a .tflite with float16 weights, computed in float32 (onnx2tf)")
+def convert_tflite_fp16(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
+    return _onnx2tf(model, "tflite-fp16", "fp16", context)
+
+
+@register_recipe("tflite-int8-dynamic", TfliteConvertParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE,
+                 takes=(".onnx", TFLITE),
+                 summary="int8 weights, float activations: ONNX through onnx2tf, or a float .tflite through ai-edge-quantizer")
+def quantize_tflite_int8_dynamic(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
+    if model.suffix == TFLITE:
+        return _quantizer(model, "tflite-int8-dynamic", False, context, None)
+    return _onnx2tf(model, "tflite-int8-dynamic", "int8-dynamic", context)
+
+
+@register_recipe("tflite-int8-static", TfliteStaticParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE,
+                 takes=(".onnx", TFLITE), uses_calibration=True,
+                 summary="full INT8 calibrated on data.calibration: ONNX through onnx2tf, or a float .tflite "
+                         "through ai-edge-quantizer")
+def quantize_tflite_int8_static(model: Path, params: TfliteStaticParams, context: RecipeContext) -> Artifact:
+    if model.suffix == TFLITE:
+        return _quantizer(model, "tflite-int8-static", True, context, params)
+    mode = "int8-static-int8-io" if params.io == "int8" else "int8-static"
+    return _onnx2tf(model, "tflite-int8-static", mode, context, params)
