@@ -14,6 +14,13 @@ import onnx.helper  # noqa: F401  native extensions (they cannot be loaded twice
 import onnxruntime  # noqa: F401
 import pytest
 
+try:  # the same for LiteRT's schema and flatbuffers: a re-import makes a second flatbuffers Table class,
+    import ai_edge_litert.schema_py_generated  # noqa: F401  and flatbuffers asserts on the type identity
+    import flatbuffers.table  # noqa: F401
+    import ai_edge_quantizer  # noqa: F401  (it imports scipy and numpy.fft, whose extensions load once only)
+except ImportError:  # the tflite extra is not installed: its tests skip
+    pass
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits"
 
@@ -55,6 +62,21 @@ def junit_properties(path: Path, qualified: bool = False) -> dict[str, dict[str,
 
     return {key(case): {p.get("name"): p.get("value") for p in case.iter("property")}
             for case in ET.parse(path).iter("testcase")}
+
+
+def _envs_root() -> Path:
+    from edgecheck.envs import env_root
+
+    return env_root()
+
+
+ENVS_ROOT = _envs_root()  # read before pytester gives its sessions another HOME
+
+
+@pytest.fixture(autouse=True)
+def _same_tool_environments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner pytester sessions find the converter environments (edgecheck env) this session finds."""
+    monkeypatch.setenv("EDGECHECK_ENVS", str(ENVS_ROOT))
 
 
 @pytest.fixture(autouse=True)

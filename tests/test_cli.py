@@ -13,7 +13,7 @@ import pytest
 from edgecheck.cli import main
 
 BUILTIN = {
-    "host": ["onnxruntime"],
+    "host": ["onnxruntime", "tflite"],
     "jetson-nano": ["tensorrt", "onnxruntime", "tflite"],
     "jetson-xavier-nx": ["tensorrt", "onnxruntime"],
     "raspberry-pi-4b": ["tflite", "onnxruntime"],

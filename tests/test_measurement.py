@@ -398,8 +398,8 @@ memory_mb: {{peak: 4096}}
 
 
 def test_the_example_measures_on_the_host_and_stands_in_only_where_it_says_so(pytester, digits_project):
-    host = pytester.runpytest("specs", "--edge-target=host", "--junitxml=host.xml")
-    host.assert_outcomes(passed=60)  # 10 artifacts x (accuracy, parity, size, latency, memory, ops)
+    host = pytester.runpytest("specs", "--edge-target=host", "--edge-backend=onnxruntime", "--junitxml=host.xml")
+    host.assert_outcomes(passed=60)  # 10 ONNX artifacts x (accuracy, parity, size, latency, memory, ops)
     cases = _properties(digits_project / "host.xml")
     for check in ("latency", "memory"):
         mine = [case for case in cases.values() if case["edge.check"] == check]
@@ -409,14 +409,13 @@ def test_the_example_measures_on_the_host_and_stands_in_only_where_it_says_so(py
 
     pi = pytester.runpytest("specs", "--edge-target=raspberry-pi-4b", "--edge-backend=onnxruntime", "-rs",
                             "-m", "edge(check='latency') or edge(check='memory')", "--junitxml=pi.xml")
-    pi.assert_outcomes(passed=10, skipped=10, deselected=40)
-    pi.stdout.fnmatch_lines(["SKIPPED [[]10[]] *cannot judge raspberry-pi-4b latency here: no raspberry-pi-4b to "
-                             "measure on*"])
-    memory = [case for case in _properties(digits_project / "pi.xml").values() if case["edge.check"] == "memory"]
-    assert len(memory) == 10
-    for case in memory:
+    pi.assert_outcomes(passed=20, deselected=40)  # the spec says source: host for both on the Pi
+    figures = [case for case in _properties(digits_project / "pi.xml").values()]
+    assert len(figures) == 20
+    for case in figures:
         assert case["edge.measured_on"].startswith("host, as a stand-in for raspberry-pi-4b"), case
-        assert case["edge.verdict"] == "pass" and float(case["edge.memory.peak"]) <= 32
+        assert case["edge.verdict"] in ("pass", "inconclusive")
+    assert all(float(c["edge.memory.peak"]) <= 32 for c in figures if c["edge.check"] == "memory")
 
 
 # Found while writing these tests, and fixed.
