@@ -131,3 +131,21 @@ def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpT
             table = read_table(path)
             tables[table.name] = table
     return tables
+
+
+class _Flow(dict):
+    """An operator's rule, written on one line."""
+
+
+def dump_table(table: OpTable, header: str) -> str:
+    """A generated table as YAML (one line per operator) under a header comment saying how it was made."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_representer(_Flow, lambda dumper, data: dumper.represent_mapping(
+        "tag:yaml.org,2002:map", data.items(), flow_style=True))
+    data = table.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
+    data["ops"] = {key: _Flow(rule) for key, rule in data["ops"].items()}
+    return header + yaml.dump(data, Dumper=Dumper, sort_keys=False, width=160)
