@@ -52,18 +52,20 @@ def step_key(model: Path, step: RecipeStep, calibration: Path | None,
         calibration=file_sha256([calibration]) if recipe.uses_calibration and calibration else None,
         tools=tool_versions(recipe.tools),
         edgecheck=edgecheck.__version__,
-        code=_code_digest(recipe.apply),
+        code=_code_digest(recipe.apply, recipe.sources),
     )
 
 
 @functools.lru_cache(maxsize=None)
-def _code_digest(apply: object) -> str:
+def _code_digest(apply: object, sources: tuple[Path, ...] = ()) -> str:
     """SHA-256 of the source that makes an artifact (the recipe's module, the registry, the data
-    loading), so an edited recipe never reuses what an older version built, whatever the version says."""
+    loading, and the other files the recipe names: a converter's driver), so an edited recipe never
+    reuses what an older version built, whatever the version says."""
     import edgecheck.compress
     import edgecheck.data
 
-    files = {inspect.getfile(apply), inspect.getfile(edgecheck.compress), inspect.getfile(edgecheck.data)}  # type: ignore[arg-type]
+    files = {inspect.getfile(apply), inspect.getfile(edgecheck.compress), inspect.getfile(edgecheck.data),  # type: ignore[arg-type]
+             *map(str, sources)}
     return file_sha256([Path(f) for f in sorted(files)])
 
 

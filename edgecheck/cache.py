@@ -50,6 +50,12 @@ def content_key(**parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _tree_stamp(venv: Path) -> str:
+    """When a venv's installed distributions last changed (their .dist-info folders' times)."""
+    infos = list(venv.glob("lib/python*/site-packages/*.dist-info"))
+    return f"{len(infos)} distributions, newest {max((p.stat().st_mtime for p in infos), default=0):.0f}"
+
+
 def tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
     """Versions of the tools a recipe uses, read from the imported module (so onnxruntime-gpu or
     -openvino count as onnxruntime), else from the installed distribution; `env:NAME` is a tool
@@ -63,7 +69,10 @@ def tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
             from edgecheck.envs import find_env
 
             env = find_env(name[4:])
-            found[name] = env.tool_version if env is not None else "absent"
+            if env is None:
+                found[name] = "absent"
+            else:  # a team's own venv (EDGECHECK_ENV_<NAME>) records no version: key by its packages' state
+                found[name] = env.tool_version or f"{env.path}: {_tree_stamp(env.path)}"
             continue
         try:
             found[name] = str(importlib.import_module(name.replace("-", "_")).__version__)

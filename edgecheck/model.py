@@ -94,6 +94,13 @@ def _external_files(model) -> list[str]:
     return files
 
 
+def external_data_files(path: Path | str) -> list[Path]:
+    """The external data files an ONNX model names (resolved, inside its folder: checked on load)."""
+    path = Path(path)
+    model = load_onnx(path)
+    return sorted({(path.parent / location).resolve() for location in _external_files(model)})
+
+
 def _check_external_data(model, path: Path) -> None:
     folder = path.parent.resolve()
     for location in _external_files(model):

@@ -123,21 +123,30 @@ def plan_checks(
     entries = validate_recipes(loaded)
     formats = artifact_formats(loaded)
     planned = []
-    for name, section in spec.targets.items():
-        if targets is not None and name not in targets:
+    for target, section in spec.targets.items():
+        if targets is not None and target not in targets:
             continue
-        profile = profiles[name]
-        for backend in section.backends or list(profile.backends):
+        profile = profiles[target]
+        before, unrunnable = len(planned), False
+        used = section.backends or list(profile.backends)
+        for backend in used:
             if backends and backend not in backends:
                 continue
             threads = section.threads_for(backend) or profile.threads_for(backend)
             runs = backend_suffixes(backend)
             for name, steps_text in entries:
-                if formats[name] not in runs:  # a .tflite artifact on onnxruntime, an .onnx one on tflite
-                    continue
                 budgets = section.budgets_for(name)
-                for check in _checks_for(budgets):
+                checks = _checks_for(budgets)
+                if formats[name] not in runs:  # a .tflite artifact on onnxruntime, an .onnx one on tflite
+                    unrunnable = unrunnable or bool(checks)
+                    continue
+                for check in checks:
                     planned.append(PlannedCheck(loaded, profile, backend, name, check, budgets, steps_text, threads))
+        if len(planned) == before and unrunnable:  # a gate that checks nothing would pass: say why instead
+            made = ", ".join(sorted(set(formats.values())))
+            raise loaded.error(("targets", target), f"none of the backends {', '.join(used)} runs this spec's "
+                               f"artifacts ({made} files), so target {target!r} would check nothing: name a "
+                               "backend that runs them (onnxruntime: .onnx, tflite: .tflite)")
     return planned
 
 

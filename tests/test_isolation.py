@@ -531,7 +531,12 @@ import os
 import signal
 import time
 
-from edgecheck.compress import register_recipe
+from edgecheck.compress import register_recipe, unregister_recipe
+
+
+def pytest_unconfigure(config):
+    unregister_recipe("segv-recipe")
+    unregister_recipe("hang-recipe")
 
 
 @register_recipe("segv-recipe")

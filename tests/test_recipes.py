@@ -726,12 +726,16 @@ def test_a_candidate_with_another_fixed_input_shape_is_a_collection_error(pytest
 
 
 CRASHING_RECIPE = '''
-from edgecheck.compress import register_recipe
+from edgecheck.compress import register_recipe, unregister_recipe
 
 
 @register_recipe("crashes")
 def crashes(model, params, context):
     raise ZeroDivisionError("a bug in a third-party recipe")
+
+
+def pytest_unconfigure(config):
+    unregister_recipe("crashes")
 '''
 
 

@@ -199,3 +199,20 @@ def test_the_offline_guard_refuses_network_connections_in_any_python_it_is_loade
                          env={**os.environ, "PYTHONPATH": str(offline)})
     assert "network access is blocked while edgecheck runs a converter" in ran.stdout
     assert ran.stdout.strip().endswith("ok")
+
+
+def test_a_tflite_model_on_a_target_whose_backends_cannot_run_it_is_a_spec_error(pytester):
+    _project(pytester, budgets="size_mb: 1")
+    spec = pytester.path / "specs" / "model.yaml"
+    spec.write_text(spec.read_text().replace("backends: [tflite]", "backends: [onnxruntime]"))
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*model.yaml:*targets.host: none of the backends onnxruntime runs this spec's "
+                                 "artifacts (.tflite files), so target 'host' would check nothing*"])
+
+
+def test_only_the_batch_of_a_tflite_input_is_resized(tmp_path):
+    build_fc_tflite(tmp_path / "fc.tflite", dynamic_batch=True)
+    with TfliteBackend().load(tmp_path / "fc.tflite") as runner:
+        with pytest.raises(BackendError, match=r"input 'x' has shape \[1, 7\], and the model takes \['\?', 4\]"):
+            runner.infer({"x": np.zeros((1, 7), np.float32)})

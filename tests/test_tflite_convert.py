@@ -130,3 +130,42 @@ def test_the_converter_is_refused_the_network_when_it_tries_to_download_calibrat
     assert "calibration_image_sample_data" in result["error"]
     assert "network access is blocked while edgecheck runs a converter" in result["error"]
     assert os.listdir(tmp_path).count("calibration_image_sample_data_20x128x128x3_float32.npy") == 0
+
+
+def awkward_model(path: Path) -> Path:
+    """What broke the first converter recipe: a 3-channel image input of batch 1 (onnx2tf then fetches
+    sample images to check itself), a name onnx2tf renames ('in:0' → 'in__0'), shapes that look the
+    same in both layouts ([1,3,3,3]), an output onnx2tf leaves in ONNX layout (a Reshape), and the
+    weights in an external file not named <model>.data."""
+    rng = np.random.default_rng(2)
+    weight = numpy_helper.from_array(rng.normal(size=(3, 3, 3, 3)).astype(np.float32), "w")
+    shape = numpy_helper.from_array(np.array([1, 3, 3, 3], np.int64), "shape")
+    nodes = [helper.make_node("Conv", ["in:0", "w"], ["features"], pads=[1, 1, 1, 1], kernel_shape=[3, 3], name="conv"),
+             helper.make_node("Flatten", ["features"], ["flat"], name="flatten"),
+             helper.make_node("Sin", ["flat"], ["wave"], name="sin"),
+             helper.make_node("Reshape", ["wave", "shape"], ["reshaped"], name="reshape")]
+    graph = helper.make_graph(nodes, "awkward", [helper.make_tensor_value_info("in:0", TensorProto.FLOAT, [1, 3, 3, 3])],
+                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 3, 3, 3]),
+                               helper.make_tensor_value_info("reshaped", TensorProto.FLOAT, [1, 3, 3, 3])],
+                              [weight, shape])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path), save_as_external_data=True, location="weights.bin", size_threshold=200)  # the weight, not the shape
+    return path
+
+
+def test_ambiguous_layouts_renamed_inputs_and_image_inputs_convert_and_match(pytester):
+    models = pytester.path / "models"
+    models.mkdir()
+    awkward_model(models / "awkward.onnx")
+    x = np.random.default_rng(4).uniform(0, 1, size=(16, 3, 3, 3)).astype(np.float32)
+    np.savez(models / "calibration.npz", **{"in:0": x})
+    (pytester.path / "specs").mkdir()
+    (pytester.path / "specs" / "awkward.yaml").write_text(
+        "edgecheck: 1\nmodel: {path: ../models/awkward.onnx}\ndata: {calibration: ../models/calibration.npz}\n"
+        "compress: [tflite-fp32, tflite-int8-static]\ntargets:\n  host:\n    backends: [tflite]\n    budgets:\n"
+        "      parity: {cosine: 0.95}\n    recipes:\n      tflite-fp32: {parity: {rel_l2: 0.00001}}\n")
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider", "--junitxml=report.xml")
+    result.assert_outcomes(passed=2)
+    fp32 = junit_properties(pytester.path / "report.xml")["host-tflite-tflite-fp32-parity"]
+    assert float(fp32["edge.parity.reshaped.rel_l2"]) < 1e-5 and float(fp32["edge.parity.features.rel_l2"]) < 1e-5

@@ -106,18 +106,15 @@ def _quantization(detail: Mapping[str, Any]) -> tuple[float, int] | None:
 
 
 class TfliteRunner(Runner):
-    def __init__(self, artifact: Path, options: RunOptions):
+    def __init__(self, artifact: Path, options: RunOptions,
+                 io_map: tuple[list[IoMap], list[IoMap]] | None = None):
+        """`io_map` overrides the artifact's sidecar (the converter's probe tries candidate maps)."""
         interpreter_class, self.runtime, self.version = _runtime()
         self.backend, self.artifact = "tflite", artifact
-        kwargs: dict[str, Any] = {"model_path": str(artifact), "num_threads": max(1, options.threads)}
-        if options.extra.get("xnnpack", "true").lower() in ("false", "0", "no", "off"):
-            from ai_edge_litert.interpreter import OpResolverType
-
-            kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-        self._interpreter = interpreter_class(**kwargs)
+        self._interpreter = interpreter_class(model_path=str(artifact), num_threads=max(1, options.threads))
         self._interpreter.allocate_tensors()
         inputs, outputs = self._model_names()
-        mapped = read_io_sidecar(artifact)
+        mapped = io_map or read_io_sidecar(artifact)
         if mapped is None:
             mapped = ([IoMap(n, n) for n in inputs], [IoMap(n, n) for n in outputs])
         self._inputs, self._outputs = mapped
@@ -145,8 +142,19 @@ class TfliteRunner(Runner):
 
     def _set_inputs(self, feed: Mapping[str, np.ndarray]) -> None:
         arrays = {e.model_name: e.to_model(np.asarray(feed[e.name])) for e in self._inputs}
-        resize = [(self._in_index[name], a.shape) for name, a in arrays.items()
-                  if tuple(self._details[self._in_index[name]]["shape"]) != a.shape]
+        resize = []
+        for name, array in arrays.items():
+            detail = self._details[self._in_index[name]]
+            if tuple(detail["shape"]) == array.shape:
+                continue
+            signature = detail.get("shape_signature")
+            signature = tuple(signature) if signature is not None and len(signature) else tuple(detail["shape"])
+            free = [i for i, d in enumerate(signature) if d < 0] or [0]  # the dynamic dims; else the batch
+            if len(signature) != array.ndim or any(a != b for i, (a, b) in enumerate(zip(signature, array.shape))
+                                                   if i not in free):
+                raise BackendError("tflite", self.artifact, "running", f"input {name!r} has shape {list(array.shape)}"
+                                   f", and the model takes {[int(d) if d >= 0 else '?' for d in signature]}")
+            resize.append((self._in_index[name], array.shape))
         if resize:  # another batch size than the model's (a dynamic batch is stored as 1)
             for index, shape in resize:
                 self._interpreter.resize_tensor_input(index, list(shape))
@@ -185,7 +193,7 @@ class TfliteRunner(Runner):
 
 
 class TfliteBackend(Backend):
-    """LiteRT on the CPU, with its default XNNPACK delegate (`extra: {xnnpack: false}` turns it off)."""
+    """LiteRT on the CPU, with its default XNNPACK delegate."""
 
     name = "tflite"
     suffixes = (".tflite",)

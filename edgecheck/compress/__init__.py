@@ -83,6 +83,7 @@ class Recipe:
     version: int = 1
     takes: tuple[str, ...] = (".onnx",)
     makes: str | None = None
+    sources: tuple[Path, ...] = ()  # code besides its module that decides its output (cache key)
 
     def output_format(self, given: str) -> str:
         return self.makes or given
@@ -115,15 +116,22 @@ def register_recipe(
     version: int = 1,
     takes: tuple[str, ...] = (".onnx",),
     makes: str | None = None,
+    sources: tuple[Path, ...] = (),
 ) -> Callable[[ApplyFunction], ApplyFunction]:
     """Decorator: register `apply(model, params, context) -> Artifact` under `name`."""
 
     def add(function: ApplyFunction) -> ApplyFunction:
         text = summary or ((function.__doc__ or "").strip().splitlines() or [""])[0]
-        _recipes[name] = Recipe(name, function, params, text, tools, uses_calibration, version, takes, makes)
+        _recipes[name] = Recipe(name, function, params, text, tools, uses_calibration, version, takes, makes,
+                                tuple(sources))
         return function
 
     return add
+
+
+def unregister_recipe(name: str) -> None:
+    """Forget a recipe (a conftest's, at the end of its session, so it does not leak into the next)."""
+    _recipes.pop(name, None)
 
 
 def known_recipes() -> list[str]:

@@ -27,6 +27,7 @@ from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipePara
                                 register_recipe)
 
 TFLITE = ".tflite"
+SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 CONVERTER_TIMEOUT_S = 240  # inside the worker's own limit, so a hung converter still fails with its log
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -52,29 +53,110 @@ def _agrees(shape: tuple, theirs: tuple) -> bool:
         not isinstance(a, int) or not isinstance(b, int) or a < 1 or b < 1 or a == b for a, b in zip(shape, theirs))
 
 
-def layout_map(onnx_side, tflite_side, what: str, source: Path) -> list[dict]:
-    """Pair the ONNX model's inputs (or outputs) with the converted model's — by name, else by position
-    — and find each one's layout change from the shapes; a pairing the shapes contradict is an error."""
-    if len(onnx_side) != len(tflite_side):
-        raise RecipeError(f"{source.name}: the converted model has {len(tflite_side)} {what}, the ONNX model "
-                          f"{len(onnx_side)}: edgecheck cannot pair them")
-    by_name = {t.name: t for t in tflite_side}
-    entries = []
-    for position, tensor in enumerate(onnx_side):
-        theirs = by_name.get(tensor.name, tflite_side[position])
-        perm = channels_last(len(tensor.shape))
-        permuted = tuple(tensor.shape[i] for i in perm) if perm else None
-        if perm and _agrees(permuted, theirs.shape):
-            layout = f"channels last: {theirs.shape_text()}, the ONNX {tensor.shape_text()} transposed {list(perm)}"
-        elif _agrees(tensor.shape, theirs.shape):
-            perm, layout = None, ""
-        else:
-            raise RecipeError(f"{source.name}: converted {what[:-1]} {theirs.name!r} has shape {theirs.shape_text()}, "
+def onnx2tf_name(name: str) -> str:
+    """The name onnx2tf gives an ONNX input or output (its own sanitising: ':' → '__', a leading '/' → 'wa/')."""
+    return re.sub("^/", "wa/", name.replace(":", "__"))
+
+
+def _perms(onnx_shape: tuple, model_shape: tuple) -> list[tuple[int, ...] | None]:
+    """The layout changes the shapes allow: channels last, none, or both where the shapes cannot tell."""
+    found: list[tuple[int, ...] | None] = []
+    perm = channels_last(len(onnx_shape))
+    if perm and _agrees(tuple(onnx_shape[i] for i in perm), model_shape):
+        found.append(perm)
+    if _agrees(onnx_shape, model_shape):
+        found.append(None)
+    return found
+
+
+def _pair_inputs(onnx_inputs, model_inputs, source: Path) -> list:
+    """Each ONNX input's converted counterpart: by name (as onnx2tf writes it), else the only one."""
+    by_name = {t.name: t for t in model_inputs}
+    pairs = []
+    for tensor in onnx_inputs:
+        theirs = by_name.get(tensor.name) or by_name.get(onnx2tf_name(tensor.name))
+        if theirs is None and len(onnx_inputs) == len(model_inputs) == 1:
+            theirs = model_inputs[0]
+        if theirs is None:
+            raise RecipeError(f"{source.name}: the converted model has no input named like {tensor.name!r} (it has "
+                              f"{', '.join(t.name for t in model_inputs)}): edgecheck cannot pair them")
+        pairs.append((tensor, theirs))
+    return pairs
+
+
+def _layout(entry_name: str, perm, model_shape: tuple, onnx_shape: tuple) -> str:
+    if not perm:
+        return ""
+    text = lambda shape: "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"  # noqa: E731
+    return f"channels last: {text(model_shape)}, the ONNX {text(onnx_shape)} transposed {list(perm)}"
+
+
+def probe_io_map(onnx_model: Path, info, artifact: Path, converted) -> tuple[list[dict], list[dict]]:
+    """Pair the converted model's inputs and outputs with the ONNX model's and find each one's layout
+    by running both on the same random inputs: shapes alone cannot tell (a [1,3,3,3] tensor, or an
+    output onnx2tf leaves in ONNX layout), nor can names (onnx2tf renames, and calls INT8 outputs
+    output_0...). Each ONNX output takes the converted output and layout closest to ONNX Runtime's."""
+    import itertools
+
+    import onnxruntime
+
+    from edgecheck.backends.tflite import IoMap, TfliteRunner
+    from edgecheck.backends.base import RunOptions
+
+    pairs = _pair_inputs(info.inputs, converted.inputs, onnx_model)
+    options = []
+    for tensor, theirs in pairs:
+        perms = _perms(tensor.shape, theirs.shape)
+        if not perms:
+            raise RecipeError(f"{onnx_model.name}: converted input {theirs.name!r} has shape {theirs.shape_text()}, "
                               f"which matches neither the ONNX {tensor.name!r} {tensor.shape_text()} nor its "
                               "channels-last form")
-        entries.append({"name": tensor.name, "model_name": theirs.name, "perm": list(perm) if perm else None,
-                        "layout": layout})
-    return entries
+        options.append(perms)
+    session = onnxruntime.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    best = None
+    for choice in itertools.islice(itertools.product(*options), 16):
+        feed, inputs = {}, []
+        for (tensor, theirs), perm in zip(pairs, choice):
+            shape = tuple(1 if not isinstance(d, int) or d < 1 else d for d in theirs.shape)
+            onnx_shape = tuple(shape[i] for i in np.argsort(perm)) if perm else shape
+            integer = np.issubdtype(np.dtype(tensor.dtype), np.integer) if tensor.dtype.isidentifier() else False
+            feed[tensor.name] = (rng.integers(0, 8, size=onnx_shape).astype(tensor.dtype) if integer
+                                 else rng.uniform(0, 1, size=onnx_shape).astype(np.float32))
+            inputs.append(IoMap(tensor.name, theirs.name, perm, _layout(tensor.name, perm, theirs.shape, tensor.shape)))
+        expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+        runner = TfliteRunner(artifact, RunOptions(), io_map=(inputs, [IoMap(t.name, t.name) for t in converted.outputs]))
+        try:
+            got = runner.infer(feed)
+        except Exception:  # this pairing is not runnable (shapes): try the next
+            continue
+        finally:
+            runner.close()
+        outputs, score, taken = [], 0.0, set()
+        for tensor in info.outputs:
+            want = np.asarray(expected[tensor.name], dtype=np.float64)
+            candidates = []
+            for name, array in got.items():
+                for perm in _perms(tuple(want.shape), tuple(array.shape)) if name not in taken else ():
+                    back = IoMap("", "", perm).from_model(array)
+                    error = np.linalg.norm(back - want) / max(np.linalg.norm(want), 1e-12)
+                    candidates.append((float(error), name, perm))
+            if not candidates:
+                break
+            error, name, perm = min(candidates, key=lambda c: c[0])
+            taken.add(name)
+            score += error
+            model_shape = next(t.shape for t in converted.outputs if t.name == name)
+            outputs.append(IoMap(tensor.name, name, perm, _layout(tensor.name, perm, model_shape, tensor.shape)))
+        else:
+            if best is None or score < best[0]:
+                best = (score, inputs, outputs)
+    if best is None:
+        raise RecipeError(f"{onnx_model.name}: edgecheck could not pair the converted model's inputs and outputs "
+                          "with the ONNX model's (no pairing ran with matching shapes)")
+    as_dict = lambda e: {"name": e.name, "model_name": e.model_name, "perm": list(e.perm) if e.perm else None,  # noqa: E731
+                         "layout": e.layout}
+    return [as_dict(e) for e in best[1]], [as_dict(e) for e in best[2]]
 
 
 def _write_io_map(artifact: Path, inputs: list[dict], outputs: list[dict], converter: str) -> dict[str, str]:
@@ -99,7 +181,7 @@ def _calibration_arrays(model, path: Path | None, samples: int | None, recipe: s
 def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
              params: TfliteStaticParams | None = None) -> Artifact:
     from edgecheck.envs import find_env, run_env_env, unavailable_reason
-    from edgecheck.model import inspect_onnx
+    from edgecheck.model import external_data_files, inspect_onnx
     from edgecheck.tflite_model import inspect_tflite
 
     env = find_env("onnx2tf")
@@ -110,8 +192,14 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
         work = Path(scratch)
         copy = work / model.name  # onnx2tf may rewrite its input: it only ever sees a copy
         shutil.copyfile(model, copy)
-        for data in model.parent.glob(f"{model.name}.data"):
-            shutil.copyfile(data, work / data.name)
+        for data in external_data_files(model):  # under the names the model gives them
+            target = work / data.relative_to(model.parent.resolve())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(data, target)
+        # onnx2tf fetches this sample from GitHub to check its own output (any model whose inputs are
+        # 3-channel images of batch <= 20) or to calibrate without data: it reads the file from its
+        # working folder first, so a placeholder here means it never asks (the spec's data calibrates)
+        np.save(work / SAMPLE_FILE, np.zeros((20, 128, 128, 3), np.float32), allow_pickle=False)
         job: dict = {"model": str(copy), "work_dir": str(work), "mode": mode,
                      "per_channel": params.per_channel if params else True}
         if params is not None:
@@ -121,7 +209,7 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
                 perm = channels_last(array.ndim)
                 npy = work / f"calibration_{index}.npy"
                 np.save(npy, np.ascontiguousarray(array.transpose(perm)) if perm else array, allow_pickle=False)
-                calibration.append([name, str(npy)])
+                calibration.append([onnx2tf_name(name), str(npy)])  # the name onnx2tf gives the input
             job["calibration"] = calibration
         (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
         driver = Path(__file__).with_name("onnx2tf_driver.py")
@@ -142,9 +230,7 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
         out = artifact_path(model, recipe, context, TFLITE)
         shutil.copyfile(result["path"], out)
     converted = inspect_tflite(out)
-    notes = _write_io_map(out, layout_map(info.inputs, converted.inputs, "inputs", model),
-                          layout_map(info.outputs, converted.outputs, "outputs", model),
-                          f"onnx2tf {result['onnx2tf']}")
+    notes = _write_io_map(out, *probe_io_map(model, info, out, converted), f"onnx2tf {result['onnx2tf']}")
     return Artifact(out, recipe, {"did": f"converted by onnx2tf {result['onnx2tf']} ({mode})", **notes})
 
 
@@ -156,7 +242,8 @@ def _unpermuted(shape: tuple, perm: tuple[int, ...] | None) -> tuple:
 def _converter_message(error: str, log: str, status: int) -> str:
     """The converter's own words: its error lines, else the end of its log."""
     lines = [_ANSI.sub("", line).strip() for line in log.splitlines()]
-    lines = [line for line in lines if line and not line.startswith(("W0000", "I0000", "WARNING: All log"))]
+    noise = ("W0000", "I0000", "E0000", "WARNING: All log")  # TensorFlow's start-up chatter (cuDNN, cuBLAS ...)
+    lines = [line for line in lines if line and not line.startswith(noise) and "Unable to register" not in line]
     errors = [line for line in lines if "ERROR" in line or "Error" in line]
     said = " | ".join((errors or lines)[-6:])[-1500:]
     return "; ".join(part for part in (error, said or f"exit status {status}, nothing logged") if part)
@@ -211,21 +298,25 @@ def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
 
 
 _TOOLS = ("env:onnx2tf", "ai-edge-litert")
+_HERE = Path(__file__).resolve().parent
+# the driver, the network guard, the .tflite reader and the runner the layout probe uses shape the artifact too
+_SOURCES = (_HERE / "onnx2tf_driver.py", _HERE / "offline" / "sitecustomize.py", _HERE.parent / "tflite_model.py",
+            _HERE.parent / "backends" / "tflite.py")
 
 
 @register_recipe("tflite-fp32", TfliteConvertParams, summary="ONNX to a float32 .tflite (onnx2tf; NHWC inputs)",
-                 tools=_TOOLS, makes=TFLITE)
+                 tools=_TOOLS, makes=TFLITE, sources=_SOURCES)
 def convert_tflite_fp32(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
     return _onnx2tf(model, "tflite-fp32", "fp32", context)
 
 
-@register_recipe("tflite-fp16", TfliteConvertParams, tools=_TOOLS, makes=TFLITE,
+@register_recipe("tflite-fp16", TfliteConvertParams, tools=_TOOLS, makes=TFLITE, sources=_SOURCES,
                  summary="ONNX to a .tflite with float16 weights, computed in float32 (onnx2tf)")
 def convert_tflite_fp16(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
     return _onnx2tf(model, "tflite-fp16", "fp16", context)
 
 
-@register_recipe("tflite-int8-dynamic", TfliteConvertParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE,
+@register_recipe("tflite-int8-dynamic", TfliteConvertParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE, sources=_SOURCES,
                  takes=(".onnx", TFLITE),
                  summary="int8 weights, float activations: ONNX through onnx2tf, or a float .tflite through ai-edge-quantizer")
 def quantize_tflite_int8_dynamic(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
@@ -234,7 +325,7 @@ def quantize_tflite_int8_dynamic(model: Path, params: TfliteConvertParams, conte
     return _onnx2tf(model, "tflite-int8-dynamic", "int8-dynamic", context)
 
 
-@register_recipe("tflite-int8-static", TfliteStaticParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE,
+@register_recipe("tflite-int8-static", TfliteStaticParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE, sources=_SOURCES,
                  takes=(".onnx", TFLITE), uses_calibration=True,
                  summary="full INT8 calibrated on data.calibration: ONNX through onnx2tf, or a float .tflite "
                          "through ai-edge-quantizer")

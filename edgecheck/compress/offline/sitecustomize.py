@@ -1,8 +1,9 @@
 """Loaded by every Python a converter starts (this folder is put first on PYTHONPATH): no network.
 
-onnx2tf downloads a sample calibration file when it quantizes without one of its own; edgecheck
-always passes the spec's calibration data, and this guard makes sure nothing is fetched even so:
-an attempt fails at once with a message that says why, instead of hanging or using other data.
+onnx2tf downloads a sample image file to check its own output (3-channel image inputs of batch
+<= 20) and to calibrate without data; edgecheck puts a placeholder of that file in its working
+folder and always passes the spec's calibration data, and this guard makes sure nothing is fetched
+even so: an attempt fails at once with a message that says why, instead of hanging or using other data.
 """
 
 import socket
