@@ -149,3 +149,14 @@ def dump_table(table: OpTable, header: str) -> str:
     data = table.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
     data["ops"] = {key: _Flow(rule) for key, rule in data["ops"].items()}
     return header + yaml.dump(data, Dumper=Dumper, sort_keys=False, width=160)
+
+
+def merge_ranges(ranges: list[tuple[int, int]], open_end: int) -> list[tuple[int, int | None]]:
+    """Version ranges joined where they touch or overlap; an end at or past `open_end` is open (None)."""
+    merged: list[list[int]] = []
+    for start, end in sorted(set(ranges)):
+        if merged and start <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return [(a, None if b >= open_end else b) for a, b in merged]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 
-from edgecheck.analysis.optable import Constraint, OpRule, OpTable, Unlisted, dump_table, op_key
+from edgecheck.analysis.optable import Constraint, OpRule, OpTable, Unlisted, dump_table, merge_ranges, op_key
 
 PROVIDER = "CPUExecutionProvider"
 OPEN_END = 2**31 - 1
@@ -27,16 +27,6 @@ def _numpy_type(text: str) -> str | None:
     if text.startswith("tensor(") and text.endswith(")"):
         return _TYPES.get(text[7:-1])
     return None
-
-
-def _merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int | None]]:
-    merged: list[list[int]] = []
-    for start, end in sorted(set(ranges)):
-        if merged and start <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(a, None if b >= OPEN_END else b) for a, b in merged]
 
 
 def table_from_onnxruntime() -> OpTable:
@@ -68,7 +58,7 @@ def table_from_onnxruntime() -> OpTable:
         constraints = []
         if typed.get(key) and types.get(key):
             constraints.append(Constraint(kind="dtype", input=0, values=sorted(types[key])))
-        ops[key] = OpRule(versions=_merge_ranges(ranges[key]), constraints=constraints)
+        ops[key] = OpRule(versions=merge_ranges(ranges[key], OPEN_END), constraints=constraints)
     import platform
 
     version = f"{onnxruntime.__version__} ({platform.machine()} build)"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 
 
-from edgecheck.analysis.optable import OpRule, OpTable, Unlisted, dump_table
+from edgecheck.analysis.optable import OpRule, OpTable, Unlisted, dump_table, merge_ranges
 from edgecheck.tflite_model import CUSTOM_PREFIX
 
 # Operator versions probed per op (TFLite's highest today is in the teens); a kernel still found at
@@ -78,18 +78,8 @@ def _has_kernel(schema, code: int, version: int, custom: str | None = None) -> b
     return True  # loaded: a builtin was found (its options, absent here, are read only later)
 
 
-def _ranges(versions: list[int]) -> list[tuple[int, int | None]]:
-    merged: list[list[int]] = []
-    for v in sorted(versions):
-        if merged and v == merged[-1][1] + 1:
-            merged[-1][1] = v
-        else:
-            merged.append([v, v])
-    return [(a, None if b >= MAX_VERSION else b) for a, b in merged]
-
-
 def _probe(schema, code: int, custom: str | None = None) -> list[tuple[int, int | None]]:
-    return _ranges([v for v in range(1, MAX_VERSION + 1) if _has_kernel(schema, code, v, custom)])
+    return merge_ranges([(v, v) for v in range(1, MAX_VERSION + 1) if _has_kernel(schema, code, v, custom)], MAX_VERSION)
 
 
 def table_from_litert() -> OpTable:

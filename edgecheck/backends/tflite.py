@@ -76,7 +76,9 @@ def _runtime() -> tuple[Any, str, str]:
         version = None
     if version is not None:
         major = int(np.__version__.split(".")[0])
-        if major >= 2 and _older_than(version, (2, 15)):
+        from edgecheck.envs.definitions import python_meets  # a version-range test, packaging's where installed
+
+        if major >= 2 and python_meets(version, "<2.15"):
             # it imports beside numpy 2, then fails when an Interpreter is made (`_ARRAY_API not found`)
             problems.append(f"tflite-runtime {version} is built against numpy 1 and fails at run time beside numpy "
                             f"{np.__version__} (`_ARRAY_API not found`)")
@@ -88,14 +90,6 @@ def _runtime() -> tuple[Any, str, str]:
             except ImportError as exc:
                 problems.append(f"tflite-runtime {version}: {exc}")
     raise ImportError("; ".join(problems) + ". Install LiteRT: pip install 'edgecheck[tflite]' (ai-edge-litert)")
-
-
-def _older_than(version: str, than: tuple[int, ...]) -> bool:
-    parts = []
-    for piece in version.split(".")[: len(than)]:
-        digits = "".join(c for c in piece if c.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts) < than
 
 
 def _quantization(detail: Mapping[str, Any]) -> tuple[float, int] | None:
