@@ -57,8 +57,28 @@ def test_the_shipped_onnx2tf_definition_validates():
     assert "onnx2tf" in known_envs()
 
 
+def test_the_rknn_definition_installs_a_cpu_torch_then_the_toolkit_without_its_pins_then_the_rest():
+    definition = env_definition("rknn")
+    calls = definition.pip_calls()
+    assert calls[0] == ["torch==2.13.0"]
+    assert calls[1] == ["--no-deps", "rknn-toolkit2==2.5.0"]
+    assert "opencv-python-headless>=4.5.5.64" in calls[2] and "numpy<=1.26.4" in calls[2]
+    assert len(calls) == 3
+
+
+def test_further_pip_calls_change_the_digest_and_refuse_pip_options(tmp_path):
+    from edgecheck.envs import read_definition
+
+    plain = read_definition(_define(tmp_path, "plain"))
+    stepped = read_definition(_define(tmp_path, "stepped", then=[{"requirements": ["six"], "no_deps": True}]))
+    assert stepped.pip_calls() == [["--no-deps", "six"]] and plain.pip_calls() == []
+    assert plain.digest() != stepped.digest()
+    with pytest.raises(EnvError, match=r"bad\.yaml: then\.0\.requirements: .*'--pre' is not a requirement"):
+        read_definition(_define(tmp_path, "bad", then=[{"requirements": ["--pre"]}]))
+
+
 def test_an_unknown_name_lists_the_known_ones(defs):
-    with pytest.raises(EnvError, match=r"unknown tool environment 'nope' \(known: onnx2tf, tiny\)"):
+    with pytest.raises(EnvError, match=r"unknown tool environment 'nope' \(known: onnx2tf, rknn, tiny\)"):
         env_definition("nope")
     assert "unknown tool environment 'nope'" in unavailable_reason("nope")
 

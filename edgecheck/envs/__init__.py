@@ -267,15 +267,16 @@ def _build(definition: EnvDefinition, target: Path, interpreter: str, version: s
     built = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     try:
         log(f"creating the {name} environment in {built} with Python {version} ({interpreter})")
-        venv_cmd = [interpreter, "-m", "venv", "--prompt", target.name,
-                    *([] if definition.requirements else ["--without-pip"]), str(built)]
+        calls = definition.pip_calls()
+        venv_cmd = [interpreter, "-m", "venv", "--prompt", target.name, *([] if calls else ["--without-pip"]),
+                    str(built)]
         _run(venv_cmd, "creating the virtual environment", name, dict(os.environ), log)
         env = run_env_env(_tool_env(name, built, None))
-        if definition.requirements:
-            log(f"installing {' '.join(definition.requirements)} ({definition.size})")
+        for number, args in enumerate(calls, start=1):
+            log(f"installing {' '.join(args)} ({definition.size})")
+            step = "installing the requirements with pip" + (f" (call {number} of {len(calls)})" if len(calls) > 1 else "")
             _run([str(_python(built)), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                  "--progress-bar", "off", *definition.requirements], "installing the requirements with pip",
-                 name, env, log)
+                  "--progress-bar", "off", *args], step, name, env, log)
         log(f"checking it: {definition.check}")
         out = _run([str(_python(built)), "-c", definition.check], "running the definition's check", name, env,
                    None, timeout=900)

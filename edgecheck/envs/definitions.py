@@ -25,6 +25,36 @@ def override_var(name: str) -> str:
     return "EDGECHECK_ENV_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
+def _check_requirements(value: list[str]) -> list[str]:
+    for req in value:
+        if not req.strip() or req.lstrip().startswith("-"):  # a pip option would change what is installed
+            raise ValueError(f"{req!r} is not a requirement")
+        try:
+            from packaging.requirements import Requirement
+            Requirement(req)
+        except ImportError:
+            pass
+        except ValueError as exc:  # packaging's InvalidRequirement
+            raise ValueError(f"{req!r}: {exc}") from None
+    return value
+
+
+class PipStep(StrictModel):
+    """One more pip call after `requirements`, for toolkits whose pins must be side-stepped: e.g. a
+    CPU torch first, then the toolkit without its dependencies, then the rest."""
+
+    requirements: list[str] = Field(min_length=1)
+    no_deps: bool = Field(False, description="pip install --no-deps: take these packages, not what they pin.")
+
+    @field_validator("requirements")
+    @classmethod
+    def _valid_requirements(cls, value: list[str]) -> list[str]:
+        return _check_requirements(value)
+
+    def pip_args(self) -> list[str]:
+        return [*(["--no-deps"] if self.no_deps else []), *self.requirements]
+
+
 class EnvDefinition(StrictModel):
     """What goes into one tool's environment and how to prove it works."""
 
@@ -32,6 +62,7 @@ class EnvDefinition(StrictModel):
     description: str = Field(pattern=r"^[^\n]*$", description="One line.")
     python: str = Field(description="What the interpreter making the venv must meet, e.g. '>=3.10,<3.13'.")
     requirements: list[str] = Field(description="pip requirement strings, installed in one pip call.")
+    then: list[PipStep] = Field(default_factory=list, description="Further pip calls, in order, after requirements.")
     check: str = Field(description="Python run by the env's interpreter; its last stdout line is the version.")
     size: str = Field(description="Disk and time, for the user deciding whether to create it.")
     notes: list[str] = Field(default_factory=list)
@@ -53,17 +84,7 @@ class EnvDefinition(StrictModel):
     @field_validator("requirements")
     @classmethod
     def _valid_requirements(cls, value: list[str]) -> list[str]:
-        for req in value:
-            if not req.strip() or req.lstrip().startswith("-"):  # a pip option would change what is installed
-                raise ValueError(f"{req!r} is not a requirement")
-            try:
-                from packaging.requirements import Requirement
-                Requirement(req)
-            except ImportError:
-                pass
-            except ValueError as exc:  # packaging's InvalidRequirement
-                raise ValueError(f"{req!r}: {exc}") from None
-        return value
+        return _check_requirements(value)
 
     @field_validator("check")
     @classmethod
@@ -74,10 +95,16 @@ class EnvDefinition(StrictModel):
             raise ValueError(f"not valid Python: {exc.msg}") from None
         return value
 
+    def pip_calls(self) -> list[list[str]]:
+        """The pip install arguments, one list per call, in order."""
+        return [args for args in ([*self.requirements], *(step.pip_args() for step in self.then)) if args]
+
     def digest(self) -> str:
         """What the environment depends on; a different digest in the marker means stale."""
-        key = json.dumps({"requirements": self.requirements, "python": self.python, "check": self.check},
-                         sort_keys=True)
+        fields = {"requirements": self.requirements, "python": self.python, "check": self.check}
+        if self.then:  # only when used, so definitions without it keep their digest
+            fields["then"] = [step.model_dump() for step in self.then]
+        key = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()
 
 
