@@ -40,6 +40,11 @@ class IoMap:
     perm: tuple[int, ...] | None = None
     layout: str = ""  # what the model takes, e.g. "NHWC (the ONNX model's NCHW, transposed)"
 
+    def as_json(self) -> dict:
+        """The entry as the sidecar stores it (read back by `read_io_sidecar`)."""
+        return {"name": self.name, "model_name": self.model_name, "perm": list(self.perm) if self.perm else None,
+                "layout": self.layout}
+
     def to_model(self, array: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(array.transpose(self.perm)) if self.perm else array
 
@@ -120,7 +125,12 @@ class TfliteRunner(Runner):
         self._in_index, self._out_index = inputs, outputs
         self.input_names = tuple(e.name for e in self._inputs)
         self.output_names = tuple(e.name for e in self._outputs)
-        self._details = {d["index"]: d for d in self._interpreter.get_input_details() + self._interpreter.get_output_details()}
+        self._refresh_details()
+
+    def _refresh_details(self) -> None:
+        """Each tensor's shape, type and quantization by index (again after a resize)."""
+        interpreter = self._interpreter
+        self._details = {d["index"]: d for d in interpreter.get_input_details() + interpreter.get_output_details()}
 
     def _model_names(self) -> tuple[dict[str, int], dict[str, int]]:
         """Feed names to tensor indices: the signature's where there is exactly one, else the tensors'."""
@@ -153,7 +163,7 @@ class TfliteRunner(Runner):
             for index, shape in resize:
                 self._interpreter.resize_tensor_input(index, list(shape))
             self._interpreter.allocate_tensors()
-            self._details = {d["index"]: d for d in self._interpreter.get_input_details() + self._interpreter.get_output_details()}
+            self._refresh_details()
         for name, array in arrays.items():
             index = self._in_index[name]
             detail = self._details[index]

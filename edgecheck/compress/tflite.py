@@ -84,11 +84,9 @@ def _pair_inputs(onnx_inputs, model_inputs, source: Path) -> list:
     return pairs
 
 
-def _layout(entry_name: str, perm, model_shape: tuple, onnx_shape: tuple) -> str:
-    if not perm:
-        return ""
-    text = lambda shape: "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"  # noqa: E731
-    return f"channels last: {text(model_shape)}, the ONNX {text(onnx_shape)} transposed {list(perm)}"
+def _layout(perm: tuple[int, ...] | None, theirs, tensor) -> str:
+    """What the converted tensor takes, for the report ('' where the layout is the ONNX model's)."""
+    return f"channels last: {theirs.shape_text()}, the ONNX {tensor.shape_text()} transposed {list(perm)}" if perm else ""
 
 
 def probe_io_map(onnx_model: Path, info, artifact: Path, converted) -> tuple[list[dict], list[dict]]:
@@ -119,11 +117,11 @@ def probe_io_map(onnx_model: Path, info, artifact: Path, converted) -> tuple[lis
         feed, inputs = {}, []
         for (tensor, theirs), perm in zip(pairs, choice):
             shape = tuple(1 if not isinstance(d, int) or d < 1 else d for d in theirs.shape)
-            onnx_shape = tuple(shape[i] for i in np.argsort(perm)) if perm else shape
+            onnx_shape = _unpermuted(shape, perm)
             integer = np.issubdtype(np.dtype(tensor.dtype), np.integer) if tensor.dtype.isidentifier() else False
             feed[tensor.name] = (rng.integers(0, 8, size=onnx_shape).astype(tensor.dtype) if integer
                                  else rng.uniform(0, 1, size=onnx_shape).astype(np.float32))
-            inputs.append(IoMap(tensor.name, theirs.name, perm, _layout(tensor.name, perm, theirs.shape, tensor.shape)))
+            inputs.append(IoMap(tensor.name, theirs.name, perm, _layout(perm, theirs, tensor)))
         expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
         runner = TfliteRunner(artifact, RunOptions(), io_map=(inputs, [IoMap(t.name, t.name) for t in converted.outputs]))
         try:
@@ -146,17 +144,15 @@ def probe_io_map(onnx_model: Path, info, artifact: Path, converted) -> tuple[lis
             error, name, perm = min(candidates, key=lambda c: c[0])
             taken.add(name)
             score += error
-            model_shape = next(t.shape for t in converted.outputs if t.name == name)
-            outputs.append(IoMap(tensor.name, name, perm, _layout(tensor.name, perm, model_shape, tensor.shape)))
+            theirs = next(t for t in converted.outputs if t.name == name)
+            outputs.append(IoMap(tensor.name, name, perm, _layout(perm, theirs, tensor)))
         else:
             if best is None or score < best[0]:
                 best = (score, inputs, outputs)
     if best is None:
         raise RecipeError(f"{onnx_model.name}: edgecheck could not pair the converted model's inputs and outputs "
                           "with the ONNX model's (no pairing ran with matching shapes)")
-    as_dict = lambda e: {"name": e.name, "model_name": e.model_name, "perm": list(e.perm) if e.perm else None,  # noqa: E731
-                         "layout": e.layout}
-    return [as_dict(e) for e in best[1]], [as_dict(e) for e in best[2]]
+    return [e.as_json() for e in best[1]], [e.as_json() for e in best[2]]
 
 
 def _write_io_map(artifact: Path, inputs: list[dict], outputs: list[dict], converter: str) -> dict[str, str]:
