@@ -24,6 +24,7 @@ from edgecheck.checks.parity import compare_outputs, judge_parity
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency, judge_latency_estimate, judge_memory
 from edgecheck.checks.regression import add_regressions
+from edgecheck.checks.rknn import judge_rknn_latency, judge_rknn_memory, judge_rknn_ops, read_build_report
 from edgecheck.checks.result import CheckResult
 from edgecheck.checks.size import MIB, judge_size
 from edgecheck.artifacts import MadeArtifact, make_artifact
@@ -228,6 +229,8 @@ class Executor:
             result.facts["outputs"] = _origin(cached)
         else:
             result = self._accuracy(planned, artifact, threads)
+        if planned.check in ("parity", "accuracy") and not result.passed and backend is not None:
+            result.notes.extend(backend.diagnose(artifact.path))  # where it goes wrong, where the backend can tell
         if self.baseline is not None and planned.check in ("latency", "memory", "accuracy") and not estimated:
             found = self.baseline(planned)
             if found is not None:
@@ -245,9 +248,9 @@ class Executor:
 
     @staticmethod
     def _estimated(planned: PlannedCheck) -> bool:
-        """A latency check of a device target whose spec accepts the cost model's estimate."""
-        latency = planned.budgets.latency_ms
-        return (planned.check == "latency" and latency is not None and latency.source == "estimate"
+        """A latency or memory check of a device target whose spec accepts an estimate."""
+        budget = planned.budgets.latency_ms if planned.check == "latency" else planned.budgets.memory_mb
+        return (planned.check in ("latency", "memory") and budget is not None and budget.source == "estimate"
                 and planned.target.name != "host" and not planned.target.detect)
 
     def _input_shapes(self, planned: PlannedCheck) -> dict[str, tuple[int, ...]]:
@@ -265,6 +268,11 @@ class Executor:
         budget = planned.budgets.ops
         assert budget is not None
         path = made.artifact.path
+        if path.suffix == ".rknn":  # the compiler's placement, checked against the table's verdict on the source
+            report = read_build_report(path)
+            table = self.static.table_for(planned.target, planned.backend, budget.table)
+            source = self.static.classify(self.static.analysis(report.source, self._input_shapes(planned)).graph, table)
+            return judge_rknn_ops(report, table, source.verdicts, budget)
         if path.suffix == ".tflite":  # the converter's real operators, against a TFLite table
             report = self.static.classify_tflite(path, planned.target, planned.backend, budget.table)
             result = judge_ops(report, budget)
@@ -295,6 +303,14 @@ class Executor:
             return None
 
     def _estimate(self, planned: PlannedCheck, made: MadeArtifact) -> CheckResult:
+        if made.artifact.path.suffix == ".rknn":  # what the compiler said when it built it
+            report = read_build_report(made.artifact.path)
+            if planned.check == "memory":
+                return judge_rknn_memory(report, planned.budgets.memory_mb)  # type: ignore[arg-type]
+            return judge_rknn_latency(report, planned.target, planned.backend, planned.budgets.latency_ms)  # type: ignore[arg-type]
+        if planned.check == "memory":
+            raise CannotJudge(f"no memory estimate for a {made.artifact.path.suffix} artifact: estimates come from a "
+                              "vendor compiler's build (.rknn); measure it on the board, or use source: host")
         budget = planned.budgets.latency_ms
         assert budget is not None
         if made.artifact.path.suffix != ".onnx":
@@ -319,10 +335,14 @@ class Executor:
         """Where this check's figure comes from; `CannotJudge` for a device we cannot measure on."""
         budget = planned.budgets.latency_ms if planned.check == "latency" else planned.budgets.memory_mb
         target = planned.target
-        if target.name == "host" or target.detect:
-            return "host"
         if self._estimated(planned):
             return "estimate"
+        if not self.backend(planned.backend).measures_time:
+            raise CannotJudge(f"cannot judge {target.name} {planned.check} with {planned.backend} here: it runs on a "
+                              f"simulator, whose {planned.check} says nothing of a device's; use source: estimate "
+                              "for the compiler's estimate")
+        if target.name == "host" or target.detect:
+            return "host"
         if budget is not None and self._measured_here(planned, budget.source):
             return f"host, as a stand-in for {target.name} (the spec's source: host)"
         raise CannotJudge(
@@ -392,15 +412,16 @@ class Executor:
         return result
 
     def _facts(self, planned: PlannedCheck, backend: Backend | None, threads: int, made: MadeArtifact) -> dict[str, str]:
+        versions = backend.facts() if backend is not None else {}
         if backend is not None:
-            versions = backend.facts()
-            runtime = " ".join(v for v in (backend.name, versions.get("version"), versions.get("provider")) if v)
+            runtime = " ".join(v for v in (backend.name, versions.get("version") or versions.get("runtime"),
+                                           versions.get("provider")) if v)
         else:
             runtime = f"{planned.backend} (not run: the check reads the artifact)"
         spec = planned.spec.spec
         info, original = self.model_info(made.artifact.path), self.model_info(spec.model.path)
         facts = {
-            "measured_on": "host",
+            "measured_on": versions.get("runs_on", "host"),
             "host": host_description(),
             "runtime": f"{runtime}, {threads} thread{'s' if threads != 1 else ''}",
             "artifact": made.artifact.path.name,
@@ -423,5 +444,6 @@ class Executor:
         if governor:
             facts["env.governor"] = governor
         if planned.check in ("accuracy", "parity", "size") and planned.target.name != "host":
-            facts["note"] = f"measured on this host with {planned.backend}, not on a {planned.target.name} board"
+            where = f"on {versions['runs_on']}" if "runs_on" in versions else f"on this host with {planned.backend}"
+            facts["note"] = f"measured {where}, not on a {planned.target.name} board"
         return facts

@@ -144,13 +144,43 @@ def inspect_onnx(path: Path | str) -> ModelInfo:
 
 
 def inspect_model(path: Path | str) -> ModelInfo:
-    """Facts of a model file by its format: a .tflite file through the TFLite reader, else ONNX."""
+    """Facts of a model file by its format: a .tflite file through the TFLite reader, a .rknn by its
+    build folder, else ONNX."""
     path = Path(path)
+    if path.suffix == ".rknn":
+        return inspect_rknn(path)
     if path.suffix == ".tflite":
         from edgecheck.tflite_model import inspect_tflite
 
         return inspect_tflite(path)
     return inspect_onnx(path)
+
+
+def inspect_rknn(path: Path) -> ModelInfo:
+    """A .rknn artifact's facts: its own size and digest; inputs, outputs and parameters of the ONNX
+    model it was built from (the copy in its build folder: a .rknn file has no public format)."""
+    import dataclasses
+    import json
+
+    folder = path.with_name(path.name + ".build")
+    try:
+        job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+        source = inspect_onnx(folder / job["model"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if not path.is_file():
+            raise ModelError(path, f"no such file ({exc})") from None
+        raise ModelError(path, f"edgecheck reads a .rknn through the build folder its rknn recipes write beside "
+                         f"it ({folder.name}), and that is missing or unreadable: {exc}") from None
+    try:
+        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        layers = report["build"]["layers"]
+    except (OSError, ValueError, KeyError, TypeError):
+        layers = []
+    op_counts: dict[str, int] = {}
+    for layer in layers:
+        op_counts[layer["op_type"]] = op_counts.get(layer["op_type"], 0) + 1
+    return dataclasses.replace(source, path=path, format="rknn", size_bytes=path.stat().st_size,
+                               op_counts=dict(sorted(op_counts.items())), sha256=file_sha256([path]))
 
 
 def _all_nodes(graph):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgecheck.backends import backend_suffixes, known_backends
+from edgecheck.backends import backend_reads, backend_suffixes, known_backends
 from edgecheck.checks import CHECKS
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
 from edgecheck.data import synthetic_shape
@@ -52,6 +52,12 @@ def _checks_for(budgets: Budgets) -> list[str]:
         "ops": budgets.ops is not None,
     }
     return [check for check in CHECKS if wanted[check]]
+
+
+def _static_checks(checks: list[str], budgets: Budgets) -> list[str]:
+    """The checks that read an artifact without running it: ops, and latency judged on the estimate."""
+    latency = budgets.latency_ms
+    return [c for c in checks if c == "ops" or (c == "latency" and latency is not None and latency.source == "estimate")]
 
 
 def validate_against_model(loaded: LoadedSpec, model: ModelInfo) -> None:
@@ -122,6 +128,7 @@ def plan_checks(
                                    f"unknown backend {backend!r} (known: {', '.join(sorted(serving))})")
     entries = validate_recipes(loaded)
     formats = artifact_formats(loaded)
+    platforms = artifact_platforms(loaded)
     planned = []
     for target, section in spec.targets.items():
         if targets is not None and target not in targets:
@@ -133,20 +140,31 @@ def plan_checks(
             if backends and backend not in backends:
                 continue
             threads = section.threads_for(backend) or profile.threads_for(backend)
-            runs = backend_suffixes(backend)
+            runs, reads = backend_suffixes(backend), backend_reads(backend)
+            chip = profile.backends[backend].platform if backend in profile.backends else None
+            other_chips = []
             for name, steps_text in entries:
                 budgets = section.budgets_for(name)
                 checks = _checks_for(budgets)
                 if formats[name] not in runs:  # a .tflite artifact on onnxruntime, an .onnx one on tflite
-                    unrunnable = unrunnable or bool(checks)
+                    checks = _static_checks(checks, budgets) if formats[name] in reads else []
+                    if not checks:  # (an ONNX model on rknn: its table and cost model still judge the graph)
+                        unrunnable = True
+                        continue
+                if chip and platforms.get(name) and platforms[name] != chip:  # a .rknn built for another chip
+                    other_chips.append(f"{name} ({platforms[name]})")
                     continue
                 for check in checks:
                     planned.append(PlannedCheck(loaded, profile, backend, name, check, budgets, steps_text, threads))
+            if other_chips and not any(p.backend == backend and p.target is profile for p in planned[before:]):
+                raise loaded.error(("targets", target), f"{backend} on {target} runs artifacts built for {chip}, and "
+                                   f"every {backend} entry is built for another chip: {', '.join(other_chips)}; add "
+                                   f"an entry with platform: {chip}")
         if len(planned) == before and unrunnable:  # a gate that checks nothing would pass: say why instead
             made = ", ".join(sorted(set(formats.values())))
             raise loaded.error(("targets", target), f"none of the backends {', '.join(used)} runs this spec's "
                                f"artifacts ({made} files), so target {target!r} would check nothing: name a "
-                               "backend that runs them (onnxruntime: .onnx, tflite: .tflite)")
+                               "backend that runs them (onnxruntime: .onnx, tflite: .tflite, rknn: .rknn)")
     return planned
 
 
@@ -159,6 +177,21 @@ def artifact_formats(loaded: LoadedSpec) -> dict[str, str]:
     for entry in spec.compress:
         formats[entry.name] = _format_before(loaded, entry.steps)
     return formats
+
+
+def artifact_platforms(loaded: LoadedSpec) -> dict[str, str]:
+    """The chip each entry's artifact is built for, where its converting step names one (platform:)."""
+    found = {}
+    for entry in loaded.spec.compress:
+        for step in entry.steps:
+            if step.recipe in known_recipes():
+                recipe = get_recipe(step.recipe)
+                chip = getattr(recipe.parse_params(step.params), "platform", None) if recipe.makes else None
+                if recipe.makes:
+                    found.pop(entry.name, None)
+                if chip:
+                    found[entry.name] = chip
+    return found
 
 
 def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:

@@ -130,7 +130,7 @@ def test_check_options_reach_pytest(pytester, spec_project, monkeypatch, capsys)
 
 
 def test_check_strict_fails_on_an_unavailable_backend(pytester, spec_project, monkeypatch, capsys):
-    spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [rknn]"))
+    spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [tensorrt]"))  # not installed here
     monkeypatch.chdir(pytester.path)
     assert main(["check", "--", "-p", "no:cacheprovider"]) == 0  # skipped
     assert "3 skipped" in capsys.readouterr().out

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import junit_properties as _cases
 
+from edgecheck.envs import find_env
+
 
 def _tree_digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -18,13 +20,15 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 def test_example_passes_for_rk3588_and_reports_its_figures(pytester, digits_project):
     before = _tree_digest(digits_project)
     result = pytester.runpytest("specs", "--edge-target=rk3588", "--junitxml=report.xml")
-    # 10 artifacts (none, candidate and 8 compress entries). onnxruntime runs accuracy, parity, size and
-    # ops for real (40); its 10 memory checks skip (no rk3588 board here, and a host figure is not a board's);
-    # latency is judged on the labelled estimate (9), except fp16, for which rk3588's onnxruntime has no
-    # cost model (skip). rknn has no backend yet: accuracy, parity, size and memory skip (40), while its
-    # static checks run: ops against Rockchip's table (10) and the estimate (10).
-    result.assert_outcomes(passed=69, skipped=51)
-    result.stdout.fnmatch_lines(["*10 memory*onnxruntime*all*cannot judge rk3588 memory here: no rk3588 to measure on*"])
+    # 10 ONNX artifacts (none, candidate and 8 compress entries) and 3 .rknn ones. onnxruntime runs
+    # accuracy, parity, size and ops for real (40) and judges latency on the labelled estimate (9; fp16 has
+    # no rk3588 onnxruntime cost model: skip); its 10 memory checks skip (no estimate for ONNX, no board).
+    # rknn judges each ONNX artifact statically: ops against Rockchip's table and the estimate (20). Each
+    # .rknn artifact gets accuracy, parity, size, the compiler's placement, latency and memory (18), or,
+    # without the toolkit's environment, 18 skips that say how to create it.
+    rknn = find_env("rknn") is not None
+    result.assert_outcomes(passed=69 + (18 if rknn else 0), skipped=11 + (0 if rknn else 18))
+    result.stdout.fnmatch_lines(["*10 memory*onnxruntime*all*no memory estimate for a .onnx artifact*"])
     cases = _cases(digits_project / "report.xml")
     estimated = cases["rk3588-rknn-int8-static-latency"]
     assert estimated["edge.measured_on"].startswith("estimate, not a measurement: analytical cost model for rk3588 "
@@ -39,7 +43,7 @@ def test_example_passes_for_rk3588_and_reports_its_figures(pytester, digits_proj
     assert int(dynamic["edge.ops.unsupported"]) > 0 and "DynamicQuantizeLinear" in dynamic["edge.note.0"]
     recipes = {c["edge.recipe"] for c in cases.values()}
     assert recipes == {"none", "candidate", "fp16", "int8-dynamic", "int8-static", "int8-static-pc", "prune",
-                       "lowrank", "slim-int8", "candidate+int8-static"}
+                       "lowrank", "slim-int8", "candidate+int8-static", "rknn-fp16", "rknn-int8", "rknn-int8-mmse"}
     steps = {c["edge.recipe"]: c.get("edge.recipe.steps") for c in cases.values()
              if c["edge.backend"] == "onnxruntime" and c["edge.check"] in ("accuracy", "parity", "size")}
     assert steps["slim-int8"] == "prune(sparsity=0.125, structured=True) -> int8-static"
@@ -57,8 +61,20 @@ def test_example_passes_for_rk3588_and_reports_its_figures(pytester, digits_proj
     assert float(static["edge.accuracy.original"]) == float(original["edge.accuracy"])
     size = cases["rk3588-onnxruntime-int8-static-size"]
     assert float(size["edge.size_ratio"]) > 2.0  # INT8 weights: about 2.7x smaller on this small model
-    assert "skipped" in {child.tag for case in ET.parse(digits_project / "report.xml").iter("testcase")
-                         if case.get("name") == "rk3588-rknn-none-size" for child in case}
+    names = {case.get("name") for case in ET.parse(digits_project / "report.xml").iter("testcase")}
+    assert "rk3588-rknn-none-size" not in names  # rknn runs .rknn files; ONNX ones only by the graph
+    if rknn:
+        parity = cases["rk3588-rknn-rknn-int8-parity"]
+        assert parity["edge.measured_on"].startswith("rknn-toolkit2 simulator")  # never called a board figure
+        assert float(parity["edge.parity.logits.rel_l2"]) < 0.08
+        ops = cases["rk3588-rknn-rknn-int8-ops"]
+        assert ops["edge.ops.table"].startswith("rknn-toolkit2 2.5.0 building for rk3588: the compiler's placement")
+        assert ops["edge.ops.fallback"] == "1" and "Reshape" in ops["edge.note.0"]
+        latency = cases["rk3588-rknn-rknn-int8-latency"]
+        assert latency["edge.measured_on"].startswith("estimate, not a measurement: rknn-toolkit2")
+        assert float(latency["edge.latency.estimate.cycles"]) > 0
+        memory = cases["rk3588-rknn-rknn-int8-memory"]
+        assert 0 < float(memory["edge.memory.estimate.peak"]) < 1
     after = {k: v for k, v in _tree_digest(digits_project).items() if k.startswith(("examples/", "specs/"))}
     assert after == before  # the example and the spec are never modified
 

@@ -225,9 +225,8 @@ def test_without_source_estimate_a_device_latency_budget_cannot_be_judged(pytest
     _nonzero_model(models / "peaks.onnx")
     spec_project(_spec("peaks.onnx", "rk3588", "latency_ms: {p95: 1000}", backends="rknn, onnxruntime"))
     result = pytester.runpytest("specs", "-rs")
-    result.assert_outcomes(skipped=2)
-    # onnxruntime is installed: the reason is the missing board, with the way out
+    # onnxruntime: the reason is the missing board, with the way out. rknn runs .rknn files only; on an
+    # ONNX model it judges only what reads the graph (ops, an estimated latency), so nothing is planned
+    result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*cannot judge rk3588 latency here: no rk3588 to measure on*"
                                  "source: estimate for the cost model's estimate*"])
-    # rknn is not installed here: that is said first
-    result.stdout.fnmatch_lines(["SKIPPED*rknn cannot run here: no backend of that name is installed*"])

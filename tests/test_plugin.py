@@ -142,12 +142,14 @@ def test_unknown_edge_target_is_a_usage_error_listing_known_devices(pytester, sp
 
 
 def test_unavailable_backend_skips_with_reason_and_strict_fails(pytester, spec_project):
-    spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [onnxruntime, rknn]"))
+    # tensorrt serves the Jetson profiles, and no TensorRT backend is installed here
+    spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [onnxruntime, tensorrt]"))
     result = pytester.runpytest("specs", "-rs")
     result.assert_outcomes(passed=3, skipped=3)
     result.stdout.fnmatch_lines(["*edgecheck summary*",
-                                 "*3 checks*rknn*none*rknn cannot run here: no backend of that name is installed*skip"])
-    result.stdout.fnmatch_lines(["SKIPPED*rknn cannot run here: no backend of that name is installed (installed: *"])
+                                 "*3 checks*tensorrt*none*tensorrt cannot run here: no backend of that name is "
+                                 "installed*skip"])
+    result.stdout.fnmatch_lines(["SKIPPED*tensorrt cannot run here: no backend of that name is installed (installed: *"])
     strict = pytester.runpytest("specs", "--edge-strict")
     strict.assert_outcomes(passed=3, failed=3)
     strict.stdout.fnmatch_lines(["*--edge-strict turns this skip into a failure*"])
@@ -163,7 +165,7 @@ BAD_SPECS = {
     "escaping_path": (SPEC.replace("../models/clf.onnx", "../../outside.onnx"), "outside the project folder"),
     "unknown_input": (SPEC + "inputs: {image: {shape: [1, 4]}}\n", "inputs.image: the model has no input named 'image' (inputs: x)"),
     "unknown_target": (SPEC.replace("  host:", "  hots:"), "targets.hots: unknown device 'hots' (known: host, jetson-nano"),
-    "unknown_recipe": (SPEC + "compress: [int3-magic]\n", "compress[[]0[]]: unknown recipe 'int3-magic' (known: fp16, int8-dynamic, int8-static, lowrank, none, prune, tflite-fp16, tflite-fp32, tflite-int8-dynamic, tflite-int8-static)"),
+    "unknown_recipe": (SPEC + "compress: [int3-magic]\n", "compress[[]0[]]: unknown recipe 'int3-magic' (known: fp16, int8-dynamic, int8-static, lowrank, none, prune, rknn-fp16, rknn-int8, tflite-fp16, tflite-fp32, tflite-int8-dynamic, tflite-int8-static)"),
 }
 
 

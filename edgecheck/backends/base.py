@@ -97,9 +97,15 @@ class Backend(ABC):
 
     name: ClassVar[str]
     suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
+    # Formats judged without running (the ops table, the latency cost model), beside those it runs:
+    # rknn runs .rknn files, and its table and cost model read the ONNX graph a .rknn would be built from.
+    reads: ClassVar[tuple[str, ...]] = ()
     # True if the same artifact, runtime version, thread count and inputs always give the same outputs:
     # then outputs are cached by content and a rerun with nothing changed does not run the model again.
     deterministic: ClassVar[bool] = False
+    # False where running here says nothing of the device's speed and memory (a simulator): latency and
+    # memory checks then take only the spec's `source: estimate`, never a host stand-in.
+    measures_time: ClassVar[bool] = True
 
     @abstractmethod
     def availability(self) -> Availability:
@@ -129,6 +135,11 @@ class Backend(ABC):
         """The installed runtime's own operator table, where it can say what it runs (ONNX Runtime's
         kernel registry): the authority over the shipped table for this machine."""
         return None
+
+    def diagnose(self, artifact: Path) -> list[str]:
+        """Lines that say where an artifact's outputs go wrong (a toolkit's per-layer error), added to a
+        failing parity or accuracy check's notes; none by default."""
+        return []
 
     def interpreter(self) -> str:
         """The Python that runs this backend's worker: the session's own by default; a toolkit whose

@@ -15,7 +15,8 @@ from edgecheck.errors import BackendUnavailable
 
 ENTRY_POINT_GROUP = "edgecheck.backends"
 _BUILTIN = {"onnxruntime": "edgecheck.backends.onnxruntime:OnnxRuntimeBackend",
-            "tflite": "edgecheck.backends.tflite:TfliteBackend"}
+            "tflite": "edgecheck.backends.tflite:TfliteBackend",
+            "rknn": "edgecheck.backends.rknn:RknnBackend"}
 _registered: dict[str, type[Backend]] = {}
 _broken: dict[str, str] = {}
 _discovered = False
@@ -78,6 +79,13 @@ def backend_suffixes(name: str) -> tuple[str, ...]:
     _discover()
     cls = _registered.get(name)
     return cls.suffixes if cls is not None else (".onnx",)
+
+
+def backend_reads(name: str) -> tuple[str, ...]:
+    """The formats a backend's operator table and cost model judge without running (rknn: ONNX)."""
+    _discover()
+    cls = _registered.get(name)
+    return cls.reads if cls is not None else ()
 
 
 def get_backend(name: str) -> Backend:

@@ -4,7 +4,8 @@ A recipe is a named entry in a registry with a pydantic model of its parameters,
 `compress:` entries are validated (unknown recipe, unknown or mistyped parameter) when the spec is
 collected, and a third party can add one with `register_recipe`. Shipped: `none` (the model itself),
 `tflite-fp32`, `tflite-fp16`, `tflite-int8-dynamic`, `tflite-int8-static` (edgecheck/compress/tflite.py),
-`fp16`, `int8-dynamic`, `int8-static`, `prune` and `lowrank`. A chain applies steps in order, each
+`rknn-fp16`, `rknn-int8` (edgecheck/compress/rknn.py), `fp16`, `int8-dynamic`,
+`int8-static`, `prune` and `lowrank`. A chain applies steps in order, each
 to the previous step's artifact (edgecheck/artifacts.py). Recipes know nothing of caching: they write into the
 folder they are given, and the cache (edgecheck.cache) decides whether they run at all.
 """
@@ -186,4 +187,4 @@ def keep_original(model: Path, params: NoParams, context: RecipeContext) -> Arti
     return Artifact(path=model, recipe=ORIGINAL, notes={"did": "nothing (the model as given)"})
 
 
-from edgecheck.compress import fp16, lowrank, prune, quantize, tflite  # noqa: E402,F401  (they register recipes)
+from edgecheck.compress import fp16, lowrank, prune, quantize, rknn, tflite  # noqa: E402,F401  (they register recipes)

@@ -76,8 +76,33 @@ class CostModel(_Strict):
         return bool(self.points)
 
 
+class CompilerPoint(_Strict):
+    """A published latency beside the cycle total the vendor's compiler gives the same architecture."""
+
+    model: str
+    input: list[int]
+    published_ms: float = Field(gt=0)
+    cycles: int = Field(gt=0, description="The compiler's total cycles for the architecture (its build log).")
+    source: str
+
+
+class CompilerEstimate(_Strict):
+    """Latency from a vendor compiler's own cycle estimate (rknn-toolkit2's per-layer table): total
+    cycles at the NPU clock, times a factor fitted on published figures."""
+
+    clock_ghz: float = Field(gt=0, description="The NPU clock the cycles are counted at.")
+    scale: float = Field(gt=0, description="Published time over cycles/clock, fitted on the points.")
+    error_factor: float = Field(ge=1, description="The stated error: the true figure within [est/f, est*f].")
+    calibration: str
+    points: list[CompilerPoint] = Field(default_factory=list)
+
+
 class BackendSupport(_Strict):
     precisions: list[Precision]
+    platform: str | None = Field(None, description="The vendor toolkit's name for this chip (rknn's "
+                                 "target_platform): artifacts built for another platform do not run here.")
+    compiler_estimate: CompilerEstimate | None = Field(None, description="Latency from the vendor compiler's "
+                                                       "cycle estimate, for artifacts whose build reports one.")
     threads: int | None = Field(None, ge=1, description="CPU threads, so runs on the host are comparable.")
     ops: str | None = Field(None, description="The operator table for this backend on this device (default: "
                             "the table for this backend that names the device, else the backend's general one).")

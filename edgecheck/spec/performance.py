@@ -87,7 +87,8 @@ class MemoryBudget(StrictModel):
                                "during load and inference minus that of an idle worker with the runtime loaded.")
     process: float | None = Field(None, gt=0, description="Max peak resident memory of the whole worker process, "
                                   "runtime and interpreter included.")
-    source: Source = Field("device", description=_SOURCE_HELP)
+    source: LatencySource = Field("device", description=_SOURCE_HELP + " 'estimate' judges peak on a vendor "
+                                  "compiler's memory totals where the artifact's build reports them (.rknn).")
 
     @model_validator(mode="after")
     def _some_bound(self) -> MemoryBudget:

@@ -1,0 +1,154 @@
+"""The rknn backend: `.rknn` artifacts on rknn-toolkit2's simulator (x86_64), never called board figures.
+
+The worker runs under the rknn environment's Python (`edgecheck env create rknn`). The toolkit's
+simulator cannot run a `.rknn` loaded back from disk, only what was built in the same process, so
+the runner builds again from the artifact's build folder (the job the recipe ran: the same source
+copy, shapes, calibration samples and settings) and checks that the rebuild gives the recipe's
+recorded outputs on its probe input, bit for bit, before it runs anything. A model built for batch 1
+is run one sample at a time. Its figures are the simulator's: Rockchip's users report that a board
+can differ, so every result says "simulator".
+
+Latency and memory are not measured here: the simulator's time says nothing of the NPU's. The
+compiler's own estimates (cycles, memory) come from the build report (`source: estimate`).
+Module imports are the standard library and numpy only, as in every worker module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecheck.backends.base import Availability, Backend, RunOptions, Runner
+from edgecheck.errors import BackendError
+
+SIMULATOR = "rknn-toolkit2 simulator on x86_64 (not an NPU: board results can differ)"
+BUILD_SUFFIX = ".build"
+JUMP_COSINE = 0.999  # a layer whose own output cosine falls below this is where the error jumps  # edgecheck.compress.rknn.build_dir: the same name, without importing the recipes here
+
+
+def _build_dir(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + BUILD_SUFFIX)
+
+
+class RknnRunner(Runner):
+    def __init__(self, artifact: Path, options: RunOptions):
+        from edgecheck.backends import rknn_toolkit as toolkit
+
+        self.backend, self.artifact = "rknn", artifact
+        folder = _build_dir(artifact)
+        if not (folder / toolkit.JOB_FILE).is_file():
+            raise BackendError("rknn", artifact, "loading",
+                               f"no build folder {folder.name} beside it: the simulator runs only a model built in "
+                               "the same process, so it runs .rknn files made by edgecheck's rknn recipes "
+                               "(a .rknn from elsewhere needs a board)")
+        self._toolkit = toolkit
+        self._job = toolkit.read_job(folder)
+        self.input_names = tuple(i["name"] for i in self._job["inputs"])
+        self.output_names = tuple(self._job["outputs"])
+        self._shapes = {i["name"]: tuple(i["shape"]) for i in self._job["inputs"]}
+        here = os.getcwd()
+        with tempfile.TemporaryDirectory(prefix="edgecheck-rknn-run-") as scratch:
+            os.chdir(scratch)  # whatever the toolkit writes to its working folder goes with the scratch folder
+            try:
+                self._rknn = self._rebuild(folder)
+            except toolkit.ToolkitError as exc:
+                raise BackendError("rknn", artifact, f"rebuilding for the simulator ({exc.step})", exc.message) from None
+            finally:
+                os.chdir(here)
+
+    def _rebuild(self, folder: Path) -> Any:
+        toolkit = self._toolkit
+        rknn = toolkit.build(folder)
+        toolkit._call("init_runtime", rknn.init_runtime)
+        recorded = np.load(folder / toolkit.PROBE_OUTPUTS, allow_pickle=False)
+        got = toolkit.infer(rknn, self._job, toolkit.probe_inputs(folder, self._job))
+        expected = [recorded[f"arr_{i}"] for i in range(len(recorded.files))]
+        if len(got) != len(expected) or not all(np.array_equal(a, b) for a, b in zip(got, expected)):
+            rknn.release()
+            raise BackendError("rknn", self.artifact, "rebuilding for the simulator",
+                               "the rebuild does not reproduce the artifact's recorded outputs on its probe input "
+                               "(a different rknn-toolkit2 than the one that built it?): rebuild the artifact "
+                               "(edgecheck cache clear)")
+        return rknn
+
+    def _infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = [np.asarray(feed[name]) for name in self.input_names]
+        built = [self._shapes[name] for name in self.input_names]
+        batch = built[0][0] if built[0] else 1
+        total = arrays[0].shape[0] if arrays[0].ndim else 1
+        if any(tuple(a.shape[1:]) != s[1:] for a, s in zip(arrays, built)) or total % max(batch, 1):
+            raise BackendError("rknn", self.artifact, "running",
+                               f"inputs {[a.shape for a in arrays]} do not fit the built shapes {built} (the "
+                               "toolkit fixes every dimension at build time)")
+        chunks: list[list[np.ndarray]] = []
+        for start in range(0, total, batch):
+            outputs = self._toolkit.infer(self._rknn, self._job, [a[start:start + batch] for a in arrays])
+            chunks.append(outputs)
+        return {name: np.concatenate([chunk[i] for chunk in chunks]) for i, name in enumerate(self.output_names)}
+
+    def close(self) -> None:
+        rknn, self._rknn = getattr(self, "_rknn", None), None
+        if rknn is not None:
+            rknn.release()
+
+
+class RknnBackend(Backend):
+    name = "rknn"
+    suffixes = (".rknn",)
+    reads = (".onnx",)  # ONNX artifacts: the rknn table and the rk3588 cost model judge the graph (no toolkit)
+    deterministic = True  # the same build on the same simulator gives the same outputs
+    measures_time = False  # the simulator's time and memory are not the NPU's
+
+    def availability(self) -> Availability:
+        if importlib.util.find_spec("rknn") is not None:  # in the worker: the toolkit's own environment
+            return Availability(True)
+        from edgecheck.envs import unavailable_reason
+
+        reason = unavailable_reason("rknn")
+        return Availability(reason is None, reason or "")
+
+    def interpreter(self) -> str:
+        if importlib.util.find_spec("rknn") is not None:
+            return sys.executable
+        from edgecheck.envs import find_env
+
+        env = find_env("rknn")
+        return str(env.python) if env is not None else sys.executable
+
+    def facts(self) -> dict[str, str]:
+        from edgecheck.envs import find_env
+
+        env = find_env("rknn")
+        return {"runtime": f"{env.tool_version if env else 'rknn-toolkit2'}", "runs_on": SIMULATOR}
+
+    def _load_impl(self, artifact: Path, options: RunOptions) -> Runner:
+        return RknnRunner(artifact, options)
+
+    def diagnose(self, artifact: Path) -> list[str]:
+        """Where INT8 (or float16) hurts: the first layers whose error jumps in the toolkit's per-layer
+        analysis of the build, for a failing parity or accuracy check."""
+        from edgecheck.analysis.rknn_log import LayerError, describe_error, error_jumps
+        from edgecheck.compress.rknn import read_report
+
+        report = read_report(artifact)
+        if report is None:
+            return []
+        rows = [LayerError(**row) for row in report.get("error_analysis", [])]
+        if not rows:
+            reason = report.get("analysis_error") or "the toolkit's accuracy_analysis gave no table"
+            return [f"rknn per-layer error: not available ({reason})"]
+        jumps = error_jumps(rows, threshold=JUMP_COSINE)
+        where = ("the first layers where it jumps (cosine below "
+                 f"{JUMP_COSINE})" if any(r.single_cos < JUMP_COSINE for r in jumps)  # type: ignore[operator]
+                 else f"no layer's own cosine falls below {JUMP_COSINE}; the lowest")
+        lines = [f"rknn per-layer error (rknn-toolkit2's accuracy_analysis of the build, simulator against the float "
+                 f"model, on {report.get('probe_source', 'one input')}): {where}:"]
+        lines += [f"  {describe_error(row)}" for row in jumps]
+        return lines

@@ -1,0 +1,173 @@
+"""The ops, latency and memory budgets of a `.rknn` artifact, judged on what Rockchip's compiler said
+when it built it (the build report beside the artifact): where each layer runs, its cycle estimate and
+its memory totals. These are the compiler's figures, labelled so, never measurements.
+
+Ops: the build is the authority for what the NPU takes (a refused build already failed the entry);
+every layer the compiler put on the CPU counts as a fallback. The shipped rknn table's verdict on the
+source ONNX graph is checked against it, and where they differ the disagreement is noted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecheck.analysis.ops import NodeVerdict, OpsReport
+from edgecheck.analysis.optable import OpTable
+from edgecheck.analysis.rknn_log import BuildLog, RknnLayer
+from edgecheck.checks.ops import judge_ops
+from edgecheck.checks.performance import judge_latency_estimate
+from edgecheck.checks.result import CheckResult, Measurement
+from edgecheck.devices import DeviceProfile
+from edgecheck.errors import CannotJudge
+from edgecheck.spec.ops import OpsBudget
+from edgecheck.spec.performance import LatencyBudget, MemoryBudget
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class CompiledLayer:
+    """A layer of the compiled model, shaped like a graph node for the ops report."""
+
+    name: str
+    key: str
+    where: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    toolkit: str
+    platform: str
+    quantized: bool
+    log: BuildLog
+    source: Path  # the ONNX copy the build read
+
+    @property
+    def who(self) -> str:
+        return f"rknn-toolkit2 {self.toolkit} building for {self.platform}"
+
+
+def read_build_report(artifact: Path) -> BuildReport:
+    """The build report of a .rknn artifact; CannotJudge where it has none or it holds no layer table."""
+    folder = artifact.with_name(artifact.name + ".build")
+    try:
+        data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+        report = BuildReport(data["toolkit"], data["platform"], bool(data["quantized"]),
+                             BuildLog.from_json(data["build"]), folder / job["model"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CannotJudge(f"{artifact.name} has no readable build report ({folder.name}/report.json: {exc}); "
+                          "only .rknn files built by edgecheck's rknn recipes carry the compiler's figures") from None
+    if not report.log.layers:
+        raise CannotJudge(f"the toolkit's build log of {artifact.name} holds no layer table that edgecheck could "
+                          f"read (see {folder / 'stdout.log'}): placement, cycles and memory are unknown")
+    return report
+
+
+def placement_report(report: BuildReport, table: OpTable, onnx_verdicts: list[NodeVerdict]) -> tuple[OpsReport, list[str]]:
+    """Each compiled layer as supported (NPU) or fallback (CPU), and where the shipped table's verdict on
+    the source graph disagrees with the compiler's placement. A layer is traced to its ONNX node by the
+    name the toolkit gives it (the node's or its output tensor's)."""
+    by_name: dict[str, NodeVerdict] = {}
+    for verdict in onnx_verdicts:
+        by_name.setdefault(verdict.node.name, verdict)
+        for output in verdict.node.proto.output:
+            by_name.setdefault(output, verdict)
+    verdicts, mapped, disagreements = [], set(), []
+    for layer in report.log.layers:
+        if layer.boundary:
+            continue
+        source = by_name.get(layer.source_name)
+        origin = (f"from ONNX {source.node.op_type} {source.node.name!r}" if source is not None
+                  else "a layer the toolkit added")
+        node = CompiledLayer(layer.full_name or f"layer {layer.index}", layer.op_type)
+        if layer.target == "CPU":
+            verdicts.append(NodeVerdict(node, "fallback", f"the compiler placed it on the CPU ({layer.dtype}; "  # type: ignore[arg-type]
+                                        f"{origin})", report.who))
+        else:
+            verdicts.append(NodeVerdict(node, "supported", f"{layer.target} ({layer.dtype}; {origin})",  # type: ignore[arg-type]
+                                        report.who))
+        if source is not None:
+            mapped.add(source.node.label)
+            if layer.target == "CPU" and source.status == "supported":
+                disagreements.append(f"{source.node.label} ({source.node.key}): {table.name} says supported, the "
+                                     f"compiler placed its layer {layer.full_name} on the CPU")
+    for verdict in onnx_verdicts:
+        if verdict.status in ("unsupported", "fallback"):
+            disagreements.append(f"{verdict.node.label} ({verdict.node.key}): {table.name} says {verdict.status} "
+                                 f"({verdict.reason}), yet {report.who} built the model"
+                                 + ("" if verdict.node.label in mapped else " (the node was folded or fused away)"))
+    return OpsReport(table, verdicts), disagreements
+
+
+def judge_rknn_ops(report: BuildReport, table: OpTable, onnx_verdicts: list[NodeVerdict], budget: OpsBudget) -> CheckResult:
+    ops, disagreements = placement_report(report, table, onnx_verdicts)
+    result = judge_ops(ops, budget, disagreements)
+    result.facts["ops.table"] = (f"{report.who}: the compiler's placement of each layer (the authority), checked "
+                                 f"against {table.name}: {table.citation()}")
+    result.facts["measured_on"] = f"nowhere: {report.who}'s build log (no run)"
+    return result
+
+
+def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str, budget: LatencyBudget) -> CheckResult:
+    """Total cycles at the NPU clock, times the profile's fitted scale, with its stated error range."""
+    support = device.backends.get(backend)
+    model = support.compiler_estimate if support is not None else None
+    if model is None:
+        raise CannotJudge(f"{device.name}'s profile has no compiler_estimate for {backend}: the compiler's cycles "
+                          "cannot be turned into time without a calibration")
+    cycles = report.log.cycles_total
+    ms = model.scale * cycles / (model.clock_ghz * 1e6)
+    low, high = ms / model.error_factor, ms * model.error_factor
+    smallest = min((p.cycles for p in model.points), default=0)
+    below = smallest and cycles < smallest / 10
+    if below:  # the runtime's fixed costs, which the compiler does not count, dominate a model this small
+        high = math.inf
+    result = judge_latency_estimate(ms, low, high, budget)
+    result.notes[-1] = ("the compiler's estimate, not a measurement: rknn-toolkit2's per-layer cycle counts, summed, "
+                        f"at {model.clock_ghz:g} GHz, times {model.scale:.3g} ({model.calibration}); each bound is "
+                        f"compared with it and with its stated error range (x/÷{model.error_factor:g})")
+    if below:
+        result.notes.append(f"{cycles} cycles is far below the calibration's smallest model ({smallest} cycles): the "
+                            "runtime's fixed cost per inference and per layer, which the compiler does not count, "
+                            "dominates here, so the estimate is a lower bound only (a bound above it is inconclusive)")
+    result.measurements.append(Measurement("latency.estimate.cycles", float(cycles), "cycles"))
+    npu = [layer for layer in report.log.layers if not layer.boundary]
+    result.facts.update({
+        "estimate.ms": f"{ms:.4g}",
+        "estimate.range_ms": f"{low:.4g}..{high:.4g}",
+        "estimate.cycles": f"{cycles} (DDR {sum(x.cycles_ddr for x in npu)}, NPU {sum(x.cycles_npu for x in npu)}; "
+                           f"{len(npu)} layers)",
+        "estimate.calibration": model.calibration,
+        "measured_on": f"estimate, not a measurement: {report.who}'s cycle estimate, calibrated for {device.name}",
+    })
+    cpu = report.log.cpu_layers()
+    if cpu:
+        result.notes.append(f"{len(cpu)} layers run on the CPU, which the compiler counts as 0 cycles: the estimate "
+                            f"leaves their time out ({', '.join(layer.full_name for layer in cpu[:5])})")
+    return result
+
+
+def judge_rknn_memory(report: BuildReport, budget: MemoryBudget) -> CheckResult:
+    """The compiler's memory totals (feature maps plus weights) against `peak`."""
+    internal, weight = report.log.internal_memory_bytes, report.log.weight_memory_bytes
+    if internal is None or weight is None:
+        raise CannotJudge(f"{report.who}'s log gave no memory totals that edgecheck could read")
+    if budget.process is not None:
+        raise CannotJudge("memory_mb.process is a process's peak, which only a board can measure; the compiler "
+                          "estimates the model's own memory (judge it with peak)")
+    result = CheckResult("memory")
+    result.measurements.append(Measurement("memory.estimate.peak", (internal + weight) / MIB, "MiB", budget.peak, "max"))
+    result.measurements.append(Measurement("memory.estimate.internal", internal / MIB, "MiB"))
+    result.measurements.append(Measurement("memory.estimate.weights", weight / MIB, "MiB"))
+    result.notes.append("the compiler's estimate, not a measurement: rknn-toolkit2's totals of the model's internal "
+                        "(feature map) and weight memory on the NPU; the runtime's own memory on the board comes on top")
+    result.facts["measured_on"] = f"estimate, not a measurement: {report.who}'s memory totals"
+    return result
