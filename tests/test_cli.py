@@ -17,6 +17,10 @@ BUILTIN = {
     "jetson-nano": ["tensorrt", "onnxruntime", "tflite"],
     "jetson-xavier-nx": ["tensorrt", "onnxruntime"],
     "raspberry-pi-4b": ["tflite", "onnxruntime"],
+    "rk3562": ["rknn", "onnxruntime"],
+    "rk3566": ["rknn", "onnxruntime"],
+    "rk3568": ["rknn", "onnxruntime"],
+    "rk3576": ["rknn", "onnxruntime"],
     "rk3588": ["rknn", "onnxruntime"],
 }
 

@@ -138,7 +138,7 @@ def test_unknown_edge_target_is_a_usage_error_listing_known_devices(pytester, sp
     result = pytester.runpytest("specs", "--edge-target=rk3589")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown device 'rk3589'; known: host, jetson-nano, jetson-xavier-nx, "
-                                 "raspberry-pi-4b, rk3588*"])
+                                 "raspberry-pi-4b, rk3562, rk3566, rk3568, rk3576, rk3588*"])
 
 
 def test_unavailable_backend_skips_with_reason_and_strict_fails(pytester, spec_project):
