@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 
 _PREFIX = re.compile(r"^[DIWE] RKNN: \[\d\d:\d\d:\d\d\.\d+\] ?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_MEMORY = re.compile(r"Total (Internal|Weight) Memory Size:\s*([\d.]+)\s*(B|KB|MB|GB)", re.IGNORECASE)
+_MEMORY = re.compile(r"Total (Internal|Weight) Memory Size:\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)\b", re.IGNORECASE)
+_INTEGER = re.compile(r"[0-9]+")
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 _ERROR_ROW = re.compile(r"^\[(?P<op>[^\]]+)\]\s+(?P<name>\S+)\s+(?P<ecos>-?[\d.]+|nan)\s*\|\s*(?P<eeuc>[\d.]+|nan|inf)"
                         r"\s+(?P<scos>-?[\d.]+|nan)\s*\|\s*(?P<seuc>[\d.]+|nan|inf)\s*$")
@@ -96,7 +97,7 @@ def _strip(line: str) -> str:
 
 def _cycles(text: str) -> tuple[int, int, int] | None:
     parts = text.split("/")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(_INTEGER.fullmatch(p) for p in parts):
         return None
     return int(parts[0]), int(parts[1]), int(parts[2])
 
@@ -116,10 +117,10 @@ def parse_layer_table(text: str) -> list[RknnLayer]:
             inside = False
             continue
         fields = line.split(None, 8)
-        if len(fields) < 8 or not fields[0].isdigit():
+        if len(fields) < 8 or not _INTEGER.fullmatch(fields[0]):
             continue  # the header, the dashed lines, anything unforeseen
         cycles = _cycles(fields[6])
-        if cycles is None or not fields[7].isdigit():
+        if cycles is None or not _INTEGER.fullmatch(fields[7]):
             continue
         layers.append(RknnLayer(int(fields[0]), fields[1], fields[2], fields[3], fields[4], fields[5], *cycles,
                                 int(fields[7]), fields[8].strip() if len(fields) > 8 else ""))
@@ -176,9 +177,14 @@ def error_jumps(rows: list[LayerError], count: int = 5, threshold: float = 0.999
     return jumps[:count]
 
 
+def _figure(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
 def describe_error(row: LayerError) -> str:
-    return (f"[{row.op_type}] {row.name}: cosine {row.single_cos:.5f} for the layer alone, {row.entire_cos:.5f} "
-            f"accumulated (euclidean {row.single_euc:.4g} / {row.entire_euc:.4g})")
+    return (f"[{row.op_type}] {row.name}: cosine {_figure(row.single_cos, '.5f')} for the layer alone, "
+            f"{_figure(row.entire_cos, '.5f')} accumulated (euclidean {_figure(row.single_euc, '.4g')} / "
+            f"{_figure(row.entire_euc, '.4g')})")
 
 
 def refusal(stderr: str) -> str:

@@ -108,8 +108,10 @@ class CheckResult:
             if m.verdict == "fail":
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}, over by {fmt(-m.margin)}")  # type: ignore[operator]
             elif m.verdict == "inconclusive":
+                within = ("the estimate's stated error range" if m.interval_kind == "stated error range"
+                          else "the measurement's noise")
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}: inconclusive, the budget lies "
-                             "within the measurement's noise")
+                             f"within {within}")
         return lines
 
     def headline(self) -> Measurement | None:
