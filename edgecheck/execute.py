@@ -21,10 +21,8 @@ import numpy as np
 from edgecheck.backends import Backend, check_available
 from edgecheck.checks.accuracy import judge_accuracy, metric_function
 from edgecheck.checks.parity import compare_outputs, judge_parity
-from edgecheck.checks.ops import judge_ops
-from edgecheck.checks.performance import judge_latency, judge_latency_estimate, judge_memory
+from edgecheck.checks.performance import judge_latency, judge_memory
 from edgecheck.checks.regression import add_regressions
-from edgecheck.checks.rknn import judge_rknn_latency, judge_rknn_memory, judge_rknn_ops, read_build_report
 from edgecheck.checks.result import CheckResult
 from edgecheck.checks.size import MIB, judge_size
 from edgecheck.artifacts import MadeArtifact, make_artifact
@@ -39,6 +37,7 @@ from edgecheck.model import ModelInfo, inspect_model
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec, RecipeStep
 from edgecheck.spec.schema import CANDIDATE
+from edgecheck.static_checks import StaticChecks
 from edgecheck.worker.client import WorkerPool
 
 REFERENCE_THREADS = 1
@@ -109,6 +108,7 @@ class Executor:
         measured on this machine), or None when no baseline is being compared against. `ops_dirs` are
         project folders of operator tables beside the built-in ones."""
         self.static = static.StaticAnalysis(ops_dirs or [])
+        self.static_checks = StaticChecks(self.static)
         self.cache = cache if cache is not None else ArtifactCache(None)
         self.runs = runs if runs is not None else ModelRuns(WorkerPool(), host_device())
         self.baseline = baseline
@@ -230,7 +230,10 @@ class Executor:
         else:
             result = self._accuracy(planned, artifact, threads)
         if planned.check in ("parity", "accuracy") and not result.passed and backend is not None:
-            result.notes.extend(backend.diagnose(artifact.path))  # where it goes wrong, where the backend can tell
+            try:  # where it goes wrong, where the backend can tell; never at the cost of the verdict
+                result.notes.extend(backend.diagnose(artifact.path))
+            except Exception as exc:
+                result.notes.append(f"{backend.name} could not say where it goes wrong: {type(exc).__name__}: {exc}")
         if self.baseline is not None and planned.check in ("latency", "memory", "accuracy") and not estimated:
             found = self.baseline(planned)
             if found is not None:
@@ -265,33 +268,8 @@ class Executor:
         return shapes
 
     def _ops(self, planned: PlannedCheck, made: MadeArtifact) -> CheckResult:
-        budget = planned.budgets.ops
-        assert budget is not None
-        path = made.artifact.path
-        if path.suffix == ".rknn":  # the compiler's placement, checked against the table's verdict on the source
-            report = read_build_report(path)
-            table = self.static.table_for(planned.target, planned.backend, budget.table)
-            source = self.static.classify(self.static.analysis(report.source, self._input_shapes(planned)).graph, table)
-            return judge_rknn_ops(report, table, source.verdicts, budget)
-        if path.suffix == ".tflite":  # the converter's real operators, against a TFLite table
-            report = self.static.classify_tflite(path, planned.target, planned.backend, budget.table)
-            result = judge_ops(report, budget)
-            result.facts["measured_on"] = "nowhere: static analysis of the .tflite file's operators (no run)"
-            return result
-        analysis = self.static.analysis(path, self._input_shapes(planned))
-        table = self.static.table_for(planned.target, planned.backend, budget.table)
-        report = self.static.classify(analysis.graph, table)
-        authority = None if budget.table else self._runtime_table(planned)  # a table the spec names is its choice
-        disagreements: list[str] = []
-        if authority is not None:  # the installed runtime's own registry: it decides, the shipped table is checked
-            runtime_report = self.static.classify(analysis.graph, authority)
-            disagreements = static.disagreements(report, runtime_report)
-            report = runtime_report
-        result = judge_ops(report, budget, disagreements)
-        result.facts["measured_on"] = "nowhere: static analysis of the artifact against the operator table (no run)"
-        result.facts.update(self.static.fit_facts(analysis, planned.target))
-        result.warnings.extend(self.static.fit_warnings(analysis, planned.target))
-        return result
+        return self.static_checks.ops(planned, made.artifact.path, lambda: self._input_shapes(planned),
+                                      lambda: self._runtime_table(planned))
 
     def _runtime_table(self, planned: PlannedCheck):
         """The runtime's own operator table where it is the device's runtime: the host's installed one."""
@@ -303,28 +281,7 @@ class Executor:
             return None
 
     def _estimate(self, planned: PlannedCheck, made: MadeArtifact) -> CheckResult:
-        if made.artifact.path.suffix == ".rknn":  # what the compiler said when it built it
-            report = read_build_report(made.artifact.path)
-            if planned.check == "memory":
-                return judge_rknn_memory(report, planned.budgets.memory_mb)  # type: ignore[arg-type]
-            return judge_rknn_latency(report, planned.target, planned.backend, planned.budgets.latency_ms)  # type: ignore[arg-type]
-        if planned.check == "memory":
-            raise CannotJudge(f"no memory estimate for a {made.artifact.path.suffix} artifact: estimates come from a "
-                              "vendor compiler's build (.rknn); measure it on the board, or use source: host")
-        budget = planned.budgets.latency_ms
-        assert budget is not None
-        if made.artifact.path.suffix != ".onnx":
-            raise CannotJudge(f"no latency estimate for a {made.artifact.path.suffix} artifact: the cost model "
-                              "reads ONNX graphs (measure it, or judge the ONNX model's estimate)")
-        analysis = self.static.analysis(made.artifact.path, self._input_shapes(planned))
-        estimate = self.static.estimate(analysis, planned.target, planned.backend)
-        result = judge_latency_estimate(estimate.ms, estimate.low_ms, estimate.high_ms, budget)
-        result.notes.extend(estimate.notes)
-        result.facts.update(estimate.facts())
-        result.facts["measured_on"] = estimate.label()
-        result.facts.update(self.static.fit_facts(analysis, planned.target))
-        result.warnings.extend(self.static.fit_warnings(analysis, planned.target))
-        return result
+        return self.static_checks.estimate(planned, made.artifact.path, lambda: self._input_shapes(planned))
 
     @staticmethod
     def _measured_here(planned: PlannedCheck, source: str) -> bool:
@@ -444,6 +401,7 @@ class Executor:
         if governor:
             facts["env.governor"] = governor
         if planned.check in ("accuracy", "parity", "size") and planned.target.name != "host":
-            where = f"on {versions['runs_on']}" if "runs_on" in versions else f"on this host with {planned.backend}"
+            simulated = "runs_on" in versions and planned.check != "size"  # a file's size is the file's anywhere
+            where = f"on {versions['runs_on']}" if simulated else f"on this host with {planned.backend}"
             facts["note"] = f"measured {where}, not on a {planned.target.name} board"
         return facts

@@ -162,7 +162,9 @@ def inspect_rknn(path: Path) -> ModelInfo:
     import dataclasses
     import json
 
-    folder = path.with_name(path.name + ".build")
+    from edgecheck.backends.rknn import build_dir
+
+    folder = build_dir(path)
     try:
         job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
         source = inspect_onnx(folder / job["model"])

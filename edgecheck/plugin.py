@@ -234,12 +234,12 @@ class EdgeCheckItem(pytest.Item):
         if result.verdict == "fail":
             raise BudgetExceeded(result)
         if result.verdict == "inconclusive":
-            latency = planned.budgets.latency_ms
+            latency = planned.budgets.latency_ms if planned.check == "latency" else None  # its own policy
             policy = (latency.inconclusive if latency and latency.inconclusive else None) or state.inconclusive
             if policy == "fail":
                 raise BudgetExceeded(result)
-            warnings.warn(InconclusiveWarning(f"{planned.id}: {'; '.join(result.breaches())} (passed: "
-                                              "--edge-inconclusive=fail or latency_ms.inconclusive: fail fails it)"))
+            how = "--edge-inconclusive=fail" + (" or latency_ms.inconclusive: fail" if planned.check == "latency" else "")
+            warnings.warn(InconclusiveWarning(f"{planned.id}: {'; '.join(result.breaches())} (passed: {how} fails it)"))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         from edgecheck.errors import BudgetExceeded, EdgecheckError

@@ -78,6 +78,28 @@ def topk_model(path: Path) -> Path:
                  [_weight("w", (8, 3, 3, 3)), _weight("fw", (10, 8), 1), numpy_helper.from_array(np.array([3], np.int64), "k")])
 
 
+def two_input_model(path: Path) -> Path:
+    """image[N,3,8,8] → Conv → GlobalAveragePool → Flatten, plus extra[N,4] → Concat → Gemm → scores[N,5]:
+    inputs of two ranks (the simulator takes one data format for all of them)."""
+    nodes = [helper.make_node("Conv", ["image", "w"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("GlobalAveragePool", ["c"], ["g"], name="gap"),
+             helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+             helper.make_node("Concat", ["f", "extra"], ["joined"], name="join", axis=1),
+             helper.make_node("Gemm", ["joined", "fw"], ["scores"], name="fc", transB=1)]
+    return _save(path, nodes, [("image", FLOAT, ["N", 3, 8, 8]), ("extra", FLOAT, ["N", 4])],
+                 [("scores", FLOAT, ["N", 5])], [_weight("w", (8, 3, 3, 3)), _weight("fw", (5, 12), 1)])
+
+
+def echo_model(path: Path) -> Path:
+    """x → Relu 'r' (an output) → Conv 'c' (an output, also read by) → Identity 'c2' (an output): the
+    toolkit gives back fewer outputs than the model declares."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "w"], ["c"], name="conv", kernel_shape=[1, 1]),
+             helper.make_node("Identity", ["c"], ["c2"], name="copy")]
+    return _save(path, nodes, [("x", FLOAT, [1, 3, 4, 4])], [("r", FLOAT, [1, 3, 4, 4]), ("c", FLOAT, [1, 2, 4, 4]),
+                 ("c2", FLOAT, [1, 2, 4, 4])], [_weight("w", (2, 3, 1, 1))])
+
+
 def _data(models: Path, shape: tuple[int, ...] = (3, 8, 8), count: int = 40) -> None:
     import onnxruntime
 
@@ -196,6 +218,8 @@ def test_each_rockchip_target_runs_the_artifacts_built_for_its_own_chip(pytester
     result.stdout.fnmatch_lines(["*rk3588-rknn-rknn-int8-size*", "*rk3568-rknn-int8-3568-size*"])
     assert "rk3568-rknn-rknn-int8-size" not in result.stdout.str()
     assert "rk3588-rknn-int8-3568-size" not in result.stdout.str()
+    # the ONNX model's graph judged on rknn (an ops budget) does not hide a chip no entry builds for
+    spec.write_text(spec.read_text().replace("budgets: {size_mb: 1}", "budgets: {size_mb: 1, ops: {unsupported: 0}}"))
     # a Rockchip target whose chip no entry builds for would check nothing on rknn: said at its line
     spec.write_text(spec.read_text().replace("{platform: rk3568}", "{platform: rk3576}"))
     result = pytester.runpytest("specs")
@@ -239,6 +263,29 @@ def test_rknn_builds_run_on_the_simulator_and_a_tight_parity_budget_names_the_la
                                 "*rknn per-layer error (rknn-toolkit2's accuracy_analysis of the build, simulator "
                                 "against the float model, on calibration sample 0)*",
                                 "*[[]*[]] *: cosine 0.9* for the layer alone*accumulated*"])
+
+
+@needs_toolkit
+def test_inputs_of_two_ranks_build_run_and_a_memory_estimate_over_budget_fails(pytester, models):
+    two_input_model(models / "two.onnx")
+    rng = np.random.default_rng(3)
+    np.savez(models / "calibration.npz", image=rng.uniform(0, 1, (8, 3, 8, 8)).astype(np.float32),
+             extra=rng.uniform(0, 1, (8, 4)).astype(np.float32))
+    _spec(pytester.path, "two.onnx", "parity: {cosine: 0.99}\nmemory_mb: {peak: 0.00001, source: estimate}",
+          compress="[rknn-int8]")
+    result = pytester.runpytest("specs", "-rA")
+    result.assert_outcomes(passed=1, failed=1)  # parity on the simulator; the compiler's memory is over
+    result.stdout.fnmatch_lines(["*memory.estimate.peak*MiB (lower bound*<= 1.000e-05 MiB*BREACH*"])
+
+
+@needs_toolkit
+def test_an_output_the_toolkit_drops_fails_the_build_naming_the_outputs(pytester, models):
+    echo_model(models / "echo.onnx")
+    np.savez(models / "calibration.npz", x=np.random.default_rng(0).uniform(0, 1, (4, 3, 4, 4)).astype(np.float32))
+    _spec(pytester.path, "echo.onnx", "parity: {cosine: 0.99}", compress="[rknn-fp16]")
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*refused echo.onnx at inference: gave 2 outputs for the model's 3 (r, c, c2)*"])
 
 
 @needs_toolkit

@@ -91,6 +91,10 @@ class BuildLog:
                    data.get("weight_memory_bytes"))
 
 
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
 def _strip(line: str) -> str:
     return _PREFIX.sub("", _ANSI.sub("", line.rstrip("\r\n")))
 

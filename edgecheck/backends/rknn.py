@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from importlib import metadata
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -29,12 +30,22 @@ from edgecheck.backends.base import Availability, Backend, RunOptions, Runner
 from edgecheck.errors import BackendError
 
 SIMULATOR = "rknn-toolkit2 simulator on x86_64 (not an NPU: board results can differ)"
-BUILD_SUFFIX = ".build"
-JUMP_COSINE = 0.999  # a layer whose own output cosine falls below this is where the error jumps  # edgecheck.compress.rknn.build_dir: the same name, without importing the recipes here
+JUMP_COSINE = 0.999  # a layer whose own output cosine falls below this is where the error jumps
 
 
-def _build_dir(artifact: Path) -> Path:
-    return artifact.with_name(artifact.name + BUILD_SUFFIX)
+def build_dir(artifact: Path) -> Path:
+    """The folder the rknn recipes write beside a .rknn artifact: its build job, log and report."""
+    return artifact.with_name(artifact.name + ".build")
+
+
+def _toolkit_here() -> bool:
+    """Whether this interpreter is the toolkit's (the worker), by its installed distribution: a project's
+    own folder named rknn must not pass for it."""
+    try:
+        metadata.distribution("rknn-toolkit2")
+    except metadata.PackageNotFoundError:
+        return False
+    return importlib.util.find_spec("rknn") is not None
 
 
 class RknnRunner(Runner):
@@ -42,7 +53,7 @@ class RknnRunner(Runner):
         from edgecheck.backends import rknn_toolkit as toolkit
 
         self.backend, self.artifact = "rknn", artifact
-        folder = _build_dir(artifact)
+        folder = build_dir(artifact)
         if not (folder / toolkit.JOB_FILE).is_file():
             raise BackendError("rknn", artifact, "loading",
                                f"no build folder {folder.name} beside it: the simulator runs only a model built in "
@@ -66,11 +77,15 @@ class RknnRunner(Runner):
     def _rebuild(self, folder: Path) -> Any:
         toolkit = self._toolkit
         rknn = toolkit.build(folder)
-        toolkit._call("init_runtime", rknn.init_runtime)
-        recorded = np.load(folder / toolkit.PROBE_OUTPUTS, allow_pickle=False)
-        got = toolkit.infer(rknn, self._job, toolkit.probe_inputs(folder, self._job))
+        try:
+            toolkit._call("init_runtime", rknn.init_runtime)
+            recorded = np.load(folder / toolkit.PROBE_OUTPUTS, allow_pickle=False)
+            got = toolkit.infer(rknn, self._job, toolkit.probe_inputs(folder, self._job))
+        except BaseException:
+            rknn.release()
+            raise
         expected = [recorded[f"arr_{i}"] for i in range(len(recorded.files))]
-        if len(got) != len(expected) or not all(np.array_equal(a, b) for a, b in zip(got, expected)):
+        if len(got) != len(expected) or not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(got, expected)):
             rknn.release()
             raise BackendError("rknn", self.artifact, "rebuilding for the simulator",
                                "the rebuild does not reproduce the artifact's recorded outputs on its probe input "
@@ -107,7 +122,7 @@ class RknnBackend(Backend):
     measures_time = False  # the simulator's time and memory are not the NPU's
 
     def availability(self) -> Availability:
-        if importlib.util.find_spec("rknn") is not None:  # in the worker: the toolkit's own environment
+        if _toolkit_here():  # in the worker: the toolkit's own environment
             return Availability(True)
         from edgecheck.envs import unavailable_reason
 
@@ -115,7 +130,7 @@ class RknnBackend(Backend):
         return Availability(reason is None, reason or "")
 
     def interpreter(self) -> str:
-        if importlib.util.find_spec("rknn") is not None:
+        if _toolkit_here():
             return sys.executable
         from edgecheck.envs import find_env
 

@@ -103,11 +103,15 @@ def infer(rknn: Any, job: dict[str, Any], arrays: list[np.ndarray]) -> list[np.n
     """One simulator run on inputs of the built shapes (float inputs as float32: float64 returns None)."""
     feeds = [np.ascontiguousarray(a, dtype=np.float32) if a.dtype.kind == "f" else np.ascontiguousarray(a)
              for a in arrays]
-    formats = [data_format(a) for a in feeds]
-    outputs = _call("inference", rknn.inference, inputs=feeds,
-                    data_format=formats if any(formats) else None)
+    # one format for all inputs: the toolkit applies it to 4-D inputs only, and a list holding None fails
+    four_d = any(data_format(a) for a in feeds)
+    outputs = _call("inference", rknn.inference, inputs=feeds, data_format="nchw" if four_d else None)
     if outputs is None:
         raise ToolkitError("inference", "returned no outputs (its log says why)")
+    if len(outputs) != len(job["outputs"]):
+        raise ToolkitError("inference", f"gave {len(outputs)} outputs for the model's {len(job['outputs'])} "
+                           f"({', '.join(job['outputs'])}); the toolkit drops an output that is also read by another "
+                           "node or is an Identity of one, so edgecheck cannot tell which is which")
     return [np.asarray(o) for o in outputs]
 
 

@@ -108,8 +108,9 @@ class CheckResult:
             if m.verdict == "fail":
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}, over by {fmt(-m.margin)}")  # type: ignore[operator]
             elif m.verdict == "inconclusive":
-                within = ("the estimate's stated error range" if m.interval_kind == "stated error range"
-                          else "the measurement's noise")
+                within = ("the measurement's noise" if m.interval_kind == "95% CI"
+                          else "the range the estimate leaves open (it is a lower bound)" if m.interval_kind == "lower bound"
+                          else f"the estimate's {m.interval_kind}")
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}: inconclusive, the budget lies "
                              f"within {within}")
         return lines

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from edgecheck.analysis.ops import NodeVerdict, OpsReport
 from edgecheck.analysis.optable import OpTable
-from edgecheck.analysis.rknn_log import BuildLog, RknnLayer
+from edgecheck.analysis.rknn_log import BuildLog
+from edgecheck.backends.rknn import build_dir
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency_estimate
 from edgecheck.checks.result import CheckResult, Measurement
@@ -56,7 +57,7 @@ class BuildReport:
 
 def read_build_report(artifact: Path) -> BuildReport:
     """The build report of a .rknn artifact; CannotJudge where it has none or it holds no layer table."""
-    folder = artifact.with_name(artifact.name + ".build")
+    folder = build_dir(artifact)
     try:
         data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
         job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
@@ -127,17 +128,18 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
     ms = model.scale * cycles / (model.clock_ghz * 1e6)
     low, high = ms / model.error_factor, ms * model.error_factor
     smallest = min((p.cycles for p in model.points), default=0)
-    below = smallest and cycles < smallest / 10
-    if below:  # the runtime's fixed costs, which the compiler does not count, dominate a model this small
+    below = not smallest or cycles < smallest
+    cpu = report.log.cpu_layers()
+    if below or cpu:  # time the compiler does not count: the estimate bounds latency from below only
         high = math.inf
     result = judge_latency_estimate(ms, low, high, budget)
     result.notes[-1] = ("the compiler's estimate, not a measurement: rknn-toolkit2's per-layer cycle counts, summed, "
                         f"at {model.clock_ghz:g} GHz, times {model.scale:.3g} ({model.calibration}); each bound is "
                         f"compared with it and with its stated error range (x/÷{model.error_factor:g})")
     if below:
-        result.notes.append(f"{cycles} cycles is far below the calibration's smallest model ({smallest} cycles): the "
+        result.notes.append(f"{cycles} cycles is below the calibration's smallest model ({smallest} cycles): the "
                             "runtime's fixed cost per inference and per layer, which the compiler does not count, "
-                            "dominates here, so the estimate is a lower bound only (a bound above it is inconclusive)")
+                            "weighs more here, so the estimate is a lower bound only (a bound above it is inconclusive)")
     result.measurements.append(Measurement("latency.estimate.cycles", float(cycles), "cycles"))
     npu = [layer for layer in report.log.layers if not layer.boundary]
     result.facts.update({
@@ -148,10 +150,10 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
         "estimate.calibration": model.calibration,
         "measured_on": f"estimate, not a measurement: {report.who}'s cycle estimate, calibrated for {device.name}",
     })
-    cpu = report.log.cpu_layers()
     if cpu:
         result.notes.append(f"{len(cpu)} layers run on the CPU, which the compiler counts as 0 cycles: the estimate "
-                            f"leaves their time out ({', '.join(layer.full_name for layer in cpu[:5])})")
+                            f"leaves their time out, so it is a lower bound only "
+                            f"({', '.join(layer.full_name for layer in cpu[:5])})")
     return result
 
 
@@ -164,10 +166,14 @@ def judge_rknn_memory(report: BuildReport, budget: MemoryBudget) -> CheckResult:
         raise CannotJudge("memory_mb.process is a process's peak, which only a board can measure; the compiler "
                           "estimates the model's own memory (judge it with peak)")
     result = CheckResult("memory")
-    result.measurements.append(Measurement("memory.estimate.peak", (internal + weight) / MIB, "MiB", budget.peak, "max"))
+    total = (internal + weight) / MIB  # a lower bound: the runtime, its context and I/O buffers come on top
+    result.measurements.append(Measurement("memory.estimate.peak", total, "MiB", budget.peak, "max",
+                                           interval=(total, math.inf), interval_kind="lower bound"))
     result.measurements.append(Measurement("memory.estimate.internal", internal / MIB, "MiB"))
     result.measurements.append(Measurement("memory.estimate.weights", weight / MIB, "MiB"))
     result.notes.append("the compiler's estimate, not a measurement: rknn-toolkit2's totals of the model's internal "
-                        "(feature map) and weight memory on the NPU; the runtime's own memory on the board comes on top")
+                        "(feature map) and weight memory on the NPU; the runtime's own memory on the board comes on "
+                        "top, so it is a lower bound: it can fail a budget, never pass one (a bound above it is "
+                        "inconclusive)")
     result.facts["measured_on"] = f"estimate, not a measurement: {report.who}'s memory totals"
     return result

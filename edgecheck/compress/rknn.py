@@ -24,20 +24,15 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from edgecheck.backends.rknn import build_dir
 from edgecheck.compress import Artifact, RecipeContext, RecipeError, RecipeParams, RecipeUnavailable, artifact_path, \
     register_recipe
 
 RKNN = ".rknn"
-BUILD_SUFFIX = ".build"
 REPORT_FILE = "report.json"
-TOOLKIT_TIMEOUT_S = 600  # a large model's INT8 build takes minutes; a hang still ends with its log
+TOOLKIT_TIMEOUT_S = 240  # inside the worker's own limit (edge_worker_timeout, 300 s by default), so a hang names its step
 PLATFORMS = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562", "rv1103", "rv1106", "rv1103b", "rv1106b", "rv1126b",
              "rk2118")  # what rknn-toolkit2 2.5.0's config(target_platform=...) accepts
-
-
-def build_dir(artifact: Path) -> Path:
-    """The folder beside a .rknn artifact holding its build job, log and report."""
-    return artifact.with_name(artifact.name + BUILD_SUFFIX)
 
 
 def read_report(artifact: Path) -> dict | None:
@@ -64,12 +59,18 @@ class RknnInt8Params(RknnFloatParams):
     per_channel: bool = Field(True, description="per-channel weight scales (quantized_method: channel), else layer")
 
 
-def _fixed_inputs(info, feeds: list[dict[str, np.ndarray]]) -> list[dict]:
-    """Each input with the shape the build fixes: the model's, its open dimensions from one sample."""
+def _fixed_inputs(info, feeds: list[dict[str, np.ndarray]], recipe: str) -> list[dict]:
+    """Each input with the shape the build fixes: the model's, its open dimensions from one sample;
+    without samples, an open batch is 1 and any other open dimension is refused."""
     fixed = []
     for tensor in info.inputs:
         sample = feeds[0][tensor.name] if feeds else None
-        shape = [d if isinstance(d, int) and d > 0 else (int(sample.shape[i]) if sample is not None else 1)
+        open_dims = [i for i, d in enumerate(tensor.shape) if not (isinstance(d, int) and d > 0)]
+        if sample is None and any(i > 0 for i in open_dims):
+            raise RecipeError(f"recipe {recipe!r}: rknn-toolkit2 fixes every dimension at build time, and input "
+                              f"{tensor.name!r} {tensor.shape_text()} has open dimensions beyond the batch: add "
+                              "data.calibration to the spec (the build takes one sample's shape)")
+        shape = [d if i not in open_dims else (int(sample.shape[i]) if sample is not None else 1)
                  for i, d in enumerate(tensor.shape)]
         fixed.append({"name": tensor.name, "shape": shape})
     return fixed
@@ -104,7 +105,7 @@ def _random_probe(fixed: list[dict], info) -> dict[str, np.ndarray]:
 
 
 def _write_job(model: Path, work: Path, artifact: Path, info, samples: list[dict], quantize: bool,
-               params: RknnFloatParams) -> dict:
+               params: RknnFloatParams, recipe: str) -> dict:
     from edgecheck.model import external_data_files
 
     shutil.copyfile(model, work / model.name)  # the toolkit only ever sees a copy
@@ -112,7 +113,7 @@ def _write_job(model: Path, work: Path, artifact: Path, info, samples: list[dict
         target = work / data.relative_to(model.parent.resolve())
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data, target)
-    fixed = _fixed_inputs(info, samples)
+    fixed = _fixed_inputs(info, samples, recipe)
     names = [i["name"] for i in fixed]
     lines = []
     for index, sample in enumerate(samples):
@@ -167,7 +168,7 @@ def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: Recip
     out = artifact_path(model, recipe, context, RKNN)
     work = build_dir(out)
     work.mkdir()
-    job = _write_job(model, work, out, info, samples, quantize, params)
+    job = _write_job(model, work, out, info, samples, quantize, params, recipe)
     with tempfile.TemporaryDirectory(prefix="edgecheck-rknn-") as scratch:
         environ = run_env_env(env)
         environ["TMPDIR"] = scratch  # the toolkit's own temporary files stay in the scratch folder
@@ -178,14 +179,14 @@ def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: Recip
             except subprocess.TimeoutExpired:
                 step = _read(work / rknn_toolkit.PHASE_FILE) or "starting"
                 raise RecipeError(f"recipe {recipe!r}: rknn-toolkit2 did not finish {step} of {model.name} "
-                                  f"within {TOOLKIT_TIMEOUT_S} s") from None
+                                  f"within {TOOLKIT_TIMEOUT_S} s{_log_tail(work)}") from None
     log, errors = _read(work / "stdout.log"), _read(work / "stderr.log")
     result = json.loads(_read(work / rknn_toolkit.RESULT_FILE) or "{}")
     if not result.get("ok"):
         step = result.get("step") or _read(work / rknn_toolkit.PHASE_FILE) or "starting"
         if not result:  # no result written: the process died (the toolkit's segfaults, an abort)
             raise RecipeError(f"recipe {recipe!r}: rknn-toolkit2 {_crash(ran.returncode)} during {step} of "
-                              f"{model.name} (its log: {work / 'stderr.log'})")
+                              f"{model.name}{_log_tail(work)}")
         said = refusal(errors)
         message = said if "convert_layernorm_to_exnorm" in said else (result.get("error") or said)
         raise RecipeError(f"recipe {recipe!r}: rknn-toolkit2 {result.get('toolkit', '')} refused {model.name} "
@@ -217,6 +218,14 @@ def _notes(job: dict, parsed, report: dict, params: RknnFloatParams) -> dict[str
     else:
         notes["placement"] = "unknown: no layer table in the toolkit's log"
     return notes
+
+
+def _log_tail(work: Path, lines: int = 12) -> str:
+    """The end of the toolkit's stderr for a failure message (the build folder goes with a failed entry)."""
+    from edgecheck.analysis.rknn_log import strip_ansi
+
+    said = [strip_ansi(line).rstrip() for line in _read(work / "stderr.log").splitlines() if line.strip()]
+    return f"; the end of its log: {' | '.join(said[-lines:])[-1500:]}" if said else ""
 
 
 def _read(path: Path) -> str:

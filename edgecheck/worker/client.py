@@ -78,6 +78,16 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def _environment(interpreter: str) -> dict[str, str] | None:
+    """The worker's environment: the session's own for its Python; for another (a toolkit's venv),
+    nothing of this one's packages (PYTHONPATH, PYTHONHOME, user site-packages) leaks in."""
+    if os.path.abspath(interpreter) == os.path.abspath(sys.executable):
+        return None
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
 def edgecheck_path(interpreter: str, scratch: Path) -> list[str]:
     """Where a worker finds the edgecheck package (and, for the session's own Python, whatever the
     session can import: a backend from the project's `pythonpath`, a conftest's package); for another
@@ -113,6 +123,7 @@ class WorkerProcess:
             self.proc = subprocess.Popen(
                 [interpreter, "-c", BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE, stdout=self._log,
                 stderr=subprocess.STDOUT, pass_fds=(write_end,), start_new_session=True, cwd=scratch,
+                env=_environment(interpreter),
             )
         except Exception as exc:  # OSError; on Windows also pass_fds, which it does not support
             os.close(read_end)
