@@ -160,24 +160,20 @@ def inspect_rknn(path: Path) -> ModelInfo:
     """A .rknn artifact's facts: its own size and digest; inputs, outputs and parameters of the ONNX
     model it was built from (the copy in its build folder: a .rknn file has no public format)."""
     import dataclasses
-    import json
 
-    from edgecheck.backends.rknn import build_dir
+    from edgecheck.backends.rknn import build_dir, read_report
+    from edgecheck.backends.rknn_toolkit import read_job
 
     folder = build_dir(path)
     try:
-        job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
-        source = inspect_onnx(folder / job["model"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        source = inspect_onnx(folder / read_job(folder)["model"])
+    except (OSError, ValueError, KeyError, TypeError, ModelError) as exc:
         if not path.is_file():
             raise ModelError(path, f"no such file ({exc})") from None
         raise ModelError(path, f"edgecheck reads a .rknn through the build folder its rknn recipes write beside "
                          f"it ({folder.name}), and that is missing or unreadable: {exc}") from None
-    try:
-        report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        layers = report["build"]["layers"]
-    except (OSError, ValueError, KeyError, TypeError):
-        layers = []
+    report = read_report(path) or {}
+    layers = report.get("build", {}).get("layers", []) if isinstance(report.get("build"), dict) else []
     op_counts: dict[str, int] = {}
     for layer in layers:
         op_counts[layer["op_type"]] = op_counts.get(layer["op_type"], 0) + 1

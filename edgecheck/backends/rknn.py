@@ -16,6 +16,7 @@ Module imports are the standard library and numpy only, as in every worker modul
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from importlib import metadata
 import sys
@@ -30,12 +31,21 @@ from edgecheck.backends.base import Availability, Backend, RunOptions, Runner
 from edgecheck.errors import BackendError
 
 SIMULATOR = "rknn-toolkit2 simulator on x86_64 (not an NPU: board results can differ)"
+REPORT_FILE = "report.json"
 JUMP_COSINE = 0.999  # a layer whose own output cosine falls below this is where the error jumps
 
 
 def build_dir(artifact: Path) -> Path:
     """The folder the rknn recipes write beside a .rknn artifact: its build job, log and report."""
     return artifact.with_name(artifact.name + ".build")
+
+
+def read_report(artifact: Path) -> dict[str, Any] | None:
+    """The build report the rknn recipes write (edgecheck.compress.rknn); None where there is none."""
+    try:
+        return json.loads((build_dir(artifact) / REPORT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def _toolkit_here() -> bool:
@@ -150,8 +160,6 @@ class RknnBackend(Backend):
         """Where INT8 (or float16) hurts: the first layers whose error jumps in the toolkit's per-layer
         analysis of the build, for a failing parity or accuracy check."""
         from edgecheck.analysis.rknn_log import LayerError, describe_error, error_jumps
-        from edgecheck.compress.rknn import read_report
-
         report = read_report(artifact)
         if report is None:
             return []

@@ -9,7 +9,6 @@ source ONNX graph is checked against it, and where they differ the disagreement 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,8 @@ from pathlib import Path
 from edgecheck.analysis.ops import NodeVerdict, OpsReport
 from edgecheck.analysis.optable import OpTable
 from edgecheck.analysis.rknn_log import BuildLog
-from edgecheck.backends.rknn import build_dir
+from edgecheck.backends.rknn import build_dir, read_report
+from edgecheck.backends.rknn_toolkit import read_job
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency_estimate
 from edgecheck.checks.result import CheckResult, Measurement
@@ -59,8 +59,10 @@ def read_build_report(artifact: Path) -> BuildReport:
     """The build report of a .rknn artifact; CannotJudge where it has none or it holds no layer table."""
     folder = build_dir(artifact)
     try:
-        data = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-        job = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+        data = read_report(artifact)
+        if data is None:
+            raise OSError("missing or not JSON")
+        job = read_job(folder)
         report = BuildReport(data["toolkit"], data["platform"], bool(data["quantized"]),
                              BuildLog.from_json(data["build"]), folder / job["model"])
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -151,6 +151,22 @@ def artifact_path(model: Path, recipe: str, context: RecipeContext, suffix: str 
     return context.out_dir / f"{model.stem}.{recipe}{suffix}"
 
 
+def copy_model(model: Path, folder: Path) -> Path:
+    """A copy of an ONNX model and its external data (under the names the model gives them) in
+    `folder`, for a tool that may write to its input or beside it: the user's files are never handed over."""
+    import shutil
+
+    from edgecheck.model import external_data_files
+
+    copy = folder / model.name
+    shutil.copyfile(model, copy)
+    for data in external_data_files(model):
+        target = folder / data.relative_to(model.parent.resolve())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data, target)
+    return copy
+
+
 def tool_message(exc: BaseException) -> str:
     """A tool's error as one readable line for a failure message: its type and first line."""
     first = (str(exc).strip().splitlines() or [""])[0][:500]

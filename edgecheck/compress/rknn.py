@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -24,24 +23,14 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgecheck.backends.rknn import build_dir
+from edgecheck.backends.rknn import REPORT_FILE, build_dir
 from edgecheck.compress import Artifact, RecipeContext, RecipeError, RecipeParams, RecipeUnavailable, artifact_path, \
-    register_recipe
+    copy_model, register_recipe
 
 RKNN = ".rknn"
-REPORT_FILE = "report.json"
 TOOLKIT_TIMEOUT_S = 240  # inside the worker's own limit (edge_worker_timeout, 300 s by default), so a hang names its step
 PLATFORMS = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562", "rv1103", "rv1106", "rv1103b", "rv1106b", "rv1126b",
              "rk2118")  # what rknn-toolkit2 2.5.0's config(target_platform=...) accepts
-
-
-def read_report(artifact: Path) -> dict | None:
-    """The build report of a .rknn artifact made by these recipes; None for a .rknn made elsewhere."""
-    path = build_dir(artifact) / REPORT_FILE
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 class RknnFloatParams(RecipeParams):
@@ -106,13 +95,7 @@ def _random_probe(fixed: list[dict], info) -> dict[str, np.ndarray]:
 
 def _write_job(model: Path, work: Path, artifact: Path, info, samples: list[dict], quantize: bool,
                params: RknnFloatParams, recipe: str) -> dict:
-    from edgecheck.model import external_data_files
-
-    shutil.copyfile(model, work / model.name)  # the toolkit only ever sees a copy
-    for data in external_data_files(model):
-        target = work / data.relative_to(model.parent.resolve())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(data, target)
+    copy_model(model, work)  # the toolkit only ever sees a copy
     fixed = _fixed_inputs(info, samples, recipe)
     names = [i["name"] for i in fixed]
     lines = []
@@ -145,12 +128,9 @@ def _write_job(model: Path, work: Path, artifact: Path, info, samples: list[dict
 
 
 def _crash(returncode: int) -> str:
-    if returncode < 0:
-        try:
-            return f"crashed ({signal.Signals(-returncode).name})"
-        except ValueError:
-            return f"was killed by signal {-returncode}"
-    return f"exited with status {returncode} without a result"
+    from edgecheck.worker.client import signal_name
+
+    return f"crashed ({signal_name(-returncode)})" if returncode < 0 else f"exited with status {returncode} without a result"
 
 
 def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: RecipeContext, quantize: bool) -> Artifact:

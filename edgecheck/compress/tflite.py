@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import Field
 
 from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipeParams, RecipeUnavailable, artifact_path,
-                                register_recipe)
+                                copy_model, register_recipe)
 
 TFLITE = ".tflite"
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
@@ -177,7 +177,7 @@ def _calibration_arrays(model, path: Path | None, samples: int | None, recipe: s
 def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
              params: TfliteStaticParams | None = None) -> Artifact:
     from edgecheck.envs import find_env, run_env_env, unavailable_reason
-    from edgecheck.model import external_data_files, inspect_onnx
+    from edgecheck.model import inspect_onnx
     from edgecheck.tflite_model import inspect_tflite
 
     env = find_env("onnx2tf")
@@ -186,12 +186,7 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
     info = inspect_onnx(model)
     with tempfile.TemporaryDirectory(prefix="edgecheck-onnx2tf-") as scratch:
         work = Path(scratch)
-        copy = work / model.name  # onnx2tf may rewrite its input: it only ever sees a copy
-        shutil.copyfile(model, copy)
-        for data in external_data_files(model):  # under the names the model gives them
-            target = work / data.relative_to(model.parent.resolve())
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(data, target)
+        copy = copy_model(model, work)  # onnx2tf may rewrite its input: it only ever sees a copy
         # onnx2tf fetches this sample from GitHub to check its own output (any model whose inputs are
         # 3-channel images of batch <= 20) or to calibrate without data: it reads the file from its
         # working folder first, so a placeholder here means it never asks (the spec's data calibrates)

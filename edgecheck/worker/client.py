@@ -60,7 +60,8 @@ class WorkerFailure(BackendError):
         Exception.__init__(self, text)
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
+    """SIGSEGV, SIGABRT, ... for a process killed by a signal (or "signal N" where it has no name)."""
     try:
         return signal.Signals(number).name
     except ValueError:
@@ -286,7 +287,7 @@ class WorkerProcess:
         self.kill()
         tail = _tail(self.log_path)
         if code is not None and code < 0:
-            headline = f"{backend} crashed: {_signal_name(-code)} while {step} {name}"
+            headline = f"{backend} crashed: {signal_name(-code)} while {step} {name}"
             limit = self.settings.memory_limit_mb
             if limit and self.peak_rss_kb > 0.8 * limit * 1024:
                 headline += f" (near the worker memory limit of {limit} MiB: a runtime that cannot allocate may abort)"
