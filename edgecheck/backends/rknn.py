@@ -18,10 +18,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from importlib import metadata
 import sys
 import tempfile
 from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -58,39 +58,43 @@ def _toolkit_here() -> bool:
     return importlib.util.find_spec("rknn") is not None
 
 
-class RknnRunner(Runner):
-    def __init__(self, artifact: Path, options: RunOptions):
+class SimulatorBuild:
+    """One artifact's job built again in this process and checked against its recorded probe outputs:
+    what the simulator runs. Building is the costly part (INT8 calibration), so the backend keeps the
+    last one for the next job on the same artifact (the parity and then the evaluation outputs)."""
+
+    def __init__(self, artifact: Path):
         from edgecheck.backends import rknn_toolkit as toolkit
 
-        self.backend, self.artifact = "rknn", artifact
+        self.artifact, self.toolkit = artifact, toolkit
+        self.key = _identity(artifact)
         folder = build_dir(artifact)
         if not (folder / toolkit.JOB_FILE).is_file():
             raise BackendError("rknn", artifact, "loading",
                                f"no build folder {folder.name} beside it: the simulator runs only a model built in "
                                "the same process, so it runs .rknn files made by edgecheck's rknn recipes "
                                "(a .rknn from elsewhere needs a board)")
-        self._toolkit = toolkit
-        self._job = toolkit.read_job(folder)
-        self.input_names = tuple(i["name"] for i in self._job["inputs"])
-        self.output_names = tuple(self._job["outputs"])
-        self._shapes = {i["name"]: tuple(i["shape"]) for i in self._job["inputs"]}
+        self.job = toolkit.read_job(folder)
         here = os.getcwd()
+        # the worker's working folder is the session's scratch folder: the toolkit's own temporary
+        # files (it makes $TMPDIR/tmp*/check.rknn) go there too, so even a killed worker leaves none behind
+        tempfile.tempdir = here
         with tempfile.TemporaryDirectory(prefix="edgecheck-rknn-run-") as scratch:
             os.chdir(scratch)  # whatever the toolkit writes to its working folder goes with the scratch folder
             try:
-                self._rknn = self._rebuild(folder)
+                self.rknn = self._rebuild(folder)
             except toolkit.ToolkitError as exc:
                 raise BackendError("rknn", artifact, f"rebuilding for the simulator ({exc.step})", exc.message) from None
             finally:
                 os.chdir(here)
 
     def _rebuild(self, folder: Path) -> Any:
-        toolkit = self._toolkit
+        toolkit = self.toolkit
         rknn = toolkit.build(folder)
         try:
             toolkit._call("init_runtime", rknn.init_runtime)
             recorded = np.load(folder / toolkit.PROBE_OUTPUTS, allow_pickle=False)
-            got = toolkit.infer(rknn, self._job, toolkit.probe_inputs(folder, self._job))
+            got = toolkit.infer(rknn, self.job, toolkit.probe_inputs(folder, self.job))
         except BaseException:
             rknn.release()
             raise
@@ -103,6 +107,24 @@ class RknnRunner(Runner):
                                "(edgecheck cache clear)")
         return rknn
 
+    def release(self) -> None:
+        rknn, self.rknn = self.rknn, None
+        if rknn is not None:
+            rknn.release()
+
+
+def _identity(artifact: Path) -> tuple[str, int, int]:
+    stat = artifact.stat()
+    return str(artifact.resolve()), stat.st_size, stat.st_mtime_ns
+
+
+class RknnRunner(Runner):
+    def __init__(self, artifact: Path, built: SimulatorBuild):
+        self.backend, self.artifact, self._built = "rknn", artifact, built
+        self.input_names = tuple(i["name"] for i in built.job["inputs"])
+        self.output_names = tuple(built.job["outputs"])
+        self._shapes = {i["name"]: tuple(i["shape"]) for i in built.job["inputs"]}
+
     def _infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         arrays = [np.asarray(feed[name]) for name in self.input_names]
         built = [self._shapes[name] for name in self.input_names]
@@ -114,14 +136,9 @@ class RknnRunner(Runner):
                                "toolkit fixes every dimension at build time)")
         chunks: list[list[np.ndarray]] = []
         for start in range(0, total, batch):
-            outputs = self._toolkit.infer(self._rknn, self._job, [a[start:start + batch] for a in arrays])
-            chunks.append(outputs)
+            chunks.append(self._built.toolkit.infer(self._built.rknn, self._built.job,
+                                                    [a[start:start + batch] for a in arrays]))
         return {name: np.concatenate([chunk[i] for chunk in chunks]) for i, name in enumerate(self.output_names)}
-
-    def close(self) -> None:
-        rknn, self._rknn = getattr(self, "_rknn", None), None
-        if rknn is not None:
-            rknn.release()
 
 
 class RknnBackend(Backend):
@@ -153,8 +170,17 @@ class RknnBackend(Backend):
         env = find_env("rknn")
         return {"runtime": f"{env.tool_version if env else 'rknn-toolkit2'}", "runs_on": SIMULATOR}
 
+    def __init__(self) -> None:
+        self._kept: SimulatorBuild | None = None  # the last build, released when another artifact loads
+
     def _load_impl(self, artifact: Path, options: RunOptions) -> Runner:
-        return RknnRunner(artifact, options)
+        kept = self._kept
+        if kept is None or kept.key != _identity(artifact):
+            self._kept = None
+            if kept is not None:
+                kept.release()
+            self._kept = SimulatorBuild(artifact)
+        return RknnRunner(artifact, self._kept)
 
     def diagnose(self, artifact: Path) -> list[str]:
         """Where INT8 (or float16) hurts: the first layers whose error jumps in the toolkit's per-layer
