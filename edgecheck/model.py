@@ -172,11 +172,13 @@ def inspect_rknn(path: Path) -> ModelInfo:
             raise ModelError(path, f"no such file ({exc})") from None
         raise ModelError(path, f"edgecheck reads a .rknn through the build folder its rknn recipes write beside "
                          f"it ({folder.name}), and that is missing or unreadable: {exc}") from None
-    report = read_report(path) or {}
-    layers = report.get("build", {}).get("layers", []) if isinstance(report.get("build"), dict) else []
+    report = read_report(path)
+    build = report.get("build") if isinstance(report, dict) else None
+    layers = build.get("layers", []) if isinstance(build, dict) else []
     op_counts: dict[str, int] = {}
-    for layer in layers:
-        op_counts[layer["op_type"]] = op_counts.get(layer["op_type"], 0) + 1
+    for layer in layers if isinstance(layers, list) else []:
+        kind = str(layer.get("op_type")) if isinstance(layer, dict) else "?"
+        op_counts[kind] = op_counts.get(kind, 0) + 1
     return dataclasses.replace(source, path=path, format="rknn", size_bytes=path.stat().st_size,
                                op_counts=dict(sorted(op_counts.items())), sha256=file_sha256([path]))
 

@@ -185,6 +185,18 @@ def test_a_toolkit_that_segfaults_in_build_fails_its_entry_naming_model_and_step
     result.stdout.fnmatch_lines(["*recipe 'rknn-int8': rknn-toolkit2 crashed (SIGSEGV) during build of conv.onnx*"])
 
 
+def test_a_hung_toolkit_fails_within_the_worker_limit_saying_how_to_give_it_longer(pytester, models, monkeypatch):
+    fake = _fake_toolkit(pytester.path / "fake-rknn", 'printf build > "$2/phase"\nexec sleep 60\n')
+    monkeypatch.setenv("EDGECHECK_ENV_RKNN", str(fake))
+    conv_model(models / "conv.onnx")
+    _data(models)
+    _spec(pytester.path, "conv.onnx", "size_mb: 1", compress="[rknn-int8]")
+    result = pytester.runpytest("specs", "--edge-worker-timeout=6", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)  # the tool gets the worker's 6 s less a margin, and names its step
+    result.stdout.fnmatch_lines(["*rknn-toolkit2 did not finish build of conv.onnx within 4.8 s (raise "
+                                 "edge_worker_timeout to give it longer)*"])
+
+
 def test_the_simulator_never_stands_in_for_device_latency_or_memory(pytester, models, monkeypatch):
     fake = _fake_toolkit(pytester.path / "fake-rknn", "exit 1\n")
     monkeypatch.setenv("EDGECHECK_ENV_RKNN", str(fake))

@@ -43,9 +43,10 @@ def build_dir(artifact: Path) -> Path:
 def read_report(artifact: Path) -> dict[str, Any] | None:
     """The build report the rknn recipes write (edgecheck.compress.rknn); None where there is none."""
     try:
-        return json.loads((build_dir(artifact) / REPORT_FILE).read_text(encoding="utf-8"))
+        report = json.loads((build_dir(artifact) / REPORT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return report if isinstance(report, dict) else None
 
 
 def _toolkit_here() -> bool:

@@ -76,6 +76,15 @@ def build(build_dir: Path, verbose: bool = False, record: bool = False) -> Any:
 
     job = read_job(build_dir)
     rknn = RKNN(verbose=verbose)
+    try:
+        _configure_and_build(rknn, job, build_dir, record)
+    except BaseException:
+        rknn.release()
+        raise
+    return rknn
+
+
+def _configure_and_build(rknn: Any, job: dict[str, Any], build_dir: Path, record: bool) -> None:
     config: dict[str, Any] = {"target_platform": job["platform"], "optimization_level": job["optimization_level"]}
     if job["quantize"]:
         config.update(quantized_dtype=job["quantized_dtype"], quantized_algorithm=job["quantized_algorithm"],
@@ -92,7 +101,6 @@ def build(build_dir: Path, verbose: bool = False, record: bool = False) -> Any:
         _call("build", rknn.build, do_quantization=True, dataset=str(build_dir / job["dataset"]))
     else:
         _call("build", rknn.build, do_quantization=False)
-    return rknn
 
 
 def data_format(array: np.ndarray) -> str | None:

@@ -72,14 +72,15 @@ def judge_memory(footprint_mib: float, process_mib: float, baseline_mib: float, 
     return result
 
 
-def judge_latency_estimate(estimate_ms: float, low_ms: float, high_ms: float, budget: LatencyBudget) -> CheckResult:
+def judge_latency_estimate(estimate_ms: float, low_ms: float, high_ms: float, budget: LatencyBudget,
+                           interval_kind: str = "stated error range") -> CheckResult:
     """Each latency bound against the cost model's estimate, whose stated error is its interval: a
     bound inside [low, high] is inconclusive, never a pass or fail by luck of the model. The names
     say 'estimate' so no report can take them for measurements."""
     result = CheckResult("latency")
     for name, limit in budget.bounds().items():
         result.measurements.append(Measurement(f"latency.estimate.{name}", estimate_ms, "ms", limit, "max",
-                                               interval=(low_ms, high_ms), interval_kind="stated error range"))
+                                               interval=(low_ms, high_ms), interval_kind=interval_kind))
     result.notes.append("an estimate of typical latency from an analytical cost model, not a measurement; each "
                         "bound is compared with it and with its stated error range")
     return result

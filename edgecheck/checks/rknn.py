@@ -134,11 +134,14 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
     cpu = report.log.cpu_layers()
     if below or cpu:  # time the compiler does not count: the estimate bounds latency from below only
         high = math.inf
-    result = judge_latency_estimate(ms, low, high, budget)
+    result = judge_latency_estimate(ms, low, high, budget, "lower bound" if math.isinf(high) else "stated error range")
     result.notes[-1] = ("the compiler's estimate, not a measurement: rknn-toolkit2's per-layer cycle counts, summed, "
                         f"at {model.clock_ghz:g} GHz, times {model.scale:.3g} ({model.calibration}); each bound is "
                         f"compared with it and with its stated error range (x/÷{model.error_factor:g})")
-    if below:
+    if not smallest:
+        result.notes.append("the profile's compiler_estimate names no calibration point: the estimate is a lower "
+                            "bound only")
+    elif below:
         result.notes.append(f"{cycles} cycles is below the calibration's smallest model ({smallest} cycles): the "
                             "runtime's fixed cost per inference and per layer, which the compiler does not count, "
                             "weighs more here, so the estimate is a lower bound only (a bound above it is inconclusive)")

@@ -63,6 +63,14 @@ class RecipeContext:
 
     calibration: Path | None
     out_dir: Path
+    time_limit_s: float | None = None  # the worker's limit for this step (edge_worker_timeout), when known
+
+    def tool_timeout_s(self, default: float = 240.0) -> float:
+        """How long an external tool may run: inside the worker's own limit, so a hung tool still fails
+        with its own log and step, and the limit grows with edge_worker_timeout."""
+        if self.time_limit_s is None:
+            return default
+        return max(self.time_limit_s - min(30.0, self.time_limit_s * 0.2), 1.0)
 
 
 ApplyFunction = Callable[[Path, Any, RecipeContext], Artifact]

@@ -28,7 +28,6 @@ from edgecheck.compress import Artifact, RecipeContext, RecipeError, RecipeParam
     copy_model, register_recipe
 
 RKNN = ".rknn"
-TOOLKIT_TIMEOUT_S = 240  # inside the worker's own limit (edge_worker_timeout, 300 s by default), so a hang names its step
 PLATFORMS = ("rk3588", "rk3576", "rk3568", "rk3566", "rk3562", "rv1103", "rv1106", "rv1103b", "rv1106b", "rv1126b",
              "rk2118")  # what rknn-toolkit2 2.5.0's config(target_platform=...) accepts
 
@@ -155,11 +154,12 @@ def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: Recip
         with open(work / "stdout.log", "wb") as stdout, open(work / "stderr.log", "wb") as stderr:
             try:
                 ran = subprocess.run([str(env.python), str(Path(rknn_toolkit.__file__)), str(work)], cwd=scratch,
-                                     env=environ, stdout=stdout, stderr=stderr, timeout=TOOLKIT_TIMEOUT_S)
+                                     env=environ, stdout=stdout, stderr=stderr, timeout=context.tool_timeout_s())
             except subprocess.TimeoutExpired:
                 step = _read(work / rknn_toolkit.PHASE_FILE) or "starting"
                 raise RecipeError(f"recipe {recipe!r}: rknn-toolkit2 did not finish {step} of {model.name} "
-                                  f"within {TOOLKIT_TIMEOUT_S} s{_log_tail(work)}") from None
+                                  f"within {context.tool_timeout_s():g} s (raise edge_worker_timeout to give it "
+                                  f"longer){_log_tail(work)}") from None
     log, errors = _read(work / "stdout.log"), _read(work / "stderr.log")
     result = json.loads(_read(work / rknn_toolkit.RESULT_FILE) or "{}")
     if not result.get("ok"):

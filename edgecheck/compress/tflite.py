@@ -28,7 +28,6 @@ from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipePara
 
 TFLITE = ".tflite"
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
-CONVERTER_TIMEOUT_S = 240  # inside the worker's own limit, so a hung converter still fails with its log
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -206,13 +205,14 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
         driver = Path(__file__).with_name("onnx2tf_driver.py")
         environ = run_env_env(env)
         environ["PYTHONPATH"] = str(Path(__file__).with_name("offline"))  # no network, in every Python it starts
+        limit = context.tool_timeout_s()
         try:
             ran = subprocess.run([str(env.python), str(driver), str(work / "job.json"), str(work / "result.json")],
                                  cwd=work, env=environ, capture_output=True, text=True, errors="replace",
-                                 timeout=CONVERTER_TIMEOUT_S)
+                                 timeout=limit)
         except subprocess.TimeoutExpired:
             raise RecipeError(f"recipe {recipe!r}: onnx2tf did not finish converting {model.name} within "
-                              f"{CONVERTER_TIMEOUT_S} s") from None
+                              f"{limit:g} s (raise edge_worker_timeout to give it longer)") from None
         result_file = work / "result.json"
         result = json.loads(result_file.read_text()) if result_file.is_file() else {"ok": False, "error": ""}
         if not result.get("ok"):

@@ -94,7 +94,8 @@ class CompilerEstimate(_Strict):
     scale: float = Field(gt=0, description="Published time over cycles/clock, fitted on the points.")
     error_factor: float = Field(ge=1, description="The stated error: the true figure within [est/f, est*f].")
     calibration: str
-    points: list[CompilerPoint] = Field(default_factory=list)
+    points: list[CompilerPoint] = Field(min_length=1, description="What the scale was fitted on; a model below "
+                                        "the smallest is judged on a lower bound only.")
 
 
 class BackendSupport(_Strict):

@@ -164,7 +164,8 @@ class ModelRuns:
         runtime), under the device's shared lock; every failure is the entry's `RecipeError`."""
         command = {"op": "compress", "recipe": recipe.name, "params": params or {}, "source": str(source),
                    "calibration": str(context.calibration) if context.calibration else None,
-                   "out_dir": str(context.out_dir), "function": backend_reference(recipe.apply)}
+                   "out_dir": str(context.out_dir), "function": backend_reference(recipe.apply),
+                   "time_limit_s": self.workers.settings.timeout_s}
         try:
             with device_lock(self.device, exclusive=False):
                 result = self.workers.run_job(sys.executable, f"recipe {recipe.name!r}", command, source)

@@ -195,7 +195,10 @@ class Worker:
         calibration = Path(command["calibration"]) if command.get("calibration") else None
         self.phase("compressing")
         try:
-            artifact = recipe.apply(source, params, RecipeContext(calibration=calibration, out_dir=Path(command["out_dir"])))
+            limit = command.get("time_limit_s")
+            context = RecipeContext(calibration=calibration, out_dir=Path(command["out_dir"]),
+                                    time_limit_s=float(limit) if limit else None)
+            artifact = recipe.apply(source, params, context)
         except (RecipeError, MemoryError):
             raise
         except Exception as exc:  # a third-party recipe's bug or a tool's error: a named failure
