@@ -66,7 +66,7 @@ def _fixed_inputs(info, feeds: list[dict[str, np.ndarray]], recipe: str) -> list
 
 def _samples(info, calibration: Path | None, limit: int | None, recipe: str, required: bool) -> list[dict]:
     """Calibration samples, one batch-1 feed each (the toolkit calibrates on single samples)."""
-    from edgecheck.data import calibration_feeds
+    from edgecheck.data import calibration_feeds, has_fixed_batch
 
     if calibration is None:
         if required:
@@ -74,10 +74,10 @@ def _samples(info, calibration: Path | None, limit: int | None, recipe: str, req
         return []
     samples: list[dict[str, np.ndarray]] = []
     cap = min(limit or 500, 500)
+    whole = has_fixed_batch(info)  # feeds then come in the model's own batches: one sample each
     for feed in calibration_feeds(info, calibration, None).feeds:
         count = len(next(iter(feed.values())))
-        fixed_batch = any(isinstance(t.shape[0], int) and t.shape[0] > 1 for t in info.inputs if t.shape)
-        step = count if fixed_batch else 1
+        step = count if whole else 1
         for start in range(0, count, step):
             samples.append({name: np.ascontiguousarray(value[start:start + step]) for name, value in feed.items()})
             if len(samples) >= cap:
@@ -92,28 +92,28 @@ def _random_probe(fixed: list[dict], info) -> dict[str, np.ndarray]:
     return {i["name"]: rng.uniform(0, 1, i["shape"]).astype(dtypes.get(i["name"], "float32")) for i in fixed}
 
 
+def _save_input(path: Path, array: np.ndarray) -> None:
+    """An input as the toolkit takes it: float inputs as float32 (it refuses float64)."""
+    np.save(path, array.astype(np.float32) if array.dtype.kind == "f" else array, allow_pickle=False)
+
+
 def _write_job(model: Path, work: Path, artifact: Path, info, samples: list[dict], quantize: bool,
                params: RknnFloatParams, recipe: str) -> dict:
     copy_model(model, work)  # the toolkit only ever sees a copy
     fixed = _fixed_inputs(info, samples, recipe)
     names = [i["name"] for i in fixed]
     lines = []
+    (work / "calibration").mkdir()
     for index, sample in enumerate(samples):
-        files = []
-        for position, name in enumerate(names):
-            file = f"calibration/s{index}_{position}.npy"
-            (work / "calibration").mkdir(exist_ok=True)
-            np.save(work / file, sample[name].astype(np.float32) if sample[name].dtype.kind == "f" else sample[name],
-                    allow_pickle=False)
-            files.append(file)
+        files = [f"calibration/s{index}_{position}.npy" for position in range(len(names))]
+        for file, name in zip(files, names):
+            _save_input(work / file, sample[name])
         lines.append(" ".join(files))  # one line per sample, the inputs in model order
     (work / "dataset.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     probe = samples[0] if samples else _random_probe(fixed, info)
-    probe_files = []
-    for position, name in enumerate(names):
-        np.save(work / f"probe_{position}.npy", probe[name].astype(np.float32) if probe[name].dtype.kind == "f"
-                else probe[name], allow_pickle=False)
-        probe_files.append(f"probe_{position}.npy")
+    probe_files = [f"probe_{position}.npy" for position in range(len(names))]
+    for file, name in zip(probe_files, names):
+        _save_input(work / file, probe[name])
     params_int8 = params if isinstance(params, RknnInt8Params) else None
     job = {"model": model.name, "artifact": artifact.name, "platform": params.platform, "quantize": quantize,
            "quantized_dtype": "w8a8", "quantized_algorithm": params_int8.algorithm if params_int8 else "normal",
