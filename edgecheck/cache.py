@@ -5,12 +5,17 @@ data included), the recipe, its parameters, the calibration data, the versions o
 edgecheck — so an edited model or changed parameter can never reuse a stale entry, and a rerun with
 nothing changed skips the work. Entries are written into a temporary folder, then renamed into place
 under a per-key file lock: two pytest-xdist workers or two sessions sharing one cache never see a
-half-written entry, and only one of them does the work. Every file's SHA-256 is recorded and
-checked on read; a corrupt entry is rebuilt with a warning.
+half-written entry, and only one of them does the work; a wait on another process's lock says
+what it waits for. Every file of an entry (artifact, external data, outputs) has its SHA-256
+recorded and checked on read, and no path is followed out of its entry (edgecheck.cache_entry); a
+corrupt entry is rebuilt with a warning. Temporaries carry their owner's tag, so the next session
+removes those of a killed one (edgecheck.leftovers); a full disk says where the cache is and how to
+move it.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,14 +30,17 @@ from typing import Any
 
 import numpy as np
 
+from edgecheck.cache_entry import (ENTRY_FILE, CorruptEntry, free_space, is_full_disk, listing, read_manifest,
+                                   remove, write_manifest)
 from edgecheck.compress import Artifact
 from edgecheck.errors import EdgecheckError, RecipeError
-from edgecheck.model import file_sha256
+from edgecheck.leftovers import owner_tag, remove_dead_owners
+from edgecheck.measure.lock import exclusive_lock, print_notice
 
 ENV_CACHE_DIR = "EDGECHECK_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path(".edgecheck") / "cache"
 LOCK_TIMEOUT_S = 3600.0  # a recipe on a large model may take minutes; a crashed holder releases at once
-ENTRY_FILE = "entry.json"
+OUTPUTS_FILE = "outputs.npz"
 Outputs = dict[str, np.ndarray]
 
 
@@ -94,13 +102,16 @@ class ArtifactCache:
     """Artifacts and outputs by key, in `root` (created on first write), or nowhere when disabled.
 
     Disabled, artifacts are built into a scratch folder removed by `close()` and nothing is reused
-    across sessions.
+    across sessions. `notify` receives the one line said when a wait on another process's lock
+    lasts (a session passes `pytest_notice(config)`).
     """
 
-    def __init__(self, root: Path | None):
+    def __init__(self, root: Path | None, notify: Callable[[str], None] = print_notice):
         self.root = root
+        self.notify = notify
         self._scratch: Path | None = None
         self._built: dict[str, Artifact] = {}  # without a cache: what this session already built
+        self._swept = False
 
     @property
     def enabled(self) -> bool:
@@ -125,80 +136,74 @@ class ArtifactCache:
         except _BuildFailed as failed:
             raise failed.error from failed.error.__cause__
         except (OSError, TimeoutError) as exc:  # filelock.Timeout is a TimeoutError
-            raise CacheError(f"the artifact cache {self.root or self._scratch} cannot be used: "
-                             f"{type(exc).__name__}: {exc} (move it with --edge-cache-dir, or run with "
-                             "--edge-no-cache)") from exc
+            where = self.root or self._scratch
+            if is_full_disk(exc):
+                raise CacheError(f"storing the artifact failed: {type(exc).__name__}: {exc}\n"
+                                 f"{self.full_disk_hint()}") from exc
+            raise CacheError(f"the artifact cache {where} cannot be used: {type(exc).__name__}: {exc} (move it with "
+                             "--edge-cache-dir, or run with --edge-no-cache)") from exc
 
     def _artifact(self, key: str, build: Callable[[Path], Artifact]) -> tuple[Artifact, bool]:
         if self.root is None:
             if key in self._built:
                 return self._built[key], False
             if self._scratch is None:
-                self._scratch = Path(tempfile.mkdtemp(prefix="edgecheck-"))
+                system = Path(tempfile.gettempdir())
+                remove_dead_owners(system, "edgecheck-artifacts-*")  # a killed session's scratch folders
+                self._scratch = Path(tempfile.mkdtemp(prefix=f"edgecheck-artifacts-{owner_tag()}-"))
             folder = self._scratch / key
             folder.mkdir(parents=True)
-            self._built[key] = _build(build, folder)
+            self._built[key] = _build(build, folder, self.full_disk_hint)
             return self._built[key], False
-        final = self.root / "artifacts" / key[:2] / key
-        found = self._read_artifact(final)
+        self._sweep()
+        final = self._entry_folder("artifacts", key)
+        found = self._read_artifact(final, key)
         if found is not None:
             return found, True
-        with self._lock(key):
-            found = self._read_artifact(final, warn=False)  # another worker may have built it meanwhile
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(locks / f"{key}.lock", f"the cache entry {final}", self.notify, LOCK_TIMEOUT_S):
+            found = self._read_artifact(final, key, warn=False)  # another worker may have built it meanwhile
             if found is not None:
                 return found, True
             work = self._temporary(key)
             try:
-                built = _build(build, work)
-                entry = {
+                built = _build(build, work, self.full_disk_hint)
+                write_manifest(work, {
                     "key": key,
                     "artifact": built.path.relative_to(work).as_posix(),
                     "recipe": built.recipe,
                     "notes": built.notes,
-                    "files": {p.relative_to(work).as_posix(): file_sha256([p])
-                              for p in sorted(work.rglob("*")) if p.is_file()},
+                    "files": listing(work),
                     "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                }
-                (work / ENTRY_FILE).write_text(json.dumps(entry, indent=1, sort_keys=True))
+                })
                 self._discard(final)
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.rename(work, final)  # atomic: readers see no entry or a whole one
             finally:
-                shutil.rmtree(work, ignore_errors=True)
-        found = self._read_artifact(final)
+                remove(work)
+        found = self._read_artifact(final, key)
         if found is None:
             raise CacheError(f"cache entry {final} vanished or was corrupted right after it was written")
         return found, False
 
-    def _read_artifact(self, folder: Path, warn: bool = True) -> Artifact | None:
+    def _read_artifact(self, folder: Path, key: str, warn: bool = True) -> Artifact | None:
         """The stored artifact if the entry is whole and every file matches its recorded hash."""
-        manifest = folder / ENTRY_FILE
-        if not folder.exists():
-            return None
-        problem = None
         try:
-            entry = json.loads(manifest.read_text())
-            files = entry["files"]
-            if not isinstance(files, dict) or entry["artifact"] not in files:
-                raise ValueError("its file list is malformed or does not hold the artifact")
-            for name, digest in files.items():
-                path = folder / name
-                if not path.is_file():
-                    problem = f"{name} is missing"
-                elif file_sha256([path]) != digest:
-                    problem = f"{name} does not match its recorded SHA-256"
-                if problem:
-                    break
-            artifact = Artifact(folder / entry["artifact"], str(entry["recipe"]), dict(entry["notes"]))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            problem = f"{ENTRY_FILE} unreadable ({type(exc).__name__}: {exc})"
-        if problem:
-            if not warn:
+            entry = read_manifest(folder, key, self.root)  # type: ignore[arg-type]
+            if entry is None:
                 return None
-            warnings.warn(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({problem}); rebuilding it"),
-                          stacklevel=3)
+            if entry.get("artifact") not in entry["files"]:
+                raise CorruptEntry(f"its file list does not hold the artifact {str(entry.get('artifact'))[:200]!r}")
+            notes = entry.get("notes")
+            if not isinstance(notes, dict):
+                raise CorruptEntry(f"{ENTRY_FILE} has no notes mapping")
+            return Artifact(folder / entry["artifact"], str(entry.get("recipe")), {str(k): str(v) for k, v in notes.items()})
+        except (CorruptEntry, OSError) as exc:
+            if warn:
+                warnings.warn(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({_problem(exc)}); rebuilding it"),
+                              stacklevel=4)
             return None
-        return artifact
 
     # outputs
 
@@ -206,63 +211,109 @@ class ArtifactCache:
         """Outputs stored under `key`, else `compute()` stored atomically. Returns them and whether cached."""
         if self.root is None:
             return compute(), False
-        path = self.root / "outputs" / key[:2] / f"{key}.npz"
-        found = self._read_outputs(path)
+        try:
+            self._sweep()
+            folder = self._entry_folder("outputs", key)
+        except OSError:
+            folder = None  # an unreadable cache: compute, and storing says why it failed
+        found = self._read_outputs(folder, key) if folder is not None else None
         if found is not None:
             return found, True
         outputs = compute()
-        names = list(outputs)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self._temporary(key, directory=False)
-            try:
-                with temporary.open("wb") as handle:
-                    np.savez(handle, __names__=np.array(names, dtype=str),
-                             **{f"output_{i}": outputs[name] for i, name in enumerate(names)})
-                os.replace(temporary, path)  # equal keys, equal content: the last writer wins harmlessly
-            finally:
-                temporary.unlink(missing_ok=True)
+            self._store_outputs(key, outputs)
         except OSError as exc:  # storing is an optimisation: the outputs are valid, the next run recomputes
-            warnings.warn(CacheWarning(f"edgecheck could not store outputs in the cache {self.root}: {exc}"),
+            hint = f"\n{self.full_disk_hint()}" if is_full_disk(exc) else ""
+            warnings.warn(CacheWarning(f"edgecheck could not store outputs in the cache {self.root}: {exc}{hint}"),
                           stacklevel=2)
         return outputs, False
 
-    def _read_outputs(self, path: Path) -> Outputs | None:
-        if not path.exists():
-            return None
+    def _store_outputs(self, key: str, outputs: Outputs) -> None:
+        names = list(outputs)
+        work = self._temporary(key)
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                names = [str(n) for n in archive["__names__"]]
-                return {name: archive[f"output_{i}"] for i, name in enumerate(names)}
-        except Exception as exc:  # a truncated zip raises a variety of errors; any of them means rebuild
-            warnings.warn(CacheWarning(f"edgecheck cache entry {path} is corrupt ({type(exc).__name__}: {exc}); "
-                                       "recomputing it"), stacklevel=3)
-            path.unlink(missing_ok=True)
+            with (work / OUTPUTS_FILE).open("wb") as handle:
+                np.savez(handle, __names__=np.array(names, dtype=str),
+                         **{f"output_{i}": outputs[name] for i, name in enumerate(names)})
+            write_manifest(work, {"key": key, "files": listing(work),
+                                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            final = self._entry_folder("outputs", key)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(work, final)  # atomic: readers see no entry or a whole one
+            except OSError as exc:  # another worker stored the same outputs first: equal keys, equal content
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        finally:
+            remove(work)
+
+    def _read_outputs(self, folder: Path, key: str) -> Outputs | None:
+        """The stored outputs if the entry is whole; a corrupt one is warned about and removed."""
+        try:
+            entry = read_manifest(folder, key, self.root)  # type: ignore[arg-type]
+            if entry is None:
+                return None
+            if set(entry["files"]) != {OUTPUTS_FILE}:
+                raise CorruptEntry(f"its file list does not hold {OUTPUTS_FILE} alone")
+            try:  # its digest matched: what edgecheck wrote, read without pickles
+                with np.load(folder / OUTPUTS_FILE, allow_pickle=False) as archive:
+                    names = [str(n) for n in archive["__names__"]]
+                    return {name: archive[f"output_{i}"] for i, name in enumerate(names)}
+            except Exception as exc:  # noqa: BLE001  a zip of ours that numpy cannot read: rebuild
+                raise CorruptEntry(f"{OUTPUTS_FILE} unreadable ({type(exc).__name__}: {exc})") from None
+        except (CorruptEntry, OSError) as exc:
+            warnings.warn(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({_problem(exc)}); recomputing it"),
+                          stacklevel=3)
+            try:
+                self._discard(folder)
+            except OSError:
+                pass
             return None
+
+    # a full disk
+
+    def full_disk_hint(self) -> str:
+        """Where the disk filled up, how much is free there, and how to put the cache elsewhere."""
+        system = Path(tempfile.gettempdir())
+        if self.root is None:
+            where = self._scratch or system
+            return (f"the disk is full: without a cache (--edge-no-cache) artifacts are built in {where}, "
+                    f"{free_space(where)} there; free space, or set TMPDIR to a folder on a disk with room")
+        return (f"the disk is full: the edgecheck cache is {self.root} ({free_space(self.root)} there; the system "
+                f"temp folder {system}: {free_space(system)}); free space there, or move the cache to a disk with "
+                f"room with --edge-cache-dir DIR (the ini option edge_cache_dir, or ${ENV_CACHE_DIR})")
 
     # housekeeping
 
-    def _lock(self, key: str):
-        from filelock import FileLock
+    def _entry_folder(self, kind: str, key: str) -> Path:
+        return self.root / kind / key[:2] / key  # type: ignore[operator]
 
-        folder = self.root / "locks"  # type: ignore[operator]
-        folder.mkdir(parents=True, exist_ok=True)
-        return FileLock(folder / f"{key}.lock", timeout=LOCK_TIMEOUT_S)
+    def _sweep(self) -> None:
+        """Once per cache object: remove the temporaries of processes that died (kill -9) mid-write."""
+        if not self._swept:
+            self._swept = True
+            remove_dead_owners(self.root / "tmp", "*")  # type: ignore[operator]
 
-    def _temporary(self, key: str, directory: bool = True) -> Path:
+    def _temporary(self, key: str) -> Path:
+        """A new folder in tmp/, named after this process (edgecheck.leftovers) so a later session can
+        tell whether its writer still runs."""
         folder = self.root / "tmp"  # type: ignore[operator]
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{key[:16]}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-        if directory:
-            path.mkdir()
+        path = folder / f"{key[:16]}.{owner_tag()}.{uuid.uuid4().hex[:8]}"
+        path.mkdir()
         return path
 
     def _discard(self, folder: Path) -> None:
-        """Move a (corrupt) entry out of the way first, so its removal is never half-visible."""
-        if folder.exists():
-            trash = self._temporary("trash", directory=False)
+        """Move a (corrupt) entry out of the way first, so its removal is never half-visible; a link
+        is moved and removed as itself, never followed."""
+        if os.path.lexists(folder):
+            trash = self._temporary("trash") / "entry"
             os.rename(folder, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            remove(trash.parent)
+
+
+def _problem(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, CorruptEntry) else f"{type(exc).__name__}: {exc}"
 
 
 class _BuildFailed(Exception):
@@ -273,20 +324,30 @@ class _BuildFailed(Exception):
         self.error = error
 
 
-def _build(build: Callable[[Path], Artifact], folder: Path) -> Artifact:
-    """Run the recipe; its errors (an OSError of its own included) are the recipe's, not the cache's."""
+def _build(build: Callable[[Path], Artifact], folder: Path, full_disk_hint: Callable[[], str]) -> Artifact:
+    """Run the recipe; its errors (an OSError of its own included) are the recipe's, not the cache's.
+    A full disk, from our writes or in a converter's words, says where the cache is and how to move it."""
     try:
         artifact = build(folder)
     except RecipeError as exc:
+        if is_full_disk(exc):
+            error = type(exc)(f"{exc}\n{full_disk_hint()}")
+            error.__cause__ = exc
+            raise _BuildFailed(error) from exc
         raise _BuildFailed(exc) from exc
     except OSError as exc:
-        error = RecipeError(f"writing the artifact failed: {type(exc).__name__}: {exc}")
+        hint = f"\n{full_disk_hint()}" if is_full_disk(exc) else ""
+        error = RecipeError(f"writing the artifact failed: {type(exc).__name__}: {exc}{hint}")
         error.__cause__ = exc
         raise _BuildFailed(error) from exc
     try:
-        return _inside(artifact, folder)
-    except RecipeError as exc:
-        raise _BuildFailed(exc) from exc
+        artifact = _inside(artifact, folder)
+        listing(folder)  # a link or a special file in the folder: the recipe's error, before anything is stored
+    except (RecipeError, CorruptEntry) as exc:
+        error = exc if isinstance(exc, RecipeError) else RecipeError(
+            f"recipe {artifact.recipe!r} wrote what a cache entry cannot hold: {exc}")
+        raise _BuildFailed(error) from exc
+    return artifact
 
 
 def _inside(artifact: Artifact, folder: Path) -> Artifact:
@@ -299,7 +360,7 @@ def _inside(artifact: Artifact, folder: Path) -> Artifact:
 def cache_summary(root: Path) -> dict[str, int]:
     """Entries and bytes, for `edgecheck cache info`."""
     artifacts = list((root / "artifacts").glob("*/*")) if (root / "artifacts").exists() else []
-    outputs = list((root / "outputs").glob("*/*.npz")) if (root / "outputs").exists() else []
+    outputs = [p for p in (root / "outputs").glob("*/*") if p.is_dir()] if (root / "outputs").exists() else []
     size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
     return {"artifacts": len(artifacts), "outputs": len(outputs), "bytes": size}
 

@@ -15,6 +15,7 @@ from edgecheck.cache import ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError
 from edgecheck.execute import Executor, host_device, machine_signature
+from edgecheck.measure.lock import pytest_notice
 from edgecheck.measure.runs import ModelRuns
 from edgecheck.worker.client import WorkerPool, WorkerSettings, default_memory_limit_mb
 from edgecheck.plan import PlannedCheck, plan_checks, validate_candidate
@@ -149,7 +150,7 @@ class EdgeSession:
     @cached_property
     def executor(self) -> Executor:
         runs = ModelRuns(WorkerPool(self.worker_settings()), host_device())
-        return Executor(ArtifactCache(self.cache_dir()), runs, self._baseline_figures,
+        return Executor(ArtifactCache(self.cache_dir(), pytest_notice(self.config)), runs, self._baseline_figures,
                         [Path(p) for p in self.config.getini("edge_ops_dir")])
 
     def plan(self, spec_path: Path) -> list[PlannedCheck]:

@@ -84,7 +84,7 @@ def entry_folder(root: Path, key: str) -> Path:
 
 
 def output_file(root: Path, key: str) -> Path:
-    return root / "outputs" / key[:2] / f"{key}.npz"
+    return root / "outputs" / key[:2] / key / "outputs.npz"
 
 
 def artifact_entries(root: Path) -> list[Path]:
@@ -92,7 +92,7 @@ def artifact_entries(root: Path) -> list[Path]:
 
 
 def output_entries(root: Path) -> list[Path]:
-    return sorted((root / "outputs").glob("*/*.npz"))
+    return sorted((root / "outputs").glob("*/*/outputs.npz"))
 
 
 def leftovers(root: Path) -> list[str]:
@@ -102,10 +102,14 @@ def leftovers(root: Path) -> list[str]:
 
 def assert_sound(root: Path) -> None:
     """Every entry is whole: named by its key, every file matching its recorded SHA-256; tmp/ empty."""
-    for folder in artifact_entries(root):
+    outputs = [p.parent for p in output_entries(root)]
+    for folder in artifact_entries(root) + outputs:
         entry = json.loads((folder / "entry.json").read_text())
         assert entry["key"] == folder.name and folder.parent.name == folder.name[:2]
-        assert (folder / entry["artifact"]).is_file()
+        if folder in outputs:
+            assert set(entry["files"]) == {"outputs.npz"}
+        else:
+            assert (folder / entry["artifact"]).is_file()
         present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"entry.json"}
         assert set(entry["files"]) == present, folder
         for name, digest in entry["files"].items():
@@ -409,7 +413,8 @@ def test_corrupt_outputs_are_recomputed_with_a_warning_naming_them(tmp_path, cor
     path = output_file(root, KEY)
     corrupt(path)
     computed = []
-    with pytest.warns(CacheWarning, match=re.escape(f"edgecheck cache entry {path} is corrupt")):
+    with pytest.warns(CacheWarning, match=re.escape(f"edgecheck cache entry {path.parent} is corrupt "
+                                                     "(outputs.npz does not match its recorded SHA-256)")):
         outputs, cached = ArtifactCache(root).outputs(KEY, lambda: computed.append(1) or expected)
     assert not cached and computed == [1] and np.array_equal(outputs["y"], expected["y"])
     with warnings.catch_warnings():
@@ -432,7 +437,8 @@ def test_session_rebuilds_a_corrupted_entry_and_says_so(pytester, project):
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines([f"*edgecheck cache entry *{entry.name} is corrupt "
                                  f"({artifact.name} does not match its recorded SHA-256); rebuilding it*"])
-    result.stdout.fnmatch_lines(["*edgecheck cache entry *.npz is corrupt (*); recomputing it*"])
+    result.stdout.fnmatch_lines(["*edgecheck cache entry *outputs* is corrupt (outputs.npz does not match its "
+                                 "recorded SHA-256); recomputing it*"])
     assert facts_of(second, "int8-dynamic") == {"0 of 1 steps from the cache"}
     assert output_origins(second) == {COMPUTED}
     assert figures(second) == figures(first)

@@ -1,25 +1,35 @@
-"""One timing at a time per device: figures taken while another model runs are not comparable.
+"""Locks between edgecheck processes, and what a wait on one says.
 
-A read-write lock per device, shared by every edgecheck process on the machine (pytest-xdist
+One timing at a time per device: figures taken while another model runs are not comparable. A
+read-write lock per device, shared by every edgecheck process on the machine (pytest-xdist
 workers, parallel CI jobs of one account): runs that only compute outputs hold it shared and
 proceed side by side; a timing holds it exclusive, so it never overlaps another timing or any
 other model run of edgecheck's. filelock's ReadWriteLock does the locking (SQLite underneath).
+
+`exclusive_lock` (a cache entry's) says once, after a short wait, what it waits for and which
+process holds it, so a session blocked by another never looks hung.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import socket
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from edgecheck.errors import EdgecheckError
 
 LOCK_DIR_VARIABLE = "EDGECHECK_LOCK_DIR"
+NOTICE_AFTER_S = 2.0  # a wait on another process's lock longer than this is said, once
 
 
 def lock_dir() -> Path:
@@ -62,3 +72,65 @@ def device_lock(device: str, *, exclusive: bool, timeout_s: float = 3600.0) -> I
     finally:
         lock.release()
         lock.close()
+
+
+def print_notice(text: str) -> None:
+    """A line for whoever watches the run (stderr)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def pytest_notice(config: Any) -> Callable[[str], None]:
+    """`print_notice` from inside a pytest session: output capture is suspended while the line is
+    written, so it reaches the terminal (or the CI log) while the wait is going on."""
+    def notify(text: str) -> None:
+        capture = config.pluginmanager.getplugin("capturemanager")
+        if capture is None:
+            print_notice(text)
+            return
+        with capture.global_and_fixture_disabled():
+            print_notice(text)
+
+    return notify
+
+
+@contextmanager
+def exclusive_lock(path: Path, waiting_for: str, notify: Callable[[str], None], timeout_s: float) -> Iterator[None]:
+    """Hold the file lock `path`. A wait longer than NOTICE_AFTER_S is said once through `notify`:
+    `waiting_for`, the lock file and the pid holding it (each holder records itself in
+    `<path>.holder`: the lock file itself is truncated by whoever opens it). A lock not had within
+    `timeout_s` raises filelock's Timeout (a TimeoutError)."""
+    from filelock import FileLock, Timeout
+
+    holder = path.with_name(path.name + ".holder")
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=min(NOTICE_AFTER_S, timeout_s))
+    except Timeout:
+        if timeout_s <= NOTICE_AFTER_S:
+            raise
+        notify(f"edgecheck: waiting for {waiting_for}: another process holds its lock {path} ({_holder(holder)}); "
+               f"waiting up to {timeout_s:g} s")
+        lock.acquire(timeout=timeout_s - NOTICE_AFTER_S)
+    try:
+        try:
+            holder.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                          "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}))
+        except OSError:  # a full or read-only disk: the lock still holds, a waiter just cannot say who
+            pass
+        yield
+    finally:
+        try:
+            holder.unlink(missing_ok=True)  # before the release: the next holder writes its own
+        except OSError:
+            pass
+        lock.release()
+
+
+def _holder(path: Path) -> str:
+    """Who holds a lock, as its holder recorded it."""
+    try:
+        found = json.loads(path.read_text()[:1000])
+        return f"pid {int(found['pid'])} on {str(found['host'])[:64]}, since {str(found['since'])[:40]}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its pid is not recorded"

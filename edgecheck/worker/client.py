@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.errors import BackendError
+from edgecheck.leftovers import owner_tag, remove_dead_owners
 from edgecheck.worker.protocol import backend_reference, decode, encode, proc_status_kb
 
 # appended, never prepended: the worker's own interpreter keeps its standard library and packages first
@@ -303,7 +304,10 @@ class WorkerPool:
     def __init__(self, settings: WorkerSettings | None = None, scratch: Path | None = None):
         self.settings = settings or WorkerSettings()
         self._own_scratch = scratch is None
-        self.scratch = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="edgecheck-workers-"))
+        if scratch is None:  # named after this process: the next session removes it if this one is killed
+            remove_dead_owners(Path(tempfile.gettempdir()), "edgecheck-workers-*")
+            scratch = Path(tempfile.mkdtemp(prefix=f"edgecheck-workers-{owner_tag()}-"))
+        self.scratch = Path(scratch)
         self.scratch.mkdir(parents=True, exist_ok=True)
         self._kept: dict[str, WorkerProcess] = {}
         self._count = 0
