@@ -44,15 +44,17 @@ def _start(pid: int) -> str | None:
         return None
 
 
-@functools.cache
 def _tag(pid: int) -> str:
     start = _start(pid)
     return f"h{_host()}p{pid}s{start if start and start != _ZOMBIE else 'x'}"
 
 
-def owner_tag() -> str:
-    """This process's tag, to put in the name of a temporary file or folder it creates."""
-    return _tag(os.getpid())
+_own_tag = functools.cache(_tag)  # by pid: a forked child has its own
+
+
+def owner_tag(pid: int | None = None) -> str:
+    """The tag of this process (or of `pid`), to put in the name of a temporary file or folder it creates."""
+    return _own_tag(os.getpid()) if pid is None or pid == os.getpid() else _tag(pid)
 
 
 def owner_is_dead(name: str) -> bool:

@@ -81,15 +81,17 @@ def print_notice(text: str) -> None:
 
 
 def pytest_notice(config: Any) -> Callable[[str], None]:
-    """`print_notice` from inside a pytest session: output capture is suspended while the line is
-    written, so it reaches the terminal (or the CI log) while the wait is going on."""
+    """A line on pytest's terminal, on a line of its own, from inside a session: output capture is
+    suspended while it is written, so it reaches the terminal (or the CI log) during the wait."""
     def notify(text: str) -> None:
         capture = config.pluginmanager.getplugin("capturemanager")
-        if capture is None:
+        terminal = config.pluginmanager.getplugin("terminalreporter")
+        if capture is None or terminal is None:
             print_notice(text)
             return
         with capture.global_and_fixture_disabled():
-            print_notice(text)
+            terminal.write_line(text)
+            terminal.flush()
 
     return notify
 
