@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecheck.cache_entry import (ENTRY_FILE, CorruptEntry, free_space, is_full_disk, listing, read_manifest,
-                                   remove, write_manifest)
+from edgecheck.cache_entry import (ENTRY_FILE, CorruptEntry, files_present, free_space, is_full_disk, listing,
+                                   read_manifest, remove, write_manifest)
 from edgecheck.compress import Artifact
 from edgecheck.errors import EdgecheckError, RecipeError
 from edgecheck.leftovers import owner_tag, remove_dead_owners
@@ -193,7 +193,7 @@ class ArtifactCache:
             entry = read_manifest(folder, key, self.root)  # type: ignore[arg-type]
             if entry is None:
                 return None
-            if entry.get("artifact") not in entry["files"]:
+            if not isinstance(entry.get("artifact"), str) or entry["artifact"] not in entry["files"]:
                 raise CorruptEntry(f"its file list does not hold the artifact {str(entry.get('artifact'))[:200]!r}")
             notes = entry.get("notes")
             if not isinstance(notes, dict):
@@ -211,12 +211,8 @@ class ArtifactCache:
         """Outputs stored under `key`, else `compute()` stored atomically. Returns them and whether cached."""
         if self.root is None:
             return compute(), False
-        try:
-            self._sweep()
-            folder = self._entry_folder("outputs", key)
-        except OSError:
-            folder = None  # an unreadable cache: compute, and storing says why it failed
-        found = self._read_outputs(folder, key) if folder is not None else None
+        self._sweep()
+        found = self._read_outputs(self._entry_folder("outputs", key), key)
         if found is not None:
             return found, True
         outputs = compute()
@@ -331,7 +327,7 @@ def _build(build: Callable[[Path], Artifact], folder: Path, full_disk_hint: Call
         artifact = build(folder)
     except RecipeError as exc:
         if is_full_disk(exc):
-            error = type(exc)(f"{exc}\n{full_disk_hint()}")
+            error = RecipeError(f"{exc}\n{full_disk_hint()}")  # a failure whatever the recipe called it
             error.__cause__ = exc
             raise _BuildFailed(error) from exc
         raise _BuildFailed(exc) from exc
@@ -342,7 +338,7 @@ def _build(build: Callable[[Path], Artifact], folder: Path, full_disk_hint: Call
         raise _BuildFailed(error) from exc
     try:
         artifact = _inside(artifact, folder)
-        listing(folder)  # a link or a special file in the folder: the recipe's error, before anything is stored
+        files_present(folder)  # a link or a special file in the folder: the recipe's error, before anything is stored
     except (RecipeError, CorruptEntry) as exc:
         error = exc if isinstance(exc, RecipeError) else RecipeError(
             f"recipe {artifact.recipe!r} wrote what a cache entry cannot hold: {exc}")

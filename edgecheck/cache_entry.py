@@ -49,7 +49,7 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _files_present(folder: Path) -> set[str]:
+def files_present(folder: Path) -> set[str]:
     """Every regular file under `folder` (relative, POSIX); a link or a special file is corrupt."""
     present: set[str] = set()
     for directory, folders, files in os.walk(folder):  # os.walk lists links to folders, never enters them
@@ -70,7 +70,7 @@ def _files_present(folder: Path) -> set[str]:
 
 def listing(folder: Path) -> dict[str, str]:
     """Each file a build wrote into `folder` and its SHA-256, for its entry.json."""
-    return {name: file_digest(folder / name) for name in sorted(_files_present(folder) - {ENTRY_FILE})}
+    return {name: file_digest(folder / name) for name in sorted(files_present(folder) - {ENTRY_FILE})}
 
 
 def _inside(name: object) -> bool:
@@ -117,7 +117,7 @@ def read_manifest(folder: Path, key: str, root: Path) -> dict[str, Any] | None:
     outside = [name for name in files if not _inside(name)]
     if outside:
         raise CorruptEntry(f"{ENTRY_FILE} names {str(outside[0])[:200]!r}, a path outside the entry (not followed)")
-    present = _files_present(real) - {ENTRY_FILE}
+    present = files_present(real) - {ENTRY_FILE}
     for name, digest in files.items():
         if name not in present:
             raise CorruptEntry(f"{name} is missing")
