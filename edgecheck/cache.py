@@ -235,6 +235,7 @@ class ArtifactCache:
                                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
             final = self._entry_folder("outputs", key)
             final.parent.mkdir(parents=True, exist_ok=True)
+            (final.parent / f"{key}.npz").unlink(missing_ok=True)  # an older edgecheck's, unchecked: replaced
             try:
                 os.rename(work, final)  # atomic: readers see no entry or a whole one
             except OSError as exc:  # another worker stored the same outputs first: equal keys, equal content

@@ -154,6 +154,8 @@ def test_an_entry_naming_anything_outside_itself_is_corrupt_and_rebuilt(tmp_path
     assert rebuilt.path == folder / "model.test.onnx" and rebuilt.path.read_bytes() == b"not really onnx"
     assert not folder.is_symlink() and not rebuilt.path.is_symlink()
     assert outside.read_bytes() == b"a model the cache must never serve"  # neither served nor changed
+    if hostile == "entry-folder-is-a-link":  # the link was removed as itself, never what it pointed to
+        assert (tmp_path / "elsewhere" / "model.test.onnx").read_bytes() == b"not really onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
         again, cached = ArtifactCache(root).artifact(KEY, writer(b"must not be built"))
@@ -194,6 +196,17 @@ def test_outputs_replaced_by_a_valid_archive_of_other_values_are_recomputed(tmp_
         warnings.simplefilter("error", CacheWarning)
         again, cached = ArtifactCache(root).outputs(KEY, lambda: pytest.fail("recomputed a sound entry"))
     assert cached and np.array_equal(again["scores"], expected["scores"])
+
+
+def test_an_older_unchecked_outputs_file_is_never_read_and_is_replaced(tmp_path):
+    root = tmp_path / "cache"
+    legacy = root / "outputs" / KEY[:2] / f"{KEY}.npz"  # how an older edgecheck stored outputs, without a digest
+    legacy.parent.mkdir(parents=True)
+    np.savez(legacy, __names__=np.array(["y"]), output_0=np.full(3, 7.0, np.float32))
+    outputs, cached = ArtifactCache(root).outputs(KEY, lambda: {"y": np.zeros(3, np.float32)})
+    assert not cached and np.array_equal(outputs["y"], np.zeros(3)) and not legacy.exists()
+    again, cached = ArtifactCache(root).outputs(KEY, lambda: pytest.fail("recomputed a sound entry"))
+    assert cached and np.array_equal(again["y"], np.zeros(3))
 
 
 @pytest.mark.parametrize("damage", ["outside-file", "extra-file", "no-entry-json"])
