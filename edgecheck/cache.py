@@ -198,11 +198,12 @@ class ArtifactCache:
             notes = entry.get("notes")
             if not isinstance(notes, dict):
                 raise CorruptEntry(f"{ENTRY_FILE} has no notes mapping")
-            return Artifact(folder / entry["artifact"], str(entry.get("recipe")), {str(k): str(v) for k, v in notes.items()})
+            return Artifact(folder / entry["artifact"], str(entry.get("recipe")),
+                            {str(k): str(v) for k, v in notes.items()})
         except (CorruptEntry, OSError) as exc:
             if warn:
-                warnings.warn(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({_problem(exc)}); rebuilding it"),
-                              stacklevel=4)
+                warnings.warn(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({_problem(exc)}); "
+                                           "rebuilding it"), stacklevel=4)
             return None
 
     # outputs
