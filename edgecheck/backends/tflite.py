@@ -153,6 +153,10 @@ class TfliteRunner(Runner):
                 continue
             signature = detail.get("shape_signature")
             signature = tuple(signature) if signature is not None and len(signature) else tuple(detail["shape"])
+            if array.ndim == 0 and len(signature) == 1 and signature[0] in (1, -1):  # onnx2tf's form of a scalar
+                arrays[name] = array = array.reshape(1)
+                if tuple(detail["shape"]) == (1,):
+                    continue
             free = [i for i, d in enumerate(signature) if d < 0] or [0]  # the dynamic dims; else the batch
             if len(signature) != array.ndim or any(a != b for i, (a, b) in enumerate(zip(signature, array.shape))
                                                    if i not in free):

@@ -24,6 +24,40 @@ OUTPUTS = {"fp32": "float32", "fp16": "float16", "int8-dynamic": "dynamic_range_
            "int8-static": "integer_quant", "int8-static-int8-io": "full_integer_quant"}
 
 
+def copy_constants_into_branches(graph, outer: dict | None = None) -> int:
+    """Give each subgraph (If, Loop, Scan) its own copy of the constants it reads from the graphs
+    around it: onnxsim (onnx2tf runs it too) drops a Constant node whose only readers are inside a
+    branch, and onnx2tf then fails at the If with KeyError on that constant's name. The number of
+    copies made."""
+    import onnx
+    from onnx import helper
+
+    values = dict(outer or {})
+    values.update({t.name: t for t in graph.initializer})
+    for node in graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            values[node.output[0]] = node.attribute[0].t
+    copies = 0
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type != onnx.AttributeProto.GRAPH:
+                continue
+            branch = attribute.g
+            inside = ({o for n in branch.node for o in n.output} | {i.name for i in branch.input}
+                      | {t.name for t in branch.initializer})
+            read = dict.fromkeys(i for n in branch.node for i in n.input if i and i not in inside and i in values)
+            for name in reversed(list(read)):
+                copy = onnx.TensorProto()
+                copy.CopyFrom(values[name])
+                copy.name = f"{name}__{branch.name or 'branch'}"
+                for reader in branch.node:
+                    reader.input[:] = [copy.name if i == name else i for i in reader.input]
+                branch.node.insert(0, helper.make_node("Constant", [], [copy.name], name=copy.name, value=copy))
+                copies += 1
+            copies += copy_constants_into_branches(branch, values)
+    return copies
+
+
 def prepare(job: dict) -> tuple[str, str]:
     """The model onnx2tf gets: the copy with its input shapes fixed as the job says, simplified by
     onnxsim where `simplify` is set; and a note of what was done."""
@@ -47,6 +81,10 @@ def prepare(job: dict) -> tuple[str, str]:
     before = len(model.graph.node)
     if job.get("simplify"):
         import onnxsim
+
+        copies = copy_constants_into_branches(model.graph)
+        if copies:
+            note = "; ".join(p for p in (note, f"{copies} constants copied into the branches that read them") if p)
 
         try:
             simplified, checked = onnxsim.simplify(model)

@@ -125,9 +125,16 @@ def failed_node(log: str) -> tuple[str, str]:
     return node, exception[:500]
 
 
+def shape_failure(exception: str) -> bool:
+    """Whether onnx2tf's exception is about shapes (which fixing the batch may settle)."""
+    return bool(re.search(r"dimension|shape|broadcast|axes|rank|must be equal|incompatible|size|none", exception, re.I))
+
+
 def next_option(op_type: str, exception: str, tried_batch_1: bool, simplified: bool) -> str:
     """The option to try next for a node onnx2tf could not convert, by what failed there."""
     text = exception.lower()
+    if op_type in ("If", "Loop", "Scan") and not simplified:
+        return "simplify: true (the default): it copies the constants the branches read into them"
     if op_type in ("If", "Loop", "Scan"):
         return (f"onnx2tf cannot convert this {op_type} (control flow whose branches read values from outside "
                 "them); export the model with the branch chosen (e.g. for one sample rate), or stop the conversion "

@@ -26,7 +26,7 @@ from pydantic import Field
 from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipeNotApplicable, RecipeParams,
                                 RecipeUnavailable, artifact_path, copy_model, register_recipe)
 from edgecheck.compress.onnx2tf_options import (Onnx2tfParams, failed_node, fixed_shapes, has_dynamic_batch,
-                                                next_option, op_type_of, shapes_text)
+                                                next_option, op_type_of, shape_failure, shapes_text)
 
 TFLITE = ".tflite"
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
@@ -62,6 +62,8 @@ def onnx2tf_name(name: str) -> str:
 def _perms(onnx_shape: tuple, model_shape: tuple) -> list[tuple[int, ...] | None]:
     """The layout changes the shapes allow: channels last, none, or both where the shapes cannot tell."""
     found: list[tuple[int, ...] | None] = []
+    if not onnx_shape and len(model_shape) == 1 and model_shape[0] in (None, 1, -1):
+        return [None]  # a scalar onnx2tf gives a dimension of 1 (the runner feeds it so)
     perm = channels_last(len(onnx_shape))
     if perm and _agrees(tuple(onnx_shape[i] for i in perm), model_shape):
         found.append(perm)
@@ -121,7 +123,8 @@ def probe_io_map(onnx_model: Path, info, artifact: Path, converted,
         for (tensor, theirs), perm in zip(pairs, choice):
             shape = tuple(d if isinstance(d, int) and d >= 1 else None for d in theirs.shape)
             known = list((sizes or {}).get(tensor.name) or ()) + [None] * len(shape)
-            onnx_shape = tuple(d if d is not None else (k or 1) for d, k in zip(_unpermuted(shape, perm), known))
+            onnx_shape = tuple(d if d is not None else (k or 1) for d, k in zip(_unpermuted(shape, perm), known)
+                               ) if tensor.shape else ()
             integer = np.issubdtype(np.dtype(tensor.dtype), np.integer) if tensor.dtype.isidentifier() else False
             feed[tensor.name] = (rng.integers(0, 8, size=onnx_shape).astype(tensor.dtype) if integer
                                  else rng.uniform(0, 1, size=onnx_shape).astype(np.float32))
@@ -206,9 +209,11 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
         if ran.get("ok"):
             break
         tried.append(f"with {shapes_text(shapes)}" + (f" ({ran['prepared']})" if ran.get("prepared") else ""))
-    else:
+        if not shape_failure(failed_node(ran["log"])[1]):
+            break  # not a matter of shapes (an operator onnx2tf lacks): a fixed batch would not help
+    if not ran.get("ok"):
         raise RecipeError(f"recipe {recipe!r}: onnx2tf could not convert {model.name} "
-                          f"({'; then '.join(tried)}): {_failure(model, ran, params, len(batches) > 1)}")
+                          f"({'; then '.join(tried)}): {_failure(model, ran, params, len(tried) > 1)}")
     converted = inspect_tflite(out)
     notes = _write_io_map(out, *probe_io_map(model, info, out, converted, shapes), f"onnx2tf {ran['onnx2tf']}")
     done = [ran["prepared"]] if ran.get("prepared") else []
