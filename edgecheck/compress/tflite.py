@@ -201,25 +201,27 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
     if params.simplify and params.batch_size is None and has_dynamic_batch(shapes):
         batches.append(1)  # ultralytics' exporter fixes it too: the artifact then takes one sample at a time
     out = artifact_path(model, recipe, context, TFLITE)
-    tried: list[str] = []
+    tried: list[tuple[str, str, str, str]] = []  # shapes, what was prepared, the failing node, its exception
     for batch in batches:
         if batch != params.batch_size:
             shapes = fixed_shapes(info, context.calibration, params, batch, recipe)
         ran = _run_onnx2tf(env, model, info, shapes, recipe, mode, context, params, static, out)
         if ran.get("ok"):
             break
-        tried.append(f"with {shapes_text(shapes)}" + (f" ({ran['prepared']})" if ran.get("prepared") else ""))
-        if not shape_failure(failed_node(ran["log"])[1]):
+        tried.append((shapes_text(shapes), ran.get("prepared", ""), *failed_node(ran["log"])))
+        if not shape_failure(tried[-1][3]):
             break  # not a matter of shapes (an operator onnx2tf lacks): a fixed batch would not help
     if not ran.get("ok"):
-        raise RecipeError(f"recipe {recipe!r}: onnx2tf could not convert {model.name} "
-                          f"({'; then '.join(tried)}): {_failure(model, ran, params, len(tried) > 1)}")
+        attempts = "; then ".join(f"with {shaped}" + (f" ({prepared})" if prepared else "")
+                                  for shaped, prepared, _, _ in tried)
+        raise RecipeError(f"recipe {recipe!r}: onnx2tf could not convert {model.name} ({attempts}): "
+                          f"{_failure(model, ran, params, len(tried) > 1)}")
     converted = inspect_tflite(out)
     notes = _write_io_map(out, *probe_io_map(model, info, out, converted, shapes), f"onnx2tf {ran['onnx2tf']}")
     done = [ran["prepared"]] if ran.get("prepared") else []
     if batch is not None and has_dynamic_batch(fixed_shapes(info, context.calibration, params, None, recipe)):
-        done.append(f"batch fixed to {batch}" + (" (the dynamic batch did not convert: " + tried[0] + ")"
-                                                  if tried else ""))
+        done.append(f"batch fixed to {batch}" + (f" (a dynamic batch did not convert: with {tried[0][0]}, onnx2tf "
+                                                  f"failed at {tried[0][2]!r}: {tried[0][3]})" if tried else ""))
     if params.passed_options():
         done.append("onnx2tf options: " + ", ".join(f"{k}={v}" for k, v in params.passed_options().items()))
     if done:
