@@ -78,7 +78,7 @@ def yolo_head(path: Path, classes: int = 3, bins: int = 16) -> Path:
                   helper.make_node("Unsqueeze", [f"gy{level}", "axis0"], [f"gy1{level}"], name=f"/model.22/Unsq_gy{level}"),
                   helper.make_node("Concat", [f"gx1{level}", f"gy1{level}"], [f"grid{level}"], axis=0,
                                    name=f"/model.22/Concat_grid{level}"),
-                  helper.make_node("Reshape", [f"grid{level}", f"anchor_shape"], [f"anchor{level}"],
+                  helper.make_node("Reshape", [f"grid{level}", "anchor_shape"], [f"anchor{level}"],
                                    name=f"/model.22/Reshape_anchor{level}"),
                   helper.make_node("Shape", [f"anchor{level}"], [f"ashape{level}"], name=f"/model.22/Shape_a{level}"),
                   helper.make_node("Slice", [f"ashape{level}", "axis1", "two_1d"], [f"count{level}"],

@@ -5,7 +5,6 @@ made self-contained so that simplification cannot drop the constants they read."
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import onnx

@@ -67,6 +67,8 @@ def prepare(job: dict) -> tuple[str, str]:
     if not job.get("simplify") and not any(d is not None for dims in shapes.values() for d in dims):
         return job["model"], ""
     model = onnx.load(job["model"])
+    if model.ByteSize() > 2**31 - 2**26:  # one protobuf holds under 2 GB: onnxsim and onnx.save would fail
+        return job["model"], "not prepared (the model is close to 2 GB, more than one protobuf holds)"
     fixed = []
     for tensor in model.graph.input:
         dims = shapes.get(tensor.name)

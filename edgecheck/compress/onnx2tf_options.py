@@ -98,17 +98,12 @@ def _calibration_sample_shapes(info, calibration: Path) -> dict[str, tuple[int, 
     return {name: tuple(int(d) for d in array.shape[1:]) for name, array in feeds[0].items()} if feeds else {}
 
 
-def has_dynamic_batch(shapes: dict[str, list[int | None]]) -> bool:
-    return any(dims and dims[0] is None for dims in shapes.values())
-
-
 def shapes_text(shapes: dict[str, list[int | None]]) -> str:
     return ", ".join(f"{name} [{', '.join('?' if d is None else str(d) for d in dims)}]" for name, dims in shapes.items())
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)|KeyError)\b:?\s*(.*)$")
-_NOISE = ("W0000", "I0000", "E0000", "WARNING: All log")  # TensorFlow's start-up chatter (cuDNN, cuBLAS ...)
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception)\b:?\s*(.*)$")
 
 
 def failed_node(log: str) -> tuple[str, str]:
@@ -164,3 +159,13 @@ def op_type_of(model: Path, node: str) -> str:
     except Exception:
         return ""
     return next((n.op_type for n in graph.node if n.name == node or n.name == node.lstrip("/")), "")
+
+
+def converter_message(error: str, log: str, status: int) -> str:
+    """The converter's own words: its error lines, else the end of its log."""
+    lines = [_ANSI.sub("", line).strip() for line in log.splitlines()]
+    noise = ("W0000", "I0000", "E0000", "WARNING: All log")  # TensorFlow's start-up chatter (cuDNN, cuBLAS ...)
+    lines = [line for line in lines if line and not line.startswith(noise) and "Unable to register" not in line]
+    errors = [line for line in lines if "ERROR" in line or "Error" in line]
+    said = " | ".join((errors or lines)[-6:])[-1500:]
+    return "; ".join(part for part in (error, said or f"exit status {status}, nothing logged") if part)

@@ -23,14 +23,13 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipeNotApplicable, RecipeParams,
+from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipeNotApplicable,
                                 RecipeUnavailable, artifact_path, copy_model, register_recipe)
-from edgecheck.compress.onnx2tf_options import (Onnx2tfParams, failed_node, fixed_shapes, has_dynamic_batch,
+from edgecheck.compress.onnx2tf_options import (Onnx2tfParams, converter_message, failed_node, fixed_shapes,
                                                 next_option, op_type_of, shape_failure, shapes_text)
 
 TFLITE = ".tflite"
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class TfliteConvertParams(Onnx2tfParams):
@@ -197,8 +196,9 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
         raise RecipeUnavailable(f"recipe {recipe!r}: {unavailable_reason('onnx2tf')}")
     info = inspect_onnx(model)
     shapes = fixed_shapes(info, context.calibration, params, params.batch_size, recipe)
+    dynamic_batch = any(t.shape and not (isinstance(t.shape[0], int) and t.shape[0] > 0) for t in info.inputs)
     batches = [params.batch_size]
-    if params.simplify and params.batch_size is None and has_dynamic_batch(shapes):
+    if params.simplify and params.batch_size is None and any(dims and dims[0] is None for dims in shapes.values()):
         batches.append(1)  # ultralytics' exporter fixes it too: the artifact then takes one sample at a time
     out = artifact_path(model, recipe, context, TFLITE)
     tried: list[tuple[str, str, str, str]] = []  # shapes, what was prepared, the failing node, its exception
@@ -219,7 +219,7 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
     converted = inspect_tflite(out)
     notes = _write_io_map(out, *probe_io_map(model, info, out, converted, shapes), f"onnx2tf {ran['onnx2tf']}")
     done = [ran["prepared"]] if ran.get("prepared") else []
-    if batch is not None and has_dynamic_batch(fixed_shapes(info, context.calibration, params, None, recipe)):
+    if batch is not None and dynamic_batch:
         done.append(f"batch fixed to {batch}" + (f" (a dynamic batch did not convert: with {tried[0][0]}, onnx2tf "
                                                   f"failed at {tried[0][2]!r}: {tried[0][3]})" if tried else ""))
     if params.passed_options():
@@ -233,7 +233,7 @@ def _failure(model: Path, ran: dict, params: Onnx2tfParams, tried_batch_1: bool)
     """onnx2tf's failure: the node, its operator and the exception where the log names them, with the
     option to try next; else the converter's own words."""
     node, exception = failed_node(ran["log"])
-    said = _converter_message(ran.get("error", ""), ran["log"], ran["status"])
+    said = converter_message(ran.get("error", ""), ran["log"], ran["status"])
     if not node:
         return said
     op_type = op_type_of(model, node)
@@ -290,16 +290,6 @@ def _run_onnx2tf(env, model: Path, info, shapes: dict, recipe: str, mode: str, c
 def _unpermuted(shape: tuple, perm: tuple[int, ...] | None) -> tuple:
     """The shape before `perm` was applied (the ONNX model's, from the converted model's)."""
     return tuple(shape[i] for i in np.argsort(perm)) if perm else shape
-
-
-def _converter_message(error: str, log: str, status: int) -> str:
-    """The converter's own words: its error lines, else the end of its log."""
-    lines = [_ANSI.sub("", line).strip() for line in log.splitlines()]
-    noise = ("W0000", "I0000", "E0000", "WARNING: All log")  # TensorFlow's start-up chatter (cuDNN, cuBLAS ...)
-    lines = [line for line in lines if line and not line.startswith(noise) and "Unable to register" not in line]
-    errors = [line for line in lines if "ERROR" in line or "Error" in line]
-    said = " | ".join((errors or lines)[-6:])[-1500:]
-    return "; ".join(part for part in (error, said or f"exit status {status}, nothing logged") if part)
 
 
 def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
