@@ -49,3 +49,29 @@ def test_an_e_line_that_runs_over_lines_keeps_them_until_the_next_log_line():
 @pytest.mark.parametrize("text", ["", "   \n", "some words\nthe end"])
 def test_text_without_an_exception_is_given_whole(text):
     assert last_error(text) == " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+# rknn-toolkit2 2.5.0's stderr building a graph whose nodes are out of order (verbatim, colours included):
+# onnx's checker fails as a warning, and the build then fails with a bare KeyError naming a tensor only
+UNSORTED = (
+    "I rknn-toolkit2 version: 2.5.0\n"
+    f"{YELLOW}W{RESET} {YELLOW}load_onnx: onnx.checker.check_model fail: Nodes in a graph must be topologically sorted, "
+    "however input 'a' of node: \nname: relu_late OpType: Relu\n is not output of any previous nodes."
+    f"{RESET}\n"
+    f"{YELLOW}W{RESET} {YELLOW}load_onnx: The config.mean_values is None, zeros will be set for input 0!{RESET}\n"
+    f"{RED}E{RESET} {RED}build: Traceback (most recent call last):\n"
+    '  File "rknn/api/rknn_log.py", line 344, in rknn.api.rknn_log.error_catch_decorator.error_catch_wrapper\n'
+    '  File "rknn/api/rknn_base.py", line 2066, in rknn.api.rknn_base.RKNNBase.build\n'
+    '  File "rknn/api/graph_optimizer.py", line 963, in rknn.api.graph_optimizer.GraphOptimizer.fold_constant\n'
+    f"KeyError: 'a'\n{RESET}\n"
+    f"{YELLOW}W{RESET} {YELLOW}build: ===================== WARN(4) ====================={RESET}\n")
+
+
+def test_the_checkers_warning_is_read_whole_beside_a_bare_key_error():
+    from edgecheck.analysis.rknn_log import checker_warning
+
+    assert refusal(UNSORTED) == "KeyError: 'a'"
+    assert checker_warning(UNSORTED) == (
+        "onnx.checker.check_model fail: Nodes in a graph must be topologically sorted, however input 'a' of node: "
+        "name: relu_late OpType: Relu is not output of any previous nodes.")
+    assert checker_warning(E_LINE) == "" and checker_warning("") == ""

@@ -213,6 +213,25 @@ def _exception_messages(lines: list[str]) -> list[str]:
     return messages
 
 
+def checker_warning(stderr: str) -> str:
+    """The last onnx checker failure the toolkit logged as a warning (it goes on, then often fails with a
+    bare KeyError naming only a tensor), whole: "onnx.checker.check_model fail: Nodes in a graph must
+    be topologically sorted, however input 'a' of node: name: relu_late OpType: Relu is not output of
+    any previous nodes."; '' where it logged none."""
+    lines = [_ANSI.sub("", line).rstrip() for line in stderr.splitlines()]
+    said = ""
+    for index, line in enumerate(lines):
+        match = re.match(r"^W (\w+): (onnx\.checker\.check_model fail: .*)$", line)
+        if match:
+            parts = [match.group(2).strip()]
+            for follow in lines[index + 1:index + 20]:
+                if _NOT_CONTINUED.match(follow):
+                    break
+                parts.append(follow.strip())
+            said = " ".join(part for part in parts if part)
+    return said
+
+
 def refusal(stderr: str) -> str:
     """The toolkit's reason for a failed step, in its own words: the `E <api>: <message>` line, else the
     last line of its traceback; with the known workaround where there is one."""
