@@ -367,7 +367,7 @@ def test_refusal_takes_the_e_line():
 def test_refusal_falls_back_to_the_last_error_line():
     traceback = NONZERO[NONZERO.rindex("Traceback"):]  # what str(exc) holds: no 'E build:' line
     assert refusal(traceback) == ("The input 0 of NonZero('nz') need to be constant! It will cause the graph to be "
-                                  "a dynamic graph!")
+                                  "a dynamic graph! Remove NonZero('nz') manually and try again!")
     two = ("ValueError: first\nTraceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
            "ValueError: The input num: 1 in dataset.txt not match input num: 2 in model !\n")
     assert refusal(two) == "The input num: 1 in dataset.txt not match input num: 2 in model !"

@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import pytest
 from conftest import junit_properties
+from convert_builders import if_model, paddle_style, yolo_head
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecheck.envs import find_env, run_env_env, unavailable_reason
@@ -111,7 +112,7 @@ def test_a_model_onnx2tf_cannot_convert_fails_that_entry_with_the_converters_mes
         "compress: [tflite-fp32]\ntargets:\n  host:\n    budgets: {size_mb: 1}\n")
     result = pytester.runpytest("specs", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3, failed=1)  # odd: the original passes on onnxruntime, its conversion fails
-    result.stdout.fnmatch_lines(["*recipe 'tflite-fp32': onnx2tf could not convert odd.onnx: *"])
+    result.stdout.fnmatch_lines(["*recipe 'tflite-fp32': onnx2tf could not convert odd.onnx (with x *"])
 
 
 def test_the_converter_is_refused_the_network_when_it_tries_to_download_calibration_data(tmp_path):
@@ -169,3 +170,71 @@ def test_ambiguous_layouts_renamed_inputs_and_image_inputs_convert_and_match(pyt
     result.assert_outcomes(passed=2)
     fp32 = junit_properties(pytester.path / "report.xml")["host-tflite-tflite-fp32-parity"]
     assert float(fp32["edge.parity.reshaped.rel_l2"]) < 1e-5 and float(fp32["edge.parity.features.rel_l2"]) < 1e-5
+
+
+# 2. models of the kinds real exporters write (tests/convert_builders.py): as exported, onnx2tf fails on
+# each; with the recipe's preparation (shapes fixed, graph simplified, branch constants copied, the batch
+# fixed where a dynamic one fails) each converts and matches ONNX Runtime
+
+KIND_SPEC = """\
+edgecheck: 1
+model: {{path: ../models/{model}}}
+inputs: {inputs}
+{data}compress: [{compress}]
+targets:
+  host:
+    backends: [tflite]
+    budgets:
+      parity: {{rel_l2: 0.0001}}
+"""
+
+
+def _kind_spec(pytester, name: str, inputs: str, compress: str = "tflite-fp32", calibration: dict | None = None):
+    data = ""
+    if calibration is not None:
+        np.savez(pytester.path / "models" / f"{name}-calibration.npz", **calibration)
+        data = f"data: {{calibration: ../models/{name}-calibration.npz}}\n"
+    (pytester.path / "specs").mkdir(exist_ok=True)
+    (pytester.path / "specs" / f"{name}.yaml").write_text(
+        KIND_SPEC.format(model=f"{name}.onnx", inputs=inputs, data=data, compress=compress))
+
+
+def test_a_detector_a_paddle_graph_and_an_if_model_convert_after_preparation_and_match(pytester):
+    models = pytester.path / "models"
+    models.mkdir()
+    rng = np.random.default_rng(5)
+    yolo_head(models / "yolo.onnx")
+    _kind_spec(pytester, "yolo", "{images: {shape: [3, 3, 64, 96]}}",  # 3 samples to a model fixed to batch 1
+               calibration={"images": rng.uniform(0, 1, (4, 3, 64, 96)).astype(np.float32)})
+    paddle_style(models / "paddle.onnx")
+    _kind_spec(pytester, "paddle", "{x: {shape: [2, 3, 32, 48]}}",
+               calibration={"x": rng.uniform(0, 1, (4, 3, 32, 48)).astype(np.float32)})
+    if_model(models / "vad.onnx")
+    _kind_spec(pytester, "vad", "{sr: {range: [16000, 16000]}, input: {range: [-1, 1]}}")
+    originals = {p.name: p.read_bytes() for p in models.iterdir()}
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider", "--junitxml=report.xml", "-rA")
+    result.assert_outcomes(passed=3)
+    assert {p.name: p.read_bytes() for p in models.iterdir()} == originals
+    properties = {case.split("::")[0]: props for case, props in
+                  junit_properties(pytester.path / "report.xml", qualified=True).items()}
+    yolo, paddle, vad = (next(props for case, props in properties.items() if name in case)
+                         for name in ("yolo", "paddle", "vad"))
+    assert yolo["edge.recipe.prepared"].startswith("shapes fixed: images; simplified by onnxsim")
+    assert ("batch fixed to 1 (a dynamic batch did not convert: with images [?, 3, 64, 96], onnx2tf failed at "
+            "'/model.22/Sub': ValueError: axes don't match array)") in yolo["edge.recipe.prepared"]
+    assert float(yolo["edge.parity.output0.rel_l2"]) < 1e-4  # 3 samples, one at a time
+    assert paddle["edge.recipe.prepared"].startswith("shapes fixed: x; simplified by onnxsim")
+    assert "batch fixed" not in paddle["edge.recipe.prepared"]  # its dynamic batch converts
+    assert vad["edge.recipe.prepared"].startswith("2 constants copied into the branches that read them")
+
+
+def test_as_exported_the_if_model_fails_naming_the_node_and_the_option_to_try(pytester):
+    models = pytester.path / "models"
+    models.mkdir()
+    if_model(models / "vad.onnx")
+    _kind_spec(pytester, "vad", "{sr: {range: [16000, 16000]}}", compress="tflite-fp32: {simplify: false}")
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider", "-rA")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*onnx2tf could not convert vad.onnx (with input [[]1, 64], state [[]2, 1, 16], sr [[]]): "
+                                 "it failed at node '/If' (If): KeyError: '/Constant_output_0'; try next: simplify: "
+                                 "true (the default): it copies the constants the branches read into them*"])

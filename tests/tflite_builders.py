@@ -154,3 +154,53 @@ def build_fc_tflite(path: Path | str, *, signature: bool = True, int8_io: bool =
         model.signatureDefs = [sig]
     Path(path).write_bytes(pack(model))
     return weight, bias
+
+
+def build_fp16_weights_tflite(path: Path | str, *, seed: int = 0, offset_buffers: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier of `build_fc_tflite` as MediaPipe ships its models: the weight and the bias are
+    FLOAT16 constants, each behind a DEQUANTIZE to float32 that the FULLY_CONNECTED reads:
+    W_fp16 -> DEQUANTIZE -> W; b_fp16 -> DEQUANTIZE -> b; x[1, 4] -> FULLY_CONNECTED(x, W, b) -> y[1, 3].
+    Returns W and b as float32 (rounded through float16). `offset_buffers` stores the weights outside
+    the flatbuffer (offset and size, as models over 2 GB are written): edgecheck's rewrite does not
+    reach them there."""
+    weight, bias = (a.astype(np.float16) for a in fc_weights(seed))
+    tensors = [_tensor("serving_default_x:0", [1, FEATURES]),
+               _tensor("dense/MatMul_fp16", [CLASSES, FEATURES], schema.TensorType.FLOAT16, buffer=1),
+               _tensor("dense/BiasAdd_fp16", [CLASSES], schema.TensorType.FLOAT16, buffer=2),
+               _tensor("dense/MatMul", [CLASSES, FEATURES]),
+               _tensor("dense/BiasAdd/bias", [CLASSES]),
+               _tensor("StatefulPartitionedCall:0", [1, CLASSES])]
+    opcodes = [_opcode(schema.BuiltinOperator.DEQUANTIZE), _opcode(schema.BuiltinOperator.FULLY_CONNECTED)]
+    dequantize = (schema.DequantizeOptionsT(), schema.BuiltinOptions.DequantizeOptions)
+    operators = [_operator(0, [1], [3], *dequantize), _operator(0, [2], [4], *dequantize),
+                 _operator(1, [0, 3, 4], [5], schema.FullyConnectedOptionsT(), schema.BuiltinOptions.FullyConnectedOptions)]
+    subgraph = schema.SubGraphT()
+    subgraph.name = "main"
+    subgraph.tensors, subgraph.inputs, subgraph.outputs, subgraph.operators = tensors, [0], [5], operators
+    model = schema.ModelT()
+    model.version = 3
+    model.description = "MediaPipe-style float16 weights"
+    model.operatorCodes = opcodes
+    model.subgraphs = [subgraph]
+    model.buffers = [_buffer(), _buffer(weight), _buffer(bias)]
+    sig = schema.SignatureDefT()
+    sig.signatureKey = "serving_default"
+    sig.subgraphIndex = 0
+    sig.inputs = [_tensor_map("x", 0)]
+    sig.outputs = [_tensor_map("y", 5)]
+    model.signatureDefs = [sig]
+    if offset_buffers:  # the data after the flatbuffer, each buffer naming its offset and size
+        payloads = [weight.tobytes(), bias.tobytes()]
+        for buffer, payload in zip(model.buffers[1:], payloads):
+            buffer.data, buffer.offset, buffer.size = None, 1, len(payload)  # placeholders, set below
+        packed = pack(model)
+        start = (len(packed) + 15) // 16 * 16
+        for buffer, payload in zip(model.buffers[1:], payloads):
+            buffer.offset, start = start, start + len(payload)
+        packed = pack(model)
+        first = model.buffers[1].offset
+        data = packed.ljust(first, b"\0") + payloads[0] + payloads[1]
+        Path(path).write_bytes(data)
+    else:
+        Path(path).write_bytes(pack(model))
+    return weight.astype(np.float32), bias.astype(np.float32)

@@ -191,6 +191,47 @@ def describe_error(row: LayerError) -> str:
             f"{_figure(row.entire_euc, '.4g')})")
 
 
+_EXCEPTION = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception))\b(.*:.*)$")
+_NOT_CONTINUED = re.compile(r"^(\s*$|Traceback|During handling|The above exception|[EWID] |\s+File \")")
+
+
+def _exception_messages(lines: list[str]) -> list[str]:
+    """Each exception message of the tracebacks in `lines`, with the lines that continue it (onnx's
+    checker names the node on the lines after its first: "... however input 'a' of node: / name: n
+    OpType: Relu / is not output of any previous nodes."), the type's module path dropped."""
+    messages = []
+    for index, line in enumerate(lines):
+        match = _EXCEPTION.match(line.strip())
+        if not match:
+            continue
+        parts = [f"{match.group(1)}{match.group(2)}".strip()]
+        for follow in lines[index + 1:index + 20]:
+            if _NOT_CONTINUED.match(follow) or _EXCEPTION.match(follow.strip()):
+                break
+            parts.append(follow.strip())
+        messages.append(" ".join(part for part in parts if part))
+    return messages
+
+
+def checker_warning(stderr: str) -> str:
+    """The last onnx checker failure the toolkit logged as a warning (it goes on, then often fails with a
+    bare KeyError naming only a tensor), whole: "onnx.checker.check_model fail: Nodes in a graph must
+    be topologically sorted, however input 'a' of node: name: relu_late OpType: Relu is not output of
+    any previous nodes."; '' where it logged none."""
+    lines = [_ANSI.sub("", line).rstrip() for line in stderr.splitlines()]
+    said = ""
+    for index, line in enumerate(lines):
+        match = re.match(r"^W (\w+): (onnx\.checker\.check_model fail: .*)$", line)
+        if match:
+            parts = [match.group(2).strip()]
+            for follow in lines[index + 1:index + 20]:
+                if _NOT_CONTINUED.match(follow):
+                    break
+                parts.append(follow.strip())
+            said = " ".join(part for part in parts if part)
+    return said
+
+
 def refusal(stderr: str) -> str:
     """The toolkit's reason for a failed step, in its own words: the `E <api>: <message>` line, else the
     last line of its traceback; with the known workaround where there is one."""
@@ -200,9 +241,13 @@ def refusal(stderr: str) -> str:
         match = re.match(r"^E (\w+): (.+)$", line)
         if match and match.group(1) != "RKNN" and "Traceback" not in match.group(2):
             said = f"{match.group(1)}: {match.group(2).strip()}"
-            follow = [ln.strip() for ln in lines[index + 1:index + 3] if ln.startswith(" " * 8) and ln.strip()]
+            follow = []
+            for ln in lines[index + 1:index + 20]:  # the message's own further lines, as the toolkit prints them
+                if _NOT_CONTINUED.match(ln):
+                    break
+                follow.append(ln.strip())
             said = " ".join([said, *follow])
-    errors = [line.strip() for line in lines if re.match(r"^\s*\w*(Error|Exception)\b.*:", line.strip())]
+    errors = _exception_messages(lines)
     last = errors[-1] if errors else ""
     if "convert_layernorm_to_exnorm" in stderr and "KeyError" in last:
         return ("build: rknn-toolkit2 fails inside its rule convert_layernorm_to_exnorm (KeyError: "

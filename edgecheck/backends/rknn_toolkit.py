@@ -48,14 +48,20 @@ def _phase(build_dir: Path | None, step: str) -> None:
         (build_dir / PHASE_FILE).write_text(step, encoding="utf-8")
 
 
+# an exception line of a formatted traceback; its type may be qualified, digits included
+# (onnx.onnx_cpp2py_export.checker.ValidationError)
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:Error|Exception)): ")
+
+
 def last_error(text: str) -> str:
     """The toolkit's message inside its formatted traceback: the last `SomeError: ...` line and the
-    lines that continue it."""
+    lines that continue it (onnx's checker says the node on the lines after its first), the type's
+    module path dropped; where no such line is, the whole text, never only its last line."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    starts = [i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+    starts = [i for i, line in enumerate(lines) if EXCEPTION_LINE.match(line)]
     if not starts:
-        return lines[-1] if lines else ""
-    message = " ".join(lines[starts[-1]:])
+        return " ".join(lines)[-2000:]
+    message = EXCEPTION_LINE.sub(lambda m: f"{m.group(1)}: ", " ".join(lines[starts[-1]:]))
     return re.sub(r"^(ValueError|RuntimeError): ", "", message)
 
 

@@ -153,6 +153,10 @@ class TfliteRunner(Runner):
                 continue
             signature = detail.get("shape_signature")
             signature = tuple(signature) if signature is not None and len(signature) else tuple(detail["shape"])
+            if array.ndim == 0 and len(signature) == 1 and signature[0] in (1, -1):  # onnx2tf's form of a scalar
+                arrays[name] = array = array.reshape(1)
+                if tuple(detail["shape"]) == (1,):
+                    continue
             free = [i for i, d in enumerate(signature) if d < 0] or [0]  # the dynamic dims; else the batch
             if len(signature) != array.ndim or any(a != b for i, (a, b) in enumerate(zip(signature, array.shape))
                                                    if i not in free):
@@ -174,7 +178,23 @@ class TfliteRunner(Runner):
                 array = np.clip(np.round(array / scale) + zero, info.min, info.max)
             self._interpreter.set_tensor(index, np.ascontiguousarray(array, dtype=detail["dtype"]))
 
+    def _one_at_a_time(self, feed: Mapping[str, np.ndarray]) -> int:
+        """The samples in `feed` where the model takes exactly one (every input and output of fixed batch 1,
+        as onnx2tf writes a model whose batch was fixed to convert it) and more are fed; else 0. Its
+        shapes are constants inside the graph: it cannot be resized, so it runs once per sample."""
+        details = [self._details[self._in_index[e.model_name]] for e in self._inputs]
+        details += [self._details[self._out_index[e.model_name]] for e in self._outputs]
+        signatures = [tuple(d.get("shape_signature", d["shape"])) for d in details]
+        if not signatures or any(not s or s[0] != 1 or min(s) < 0 for s in signatures):
+            return 0
+        counts = {np.shape(feed[e.name])[0] if np.ndim(feed[e.name]) else 0 for e in self._inputs}
+        return counts.pop() if len(counts) == 1 and min(counts) > 1 else 0
+
     def _infer_impl(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        count = self._one_at_a_time(feed)
+        if count:
+            parts = [self._infer_impl({k: np.asarray(v)[i:i + 1] for k, v in feed.items()}) for i in range(count)]
+            return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
         self._set_inputs(feed)
         self._interpreter.invoke()
         outputs = {}

@@ -134,7 +134,7 @@ def _crash(returncode: int) -> str:
 
 def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: RecipeContext, quantize: bool) -> Artifact:
     """Run the toolkit's build in its environment; the artifact, its build folder and report."""
-    from edgecheck.analysis.rknn_log import parse_build_log, parse_error_analysis, refusal
+    from edgecheck.analysis.rknn_log import checker_warning, parse_build_log, parse_error_analysis, refusal
     from edgecheck.backends import rknn_toolkit
     from edgecheck.envs import find_env, run_env_env, unavailable_reason
     from edgecheck.model import inspect_onnx
@@ -169,6 +169,9 @@ def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: Recip
                               f"{model.name}{_log_tail(work)}")
         said = refusal(errors)
         message = said if "convert_layernorm_to_exnorm" in said else (result.get("error") or said)
+        warned = checker_warning(errors)  # the cause, where the toolkit failed on after onnx's checker did
+        if warned and warned not in message:
+            message = f"{message} (before that it warned: {warned})"
         raise RecipeError(f"recipe {recipe!r}: rknn-toolkit2 {result.get('toolkit', '')} refused {model.name} "
                           f"at {step}: {message}")
     parsed = parse_build_log(log)

@@ -23,19 +23,20 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipeParams, RecipeUnavailable, artifact_path,
-                                copy_model, register_recipe)
+from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipeNotApplicable,
+                                RecipeUnavailable, artifact_path, copy_model, register_recipe)
+from edgecheck.compress.onnx2tf_options import (Onnx2tfParams, converter_message, failed_node, fixed_shapes,
+                                                next_option, op_type_of, shape_failure, shapes_text)
 
 TFLITE = ".tflite"
 SAMPLE_FILE = "calibration_image_sample_data_20x128x128x3_float32.npy"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-class TfliteConvertParams(RecipeParams):
+class TfliteConvertParams(Onnx2tfParams):
     pass
 
 
-class TfliteStaticParams(RecipeParams):
+class TfliteStaticParams(Onnx2tfParams):
     per_channel: bool = Field(True, description="per-channel weight scales (else one per tensor; onnx2tf only)")
     io: Literal["int8", "float"] = Field("int8", description="int8: the model takes and gives int8 (full INT8); "
                                          "float: float in and out around an INT8 body (onnx2tf only)")
@@ -60,6 +61,8 @@ def onnx2tf_name(name: str) -> str:
 def _perms(onnx_shape: tuple, model_shape: tuple) -> list[tuple[int, ...] | None]:
     """The layout changes the shapes allow: channels last, none, or both where the shapes cannot tell."""
     found: list[tuple[int, ...] | None] = []
+    if not onnx_shape and len(model_shape) == 1 and model_shape[0] in (None, 1, -1):
+        return [None]  # a scalar onnx2tf gives a dimension of 1 (the runner feeds it so)
     perm = channels_last(len(onnx_shape))
     if perm and _agrees(tuple(onnx_shape[i] for i in perm), model_shape):
         found.append(perm)
@@ -88,11 +91,13 @@ def _layout(perm: tuple[int, ...] | None, theirs, tensor) -> str:
     return f"channels last: {theirs.shape_text()}, the ONNX {tensor.shape_text()} transposed {list(perm)}" if perm else ""
 
 
-def probe_io_map(onnx_model: Path, info, artifact: Path, converted) -> tuple[list[dict], list[dict]]:
+def probe_io_map(onnx_model: Path, info, artifact: Path, converted,
+                 sizes: dict[str, list[int | None]] | None = None) -> tuple[list[dict], list[dict]]:
     """Pair the converted model's inputs and outputs with the ONNX model's and find each one's layout
     by running both on the same random inputs: shapes alone cannot tell (a [1,3,3,3] tensor, or an
     output onnx2tf leaves in ONNX layout), nor can names (onnx2tf renames, and calls INT8 outputs
-    output_0...). Each ONNX output takes the converted output and layout closest to ONNX Runtime's."""
+    output_0...). Each ONNX output takes the converted output and layout closest to ONNX Runtime's.
+    Dimensions both models leave open take `sizes` (the ONNX layout's), else 1."""
     import itertools
 
     import onnxruntime
@@ -115,13 +120,18 @@ def probe_io_map(onnx_model: Path, info, artifact: Path, converted) -> tuple[lis
     for choice in itertools.islice(itertools.product(*options), 16):
         feed, inputs = {}, []
         for (tensor, theirs), perm in zip(pairs, choice):
-            shape = tuple(1 if not isinstance(d, int) or d < 1 else d for d in theirs.shape)
-            onnx_shape = _unpermuted(shape, perm)
+            shape = tuple(d if isinstance(d, int) and d >= 1 else None for d in theirs.shape)
+            known = list((sizes or {}).get(tensor.name) or ()) + [None] * len(shape)
+            onnx_shape = tuple(d if d is not None else (k or 1) for d, k in zip(_unpermuted(shape, perm), known)
+                               ) if tensor.shape else ()
             integer = np.issubdtype(np.dtype(tensor.dtype), np.integer) if tensor.dtype.isidentifier() else False
             feed[tensor.name] = (rng.integers(0, 8, size=onnx_shape).astype(tensor.dtype) if integer
                                  else rng.uniform(0, 1, size=onnx_shape).astype(np.float32))
             inputs.append(IoMap(tensor.name, theirs.name, perm, _layout(perm, theirs, tensor)))
-        expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+        try:
+            expected = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+        except Exception:  # shapes the ONNX model does not take: this pairing is not the one
+            continue
         runner = TfliteRunner(artifact, RunOptions(), io_map=(inputs, [IoMap(t.name, t.name) for t in converted.outputs]))
         try:
             got = runner.infer(feed)
@@ -174,8 +184,10 @@ def _calibration_arrays(model, path: Path | None, samples: int | None, recipe: s
 
 
 def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
-             params: TfliteStaticParams | None = None) -> Artifact:
-    from edgecheck.envs import find_env, run_env_env, unavailable_reason
+             params: Onnx2tfParams, static: TfliteStaticParams | None = None) -> Artifact:
+    """Convert with the shapes fixed and the graph simplified as the parameters say; where a dynamic
+    batch is what fails, once more with the batch fixed to 1."""
+    from edgecheck.envs import find_env, unavailable_reason
     from edgecheck.model import inspect_onnx
     from edgecheck.tflite_model import inspect_tflite
 
@@ -183,6 +195,59 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
     if env is None:
         raise RecipeUnavailable(f"recipe {recipe!r}: {unavailable_reason('onnx2tf')}")
     info = inspect_onnx(model)
+    shapes = fixed_shapes(info, context.calibration, params, params.batch_size, recipe)
+    dynamic_batch = any(t.shape and not (isinstance(t.shape[0], int) and t.shape[0] > 0) for t in info.inputs)
+    batches = [params.batch_size]
+    if params.simplify and params.batch_size is None and any(dims and dims[0] is None for dims in shapes.values()):
+        batches.append(1)  # ultralytics' exporter fixes it too: the artifact then takes one sample at a time
+    out = artifact_path(model, recipe, context, TFLITE)
+    tried: list[tuple[str, str, str, str]] = []  # shapes, what was prepared, the failing node, its exception
+    for batch in batches:
+        if batch != params.batch_size:
+            shapes = fixed_shapes(info, context.calibration, params, batch, recipe)
+        ran = _run_onnx2tf(env, model, info, shapes, recipe, mode, context, params, static, out)
+        if ran.get("ok"):
+            break
+        tried.append((shapes_text(shapes), ran.get("prepared", ""), *failed_node(ran["log"])))
+        if not shape_failure(tried[-1][3]):
+            break  # not a matter of shapes (an operator onnx2tf lacks): a fixed batch would not help
+    if not ran.get("ok"):
+        attempts = "; then ".join(f"with {shaped}" + (f" ({prepared})" if prepared else "")
+                                  for shaped, prepared, _, _ in tried)
+        raise RecipeError(f"recipe {recipe!r}: onnx2tf could not convert {model.name} ({attempts}): "
+                          f"{_failure(model, ran, params, len(tried) > 1)}")
+    converted = inspect_tflite(out)
+    notes = _write_io_map(out, *probe_io_map(model, info, out, converted, shapes), f"onnx2tf {ran['onnx2tf']}")
+    done = [ran["prepared"]] if ran.get("prepared") else []
+    if batch is not None and dynamic_batch:
+        done.append(f"batch fixed to {batch}" + (f" (a dynamic batch did not convert: with {tried[0][0]}, onnx2tf "
+                                                  f"failed at {tried[0][2]!r}: {tried[0][3]})" if tried else ""))
+    if params.passed_options():
+        done.append("onnx2tf options: " + ", ".join(f"{k}={v}" for k, v in params.passed_options().items()))
+    if done:
+        notes["prepared"] = "; ".join(done)
+    return Artifact(out, recipe, {"did": f"converted by onnx2tf {ran['onnx2tf']} ({mode})", **notes})
+
+
+def _failure(model: Path, ran: dict, params: Onnx2tfParams, tried_batch_1: bool) -> str:
+    """onnx2tf's failure: the node, its operator and the exception where the log names them, with the
+    option to try next; else the converter's own words."""
+    node, exception = failed_node(ran["log"])
+    said = converter_message(ran.get("error", ""), ran["log"], ran["status"])
+    if not node:
+        return said
+    op_type = op_type_of(model, node)
+    where = f"node {node!r}" + (f" ({op_type})" if op_type else "")
+    return (f"it failed at {where}: {exception or said}; try next: "
+            f"{next_option(op_type, exception, tried_batch_1 or params.batch_size == 1, params.simplify)}")
+
+
+def _run_onnx2tf(env, model: Path, info, shapes: dict, recipe: str, mode: str, context: RecipeContext,
+                 params: Onnx2tfParams, static: TfliteStaticParams | None, out: Path) -> dict:
+    """One run of the driver in a scratch folder: its result, with its log and exit status; a finished
+    conversion's .tflite is copied to `out` before the folder goes."""
+    from edgecheck.envs import run_env_env
+
     with tempfile.TemporaryDirectory(prefix="edgecheck-onnx2tf-") as scratch:
         work = Path(scratch)
         copy = copy_model(model, work)  # onnx2tf may rewrite its input: it only ever sees a copy
@@ -191,10 +256,11 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
         # working folder first, so a placeholder here means it never asks (the spec's data calibrates)
         np.save(work / SAMPLE_FILE, np.zeros((20, 128, 128, 3), np.float32), allow_pickle=False)
         job: dict = {"model": str(copy), "work_dir": str(work), "mode": mode,
-                     "per_channel": params.per_channel if params else True}
-        if params is not None:
+                     "per_channel": static.per_channel if static else True, "simplify": params.simplify,
+                     "input_shapes": shapes, "options": params.passed_options()}
+        if static is not None:
             calibration = []
-            for index, (name, array) in enumerate(_calibration_arrays(info, context.calibration, params.samples,
+            for index, (name, array) in enumerate(_calibration_arrays(info, context.calibration, static.samples,
                                                                       recipe).items()):
                 perm = channels_last(array.ndim)
                 npy = work / f"calibration_{index}.npy"
@@ -215,29 +281,15 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
                               f"{limit:g} s (raise edge_worker_timeout to give it longer)") from None
         result_file = work / "result.json"
         result = json.loads(result_file.read_text()) if result_file.is_file() else {"ok": False, "error": ""}
-        if not result.get("ok"):
-            raise RecipeError(f"recipe {recipe!r}: onnx2tf could not convert {model.name}: "
-                              f"{_converter_message(result.get('error', ''), ran.stdout + ran.stderr, ran.returncode)}")
-        out = artifact_path(model, recipe, context, TFLITE)
-        shutil.copyfile(result["path"], out)
-    converted = inspect_tflite(out)
-    notes = _write_io_map(out, *probe_io_map(model, info, out, converted), f"onnx2tf {result['onnx2tf']}")
-    return Artifact(out, recipe, {"did": f"converted by onnx2tf {result['onnx2tf']} ({mode})", **notes})
+        result.update(log=ran.stdout + ran.stderr, status=ran.returncode)
+        if result.get("ok"):
+            shutil.copyfile(result["path"], out)
+        return result
 
 
 def _unpermuted(shape: tuple, perm: tuple[int, ...] | None) -> tuple:
     """The shape before `perm` was applied (the ONNX model's, from the converted model's)."""
     return tuple(shape[i] for i in np.argsort(perm)) if perm else shape
-
-
-def _converter_message(error: str, log: str, status: int) -> str:
-    """The converter's own words: its error lines, else the end of its log."""
-    lines = [_ANSI.sub("", line).strip() for line in log.splitlines()]
-    noise = ("W0000", "I0000", "E0000", "WARNING: All log")  # TensorFlow's start-up chatter (cuDNN, cuBLAS ...)
-    lines = [line for line in lines if line and not line.startswith(noise) and "Unable to register" not in line]
-    errors = [line for line in lines if "ERROR" in line or "Error" in line]
-    said = " | ".join((errors or lines)[-6:])[-1500:]
-    return "; ".join(part for part in (error, said or f"exit status {status}, nothing logged") if part)
 
 
 def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
@@ -249,16 +301,43 @@ def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
     except ImportError as exc:
         raise RecipeUnavailable(f"recipe {recipe!r} on a .tflite model needs ai-edge-quantizer: "
                                 f"pip install 'edgecheck[tflite]' ({exc})") from None
-    from edgecheck.backends.tflite import io_sidecar, read_io_sidecar
-    from edgecheck.model import TensorInfo
-    from edgecheck.tflite_model import inspect_tflite, read_tflite
+    from edgecheck.backends.tflite import io_sidecar
+    from edgecheck.compress.tflite_fp16 import NOTHING, float32_weights, weight_types
 
     if static and params is not None and params.io != "int8":
         raise RecipeError(f"recipe {recipe!r}: ai-edge-quantizer's static INT8 takes and gives int8; "
                           "io: float is for ONNX models converted by onnx2tf")
     out = artifact_path(model, recipe, context, TFLITE)
+    with tempfile.TemporaryDirectory(prefix="edgecheck-tflite-") as scratch:
+        source, route = float32_weights(model, recipe, Path(scratch))
+        _quantize(quantizer, recipes, source, model, out, recipe, static, context, params)
+    sidecar = io_sidecar(model)
+    if sidecar.is_file():  # same signature, same names and layouts
+        shutil.copyfile(sidecar, io_sidecar(out))
+    from importlib.metadata import version
+
+    before, after = weight_types(model), weight_types(out)
+    if route and after.get("int8", 0) <= before.get("int8", 0):
+        raise RecipeNotApplicable(f"recipe {recipe!r} on {model.name}: {NOTHING}; made float32, ai-edge-quantizer "
+                                  "still quantized none of them (the layers reading them are not ones it quantizes)")
+    kind = "static INT8 (int8 weights and activations, calibrated)" if static else "dynamic INT8 (int8 weights)"
+    notes = {"did": f"quantized by ai-edge-quantizer {version('ai-edge-quantizer')}: {kind}{route}",
+             "weights": f"constant tensors by type before: {_types_text(before)}; after: {_types_text(after)}"}
+    return Artifact(out, recipe, notes)
+
+
+def _types_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "none"
+
+
+def _quantize(quantizer, recipes, source: Path, model: Path, out: Path, recipe: str, static: bool,
+              context: RecipeContext, params: TfliteStaticParams | None) -> None:
+    from edgecheck.backends.tflite import read_io_sidecar
+    from edgecheck.model import TensorInfo
+    from edgecheck.tflite_model import inspect_tflite, read_tflite
+
     chosen = recipes.static_wi8_ai8() if static else recipes.dynamic_wi8_afp32()
-    job = quantizer.Quantizer(str(model), chosen)
+    job = quantizer.Quantizer(str(source), chosen)
     calibration = None
     if static:
         parsed = read_tflite(model)
@@ -279,41 +358,34 @@ def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
         samples = [{name: array[i:i + 1] for name, array in arrays.items()} for i in range(count)]
         calibration = job.calibrate({parsed.signature: samples})
     job.quantize(calibration).export_model(str(out))
-    sidecar = io_sidecar(model)
-    if sidecar.is_file():  # same signature, same names and layouts
-        shutil.copyfile(sidecar, io_sidecar(out))
-    from importlib.metadata import version
-
-    kind = "static INT8 (int8 weights and activations, calibrated)" if static else "dynamic INT8 (int8 weights)"
-    return Artifact(out, recipe, {"did": f"quantized by ai-edge-quantizer {version('ai-edge-quantizer')}: {kind}"})
 
 
 _TOOLS = ("env:onnx2tf", "ai-edge-litert")
 _HERE = Path(__file__).resolve().parent
 # the driver, the network guard, the .tflite reader and the runner the layout probe uses shape the artifact too
-_SOURCES = (_HERE / "onnx2tf_driver.py", _HERE / "offline" / "sitecustomize.py", _HERE.parent / "tflite_model.py",
-            _HERE.parent / "backends" / "tflite.py")
+_SOURCES = (_HERE / "onnx2tf_driver.py", _HERE / "onnx2tf_options.py", _HERE / "offline" / "sitecustomize.py",
+            _HERE / "tflite_fp16.py", _HERE.parent / "tflite_model.py", _HERE.parent / "backends" / "tflite.py")
 
 
 @register_recipe("tflite-fp32", TfliteConvertParams, summary="ONNX to a float32 .tflite (onnx2tf; NHWC inputs)",
-                 tools=_TOOLS, makes=TFLITE, sources=_SOURCES)
+                 tools=_TOOLS, makes=TFLITE, sources=_SOURCES, uses_calibration=True)
 def convert_tflite_fp32(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
-    return _onnx2tf(model, "tflite-fp32", "fp32", context)
+    return _onnx2tf(model, "tflite-fp32", "fp32", context, params)
 
 
-@register_recipe("tflite-fp16", TfliteConvertParams, tools=_TOOLS, makes=TFLITE, sources=_SOURCES,
+@register_recipe("tflite-fp16", TfliteConvertParams, tools=_TOOLS, makes=TFLITE, sources=_SOURCES, uses_calibration=True,
                  summary="ONNX to a .tflite with float16 weights, computed in float32 (onnx2tf)")
 def convert_tflite_fp16(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
-    return _onnx2tf(model, "tflite-fp16", "fp16", context)
+    return _onnx2tf(model, "tflite-fp16", "fp16", context, params)
 
 
 @register_recipe("tflite-int8-dynamic", TfliteConvertParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE, sources=_SOURCES,
-                 takes=(".onnx", TFLITE),
+                 takes=(".onnx", TFLITE), uses_calibration=True,
                  summary="int8 weights, float activations: ONNX through onnx2tf, or a float .tflite through ai-edge-quantizer")
 def quantize_tflite_int8_dynamic(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
     if model.suffix == TFLITE:
         return _quantizer(model, "tflite-int8-dynamic", False, context, None)
-    return _onnx2tf(model, "tflite-int8-dynamic", "int8-dynamic", context)
+    return _onnx2tf(model, "tflite-int8-dynamic", "int8-dynamic", context, params)
 
 
 @register_recipe("tflite-int8-static", TfliteStaticParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE, sources=_SOURCES,
@@ -324,4 +396,4 @@ def quantize_tflite_int8_static(model: Path, params: TfliteStaticParams, context
     if model.suffix == TFLITE:
         return _quantizer(model, "tflite-int8-static", True, context, params)
     mode = "int8-static-int8-io" if params.io == "int8" else "int8-static"
-    return _onnx2tf(model, "tflite-int8-static", mode, context, params)
+    return _onnx2tf(model, "tflite-int8-static", mode, context, params, params)
