@@ -91,6 +91,7 @@ class TfliteModel:
     parameters: int  # elements of the constant tensors (each constant buffer counted once)
     size_bytes: int
     sha256: str
+    parameter_bytes: int = 0  # bytes of those constant buffers
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -309,7 +310,7 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
                          for o in _vector(budget, op, "Outputs", 4, f"{where}'s outputs") if o >= 0)
             ops.append(TfliteOp(index=i, subgraph=s, name=name, kind=kind, version=version, outputs=outs))
 
-    parameters = 0
+    parameters = parameter_bytes = 0
     counted: set[int] = set()
     for s, own in enumerate(tensors):
         for t, tensor in enumerate(own):
@@ -318,8 +319,10 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
                 continue  # buffer 0 is the empty sentinel: not a constant
             if b >= buffer_count:
                 raise ModelError(path, f"tensor {t} of subgraph {s} names buffer {b}; the model has {buffer_count}")
-            if _holds_data(path, model.Buffers(b), b, len(data)):
+            buffer = model.Buffers(b)
+            if _holds_data(path, buffer, b, len(data)):
                 counted.add(b)
+                parameter_bytes += int(buffer.DataLength()) or int(buffer.Size())
                 count = 1
                 for dim in tensor.shape:
                     count *= max(dim, 0)
@@ -327,7 +330,8 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
     return TfliteModel(
         path=path, version=int(model.Version()), description=_text(model.Description()), subgraphs=subgraph_count,
         signature=signature, signatures=keys, inputs=inputs, outputs=outputs, ops=tuple(ops),
-        parameters=parameters, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        parameters=parameters, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+        parameter_bytes=parameter_bytes)
 
 
 def _vector_float(budget: _Budget, table, field: str, what: str) -> list[float]:
