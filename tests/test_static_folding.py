@@ -151,3 +151,19 @@ def test_the_generated_litert_table_lists_the_delegate_run_custom_ops():
         rule = table.rule(f"custom:{name}")
         assert rule is not None and rule.status == "supported" and rule.versions == [(1, None)]
     assert table.rule("custom:MyCustom") is None  # a custom op nobody runs stays unlisted: unsupported
+
+
+def test_the_rk3588_ops_check_passes_a_range_to_a_dimension_and_says_how_many_folded(pytester, spec_project):
+    import onnx
+    from conftest import junit_properties
+
+    model = _range_model()
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info("y", FLOAT, ["N", 3, 8, 8]))
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(pytester.path / "models" / "positions.onnx"))
+    spec_project("edgecheck: 1\nmodel: {path: ../models/positions.onnx}\ninputs: {x: {shape: [1, 3, 8, 8]}}\n"
+                 "targets:\n  rk3588:\n    backends: [rknn]\n    budgets:\n      ops: {unsupported: 0}\n")
+    result = pytester.runpytest("specs", "-rA", "--junitxml=report.xml")
+    result.assert_outcomes(passed=1)
+    case = junit_properties(pytester.path / "report.xml")["rk3588-rknn-none-ops"]
+    assert case["edge.ops.unsupported"] == "0" and case["edge.ops.folded_nodes"] == "4"

@@ -29,6 +29,7 @@ class OpsReport:
     verdicts: list[NodeVerdict]
     unchecked: list[str] = field(default_factory=list)  # constraints not checkable (unknown shapes)
     notes: list[str] = field(default_factory=list)
+    folded: int = 0  # nodes that fold away at conversion (from constants or from shapes)
 
     def counts(self) -> dict[str, int]:
         found = Counter(v.status for v in self.verdicts)
@@ -156,7 +157,8 @@ def classify(graph: AnalysedGraph, table: OpTable) -> OpsReport:
     """Every node, subgraph and function bodies included, against one table."""
     unchecked: list[str] = []
     verdicts = [classify_node(node, graph, table, unchecked) for node in graph.nodes]
-    return OpsReport(table, verdicts, unchecked, folding_notes(graph))
+    folded = sum(1 for v in verdicts if v.reason.endswith("folded away at conversion"))
+    return OpsReport(table, verdicts, unchecked, folding_notes(graph), folded)
 
 
 def folding_notes(graph: AnalysedGraph) -> list[str]:
