@@ -245,8 +245,9 @@ def _inspect(args: argparse.Namespace, extra: list[str]) -> int:
     if _is_tflite(args.model):
         model = _tflite(args)
         if args.json:
-            tensors = lambda found: [{"name": t.key, "tensor": t.name, "dtype": t.dtype, "shape": list(t.shape),  # noqa: E731
-                                      "scale": t.scale, "zero_point": t.zero_point} for t in found]
+            def tensors(found):
+                return [{"name": t.key, "tensor": t.name, "dtype": t.dtype, "shape": list(t.shape), "scale": t.scale,
+                         "zero_point": t.zero_point} for t in found]
             print(json.dumps({"format": "tflite", "inputs": tensors(model.inputs), "outputs": tensors(model.outputs),
                               "parameters": model.parameters, "parameter_bytes": model.parameter_bytes,
                               "size_bytes": model.size_bytes, "subgraphs": model.subgraphs,

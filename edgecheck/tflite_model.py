@@ -217,7 +217,8 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
     subgraph_count = budget.take(model.SubgraphsLength(), 4, "the subgraph list")
     if not subgraph_count:
         raise ModelError(path, "the TFLite model has no subgraph (truncated or not a model?)")
-    dtype_names = {code: _DTYPE_EXCEPTIONS.get(name, name.lower()) for code, name in _enum_names(schema.TensorType).items()}
+    dtype_names = {code: _DTYPE_EXCEPTIONS.get(name, name.lower())
+                   for code, name in _enum_names(schema.TensorType).items()}
     builtin_names = _enum_names(schema.BuiltinOperator)
     custom_code = schema.BuiltinOperator.CUSTOM
     buffer_count = budget.take(model.BuffersLength(), 4, "the buffer list")
@@ -238,7 +239,8 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
             what = f"tensor {t} of subgraph {s}"
             quant = tensor.Quantization()
             own.append(_Tensor(
-                _string(budget, tensor.Name(), f"{what}'s name"), _vector(budget, tensor, "Shape", 4, f"{what}'s shape"),
+                _string(budget, tensor.Name(), f"{what}'s name"),
+                _vector(budget, tensor, "Shape", 4, f"{what}'s shape"),
                 _vector(budget, tensor, "ShapeSignature", 4, f"{what}'s shape signature"), int(tensor.Type()),
                 int(tensor.Buffer()),
                 [float(v) for v in _vector_float(budget, quant, "Scale", f"{what}'s scales")] if quant else [],
@@ -268,7 +270,8 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
         sig = model.SignatureDefs(g)
         name = _string(budget, sig.SignatureKey(), f"signature {g}'s key")
         maps = []
-        for kind, count, get in (("input", sig.InputsLength(), sig.Inputs), ("output", sig.OutputsLength(), sig.Outputs)):
+        for kind, count, get in (("input", sig.InputsLength(), sig.Inputs),
+                                 ("output", sig.OutputsLength(), sig.Outputs)):
             entries = [get(i) for i in range(budget.take(count, 4, f"signature {name!r}'s {kind} list"))]
             maps.append([(_string(budget, m.Name(), f"a name in signature {name!r}"), int(m.TensorIndex()))
                          for m in entries])

@@ -100,7 +100,8 @@ def test_the_ops_check_on_the_bomb_fails_naming_the_node_and_the_session_goes_on
     models.mkdir(exist_ok=True)
     shape_bomb(models / "bomb.onnx")
     _small_onnx(models / "fine.onnx")
-    spec = "edgecheck: 1\nmodel: {{path: ../models/{}}}\ntargets:\n  rk3588:\n    backends: [rknn]\n    budgets:\n      ops: {{unsupported: 0}}\n"
+    spec = ("edgecheck: 1\nmodel: {{path: ../models/{}}}\ntargets:\n  rk3588:\n    backends: [rknn]\n    budgets:\n"
+            "      ops: {{unsupported: 0}}\n")
     spec_project(spec.format("bomb.onnx"))
     (pytester.path / "specs" / "fine.yaml").write_text(spec.format("fine.onnx"))
     result = pytester.runpytest("specs", "-v", "--junitxml=report.xml")

@@ -119,8 +119,8 @@ def _failure_text(header: dict, limits: Limits, model: Any) -> str:
         return (f"shape inference needed more than {limits.memory_mb} MiB{at}{what}; refused (a hostile or broken "
                 f"model?). Set {MEMORY_ENV} to allow more")
     if kind == "expanded":
-        return (f"inlining the model's functions made it {header['inlined_bytes'] / 2**20:.0f} MiB (more than {EXPANSION} "
-                f"times its size): refused as a function bomb")
+        size = header["inlined_bytes"] / 2**20
+        return f"inlining the model's functions made it {size:.0f} MiB (more than {EXPANSION} times its size): refused"
     return str(header.get("message") or "shape inference failed")
 
 
@@ -155,7 +155,8 @@ class _Child:
         package = Path(__file__).resolve().parents[2]
         read_end, write_end = os.pipe()
         self.log = tempfile.TemporaryFile(prefix=SCRATCH_PREFIX)  # nameless: nothing stays behind
-        config = {"answers_fd": write_end, "parent_pid": os.getpid(), "path": [str(package), *(p for p in sys.path if p)]}
+        config = {"answers_fd": write_end, "parent_pid": os.getpid(),
+                  "path": [str(package), *(p for p in sys.path if p)]}
         try:
             self.proc = subprocess.Popen([sys.executable, "-c", BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE,
                                          stdout=self.log, stderr=subprocess.STDOUT, pass_fds=(write_end,),

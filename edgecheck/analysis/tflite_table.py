@@ -102,7 +102,8 @@ def _delegate_probe_model(schema, custom: str, version: int) -> bytes:
             buffer = schema.BufferT()
             buffer.data = np.frombuffer(array.tobytes(), np.uint8)
             buffers.append(buffer)
-        tensors = [tensor("x", [1, 4, 4, 2]), tensor("w", [3, 3, 3, 2], 1), tensor("b", [3], 2), tensor("y", [1, 8, 8, 3])]
+        tensors = [tensor("x", [1, 4, 4, 2]), tensor("w", [3, 3, 3, 2], 1), tensor("b", [3], 2),
+                   tensor("y", [1, 8, 8, 3])]
         ins, outs, inputs, options = [0, 1, 2], [3], [0], struct.pack("<3i", 1, 2, 2)
     else:  # 2x2 pooling, stride 2, padding VALID: [1,4,4,2] <-> [1,2,2,2] values and indices
         options = struct.pack("<10i", 2, 2, 2, 2, 2, 0, 0, 0, 0, 0)

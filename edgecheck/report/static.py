@@ -140,8 +140,8 @@ def fit_lines(fits: list[DeviceFit]) -> list[str]:
                      "-" if fit.fallback is None else fit.fallback))
     lines = format_table(rows)
     lines.append("latency figures are estimates from an analytical cost model (not measurements); the range is "
-                 "the model's stated error. Ranked: no unsupported node first (then devices with no operator table for the model), "
-                 "then estimated latency, then memory.")
+                 "the model's stated error. Ranked: no unsupported node first (then devices with no operator table "
+                 "for the model), then estimated latency, then memory.")
     for fit in fits:
         if fit.warning:
             lines.append(f"warning: {fit.warning}")
