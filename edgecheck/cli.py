@@ -138,6 +138,31 @@ def _shapes(values: list[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _is_tflite(model: str | None) -> bool:
+    """A .tflite file by its name or, whatever its name, by the TFL3 identifier of its first bytes."""
+    if not model:
+        return False
+    path = Path(model)
+    if path.suffix.lower() == ".tflite":
+        return True
+    if not path.is_file():  # a FIFO or a device is never opened here
+        return False
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8)[4:8] == b"TFL3"
+    except OSError:
+        return False
+
+
+def _tflite(args: argparse.Namespace):
+    """The .tflite file as the plugin reads it; --input does not apply (its shapes are in the file)."""
+    from edgecheck.tflite_model import read_tflite
+
+    if args.input:
+        print(f"edgecheck: --input is ignored for a .tflite file: {args.model} states its own shapes", file=sys.stderr)
+    return read_tflite(args.model)
+
+
 def _analyse(args: argparse.Namespace):
     from edgecheck.analysis.costs import model_facts
     from edgecheck.analysis.graph import analyse
@@ -186,27 +211,50 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
         return 2
     profile = profiles[args.target]
     from edgecheck.analysis.graph import analyse
+    from edgecheck.analysis.tflite_ops import classify_tflite, tflite_graph
 
-    graph = analyse(args.model, _shapes(args.input))
-    worst = 0
+    tflite = _is_tflite(args.model)
+    if tflite:
+        _tflite(args)
+        graph = tflite_graph(Path(args.model))
+    else:
+        graph = analyse(args.model, _shapes(args.input))
+    worst, judged = 0, 0
     for backend in args.backend or list(profile.backends):
         try:
-            table = table_for(tables, profile, backend, args.table)
+            table = table_for(tables, profile, backend, args.table, "tflite" if tflite else "onnx")
         except CannotJudge as exc:
             print(f"{args.target} / {backend}: {exc}\n")
             continue
-        report = classify(graph, table)
+        report = classify_tflite(graph, table) if tflite else classify(graph, table)  # type: ignore[arg-type]
         print(f"{args.target} / {backend}")
         print("\n".join("  " + line for line in ops_lines(report, args.all)))
         print()
+        judged += 1
         worst = max(worst, 1 if report.counts()["unsupported"] else 0)
+    if not judged:
+        print(f"edgecheck: no operator table judged {args.model} on {args.target}", file=sys.stderr)
+        return 2
     return worst
 
 
 @_static
 def _inspect(args: argparse.Namespace, extra: list[str]) -> int:
-    from edgecheck.report.static import inspect_lines
+    from edgecheck.report.static import inspect_lines, tflite_inspect_lines
 
+    if _is_tflite(args.model):
+        model = _tflite(args)
+        if args.json:
+            def tensors(found):
+                return [{"name": t.key, "tensor": t.name, "dtype": t.dtype, "shape": list(t.shape), "scale": t.scale,
+                         "zero_point": t.zero_point} for t in found]
+            print(json.dumps({"format": "tflite", "inputs": tensors(model.inputs), "outputs": tensors(model.outputs),
+                              "parameters": model.parameters, "parameter_bytes": model.parameter_bytes,
+                              "size_bytes": model.size_bytes, "subgraphs": model.subgraphs,
+                              "signatures": list(model.signatures), "op_counts": model.op_counts()}, indent=2))
+        else:
+            print("\n".join(tflite_inspect_lines(model)))
+        return 0
     graph, facts = _analyse(args)
     if args.json:
         print(json.dumps({**facts.summary(), "notes": facts.notes,
@@ -222,11 +270,18 @@ def _inspect(args: argparse.Namespace, extra: list[str]) -> int:
 def _fit(args: argparse.Namespace, extra: list[str]) -> int:
     from edgecheck.analysis.optable import load_tables
     from edgecheck.devices import load_profiles
-    from edgecheck.report.static import fit_lines, fit_rows
+    from edgecheck.report.static import fit_lines, fit_rows, tflite_fit_rows
 
-    graph, facts = _analyse(args)
     profiles = load_profiles([Path(p) for p in args.devices_dir])
     tables = load_tables([Path(p) for p in args.ops_dir])
+    if _is_tflite(args.model):
+        from edgecheck.analysis.tflite_ops import tflite_graph
+
+        model = _tflite(args)
+        print(f"{args.model}: {model.parameters / 1e6:.3g} M parameters, {len(model.ops)} operators (TFLite)")
+        print("\n".join(fit_lines(tflite_fit_rows(model, tflite_graph(Path(args.model)), profiles, tables))))
+        return 0
+    graph, facts = _analyse(args)
     print(f"{args.model}: {facts.parameters / 1e6:.3g} M parameters, {facts.macs / 1e9:.3g} G MACs, {facts.precision}")
     print("\n".join(fit_lines(fit_rows(graph, facts, profiles, tables))))
     return 0
@@ -284,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def analysis_parser(name: str, help: str, model_required: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("model", nargs=None if model_required else "?", help="an .onnx file")
+        sub.add_argument("model", nargs=None if model_required else "?", help="an .onnx or .tflite file")
         sub.add_argument("--input", action="append", default=[], metavar="NAME=1x3x224x224",
                          help="fix an input's shape (default: dynamic dimensions taken as 1)")
         sub.add_argument("--devices-dir", action="append", default=[], help="a folder of project device profiles")

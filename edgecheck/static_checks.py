@@ -51,6 +51,8 @@ class StaticChecks:
             disagreements = static.disagreements(report, runtime_report)
             report = runtime_report
         result = judge_ops(report, budget, disagreements)
+        result.notes.extend(report.notes)  # how many nodes fold away, and at which input shapes
+        result.facts["ops.folded_nodes"] = str(report.folded)
         result.facts["measured_on"] = "nowhere: static analysis of the artifact against the operator table (no run)"
         result.facts.update(self.static.fit_facts(analysis, planned.target))
         result.warnings.extend(self.static.fit_warnings(analysis, planned.target))

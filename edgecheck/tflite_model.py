@@ -1,9 +1,10 @@
 """Read a TFLite (LiteRT) model file without running it: its inputs, outputs, operators and parameters.
 
-The file is parsed by the pure-Python flatbuffer reader of the TFLite schema that ai-edge-litert ships
-(`ai_edge_litert.schema_py_generated`); no interpreter is created, so a truncated, malformed or
-hostile file can only raise Python exceptions, and each becomes a `ModelError` naming the file and
-the cause.
+The file is read with the pure-Python flatbuffer accessors of the TFLite schema that ai-edge-litert
+ships (`ai_edge_litert.schema_py_generated`), field by field: no interpreter is created and nothing
+is unpacked whole, so a truncated, malformed or hostile file can only raise Python exceptions, each
+a `ModelError` naming the file and the cause. Every entry read is charged against the file's size:
+tables that share one offset (a few KB read as 640,000 operators) are refused before they are read.
 
 Names. The names a user feeds and reads a model by are its signature's keys when the model has
 exactly one signature (what `Interpreter.get_signature_runner()` takes), else the tensor names of
@@ -90,6 +91,7 @@ class TfliteModel:
     parameters: int  # elements of the constant tensors (each constant buffer counted once)
     size_bytes: int
     sha256: str
+    parameter_bytes: int = 0  # bytes of those constant buffers
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -140,15 +142,58 @@ def _text(value) -> str:
     return str(value)
 
 
-def _ints(values) -> list[int]:
-    return [] if values is None else [int(v) for v in values]
+class _Budget:
+    """What a file's tables may hold: every entry read takes bytes of the file (a 4-byte offset or
+    index at least), so entries read, as stored, beyond the file's size mean tables that share one
+    offset (a 6 KB file read as 640,000 operators) or corrupt counts: refused before they are read."""
+
+    def __init__(self, path: Path, size: int):
+        self.path, self.size, self.spent = path, size, 0
+
+    def take(self, count: int, entry_bytes: int, what: str) -> int:
+        self.spent += max(count, 0) * entry_bytes
+        if count < 0 or self.spent > self.size:
+            raise ModelError(self.path, f"{what} claims {count:,} entries, and with those read so far the model's "
+                             f"tables would hold more than its {self.size:,} bytes can ({self.spent:,} bytes of "
+                             "entries): its tables share storage or its counts are corrupt (a hostile or broken "
+                             "file?); refused")
+        return count
+
+
+def _vector(budget: _Budget, table, field: str, entry_bytes: int, what: str) -> list[int]:
+    """An integer vector field, charged to the budget; [] where the field is absent."""
+    count = budget.take(int(getattr(table, f"{field}Length")()), entry_bytes, what)
+    if not count:
+        return []
+    return [int(v) for v in getattr(table, f"{field}AsNumpy")()[:count]]
+
+
+def _string(budget: _Budget, value, what: str) -> str:
+    if value is None:
+        return ""
+    budget.take(len(value), 1, what)
+    return _text(value)
+
+
+@dataclass(frozen=True)
+class _Tensor:
+    name: str
+    shape: list[int]
+    signature: list[int]
+    type: int
+    buffer: int
+    scale: list[float]
+    zero_point: list[int]
 
 
 def read_tflite(path: Path | str) -> TfliteModel:
-    """Parse a .tflite file (never run it); every failure is a `ModelError` naming the file and the cause."""
+    """Parse a .tflite file (never run it); every failure is a `ModelError` naming the file and the cause.
+
+    The file is read with the schema's accessors, field by field, never unpacked whole: only what
+    edgecheck uses is read, and every entry is charged against the file's size (see `_Budget`)."""
     path = Path(path)
     if not path.is_file():
-        raise ModelError(path, "file not found")
+        raise ModelError(path, "file not found" if not path.exists() else "not a regular file")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -159,107 +204,142 @@ def read_tflite(path: Path | str) -> TfliteModel:
         raise ModelError(path, "not a TFLite model (no TFL3 identifier: truncated or another format?)")
     schema = _schema(path)
     try:
-        model = schema.ModelT.InitFromPackedBuf(data, 0)
-    except Exception as exc:  # noqa: BLE001  the reader's errors on a bad file: struct.error, IndexError, ...
+        return _interpret(path, schema.Model.GetRootAs(data, 0), schema, data)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001  the accessors' errors on a bad file: struct.error, IndexError, ...
         raise ModelError(path, f"cannot read the TFLite flatbuffer (truncated or corrupt?): "
                                f"{type(exc).__name__}: {exc}") from None
-    try:
-        return _interpret(path, model, schema, data)
-    except (IndexError, KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
-        # Fields of types or values the checks below did not foresee: still the file's fault.
-        raise ModelError(path, f"malformed TFLite model: {type(exc).__name__}: {exc}") from None
 
 
 def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
-    subgraphs = model.subgraphs or []
-    if not subgraphs:
+    budget = _Budget(path, len(data))
+    subgraph_count = budget.take(model.SubgraphsLength(), 4, "the subgraph list")
+    if not subgraph_count:
         raise ModelError(path, "the TFLite model has no subgraph (truncated or not a model?)")
-    buffers = model.buffers or []
-    dtype_names = {code: _DTYPE_EXCEPTIONS.get(name, name.lower()) for code, name in _enum_names(schema.TensorType).items()}
+    dtype_names = {code: _DTYPE_EXCEPTIONS.get(name, name.lower())
+                   for code, name in _enum_names(schema.TensorType).items()}
     builtin_names = _enum_names(schema.BuiltinOperator)
     custom_code = schema.BuiltinOperator.CUSTOM
+    buffer_count = budget.take(model.BuffersLength(), 4, "the buffer list")
+    codes = []
+    for c in range(budget.take(model.OperatorCodesLength(), 4, "the operator code list")):
+        code = model.OperatorCodes(c)
+        codes.append((max(int(code.DeprecatedBuiltinCode()), int(code.BuiltinCode())),  # as TFLite's GetBuiltinCode
+                      _string(budget, code.CustomCode(), f"operator code {c}'s custom code"), int(code.Version())))
 
-    def tensor_of(s: int, index: int, what: str):
-        tensors = subgraphs[s].tensors or []
-        if not 0 <= index < len(tensors) or tensors[index] is None:
+    tensors: list[list[_Tensor]] = []
+    graphs = []
+    for s in range(subgraph_count):
+        graph = model.Subgraphs(s)
+        graphs.append((graph, budget.take(graph.OperatorsLength(), 4, f"subgraph {s}'s operator list")))
+        own = []
+        for t in range(budget.take(graph.TensorsLength(), 4, f"subgraph {s}'s tensor list")):
+            tensor = graph.Tensors(t)
+            what = f"tensor {t} of subgraph {s}"
+            quant = tensor.Quantization()
+            own.append(_Tensor(
+                _string(budget, tensor.Name(), f"{what}'s name"),
+                _vector(budget, tensor, "Shape", 4, f"{what}'s shape"),
+                _vector(budget, tensor, "ShapeSignature", 4, f"{what}'s shape signature"), int(tensor.Type()),
+                int(tensor.Buffer()),
+                [float(v) for v in _vector_float(budget, quant, "Scale", f"{what}'s scales")] if quant else [],
+                _vector(budget, quant, "ZeroPoint", 8, f"{what}'s zero points") if quant else []))
+        tensors.append(own)
+
+    def tensor_of(s: int, index: int, what: str) -> _Tensor:
+        if not 0 <= index < len(tensors[s]):
             raise ModelError(path, f"{what} names tensor {index}, which subgraph {s} does not have "
-                                   f"({len(tensors)} tensors): corrupt model")
-        return tensors[index]
+                                   f"({len(tensors[s])} tensors): corrupt model")
+        return tensors[s][index]
 
     def io_tensor(s: int, index: int, key: str | None, what: str) -> TfliteTensor:
         tensor = tensor_of(s, index, what)
-        name = _text(tensor.name)
-        signature = _ints(tensor.shapeSignature)
-        dims = signature if signature else _ints(tensor.shape)
+        dims = tensor.signature if tensor.signature else tensor.shape
         scale = zero_point = None
-        quant = tensor.quantization
-        if quant is not None and quant.scale is not None and len(quant.scale) == 1:
-            scale = float(quant.scale[0])
-            points = _ints(quant.zeroPoint)
-            zero_point = points[0] if len(points) == 1 else None
+        if len(tensor.scale) == 1:
+            scale = tensor.scale[0]
+            zero_point = tensor.zero_point[0] if len(tensor.zero_point) == 1 else None
         return TfliteTensor(
-            name=name, index=index,
-            dtype=dtype_names.get(int(tensor.type), f"<tflite type {int(tensor.type)}>"),
-            shape=tuple(None if d < 0 else d for d in dims),
-            scale=scale, zero_point=zero_point, key=name if key is None else key, subgraph=s)
+            name=tensor.name, index=index, dtype=dtype_names.get(tensor.type, f"<tflite type {tensor.type}>"),
+            shape=tuple(None if d < 0 else d for d in dims), scale=scale, zero_point=zero_point,
+            key=tensor.name if key is None else key, subgraph=s)
 
-    signatures = [sig for sig in (model.signatureDefs or []) if sig is not None]
-    keys = tuple(_text(sig.signatureKey) for sig in signatures)
+    signatures = []
+    for g in range(budget.take(model.SignatureDefsLength(), 4, "the signature list")):
+        sig = model.SignatureDefs(g)
+        name = _string(budget, sig.SignatureKey(), f"signature {g}'s key")
+        maps = []
+        for kind, count, get in (("input", sig.InputsLength(), sig.Inputs),
+                                 ("output", sig.OutputsLength(), sig.Outputs)):
+            entries = [get(i) for i in range(budget.take(count, 4, f"signature {name!r}'s {kind} list"))]
+            maps.append([(_string(budget, m.Name(), f"a name in signature {name!r}"), int(m.TensorIndex()))
+                         for m in entries])
+        signatures.append((name, int(sig.SubgraphIndex()), maps[0], maps[1]))
+    keys = tuple(sig[0] for sig in signatures)
     if len(signatures) == 1:
-        sig = signatures[0]
-        s = int(sig.subgraphIndex)
-        if not 0 <= s < len(subgraphs):
-            raise ModelError(path, f"signature {keys[0]!r} names subgraph {s}; the model has {len(subgraphs)}")
-        inputs = tuple(io_tensor(s, int(m.tensorIndex), _text(m.name), f"input {_text(m.name)!r} of signature "
-                                 f"{keys[0]!r}") for m in sig.inputs or [])
-        outputs = tuple(io_tensor(s, int(m.tensorIndex), _text(m.name), f"output {_text(m.name)!r} of signature "
-                                  f"{keys[0]!r}") for m in sig.outputs or [])
-        signature: str | None = keys[0]
+        key, s, sig_inputs, sig_outputs = signatures[0]
+        if not 0 <= s < subgraph_count:
+            raise ModelError(path, f"signature {key!r} names subgraph {s}; the model has {subgraph_count}")
+        inputs = tuple(io_tensor(s, i, n, f"input {n!r} of signature {key!r}") for n, i in sig_inputs)
+        outputs = tuple(io_tensor(s, i, n, f"output {n!r} of signature {key!r}") for n, i in sig_outputs)
+        signature: str | None = key
     else:
-        main = subgraphs[0]
-        inputs = tuple(io_tensor(0, i, None, "an input of subgraph 0") for i in _ints(main.inputs))
-        outputs = tuple(io_tensor(0, i, None, "an output of subgraph 0") for i in _ints(main.outputs))
+        main = graphs[0][0]
+        inputs = tuple(io_tensor(0, i, None, "an input of subgraph 0")
+                       for i in _vector(budget, main, "Inputs", 4, "subgraph 0's input list"))
+        outputs = tuple(io_tensor(0, i, None, "an output of subgraph 0")
+                        for i in _vector(budget, main, "Outputs", 4, "subgraph 0's output list"))
         signature = None
 
-    codes = model.operatorCodes or []
     ops: list[TfliteOp] = []
-    for s, subgraph in enumerate(subgraphs):
-        for i, op in enumerate(subgraph.operators or []):
+    for s, (graph, op_count) in enumerate(graphs):
+        for i in range(op_count):
+            op = graph.Operators(i)
             where = f"operator {i} of subgraph {s}"
-            if op is None or not 0 <= int(op.opcodeIndex) < len(codes) or codes[op.opcodeIndex] is None:
+            index = int(op.OpcodeIndex())
+            if not 0 <= index < len(codes):
                 raise ModelError(path, f"{where} names an operator code the model does not have: corrupt model")
-            code = codes[op.opcodeIndex]
-            builtin = max(int(code.deprecatedBuiltinCode), int(code.builtinCode))  # as TFLite's GetBuiltinCode
+            builtin, custom, version = codes[index]
             if builtin == custom_code:
-                name = _text(code.customCode)
-                if not name:
+                if not custom:
                     raise ModelError(path, f"{where} is a custom op without a custom code: corrupt model")
+                name = custom
                 kind: OpKind = "flex" if name.startswith(FLEX_PREFIX) else "custom"
             else:
                 name = builtin_names.get(builtin, f"BUILTIN_{builtin}")
                 kind = "builtin"
-            outs = tuple(_text(tensor_of(s, o, f"an output of {where}").name) for o in _ints(op.outputs) if o >= 0)
-            ops.append(TfliteOp(index=i, subgraph=s, name=name, kind=kind, version=int(code.version), outputs=outs))
+            outs = tuple(tensor_of(s, o, f"an output of {where}").name
+                         for o in _vector(budget, op, "Outputs", 4, f"{where}'s outputs") if o >= 0)
+            ops.append(TfliteOp(index=i, subgraph=s, name=name, kind=kind, version=version, outputs=outs))
 
-    parameters = 0
+    parameters = parameter_bytes = 0
     counted: set[int] = set()
-    for s, subgraph in enumerate(subgraphs):
-        for t, tensor in enumerate(subgraph.tensors or []):
-            b = int(tensor.buffer) if tensor is not None else 0
+    for s, own in enumerate(tensors):
+        for t, tensor in enumerate(own):
+            b = tensor.buffer
             if b <= 0 or b in counted:
                 continue  # buffer 0 is the empty sentinel: not a constant
-            if b >= len(buffers):
-                raise ModelError(path, f"tensor {t} of subgraph {s} names buffer {b}; the model has {len(buffers)}")
-            if _holds_data(path, buffers[b], b, len(data)):
+            if b >= buffer_count:
+                raise ModelError(path, f"tensor {t} of subgraph {s} names buffer {b}; the model has {buffer_count}")
+            buffer = model.Buffers(b)
+            if _holds_data(path, buffer, b, len(data)):
                 counted.add(b)
+                parameter_bytes += int(buffer.DataLength()) or int(buffer.Size())
                 count = 1
-                for dim in _ints(tensor.shape):
+                for dim in tensor.shape:
                     count *= max(dim, 0)
                 parameters += count
     return TfliteModel(
-        path=path, version=int(model.version), description=_text(model.description), subgraphs=len(subgraphs),
+        path=path, version=int(model.Version()), description=_text(model.Description()), subgraphs=subgraph_count,
         signature=signature, signatures=keys, inputs=inputs, outputs=outputs, ops=tuple(ops),
-        parameters=parameters, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        parameters=parameters, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+        parameter_bytes=parameter_bytes)
+
+
+def _vector_float(budget: _Budget, table, field: str, what: str) -> list[float]:
+    count = budget.take(int(getattr(table, f"{field}Length")()), 4, what)
+    return [] if not count else [float(v) for v in getattr(table, f"{field}AsNumpy")()[:count]]
 
 
 def _holds_data(path: Path, buffer, index: int, file_size: int) -> bool:
@@ -267,9 +347,12 @@ def _holds_data(path: Path, buffer, index: int, file_size: int) -> bool:
     in the file after it (offset > 1: TFLite's marker for data outside the flatbuffer)."""
     if buffer is None:
         return False
-    if buffer.data is not None and len(buffer.data) > 0:
+    length = int(buffer.DataLength())
+    if length > file_size:
+        raise ModelError(path, f"buffer {index} claims {length:,} bytes of data; the file has {file_size:,}: corrupt")
+    if length > 0:
         return True
-    offset, size = int(buffer.offset), int(buffer.size)
+    offset, size = int(buffer.Offset()), int(buffer.Size())
     if offset > 1 and size > 0:
         if offset + size > file_size:
             raise ModelError(path, f"buffer {index}'s data (bytes {offset}..{offset + size}) lies beyond the end "

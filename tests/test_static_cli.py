@@ -115,3 +115,69 @@ def test_shape_inference_leaves_no_file_in_the_working_folder(tmp_path, monkeypa
     analysed = analyse(model)
     assert os.listdir(tmp_path) == []
     assert analysed.shape_method == "onnx shape inference" and "symbolic shape inference failed" in analysed.notes[-1]
+
+
+# .tflite files, read as the plugin reads them
+
+
+@pytest.fixture
+def fc_tflite(tmp_path):
+    pytest.importorskip("ai_edge_litert")
+    from tflite_builders import build_fc_tflite
+
+    path = tmp_path / "fc.tflite"
+    build_fc_tflite(path, int8_io=True)
+    return path
+
+
+def test_inspect_reads_a_tflite_file_as_text_and_json(fc_tflite, capsys):
+    assert main(["inspect", str(fc_tflite)]) == 0
+    out = capsys.readouterr().out
+    assert "not a valid ONNX model" not in out
+    assert "input x: int8 [1, 4] (scale 0.05, zero point -3) (tensor 'serving_default_x:0')" in out
+    assert "parameters  15 (" in out and "DEQUANTIZE 1, FULLY_CONNECTED 1" in out
+    assert main(["inspect", str(fc_tflite), "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["format"] == "tflite" and facts["parameters"] == 15 and facts["parameter_bytes"] == 60
+    assert facts["inputs"][0]["name"] == "x" and facts["op_counts"] == {"DEQUANTIZE": 1, "FULLY_CONNECTED": 1}
+
+
+def test_a_tflite_file_under_another_name_is_told_by_its_identifier(fc_tflite, capsys):
+    renamed = fc_tflite.with_name("model.bin")
+    renamed.write_bytes(fc_tflite.read_bytes())
+    assert main(["inspect", str(renamed)]) == 0
+    assert "FULLY_CONNECTED" in capsys.readouterr().out
+
+
+def test_ops_judges_a_tflite_file_against_the_tflite_table_and_fit_ranks_by_it(fc_tflite, capsys):
+    assert main(["ops", str(fc_tflite), "--target", "raspberry-pi-4b", "--all", "--input", "x=2x4"]) == 0
+    captured = capsys.readouterr()
+    assert "raspberry-pi-4b / tflite" in captured.out and "LiteRT builtin operators" in captured.out
+    assert "counts: supported 2, constraint 0, fallback 0, unsupported 0 (of 2 nodes)" in captured.out
+    assert "--input is ignored for a .tflite file" in captured.err
+    assert main(["ops", str(fc_tflite), "--target", "rk3588"]) == 2  # no table reads .tflite for its backends
+    assert "no operator table judged" in capsys.readouterr().err
+    assert main(["fit", str(fc_tflite)]) == 0
+    out = capsys.readouterr().out
+    ranked = [line.split()[1] for line in out.splitlines() if line[:1].isdigit()]
+    assert set(ranked[:2]) == {"raspberry-pi-4b", "jetson-nano"}  # judged by a TFLite table: ranked first
+    assert "none (the cost model reads ONNX graphs" in out
+
+
+def test_ops_notes_how_many_nodes_folded_from_shapes(tmp_path, capsys):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])
+    nodes = [helper.make_node("Shape", ["x"], ["s"], name="shape"),
+             helper.make_node("Gather", ["s", "three"], ["n"], name="width", axis=0),
+             helper.make_node("Range", ["zero", "n", "one"], ["r"], name="positions"),
+             helper.make_node("Cast", ["r"], ["rf"], name="to_float", to=TensorProto.FLOAT),
+             helper.make_node("Add", ["x", "rf"], ["y"], name="add")]
+    consts = [numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (("three", 3), ("zero", 0), ("one", 1))]
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 8, 8])
+    graph = helper.make_graph(nodes, "g", [x], [y], consts)
+    path = tmp_path / "positions.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert main(["ops", str(path), "--target", "rk3588", "--backend", "rknn", "--input", "x=1x3x8x8"]) == 0
+    out = capsys.readouterr().out
+    assert "every node is supported as it is" in out
+    assert ("note: 4 of 5 nodes fold away at conversion and are not judged as runtime operators: 4 compute only "
+            "from tensor shapes at the input shapes used (x [1, 3, 8, 8]): Cast, Gather, Range, Shape") in out

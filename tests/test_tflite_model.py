@@ -187,7 +187,7 @@ def _message(path) -> str:
 
 def test_missing_and_empty_files(tmp_path):
     assert _message(tmp_path / "nope.tflite") == "file not found"
-    assert _message(tmp_path) == "file not found"  # a folder
+    assert _message(tmp_path) == "not a regular file"  # a folder
     empty = tmp_path / "empty.tflite"
     empty.write_bytes(b"")
     assert _message(empty) == "the file is empty"

@@ -195,6 +195,36 @@ def node_cost(node: GraphNode, graph: AnalysedGraph, kind: Kind, fixed: set[str]
                     activation_bytes, known)
 
 
+def _shape_text(tensor: TensorType) -> str:
+    if tensor.shape is None:
+        return "an unknown shape" if tensor.dtype else "an unknown type and shape"
+    return "shape [" + ", ".join(str(d) if d is not None else "?" for d in tensor.shape) + "]"
+
+
+def unknown_cause(cost: NodeCost, graph: AnalysedGraph) -> str:
+    """Why a node's cost is unknown: the tensor whose shape inference left open, or the form no
+    formula here covers."""
+    node = cost.node
+    for role, names in (("input", node.inputs), ("output", node.outputs)):
+        for name in names:
+            if name and not graph.tensor(name, node.where).static:
+                maker = next((n for n in graph.nodes if name in n.outputs), None) if role == "input" else None
+                made = f", made by {maker.label} ({maker.key})" if maker is not None else ""
+                return f"{role} {name!r} has {_shape_text(graph.tensor(name, node.where))}{made}"
+    return f"no cost formula here covers this {node.key} (its shapes are known)"
+
+
+def unknown_advice(graph: AnalysedGraph) -> str:
+    """What would make unknown shapes known, from how this graph's shapes were found."""
+    if graph.assumed:
+        return "give the input shapes in the spec's inputs: section (assumed here: " + "; ".join(graph.assumed) + ")"
+    if graph.shape_method != "onnxruntime symbolic shape inference":
+        failed = next((n for n in graph.notes if "shape inference failed" in n), graph.shape_method)
+        return f"shape inference could not resolve them: {failed}"
+    return ("the input shapes are fixed, so these shapes depend on values known only at run time (a symbolic "
+            "dimension is named after the node that makes it): measure on the device instead")
+
+
 def activation_peak(graph: AnalysedGraph, fixed: set[str]) -> int:
     """Largest total of computed tensors alive at once in the main graph, run in file order: a tensor
     lives from the node that writes it to the last node that reads it (graph inputs from the start,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgecheck.analysis.costs import ModelFacts, NodeCost
+from edgecheck.analysis.costs import ModelFacts, NodeCost, unknown_advice, unknown_cause
 from edgecheck.devices import CostModel, DeviceProfile
 from edgecheck.errors import CannotJudge
 
@@ -103,9 +103,10 @@ def estimate_latency(facts: ModelFacts, profile: DeviceProfile, backend: str) ->
     """The estimated latency of one inference of this model on the device with the backend."""
     unknown = [n for n in facts.unknown_nodes if n.kind == "compute"]
     if unknown:  # counted as 0, a conv or matmul of unknown size could hide most of the work
-        raise CannotJudge(f"cannot estimate latency: {len(unknown)} compute nodes have shapes that could not be "
-                          f"inferred ({', '.join(n.node.label for n in unknown[:5])}); give the input shapes in the "
-                          "spec's inputs: section")
+        causes = "; ".join(f"{n.node.label} ({n.node.key}): {unknown_cause(n, facts.graph)}" for n in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise CannotJudge(f"cannot estimate latency: {len(unknown)} compute nodes have no known cost ({causes}{more}); "
+                          + unknown_advice(facts.graph))
     model, precision, notes = cost_model_for(profile, backend, facts.precision)
     total, compute, memory, overhead, kernels = estimate_with(facts, model, precision)
     ms = total * 1e3

@@ -5,21 +5,28 @@ constant.
 Shapes come from ONNX Runtime's symbolic shape inference (it follows Shape→Reshape chains and
 ORT's own operators), else from onnx's, else are left unknown; which one was used, and every
 dimension we had to assume, is said in `notes` so a figure built on them is never taken for more
-than it is.
+than it is. Inference runs in a child process with memory and time limits (`shapes`): a model
+whose shape arithmetic would take gigabytes fails with the node, and the session goes on.
+
+With the input shapes fixed, shape arithmetic (Shape → Gather → Concat → Reshape, a Range up to
+a dimension) is known before any input arrives, and converters fold it away at build time:
+`fixed` holds those tensors too, so such nodes are not judged as runtime operators.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgecheck.analysis.optable import op_key
+from edgecheck.analysis.shapes import Limits, infer_shapes
 from edgecheck.model import Dim, load_onnx
+
+
+# Never folded even when every input is known: control flow (its bodies run at run time) and random draws.
+NEVER_FOLDED = frozenset({"If", "Loop", "Scan", "Bernoulli", "Multinomial"})
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class AnalysedGraph:
     shape_method: str
     dynamic_inputs: dict[str, list[str]] = field(default_factory=dict)  # input → its dynamic dimensions' names
     notes: list[str] = field(default_factory=list)
+    assumed: list[str] = field(default_factory=list)  # input dimensions neither given nor fixed in the file
 
     def tensor(self, name: str, where: str = "") -> TensorType:
         """A tensor as the body `where` sees it: its own names first, then each enclosing graph's
@@ -108,17 +116,37 @@ class AnalysedGraph:
         return name in self.constants
 
     @functools.cached_property
-    def fixed(self) -> frozenset[str]:
-        """Tensors fixed before any input arrives: initializers, Constants, and what is computed only
-        from them (a DequantizeLinear of int8 weights, a Transpose of a weight)."""
+    def _folding(self) -> tuple[frozenset[str], frozenset[str]]:
         fixed = set(self.constants)
+        from_shapes: set[str] = set()
         for node in self.nodes:
-            if node.op_type.startswith("Random") or node.op_type in ("If", "Loop", "Scan"):
+            if node.op_type.startswith("Random") or node.op_type in NEVER_FOLDED:
                 continue
             ins = [i for i in node.inputs if i]
+            outs = [o for o in node.outputs if o]
+            if node.key in ("Shape", "Size") and ins and ins[0] not in fixed:
+                if self.tensor(ins[0], node.where).static:  # its value is the shape the inputs fix
+                    fixed.update(outs)
+                    from_shapes.update(outs)
+                continue
             if ins and all(i in fixed for i in ins):
-                fixed.update(o for o in node.outputs if o)
-        return frozenset(fixed)
+                fixed.update(outs)
+                if any(i in from_shapes for i in ins):
+                    from_shapes.update(outs)
+        return frozenset(fixed), frozenset(from_shapes)
+
+    @property
+    def fixed(self) -> frozenset[str]:
+        """Tensors fixed before any input arrives, as a converter folds them at build time: initializers,
+        Constants, what is computed only from them (a DequantizeLinear of int8 weights, a Transpose of a
+        weight), and, the input shapes being fixed, the Shape or Size of a tensor whose shape is known
+        and what is computed from those (shape arithmetic: Gather, Cast, Concat, Range, Slice, ...)."""
+        return self._folding[0]
+
+    @property
+    def from_shapes(self) -> frozenset[str]:
+        """The fixed tensors whose value comes from a tensor's shape (folded only at fixed input shapes)."""
+        return self._folding[1]
 
     def main_nodes(self) -> list[GraphNode]:
         return [n for n in self.nodes if not n.where]
@@ -183,41 +211,10 @@ def fix_input_shapes(model: Any, shapes: dict[str, tuple[int, ...]] | None
     return used, dynamic, notes
 
 
-def _infer(model: Any) -> tuple[Any, str, list[str]]:
-    import onnx
-
-    try:
-        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-        logger = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
-        level, here = logger.level, os.getcwd()
-        logger.setLevel(logging.ERROR)
-        # where it cannot infer every shape it saves "sym_shape_infer_temp.onnx" in the working folder
-        # before raising: run it in a scratch folder so no user's folder gets a stray file
-        with tempfile.TemporaryDirectory(prefix="edgecheck-shapes-") as scratch:
-            try:
-                os.chdir(scratch)
-                inferred = SymbolicShapeInference.infer_shapes(model, auto_merge=True, guess_output_rank=False)
-            finally:
-                os.chdir(here)
-                logger.setLevel(level)
-        if inferred is not None:
-            return inferred, "onnxruntime symbolic shape inference", []
-        first = "it gave no result"
-    except ImportError:
-        first = "onnxruntime is not installed"
-    except Exception as exc:  # its failures on unusual graphs are many and untyped
-        first = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:200]
-    try:
-        return (onnx.shape_inference.infer_shapes(model, data_prop=True), "onnx shape inference",
-                [f"onnxruntime's symbolic shape inference failed ({first}); used onnx's, which resolves fewer shapes"])
-    except Exception as exc:
-        return model, "none", [f"shape inference failed ({first}; onnx: {type(exc).__name__}: {exc}); shapes "
-                               "the file does not state are unknown"]
-
-
-def analyse(source: Path | str | Any, input_shapes: dict[str, tuple[int, ...]] | None = None) -> AnalysedGraph:
-    """The graph of a model file (checked and loaded safely, weights not read) or of a ModelProto."""
+def analyse(source: Path | str | Any, input_shapes: dict[str, tuple[int, ...]] | None = None,
+            limits: Limits | None = None) -> AnalysedGraph:
+    """The graph of a model file (checked and loaded safely, weights not read) or of a ModelProto.
+    Functions are inlined and shapes inferred in a child process within `limits` (see `shapes`)."""
     import onnx
 
     if isinstance(source, (str, Path)):
@@ -226,24 +223,19 @@ def analyse(source: Path | str | Any, input_shapes: dict[str, tuple[int, ...]] |
     else:
         path, model = None, onnx.ModelProto()
         model.CopyFrom(source)
-    inlined = []
-    if model.functions:  # judge what runtimes run: the body at each call, with the call's shapes and names
-        import onnx.inliner
-
-        inlined = sorted({f"{f.domain}.{f.name}" for f in model.functions})
-        model = onnx.inliner.inline_local_functions(model)
     used, dynamic, notes = fix_input_shapes(model, input_shapes)
-    if inlined:
-        notes.append(f"model-local functions inlined at each call, as runtimes do: {', '.join(inlined)}")
-    model, method, more = _infer(model)
-    notes.extend(more)
+    inferred = infer_shapes(model, path, limits)
+    model = inferred.model
+    notes.extend(inferred.notes)
     opsets = {(o.domain or ""): int(o.version) for o in model.opset_import}
     functions = {(f.domain, f.name): f for f in model.functions}
     tensors: dict[str, TensorType] = {}
     constants: dict[str, Any] = {}
     nodes: list[GraphNode] = []
     _walk_graph(model.graph, "", opsets, functions, tensors, constants, nodes, set())
-    return AnalysedGraph(path, model, nodes, tensors, constants, opsets, used, method, dynamic, notes)
+    assumed = [n for n in notes if n.endswith(" taken as 1")]
+    return AnalysedGraph(path, model, nodes, tensors, constants, opsets, used, inferred.method, dynamic, notes,
+                         assumed)
 
 
 def _walk_graph(graph: Any, where: str, opsets: dict[str, int], functions: dict, tensors: dict[str, TensorType],

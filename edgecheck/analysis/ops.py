@@ -28,6 +28,8 @@ class OpsReport:
     table: OpTable
     verdicts: list[NodeVerdict]
     unchecked: list[str] = field(default_factory=list)  # constraints not checkable (unknown shapes)
+    notes: list[str] = field(default_factory=list)
+    folded: int = 0  # nodes that fold away at conversion (from constants or from shapes)
 
     def counts(self) -> dict[str, int]:
         found = Counter(v.status for v in self.verdicts)
@@ -125,6 +127,9 @@ def classify_node(node: GraphNode, graph: AnalysedGraph, table: OpTable, uncheck
         return NodeVerdict(node, "supported", "a function the model defines: runtimes inline it, and its body's "
                            "nodes are classified one by one")
     if node.outputs and all(o in graph.fixed for o in node.outputs if o):
+        if any(o in getattr(graph, "from_shapes", ()) for o in node.outputs):
+            return NodeVerdict(node, "supported", "computes only from tensor shapes, known once the input shapes "
+                               "are fixed: folded away at conversion")
         return NodeVerdict(node, "supported", "computes only from constants: folded away at conversion")
     rule = table.rule(node.key)
     cite = table.cite()
@@ -152,7 +157,28 @@ def classify(graph: AnalysedGraph, table: OpTable) -> OpsReport:
     """Every node, subgraph and function bodies included, against one table."""
     unchecked: list[str] = []
     verdicts = [classify_node(node, graph, table, unchecked) for node in graph.nodes]
-    return OpsReport(table, verdicts, unchecked)
+    folded = sum(1 for v in verdicts if v.reason.endswith("folded away at conversion"))
+    return OpsReport(table, verdicts, unchecked, folding_notes(graph), folded)
+
+
+def folding_notes(graph: AnalysedGraph) -> list[str]:
+    """How many nodes fold away, from constants and from shapes, and at which input shapes."""
+    outputs = [(n, [o for o in n.outputs if o]) for n in graph.nodes if not n.local_function]
+    folded = [(n, outs) for n, outs in outputs if outs and all(o in graph.fixed for o in outs)]
+    shaped = [n for n, outs in folded if any(o in graph.from_shapes for o in outs)]
+    if not folded:
+        return []
+    parts = [f"{len(folded) - len(shaped)} compute only from constants"] if len(folded) > len(shaped) else []
+    if shaped:
+        shapes = "; ".join(f"{name} {list(shape)}" for name, shape in graph.input_shapes.items())
+        parts.append(f"{len(shaped)} compute only from tensor shapes at the input shapes used ({shapes}): "
+                     + ", ".join(sorted({n.key for n in shaped})))
+    note = (f"{len(folded)} of {len(graph.nodes)} nodes fold away at conversion and are not judged as runtime "
+            f"operators: " + "; ".join(parts))
+    if shaped and graph.assumed:
+        note += ("; some of those shapes were assumed (" + "; ".join(graph.assumed) + "): give the real ones, as "
+                 "a model converted at other shapes folds other values")
+    return [note]
 
 
 def disagreements(first: OpsReport, second: OpsReport) -> list[str]:
