@@ -49,7 +49,7 @@ def _check_onnx(recipe: str, path: Path) -> dict[str, str]:
         named = next((g for g in node.groups() if g), None) if node else None
         raise RecipeError(
             f"{recipe}: ONNX Runtime cannot load the artifact {path.name}, so no check of this entry can "
-            f"pass: {refusal}" + (f" (onnx.checker: {complaint})" if complaint else "") + _hint(recipe, named))
+            f"pass: {refusal.rstrip('. ')}" + (f" (onnx.checker: {complaint})" if complaint else "") + _hint(recipe, named))
     if complaint is not None:
         notes["checker"] = f"onnx.checker: {complaint}; ONNX Runtime loads it, and the runtime decides"
         if "topologically sorted" in complaint and _sort_nodes(path):
