@@ -102,6 +102,23 @@ def _shape_math_resize(path: Path) -> Path:
                                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 10])], inits), path)
 
 
+def _shape_meets_data(path: Path) -> Path:
+    """A detector-style grid: the feature map's width, from its shape, cast to float and multiplied
+    into the data path (Conv -> Shape -> Gather -> Cast(to float) -> Mul with the features -> Add bias)."""
+    rng = np.random.default_rng(6)
+    inits = [numpy_helper.from_array(np.array(3, np.int64), "w_axis"),
+             numpy_helper.from_array(rng.normal(size=(3, 3, 1, 1)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(size=(1, 3, 1, 1)).astype(np.float32), "bias")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Shape", ["c"], ["s"], name="shape"),
+             helper.make_node("Gather", ["s", "w_axis"], ["width"], name="gather"),
+             helper.make_node("Cast", ["width"], ["width_float"], to=TensorProto.FLOAT, name="cast"),
+             helper.make_node("Mul", ["c", "width_float"], ["scaled"], name="stride"),
+             helper.make_node("Add", ["scaled", "bias"], ["y"], name="add")]
+    return _save(helper.make_graph(nodes, "grid", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5])],
+                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 5])], inits), path)
+
+
 def _if_reading_outer_value(path: Path) -> Path:
     """MatMul -> Relu -> If whose branches read the Relu's output from outside: ONNX Runtime's
     quantizer orders the If before the Relu (it does not count what a branch reads)."""
@@ -275,6 +292,19 @@ def test_fp16_keeps_shape_math_in_float32_and_loads_where_onnxconverter_common_d
     reference, half = _run(model, {"x": x})[0], _run(artifact.path, {"x": x})[0]
     assert half.shape == reference.shape == (1, 3, 8, 10)
     np.testing.assert_allclose(half, reference, rtol=1e-2, atol=1e-2)
+
+
+def test_fp16_casts_a_shape_derived_float_that_meets_the_data_in_float16(tmp_path):
+    from onnxconverter_common import float16
+
+    model = _shape_meets_data(tmp_path / "grid.onnx")
+    before = float16.convert_float_to_float16(onnx.load(str(model)), keep_io_types=True)
+    with pytest.raises(Exception, match=r"Type Error: Type \(tensor\(float16\)\) of output arg \(width_float\)"):
+        ort.InferenceSession(before.SerializeToString(), providers=["CPUExecutionProvider"])
+    artifact = _make("fp16", model, tmp_path)
+    assert "shape_nodes" not in artifact.notes  # the width is data here: it goes float16 with the rest
+    x = np.random.default_rng(7).normal(size=(1, 3, 4, 5)).astype(np.float32)
+    np.testing.assert_allclose(_run(artifact.path, {"x": x})[0], _run(model, {"x": x})[0], rtol=1e-2, atol=2e-2)
 
 
 OLD_FP16 = '''

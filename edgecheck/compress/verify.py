@@ -29,8 +29,7 @@ def verify_artifact(recipe: str, source: Path, artifact: Artifact) -> Artifact:
     notes = dict(artifact.notes)
     if artifact.path.suffix == ".onnx":
         notes.update(_check_onnx(recipe, artifact.path))
-    if artifact.path.resolve() != source.resolve():
-        notes.update(describe_change(recipe, source, artifact.path))
+    notes.update(describe_change(recipe, source, artifact.path))  # its input given back: changed nothing
     return replace(artifact, notes=notes)
 
 
