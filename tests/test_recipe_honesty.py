@@ -394,3 +394,30 @@ def test_a_third_party_recipe_whose_artifact_is_refused_fails_with_the_runtimes_
     finally:
         unregister_recipe("test-broken-artifact")
 
+
+
+def test_constants_and_initializers_of_subgraphs_are_parameters_and_fold_there_too(tmp_path):
+    from edgecheck.compress.constants import fold_weight_constants
+
+    branch = helper.make_graph(
+        [helper.make_node("Constant", [], ["k"], value=numpy_helper.from_array(np.ones((8, 4), np.float32)), name="k"),
+         helper.make_node("MatMul", ["x", "k"], ["t"], name="inner_mm")], "then", [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4])], [numpy_helper.from_array(np.zeros(3, np.float32), "unused")])
+    other = helper.make_graph([helper.make_node("Constant", [], ["e"], value_ints=[1, 2, 3, 4], name="e"),
+                               helper.make_node("Cast", ["e"], ["f"], to=TensorProto.FLOAT),
+                               helper.make_node("Unsqueeze", ["f", "zero"], ["g"])], "else", [],
+                              [helper.make_tensor_value_info("g", TensorProto.FLOAT, [1, 4])])
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["zero"], value_int=0),
+         helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=other, name="branch")], "nested",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8]), helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    path = _save(graph, tmp_path / "nested.onnx")
+    assert inspect_model(path).parameters == 1 + 32 + 3 + 4
+    proto = onnx.load(str(path))
+    assert fold_weight_constants(proto) == ["k"]  # the weight a MatMul reads; shape constants stay as they are
+    onnx.checker.check_model(proto)
+    x = np.ones((1, 8), np.float32)
+    for branch_taken in (True, False):
+        feed = {"x": x, "c": np.array(branch_taken)}
+        np.testing.assert_array_equal(ort.InferenceSession(proto.SerializeToString()).run(None, feed)[0], _run(path, feed)[0])
