@@ -95,22 +95,31 @@ def _out_of_range(model) -> tuple[int, int]:
 def compress_fp16(model: Path, params: Fp16Params, context: RecipeContext) -> Artifact:
     """Weights and compute in float16; inputs and outputs kept float32 unless asked."""
     import logging
+    import sys
 
     from edgecheck.compress.verify import topological_sort
 
+    path = list(sys.path)
     try:
         from onnxruntime.transformers import float16
     except ImportError as exc:  # a dependency of edgecheck: only a broken install gets here
         raise RecipeError(f"fp16 needs onnxruntime's float16 converter (onnxruntime.transformers): {exc}") from None
+    finally:
+        sys.path[:] = path  # the package appends its own folder to sys.path when imported
     source = load_model_for_editing(model)
     names = {n.name for n in source.graph.node}
     missing = [n for n in params.keep_nodes if n not in names]
     if missing:
         raise RecipeError(f"fp16: keep_nodes: no node named {', '.join(map(repr, missing))}")
     shapes = shape_nodes(source.graph) if params.keep_shape_nodes else []
+    taken = set(names)
     for number, node in enumerate(shapes):
         if not node.name:  # the converter keeps nodes by name
-            node.name = next(f"shape_{number}_{i}" for i in range(len(names) + 1) if f"shape_{number}_{i}" not in names)
+            name = f"{node.op_type}_shape_{number}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
     large, small = _out_of_range(source)
     try:
         with warnings.catch_warnings():  # one warning per clamped value; the notes count them instead
