@@ -263,6 +263,14 @@ def test_constant_node_weights_are_parameters_and_get_quantized(tmp_path):
     assert np.linalg.norm(quantized - reference) / np.linalg.norm(reference) < 0.05
 
 
+def test_edgecheck_inspect_counts_constant_node_weights(tmp_path, capsys):
+    from edgecheck.cli import main
+
+    model, parameters = _constant_weights(tmp_path / "paddle.onnx")
+    assert main(["inspect", str(model)]) == 0
+    assert f"parameters       {parameters:,} (" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(("recipe", "params", "verb"), [("prune", {"sparsity": 0.5}, "pruned"),
                                                          ("lowrank", {"rank": 0.1, "min_params": 0}, "factored")])
 def test_prune_and_lowrank_fold_constant_node_weights(tmp_path, recipe, params, verb):
