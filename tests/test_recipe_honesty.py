@@ -429,3 +429,10 @@ def test_constants_and_initializers_of_subgraphs_are_parameters_and_fold_there_t
     for branch_taken in (True, False):
         feed = {"x": x, "c": np.array(branch_taken)}
         np.testing.assert_array_equal(ort.InferenceSession(proto.SerializeToString()).run(None, feed)[0], _run(path, feed)[0])
+
+
+def test_int8_with_every_layer_excluded_says_the_layers_stayed_float(tmp_path):
+    model, _ = _constant_weights(tmp_path / "paddle.onnx")
+    with pytest.raises(RecipeNotApplicable, match="int8-dynamic changed nothing: its Gemm/MatMul layers all stayed "
+                                                  "float \\(left out by the recipe's parameters"):
+        _make("int8-dynamic", model, tmp_path, exclude_nodes=["fc1", "fc2"])
