@@ -361,7 +361,7 @@ def test_an_artifact_the_runtime_runs_but_the_checker_rejects_is_kept_with_the_c
     artifact = _make("int8-dynamic", model, tmp_path)
     note = artifact.notes["checker"]
     assert note.startswith("onnx.checker: Nodes in a graph must be topologically sorted, however input 'r' of node: "
-                           "name: else_sub OpType: Sub is not output of any previous nodes.")
+                           "name: else_sub OpType: Sub is not output of any previous nodes")
     assert "ONNX Runtime loads it, and the runtime decides; its nodes were put in topological order" in note
     onnx.checker.check_model(str(artifact.path))  # every other tool reads it now
     assert inspect_model(artifact.path).op_counts["MatMulInteger"] == 1
@@ -436,3 +436,31 @@ def test_int8_with_every_layer_excluded_says_the_layers_stayed_float(tmp_path):
     with pytest.raises(RecipeNotApplicable, match="int8-dynamic changed nothing: its Gemm/MatMul layers all stayed "
                                                   "float \\(left out by the recipe's parameters"):
         _make("int8-dynamic", model, tmp_path, exclude_nodes=["fc1", "fc2"])
+
+
+def test_a_checker_complaint_the_runtime_overrules_is_a_note_and_the_artifact_is_read(tmp_path):
+    """An artifact whose output has no shape: onnx.checker refuses it, ONNX Runtime loads and runs it."""
+    model = _bias_relu(tmp_path / "m.onnx")
+
+    @register_recipe("test-shapeless-output")
+    def shapeless(source: Path, params, context: RecipeContext) -> Artifact:
+        proto = onnx.load(str(source))
+        proto.graph.node[0].op_type = "Sub"
+        proto.graph.output[0].type.tensor_type.ClearField("shape")
+        out = context.out_dir / "shapeless.onnx"
+        onnx.save(proto, str(out))
+        return Artifact(out, "test-shapeless-output", {})
+
+    try:
+        artifact = _make("test-shapeless-output", model, tmp_path)
+    finally:
+        unregister_recipe("test-shapeless-output")
+    assert artifact.notes["checker"] == ("onnx.checker: Field 'shape' of 'type' is required but missing; ONNX Runtime "
+                                         "loads it, and the runtime decides")
+    assert inspect_model(artifact.path).op_counts == {"Relu": 1, "Sub": 1}  # the session reads it
+    other = tmp_path / "other.onnx"  # the same complaint on a file edgecheck did not vouch for is refused
+    proto = onnx.load(str(artifact.path))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(other))
+    with pytest.raises(ModelError, match="ONNX checker rejected the model: Field 'shape' of 'type' is required"):
+        load_onnx(other)

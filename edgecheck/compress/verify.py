@@ -18,7 +18,7 @@ from typing import Any
 
 from edgecheck.compress import Artifact
 from edgecheck.errors import RecipeError
-from edgecheck.model import one_line
+from edgecheck.model import RUNTIME_LOADS_KEY, one_line
 
 
 def verify_artifact(recipe: str, source: Path, artifact: Artifact) -> Artifact:
@@ -50,10 +50,23 @@ def _check_onnx(recipe: str, path: Path) -> dict[str, str]:
             f"{recipe}: ONNX Runtime cannot load the artifact {path.name}, so no check of this entry can "
             f"pass: {refusal.rstrip('. ')}" + (f" (onnx.checker: {complaint})" if complaint else "") + _hint(recipe, named))
     if complaint is not None:
-        notes["checker"] = f"onnx.checker: {complaint}; ONNX Runtime loads it, and the runtime decides"
+        notes["checker"] = f"onnx.checker: {complaint.rstrip('. ')}; ONNX Runtime loads it, and the runtime decides"
         if "topologically sorted" in complaint and _sort_nodes(path):
             notes["checker"] += "; its nodes were put in topological order (the values If/Loop bodies read counted)"
+        else:
+            _record_runtime_acceptance(path, complaint)
     return notes
+
+
+def _record_runtime_acceptance(path: Path, complaint: str) -> None:
+    """Write the checker's complaint into the artifact's metadata, so that edgecheck's loader
+    (model.load_onnx) accepts this model despite that complaint, and that one only."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = RUNTIME_LOADS_KEY, complaint
+    onnx.save_model(model, str(path))
 
 
 def _runtime_refusal(path: Path) -> str | None:
