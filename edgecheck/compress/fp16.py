@@ -95,17 +95,13 @@ def _out_of_range(model) -> tuple[int, int]:
 def compress_fp16(model: Path, params: Fp16Params, context: RecipeContext) -> Artifact:
     """Weights and compute in float16; inputs and outputs kept float32 unless asked."""
     import logging
-    import sys
 
     from edgecheck.compress.verify import topological_sort
 
-    path = list(sys.path)
-    try:
+    try:  # (the package appends its folder to sys.path, and its modules and ONNX Runtime's quantizer rely on it)
         from onnxruntime.transformers import float16
     except ImportError as exc:  # a dependency of edgecheck: only a broken install gets here
         raise RecipeError(f"fp16 needs onnxruntime's float16 converter (onnxruntime.transformers): {exc}") from None
-    finally:
-        sys.path[:] = path  # the package appends its own folder to sys.path when imported
     source = load_model_for_editing(model)
     names = {n.name for n in source.graph.node}
     missing = [n for n in params.keep_nodes if n not in names]
