@@ -64,7 +64,9 @@ def _code_digest(apply: object, sources: tuple[Path, ...] = ()) -> str:
     import edgecheck.compress
     import edgecheck.data
 
+    compress = Path(inspect.getfile(edgecheck.compress)).parent
     files = {inspect.getfile(apply), inspect.getfile(edgecheck.compress), inspect.getfile(edgecheck.data),  # type: ignore[arg-type]
+             *(str(compress / name) for name in ("verify.py", "diff.py", "constants.py")),  # every step's check
              *map(str, sources)}
     return file_sha256([Path(f) for f in sorted(files)])
 
@@ -72,7 +74,7 @@ def _code_digest(apply: object, sources: tuple[Path, ...] = ()) -> str:
 def apply_here(recipe: Recipe, params: dict[str, Any] | None, source: Path, context: RecipeContext) -> Artifact:
     """Apply a recipe step in this process (library use; a pytest session applies them in workers)."""
     try:
-        return recipe.apply(source, recipe.parse_params(params), context)
+        return recipe.make(source, recipe.parse_params(params), context)
     except RecipeError:
         raise
     except Exception as exc:  # a third-party recipe's bug or a tool's error: a named failure

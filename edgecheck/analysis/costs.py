@@ -275,10 +275,14 @@ def model_facts(graph: AnalysedGraph) -> ModelFacts:
         for name in node.outputs:
             producers[name] = kind
         costs.append(node_cost(node, graph, kind, fixed))
+    from edgecheck.compress.constants import constant_tensor
+    from edgecheck.model import graph_parameters
+
     initializers = list(graph.model.graph.initializer)
-    parameters = sum(math.prod(t.dims) if t.dims else 1 for t in initializers)
+    parameters = graph_parameters(graph.model.graph)  # Constant-node weights (Paddle exports) and subgraphs too
+    held = [t for t in map(constant_tensor, graph.model.graph.node) if t is not None]
     parameter_bytes = sum((math.prod(t.dims) if t.dims else 1) * dtype_bytes(graph.tensor(t.name).dtype)
-                          for t in initializers)
+                          for t in initializers + held)
     notes = list(graph.notes)
     loops = [n.label for n in graph.nodes if n.op_type in ("Loop", "Scan")]
     if loops:

@@ -94,6 +94,17 @@ class Recipe:
     makes: str | None = None
     sources: tuple[Path, ...] = ()  # code besides its module that decides its output (cache key)
 
+    def make(self, source: Path, params: RecipeParams, context: RecipeContext) -> Artifact:
+        """Apply the recipe, then verify its artifact (edgecheck.compress.verify): its runtime loads it
+        (else `RecipeError` with the runtime's words), and the notes say what the files show it did
+        (`RecipeNotApplicable` where it changed nothing). Run where the recipe runs: in a worker."""
+        artifact = self.apply(source, params, context)
+        if self.name == ORIGINAL:
+            return artifact
+        from edgecheck.compress.verify import verify_artifact
+
+        return verify_artifact(self.name, source, artifact)
+
     def output_format(self, given: str) -> str:
         return self.makes or given
 
@@ -176,9 +187,11 @@ def copy_model(model: Path, folder: Path) -> Path:
 
 
 def tool_message(exc: BaseException) -> str:
-    """A tool's error as one readable line for a failure message: its type and first line."""
-    first = (str(exc).strip().splitlines() or [""])[0][:500]
-    return f"{type(exc).__name__}: {first}"
+    """A tool's error as one readable line for a failure message: its type and its whole message (a
+    node's name is often on a later line), shortened in the middle only past 2000 characters."""
+    from edgecheck.model import one_line
+
+    return f"{type(exc).__name__}: {one_line(str(exc))}"
 
 
 def load_model_for_editing(path: Path) -> Any:

@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from edgecheck.compress import (Artifact, RecipeContext, RecipeNotApplicable, RecipeParams, artifact_path,
                                 load_model_for_editing, register_recipe, save_model)
+from edgecheck.compress.constants import fold_weight_constants, folded_note
 from edgecheck.errors import EdgecheckError, RecipeError
 
 DEFAULT_ENERGY = 0.9
@@ -262,7 +263,11 @@ def _parameter_count(graph: Any) -> int:
 def compress_lowrank(model: Path, params: LowRankParams, context: RecipeContext) -> Artifact:
     """Factor every weight where a rank-r product has fewer parameters; skip the rest with reasons."""
     import onnx
+
+    from edgecheck.model import one_line
+
     proto = load_model_for_editing(model)
+    folded = fold_weight_constants(proto)  # weights held in Constant nodes (Paddle exports) become visible
     before = _parameter_count(proto.graph)
     rewriter = _Rewriter(proto, params)
     rewriter.run()
@@ -288,10 +293,11 @@ def compress_lowrank(model: Path, params: LowRankParams, context: RecipeContext)
     try:
         save_model(proto, path)
     except onnx.checker.ValidationError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise RecipeError(f"lowrank: the factored model fails the ONNX checker: {first}") from None
+        raise RecipeError(f"lowrank: the factored model fails the ONNX checker: {one_line(str(exc))}") from None
     notes = {"factored": ", ".join(rewriter.factored),
              "parameters": f"{before:,} -> {_parameter_count(proto.graph):,}"}
     if rewriter.skipped:
         notes["skipped"] = "; ".join(rewriter.skipped)
+    if folded:
+        notes["constants"] = folded_note(folded, "factored")
     return Artifact(path, "lowrank", notes=notes)

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from edgecheck.compress import (Artifact, RecipeContext, RecipeNotApplicable, RecipeParams, artifact_path,
                                 load_model_for_editing, register_recipe, save_model)
+from edgecheck.compress.constants import fold_weight_constants, folded_note
 from edgecheck.errors import RecipeError
 
 UNARY_CHANNEL_PRESERVING = frozenset({
@@ -390,6 +391,7 @@ def compress_prune(model: Path, params: PruneParams, context: RecipeContext) -> 
     from onnx import TensorProto, numpy_helper
 
     proto = load_model_for_editing(model)
+    folded = fold_weight_constants(proto)  # weights held in Constant nodes (Paddle exports) become visible
     before = _parameter_count(proto)
     graph = _Graph(proto, _known_shapes(proto) if params.structured else {})
     unknown = sorted(set(params.exclude_nodes) - set(graph.labels.values()))
@@ -438,4 +440,6 @@ def compress_prune(model: Path, params: PruneParams, context: RecipeContext) -> 
         notes["skipped"] = _listed(skipped, "; ")
     if not params.structured:
         notes["storage"] = DENSE_ZEROS
+    if folded:
+        notes["constants"] = folded_note(folded, "pruned")
     return Artifact(path, "prune", notes=notes)

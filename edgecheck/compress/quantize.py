@@ -101,11 +101,17 @@ def _quantized_summary(original: Path, quantized: Path) -> dict[str, str]:
 
 
 def _prepare(model_path: Path, params: Int8DynamicParams, context: RecipeContext, recipe: str) -> tuple[Path, dict]:
-    """Upgrade the opset where per-channel needs it; returns the model to quantize and notes."""
+    """The model to quantize and notes: weights held in Constant nodes folded into initializers (the
+    quantizer sees only those), and the opset upgraded where per-channel needs it."""
     import onnx
+
+    from edgecheck.compress.constants import fold_weight_constants, folded_note
 
     model = load_model_for_editing(model_path)
     notes: dict[str, str] = {}
+    folded = fold_weight_constants(model)
+    if folded:
+        notes["constants"] = folded_note(folded, "quantized")
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if params.per_channel and opset < PER_CHANNEL_MIN_OPSET:
         from onnx import version_converter
@@ -116,14 +122,15 @@ def _prepare(model_path: Path, params: Int8DynamicParams, context: RecipeContext
         except Exception as exc:
             raise RecipeError(
                 f"{recipe}: per_channel needs opset >= {PER_CHANNEL_MIN_OPSET} (DequantizeLinear's axis); the model "
-                f"is opset {opset} and onnx's version converter could not upgrade it: {type(exc).__name__}: {exc}. "
+                f"is opset {opset} and onnx's version converter could not upgrade it: {tool_message(exc)}. "
                 "Export the model at opset 13 or later, or set per_channel: false."
             ) from None
-        upgraded = context.out_dir / "opset-upgraded.tmp.onnx"
-        onnx.save_model(model, str(upgraded))
         notes["opset"] = f"{opset} -> {PER_CHANNEL_MIN_OPSET} (per-channel DequantizeLinear needs axis)"
-        return upgraded, notes
-    return model_path, notes
+    if not notes:
+        return model_path, notes
+    prepared = context.out_dir / "prepared.tmp.onnx"
+    onnx.save_model(model, str(prepared))
+    return prepared, notes
 
 
 def _fail(recipe: str, tool: str, exc: Exception) -> RecipeError:
@@ -146,6 +153,7 @@ def compress_int8_dynamic(model: Path, params: Int8DynamicParams, context: Recip
     try:
         quantize_dynamic(str(source), str(out), weight_type=_quant_type(params.weights),
                          per_channel=params.per_channel, nodes_to_exclude=exclude, op_types_to_quantize=op_types)
+        summary = _quantized_summary(source, out)
     except Exception as exc:
         raise _fail("int8-dynamic", "onnxruntime.quantization.quantize_dynamic", exc) from exc
     finally:
@@ -153,7 +161,7 @@ def compress_int8_dynamic(model: Path, params: Int8DynamicParams, context: Recip
             source.unlink(missing_ok=True)
     per = "per-channel" if params.per_channel else "per-tensor"
     return Artifact(out, "int8-dynamic", {"tool": f"onnxruntime.quantization.quantize_dynamic ({params.weights} "
-                                          f"weights, {per})", **notes, **_quantized_summary(model, out)})
+                                          f"weights, {per})", **notes, **summary})
 
 
 class _FeedReader:
@@ -179,6 +187,7 @@ def compress_int8_static(model: Path, params: Int8StaticParams, context: RecipeC
 
     out = artifact_path(model, "int8-static", context)
     source, notes = _prepare(model, params, context, "int8-static")
+    prepared_source = source  # what quant_pre_process fuses is said against it
     try:
         if params.preprocess:
             from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -207,6 +216,7 @@ def compress_int8_static(model: Path, params: Int8StaticParams, context: RecipeC
                 )
         except Exception as exc:
             raise _fail("int8-static", "onnxruntime.quantization.quantize_static", exc) from exc
+        summary = _quantized_summary(prepared_source, out)
     finally:
         for scratch in context.out_dir.glob("*.tmp.onnx"):
             scratch.unlink()
@@ -217,5 +227,5 @@ def compress_int8_static(model: Path, params: Int8StaticParams, context: RecipeC
                 f"{params.activations} activations, {params.weights} weights)",
         "calibration": calibration.source,
         **notes,
-        **_quantized_summary(model, out),
+        **summary,
     })

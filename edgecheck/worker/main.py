@@ -198,7 +198,7 @@ class Worker:
             limit = command.get("time_limit_s")
             context = RecipeContext(calibration=calibration, out_dir=Path(command["out_dir"]),
                                     time_limit_s=float(limit) if limit else None)
-            artifact = recipe.apply(source, params, context)
+            artifact = recipe.make(source, params, context)  # applied, then verified (compress/verify.py)
         except (RecipeError, MemoryError):
             raise
         except Exception as exc:  # a third-party recipe's bug or a tool's error: a named failure
