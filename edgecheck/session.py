@@ -43,6 +43,8 @@ class EdgeSession:
         """Raise a usage error for an unknown target or backend, a broken profile or operator table
         folder, a bad worker limit, a baseline that is missing (to compare) or already there (to save)."""
         self.selected_targets()
+        if self.config.getini("edge_devices_dir"):
+            self.profiles()  # a broken project profile is a usage error even when no --edge-target names it
         self.validate_op_tables()
         self.worker_settings()
         if self.inconclusive not in ("warn", "fail"):

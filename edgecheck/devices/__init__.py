@@ -173,7 +173,7 @@ def read_named_mapping(path: Path, what: str) -> dict[str, Any]:
     try:
         data, _ = read_yaml_file(path, what, MAX_DATA_BYTES)
     except SpecError as exc:
-        raise DeviceError(f"{exc} (in a {what})") from None
+        raise DeviceError(str(exc)) from None
     if not isinstance(data, dict):
         raise DeviceError(f"{path}: the {what} must be a mapping of fields, not {type(data).__name__}")
     data.setdefault("name", path.stem)
