@@ -96,6 +96,12 @@ def test_a_spec_nested_thousands_deep_is_a_spec_error_at_its_line(pytester, spec
     assert "deep.yaml:8" in message and f"nested deeper than {MAX_DEPTH} levels" in message
 
 
+def test_aliases_cannot_nest_deeper_than_the_text(tmp_path: Path) -> None:
+    text = SIZE_ONLY + "x-chain:\n" + "".join(f"  a{i}: &a{i} [{f'*a{i - 1}' if i else 1}]\n" for i in range(500))
+    with pytest.raises(SpecError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        load_spec_text(text, tmp_path / "s.yaml", tmp_path)
+
+
 # 2. baselines: links to devices, FIFOs, deep nesting
 
 

@@ -93,6 +93,8 @@ class _PlainData:
             raise SpecError(self.path, f"document expands to more than {MAX_NODES} values (alias bomb?)")
         if id(node) in active:
             raise SpecError(self.path, "recursive alias", line=node.start_mark.line + 1, field=format_loc(loc) or None)
+        if len(loc) > MAX_DEPTH:  # aliases can nest what the text does not
+            raise SpecError(self.path, f"nested deeper than {MAX_DEPTH} levels", line=node.start_mark.line + 1)
         self.lines.setdefault(loc, node.start_mark.line + 1)
         inner = active | {id(node)}
         if isinstance(node, yaml.MappingNode):
