@@ -22,6 +22,7 @@ from typing import Any
 
 from edgecheck.errors import EdgecheckError
 from edgecheck.report.properties import PREFIX  # the names the items' properties are written under
+from edgecheck.userfile import UnreadableFile, read_bounded
 
 BASELINE_FORMAT = 1
 OVERWRITE_FLAG = "--edge-overwrite-baseline"
@@ -35,6 +36,7 @@ _NOT_FIGURES = {"spec", "spec_name", "target", "backend", "recipe", "check", "ve
                 "load_s", "latency.lock_wait_s"}
 _FACT_PREFIXES = ("artifact.", "recipe.", "summary.", "problem.", "note.", "env.", "regression.")
 _SUFFIXES = (".unit", ".budget")
+MAX_BASELINE_BYTES = 64 * 2**20  # ~1 kB an item: tens of thousands of items; and a bound on memory
 
 
 class BaselineError(EdgecheckError):
@@ -240,19 +242,24 @@ def _records(raw: Any, path: Path) -> dict[str, dict[str, float]]:
 def load_baseline(directory: Path, name: str) -> Baseline:
     """Read and validate a baseline; every problem is a BaselineError naming the file."""
     path = baseline_path(directory, name)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         known = list_baselines(path.parent)
         hint = f" (baselines there: {', '.join(known)})" if known else ""
         message = f"no baseline named {name!r}: save one with --edge-save-baseline {name}{hint}"
-        raise BaselineError(path, message) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(path, f"cannot read the baseline: {getattr(exc, 'strerror', None) or exc}") from None
+        raise BaselineError(path, message)
+    try:
+        text = read_bounded(path, MAX_BASELINE_BYTES, "baseline").decode("utf-8")
+    except UnreadableFile as exc:
+        raise BaselineError(path, exc.reason) from None
+    except UnicodeDecodeError as exc:
+        raise BaselineError(path, f"cannot read the baseline: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except ValueError as exc:  # JSONDecodeError is a ValueError
         raise BaselineError(path, f"corrupt baseline, not valid JSON: {exc}") from None
+    except RecursionError:  # json's decoder recurses once per bracket; a baseline is three levels deep
+        raise BaselineError(path, "corrupt baseline: nested too deeply to be one (a baseline is an object of "
+                            "items, each an object of figures)") from None
     _require(isinstance(document, dict), path, "the file must hold a JSON object")
     version = document.get("edgecheck_baseline")
     if version != BASELINE_FORMAT or isinstance(version, bool):

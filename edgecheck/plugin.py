@@ -113,6 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.pluginmanager.register(SummaryCollector(config), "edgecheck-summary")
     if config.getoption("edge_targets") or config.getini("edge_targets") or config.getini("edge_devices_dir") \
+            or config.getini("edge_ops_dir") \
             or config.getoption("edge_backends") or config.getoption("edge_baseline") \
             or config.getoption("edge_save_baseline") or config.getoption("edge_worker_memory") is not None \
             or config.getoption("edge_worker_timeout") is not None or config.getoption("edge_suggest_margin") != 0.10 \

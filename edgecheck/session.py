@@ -41,9 +41,12 @@ class EdgeSession:
         return self._profiles
 
     def validate_options(self) -> None:
-        """Raise a usage error for an unknown target or backend, a broken profile folder, a bad worker
-        limit, a baseline that is missing (to compare) or already there (to save)."""
+        """Raise a usage error for an unknown target or backend, a broken profile or operator table
+        folder, a bad worker limit, a baseline that is missing (to compare) or already there (to save)."""
         self.selected_targets()
+        if self.config.getini("edge_devices_dir"):
+            self.profiles()  # a broken project profile is a usage error even when no --edge-target names it
+        self.validate_op_tables()
         self.worker_settings()
         if self.inconclusive not in ("warn", "fail"):
             raise pytest.UsageError(f"edge_inconclusive: {self.inconclusive!r} is neither warn nor fail")
@@ -67,6 +70,21 @@ class EdgeSession:
             if unknown:
                 raise pytest.UsageError(f"--edge-backend: unknown backend {', '.join(map(repr, unknown))}; "
                                         f"known: {', '.join(sorted(known))}")
+
+    def ops_dirs(self) -> list[Path]:
+        return [Path(p) for p in self.config.getini("edge_ops_dir")]
+
+    def validate_op_tables(self) -> None:
+        """Every operator table the ops checks could use must load: a broken one, or a mistyped folder,
+        would otherwise turn each ops check into a skip and the session into a green run."""
+        if not self.ops_dirs():
+            return
+        from edgecheck.analysis.optable import load_tables
+
+        try:
+            load_tables(self.ops_dirs())
+        except DeviceError as exc:
+            raise pytest.UsageError(f"edgecheck: edge_ops_dir: {exc}") from None
 
     def close(self) -> None:
         """End of session: remove scratch artifacts and forget backends registered during it."""
@@ -151,7 +169,7 @@ class EdgeSession:
     def executor(self) -> Executor:
         runs = ModelRuns(WorkerPool(self.worker_settings()), host_device())
         return Executor(ArtifactCache(self.cache_dir(), pytest_notice(self.config)), runs, self._baseline_figures,
-                        [Path(p) for p in self.config.getini("edge_ops_dir")])
+                        self.ops_dirs())
 
     def plan(self, spec_path: Path) -> list[PlannedCheck]:
         """Load, validate and plan one spec file; raises an EdgecheckError naming what is wrong."""

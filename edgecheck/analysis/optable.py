@@ -112,13 +112,17 @@ def op_key(domain: str, op_type: str) -> str:
 
 
 def read_table(path: Path) -> OpTable:
+    """One table file, validated; a DeviceError naming the file, the field and the cause otherwise."""
     data = read_named_mapping(path, "operator table")
     try:
         return OpTable.model_validate({**data, "file": path})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DeviceError(f"{path}: {where}: {first['msg']}") from None
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        where = ".".join(str(p) for p in first["loc"]) or "the table"
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        message = "required field is missing" if first["type"] == "missing" else first["msg"]
+        raise DeviceError(f"{path}: {where}: {message}{more}") from None
 
 
 def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpTable]:
@@ -126,7 +130,8 @@ def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpT
     tables: dict[str, OpTable] = {}
     for folder in (BUILTIN_TABLES, *extra_dirs):
         if not Path(folder).is_dir():
-            raise DeviceError(f"{folder}: operator table folder not found")
+            what = "is not a folder" if Path(folder).exists() else "not found"
+            raise DeviceError(f"{folder}: operator table folder {what}")
         for path in sorted(Path(folder).glob("*.y*ml")):
             table = read_table(path)
             tables[table.name] = table

@@ -7,7 +7,9 @@ import math
 from collections.abc import Mapping
 
 from edgecheck.checks.result import CheckResult, Measurement
-from edgecheck.spec.performance import RegressionBudget
+from edgecheck.spec.performance import PERCENTILES, RegressionBudget
+
+_LATENCY_STATISTICS = {*(f"latency.{name}" for name in PERCENTILES), "latency.mean"}
 
 
 def _change(value: float, before: float) -> float:
@@ -24,10 +26,12 @@ def add_regressions(result: CheckResult, baseline: Mapping[str, float] | None, n
     figures = {m.name: m for m in result.measurements}
     if result.check == "latency":
         limit = budget.latency if budget else None
-        judged = [m for m in result.measurements if m.name.startswith("latency.p") and m.judged]
+        # every statistic the latency budget bounds, percentiles and mean alike
+        judged = [m for m in result.measurements if m.name in _LATENCY_STATISTICS and m.judged]
         for m in judged or [figures["latency.p50"]]:
             before = baseline.get(m.name)
             if before is None:
+                result.notes.append(f"baseline {name!r} has no {m.name} for this check; it is not compared")
                 continue
             low, high = m.interval or (m.value, m.value)
             # both runs are noisy: the change is certain only beyond both intervals

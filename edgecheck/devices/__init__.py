@@ -2,7 +2,8 @@
 
 A project file with a built-in's name replaces it; `extends: <name>` starts from another profile
 and overrides only the fields it gives. The `host` profile fills its CPU and memory from the
-machine running the tests.
+machine running the tests. Profiles and operator tables are read by the spec's reader
+(`read_named_mapping`): bounded size and depth, duplicate keys refused, errors naming file and line.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ import platform
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from edgecheck.errors import DeviceError
+from edgecheck.errors import DeviceError, SpecError
+from edgecheck.spec.loader import read_yaml_file
+from edgecheck.strict import StrictModel
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
 Precision = Literal["fp32", "fp16", "bf16", "int16", "int8", "int4", "uint8"]
+MAX_DATA_BYTES = 4_000_000  # an operator table of every ONNX operator with its constraints is ~100 kB
+MAX_EXTENDS = 32  # profiles in one `extends` chain
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(StrictModel):
+    """Unknown fields refused, values immutable, booleans never taken for numbers."""
 
 
 class Compute(_Strict):
@@ -164,13 +168,14 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_named_mapping(path: Path, what: str) -> dict[str, Any]:
-    """Read a YAML data file (a device profile, an operator table) named after its file by default."""
+    """Read a YAML data file (a device profile, an operator table) named after its file by default,
+    with the spec's reader: one place bounds size and nesting and refuses duplicate keys."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DeviceError(f"{path}: cannot read {what}: {exc}") from None
+        data, _ = read_yaml_file(path, what, MAX_DATA_BYTES)
+    except SpecError as exc:
+        raise DeviceError(str(exc)) from None
     if not isinstance(data, dict):
-        raise DeviceError(f"{path}: the {what} must be a mapping of fields")
+        raise DeviceError(f"{path}: the {what} must be a mapping of fields, not {type(data).__name__}")
     data.setdefault("name", path.stem)
     return data
 
@@ -195,6 +200,11 @@ def _build(name: str, raw: dict[str, tuple[dict[str, Any], Path]], chain: tuple[
     data = dict(data)
     parent = data.pop("extends", None)
     if parent is not None:
+        if not isinstance(parent, str):
+            raise DeviceError(f"{path}: extends: give the name of one profile, not {_shown(parent)}")
+        if len(chain) >= MAX_EXTENDS:
+            raise DeviceError(f"{path}: extends: a chain of more than {MAX_EXTENDS} profiles "
+                              f"({' -> '.join((*chain[:3], '...', name))})")
         if parent not in raw or parent in chain:
             why = "a cycle" if parent in chain else f"no profile named {parent!r}"
             raise DeviceError(f"{path}: extends: {why} (known: {', '.join(sorted(raw))})")
@@ -208,3 +218,10 @@ def _build(name: str, raw: dict[str, tuple[dict[str, Any], Path]], chain: tuple[
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"])
         raise DeviceError(f"{path}: {field}: {first['msg']}") from None
+    except RecursionError:
+        raise DeviceError(f"{path}: the device profile is nested too deeply") from None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"

@@ -62,6 +62,12 @@ class TimingPlan:
             max_seconds = DEFAULT_MAX_SECONDS
         return cls(budget.warmup_runs, budget.warmup_s, samples, max_seconds, exclusive=True, rounds=budget.rounds)
 
+    def __post_init__(self) -> None:
+        # each round times its share of the samples, at least one: a share of none would mean "until the
+        # time budget" (thousands of samples) or a single run, not what was asked (the spec refuses it too)
+        if self.rounds < 1 or (self.samples is not None and self.samples < self.rounds):
+            raise ValueError(f"a timing of {self.samples} samples cannot be split over {self.rounds} rounds")
+
     def describe(self) -> str:
         until = [f"{self.samples} samples" if self.samples else "", f"{self.max_seconds:g} s" if self.max_seconds else ""]
         split = f" over {self.rounds} fresh workers" if self.rounds > 1 else ""

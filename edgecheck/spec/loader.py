@@ -2,7 +2,9 @@
 
 The YAML is composed into nodes (never constructed into arbitrary objects), walked once into plain
 data while recording the line of every field, then validated by the schema. Every failure becomes
-a `SpecError`; nothing else escapes for any input text.
+a `SpecError`; nothing else escapes for any input text. Size, nesting depth and the number of values
+are bounded before they can cost memory or time, and only regular files are read. `parse_yaml` is
+also the reader of every other YAML data file a user names (device profiles, operator tables).
 """
 
 from __future__ import annotations
@@ -16,10 +18,30 @@ from pydantic import BaseModel, ValidationError
 
 from edgecheck.errors import SpecError
 from edgecheck.spec.schema import SPEC_VERSION, Spec, SpecContext, cross_field_problems
+from edgecheck.userfile import UnreadableFile, read_bounded
 
 Loc = tuple[Any, ...]
 MAX_NODES = 100_000  # aliases can make a tiny file expand exponentially ("billion laughs")
 MAX_BYTES = 1_000_000
+MAX_DEPTH = 64  # a spec needs under 10 levels; deeper text would exhaust the parser's recursion
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The safe loader, refusing collections nested deeper than MAX_DEPTH as it composes them."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.MappingStartEvent, yaml.SequenceStartEvent):
+            if self.depth >= MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+            self.depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+        return super().compose_node(parent, index)
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,8 @@ class _PlainData:
             raise SpecError(self.path, f"document expands to more than {MAX_NODES} values (alias bomb?)")
         if id(node) in active:
             raise SpecError(self.path, "recursive alias", line=node.start_mark.line + 1, field=format_loc(loc) or None)
+        if len(loc) > MAX_DEPTH:  # aliases can nest what the text does not
+            raise SpecError(self.path, f"nested deeper than {MAX_DEPTH} levels", line=node.start_mark.line + 1)
         self.lines.setdefault(loc, node.start_mark.line + 1)
         inner = active | {id(node)}
         if isinstance(node, yaml.MappingNode):
@@ -97,13 +121,15 @@ class _PlainData:
 def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
     """Safe-load one YAML document into plain data and a map of field → line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_BoundedLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise SpecError(path, f"not valid YAML: {problem}", line=mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise SpecError(path, f"not valid YAML: {exc}") from None
+    except RecursionError:  # not reached within MAX_DEPTH; kept so that no text can escape as a crash
+        raise SpecError(path, "the document is nested too deeply") from None
     if node is None:
         raise SpecError(path, "the file is empty")
     converter = _PlainData(path)
@@ -112,18 +138,33 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise SpecError(path, f"not valid YAML: {exc}", line=mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise SpecError(path, "the document is nested too deeply") from None
     return data, converter.lines
+
+
+def read_yaml_file(path: Path, what: str, max_bytes: int = MAX_BYTES) -> tuple[Any, dict[Loc, int]]:
+    """A user's YAML data file as plain data and field lines: a regular file of at most `max_bytes`,
+    UTF-8, nested at most MAX_DEPTH deep, with no duplicate keys; else a SpecError naming the file."""
+    try:
+        raw = read_bounded(path, max_bytes, what)
+    except UnreadableFile as exc:
+        raise SpecError(path, exc.reason) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", line=line) from None
+    return parse_yaml(text, path)
 
 
 def load_spec(path: Path | str, project_root: Path | str | None = None) -> LoadedSpec:
     """Load and validate a spec file. Paths in it resolve against its folder and must stay in `project_root`."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SpecError(path, f"cannot read the file: {exc.strerror or exc}") from None
-    if len(raw) > MAX_BYTES:
-        raise SpecError(path, f"the file is larger than {MAX_BYTES} bytes; a spec is a short YAML document")
+        raw = read_bounded(path, MAX_BYTES, "spec")
+    except UnreadableFile as exc:
+        raise SpecError(path, exc.reason) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -74,6 +74,17 @@ class LatencyBudget(StrictModel):
             raise ValueError("latency_ms names no bound: give p50, p75, p90, p95, p99 or mean (ms)")
         return self
 
+    @model_validator(mode="after")
+    def _samples_cover_rounds(self) -> LatencyBudget:
+        self._check_samples_and_rounds()
+        return self
+
+    def _check_samples_and_rounds(self) -> None:
+        if self.samples is not None and self.samples < self.rounds:
+            raise ValueError(f"samples ({self.samples}) is fewer than rounds ({self.rounds}): the samples are split "
+                             f"over {self.rounds} fresh workers and each times at least one run; give samples >= "
+                             f"{self.rounds} or rounds <= {self.samples}")
+
     def bounds(self) -> dict[str, float]:
         """Statistic name → budget in ms, for the statistics this budget bounds."""
         names = (*PERCENTILES, "mean")
@@ -98,10 +109,17 @@ class MemoryBudget(StrictModel):
 
 
 class LatencyOverride(LatencyBudget):
-    """A compress entry's changes to the target's latency budget (any subset; null drops a bound)."""
+    """A compress entry's changes to the target's latency budget (any subset; null drops a bound).
+    The budget they make together with the target's is checked when the spec loads."""
 
     @model_validator(mode="after")
     def _some_bound(self) -> LatencyOverride:
+        return self
+
+    @model_validator(mode="after")
+    def _samples_cover_rounds(self) -> LatencyOverride:
+        if {"samples", "rounds"} <= self.model_fields_set:  # else the target's may set the other
+            self._check_samples_and_rounds()
         return self
 
 
@@ -123,4 +141,12 @@ class RegressionBudget(StrictModel):
     def _some_bound(self) -> RegressionBudget:
         if self.latency is None and self.memory is None and self.accuracy is None:
             raise ValueError("regression names no bound: give latency ('10%'), memory ('10%') or accuracy (points)")
+        return self
+
+
+class RegressionOverride(RegressionBudget):
+    """A compress entry's changes to the target's regression budget (any subset; null drops a bound)."""
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> RegressionOverride:
         return self

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    ValidationError,
     BeforeValidator,
     Field,
     ValidationInfo,
@@ -30,6 +31,7 @@ from edgecheck.spec.performance import (
     MemoryBudget,
     MemoryOverride,
     RegressionBudget,
+    RegressionOverride,
 )
 from edgecheck.spec.ops import OpsBudget
 from edgecheck.spec.recipes import CompressEntryField
@@ -291,6 +293,7 @@ class BudgetsOverride(Budgets):
     parity: ParityOverride | None = None
     latency_ms: LatencyOverride | None = None
     memory_mb: MemoryOverride | None = None
+    regression: RegressionOverride | None = None
 
 
 class TargetSpec(_Strict):
@@ -369,11 +372,30 @@ def cross_field_problems(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
             if entry not in names:
                 problems.append((("targets", target, "recipes", entry),
                                  f"no compress entry named {entry!r} (entries: {', '.join(sorted(names))})"))
+        for entry in section.recipes:
+            problems += _override_problems(section, ("targets", target, "recipes", entry), entry)
         sections = [(("targets", target, "budgets"), section.budgets)]
         sections += [(("targets", target, "recipes", e), b) for e, b in section.recipes.items()]
         for where, budgets in sections:
             problems += _accuracy_problems(spec, where, budgets)
     return problems
+
+
+def _override_problems(section: TargetSpec, where: tuple[str, ...], entry: str) -> list[tuple[tuple[str | int, ...], str]]:
+    """An entry's budgets, as its override and the target's make them together, must be whole budgets:
+    `latency_ms: {source: host}` where the target bounds no latency bounds nothing."""
+    try:
+        section.budgets_for(entry)
+    except ValidationError as exc:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for error in exc.errors(include_url=False):
+            name = str(error["loc"][0]) if error["loc"] else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if name and getattr(section.budgets, name, None) is None:
+                message += f" (the target's budgets have no {name} for this entry to change)"
+            problems.append(((*where, name) if name else where, message))
+        return problems
+    return []
 
 
 def _accuracy_problems(spec: Spec, where: tuple[str, ...], budgets: Budgets) -> list[tuple[tuple[str | int, ...], str]]:
