@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.backends import Backend, check_available
-from edgecheck.checks.accuracy import judge_accuracy, metric_function
+from edgecheck.checks.accuracy import judge_accuracy, metric_function, nonfinite_problems
 from edgecheck.checks.parity import compare_outputs, judge_parity
 from edgecheck.checks.performance import judge_latency, judge_memory
 from edgecheck.checks.regression import add_regressions
@@ -29,7 +29,7 @@ from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
 from edgecheck.compress import ORIGINAL, Artifact
 from edgecheck.devices import cpu_model
-from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, parity_set
+from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, parity_set, prepare_calibration
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.analysis import static
@@ -161,7 +161,9 @@ class Executor:
                 steps = next(e.steps for e in spec.compress if e.name == entry)  # the plan named it
             candidate = spec.candidate.path if spec.candidate is not None else None
             try:
-                self._artifacts[key] = make_artifact(spec.model.path, steps, spec.data.calibration, self.cache,
+                # the spec's batch axes and fixed inputs travel with the calibration data to the recipe
+                calibration = prepare_calibration(loaded, self.model_info(spec.model.path), self.runs.workers.job_dir())
+                self._artifacts[key] = make_artifact(spec.model.path, steps, calibration, self.cache,
                                                      candidate, lambda path: self.model_info(path).sha256,
                                                      self.runs.compress)
             except RecipeError as exc:  # remembered: the entry's other checks fail the same way, fast
@@ -224,7 +226,8 @@ class Executor:
             candidate, cached = self._outputs_and_origin(planned.spec, artifact.path, planned.backend, threads, "parity")
             budget = planned.budgets.parity
             k = budget.topk_agreement.k if budget and budget.topk_agreement else None
-            result = judge_parity(compare_outputs(reference, candidate, k), budget)  # type: ignore[arg-type]
+            result = judge_parity(compare_outputs(reference, candidate, k), budget,  # type: ignore[arg-type]
+                                  synthetic=self.inputs(planned.spec, "parity").synthetic)
             result.facts["inputs"] = self.inputs(planned.spec, "parity").source
             result.facts["outputs"] = _origin(cached)
         else:
@@ -363,6 +366,7 @@ class Executor:
         outputs, cached = self._outputs_and_origin(loaded, artifact.path, planned.backend, threads, "evaluation")
         candidate = metric(outputs, labels)
         result = judge_accuracy(original, candidate, unit, evaluation.is_higher_better, planned.budgets)
+        result.problems.extend(nonfinite_problems(self.reference(loaded, "evaluation"), outputs, output))
         result.facts["metric"] = evaluation.metric
         result.facts["inputs"] = inputs.source
         result.facts["outputs"] = _origin(cached)
