@@ -138,7 +138,7 @@ def describe_feed(model: ModelInfo, layout: Layout, arrays: Mapping[str, np.ndar
     for tensor in model.inputs:
         axis = layout.axis(tensor.name)
         array = layout.values.get(tensor.name, arrays.get(tensor.name))
-        shape = f"{list(array.shape)} {array.dtype.name}" if array is not None else "(none)"
+        shape = f"{list(array.shape)} {array.dtype.name}" if array is not None else "(no array)"
         how = " (fixed)" if axis is None else (f" (samples on axis {axis})" if axis else "")
         parts.append(f"{tensor.name} {shape}{how}")
     return ", ".join(parts) + f"; the model takes {', '.join(f'{t.name} {t.shape_text()} {t.dtype}' for t in model.inputs)}"

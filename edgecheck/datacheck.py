@@ -62,7 +62,7 @@ def check_labels(labels: np.ndarray, evaluation: EvaluationData, model: ModelInf
         if fraction.any():
             index = _first(fraction)
             raise DataError(f"{where} holds {int(np.count_nonzero(fraction))} values that are not whole numbers "
-                            f"(first at sample {index}: {labels.reshape(-1)[index]!r}); {metric} needs class indices")
+                            f"(first at sample {index}: {float(labels.reshape(-1)[index]):g}); {metric} needs class indices")
         labels = labels.astype(np.int64)
     elif not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{where} is {labels.dtype.name}; {metric} needs integer class indices")
@@ -83,8 +83,8 @@ def check_label_range(labels: np.ndarray, classes: int, output: str, where: str)
     outside = labels.reshape(-1) >= classes
     if outside.any():
         index = _first(outside)
-        raise DataError(f"{where} holds {int(np.count_nonzero(outside))} labels outside output {output!r}'s "
-                        f"{classes} classes (0..{classes - 1}); the first at sample {index} is "
+        raise DataError(f"{where} holds {int(np.count_nonzero(outside))} labels outside the {classes} classes of "
+                        f"output {output!r} (0..{classes - 1}); the first at sample {index} is "
                         f"{int(labels.reshape(-1)[index])}: every sample would score 0 for any model")
 
 

@@ -42,7 +42,10 @@ class ArrayHeader:
 
 
 def _size_text(nbytes: int) -> str:
-    return f"{nbytes / 2**30:.3g} GiB" if nbytes >= 2**30 else f"{nbytes / MIB:.3g} MiB"
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{nbytes} bytes"
 
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
@@ -199,5 +202,5 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray], layout: dict | None = N
         for name in sorted(members):
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with archive.open(info, "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.ascontiguousarray(members[name]), allow_pickle=False)
+                np.lib.format.write_array(handle, np.asarray(members[name], order="C"), allow_pickle=False)  # 0-d stays 0-d
     os.replace(tmp, path)
