@@ -9,6 +9,7 @@ the input, and says what edgecheck would feed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -358,9 +359,16 @@ def prepare_calibration(loaded: LoadedSpec, model: ModelInfo, folder: Path) -> P
         return path
     arrays = load_npz(path, loaded.spec.data.max_mb)
     columns = columns_for(model, arrays, path, layout)
-    folder.mkdir(parents=True, exist_ok=True)
-    prepared = folder / path.name
-    write_npz(prepared, {**columns, **layout.values}, {"batch_axes": dict(layout.batch_axes)})
+    stat = path.stat()
+    digest = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{sorted(layout.batch_axes.items(), key=str)}"
+                            .encode())
+    for name in sorted(layout.values):
+        digest.update(f"{name}|{layout.values[name].dtype.str}|{layout.values[name].shape}|".encode())
+        digest.update(layout.values[name].tobytes())
+    prepared = folder / digest.hexdigest()[:16] / path.name  # one per file and layout: specs never share one
+    if not prepared.is_file():
+        prepared.parent.mkdir(parents=True, exist_ok=True)
+        write_npz(prepared, {**columns, **layout.values}, {"batch_axes": dict(layout.batch_axes)})
     return prepared
 
 

@@ -162,7 +162,7 @@ class Executor:
             candidate = spec.candidate.path if spec.candidate is not None else None
             try:
                 # the spec's batch axes and fixed inputs travel with the calibration data to the recipe
-                calibration = prepare_calibration(loaded, self.model_info(spec.model.path), self.runs.workers.job_dir())
+                calibration = prepare_calibration(loaded, self.model_info(spec.model.path), self.runs.workers.scratch / "data")
                 self._artifacts[key] = make_artifact(spec.model.path, steps, calibration, self.cache,
                                                      candidate, lambda path: self.model_info(path).sha256,
                                                      self.runs.compress)

@@ -148,7 +148,7 @@ def test_layout_reaches_calibration_feeds_through_the_prepared_file(tmp_path):
                             tmp_path / "spec.yaml", tmp_path)
     model = inspect_model(tmp_path / "vad.onnx")
     prepared = prepare_calibration(loaded, model, tmp_path / "scratch")
-    assert prepared == tmp_path / "scratch" / "cal.npz"
+    assert prepared.parent.parent == tmp_path / "scratch" and prepared.name == "cal.npz"
     again = prepare_calibration(loaded, model, tmp_path / "again")
     assert prepared.read_bytes() == again.read_bytes()  # content only: cached artifacts keep their keys
     feeds = calibration_feeds(model, prepared, None)
@@ -306,3 +306,17 @@ def test_a_hostile_data_file_in_a_spec_is_one_spec_error(pytester, spec_project)
     result.stdout.fnmatch_lines(["invalid spec: *model.yaml:4: data.parity: *huge.npz: array 'x' claims shape "
                                  "?4398046511104? float32, 16 TiB, over data.max_mb (1024 MiB)"])
     assert "Traceback" not in result.stdout.str()
+
+
+def test_a_runtime_failure_says_what_was_fed(tmp_path):
+    """The issue's ORT 'Attempting to broadcast an axis...' came with no word of the shapes fed."""
+    from edgecheck.backends import get_backend
+    from edgecheck.errors import BackendError
+
+    make_recurrent(tmp_path / "vad.onnx")
+    feed = {"input": np.zeros((1, 512), np.float32), "state": np.zeros((2, 2, 128), np.float32),
+            "sr": np.array(16000, np.int64)}
+    with get_backend("onnxruntime").load(tmp_path / "vad.onnx") as runner:
+        with pytest.raises(BackendError) as caught:
+            runner.infer(feed)
+    assert caught.value.reason.endswith("(fed: input [1, 512] float32, state [2, 2, 128] float32, sr [] int64)")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgecheck.errors import DataError
+
 SPEC = """
 edgecheck: 1
 model: {path: ../models/clf.onnx}
@@ -166,3 +168,53 @@ def test_a_near_zero_model_on_synthetic_inputs_is_inconclusive_and_says_why(pyte
         "parity verdict inconclusive (on synthetic inputs the reference's output 'y' is at most 9.97*e-10 in "
         "magnitude: its parity statistics compare noise and are not meaningful*",
         "*parity.y.rel_l2 = 0 * FAIL (inconclusive)"])
+
+
+def test_a_reference_with_nan_outputs_fails_parity_and_accuracy_with_count_and_place(pytester, spec_project):
+    """The issue's case: half the samples NaN in the reference gave rel_l2 0.013, cosine 0.9999 and an
+    accuracy that 'improved'; no value may be left out of a statistic silently."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [helper.make_node("Sqrt", ["x"], ["root"]), helper.make_node("MatMul", ["root", "W"], ["scores"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])],
+        [numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]),
+              str(pytester.path / "models" / "sqrt.onnx"))
+    x = _x(64)
+    x[32:] *= -1  # the square root of these is NaN
+    np.savez(pytester.path / "models" / "bad.npz", x=x, labels=np.zeros(64, np.int64))
+    spec_project(SPEC.replace("clf.onnx", "sqrt.onnx").replace("accuracy_drop: 1", "accuracy_drop: 50").replace(
+        "rel_l2: 0.01", "rel_l2: 0.5, cosine: 0.9").replace("bad.npz}", "bad.npz}\n  parity_samples: 64"))
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*problem: the reference (the original model) gives 96 NaN/Inf values of 192 in output "
+                                 "'scores', first at sample 32, index ?32, 0?: parity cannot be judged*"])
+    result.stdout.fnmatch_lines(["*problem: the original model gives 96 NaN/Inf values of 192 in output 'scores' on "
+                                 "the evaluation data, first at sample 32: its metric cannot be judged*"])
+
+
+def test_nonfinite_problems_tell_the_reference_from_the_artifact():
+    from edgecheck.checks.accuracy import nonfinite_problems
+
+    ref = np.zeros((4, 3), np.float32)
+    out = ref.copy()
+    out[2, 1] = np.inf
+    assert nonfinite_problems({"s": ref}, {"s": out}, "s") == [
+        "the artifact gives 1 NaN/Inf values in output 's' where the reference is finite, first at sample 2"]
+    ref[1, 0] = np.nan
+    both = ref.copy()
+    problems = nonfinite_problems({"s": ref}, {"s": both}, "s")  # the same NaN in both: the reference's fault
+    assert len(problems) == 1 and problems[0].startswith("the original model gives 1 NaN/Inf values of 12")
+
+
+def test_labels_beyond_a_dynamic_number_of_classes_are_refused_when_scored():
+    from edgecheck.checks.accuracy import topk_accuracy, _scores
+
+    with pytest.raises(DataError, match="holds 1 labels outside the 3 classes of output 's' .0..2.; the first at "
+                                        "sample 1 is 5"):
+        _scores({"s": np.zeros((2, 3), np.float32)}, "s", np.array([0, 5]))
+    assert topk_accuracy(np.eye(3), np.array([0, 1, 2]), 1) == 100.0
