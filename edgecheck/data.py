@@ -61,11 +61,10 @@ class InputSet:
             if self.whole_batches:
                 yield dict(feed)
                 continue
-            count = next((_count(v, self.batch_axes.get(k, 0)) for k, v in feed.items()
-                          if self.batch_axes.get(k, 0) is not None), 1)
+            axes = {k: self.batch_axes.get(k, 0) for k in feed}
+            count = next((_count(v, axes[k]) for k, v in feed.items() if axes[k] is not None), 1)
             for index in range(count):
-                yield {k: v if self.batch_axes.get(k, 0) is None else _take(v, self.batch_axes.get(k, 0), index, index + 1)
-                       for k, v in feed.items()}
+                yield {k: _take(v, axes[k], index, index + 1) for k, v in feed.items()}
 
 
 def _count(array: np.ndarray, axis: int | None) -> int:
@@ -134,7 +133,8 @@ def _fits(tensor: TensorInfo, shape: tuple[int, ...], skip: int | None = None) -
 
 
 def describe_feed(model: ModelInfo, layout: Layout, arrays: Mapping[str, np.ndarray]) -> str:
-    """What edgecheck feeds, per input: 'x [64, 4] float32, state [2, 64, 128] float32 (samples on axis 1), sr [] int64 (fixed)'."""
+    """What edgecheck feeds, per input, and what the model takes: 'x [64, 4] float32, state [2, 64, 128]
+    float32 (samples on axis 1), sr [] int64 (fixed); the model takes ...'."""
     parts = []
     for tensor in model.inputs:
         axis = layout.axis(tensor.name)
@@ -142,7 +142,8 @@ def describe_feed(model: ModelInfo, layout: Layout, arrays: Mapping[str, np.ndar
         shape = f"{list(array.shape)} {array.dtype.name}" if array is not None else "(no array)"
         how = " (fixed)" if axis is None else (f" (samples on axis {axis})" if axis else "")
         parts.append(f"{tensor.name} {shape}{how}")
-    return ", ".join(parts) + f"; the model takes {', '.join(f'{t.name} {t.shape_text()} {t.dtype}' for t in model.inputs)}"
+    takes = ", ".join(f"{t.name} {t.shape_text()} {t.dtype}" for t in model.inputs)
+    return ", ".join(parts) + f"; the model takes {takes}"
 
 
 def columns_for(model: ModelInfo, arrays: Mapping[str, np.ndarray], path: Path,

@@ -29,7 +29,7 @@ from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
 from edgecheck.compress import ORIGINAL, Artifact
 from edgecheck.devices import cpu_model
-from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, parity_set, prepare_calibration
+from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, layout_of, parity_set, prepare_calibration
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.analysis import static
@@ -162,7 +162,8 @@ class Executor:
             candidate = spec.candidate.path if spec.candidate is not None else None
             try:
                 # the spec's batch axes and fixed inputs travel with the calibration data to the recipe
-                calibration = prepare_calibration(loaded, self.model_info(spec.model.path), self.runs.workers.scratch / "data")
+                calibration = prepare_calibration(loaded, self.model_info(spec.model.path),
+                                                  self.runs.workers.scratch / "data")
                 self._artifacts[key] = make_artifact(spec.model.path, steps, calibration, self.cache,
                                                      candidate, lambda path: self.model_info(path).sha256,
                                                      self.runs.compress)
@@ -265,7 +266,8 @@ class Executor:
         shapes = {name: tuple(d.shape) for name, d in planned.spec.spec.inputs.items() if d.shape}
         model = self.model_info(planned.spec.spec.model.path)
         if any(t.dynamic_dims and t.name not in shapes for t in model.inputs):
-            feed = single_input(self.inputs(planned.spec, "parity"), has_fixed_batch(model))
+            whole = has_fixed_batch(model, layout_of(planned.spec, model))  # along each input's batch axis
+            feed = single_input(self.inputs(planned.spec, "parity"), whole)
             for name, value in feed.items():
                 shapes.setdefault(name, tuple(value.shape))
         return shapes
@@ -321,7 +323,8 @@ class Executor:
         model = self.model_info(artifact)
         key = (model.sha256, backend.name, planned.threads, plan)
         if key not in self._measured:
-            feed = single_input(self.inputs(planned.spec, "parity"), has_fixed_batch(model))
+            whole = has_fixed_batch(model, layout_of(planned.spec, model))  # along each input's batch axis
+            feed = single_input(self.inputs(planned.spec, "parity"), whole)
             self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
         return self._measured[key]
 
