@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from edgecheck.backends import backend_reads, backend_suffixes, known_backends
 from edgecheck.checks import CHECKS
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
-from edgecheck.data import synthetic_shape
+from edgecheck.synthetic import synthetic_shape
 from edgecheck.datacheck import CALIBRATION_OPTIONAL, validate_data, validate_layout
 from edgecheck.devices import DeviceProfile
 from edgecheck.model import ModelInfo
