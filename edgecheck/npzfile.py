@@ -142,8 +142,12 @@ class _Memo:
     def put(self, key: tuple, value: dict[str, np.ndarray] | DataError) -> None:
         with self._lock:
             self._entries[key] = value
-            while len(self._entries) > _KEEP:
+            # the newest always stays; older ones go past a few files or twice the default limit in bytes
+            while len(self._entries) > 1 and (len(self._entries) > _KEEP or self._bytes() > 2 * DEFAULT_MAX_MB * MIB):
                 self._entries.popitem(last=False)
+
+    def _bytes(self) -> int:
+        return sum(a.nbytes for v in self._entries.values() if isinstance(v, dict) for a in v.values())
 
     def clear(self) -> None:
         with self._lock:
