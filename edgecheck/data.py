@@ -192,9 +192,9 @@ def has_fixed_batch(model: ModelInfo, layout: Layout | None = None) -> bool:
 
 
 def prepare(model: ModelInfo, layout: Layout, arrays: Mapping[str, np.ndarray], path: Path,
-            limit: int | None = None, labels: np.ndarray | None = None, count: int | None = None
-            ) -> tuple[tuple[Feed, ...], int, int]:
-    """Feeds in batches the model takes; returns (feeds, samples used, samples in the file)."""
+            limit: int | None = None, count: int | None = None) -> tuple[tuple[Feed, ...], int, int]:
+    """Feeds in batches the model takes; returns (feeds, samples used, samples in the file). `count`
+    is the number of labels, which the inputs' samples must match."""
     columns = columns_for(model, arrays, path, layout)
     fed = {**columns, **layout.values}
 
@@ -232,7 +232,10 @@ def prepare(model: ModelInfo, layout: Layout, arrays: Mapping[str, np.ndarray], 
     total = next(iter(counts.values()), 1)
     if total == 0:
         raise fail("no samples (the arrays are empty along the batch axis)")
-    lead = _batch_size(model, layout)
+    try:
+        lead = _batch_size(model, layout)
+    except DataError as exc:
+        raise fail(str(exc)) from None
     cap = min(x for x in (total, limit) if x is not None)
     if lead is not None and lead > 1:  # whole batches only, at least one
         if total < lead:

@@ -83,7 +83,7 @@ class ModelRef(_Strict):
 
 def _check_fixed(value: Any) -> Any:
     """A fixed input's value: a number, a (nested) list of numbers, or 'data' (each data file's array)."""
-    if value == "data" and isinstance(value, str):
+    if value is None or (isinstance(value, str) and value == "data"):
         return value
     def numbers(item: Any, depth: int) -> bool:
         if depth > 32:
