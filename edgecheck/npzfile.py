@@ -92,14 +92,9 @@ def _header(archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: Path) -> Ar
     return ArrayHeader(name, tuple(int(d) for d in shape), dtype, nbytes)
 
 
-def read_headers(path: Path, max_mb: float = DEFAULT_MAX_MB) -> dict[str, ArrayHeader]:
-    """Every array's name, shape and type, from the zip directory and the .npy headers only; refuses
-    a file whose arrays would take more than `max_mb` MiB, or whose headers claim more than it holds."""
-    with _open_zip(path) as archive:
-        return _checked_headers(archive, path, max_mb)
-
-
 def _checked_headers(archive: zipfile.ZipFile, path: Path, max_mb: float) -> dict[str, ArrayHeader]:
+    """Every array's name, shape and type from the zip directory and the .npy headers only; refuses a
+    file whose arrays would take more than `max_mb` MiB, or whose headers claim more than it holds."""
     members = archive.infolist()
     if len(members) > 10_000:
         raise DataError(f"{path}: holds {len(members)} members; a data file holds an array per model input")
