@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.backends import Backend, check_available
-from edgecheck.checks.accuracy import judge_accuracy, metric_function
+from edgecheck.checks.accuracy import judge_accuracy, metric_function, nonfinite_problems
 from edgecheck.checks.parity import compare_outputs, judge_parity
 from edgecheck.checks.performance import judge_latency, judge_memory
 from edgecheck.checks.regression import add_regressions
@@ -29,7 +29,7 @@ from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
 from edgecheck.compress import ORIGINAL, Artifact
 from edgecheck.devices import cpu_model
-from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, parity_set
+from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, layout_of, parity_set, prepare_calibration
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.analysis import static
@@ -161,7 +161,10 @@ class Executor:
                 steps = next(e.steps for e in spec.compress if e.name == entry)  # the plan named it
             candidate = spec.candidate.path if spec.candidate is not None else None
             try:
-                self._artifacts[key] = make_artifact(spec.model.path, steps, spec.data.calibration, self.cache,
+                # the spec's batch axes and fixed inputs travel with the calibration data to the recipe
+                calibration = prepare_calibration(loaded, self.model_info(spec.model.path),
+                                                  self.runs.workers.scratch / "data")
+                self._artifacts[key] = make_artifact(spec.model.path, steps, calibration, self.cache,
                                                      candidate, lambda path: self.model_info(path).sha256,
                                                      self.runs.compress)
             except RecipeError as exc:  # remembered: the entry's other checks fail the same way, fast
@@ -224,7 +227,8 @@ class Executor:
             candidate, cached = self._outputs_and_origin(planned.spec, artifact.path, planned.backend, threads, "parity")
             budget = planned.budgets.parity
             k = budget.topk_agreement.k if budget and budget.topk_agreement else None
-            result = judge_parity(compare_outputs(reference, candidate, k), budget)  # type: ignore[arg-type]
+            result = judge_parity(compare_outputs(reference, candidate, k), budget,  # type: ignore[arg-type]
+                                  synthetic=self.inputs(planned.spec, "parity").synthetic)
             result.facts["inputs"] = self.inputs(planned.spec, "parity").source
             result.facts["outputs"] = _origin(cached)
         else:
@@ -262,7 +266,8 @@ class Executor:
         shapes = {name: tuple(d.shape) for name, d in planned.spec.spec.inputs.items() if d.shape}
         model = self.model_info(planned.spec.spec.model.path)
         if any(t.dynamic_dims and t.name not in shapes for t in model.inputs):
-            feed = single_input(self.inputs(planned.spec, "parity"), has_fixed_batch(model))
+            whole = has_fixed_batch(model, layout_of(planned.spec, model))  # along each input's batch axis
+            feed = single_input(self.inputs(planned.spec, "parity"), whole)
             for name, value in feed.items():
                 shapes.setdefault(name, tuple(value.shape))
         return shapes
@@ -318,7 +323,8 @@ class Executor:
         model = self.model_info(artifact)
         key = (model.sha256, backend.name, planned.threads, plan)
         if key not in self._measured:
-            feed = single_input(self.inputs(planned.spec, "parity"), has_fixed_batch(model))
+            whole = has_fixed_batch(model, layout_of(planned.spec, model))  # along each input's batch axis
+            feed = single_input(self.inputs(planned.spec, "parity"), whole)
             self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
         return self._measured[key]
 
@@ -363,6 +369,7 @@ class Executor:
         outputs, cached = self._outputs_and_origin(loaded, artifact.path, planned.backend, threads, "evaluation")
         candidate = metric(outputs, labels)
         result = judge_accuracy(original, candidate, unit, evaluation.is_higher_better, planned.budgets)
+        result.problems.extend(nonfinite_problems(self.reference(loaded, "evaluation"), outputs, output))
         result.facts["metric"] = evaluation.metric
         result.facts["inputs"] = inputs.source
         result.facts["outputs"] = _origin(cached)

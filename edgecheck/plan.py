@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from edgecheck.backends import backend_reads, backend_suffixes, known_backends
 from edgecheck.checks import CHECKS
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
-from edgecheck.data import synthetic_shape
+from edgecheck.synthetic import synthetic_shape
+from edgecheck.datacheck import CALIBRATION_OPTIONAL, validate_data, validate_layout
 from edgecheck.devices import DeviceProfile
 from edgecheck.model import ModelInfo
 from edgecheck.errors import RecipeError
@@ -61,7 +62,8 @@ def _static_checks(checks: list[str], budgets: Budgets) -> list[str]:
 
 
 def validate_against_model(loaded: LoadedSpec, model: ModelInfo) -> None:
-    """Input and output names the spec uses must exist; synthetic inputs must be makeable."""
+    """Input and output names the spec uses must exist; synthetic inputs must be makeable; every data
+    file must fit the model (read and laid out as the run will: a `SpecError` at its line if not)."""
     spec = loaded.spec
     names = ", ".join(t.name for t in model.inputs) or "none"
     for name, declared in spec.inputs.items():
@@ -75,12 +77,28 @@ def validate_against_model(loaded: LoadedSpec, model: ModelInfo) -> None:
         outputs = ", ".join(t.name for t in model.outputs)
         raise loaded.error(("data", "evaluation", "output"),
                            f"the model has no output named {evaluation.output!r} (outputs: {outputs})")
-    if evaluation is None:
+    validate_layout(loaded, model)
+    if evaluation is None and spec.data.parity is None:
         for tensor in model.inputs:
             declared = spec.inputs.get(tensor.name)
-            shape = synthetic_shape(tensor, declared.shape if declared else None)
+            if declared is not None and declared.fixed is not None:
+                continue
+            axis = declared.batch_axis if declared is not None else 0
+            shape = synthetic_shape(tensor, declared.shape if declared else None, axis)
             if isinstance(shape, str):
                 raise loaded.error(("inputs", tensor.name), f"model input {tensor.name!r} {shape}")
+    validate_data(loaded, model, _calibrating_steps(loaded))
+
+
+def _calibrating_steps(loaded: LoadedSpec) -> list[tuple[int, str]]:
+    """(compress index, recipe) of every step that cannot run without data.calibration."""
+    found = []
+    for index, entry in enumerate(loaded.spec.compress):
+        for step in entry.steps:
+            if step.recipe in known_recipes() and step.recipe not in CALIBRATION_OPTIONAL \
+                    and get_recipe(step.recipe).uses_calibration:
+                found.append((index, step.recipe))
+    return found
 
 
 def validate_candidate(loaded: LoadedSpec, model: ModelInfo, candidate: ModelInfo) -> None:

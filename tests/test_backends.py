@@ -178,7 +178,7 @@ def test_infer_wraps_the_runtime_error(tmp_path):
     runner = EchoRunner(tmp_path / "m.echo", fail=RuntimeError("out of device memory"))
     with pytest.raises(BackendError) as info:
         runner.infer({"a": np.ones(1), "b": np.ones(1)})
-    assert info.value.reason == "RuntimeError: out of device memory"
+    assert info.value.reason == "RuntimeError: out of device memory (fed: a [1] float64, b [1] float64)"
     # running out of the worker's memory is the worker's to report, with its limit
     with pytest.raises(MemoryError):
         EchoRunner(tmp_path / "m.echo", fail=MemoryError("no more")).infer({"a": np.ones(1), "b": np.ones(1)})

@@ -123,13 +123,59 @@ def test_huge_finite_error_does_not_crash():
     assert not judge_parity([parity], ParityBudget(snr_db=0.0)).passed
 
 
-def test_nonfinite_reference_values_are_left_out():
-    ref = np.array([1.0, np.nan, 3.0, np.inf])
-    out = np.array([1.0, 7.0, 3.5, 0.0])
+def test_nonfinite_reference_values_are_never_left_out_they_fail_with_count_and_place():
+    ref = np.array([[1.0, 2.0], [np.nan, 3.0], [np.inf, 4.0]])
+    out = np.array([[1.0, 2.0], [7.0, 3.5], [0.0, 4.0]])
     parity = _compare("y", ref, out)
-    assert parity.nonfinite == 0 and parity.problem is None
-    assert parity.max_abs == pytest.approx(0.5)
-    assert parity.mean_abs == pytest.approx(0.25)
+    assert parity.reference_nonfinite == 2 and parity.nonfinite == 0
+    assert "the reference (the original model) gives 2 NaN/Inf values of 6 in output 'y', first at sample 1, " \
+           "index [1, 0]: parity cannot be judged" in parity.problem
+    for stat in STATS:  # no statistic is computed over what is left
+        assert math.isnan(getattr(parity, stat)), stat
+    assert math.isnan(parity.top1_agreement)
+    result = judge_parity([parity], ParityBudget(rel_l2=1e9, top1_agreement=0.0))
+    assert not result.passed and parity.problem in result.problems
+    assert _by_name(result)["parity.y.reference_nonfinite"].value == 2
+
+
+def test_half_the_samples_nan_in_the_reference_no_longer_gives_a_pass():
+    """The issue's case: NaN rows dropped gave rel_l2 0.013, cosine 0.9999 and a pass."""
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(32, 10))
+    ref[::2] = np.nan
+    out = ref * 1.01
+    result = judge_parity([_compare("scores", ref, out)], ParityBudget(rel_l2=0.1, cosine=0.99))
+    assert result.verdict == "fail"
+    assert any("gives 160 NaN/Inf values of 320" in p for p in result.problems)
+
+
+def test_nan_in_both_at_the_same_place_is_still_reported():
+    ref = np.array([1.0, np.nan])
+    parity = _compare("y", ref, ref.copy())
+    assert parity.reference_nonfinite == 1 and parity.problem
+
+
+def test_candidate_nan_problem_says_where():
+    ref = np.zeros((4, 3))
+    out = ref.copy()
+    out[2, 1] = np.nan
+    assert "first at sample 2, index [2, 1]" in _compare("y", ref, out).problem
+
+
+def test_near_zero_reference_on_synthetic_inputs_is_inconclusive_not_a_pass():
+    ref = np.full((8, 4), 3e-9, np.float32)
+    out = ref * 2
+    parity = _compare("boxes", ref, out)
+    on_noise = judge_parity([parity], ParityBudget(rel_l2=2.0), synthetic=True)
+    assert on_noise.verdict == "inconclusive"
+    assert any("not meaningful" in n and "data.parity" in n for n in on_noise.notes)
+    assert any(b.startswith("inconclusive: on synthetic inputs the reference's output 'boxes' is at most 3")
+               for b in on_noise.breaches())
+    assert judge_parity([parity], ParityBudget(rel_l2=2.0), synthetic=False).verdict == "pass"  # real data: judged
+    big = _compare("boxes", ref + 1, out + 1)
+    assert judge_parity([big], ParityBudget(rel_l2=2.0), synthetic=True).verdict == "pass"
+    ints = _compare("label", np.zeros(4, np.int64), np.zeros(4, np.int64))  # class 0 is an answer, not noise
+    assert judge_parity([ints], ParityBudget(rel_l2=2.0), synthetic=True).verdict == "pass"
 
 
 def test_shape_mismatch_is_a_problem_not_an_exception():

@@ -62,8 +62,11 @@ class Runner(ABC):
             outputs = self._infer_impl(feed)
         except (BackendError, MemoryError):  # out of memory is the worker's to report, with its limit
             raise
-        except Exception as exc:  # the runtime's own error, kept whole for the user
-            raise BackendError(self.backend, self.artifact, "running", f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # the runtime's own error, kept whole for the user, with what it was fed
+            fed = ", ".join(f"{name} {list(np.shape(value))} {getattr(value, 'dtype', type(value).__name__)}"
+                            for name, value in feed.items())
+            raise BackendError(self.backend, self.artifact, "running",
+                               f"{type(exc).__name__}: {exc} (fed: {fed})") from exc
         if not isinstance(outputs, dict) or not all(isinstance(v, np.ndarray) for v in outputs.values()):
             raise BackendError(self.backend, self.artifact, "running",
                                "the runner did not return a dict of numpy arrays (a bug in the backend)")

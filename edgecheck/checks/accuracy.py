@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from edgecheck.checks.result import CheckResult, Measurement
+from edgecheck.datacheck import check_label_range
 from edgecheck.errors import DataError
 from edgecheck.spec import Budgets
 from edgecheck.spec.schema import EvaluationData, topk_of
@@ -31,7 +32,33 @@ def _scores(outputs: Mapping[str, np.ndarray], name: str, labels: np.ndarray) ->
     if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
         raise DataError(f"metric needs output {name!r} as [samples, classes] matching {labels.shape[0]} labels; "
                         f"it has shape {list(scores.shape)}")
+    check_label_range(labels, scores.shape[1], name, "the evaluation data's labels")
     return scores
+
+
+def nonfinite_problems(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
+                       output: str) -> list[str]:
+    """NaN/Inf in the output the metric reads, counted and placed: in the reference nothing can be
+    judged; in the artifact where the reference is finite, it is a breach. Never averaged away."""
+    problems = []
+    ref, out = reference.get(output), candidate.get(output)
+    ref_bad = ~np.isfinite(ref) if ref is not None and ref.dtype.kind in "fc" else None
+    if ref_bad is not None and ref_bad.any():
+        problems.append(f"the original model gives {int(np.count_nonzero(ref_bad))} NaN/Inf values of {ref.size} in "
+                        f"output {output!r} on the evaluation data, first at sample {_first_sample(ref_bad)}: its "
+                        "metric cannot be judged; fix the inputs or the model")
+    if out is not None and out.dtype.kind in "fc":
+        out_bad = ~np.isfinite(out)
+        if ref_bad is not None and ref_bad.shape == out_bad.shape:
+            out_bad &= ~ref_bad
+        if out_bad.any():
+            problems.append(f"the artifact gives {int(np.count_nonzero(out_bad))} NaN/Inf values in output "
+                            f"{output!r} where the reference is finite, first at sample {_first_sample(out_bad)}")
+    return problems
+
+
+def _first_sample(mask: np.ndarray) -> int:
+    return int(np.argwhere(mask)[0][0]) if mask.ndim else 0
 
 
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:

@@ -17,6 +17,7 @@ from edgecheck.checks.result import CheckResult, Measurement, fmt
 from edgecheck.spec import ParityBudget
 
 REL_FLOOR = 1e-6  # relative error divides by max(|ref|, REL_FLOOR * max|ref|), so zeros do not explode it
+NEAR_ZERO = 1e-6  # a reference no larger than this on synthetic inputs: noise in, nothing out
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class OutputParity:
     topk_agreement: float | None = None
     k: int | None = None
     problem: str | None = None
+    reference_nonfinite: int = 0  # NaN/Inf in the reference itself: nothing can be judged on these inputs
+    reference_max_abs: float = math.nan  # the reference's largest finite magnitude
 
 
 def _is_scores(array: np.ndarray) -> bool:
@@ -65,18 +68,38 @@ def _unmeasured(name: str, elements: int, problem: str) -> OutputParity:
     return OutputParity(name, elements, nan, nan, nan, nan, nan, nan, 0, problem=problem)
 
 
+def _first_at(mask: np.ndarray) -> str:
+    """Where the first True of `mask` is: 'sample 3, index [3, 7]' (outputs are samples along axis 0)."""
+    index = [int(i) for i in np.unravel_index(int(np.argmax(mask.ravel())), mask.shape)] if mask.ndim else []
+    return f"sample {index[0]}, index {index}" if index else "the only value"
+
+
 def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, k: int | None = None) -> OutputParity:
-    """All parity statistics of one output (computed in float64)."""
+    """All parity statistics of one output (computed in float64). NaN or Inf in either output makes
+    every statistic NaN (never a pass) and is a problem that counts and places them: no value is
+    ever left out of a statistic."""
     if reference.shape != candidate.shape:
         return _unmeasured(name, reference.size, f"output {name!r} has shape {list(candidate.shape)}, "
                                                  f"the reference {list(reference.shape)}")
+    ref_finite = np.isfinite(reference) if reference.dtype.kind in "fc" else np.ones(reference.shape, bool)
+    out_finite = np.isfinite(candidate) if candidate.dtype.kind in "fc" else np.ones(candidate.shape, bool)
+    broken = int(np.count_nonzero(~ref_finite))
+    nonfinite = int(np.count_nonzero(ref_finite & ~out_finite))
     ref = reference.astype(np.float64).ravel()
     out = candidate.astype(np.float64).ravel()
-    finite = np.isfinite(ref)
-    nonfinite = int(np.count_nonzero(finite & ~np.isfinite(out)))
-    ref, out = ref[finite], out[finite]
+    finite_ref = ref[ref_finite.ravel()]
+    ref_max = (float(np.max(np.abs(finite_ref))) if finite_ref.size else math.nan) if reference.dtype.kind == "f" \
+        else math.inf  # class indices, masks: zero is an answer there
     nan = math.nan
-    if nonfinite:  # no statistic means anything once the candidate has NaN/Inf where the reference has none
+    problems = []
+    if broken:
+        problems.append(f"the reference (the original model) gives {broken} NaN/Inf values of {reference.size} in "
+                        f"output {name!r}, first at {_first_at(~ref_finite)}: parity cannot be judged on these "
+                        "inputs; fix the inputs or the model")
+    if nonfinite:
+        problems.append(f"output {name!r} has {nonfinite} NaN/Inf values where the reference is finite, first at "
+                        f"{_first_at(ref_finite & ~out_finite)}")
+    if problems:  # no statistic means anything with NaN/Inf in either output
         max_abs = mean_abs = max_rel = rel_l2 = cosine = snr_db = nan
     else:
         with np.errstate(all="ignore"):
@@ -98,13 +121,15 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, k: i
             snr_db = 20 * math.log10(ratio) if 0 < ratio < math.inf else (math.inf if ratio else -math.inf)
     top1 = topk = None
     if _is_scores(reference):
-        top1 = float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1))) if len(reference) else 1.0
-        if k:
-            topk = _topk_overlap(reference, candidate, k)
+        if problems:
+            top1, topk = nan, (nan if k else None)
+        else:
+            top1 = float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1))) if len(reference) else 1.0
+            if k:
+                topk = _topk_overlap(reference, candidate, k)
     return OutputParity(name, reference.size, max_abs, mean_abs, max_rel, rel_l2,
                         cosine, snr_db, nonfinite, top1, topk, k if topk is not None else None,
-                        problem=f"output {name!r} has {nonfinite} NaN/Inf values where the reference is finite"
-                        if nonfinite else None)
+                        problem="; ".join(problems) or None, reference_nonfinite=broken, reference_max_abs=ref_max)
 
 
 def compare_outputs(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
@@ -131,8 +156,10 @@ _BOUNDS = (
 )
 
 
-def judge_parity(outputs: list[OutputParity], budget: ParityBudget) -> CheckResult:
-    """Measurements for every output and statistic; those the budget names are judged."""
+def judge_parity(outputs: list[OutputParity], budget: ParityBudget, synthetic: bool = False) -> CheckResult:
+    """Measurements for every output and statistic; those the budget names are judged. On synthetic
+    inputs, an output whose reference is near zero makes the verdict inconclusive: its statistics
+    compare noise."""
     result = CheckResult("parity")
     if not outputs or all(p.elements == 0 for p in outputs):
         result.problems.append("nothing was compared: the reference has no output values")
@@ -152,6 +179,15 @@ def judge_parity(outputs: list[OutputParity], budget: ParityBudget) -> CheckResu
                 f"{prefix}.{stat}", value, unit, limit, bound if limit is not None else None,
                 budget_text=f"{fmt(limit)}{' ' + unit if unit else ''} ({field})" if limit is not None else ""))
         result.measurements.append(Measurement(f"{prefix}.mean_abs", parity.mean_abs))
+        if parity.nonfinite or parity.reference_nonfinite:
+            result.measurements.append(Measurement(f"{prefix}.nonfinite", parity.nonfinite))
+            result.measurements.append(Measurement(f"{prefix}.reference_nonfinite", parity.reference_nonfinite))
+        if synthetic and not parity.problem and parity.elements and parity.reference_max_abs <= NEAR_ZERO:
+            doubt = (f"on synthetic inputs the reference's output {parity.name!r} is at most "
+                     f"{fmt(parity.reference_max_abs)} in magnitude: its parity statistics compare noise and are not "
+                     "meaningful; give real inputs in data.parity (or data.evaluation)")
+            result.doubts.append(doubt)
+            result.notes.append(doubt)
         if budget.topk_agreement is not None:
             if parity.topk_agreement is None:
                 if not parity.problem:

@@ -89,6 +89,7 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)  # where and how it was measured
     warnings: list[str] = field(default_factory=list)  # shown as pytest warnings; do not change the verdict
+    doubts: list[str] = field(default_factory=list)  # why figures that pass mean nothing here: inconclusive
 
     @property
     def verdict(self) -> Verdict:
@@ -96,14 +97,14 @@ class CheckResult:
         verdicts = {m.verdict for m in self.measurements}
         if self.problems or "fail" in verdicts:
             return "fail"
-        return "inconclusive" if "inconclusive" in verdicts else "pass"
+        return "inconclusive" if "inconclusive" in verdicts or self.doubts else "pass"
 
     @property
     def passed(self) -> bool:
         return self.verdict == "pass"
 
     def breaches(self) -> list[str]:
-        lines = list(self.problems)
+        lines = list(self.problems) + [f"inconclusive: {doubt}" for doubt in self.doubts]
         for m in self.measurements:
             if m.verdict == "fail":
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}, over by {fmt(-m.margin)}")  # type: ignore[operator]

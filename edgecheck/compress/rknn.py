@@ -66,7 +66,7 @@ def _fixed_inputs(info, feeds: list[dict[str, np.ndarray]], recipe: str) -> list
 
 def _samples(info, calibration: Path | None, limit: int | None, recipe: str, required: bool) -> list[dict]:
     """Calibration samples, one batch-1 feed each (the toolkit calibrates on single samples)."""
-    from edgecheck.data import calibration_feeds, has_fixed_batch
+    from edgecheck.data import calibration_feeds
 
     if calibration is None:
         if required:
@@ -74,14 +74,11 @@ def _samples(info, calibration: Path | None, limit: int | None, recipe: str, req
         return []
     samples: list[dict[str, np.ndarray]] = []
     cap = min(limit or 500, 500)
-    whole = has_fixed_batch(info)  # feeds then come in the model's own batches: one sample each
-    for feed in calibration_feeds(info, calibration, None).feeds:
-        count = len(next(iter(feed.values())))
-        step = count if whole else 1
-        for start in range(0, count, step):
-            samples.append({name: np.ascontiguousarray(value[start:start + step]) for name, value in feed.items()})
-            if len(samples) >= cap:
-                return samples
+    # one sample each (a whole batch for a fixed batch size), along each input's batch axis
+    for sample in calibration_feeds(info, calibration, None).samples():
+        samples.append({name: np.ascontiguousarray(value) for name, value in sample.items()})
+        if len(samples) >= cap:
+            return samples
     return samples
 
 

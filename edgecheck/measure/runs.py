@@ -192,5 +192,7 @@ class ModelRuns:
 def single_input(inputs: InputSet, fixed_batch: bool) -> dict[str, np.ndarray]:
     """The fixed input that timings run on: the first sample of the parity inputs (the whole first
     batch for a model with a fixed batch size)."""
-    first = inputs.feeds[0]
-    return dict(first) if fixed_batch else {name: value[:1] for name, value in first.items()}
+    from edgecheck.data import first_sample
+
+    return first_sample(inputs) if fixed_batch == inputs.whole_batches else \
+        first_sample(InputSet(inputs.feeds, inputs.source, None, inputs.batch_axes, fixed_batch))

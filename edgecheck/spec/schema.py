@@ -83,14 +83,37 @@ class ModelRef(_Strict):
     path: ProjectFile = Field(description="Path of the .onnx file, relative to the spec file.")
 
 
+def _check_fixed(value: Any) -> Any:
+    """A fixed input's value: a number, a (nested) list of numbers, or 'data' (each data file's array)."""
+    if value is None or (isinstance(value, str) and value == "data"):
+        return value
+    def numbers(item: Any, depth: int) -> bool:
+        if depth > 32:
+            return False
+        if isinstance(item, list):
+            return all(numbers(i, depth + 1) for i in item)
+        return isinstance(item, (int, float, bool)) and (not isinstance(item, float) or math.isfinite(item))
+    if isinstance(value, str) or not numbers(value, 0):
+        raise ValueError("fixed is a finite number, a list of numbers (an array), or 'data' for the data "
+                         f"files' array of this input, not {value!r}")
+    return value
+
+
 class InputSpec(_Strict):
-    """How to make synthetic inputs for one model input (needed where its shape is dynamic)."""
+    """How to feed one model input: its batch axis, or a value fixed for every sample, and how to
+    make synthetic inputs for it (needed where its shape is dynamic)."""
 
     shape: list[Annotated[int, Field(ge=1)]] | None = Field(
         None, description="Concrete shape, replacing the model's dynamic dimensions."
     )
     dtype: Literal[DTYPES] | None = Field(None, description="Defaults to the model's declared type.")  # type: ignore[valid-type]
     range: tuple[float, float] = Field((0.0, 1.0), description="Inclusive [low, high] of synthetic values.")
+    batch_axis: int = Field(0, ge=0, le=31, description="The axis samples go along, in the model and in the data "
+                            "files' array (1 for a recurrent state [layers, batch, hidden]); default 0.")
+    fixed: Annotated[Any, AfterValidator(_check_fixed)] = Field(
+        None, description="The same value for every sample: a number (a sample rate: 16000), a list (an array), or "
+        "'data' for each data file's array of this input, fed whole.",
+        json_schema_extra={"anyOf": [{"type": "number"}, {"type": "array"}, {"const": "data"}]})
 
     @field_validator("range")
     @classmethod
@@ -99,6 +122,19 @@ class InputSpec(_Strict):
         if not (math.isfinite(low) and math.isfinite(high)) or low > high:
             raise ValueError(f"range must be two finite numbers with low <= high, got {list(value)}")
         return value
+
+    @model_validator(mode="after")
+    def _fixed_alone(self) -> InputSpec:
+        if self.fixed is not None:
+            others = sorted(n for n in ("shape", "range", "batch_axis") if n in self.model_fields_set)
+            if others:
+                raise ValueError(f"a fixed input has no {' or '.join(others)}: its value is fed whole to every sample")
+        if self.dtype and self.dtype not in ("float32", "float16", "float64", "bool") and "range" in self.model_fields_set:
+            low, high = self.range
+            if math.floor(high) < math.ceil(low):
+                raise ValueError(f"range {list(self.range)} holds no integer, and the input is {self.dtype}: give a "
+                                 "range with at least one whole number in it")
+        return self
 
 
 def topk_of(metric: str) -> int | None:
@@ -160,8 +196,13 @@ class EvaluationData(_Strict):
 class DataSpec(_Strict):
     calibration: ProjectFile | None = Field(None, description=".npz of representative inputs for INT8 calibration.")
     evaluation: EvaluationData | None = None
+    parity: ProjectFile | None = Field(
+        None, description=".npz of inputs (no labels: real images, audio) that parity compares on; default: the "
+        "evaluation data, else seeded synthetic inputs.")
     parity_samples: int = Field(32, ge=1, le=100_000, description="Inputs compared for parity.")
     seed: int = Field(0, ge=0, description="Seed of synthetic inputs, so a mismatch can be replayed.")
+    max_mb: float = Field(1024, gt=0, le=1_048_576, description="Largest uncompressed size of one data file's "
+                          "arrays, MiB: a file over it is refused before it is read.")
 
 
 class AccuracyDrop(_Strict):
