@@ -18,9 +18,6 @@ from edgecheck.model import ModelInfo
 from edgecheck.spec import LoadedSpec
 from edgecheck.spec.schema import EvaluationData, topk_of
 
-# recipes that read calibration data only when they have it (rknn-fp16 takes one sample's shapes)
-CALIBRATION_OPTIONAL = frozenset({"rknn-fp16"})
-
 
 def _first(mask: np.ndarray) -> int:
     return int(np.argwhere(mask)[0][0])

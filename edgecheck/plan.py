@@ -13,7 +13,7 @@ from edgecheck.backends import backend_reads, backend_suffixes, known_backends
 from edgecheck.checks import CHECKS
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
 from edgecheck.synthetic import synthetic_shape
-from edgecheck.datacheck import CALIBRATION_OPTIONAL, validate_data, validate_layout
+from edgecheck.datacheck import validate_data, validate_layout
 from edgecheck.devices import DeviceProfile
 from edgecheck.model import ModelInfo
 from edgecheck.errors import RecipeError
@@ -95,9 +95,10 @@ def _calibrating_steps(loaded: LoadedSpec) -> list[tuple[int, str]]:
     found = []
     for index, entry in enumerate(loaded.spec.compress):
         for step in entry.steps:
-            if step.recipe in known_recipes() and step.recipe not in CALIBRATION_OPTIONAL \
-                    and get_recipe(step.recipe).uses_calibration:
-                found.append((index, step.recipe))
+            if step.recipe in known_recipes():
+                recipe = get_recipe(step.recipe)
+                if recipe.uses_calibration and not recipe.calibration_optional:
+                    found.append((index, step.recipe))
     return found
 
 

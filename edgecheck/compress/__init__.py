@@ -93,6 +93,7 @@ class Recipe:
     takes: tuple[str, ...] = (".onnx",)
     makes: str | None = None
     sources: tuple[Path, ...] = ()  # code besides its module that decides its output (cache key)
+    calibration_optional: bool = False  # reads data.calibration when the spec has it (shapes), runs without
 
     def make(self, source: Path, params: RecipeParams, context: RecipeContext) -> Artifact:
         """Apply the recipe, then verify its artifact (edgecheck.compress.verify): its runtime loads it
@@ -137,13 +138,16 @@ def register_recipe(
     takes: tuple[str, ...] = (".onnx",),
     makes: str | None = None,
     sources: tuple[Path, ...] = (),
+    calibration_optional: bool = False,
 ) -> Callable[[ApplyFunction], ApplyFunction]:
-    """Decorator: register `apply(model, params, context) -> Artifact` under `name`."""
+    """Decorator: register `apply(model, params, context) -> Artifact` under `name`. `uses_calibration`: the
+    calibration file is an input of the artifact (cache key); `calibration_optional`: the recipe also runs
+    without one, so a spec without `data.calibration` is not an error for it."""
 
     def add(function: ApplyFunction) -> ApplyFunction:
         text = summary or ((function.__doc__ or "").strip().splitlines() or [""])[0]
         _recipes[name] = Recipe(name, function, params, text, tools, uses_calibration, version, takes, makes,
-                                tuple(sources))
+                                tuple(sources), calibration_optional)
         return function
 
     return add

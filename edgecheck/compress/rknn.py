@@ -221,6 +221,7 @@ _SOURCES = (_HERE.parent / "backends" / "rknn_toolkit.py", _HERE.parent / "analy
 
 
 @register_recipe("rknn-fp16", RknnFloatParams, tools=_TOOLS, makes=RKNN, sources=_SOURCES, uses_calibration=True,
+                 calibration_optional=True,
                  summary="ONNX to a float16 .rknn for a Rockchip NPU (rknn-toolkit2; rk3588 unless platform says)")
 def build_rknn_fp16(model: Path, params: RknnFloatParams, context: RecipeContext) -> Artifact:
     return build_rknn(model, "rknn-fp16", params, context, quantize=False)

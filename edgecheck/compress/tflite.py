@@ -368,19 +368,21 @@ _SOURCES = (_HERE / "onnx2tf_driver.py", _HERE / "onnx2tf_options.py", _HERE / "
 
 
 @register_recipe("tflite-fp32", TfliteConvertParams, summary="ONNX to a float32 .tflite (onnx2tf; NHWC inputs)",
-                 tools=_TOOLS, makes=TFLITE, sources=_SOURCES, uses_calibration=True)
+                 tools=_TOOLS, makes=TFLITE, sources=_SOURCES, uses_calibration=True,
+                 calibration_optional=True)
 def convert_tflite_fp32(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
     return _onnx2tf(model, "tflite-fp32", "fp32", context, params)
 
 
-@register_recipe("tflite-fp16", TfliteConvertParams, tools=_TOOLS, makes=TFLITE, sources=_SOURCES, uses_calibration=True,
+@register_recipe("tflite-fp16", TfliteConvertParams, tools=_TOOLS, makes=TFLITE, sources=_SOURCES,
+                 uses_calibration=True, calibration_optional=True,
                  summary="ONNX to a .tflite with float16 weights, computed in float32 (onnx2tf)")
 def convert_tflite_fp16(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
     return _onnx2tf(model, "tflite-fp16", "fp16", context, params)
 
 
 @register_recipe("tflite-int8-dynamic", TfliteConvertParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE, sources=_SOURCES,
-                 takes=(".onnx", TFLITE), uses_calibration=True,
+                 takes=(".onnx", TFLITE), uses_calibration=True, calibration_optional=True,
                  summary="int8 weights, float activations: ONNX through onnx2tf, or a float .tflite through ai-edge-quantizer")
 def quantize_tflite_int8_dynamic(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
     if model.suffix == TFLITE:
