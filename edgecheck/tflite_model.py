@@ -78,6 +78,17 @@ def op_key(name: str, kind: OpKind) -> str:
 
 
 @dataclass(frozen=True)
+class TfliteConstant:
+    """A constant tensor (one per buffer that holds data): what a recipe's comparison reads."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    sha256: str  # of its bytes
+    nbytes: int
+    behind_dequantize: bool = False  # a float16 constant a DEQUANTIZE op turns into float32
+
+
+@dataclass(frozen=True)
 class TfliteModel:
     path: Path
     version: int  # the TFLite schema version the file was written with (3 today)
@@ -92,6 +103,7 @@ class TfliteModel:
     size_bytes: int
     sha256: str
     parameter_bytes: int = 0  # bytes of those constant buffers
+    constants: tuple[TfliteConstant, ...] = ()
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -293,6 +305,8 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
         signature = None
 
     ops: list[TfliteOp] = []
+    dequantize = schema.BuiltinOperator.DEQUANTIZE
+    dequantized: set[tuple[int, int]] = set()  # (subgraph, tensor) a DEQUANTIZE reads
     for s, (graph, op_count) in enumerate(graphs):
         for i in range(op_count):
             op = graph.Operators(i)
@@ -312,9 +326,12 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
             outs = tuple(tensor_of(s, o, f"an output of {where}").name
                          for o in _vector(budget, op, "Outputs", 4, f"{where}'s outputs") if o >= 0)
             ops.append(TfliteOp(index=i, subgraph=s, name=name, kind=kind, version=version, outputs=outs))
+            if builtin == dequantize:
+                dequantized.update((s, t) for t in _vector(budget, op, "Inputs", 4, f"{where}'s inputs")[:1])
 
     parameters = parameter_bytes = 0
     counted: set[int] = set()
+    constants: list[TfliteConstant] = []
     for s, own in enumerate(tensors):
         for t, tensor in enumerate(own):
             b = tensor.buffer
@@ -325,7 +342,11 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
             buffer = model.Buffers(b)
             if _holds_data(path, buffer, b, len(data)):
                 counted.add(b)
-                parameter_bytes += int(buffer.DataLength()) or int(buffer.Size())
+                content = _buffer_bytes(buffer, data)
+                parameter_bytes += len(content)
+                dtype = dtype_names.get(tensor.type, f"<tflite type {tensor.type}>")
+                constants.append(TfliteConstant(dtype, tuple(tensor.shape), hashlib.sha256(content).hexdigest(),
+                                                len(content), dtype == "float16" and (s, t) in dequantized))
                 count = 1
                 for dim in tensor.shape:
                     count *= max(dim, 0)
@@ -334,7 +355,16 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
         path=path, version=int(model.Version()), description=_text(model.Description()), subgraphs=subgraph_count,
         signature=signature, signatures=keys, inputs=inputs, outputs=outputs, ops=tuple(ops),
         parameters=parameters, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
-        parameter_bytes=parameter_bytes)
+        parameter_bytes=parameter_bytes, constants=tuple(constants))
+
+
+def _buffer_bytes(buffer, data: bytes) -> bytes:
+    """A constant buffer's bytes: inside the flatbuffer, or (models over 2 GB) at offset/size after it;
+    `_holds_data` has already checked that they lie inside the file."""
+    if int(buffer.DataLength()):
+        return buffer.DataAsNumpy().tobytes()
+    offset = int(buffer.Offset())
+    return data[offset:offset + int(buffer.Size())]
 
 
 def _vector_float(budget: _Budget, table, field: str, what: str) -> list[float]:

@@ -33,9 +33,12 @@ class WeightFacts:
     contents: Counter = field(default_factory=Counter)  # (dtype, shape, sha256) -> tensors
 
     def add(self, dtype: str, shape: tuple[int, ...], data: bytes) -> None:
+        self.add_digest(dtype, shape, hashlib.sha256(data).hexdigest(), len(data))
+
+    def add_digest(self, dtype: str, shape: tuple[int, ...], sha256: str, nbytes: int) -> None:
         self.by_dtype[dtype] += 1
-        self.bytes_by_dtype[dtype] += len(data)
-        self.contents[(dtype, shape, hashlib.sha256(data).hexdigest())] += 1
+        self.bytes_by_dtype[dtype] += nbytes
+        self.contents[(dtype, shape, sha256)] += 1
 
     def text(self) -> str:
         if not self.by_dtype:
@@ -113,42 +116,14 @@ def _onnx_facts(path: Path) -> ModelFacts:
 
 
 def _tflite_facts(path: Path) -> ModelFacts:
-    from edgecheck.tflite_model import _DTYPE_EXCEPTIONS, _enum_names, _holds_data, _schema, read_tflite
+    from edgecheck.tflite_model import read_tflite
 
     parsed = read_tflite(path)  # bounds and names every fault of the file
-    data = path.read_bytes()
-    schema = _schema(path)
-    model = schema.ModelT.InitFromPackedBuf(data, 0)
-    names = {code: _DTYPE_EXCEPTIONS.get(name, name.lower()) for code, name in _enum_names(schema.TensorType).items()}
-    buffers = model.buffers or []
-    weights, seen = WeightFacts(), set()
-    float16_constants: set[tuple[int, int]] = set()
-    for s, subgraph in enumerate(model.subgraphs or []):
-        tensors = subgraph.tensors or []
-        for t, tensor in enumerate(tensors):
-            b = int(tensor.buffer)
-            if b <= 0 or b >= len(buffers) or not _holds_data(path, buffers[b], b, len(data)):
-                continue
-            dtype = names.get(int(tensor.type), str(tensor.type))
-            if dtype == "float16":
-                float16_constants.add((s, t))
-            if b in seen:
-                continue
-            seen.add(b)
-            buffer = buffers[b]
-            content = (bytes(buffer.data) if buffer.data is not None and len(buffer.data)
-                       else data[int(buffer.offset):int(buffer.offset) + int(buffer.size)])
-            weights.add(dtype, tuple(int(d) for d in (tensor.shape if tensor.shape is not None else [])), content)
-    dequantize = schema.BuiltinOperator.DEQUANTIZE
-    codes = model.operatorCodes or []
-    behind = 0
-    for s, subgraph in enumerate(model.subgraphs or []):
-        for op in subgraph.operators or []:
-            code = codes[op.opcodeIndex]
-            if max(int(code.deprecatedBuiltinCode), int(code.builtinCode)) == dequantize and op.inputs is not None \
-                    and len(op.inputs) and (s, int(op.inputs[0])) in float16_constants:
-                behind += 1
-    return ModelFacts("tflite", len(data), weights, Counter(parsed.op_counts()), behind)
+    weights = WeightFacts()
+    for constant in parsed.constants:
+        weights.add_digest(constant.dtype, constant.shape, constant.sha256, constant.nbytes)
+    behind = sum(constant.behind_dequantize for constant in parsed.constants)
+    return ModelFacts("tflite", parsed.size_bytes, weights, Counter(parsed.op_counts()), behind)
 
 
 def _ops_delta(before: Counter, after: Counter) -> str:
