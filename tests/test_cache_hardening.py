@@ -302,7 +302,6 @@ def test_a_disabled_cache_removes_scratch_folders_of_dead_sessions_only(tmp_path
 
 KILLABLE_RECIPE = '''
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -319,9 +318,18 @@ def slow_copy(model, params, context):
     if marker:  # say where we are, then never finish: the test kills the session here
         Path(marker).write_text(str(os.getpid()))
         time.sleep(3600)
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model))  # weights rounded to float16 precision: a change the recipe check sees
+    for tensor in proto.graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        if array.dtype == np.float32:
+            tensor.CopyFrom(numpy_helper.from_array(array.astype(np.float16).astype(np.float32), tensor.name))
     path = context.out_dir / "model.onnx"
-    shutil.copy(model, path)
-    return Artifact(path, "slow-copy", {"did": "copied the model"})
+    onnx.save(proto, str(path))
+    return Artifact(path, "slow-copy", {"did": "rounded the weights to float16 precision"})
 '''
 
 
@@ -483,7 +491,7 @@ def test_a_session_whose_converter_fills_the_cache_disk_says_where_the_cache_is(
     result = pytester.runpytest_subprocess("specs", "-p", "no:cacheprovider", f"--edge-cache-dir={cache}")
     result.assert_outcomes(passed=2, failed=2)  # the original passes; fp16's checks fail with the cause
     text = result.stdout.str()
-    assert "fp16: onnxconverter_common.float16 failed: OSError: [Errno 28] No space left on device" in text, text
+    assert "fp16: onnxruntime.transformers.float16 failed: OSError: [Errno 28] No space left on device" in text, text
     _says_where_and_how(text, cache)
     result.stdout.fnmatch_lines(["*size*fp16*the disk is full: the edgecheck cache is *FAIL*"])  # the summary's row
     result.stdout.fnmatch_lines(["*CacheWarning: edgecheck could not store outputs in the cache *No space left*"])
