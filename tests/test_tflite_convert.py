@@ -210,7 +210,7 @@ def test_a_detector_a_paddle_graph_and_an_if_model_convert_after_preparation_and
     _kind_spec(pytester, "paddle", "{x: {shape: [2, 3, 32, 48]}}",
                calibration={"x": rng.uniform(0, 1, (4, 3, 32, 48)).astype(np.float32)})
     if_model(models / "vad.onnx")
-    _kind_spec(pytester, "vad", "{sr: {range: [16000, 16000]}, input: {range: [-1, 1]}}")
+    _kind_spec(pytester, "vad", "{sr: {range: [16000, 16000]}, input: {range: [-1, 1]}, state: {batch_axis: 1}}")
     originals = {p.name: p.read_bytes() for p in models.iterdir()}
     result = pytester.runpytest("specs", "-p", "no:cacheprovider", "--junitxml=report.xml", "-rA")
     result.assert_outcomes(passed=3)
@@ -232,7 +232,8 @@ def test_as_exported_the_if_model_fails_naming_the_node_and_the_option_to_try(py
     models = pytester.path / "models"
     models.mkdir()
     if_model(models / "vad.onnx")
-    _kind_spec(pytester, "vad", "{sr: {range: [16000, 16000]}}", compress="tflite-fp32: {simplify: false}")
+    _kind_spec(pytester, "vad", "{sr: {range: [16000, 16000]}, state: {batch_axis: 1}}",
+               compress="tflite-fp32: {simplify: false}")
     result = pytester.runpytest("specs", "-p", "no:cacheprovider", "-rA")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*onnx2tf could not convert vad.onnx (with input [[]1, 64], state [[]2, 1, 16], sr [[]]): "
