@@ -37,16 +37,18 @@ def onnx_model(path: Path, nodes, inputs, outputs, initializers=(), opset: int =
 
 
 def constant_of_shape_model(path: Path, elements: int = 1 << 27) -> Path:
-    """196 bytes: ConstantOfShape([elements]) -> Shape -> Add: analysing it naively materialises the tensor."""
+    """~200 bytes: Constant([elements]) -> ConstantOfShape -> Shape -> Add: analysing it naively (shape
+    inference, constant folding) materialises a tensor of `elements` int64 values (1 GiB)."""
     from onnx import TensorProto, helper, numpy_helper
 
     return onnx_model(path, [
+        helper.make_node("Constant", [], ["dims"], name="dims",
+                         value=numpy_helper.from_array(np.array([elements], np.int64))),
         helper.make_node("ConstantOfShape", ["dims"], ["big"], name="bomb",
-                         value=numpy_helper.from_array(np.array([1.0], np.float32), "value")),
+                         value=numpy_helper.from_array(np.array([1], np.int64))),
         helper.make_node("Shape", ["big"], ["size"], name="size"),
-        helper.make_node("Add", ["size", "x"], ["y"], name="add"),
-    ], [("x", TensorProto.INT64, [1])], [("y", TensorProto.INT64, [1])],
-        [numpy_helper.from_array(np.array([elements], np.int64), "dims")])
+        helper.make_node("Add", ["x", "size"], ["y"], name="add"),
+    ], [("x", TensorProto.INT64, [1])], [("y", TensorProto.INT64, [1])], opset=17)
 
 
 def escaping_external_data_model(path: Path, outside: Path) -> Path:
