@@ -203,12 +203,11 @@ class Worker:
         params = recipe.parse_params(command.get("params"))
         source = Path(command["source"])
         calibration = Path(command["calibration"]) if command.get("calibration") else None
-        limit = command.get("time_limit_s")
-        # made before the phase is said: the step's clock here starts no later than the session's
-        context = RecipeContext(calibration=calibration, out_dir=Path(command["out_dir"]),
-                                time_limit_s=float(limit) if limit else None)
         self.phase("compressing")
         try:
+            limit = command.get("time_limit_s")
+            context = RecipeContext(calibration=calibration, out_dir=Path(command["out_dir"]),
+                                    time_limit_s=float(limit) if limit else None)
             artifact = recipe.apply(source, params, context)
         except (RecipeError, MemoryError):
             raise
