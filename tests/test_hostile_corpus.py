@@ -184,7 +184,11 @@ CASES: tuple[Case, ...] = (
                                                    budgets="latency_ms: {p50: 1000, samples: 2, rounds: 3}")),
 )
 
-CONTROL_SPEC = EVAL_SPEC.format(model="../models/clf.onnx", data="../models/eval.npz", extra="")
+# The good spec beside the corpus: it must pass, and its int8-static step (a converter run on the user's
+# model) must write nothing beside the model.
+CONTROL_SPEC = EVAL_SPEC.format(model="../models/clf.onnx", data="../models/eval.npz",
+                                extra="compress: [int8-static]\n").replace(
+    "data:\n", "data:\n  calibration: ../models/calibration.npz\n") + "    recipes:\n      int8-static: {accuracy_drop: 25, parity: {rel_l2: 0.3}}\n"
 
 
 def _write_cases(project: Path) -> None:
@@ -192,6 +196,7 @@ def _write_cases(project: Path) -> None:
     (project / "models").mkdir()
     (project / "specs").mkdir()
     make_eval_data(project / "models" / "eval.npz", _clf(project))
+    np.savez(project / "models" / "calibration.npz", x=_x(32))
     (project / "specs" / "control.yaml").write_text(CONTROL_SPEC)
     for case in CASES:
         folder = project / "cases" / case.name
