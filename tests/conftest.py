@@ -22,6 +22,11 @@ except ImportError:  # the tflite extra is not installed: its tests skip
     pass
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# The wall-clock guard on a subprocess or session that should finish: only against waiting forever
+# when something hangs, never a measure of speed. A CI machine under load (load average 8 on 2 cores)
+# runs a session many times slower than an idle one; a guard that trips there makes the gate flaky.
+HANG_GUARD_S = 900
 EXAMPLE = ROOT / "examples" / "digits"
 
 # A backend for tests only: ONNX Runtime with a deterministic perturbation of every output, so that

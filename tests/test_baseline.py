@@ -130,10 +130,10 @@ def test_only_finite_figures_are_saved(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def _save_in_turn(directory: str, names: list[str], tag: str, barrier, results) -> None:
+def _save_in_turn(directory: str, names: list[str], tag: str, barrier, results, guard_s: float) -> None:
     """One of two racing processes: save each name at the same moment as the other process."""
     for name in names:
-        barrier.wait(timeout=60)
+        barrier.wait(timeout=guard_s)
         try:
             save_baseline(Path(directory), name, {"k::" + tag: {"x": 1.0}}, {"who": tag})
             results.put((name, tag, "saved"))
@@ -144,16 +144,18 @@ def _save_in_turn(directory: str, names: list[str], tag: str, barrier, results) 
 
 
 def test_concurrent_saves_of_one_name_exactly_one_wins(tmp_path: Path) -> None:
+    from conftest import HANG_GUARD_S  # here, not at the top: the spawned processes import this module
+
     context = multiprocessing.get_context("spawn")
     names = [f"race-{i}" for i in range(10)]
     barrier, results = context.Barrier(2), context.Queue()
-    workers = [context.Process(target=_save_in_turn, args=(str(tmp_path), names, tag, barrier, results))
+    workers = [context.Process(target=_save_in_turn, args=(str(tmp_path), names, tag, barrier, results, HANG_GUARD_S))
                for tag in ("a", "b")]
     for worker in workers:
         worker.start()
-    outcomes = [results.get(timeout=120) for _ in range(2 * len(names))]
+    outcomes = [results.get(timeout=HANG_GUARD_S) for _ in range(2 * len(names))]
     for worker in workers:
-        worker.join(timeout=60)
+        worker.join(timeout=HANG_GUARD_S)
         assert worker.exitcode == 0
     for name in names:
         mine = sorted((tag, outcome) for n, tag, outcome in outcomes if n == name)

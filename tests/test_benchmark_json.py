@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HANG_GUARD_S
 
 from edgecheck.measure.stats import BENCHMARK_STATS_KEYS, LatencyStats
 from edgecheck.report.benchmark_json import (
@@ -46,7 +47,7 @@ def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """pytest-benchmark's console script is `from pytest_benchmark.cli import main; main()`."""
     pytest.importorskip("pytest_benchmark", reason="pytest-benchmark is not installed (pip install .[dev])")
     return subprocess.run([sys.executable, "-m", "pytest_benchmark", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_GUARD_S)
 
 
 # --- document layout --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import junit_properties, make_classifier, make_eval_data
+from conftest import HANG_GUARD_S, junit_properties, make_classifier, make_eval_data
 
 from edgecheck.artifacts import step_key
 from edgecheck.cache import ENV_CACHE_DIR, ArtifactCache, CacheWarning, cache_summary, content_key
@@ -642,7 +642,7 @@ def test_two_sessions_on_one_cold_cache_build_each_step_once(pytester, project, 
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
                 for name, log in logs.items()}  # both started before either is waited for
     for name, session in sessions.items():
-        session.wait(timeout=120)
+        session.wait(timeout=HANG_GUARD_S)
         logs[name].close()
         output = (pytester.path / f"{name}.log").read_text()
         assert session.returncode == 0, output

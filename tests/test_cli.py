@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 from edgecheck.cli import main
 
@@ -153,6 +154,6 @@ def _console_script() -> str | None:
 def test_console_script_is_installed():
     script = _console_script()
     assert script is not None, "the edgecheck console script is not installed"
-    result = subprocess.run([script, "schema"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([script, "schema"], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
     assert "targets" in json.loads(result.stdout)["properties"]

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import HANG_GUARD_S
 
 from edgecheck import envs
 from edgecheck.cli import main
@@ -186,7 +187,7 @@ def test_concurrent_creates_wait_for_each_other_and_build_once(defs, tmp_path):
     code = "from edgecheck.envs import create_env; create_env('tiny')"
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True) for _ in range(2)]
-    outs = [proc.communicate(timeout=60)[0] for proc in procs]
+    outs = [proc.communicate(timeout=HANG_GUARD_S)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0], outs
     assert sum("created the tiny environment" in out for out in outs) == 1
     assert sum("already there" in out for out in outs) == 1

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert: pip install 'edgecheck[tflite]'")
 
-from conftest import junit_properties  # noqa: E402
+from conftest import HANG_GUARD_S, junit_properties  # noqa: E402
 from tflite_builders import FEATURES, INT8_SCALE, INT8_ZERO_POINT, build_fc_tflite  # noqa: E402
 
 from edgecheck.backends import RunOptions  # noqa: E402
@@ -195,7 +195,7 @@ def test_the_offline_guard_refuses_network_connections_in_any_python_it_is_loade
             "try:\n    urllib.request.urlopen('http://192.0.2.1/calibration.npy', timeout=5)\n"
             "except Exception as exc:\n    print(type(exc).__name__, exc)\n"
             "a, b = socket.socketpair()\na.sendall(b'ok')\nprint(b.recv(2).decode())\n")  # local sockets still work
-    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_GUARD_S,
                          env={**os.environ, "PYTHONPATH": str(offline)})
     assert "network access is blocked while edgecheck runs a converter" in ran.stdout
     assert ran.stdout.strip().endswith("ok")

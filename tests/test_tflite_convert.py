@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import junit_properties
+from conftest import HANG_GUARD_S, junit_properties
 from convert_builders import if_model, paddle_style, yolo_head
 from onnx import TensorProto, helper, numpy_helper
 
@@ -125,7 +125,7 @@ def test_the_converter_is_refused_the_network_when_it_tries_to_download_calibrat
     environ["PYTHONPATH"] = str(COMPRESS / "offline")
     ran = subprocess.run([str(ENV.python), str(COMPRESS / "onnx2tf_driver.py"), str(tmp_path / "job.json"),
                           str(tmp_path / "result.json")], cwd=tmp_path, env=environ, capture_output=True, text=True,
-                         timeout=240)
+                         timeout=HANG_GUARD_S)
     result = json.loads((tmp_path / "result.json").read_text())
     assert ran.returncode == 1 and not result["ok"]
     assert "calibration_image_sample_data" in result["error"]

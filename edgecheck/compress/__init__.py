@@ -12,6 +12,7 @@ folder they are given, and the cache (edgecheck.cache) decides whether they run 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,13 +65,16 @@ class RecipeContext:
     calibration: Path | None
     out_dir: Path
     time_limit_s: float | None = None  # the worker's limit for this step (edge_worker_timeout), when known
+    started: float = field(default_factory=time.monotonic)  # when the step's limit began to count
 
     def tool_timeout_s(self, default: float = 240.0) -> float:
-        """How long an external tool may run: inside the worker's own limit, so a hung tool still fails
-        with its own log and step, and the limit grows with edge_worker_timeout."""
+        """How long an external tool started now may run: what is left of the worker's limit for this
+        step less a margin, so a hung tool still fails with its own log and step whatever the recipe's
+        own work took before it (slow on a loaded machine); the limit grows with edge_worker_timeout."""
         if self.time_limit_s is None:
             return default
-        return max(self.time_limit_s - min(30.0, self.time_limit_s * 0.2), 1.0)
+        left = self.time_limit_s - (time.monotonic() - self.started)
+        return round(max(left - min(30.0, self.time_limit_s * 0.2), 1.0), 1)
 
 
 ApplyFunction = Callable[[Path, Any, RecipeContext], Artifact]

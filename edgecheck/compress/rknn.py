@@ -148,14 +148,15 @@ def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: Recip
     with tempfile.TemporaryDirectory(prefix="edgecheck-rknn-") as scratch:
         environ = run_env_env(env)
         environ["TMPDIR"] = scratch  # the toolkit's own temporary files stay in the scratch folder
+        limit = context.tool_timeout_s()
         with open(work / "stdout.log", "wb") as stdout, open(work / "stderr.log", "wb") as stderr:
             try:
                 ran = subprocess.run([str(env.python), str(Path(rknn_toolkit.__file__)), str(work)], cwd=scratch,
-                                     env=environ, stdout=stdout, stderr=stderr, timeout=context.tool_timeout_s())
+                                     env=environ, stdout=stdout, stderr=stderr, timeout=limit)
             except subprocess.TimeoutExpired:
                 step = _read(work / rknn_toolkit.PHASE_FILE) or "starting"
                 raise RecipeError(f"recipe {recipe!r}: rknn-toolkit2 did not finish {step} of {model.name} "
-                                  f"within {context.tool_timeout_s():g} s (raise edge_worker_timeout to give it "
+                                  f"within {limit:g} s (raise edge_worker_timeout to give it "
                                   f"longer){_log_tail(work)}") from None
     log, errors = _read(work / "stdout.log"), _read(work / "stderr.log")
     result = json.loads(_read(work / rknn_toolkit.RESULT_FILE) or "{}")

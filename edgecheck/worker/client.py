@@ -32,7 +32,8 @@ BOOTSTRAP = ("import json, sys; config = json.loads(sys.argv[1]); "
              "sys.path += [p for p in config['edgecheck_path'] if p not in sys.path]; "
              "from edgecheck.worker.main import main; main()")
 POLL_S = 0.05
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 120.0  # a worker's start and its imports (also "importing" in a job): never the job's limit
+PREPARING = ("starting", "importing")  # a job's phases before its own work, under START_TIMEOUT_S
 LOG_TAIL_LINES = 15
 
 
@@ -220,12 +221,20 @@ class WorkerProcess:
 
     def _wait(self, backend: str, artifact: Path, step: str, timeout_s: float,
               wanted: set[str]) -> tuple[dict[str, Any], str]:
-        deadline = time.monotonic() + timeout_s
+        """The job's limit counts from its first own phase (loading, compressing, ...): until then the
+        worker starts and imports under the longer START_TIMEOUT_S, so a loaded machine's slow imports
+        never eat the limit of the step that may hang."""
+        preparing = step in PREPARING
+        limit = max(timeout_s, START_TIMEOUT_S) if preparing else timeout_s
+        deadline = time.monotonic() + limit
         limit_kb = self.settings.memory_limit_mb * 1024 if self.settings.memory_limit_mb else None
         while True:
             for event in self._read_events():
                 if event.get("event") == "phase":
                     step = str(event.get("phase"))
+                    if preparing and step not in PREPARING:  # the job's own work begins: its clock starts
+                        preparing, limit = False, timeout_s
+                        deadline = time.monotonic() + limit
                 elif event.get("event") in wanted:
                     return event, step
             rss = proc_status_kb("VmRSS", self.proc.pid)
@@ -247,7 +256,7 @@ class WorkerProcess:
             if time.monotonic() > deadline:
                 self.kill()
                 raise WorkerFailure(backend, artifact, step, "timeout",
-                                    f"{backend} timed out after {timeout_s:g} s while {step} {Path(artifact).name}: "
+                                    f"{backend} timed out after {limit:g} s while {step} {Path(artifact).name}: "
                                     "the worker's process group was killed (raise --edge-worker-timeout if it "
                                     "needs longer)", _tail(self.log_path))
 

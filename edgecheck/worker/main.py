@@ -174,10 +174,19 @@ class Worker:
         self._step = step
         self.send("phase", phase=step)
 
-    def _load(self, command: dict[str, Any]) -> Any:
+    def _import_backend(self, command: dict[str, Any]) -> Any:
+        """The backend and its runtime, imported in the "importing" phase: the session gives imports the
+        worker's start limit, so a slow import on a loaded machine never eats the job's own limit."""
+        self.phase("importing")
+        backend = self.backend(command["backend"])
+        availability = backend.availability()  # imports the runtime
+        if not availability:
+            raise RuntimeError(f"{backend.name} cannot run in this worker: {availability.reason}")
+        return backend
+
+    def _load(self, command: dict[str, Any], backend: Any) -> Any:
         from edgecheck.backends.base import RunOptions
 
-        backend = self.backend(command["backend"])
         options = RunOptions(threads=int(command.get("threads", 1)), extra=dict(command.get("extra", {})))
         self.phase("loading")
         return backend.load(Path(command["artifact"]), options)
@@ -185,6 +194,7 @@ class Worker:
     def compress(self, command: dict[str, Any]) -> dict[str, Any]:
         """Apply one recipe step (the session's interpreter only: recipes need edgecheck's whole
         environment). Importing the recipe's module registers it, a conftest's or a plugin's too."""
+        self.phase("importing")
         _import_object(command["function"])
         from edgecheck.compress import RecipeContext, get_recipe, tool_message
         from edgecheck.errors import RecipeError
@@ -208,7 +218,8 @@ class Worker:
     def outputs(self, command: dict[str, Any]) -> dict[str, Any]:
         """Run every feed; outputs go to an .npz, their names in the answer."""
         feeds = load_feeds(Path(command["inputs"]), command["names"])
-        with self._load(command) as runner:
+        backend = self._import_backend(command)
+        with self._load(command, backend) as runner:
             self.phase("running")
             outputs = [runner.infer(feed) for feed in feeds]
         names = save_feeds(Path(command["outputs"]), outputs, prefix="o")
@@ -220,16 +231,12 @@ class Worker:
         Run in a fresh worker, so the memory figures are this artifact's: the baseline is the peak
         after the runtime is imported and before the model is loaded.
         """
-        backend = self.backend(command["backend"])
-        self.phase("importing")
-        availability = backend.availability()
-        if not availability:
-            raise RuntimeError(f"{backend.name} cannot run in this worker: {availability.reason}")
+        backend = self._import_backend(command)
         feed = load_feeds(Path(command["inputs"]), command["names"])[0]
         gc.collect()
         memory = _MemoryProbe()  # the idle baseline: runtime imported, input read, nothing loaded
         started = time.perf_counter()
-        runner = self._load(command)
+        runner = self._load(command, backend)
         try:
             load_s = time.perf_counter() - started
             after_load_kb = memory.peak_kb()
