@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edgecheck.compress import (Artifact, RecipeContext, RecipeParams, artifact_path, load_model_for_editing,
-                                register_recipe, tool_message)
+from edgecheck.compress import (Artifact, RecipeContext, RecipeParams, artifact_path, copy_model,
+                                load_model_for_editing, register_recipe, tool_message)
 from edgecheck.errors import EdgecheckError, RecipeError
 
 PER_CHANNEL_MIN_OPSET = 13  # DequantizeLinear's `axis` attribute arrived in opset 13
@@ -100,9 +102,17 @@ def _quantized_summary(original: Path, quantized: Path) -> dict[str, str]:
     return notes
 
 
-def _prepare(model_path: Path, params: Int8DynamicParams, context: RecipeContext, recipe: str) -> tuple[Path, dict]:
-    """The model to quantize and notes: weights held in Constant nodes folded into initializers (the
-    quantizer sees only those), and the opset upgraded where per-channel needs it."""
+@contextlib.contextmanager
+def _quantizer_input(model_path: Path, params: Int8DynamicParams, recipe: str) -> Iterator[tuple[Path, dict]]:
+    """The model to hand ONNX Runtime's quantizer, in a scratch folder removed afterwards, and notes.
+    Never the user's file: the quantizer writes `<model>-inferred.onnx` beside its input."""
+    with tempfile.TemporaryDirectory(prefix="edgecheck-quantize-") as scratch:
+        yield _prepare(model_path, params, Path(scratch), recipe)
+
+
+def _prepare(model_path: Path, params: Int8DynamicParams, folder: Path, recipe: str) -> tuple[Path, dict]:
+    """The model to quantize (in `folder`) and notes: weights held in Constant nodes folded into
+    initializers (the quantizer sees only those), and the opset upgraded where per-channel needs it."""
     import onnx
 
     from edgecheck.compress.constants import fold_weight_constants, folded_note
@@ -127,8 +137,8 @@ def _prepare(model_path: Path, params: Int8DynamicParams, context: RecipeContext
             ) from None
         notes["opset"] = f"{opset} -> {PER_CHANNEL_MIN_OPSET} (per-channel DequantizeLinear needs axis)"
     if not notes:
-        return model_path, notes
-    prepared = context.out_dir / "prepared.tmp.onnx"
+        return copy_model(model_path, folder), notes
+    prepared = folder / "prepared.onnx"
     onnx.save_model(model, str(prepared))
     return prepared, notes
 
@@ -145,20 +155,17 @@ def compress_int8_dynamic(model: Path, params: Int8DynamicParams, context: Recip
     from onnxruntime.quantization import quantize_dynamic
 
     out = artifact_path(model, "int8-dynamic", context)
-    source, notes = _prepare(model, params, context, "int8-dynamic")
-    float_model = load_model_for_editing(source)
-    exclude, op_types = _selection(float_model, params, "int8-dynamic")
-    # the dynamic quantizer splits a Gemm into `<name>_MatMul` + `<name>_Add` before it excludes by name
-    exclude += [f"{n.name}_MatMul" for n in float_model.graph.node if n.op_type == "Gemm" and n.name in exclude]
-    try:
-        quantize_dynamic(str(source), str(out), weight_type=_quant_type(params.weights),
-                         per_channel=params.per_channel, nodes_to_exclude=exclude, op_types_to_quantize=op_types)
-        summary = _quantized_summary(source, out)
-    except Exception as exc:
-        raise _fail("int8-dynamic", "onnxruntime.quantization.quantize_dynamic", exc) from exc
-    finally:
-        if source != model:
-            source.unlink(missing_ok=True)
+    with _quantizer_input(model, params, "int8-dynamic") as (source, notes):
+        float_model = load_model_for_editing(source)
+        exclude, op_types = _selection(float_model, params, "int8-dynamic")
+        # the dynamic quantizer splits a Gemm into `<name>_MatMul` + `<name>_Add` before it excludes by name
+        exclude += [f"{n.name}_MatMul" for n in float_model.graph.node if n.op_type == "Gemm" and n.name in exclude]
+        try:
+            quantize_dynamic(str(source), str(out), weight_type=_quant_type(params.weights),
+                             per_channel=params.per_channel, nodes_to_exclude=exclude, op_types_to_quantize=op_types)
+            summary = _quantized_summary(source, out)
+        except Exception as exc:
+            raise _fail("int8-dynamic", "onnxruntime.quantization.quantize_dynamic", exc) from exc
     per = "per-channel" if params.per_channel else "per-tensor"
     return Artifact(out, "int8-dynamic", {"tool": f"onnxruntime.quantization.quantize_dynamic ({params.weights} "
                                           f"weights, {per})", **notes, **summary})
@@ -186,13 +193,12 @@ def compress_int8_static(model: Path, params: Int8StaticParams, context: RecipeC
     from edgecheck.model import inspect_onnx
 
     out = artifact_path(model, "int8-static", context)
-    source, notes = _prepare(model, params, context, "int8-static")
-    prepared_source = source  # what quant_pre_process fuses is said against it
-    try:
+    with _quantizer_input(model, params, "int8-static") as (source, notes):
+        prepared_source = source  # what quant_pre_process fuses is said against it
         if params.preprocess:
             from onnxruntime.quantization.shape_inference import quant_pre_process
 
-            prepared = context.out_dir / "preprocessed.tmp.onnx"
+            prepared = source.with_name("preprocessed.onnx")
             try:
                 quant_pre_process(str(source), str(prepared))
             except Exception as exc:
@@ -217,9 +223,6 @@ def compress_int8_static(model: Path, params: Int8StaticParams, context: RecipeC
         except Exception as exc:
             raise _fail("int8-static", "onnxruntime.quantization.quantize_static", exc) from exc
         summary = _quantized_summary(prepared_source, out)
-    finally:
-        for scratch in context.out_dir.glob("*.tmp.onnx"):
-            scratch.unlink()
     per = "per-channel" if params.per_channel else "per-tensor"
     method_text = params.method + (f" {params.percentile:g}" if params.method == "percentile" else "")
     return Artifact(out, "int8-static", {
