@@ -555,14 +555,13 @@ def test_process_peak_is_the_workers_own_not_the_sessions(tmp_path):
 
 MISBEHAVING_RECIPES = '''
 import os
-import shutil
 import signal
 import subprocess
 import time
 
 from edgecheck.compress import Artifact, RecipeError, artifact_path, register_recipe, unregister_recipe
 
-NAMES = ("segv-recipe", "hang-recipe", "slow-tool-recipe", "copy-recipe")
+NAMES = ("segv-recipe", "hang-recipe", "slow-tool-recipe", "round-recipe")
 
 
 def pytest_unconfigure(config):
@@ -592,11 +591,20 @@ def slow_tool_recipe(model, params, context):
     raise RecipeError("slow-tool-recipe: its tool was never stopped")
 
 
-@register_recipe("copy-recipe")
-def copy_recipe(model, params, context):
-    out = artifact_path(model, "copy-recipe", context)
-    shutil.copyfile(model, out)
-    return Artifact(out, "copy-recipe", {"did": "copied"})
+@register_recipe("round-recipe")
+def round_recipe(model, params, context):
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model))  # weights rounded to float16 precision: a change, in milliseconds
+    for tensor in proto.graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        if array.dtype == np.float32:
+            tensor.CopyFrom(numpy_helper.from_array(array.astype(np.float16).astype(np.float32), tensor.name))
+    out = artifact_path(model, "round-recipe", context)
+    onnx.save(proto, str(out))
+    return Artifact(out, "round-recipe", {"did": "rounded the weights to float16 precision"})
 '''
 
 RECIPES_SPEC = """
@@ -604,7 +612,7 @@ edgecheck: 1
 model: {path: ../models/clf.onnx}
 data:
   evaluation: {path: ../models/eval.npz}
-compress: [segv-recipe, hang-recipe, slow-tool-recipe, copy-recipe]
+compress: [segv-recipe, hang-recipe, slow-tool-recipe, round-recipe]
 targets:
   host:
     budgets:
@@ -618,10 +626,10 @@ def test_a_recipe_that_crashes_or_hangs_fails_its_entry_only(pytester, spec_proj
     work took first, so it fails with its own message rather than the worker's kill."""
     pytester.makeconftest(MISBEHAVING_RECIPES)
     spec_project(RECIPES_SPEC)
-    # 5 s per step: what must succeed (a file copy, a two-node model's run) takes milliseconds
+    # 5 s per step: what must succeed (rounding a two-node model's weights, its run) takes milliseconds
     result = pytester.runpytest_subprocess("specs", "--edge-worker-timeout=5", "--edge-no-cache", "-p", "no:randomly",
                                            timeout=HANG_GUARD_S)
-    result.assert_outcomes(passed=2, failed=3)  # none and copy-recipe pass
+    result.assert_outcomes(passed=2, failed=3)  # none and round-recipe pass
     result.stdout.fnmatch_lines(["*recipe 'segv-recipe' crashed: SIGSEGV while compressing clf.onnx*"])
     result.stdout.fnmatch_lines(["*recipe 'hang-recipe' timed out after 5 s while compressing clf.onnx*"])
     result.stdout.fnmatch_lines(["*slow-tool-recipe: its tool did not finish within * s*"])

@@ -196,6 +196,13 @@ class Worker:
         environment). Importing the recipe's module registers it, a conftest's or a plugin's too."""
         self.phase("importing")
         _import_object(command["function"])
+        # what verifying an artifact imports (compress/verify.py: ONNX Runtime loads an .onnx artifact),
+        # so the step's limit counts the recipe's work and the check, not a cold import on a busy machine
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+
+        import edgecheck.compress.diff  # noqa: F401
+        import edgecheck.compress.verify  # noqa: F401
         from edgecheck.compress import RecipeContext, get_recipe, tool_message
         from edgecheck.errors import RecipeError
 
