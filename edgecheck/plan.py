@@ -44,15 +44,8 @@ class PlannedCheck:
 
 
 def _checks_for(budgets: Budgets) -> list[str]:
-    wanted = {
-        "accuracy": any(getattr(budgets, n) is not None for n in ("accuracy_drop", "accuracy_min", "accuracy_max")),
-        "parity": budgets.parity is not None,
-        "size": budgets.size_mb is not None or budgets.size_ratio is not None,
-        "latency": budgets.latency_ms is not None,
-        "memory": budgets.memory_mb is not None,
-        "ops": budgets.ops is not None,
-    }
-    return [check for check in CHECKS if wanted[check]]
+    asked = budgets.checks()
+    return [check for check in CHECKS if check in asked]
 
 
 def _static_checks(checks: list[str], budgets: Budgets) -> list[str]:

@@ -287,6 +287,18 @@ class Budgets(_Strict):
     ops: OpsBudget | None = Field(None, description="Operator compatibility with the target's backend, as max nodes "
                                   "per class: {unsupported: 0, fallback: 2}.")
 
+    def checks(self) -> list[str]:
+        """The checks these budgets ask for, in run order (regression only adds to accuracy and latency)."""
+        wanted = {
+            "accuracy": any(getattr(self, n) is not None for n in ("accuracy_drop", "accuracy_min", "accuracy_max")),
+            "parity": self.parity is not None,
+            "size": self.size_mb is not None or self.size_ratio is not None,
+            "latency": self.latency_ms is not None,
+            "memory": self.memory_mb is not None,
+            "ops": self.ops is not None,
+        }
+        return [check for check, asked in wanted.items() if asked]
+
     def merged(self, override: Budgets) -> Budgets:
         """These budgets with the fields the override sets replaced (the bounds of parity, latency_ms,
         memory_mb and regression merged one by one; `null` removes a budget)."""
@@ -414,7 +426,8 @@ def cross_field_problems(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
                 problems.append((("targets", target, "recipes", entry),
                                  f"no compress entry named {entry!r} (entries: {', '.join(sorted(names))})"))
         for entry in section.recipes:
-            problems += _override_problems(section, ("targets", target, "recipes", entry), entry)
+            where = ("targets", target, "recipes", entry)
+            problems += _override_problems(section, where, entry) or _emptied_problems(spec, section, where, entry, target)
         sections = [(("targets", target, "budgets"), section.budgets)]
         sections += [(("targets", target, "recipes", e), b) for e, b in section.recipes.items()]
         for where, budgets in sections:
@@ -437,6 +450,24 @@ def _override_problems(section: TargetSpec, where: tuple[str, ...], entry: str) 
             problems.append(((*where, name) if name else where, message))
         return problems
     return []
+
+
+def _emptied_problems(spec: Spec, section: TargetSpec, where: tuple[str, ...], entry: str,
+                      target: str) -> list[tuple[tuple[str | int, ...], str]]:
+    """An override that drops every check the target asks for would leave its entry unbuilt and unchecked,
+    and the gate would pass on nothing: refused. Dropping some checks of several stays allowed."""
+    if not section.budgets.checks() or section.budgets_for(entry).checks():
+        return []
+    if entry == "none":
+        who = "the model itself ('none')"
+    elif entry == CANDIDATE:
+        who = "the candidate"
+    else:
+        index = next((i for i, e in enumerate(spec.compress) if e.name == entry), None)
+        who = f"compress[{index}] {entry}" if index is not None else entry
+    fix = "keep a bound" if entry in ("none", CANDIDATE) else "remove the entry or keep a bound"
+    return [(where, f"{who}: its overrides leave no budget for target {target}: it would check nothing; {fix} "
+             f"(the target checks {', '.join(section.budgets.checks())})")]
 
 
 def _accuracy_problems(spec: Spec, where: tuple[str, ...], budgets: Budgets) -> list[tuple[tuple[str | int, ...], str]]:
