@@ -109,6 +109,10 @@ def fixed_value(tensor: TensorInfo, value: object) -> np.ndarray:
     """A spec's fixed value as the input's type and shape; `DataError` saying how it does not fit."""
     array = np.asarray(value)
     where = f"fixed value {value!r} of input {tensor.name!r}"
+    if tensor.quantized and np.issubdtype(array.dtype, np.floating):  # a real value: the runner quantizes it
+        if not _fits(tensor, array.shape):
+            raise DataError(f"{where} has shape {list(array.shape)}; the model's input is {tensor.shape_text()}")
+        return array.astype(np.float32)
     try:
         target = np.dtype(tensor.dtype)
     except TypeError:
@@ -211,7 +215,7 @@ def prepare(model: ModelInfo, layout: Layout, arrays: Mapping[str, np.ndarray], 
             if not _fits(tensor, column.shape):
                 raise fail(f"array for fixed input {tensor.name!r} has shape {list(column.shape)}; the model "
                            f"takes {tensor.shape_text()} (a fixed input is fed whole to every sample)")
-            fixed[tensor.name] = _cast(column, tensor.dtype, f"{path}: array for input {tensor.name!r}")
+            fixed[tensor.name] = _cast(column, tensor, f"{path}: array for input {tensor.name!r}")
             continue
         if column.ndim == 0:
             raise fail(f"array for input {tensor.name!r} is a single value; samples go along axis {axis} (or give "
@@ -219,7 +223,7 @@ def prepare(model: ModelInfo, layout: Layout, arrays: Mapping[str, np.ndarray], 
         if not _fits(tensor, column.shape, skip=axis):
             raise fail(f"array for input {tensor.name!r} has shape {list(column.shape)}; the model expects "
                        f"{tensor.shape_text()} with samples along axis {axis}")
-        batched[tensor.name] = _cast(column, tensor.dtype, f"{path}: array for input {tensor.name!r}")
+        batched[tensor.name] = _cast(column, tensor, f"{path}: array for input {tensor.name!r}")
         _check_finite(batched[tensor.name], tensor.name, axis, path)
     for name, value in fixed.items():
         _check_finite(value, name, None, path)
@@ -275,9 +279,14 @@ def _check_finite(array: np.ndarray, name: str, axis: int | None, path: Path) ->
                         f"first at {sample}index {[int(i) for i in where]}: data must be finite numbers")
 
 
-def _cast(column: np.ndarray, dtype: str, where: str) -> np.ndarray:
+def _cast(column: np.ndarray, tensor: TensorInfo, where: str) -> np.ndarray:
+    """The column as the input's type; real values for a quantized input stay real (float32), since the
+    runner quantizes them with the input's scale and zero point."""
+    dtype = tensor.dtype
     if column.dtype.name == dtype:
         return column
+    if tensor.quantized and np.issubdtype(column.dtype, np.floating):
+        return column.astype(np.float32)
     try:
         target = np.dtype(dtype)
     except TypeError:

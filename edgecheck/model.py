@@ -23,6 +23,7 @@ class TensorInfo:
     name: str
     dtype: str  # numpy name: float32, int64, ...
     shape: tuple[Dim, ...]
+    quantized: bool = False  # a .tflite integer tensor with a scale: it is fed and read as real values
 
     @property
     def dynamic_dims(self) -> list[int]:

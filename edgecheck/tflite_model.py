@@ -402,8 +402,8 @@ def inspect_tflite(path: Path | str) -> ModelInfo:
     return ModelInfo(
         path=model.path,
         format="tflite",
-        inputs=tuple(TensorInfo(t.key, t.dtype, t.shape) for t in model.inputs),
-        outputs=tuple(TensorInfo(t.key, t.dtype, t.shape) for t in model.outputs),
+        inputs=tuple(TensorInfo(t.key, t.dtype, t.shape, t.quantized) for t in model.inputs),
+        outputs=tuple(TensorInfo(t.key, t.dtype, t.shape, t.quantized) for t in model.outputs),
         size_bytes=model.size_bytes,
         parameters=model.parameters,
         opsets={"tflite": model.version},

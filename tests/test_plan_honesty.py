@@ -53,3 +53,39 @@ def test_dropping_one_check_of_several_stays_allowed(spec_project, pytester):
     assert "host-onnxruntime-int8-dynamic-parity" in out
     assert "host-onnxruntime-int8-dynamic-latency" not in out
     assert "host-onnxruntime-none-latency" in out
+
+
+TFLITE_SPEC = """
+edgecheck: 1
+model: {path: ../models/q.tflite}
+data:
+  evaluation: {path: ../models/eval.npz, labels: labels}
+targets:
+  host:
+    backends: [tflite]
+    budgets:
+      accuracy_min: 99
+      parity: {rel_l2: 0.001}
+"""
+
+
+@pytest.mark.parametrize("kind", ["float32", "float64", "int8"])
+def test_a_quantized_tflite_input_takes_real_values_and_its_own_integers(pytester, kind):
+    pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert")
+    import numpy as np
+    from tflite_builders import INT8_SCALE, INT8_ZERO_POINT, build_fc_tflite
+
+    (pytester.path / "models").mkdir()
+    (pytester.path / "specs").mkdir()
+    weight, bias = build_fc_tflite(pytester.path / "models" / "q.tflite", int8_io=True)
+    x = np.random.default_rng(5).uniform(-1, 1, size=(16, weight.shape[1]))
+    q = np.clip(np.round(x / INT8_SCALE) + INT8_ZERO_POINT, -128, 127)
+    labels = np.argmax(((q - INT8_ZERO_POINT) * INT8_SCALE) @ weight.T + bias, axis=1)
+    fed = q.astype(np.int8) if kind == "int8" else x.astype(kind)
+    np.savez(pytester.path / "models" / "eval.npz", x=fed, labels=labels)
+    (pytester.path / "specs" / "q.yaml").write_text(TFLITE_SPEC.lstrip())
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider", "--edge-target=host", "-rA")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK, out[-3000:]
+    assert "is float" not in out and "the model takes int8" not in out
+    assert "accuracy = 100 %" in out, out[-3000:]  # labels made from the quantized values: all match
