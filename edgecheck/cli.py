@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -154,6 +155,24 @@ def _is_tflite(model: str | None) -> bool:
         return False
 
 
+def _is_spec(model: str | None) -> bool:
+    """A spec file given where a model is wanted: by its .yaml name or, whatever its name, by a line
+    starting with the `edgecheck:` key in its first bytes (text: a model file holds NUL bytes)."""
+    if not model:
+        return False
+    path = Path(model)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return True
+    if not path.is_file():  # a FIFO or a device is never opened here
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return b"\0" not in head and re.search(rb"(?m)^edgecheck:", head) is not None  # text with the spec's key
+
+
 def _tflite(args: argparse.Namespace):
     """The .tflite file as the plugin reads it; --input does not apply (its shapes are in the file)."""
     from edgecheck.tflite_model import read_tflite
@@ -176,6 +195,12 @@ def _static(run):
     def wrapped(args: argparse.Namespace, extra: list[str]) -> int:
         from edgecheck.errors import EdgecheckError
 
+        if _is_spec(getattr(args, "model", None)):
+            command = run.__name__.lstrip("_")
+            print(f"edgecheck: {args.model} is a spec (YAML) file, not a model: `edgecheck {command}` takes an .onnx "
+                  f"or .tflite file (the one its model: path names); a spec runs with `edgecheck check "
+                  f"{args.model}` (or pytest {args.model})", file=sys.stderr)
+            return 2
         try:
             return run(args, extra)
         except (EdgecheckError, ValueError) as exc:
@@ -219,11 +244,21 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
         graph = tflite_graph(Path(args.model))
     else:
         graph = analyse(args.model, _shapes(args.input))
-    worst, judged = 0, 0
+    from edgecheck.backends import backend_reads, backend_suffixes
+
+    suffix = ".tflite" if tflite else ".onnx"
+    worst, judged, foreign = 0, 0, []
     for backend in args.backend or list(profile.backends):
         try:
             table = table_for(tables, profile, backend, args.table, "tflite" if tflite else "onnx")
         except CannotJudge as exc:
+            formats = (*backend_suffixes(backend), *backend_reads(backend))
+            if suffix not in formats:  # no table can help: the backend never takes such a file
+                foreign.append(backend)
+                reads = f"; its operator table judges {', '.join(backend_reads(backend))}" if backend_reads(backend) else ""
+                exc = CannotJudge(f"{backend} cannot run a {suffix} model at all (it runs "
+                                  f"{', '.join(backend_suffixes(backend))} files{reads}): convert the model for it, "
+                                  "or check this file on a device with a backend that runs it")
             print(f"{args.target} / {backend}: {exc}\n")
             continue
         report = classify_tflite(graph, table) if tflite else classify(graph, table)  # type: ignore[arg-type]
@@ -232,6 +267,11 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
         print()
         judged += 1
         worst = max(worst, 1 if report.counts()["unsupported"] else 0)
+    if not judged and foreign and len(foreign) == len(args.backend or profile.backends):
+        runs = sorted(n for n, p in profiles.items() if any(suffix in backend_suffixes(b) for b in p.backends))
+        print(f"edgecheck: no backend of {args.target} ({', '.join(foreign)}) runs a {suffix} model; devices whose "
+              f"backends do: {', '.join(runs) or 'none'}", file=sys.stderr)
+        return 2
     if not judged:
         print(f"edgecheck: no operator table judged {args.model} on {args.target}", file=sys.stderr)
         return 2

@@ -34,6 +34,7 @@ class Layout:
 
     batch_axes: Mapping[str, int | None]
     values: Mapping[str, np.ndarray] = field(default_factory=dict)
+    from_data: frozenset[str] = frozenset()  # fixed inputs the spec says come from the data file (fixed: data)
 
     def axis(self, name: str) -> int | None:
         return self.batch_axes.get(name, 0)
@@ -91,6 +92,7 @@ def layout_of(loaded: LoadedSpec | None, model: ModelInfo) -> Layout:
     """The spec's batch axes and fixed values for the model's inputs (every scalar input is fixed)."""
     axes: dict[str, int | None] = {}
     values: dict[str, np.ndarray] = {}
+    from_data = set()
     declared_inputs = loaded.spec.inputs if loaded is not None else {}
     for tensor in model.inputs:
         declared = declared_inputs.get(tensor.name)
@@ -98,11 +100,13 @@ def layout_of(loaded: LoadedSpec | None, model: ModelInfo) -> Layout:
             axes[tensor.name] = None
             if declared.fixed != "data":
                 values[tensor.name] = fixed_value(tensor, declared.fixed)
+            else:
+                from_data.add(tensor.name)
         elif not tensor.shape:
             axes[tensor.name] = None
         else:
             axes[tensor.name] = declared.batch_axis if declared is not None else 0
-    return Layout(axes, values)
+    return Layout(axes, values, frozenset(from_data))
 
 
 def fixed_value(tensor: TensorInfo, value: object) -> np.ndarray:
@@ -163,8 +167,14 @@ def columns_for(model: ModelInfo, arrays: Mapping[str, np.ndarray], path: Path,
         elif len(wanted) == 1 and len(arrays) == 1:
             columns[tensor.name] = next(iter(arrays.values()))
         else:
-            fix = (f" (or give inputs.{tensor.name}.fixed in the spec)" if layout.axis(tensor.name) is None
-                   or not tensor.shape else "")
+            if tensor.name in layout.from_data:  # the spec already says fixed: data; the value itself would do
+                value = "a number" if not tensor.shape else f"a list of shape {tensor.shape_text()}"
+                fix = (f" (the spec says inputs.{tensor.name}.fixed: data: add the array to the file, or give "
+                       f"the value itself, {value}: inputs: {{{tensor.name}: {{fixed: <{value}>}}}})")
+            elif layout.axis(tensor.name) is None or not tensor.shape:
+                fix = f" (or give inputs.{tensor.name}.fixed in the spec)"
+            else:
+                fix = ""
             raise DataError(f"{path}: no array for model input {tensor.name!r}{fix} (arrays: "
                             f"{', '.join(arrays) or 'none'}); edgecheck feeds "
                             f"{describe_feed(model, layout, arrays)}")
@@ -181,10 +191,36 @@ def _batch_size(model: ModelInfo, layout: Layout) -> int | None:
             if isinstance(dim, int) and dim >= 1:
                 leads[tensor.name] = dim
     if len(set(leads.values())) > 1:
-        said = ", ".join(f"{n} {d} on axis {layout.axis(n)}" for n, d in leads.items())
-        raise DataError(f"the model's inputs disagree on the batch size ({said}): set inputs.<name>.batch_axis "
-                        "(or fixed) in the spec for the inputs whose first axis is not the batch")
+        said = ", ".join(f"{n!r} {d} on axis {layout.axis(n)}" for n, d in leads.items())
+        fixes = _batch_fixes(model, layout, leads)
+        fix = ("set " + " or ".join(f"inputs: {f}" for f in fixes) + " in the spec" if fixes else
+               "set inputs.<name>.batch_axis (or fixed) in the spec for the inputs whose batch is not on that axis")
+        raise DataError(f"the model's inputs disagree on the batch size ({said}): {fix}")
     return next(iter(leads.values()), None)
+
+
+def _batch_fixes(model: ModelInfo, layout: Layout, leads: Mapping[str, int]) -> list[str]:
+    """Spec lines that make the batch sizes agree, read off the shapes, as alternatives (fewest changes):
+    for a batch size some input has, every other input needs another axis of that size as its batch
+    axis, or holds one value (then it is fixed)."""
+    solutions: list[list[str]] = []
+    for size in dict.fromkeys(leads.values()):
+        changes = []
+        for tensor in model.inputs:
+            if tensor.name not in leads or leads[tensor.name] == size:
+                continue
+            axis = layout.axis(tensor.name)
+            match = [i for i, d in enumerate(tensor.shape) if d == size and i != axis]
+            if all(d == 1 for d in tensor.shape):  # one value: the same for every sample
+                changes.append(f"{tensor.name}: {{fixed: <its value>}}")
+            elif len(match) == 1:
+                changes.append(f"{tensor.name}: {{batch_axis: {match[0]}}}")
+            else:
+                break
+        else:
+            solutions.append(changes)
+    fewest = min((len(c) for c in solutions), default=0)
+    return ["{" + ", ".join(c) + "}" for c in solutions if len(c) == fewest]
 
 
 def has_fixed_batch(model: ModelInfo, layout: Layout | None = None) -> bool:

@@ -103,7 +103,7 @@ def test_without_the_batch_axis_the_spec_error_says_which_inputs_disagree_and_ho
     result = pytester.runpytest("specs", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["invalid spec: *model.yaml:3: inputs: the model's inputs disagree on the batch size "
-                                 "(input 1 on axis 0, state 2 on axis 0): set inputs.<name>.batch_axis*"])
+                                 "('input' 1 on axis 0, 'state' 2 on axis 0): set inputs: {state: {batch_axis: 1}} in the spec"])
 
 
 def test_a_data_error_says_what_edgecheck_feeds_per_input(pytester, spec_project):
@@ -131,8 +131,9 @@ def test_fixed_data_needs_the_array_in_the_file(pytester, spec_project):
     spec_project(RECURRENT_SPEC.replace("sr: {fixed: 16000}", "sr: {fixed: data}"))
     result = pytester.runpytest("specs", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["invalid spec: *data.parity: *par.npz: no array for model input 'sr' (or give "
-                                 "inputs.sr.fixed in the spec) (arrays: input, state)*"])
+    result.stdout.fnmatch_lines(["invalid spec: *data.parity: *par.npz: no array for model input 'sr' (the spec "
+                                 "says inputs.sr.fixed: data: add the array to the file, or give the value itself, a "
+                                 "number: inputs: {sr: {fixed: <a number>}}) (arrays: input, state)*"])
 
 
 def test_layout_reaches_calibration_feeds_through_the_prepared_file(tmp_path):

@@ -89,3 +89,104 @@ def test_a_quantized_tflite_input_takes_real_values_and_its_own_integers(pyteste
     assert result.ret == pytest.ExitCode.OK, out[-3000:]
     assert "is float" not in out and "the model takes int8" not in out
     assert "accuracy = 100 %" in out, out[-3000:]  # labels made from the quantized values: all match
+
+
+def _two_inputs(path, gain_shape: list[int]) -> None:
+    """x[4, 3] + g (broadcast): a fixed batch of 4 beside a small second input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "g"], ["y"])], "two",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 3]),
+         helper.make_tensor_value_info("g", TensorProto.FLOAT, gain_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+TWO_SPEC = """
+edgecheck: 1
+model: {path: ../models/two.onnx}
+targets:
+  host:
+    backends: [onnxruntime]
+    budgets:
+      parity: {rel_l2: 0.1}
+"""
+
+
+@pytest.mark.parametrize(("gain_shape", "fix"), [([1], "set inputs: {g: {fixed: <its value>}} in the spec"),
+                                                 ([3, 4], "set inputs: {g: {batch_axis: 1}} or inputs: {x: {batch_axis: 1}} in the spec")])
+def test_inputs_disagreeing_on_the_batch_get_the_fix_read_off_their_shapes(spec_project, pytester, gain_shape, fix):
+    _two_inputs(pytester.path / "models" / "two.onnx", gain_shape)
+    spec_project(TWO_SPEC)
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out[-3000:]
+    assert f"the model's inputs disagree on the batch size ('x' 4 on axis 0, 'g' {gain_shape[0]} on axis 0): {fix}" \
+        in out, out[-3000:]
+
+
+def test_a_fixed_data_input_missing_from_the_file_suggests_giving_its_value(spec_project, pytester):
+    import numpy as np
+    from test_data_layout import _recurrent_data, make_recurrent
+
+    make_recurrent(pytester.path / "models" / "vad.onnx")
+    np.savez(pytester.path / "models" / "par.npz", **_recurrent_data(4))
+    spec_project("""
+        edgecheck: 1
+        model: {path: ../models/vad.onnx}
+        inputs:
+          state: {batch_axis: 1}
+          sr: {fixed: data}
+        data: {parity: ../models/par.npz}
+        targets:
+          host:
+            backends: [onnxruntime]
+            budgets:
+              parity: {rel_l2: 0.1}
+        """)
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, out[-3000:]
+    assert "no array for model input 'sr' (the spec says inputs.sr.fixed: data: add the array to the file, or give " \
+           "the value itself, a number: inputs: {sr: {fixed: <a number>}})" in out, out[-3000:]
+    assert "or give inputs.sr.fixed in the spec" not in out
+
+
+def test_ops_on_a_tflite_file_for_a_device_that_cannot_run_it_says_so(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("ai_edge_litert", reason="the TFLite builders need ai-edge-litert")
+    from pathlib import Path
+
+    from tflite_builders import build_fc_tflite
+
+    from edgecheck.cli import main
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the shipped device profiles
+    build_fc_tflite(tmp_path / "fc.tflite")
+    assert main(["ops", str(tmp_path / "fc.tflite"), "--target", "rk3588"]) == 2
+    captured = capsys.readouterr()
+    assert "rk3588 / onnxruntime: onnxruntime cannot run a .tflite model at all (it runs .onnx files)" in captured.out
+    assert "rk3588 / rknn: rknn cannot run a .tflite model at all (it runs .rknn files; its operator table judges " \
+           ".onnx)" in captured.out
+    assert "add one with" not in captured.out
+    assert "no backend of rk3588 (rknn, onnxruntime) runs a .tflite model; devices whose backends do: " in captured.err
+    assert "host" in captured.err.rsplit("do: ", 1)[1]
+
+
+@pytest.mark.parametrize("command", ["inspect", "ops", "fit"])
+@pytest.mark.parametrize("name", ["clf.yaml", "clf.spec"])
+def test_a_spec_given_where_a_model_is_wanted_is_named_a_spec(tmp_path, capsys, command, name):
+    from edgecheck.cli import main
+
+    spec = tmp_path / name
+    spec.write_text(SPEC.format(override=""))
+    extra = ["--target", "host"] if command == "ops" else []
+    assert main([command, str(spec), *extra]) == 2
+    err = capsys.readouterr().err
+    assert f"edgecheck: {spec} is a spec (YAML) file, not a model: `edgecheck {command}` takes an .onnx or .tflite " \
+           f"file (the one its model: path names); a spec runs with `edgecheck check {spec}`" in err
+    assert "not a valid ONNX model" not in err
