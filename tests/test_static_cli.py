@@ -155,8 +155,8 @@ def test_ops_judges_a_tflite_file_against_the_tflite_table_and_fit_ranks_by_it(f
     assert "raspberry-pi-4b / tflite" in captured.out and "LiteRT builtin operators" in captured.out
     assert "counts: supported 2, constraint 0, fallback 0, unsupported 0 (of 2 nodes)" in captured.out
     assert "--input is ignored for a .tflite file" in captured.err
-    assert main(["ops", str(fc_tflite), "--target", "rk3588"]) == 2  # no table reads .tflite for its backends
-    assert "no operator table judged" in capsys.readouterr().err
+    assert main(["ops", str(fc_tflite), "--target", "rk3588"]) == 2  # none of its backends runs a .tflite
+    assert "no backend of rk3588 (rknn, onnxruntime) runs a .tflite model" in capsys.readouterr().err
     assert main(["fit", str(fc_tflite)]) == 0
     out = capsys.readouterr().out
     ranked = [line.split()[1] for line in out.splitlines() if line[:1].isdigit()]
