@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.backends import Backend, check_available
-from edgecheck.checks.accuracy import judge_accuracy, metric_function, nonfinite_problems
+from edgecheck.checks.accuracy import chance_doubt, judge_accuracy, metric_function, nonfinite_problems
 from edgecheck.checks.parity import compare_outputs, judge_parity
 from edgecheck.checks.performance import judge_latency, judge_memory
 from edgecheck.checks.regression import add_regressions
@@ -36,7 +36,7 @@ from edgecheck.analysis import static
 from edgecheck.model import ModelInfo, inspect_model
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec, RecipeStep
-from edgecheck.spec.schema import CANDIDATE
+from edgecheck.spec.schema import CANDIDATE, topk_of
 from edgecheck.static_checks import StaticChecks
 from edgecheck.worker.client import WorkerPool
 
@@ -365,11 +365,17 @@ class Executor:
         inputs = self.inputs(loaded, "evaluation")
         labels = inputs.labels
         assert labels is not None
-        original = metric(self.reference(loaded, "evaluation"), labels)
+        reference = self.reference(loaded, "evaluation")
+        original = metric(reference, labels)
         outputs, cached = self._outputs_and_origin(loaded, artifact.path, planned.backend, threads, "evaluation")
         candidate = metric(outputs, labels)
         result = judge_accuracy(original, candidate, unit, evaluation.is_higher_better, planned.budgets)
-        result.problems.extend(nonfinite_problems(self.reference(loaded, "evaluation"), outputs, output))
+        result.problems.extend(nonfinite_problems(reference, outputs, output))
+        k = topk_of(evaluation.metric)
+        doubt = chance_doubt(original, reference[output], labels, k) if k is not None else None
+        if doubt is not None:  # labels that do not belong to the inputs: no drop means anything
+            result.doubts.append(doubt)
+            result.notes.append(doubt)
         result.facts["metric"] = evaluation.metric
         result.facts["inputs"] = inputs.source
         result.facts["outputs"] = _origin(cached)
