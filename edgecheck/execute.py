@@ -20,7 +20,7 @@ import numpy as np
 
 from edgecheck.backends import Backend, check_available
 from edgecheck.checks.accuracy import chance_doubt, judge_accuracy, metric_function, nonfinite_problems
-from edgecheck.checks.parity import compare_outputs, judge_parity
+from edgecheck.checks.parity import compare_outputs, identical_bits_note, judge_parity
 from edgecheck.checks.performance import judge_latency, judge_memory
 from edgecheck.checks.regression import add_regressions
 from edgecheck.checks.result import CheckResult
@@ -29,7 +29,8 @@ from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
 from edgecheck.compress import ORIGINAL, Artifact
 from edgecheck.devices import cpu_model
-from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, layout_of, parity_set, prepare_calibration
+from edgecheck.data import (InputSet, evaluation_set, has_fixed_batch, input_hint, layout_of, parity_set,
+                            prepare_calibration)
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.analysis import static
@@ -227,9 +228,15 @@ class Executor:
             candidate, cached = self._outputs_and_origin(planned.spec, artifact.path, planned.backend, threads, "parity")
             budget = planned.budgets.parity
             k = budget.topk_agreement.k if budget and budget.topk_agreement else None
+            inputs = self.inputs(planned.spec, "parity")
+            hint = input_hint(planned.spec, self.model_info(planned.spec.spec.model.path), inputs)
             result = judge_parity(compare_outputs(reference, candidate, k), budget,  # type: ignore[arg-type]
-                                  synthetic=self.inputs(planned.spec, "parity").synthetic)
-            result.facts["inputs"] = self.inputs(planned.spec, "parity").source
+                                  synthetic=inputs.synthetic, samples=inputs.sample_count, inputs_hint=hint)
+            result.facts["inputs"] = inputs.source
+            if self.model_info(artifact.path).sha256 != self.model_info(planned.spec.spec.model.path).sha256:
+                same = identical_bits_note(reference, candidate, inputs.sample_count, planned.backend)
+                if same is not None:
+                    result.notes.append(same)
             result.facts["outputs"] = _origin(cached)
         else:
             result = self._accuracy(planned, artifact, threads)
