@@ -4,7 +4,8 @@ Data files are read by `edgecheck.npzfile` (sizes checked from the headers first
 read once per process). Samples go along each input's batch axis (`inputs.<name>.batch_axis`, 0 by
 default: a recurrent state [layers, batch, hidden] has 1); a fixed input (`inputs.<name>.fixed`, and
 every scalar input) gets the same value in every feed. Every mismatch names the file, the array and
-the input, and says what edgecheck would feed.
+the input, and says what edgecheck would feed. Parity runs on real inputs where the spec has any
+(data.parity, else the evaluation data, else the calibration data) before synthetic ones.
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ class InputSet:
     batch_axes: Mapping[str, int | None] = field(default_factory=dict)  # None: a fixed input
     whole_batches: bool = False  # the model's batch size is fixed: a feed is one whole batch
     synthetic: bool = False
+
+    @property
+    def sample_count(self) -> int:
+        """How many samples the feeds hold (a whole batch counts its samples)."""
+        total = 0
+        for feed in self.feeds:
+            axes = {k: self.batch_axes.get(k, 0) for k in feed}
+            total += next((_count(v, axes[k]) for k, v in feed.items() if axes[k] is not None), 1)
+        return total
 
     def samples(self) -> Iterator[Feed]:
         """One sample per feed (one whole batch for a model with a fixed batch size); fixed inputs whole."""
@@ -297,7 +307,32 @@ def _source(path: Path, cap: int, count: int, model: ModelInfo, layout: Layout,
     wanted = [t.name for t in model.inputs if t.name not in layout.values]
     if len(wanted) == 1 and len(arrays) == 1 and wanted[0] not in arrays:
         text += f"; its only array {next(iter(arrays))!r} fed to input {wanted[0]!r}"
+    for name, value in layout.values.items():  # the spec's value wins; a file that says otherwise is said
+        held = arrays.get(name)
+        if held is not None and not (held.shape == value.shape and np.array_equal(held, value)):
+            text += (f"; note: the spec fixes input {name!r} to {_value_text(value)}, the file's array {name!r} "
+                     f"holds {_value_text(held)}: the spec's value is fed")
     return text + ")"
+
+
+def _value_text(array: np.ndarray) -> str:
+    """A value as a note shows it: small arrays in full, larger ones by shape and type."""
+    if array.size <= 4:
+        return str(array.tolist())
+    return f"a {list(array.shape)} {array.dtype.name} array"
+
+
+def input_hint(loaded: LoadedSpec, model: ModelInfo, inputs: InputSet) -> str:
+    """Which spec fields decide inputs that are not real data: the fixed values, and on synthetic
+    inputs the ranges left at their default; '' when every input comes from a data file."""
+    layout = layout_of(loaded, model)
+    parts = [f"inputs.{name}.fixed (now {_value_text(value)})" for name, value in layout.values.items()]
+    if inputs.synthetic:
+        for tensor in model.inputs:
+            declared = loaded.spec.inputs.get(tensor.name)
+            if tensor.name not in layout.values and (declared is None or "range" not in declared.model_fields_set):
+                parts.append(f"inputs.{tensor.name}.range (synthetic, drawn from the default [0, 1])")
+    return ", ".join(parts)
 
 
 def _check_finite(array: np.ndarray, name: str, axis: int | None, path: Path) -> None:
@@ -365,13 +400,18 @@ def unlabelled_set(loaded: LoadedSpec, model: ModelInfo, path: Path, limit: int 
 
 
 def parity_set(loaded: LoadedSpec, model: ModelInfo) -> InputSet:
-    """Inputs for parity: data.parity, else the evaluation data, else seeded synthetic inputs."""
+    """Inputs for parity: data.parity, else the evaluation data, else the calibration data (real
+    inputs all the same), else seeded synthetic inputs."""
     data = loaded.spec.data
     if data.parity is not None:
         return unlabelled_set(loaded, model, data.parity, data.parity_samples)
     if data.evaluation is not None:
         subset = evaluation_set(loaded, model, limit=data.parity_samples)
         return InputSet(subset.feeds, subset.source, None, subset.batch_axes, subset.whole_batches)
+    if data.calibration is not None:
+        subset = unlabelled_set(loaded, model, data.calibration, data.parity_samples)
+        return InputSet(subset.feeds, f"{subset.source} from data.calibration (no data.parity or data.evaluation)",
+                        None, subset.batch_axes, subset.whole_batches)
     from edgecheck.synthetic import synthetic_set
 
     return synthetic_set(loaded, model, data.parity_samples)

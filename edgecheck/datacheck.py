@@ -3,7 +3,8 @@ collection (file, line, cause) instead of the same failure in every check at run
 
 Each data file (evaluation, calibration, parity) is read once (sizes checked from its headers
 first) and laid out exactly as the run will lay it out: array names, shapes, types, sample counts,
-finiteness; labels present, integral for top-k metrics and inside the output's classes; the inputs'
+finiteness; labels present, integral for top-k metrics and inside the output's classes; a top-k
+metric's k below the output's classes (else every model scores 100 %); the inputs'
 batch axes and fixed values; calibration present where a recipe needs it.
 """
 
@@ -85,6 +86,18 @@ def check_label_range(labels: np.ndarray, classes: int, output: str, where: str)
                         f"{int(labels.reshape(-1)[index])}: every sample would score 0 for any model")
 
 
+def check_topk_classes(k: int, classes: int, metric: str, output: str) -> None:
+    """A top-k metric whose k reaches the output's classes scores 100 % for any model: refused."""
+    if k < classes:
+        return
+    if classes > 1:
+        raise DataError(f"metric {metric!r} counts a sample right when its label is among the {k} highest scores, "
+                        f"and output {output!r} has {classes} classes: every model scores 100 %; use a k below "
+                        f"{classes} (top1 .. topk:{classes - 1})")
+    raise DataError(f"metric {metric!r} reads output {output!r}, which has {classes} class: every model scores "
+                    "100 %; a top-k metric needs an output of class scores [samples, classes]")
+
+
 def validate_layout(loaded: LoadedSpec, model: ModelInfo) -> None:
     """The spec's batch axes, fixed values and ranges fit the model's inputs."""
     from edgecheck.data import _batch_size, fixed_value, layout_of
@@ -138,6 +151,14 @@ def validate_data(loaded: LoadedSpec, model: ModelInfo, needs_calibration: list[
         index, recipe = needs_calibration[0]
         raise loaded.error(("compress", index), f"recipe {recipe!r} calibrates on data: set data.calibration in the "
                            "spec (an .npz of representative inputs, an array per model input)")
+    evaluation = data.evaluation
+    if evaluation is not None and (k := topk_of(evaluation.metric)) is not None:
+        output, classes = output_classes(model, evaluation)
+        if classes is not None:
+            try:
+                check_topk_classes(k, classes, evaluation.metric, output)
+            except DataError as exc:
+                raise loaded.error(("data", "evaluation", "metric"), str(exc)) from None
     checks = []
     if data.evaluation is not None:
         checks.append((("data", "evaluation", "path"), lambda: evaluation_set(loaded, model)))

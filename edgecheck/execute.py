@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.backends import Backend, check_available
-from edgecheck.checks.accuracy import judge_accuracy, metric_function, nonfinite_problems
-from edgecheck.checks.parity import compare_outputs, judge_parity
+from edgecheck.checks.accuracy import chance_doubt, judge_accuracy, metric_function, nonfinite_problems
+from edgecheck.checks.parity import compare_outputs, identical_bits_note, judge_parity
 from edgecheck.checks.performance import judge_latency, judge_memory
 from edgecheck.checks.regression import add_regressions
 from edgecheck.checks.result import CheckResult
@@ -29,14 +29,15 @@ from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
 from edgecheck.compress import ORIGINAL, Artifact
 from edgecheck.devices import cpu_model
-from edgecheck.data import InputSet, evaluation_set, has_fixed_batch, layout_of, parity_set, prepare_calibration
+from edgecheck.data import (InputSet, evaluation_set, has_fixed_batch, input_hint, layout_of, parity_set,
+                            prepare_calibration)
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.analysis import static
 from edgecheck.model import ModelInfo, inspect_model
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec, RecipeStep
-from edgecheck.spec.schema import CANDIDATE
+from edgecheck.spec.schema import CANDIDATE, topk_of
 from edgecheck.static_checks import StaticChecks
 from edgecheck.worker.client import WorkerPool
 
@@ -227,9 +228,15 @@ class Executor:
             candidate, cached = self._outputs_and_origin(planned.spec, artifact.path, planned.backend, threads, "parity")
             budget = planned.budgets.parity
             k = budget.topk_agreement.k if budget and budget.topk_agreement else None
+            inputs = self.inputs(planned.spec, "parity")
+            hint = input_hint(planned.spec, self.model_info(planned.spec.spec.model.path), inputs)
             result = judge_parity(compare_outputs(reference, candidate, k), budget,  # type: ignore[arg-type]
-                                  synthetic=self.inputs(planned.spec, "parity").synthetic)
-            result.facts["inputs"] = self.inputs(planned.spec, "parity").source
+                                  synthetic=inputs.synthetic, samples=inputs.sample_count, inputs_hint=hint)
+            result.facts["inputs"] = inputs.source
+            if self.model_info(artifact.path).sha256 != self.model_info(planned.spec.spec.model.path).sha256:
+                same = identical_bits_note(reference, candidate, inputs.sample_count, planned.backend)
+                if same is not None:
+                    result.notes.append(same)
             result.facts["outputs"] = _origin(cached)
         else:
             result = self._accuracy(planned, artifact, threads)
@@ -365,11 +372,17 @@ class Executor:
         inputs = self.inputs(loaded, "evaluation")
         labels = inputs.labels
         assert labels is not None
-        original = metric(self.reference(loaded, "evaluation"), labels)
+        reference = self.reference(loaded, "evaluation")
+        original = metric(reference, labels)
         outputs, cached = self._outputs_and_origin(loaded, artifact.path, planned.backend, threads, "evaluation")
         candidate = metric(outputs, labels)
         result = judge_accuracy(original, candidate, unit, evaluation.is_higher_better, planned.budgets)
-        result.problems.extend(nonfinite_problems(self.reference(loaded, "evaluation"), outputs, output))
+        result.problems.extend(nonfinite_problems(reference, outputs, output))
+        k = topk_of(evaluation.metric)
+        doubt = chance_doubt(original, reference[output], labels, k) if k is not None else None
+        if doubt is not None:  # labels that do not belong to the inputs: no drop means anything
+            result.doubts.append(doubt)
+            result.notes.append(doubt)
         result.facts["metric"] = evaluation.metric
         result.facts["inputs"] = inputs.source
         result.facts["outputs"] = _origin(cached)

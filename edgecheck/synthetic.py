@@ -40,7 +40,8 @@ def synthetic_set(loaded: LoadedSpec, model: ModelInfo, samples: int) -> InputSe
             continue
         if declared is not None and declared.fixed == "data":
             raise loaded.error(("inputs", tensor.name, "fixed"), f"input {tensor.name!r} is fixed to the data files' "
-                               "array, and parity runs on synthetic inputs here (no data.parity or data.evaluation)")
+                               "array, and parity runs on synthetic inputs here (no data.parity, data.evaluation or "
+                               "data.calibration)")
         shape = synthetic_shape(tensor, declared.shape if declared else None, layout.axis(tensor.name) or 0)
         if isinstance(shape, str):
             raise loaded.error(("inputs", tensor.name, "shape"), f"model input {tensor.name!r} {shape}")
@@ -49,7 +50,7 @@ def synthetic_set(loaded: LoadedSpec, model: ModelInfo, samples: int) -> InputSe
             dtype = np.dtype(tensor.dtype)
         except TypeError:
             raise DataError(f"model input {tensor.name!r} is {tensor.dtype}: edgecheck cannot make synthetic "
-                            "inputs of that type; give data.parity or data.evaluation") from None
+                            "inputs of that type; give data.parity, data.evaluation or data.calibration") from None
         plans.append((tensor.name, shape, dtype, low, high))
     feeds = []
     for _ in range(samples):

@@ -379,8 +379,10 @@ def test_accuracy_min_is_ignored_for_lower_is_better_and_max_for_higher():
 
 
 def test_zero_original_metric():
-    same = _by_name(judge_accuracy(0.0, 0.0, "", False, Budgets(accuracy_drop="1%")))
-    assert same["accuracy_drop_relative"].value == 0.0 and same["accuracy_drop_relative"].passed
+    # no change from 0 is no share of anything: cannot judge (inconclusive), never a pass
+    same = judge_accuracy(0.0, 0.0, "", False, Budgets(accuracy_drop="1%"))
+    assert _by_name(same)["accuracy_drop_relative"].value == 0.0 and same.verdict == "inconclusive"
+    assert "a drop relative to 0 means nothing" in _by_name(same)["accuracy_drop_relative"].cannot_judge
     worse = _by_name(judge_accuracy(0.0, 0.5, "", False, Budgets(accuracy_drop="1%")))
     assert worse["accuracy_drop_relative"].value == math.inf and not worse["accuracy_drop_relative"].passed
 

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from edgecheck.checks.result import CheckResult, Measurement
-from edgecheck.datacheck import check_label_range
+from edgecheck.checks.result import CheckResult, Measurement, fmt
+from edgecheck.datacheck import check_label_range, check_topk_classes
 from edgecheck.errors import DataError
 from edgecheck.spec import Budgets
 from edgecheck.spec.schema import EvaluationData, topk_of
@@ -82,7 +82,11 @@ def metric_function(evaluation: EvaluationData, output: str) -> tuple[Metric, st
             return float(np.mean((values.ravel() - labels.astype(np.float64).ravel()) ** 2))
         return mse, ""
     if (k := topk_of(metric)) is not None:
-        return (lambda outputs, labels: topk_accuracy(_scores(outputs, output, labels), labels, k)), "%"
+        def topk(outputs: Mapping[str, np.ndarray], labels: np.ndarray) -> float:
+            scores = _scores(outputs, output, labels)
+            check_topk_classes(k, scores.shape[1], metric, output)  # classes known only now
+            return topk_accuracy(scores, labels, k)
+        return topk, "%"
     module_name, _, function_name = metric.partition(":")
     try:
         function = getattr(importlib.import_module(module_name), function_name)
@@ -98,23 +102,69 @@ def metric_function(evaluation: EvaluationData, output: str) -> tuple[Metric, st
     return custom, ""
 
 
+def chance_score(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Percent a model scores by chance here: k / classes, or, when more, what these very predictions
+    score against the same labels in random order (imbalanced classes make that higher)."""
+    labels = labels.reshape(-1).astype(np.int64)
+    samples, classes = scores.shape
+    if not samples:
+        return math.nan
+    label_share = np.bincount(labels, minlength=classes)[:classes] / samples
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    shuffled = float(np.mean(label_share[top].sum(axis=1)))  # expected over every order of the labels
+    return max(min(k, classes) / classes, shuffled) * 100
+
+
+def chance_doubt(original: float, scores: np.ndarray, labels: np.ndarray, k: int) -> str | None:
+    """Why an accuracy drop cannot be judged: the original model does not score clearly above chance
+    (more than two binomial standard deviations) on the evaluation set, so its labels may not belong
+    to its inputs (shuffled, misaligned) and any drop measured against them means nothing."""
+    samples, classes = scores.shape
+    chance = chance_score(scores, labels, k)
+    if not samples or math.isnan(original) or math.isnan(chance):
+        return None
+    p = chance / 100
+    clearly = (p + 2 * math.sqrt(p * (1 - p) / samples)) * 100
+    if original > clearly:
+        return None
+    balanced = min(k, classes) / classes * 100
+    why = (f"{_percent(chance)} %" if chance <= balanced else
+           f"{_percent(chance)} %, what its predictions score against these labels in random order; "
+           f"{_percent(balanced)} % for balanced classes")
+    return (f"the original model scores {_percent(original)} % top-{k} on {samples} samples of {classes} classes, "
+            f"no better than chance ({why}; clearly better is above {_percent(clearly)} %): the labels may not "
+            "belong to the inputs; cannot judge an accuracy drop")
+
+
+def _percent(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")
+
+
 def judge_accuracy(original: float, candidate: float, unit: str, higher_is_better: bool, budgets: Budgets) -> CheckResult:
     """Measure the metric and both kinds of drop; judge the ones the budgets name."""
     result = CheckResult("accuracy")
     drop = (original - candidate) if higher_is_better else (candidate - original)
-    if original:
-        relative = drop / abs(original) * 100
+    if original or math.isnan(drop):
+        relative = drop / abs(original) * 100 if original else math.nan  # NaN: never a pass
     else:  # nothing to be relative to: any loss is infinite, any gain is no loss
         relative = math.inf if drop > 0 else (0.0 if drop == 0 else -math.inf)
     budget = budgets.accuracy_drop
     absolute, relative_budget = (budget, None) if budget and not budget.relative else (None, budget)
+    cannot_judge = ""
+    if relative_budget is not None and not original and drop <= 0:
+        # a share of nothing: no change and any gain are not a pass (a loss is infinite, a breach)
+        cannot_judge = (f"the original model scores {fmt(original)}{' ' + unit if unit else ''}, and a drop relative "
+                        f"to 0 means nothing (the budget {relative_budget} is a share of the original's score); give "
+                        "the budget in points of the metric (accuracy_drop: 1.0)")
+        result.notes.append(f"cannot judge accuracy_drop_relative: {cannot_judge}")
     # the drop comes first: it is what a summary line shows when nothing is breached
     result.measurements.append(Measurement(
         "accuracy_drop", drop, "pts", absolute.value if absolute else None, "max" if absolute else None,
         budget_text=str(absolute) if absolute else ""))
     result.measurements.append(Measurement(
         "accuracy_drop_relative", relative, "%", relative_budget.value if relative_budget else None,
-        "max" if relative_budget else None, budget_text=str(relative_budget) if relative_budget else ""))
+        "max" if relative_budget else None, budget_text=str(relative_budget) if relative_budget else "",
+        cannot_judge=cannot_judge))
     bound = budgets.accuracy_min if higher_is_better else budgets.accuracy_max
     result.measurements.append(Measurement("accuracy", candidate, unit, bound,
                                            ("min" if higher_is_better else "max") if bound is not None else None))

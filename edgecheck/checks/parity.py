@@ -39,6 +39,7 @@ class OutputParity:
     problem: str | None = None
     reference_nonfinite: int = 0  # NaN/Inf in the reference itself: nothing can be judged on these inputs
     reference_max_abs: float = math.nan  # the reference's largest finite magnitude
+    reference_constant: bool = False  # every slice along the samples' axis equal: no input changed it
 
 
 def _is_scores(array: np.ndarray) -> bool:
@@ -127,9 +128,13 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, k: i
             top1 = float(np.mean(np.argmax(reference, axis=1) == np.argmax(candidate, axis=1))) if len(reference) else 1.0
             if k:
                 topk = _topk_overlap(reference, candidate, k)
+    # outputs are joined over samples along axis 0: all slices equal means every sample gave the same output
+    constant = not problems and reference.ndim >= 1 and reference.shape[0] > 1 and bool(
+        np.all(reference == reference[:1]))
     return OutputParity(name, reference.size, max_abs, mean_abs, max_rel, rel_l2,
                         cosine, snr_db, nonfinite, top1, topk, k if topk is not None else None,
-                        problem="; ".join(problems) or None, reference_nonfinite=broken, reference_max_abs=ref_max)
+                        problem="; ".join(problems) or None, reference_nonfinite=broken, reference_max_abs=ref_max,
+                        reference_constant=constant)
 
 
 def compare_outputs(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
@@ -156,10 +161,13 @@ _BOUNDS = (
 )
 
 
-def judge_parity(outputs: list[OutputParity], budget: ParityBudget, synthetic: bool = False) -> CheckResult:
-    """Measurements for every output and statistic; those the budget names are judged. On synthetic
-    inputs, an output whose reference is near zero makes the verdict inconclusive: its statistics
-    compare noise."""
+def judge_parity(outputs: list[OutputParity], budget: ParityBudget, synthetic: bool = False, samples: int = 0,
+                 inputs_hint: str = "") -> CheckResult:
+    """Measurements for every output and statistic; those the budget names are judged. The verdict
+    is inconclusive where the statistics say nothing of the artifact: on synthetic inputs an output
+    whose reference is near zero (they compare noise), and on any inputs a reference output that is
+    the same for all `samples` (the inputs do not exercise the model). `inputs_hint` names the spec
+    fields that decide inputs which are not real data."""
     result = CheckResult("parity")
     if not outputs or all(p.elements == 0 for p in outputs):
         result.problems.append("nothing was compared: the reference has no output values")
@@ -185,7 +193,13 @@ def judge_parity(outputs: list[OutputParity], budget: ParityBudget, synthetic: b
         if synthetic and not parity.problem and parity.elements and parity.reference_max_abs <= NEAR_ZERO:
             doubt = (f"on synthetic inputs the reference's output {parity.name!r} is at most "
                      f"{fmt(parity.reference_max_abs)} in magnitude: its parity statistics compare noise and are not "
-                     "meaningful; give real inputs in data.parity (or data.evaluation)")
+                     "meaningful; give real inputs in data.parity (or data.evaluation, data.calibration)")
+            result.doubts.append(doubt)
+            result.notes.append(doubt)
+        elif samples > 1 and not parity.problem and parity.reference_constant:
+            doubt = (f"the reference's output {parity.name!r} is the same for all {samples} parity samples: the "
+                     "inputs do not exercise the model; give real inputs in data.parity"
+                     + (f" or fix {inputs_hint}" if inputs_hint else ""))
             result.doubts.append(doubt)
             result.notes.append(doubt)
         if budget.topk_agreement is not None:
@@ -205,3 +219,21 @@ def judge_parity(outputs: list[OutputParity], budget: ParityBudget, synthetic: b
                 result.notes.append(f"the budget bounds only cosine, which ignores scale; rel_l2 here is {fmt(worst)} "
                                 "(add atol or rel_l2 to catch scale errors)")
     return result
+
+
+def identical_bits_note(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray], samples: int,
+                        backend: str) -> str | None:
+    """A note for an artifact its recipe changed whose outputs equal the reference's bit for bit:
+    the runtime here did the reference's arithmetic, so parity says nothing of the reduced precision
+    a device would compute in. A note only: the outputs did agree."""
+    if not reference or set(reference) != set(candidate):
+        return None
+    for name, ref in reference.items():
+        out = candidate[name]
+        if ref.dtype != out.dtype or ref.shape != out.shape or ref.tobytes() != out.tobytes():
+            return None
+    how = (" (ONNX Runtime's CPU runs a float16 graph by casting it to float32)" if backend == "onnxruntime" else "")
+    return (f"the artifact's outputs are identical bit for bit to the reference's on all {samples} parity samples, "
+            f"though its recipe changed the model: {backend} here computed it in the reference's arithmetic{how}, "
+            "so this parity exercised none of the reduced precision; a device that computes in float16 (or "
+            "int8) can differ")

@@ -34,6 +34,7 @@ class Measurement:
     # it cannot be judged either way from this run, and the verdict says so
     interval: tuple[float, float] | None = None
     interval_kind: str = "95% CI"  # what the interval is: a confidence interval, or an estimate's stated error
+    cannot_judge: str = ""  # why this figure cannot be held to its budget at all (a share of zero): inconclusive
 
     @property
     def judged(self) -> bool:
@@ -45,6 +46,8 @@ class Measurement:
             return "pass"
         if math.isnan(self.value):
             return "fail"
+        if self.cannot_judge:
+            return "inconclusive"
         budget = self.budget
         assert budget is not None
         if self.interval is not None and not any(math.isnan(x) for x in self.interval):
@@ -108,6 +111,8 @@ class CheckResult:
         for m in self.measurements:
             if m.verdict == "fail":
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}, over by {fmt(-m.margin)}")  # type: ignore[operator]
+            elif m.verdict == "inconclusive" and m.cannot_judge:
+                lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}: cannot judge: {m.cannot_judge}")
             elif m.verdict == "inconclusive":
                 within = ("the measurement's noise" if m.interval_kind == "95% CI"
                           else "the range the estimate leaves open (it is a lower bound)" if m.interval_kind == "lower bound"
@@ -115,6 +120,11 @@ class CheckResult:
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}: inconclusive, the budget lies "
                              f"within {within}")
         return lines
+
+    def reasons(self) -> list[str]:
+        """Why the verdict is inconclusive where it is not the noise: the doubts, and figures that cannot be judged."""
+        return list(self.doubts) + [m.cannot_judge for m in self.measurements
+                                    if m.cannot_judge and m.verdict == "inconclusive"]
 
     def headline(self) -> Measurement | None:
         """The figure for a one-line summary: the worst breach, else the first judged figure."""

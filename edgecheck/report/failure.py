@@ -11,7 +11,7 @@ _LABELS = {"pass": "ok", "fail": "BREACH", "inconclusive": "INCONCLUSIVE"}
 
 
 def describe_breach(planned: PlannedCheck, result: CheckResult) -> str:
-    doubt = "; ".join(result.doubts) or "the budget lies within the noise"
+    doubt = "; ".join(result.reasons()) or "the budget lies within the noise"
     what = "budget breached" if result.verdict == "fail" else f"verdict inconclusive ({doubt})"
     head = (f"{planned.check} {what}: {planned.spec.path.name} target {planned.target.name}, "
             f"backend {planned.backend}, recipe {planned.recipe}")
