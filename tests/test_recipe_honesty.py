@@ -194,6 +194,16 @@ def test_a_recipe_that_changed_nothing_skips_in_a_session_and_fails_under_strict
     strict.stdout.fnmatch_lines(["*int8-dynamic changed nothing*(--edge-strict turns this skip into a failure)*"])
 
 
+def test_a_chain_step_that_changed_nothing_is_named_by_its_place(pytester):
+    """[int8-dynamic, int8-dynamic]: the second finds nothing left to quantize, and the skip says which step."""
+    (pytester.path / "models").mkdir()
+    _constant_weights(pytester.path / "models" / "mlp.onnx")
+    _spec(pytester, "mlp.onnx", "[[int8-dynamic, int8-dynamic]]")
+    result = pytester.runpytest("specs", "-rs", "--edge-no-cache")
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(["SKIPPED*step 2 of [[]int8-dynamic, int8-dynamic[]]: int8-dynamic changed nothing*"])
+
+
 def _float16_behind_dequantize(path: Path) -> None:
     """A MediaPipe-style .tflite: FULLY_CONNECTED whose weight is a float16 constant behind a DEQUANTIZE."""
     pytest.importorskip("ai_edge_litert")
