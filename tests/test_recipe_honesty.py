@@ -364,6 +364,30 @@ def test_an_artifact_its_runtime_refuses_fails_every_check_of_its_entry(pytester
     assert "shape_nodes" in " ".join(cases["host-onnxruntime-fp16-size"])
 
 
+def test_an_artifact_whose_source_the_runtime_refuses_too_is_not_blamed_on_the_recipe(tmp_path):
+    """A custom op ONNX Runtime has no kernel for: the original fails to load as well, so the message
+    says the recipe did not cause it and gives no hint about the recipe's parameters."""
+    from edgecheck.compress.verify import verify_artifact
+
+    def custom(path: Path, scale: float) -> Path:
+        weight = numpy_helper.from_array(np.full((1, 4), scale, np.float32), "w")
+        graph = helper.make_graph(
+            [helper.make_node("Mul", ["x", "w"], ["h"], name="mul"),
+             helper.make_node("FancyOp", ["h"], ["y"], name="fancy", domain="com.me")],
+            "custom", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weight])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.me", 1)])
+        model.ir_version = 8
+        onnx.save(model, str(path))
+        return path
+
+    source, artifact = custom(tmp_path / "custom.onnx", 1.0), custom(tmp_path / "custom.x.onnx", 0.5)
+    with pytest.raises(RecipeError, match=r"cannot load the artifact custom\.x\.onnx, nor the model it was made "
+                                          r"from, custom\.onnx \(.*FancyOp.*\): the recipe did not cause this") as raised:
+        verify_artifact("int8-dynamic", source, Artifact(artifact, "int8-dynamic", {}))
+    assert "Hint" not in str(raised.value) and str(tmp_path) not in str(raised.value)
+
+
 # ---------------------------------------------------------------- 4. the checker's words, whole, as a note
 
 def test_an_artifact_the_runtime_runs_but_the_checker_rejects_is_kept_with_the_checkers_whole_words(tmp_path):
