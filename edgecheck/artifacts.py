@@ -16,7 +16,8 @@ from typing import Any
 
 import edgecheck
 from edgecheck.cache import ArtifactCache, content_key, tool_versions
-from edgecheck.compress import ORIGINAL, Artifact, Recipe, RecipeContext, get_recipe, tool_message
+from edgecheck.compress import (ORIGINAL, Artifact, Recipe, RecipeContext, RecipeNotApplicable, get_recipe,
+                                tool_message)
 from edgecheck.model import file_sha256, inspect_model
 from edgecheck.errors import RecipeError
 from edgecheck.spec import RecipeStep
@@ -112,7 +113,13 @@ def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path 
         def build(folder: Path, recipe=recipe, params=step.params, source=source) -> Artifact:
             return apply_step(recipe, params, source, RecipeContext(calibration=calibration, out_dir=folder))
 
-        artifact, hit = cache.artifact(step_key(source, step, calibration, sha256_of), build)
+        try:
+            artifact, hit = cache.artifact(step_key(source, step, calibration, sha256_of), build)
+        except RecipeNotApplicable as exc:  # in a chain, say which step: [int8-dynamic, int8-dynamic]
+            if len(steps) == 1:
+                raise
+            chain = ", ".join(s.recipe for s in steps)
+            raise RecipeNotApplicable(f"step {index} of [{chain}]: {exc}") from None
         cached += hit
         prefix = "" if len(steps) == 1 else f"{index}.{step.recipe}." if repeated else f"{step.recipe}."
         notes.update({f"{prefix}{k}": v for k, v in artifact.notes.items()})

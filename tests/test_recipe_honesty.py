@@ -194,6 +194,16 @@ def test_a_recipe_that_changed_nothing_skips_in_a_session_and_fails_under_strict
     strict.stdout.fnmatch_lines(["*int8-dynamic changed nothing*(--edge-strict turns this skip into a failure)*"])
 
 
+def test_a_chain_step_that_changed_nothing_is_named_by_its_place(pytester):
+    """[int8-dynamic, int8-dynamic]: the second finds nothing left to quantize, and the skip says which step."""
+    (pytester.path / "models").mkdir()
+    _constant_weights(pytester.path / "models" / "mlp.onnx")
+    _spec(pytester, "mlp.onnx", "[[int8-dynamic, int8-dynamic]]")
+    result = pytester.runpytest("specs", "-rs", "--edge-no-cache")
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(["SKIPPED*step 2 of [[]int8-dynamic, int8-dynamic[]]: int8-dynamic changed nothing*"])
+
+
 def _float16_behind_dequantize(path: Path) -> None:
     """A MediaPipe-style .tflite: FULLY_CONNECTED whose weight is a float16 constant behind a DEQUANTIZE."""
     pytest.importorskip("ai_edge_litert")
@@ -352,6 +362,30 @@ def test_an_artifact_its_runtime_refuses_fails_every_check_of_its_entry(pytester
     cases = junit_properties(pytester.path / "r.xml")
     assert cases["host-onnxruntime-fp16-size"]["edge.verdict"] == "pass"
     assert "shape_nodes" in " ".join(cases["host-onnxruntime-fp16-size"])
+
+
+def test_an_artifact_whose_source_the_runtime_refuses_too_is_not_blamed_on_the_recipe(tmp_path):
+    """A custom op ONNX Runtime has no kernel for: the original fails to load as well, so the message
+    says the recipe did not cause it and gives no hint about the recipe's parameters."""
+    from edgecheck.compress.verify import verify_artifact
+
+    def custom(path: Path, scale: float) -> Path:
+        weight = numpy_helper.from_array(np.full((1, 4), scale, np.float32), "w")
+        graph = helper.make_graph(
+            [helper.make_node("Mul", ["x", "w"], ["h"], name="mul"),
+             helper.make_node("FancyOp", ["h"], ["y"], name="fancy", domain="com.me")],
+            "custom", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [weight])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.me", 1)])
+        model.ir_version = 8
+        onnx.save(model, str(path))
+        return path
+
+    source, artifact = custom(tmp_path / "custom.onnx", 1.0), custom(tmp_path / "custom.x.onnx", 0.5)
+    with pytest.raises(RecipeError, match=r"cannot load the artifact custom\.x\.onnx, nor the model it was made "
+                                          r"from, custom\.onnx \(.*FancyOp.*\): the recipe did not cause this") as raised:
+        verify_artifact("int8-dynamic", source, Artifact(artifact, "int8-dynamic", {}))
+    assert "Hint" not in str(raised.value) and str(tmp_path) not in str(raised.value)
 
 
 # ---------------------------------------------------------------- 4. the checker's words, whole, as a note

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.errors import ModelError
+from edgecheck.worker.protocol import die_with_parent, proc_status_kb
 
 MEMORY_ENV = "EDGECHECK_ANALYSIS_MEMORY_MB"
 TIMEOUT_ENV = "EDGECHECK_ANALYSIS_TIMEOUT_S"
@@ -248,7 +249,7 @@ def child_main(config: dict) -> None:
     """Serve requests on stdin (a JSON header line, then the model's bytes); answer on `answers_fd`."""
     import resource
 
-    _die_with_parent(int(config["parent_pid"]))
+    die_with_parent(int(config["parent_pid"]))
     answers = os.fdopen(int(config["answers_fd"]), "wb")
     import onnx  # noqa: F401  the imports count once, before any limit
     try:
@@ -265,7 +266,7 @@ def child_main(config: dict) -> None:
             return
         request = json.loads(line)
         payload = stdin.read(int(request["bytes"]))
-        cap = _data_kb() * 1024 + int(request["memory_mb"]) * 2**20
+        cap = (proc_status_kb("VmData") or 0) * 1024 + int(request["memory_mb"]) * 2**20
         resource.setrlimit(resource.RLIMIT_DATA, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
         try:
             header, body = _job(payload)
@@ -281,29 +282,6 @@ def child_main(config: dict) -> None:
 def _send(answers: Any, header: dict, body: bytes = b"") -> None:
     answers.write(json.dumps({**header, "bytes": len(body)}).encode() + b"\n" + body)
     answers.flush()
-
-
-def _data_kb() -> int:
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmData:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _die_with_parent(parent: int) -> None:
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except Exception:
-            pass
-    if os.getppid() != parent:
-        os._exit(3)
 
 
 def _remove_dead_scratch() -> None:

@@ -93,13 +93,49 @@ def dequantize_fp16_weights(path: Path, out: Path) -> int:
     for number, buffer in enumerate(model.buffers):
         if number and number not in used and buffer.data is not None:
             buffer.data = None  # the float16 copies: dropped, so the copy does not carry both
-    for subgraph in model.subgraphs:
+    for number, subgraph in enumerate(model.subgraphs):
         gone = removed.get(id(subgraph), set())
-        subgraph.operators = [op for i, op in enumerate(subgraph.operators or []) if i not in gone]
+        operators = subgraph.operators or []
+        subgraph.operators = [op for i, op in enumerate(operators) if i not in gone]
+        _drop_unread_tensors(model, number, {int(op.inputs[0]) for i, op in enumerate(operators) if i in gone})
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     out.write_bytes(bytes(builder.Output()))
     return len(found)
+
+
+def _drop_unread_tensors(model, number: int, candidates: set[int]) -> None:
+    """Remove the float16 tensors nothing reads any more from subgraph `number`, renumbering every
+    reference: left in place they are tensors without data or producer, which tools that read every
+    tensor (ai-edge-quantizer's calibrator) refuse ("Tensor data is null")."""
+    subgraph = model.subgraphs[number]
+    read = {int(i) for op in subgraph.operators or [] for i in [*(op.inputs if op.inputs is not None else []),
+                                                                *(op.outputs if op.outputs is not None else [])]}
+    read |= {int(i) for i in [*(subgraph.inputs if subgraph.inputs is not None else []),
+                               *(subgraph.outputs if subgraph.outputs is not None else [])]}
+    signatures = [sig for sig in model.signatureDefs or [] if sig.subgraphIndex == number]
+    read |= {int(m.tensorIndex) for sig in signatures for m in [*(sig.inputs or []), *(sig.outputs or [])]}
+    drop = {i for i in candidates if i not in read}
+    if not drop:
+        return
+    renumber, kept = {}, []
+    for old, tensor in enumerate(subgraph.tensors):
+        if old not in drop:
+            renumber[old] = len(kept)
+            kept.append(tensor)
+    subgraph.tensors = kept
+
+    def moved(indices):
+        return None if indices is None else [renumber[int(i)] if int(i) >= 0 else int(i) for i in indices]
+
+    for op in subgraph.operators or []:
+        op.inputs, op.outputs = moved(op.inputs), moved(op.outputs)
+        if getattr(op, "intermediates", None) is not None:
+            op.intermediates = moved(op.intermediates)
+    subgraph.inputs, subgraph.outputs = moved(subgraph.inputs), moved(subgraph.outputs)
+    for sig in signatures:
+        for entry in [*(sig.inputs or []), *(sig.outputs or [])]:
+            entry.tensorIndex = renumber[int(entry.tensorIndex)]
 
 
 def float32_weights(model: Path, recipe: str, scratch: Path) -> tuple[Path, str]:

@@ -28,12 +28,12 @@ def verify_artifact(recipe: str, source: Path, artifact: Artifact) -> Artifact:
 
     notes = dict(artifact.notes)
     if artifact.path.suffix == ".onnx":
-        notes.update(_check_onnx(recipe, artifact.path))
+        notes.update(_check_onnx(recipe, artifact.path, source))
     notes.update(describe_change(recipe, source, artifact.path))  # its input given back: changed nothing
     return replace(artifact, notes=notes)
 
 
-def _check_onnx(recipe: str, path: Path) -> dict[str, str]:
+def _check_onnx(recipe: str, path: Path, source: Path) -> dict[str, str]:
     import onnx
 
     notes: dict[str, str] = {}
@@ -44,6 +44,13 @@ def _check_onnx(recipe: str, path: Path) -> dict[str, str]:
         complaint = one_line(str(exc)) or type(exc).__name__
     refusal = _runtime_refusal(path)
     if refusal is not None:
+        refusal = refusal.replace(str(path), path.name)  # the build folder it names is gone once it fails
+        before = _runtime_refusal(source) if source.suffix == ".onnx" else None
+        if before is not None:  # not the recipe's doing: no hint about its parameters
+            raise RecipeError(
+                f"{recipe}: ONNX Runtime cannot load the artifact {path.name}, nor the model it was made from, "
+                f"{source.name} ({before.replace(str(source), source.name).rstrip('. ')}): the recipe did not "
+                "cause this; make the model load in ONNX Runtime first (a custom op needs its library)")
         node = re.search(r"node \(([^)]*)\)|[Nn]ode(?: name)?:? '?([\w./:-]+)", refusal)
         named = next((g for g in node.groups() if g), None) if node else None
         raise RecipeError(

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecheck.worker.protocol import PROTOCOL_VERSION, decode, encode, load_feeds, proc_status_kb, save_feeds
+from edgecheck.worker.protocol import (PROTOCOL_VERSION, decode, die_with_parent, encode, load_feeds,
+                                       proc_status_kb, save_feeds)
 
 CLOCK = "time.perf_counter_ns"
 
@@ -48,19 +49,6 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this worker when the session dies, so no runtime outlives pytest."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except Exception:
-            pass
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(3)
 
 
 def _limit_memory(limit_mb: int | None) -> None:
@@ -301,7 +289,7 @@ class Worker:
 def main(argv: list[str] | None = None) -> None:
     faulthandler.enable()  # a segfault or abort prints the Python stack: the session shows its tail
     config = json.loads((argv or sys.argv)[1])
-    _die_with_parent(int(config["parent_pid"]))
+    die_with_parent(int(config["parent_pid"]))
     _limit_memory(config.get("memory_limit_mb"))
     Worker(int(config["events_fd"])).serve()
 

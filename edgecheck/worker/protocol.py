@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,3 +85,16 @@ def proc_status_kb(field: str, pid: int | str = "self") -> int | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this child process when the session dies, so nothing outlives pytest."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(3)
