@@ -143,33 +143,29 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
     return data, converter.lines
 
 
-def read_yaml_file(path: Path, what: str, max_bytes: int = MAX_BYTES) -> tuple[Any, dict[Loc, int]]:
-    """A user's YAML data file as plain data and field lines: a regular file of at most `max_bytes`,
-    UTF-8, nested at most MAX_DEPTH deep, with no duplicate keys; else a SpecError naming the file."""
+def _read_text(path: Path, what: str, max_bytes: int) -> str:
+    """A user's text file: a regular file of at most `max_bytes`, UTF-8; else a SpecError naming it."""
     try:
         raw = read_bounded(path, max_bytes, what)
     except UnreadableFile as exc:
         raise SpecError(path, exc.reason) from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SpecError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", line=line) from None
-    return parse_yaml(text, path)
+
+
+def read_yaml_file(path: Path, what: str, max_bytes: int = MAX_BYTES) -> tuple[Any, dict[Loc, int]]:
+    """A user's YAML data file as plain data and field lines: a regular file of at most `max_bytes`,
+    UTF-8, nested at most MAX_DEPTH deep, with no duplicate keys; else a SpecError naming the file."""
+    return parse_yaml(_read_text(path, what, max_bytes), path)
 
 
 def load_spec(path: Path | str, project_root: Path | str | None = None) -> LoadedSpec:
     """Load and validate a spec file. Paths in it resolve against its folder and must stay in `project_root`."""
     path = Path(path)
-    try:
-        raw = read_bounded(path, MAX_BYTES, "spec")
-    except UnreadableFile as exc:
-        raise SpecError(path, exc.reason) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise SpecError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})", line=line) from None
+    text = _read_text(path, "spec", MAX_BYTES)
     root = Path(project_root) if project_root is not None else path.parent
     return load_spec_text(text, path, root)
 
