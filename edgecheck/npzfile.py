@@ -116,6 +116,8 @@ def _checked_headers(archive: zipfile.ZipFile, path: Path, max_mb: float) -> dic
             raise DataError(f"{path}: array {header.name!r} claims shape {list(header.shape)} {header.dtype.name} "
                             f"({header.nbytes} bytes), and its member holds {member.file_size} bytes: the file is "
                             "truncated or not what it claims")
+        if header.name in headers:  # zipfile writes a second member of the same name with only a warning
+            raise DataError(f"{path}: holds two arrays named {header.name!r}; which one is meant is not known")
         headers[header.name] = header
     return headers
 
@@ -176,7 +178,9 @@ def _read(path: Path, max_mb: float) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     with _open_zip(path) as archive:
         headers = _checked_headers(archive, path, max_mb)
-        for member, header in zip(archive.infolist(), headers.values()):
+        members = {member.filename.removesuffix(".npy"): member for member in archive.infolist()}
+        for name, header in headers.items():
+            member = members[name]
             try:
                 with archive.open(member) as handle:
                     array = np.lib.format.read_array(handle, allow_pickle=False)

@@ -279,6 +279,25 @@ def test_what_is_not_an_npz_is_named_so(tmp_path, content, message):
     assert str(caught.value).startswith(f"{path}: {message}")
 
 
+def test_two_arrays_of_one_name_are_refused_not_shifted_onto_other_names(tmp_path):
+    """zipfile writes a second member of the same name with only a warning; reading by position then
+    gave 'labels' the second 'x' array."""
+    import io
+    import warnings
+    import zipfile
+
+    path = tmp_path / "dup.npz"
+    with zipfile.ZipFile(path, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, array in (("x", np.zeros((3, 2), np.float32)), ("x", np.ones((3, 2), np.float32)),
+                            ("labels", np.arange(3))):
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(f"{name}.npy", buffer.getvalue())
+    with pytest.raises(DataError, match="holds two arrays named 'x'"):
+        npzfile.load_npz(path)
+
+
 def test_pickled_arrays_are_never_unpickled(tmp_path):
     path = tmp_path / "objects.npz"
     np.savez(path, x=np.array([{"a": 1}, None], dtype=object))
