@@ -248,3 +248,22 @@ targets:
             "its recipe changed the model: onnxruntime here computed it in the reference's arithmetic") in _notes(fp16)
     assert "a device that computes in float16" in _notes(fp16)
     assert "bit for bit" not in _notes(cases["host-onnxruntime-none-parity"])  # the original itself: nothing to say
+
+
+def test_one_constant_output_beside_varying_ones_is_a_note_not_a_doubt():
+    """A detector's anchors output is the same for every input by design: parity on its other outputs
+    still judges; only when every output is constant do the inputs exercise nothing."""
+    from edgecheck.checks.parity import compare_outputs, judge_parity
+    from edgecheck.spec.schema import ParityBudget
+
+    rng = np.random.default_rng(0)
+    anchors = np.tile(np.arange(4, dtype=np.float32), (8, 1))
+    scores = rng.normal(size=(8, 4)).astype(np.float32)
+    reference = {"scores": scores, "anchors": anchors}
+    candidate = {"scores": scores + 1e-4, "anchors": anchors}
+    mixed = judge_parity(compare_outputs(reference, candidate), ParityBudget(rel_l2=0.01), samples=8)
+    assert not mixed.doubts and mixed.passed
+    assert any("'anchors' is the same for all 8" in note for note in mixed.notes)
+    only_constant = judge_parity(compare_outputs({"anchors": anchors}, {"anchors": anchors}),
+                                 ParityBudget(rel_l2=0.01), samples=8)
+    assert only_constant.doubts and "do not exercise the model" in only_constant.doubts[0]

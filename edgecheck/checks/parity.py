@@ -197,11 +197,16 @@ def judge_parity(outputs: list[OutputParity], budget: ParityBudget, synthetic: b
             result.doubts.append(doubt)
             result.notes.append(doubt)
         elif samples > 1 and not parity.problem and parity.reference_constant:
-            doubt = (f"the reference's output {parity.name!r} is the same for all {samples} parity samples: the "
-                     "inputs do not exercise the model; give real inputs in data.parity"
-                     + (f" or fix {inputs_hint}" if inputs_hint else ""))
-            result.doubts.append(doubt)
-            result.notes.append(doubt)
+            # an anchors or image-size output is constant by design: only all outputs constant is a doubt
+            if all(p.reference_constant for p in outputs if not p.problem):
+                doubt = (f"the reference's output {parity.name!r} is the same for all {samples} parity samples: the "
+                         "inputs do not exercise the model; give real inputs in data.parity"
+                         + (f" or fix {inputs_hint}" if inputs_hint else ""))
+                result.doubts.append(doubt)
+                result.notes.append(doubt)
+            else:
+                result.notes.append(f"the reference's output {parity.name!r} is the same for all {samples} parity "
+                                    "samples (the model's other outputs vary): its statistics say little")
         if budget.topk_agreement is not None:
             if parity.topk_agreement is None:
                 if not parity.problem:
