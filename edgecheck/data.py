@@ -121,8 +121,13 @@ def layout_of(loaded: LoadedSpec | None, model: ModelInfo) -> Layout:
 
 def fixed_value(tensor: TensorInfo, value: object) -> np.ndarray:
     """A spec's fixed value as the input's type and shape; `DataError` saying how it does not fit."""
-    array = np.asarray(value)
     where = f"fixed value {value!r} of input {tensor.name!r}"
+    try:
+        array = np.asarray(value)
+    except ValueError:  # a ragged nested list
+        raise DataError(f"{where}: its lists are not all of one length, so it is not an array") from None
+    if array.dtype == np.bool_ and tensor.dtype != "bool":  # `fixed: true` is no number
+        raise DataError(f"{where}: true/false is not a number; the input is {tensor.dtype}")
     if tensor.quantized and np.issubdtype(array.dtype, np.floating):  # a real value: the runner quantizes it
         if not _fits(tensor, array.shape):
             raise DataError(f"{where} has shape {list(array.shape)}; the model's input is {tensor.shape_text()}")

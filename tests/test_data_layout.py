@@ -205,7 +205,9 @@ def test_a_fixed_value_that_does_not_fit_the_input_is_a_spec_error(tmp_path):
 
     make_recurrent(tmp_path / "vad.onnx")
     for fixed, message in (("16000.5", "is not a whole number"), ("[1, 2]", "has shape [2]; the model's input is []"),
-                           ("99999999999999999999", "outside int64's range")):
+                           ("99999999999999999999", "outside int64's range"),
+                           ("true", "true/false is not a number; the input is int64"),
+                           ("[[1, 2], [3]]", "its lists are not all of one length")):
         loaded = load_spec_text(f"edgecheck: 1\nmodel: {{path: vad.onnx}}\ninputs:\n  state: {{batch_axis: 1}}\n"
                                 f"  sr: {{fixed: {fixed}}}\ntargets: {{host: {{budgets: {{size_mb: 1}}}}}}\n",
                                 tmp_path / "s.yaml", tmp_path)
