@@ -71,7 +71,7 @@ def validate_against_model(loaded: LoadedSpec, model: ModelInfo) -> None:
         raise loaded.error(("data", "evaluation", "output"),
                            f"the model has no output named {evaluation.output!r} (outputs: {outputs})")
     validate_layout(loaded, model)
-    if evaluation is None and spec.data.parity is None:
+    if evaluation is None and spec.data.parity is None and spec.data.calibration is None:  # synthetic inputs
         for tensor in model.inputs:
             declared = spec.inputs.get(tensor.name)
             if declared is not None and declared.fixed is not None:

@@ -222,6 +222,20 @@ def test_parity_runs_on_the_calibration_data_and_notes_a_fixed_value_the_file_co
     assert "or fix inputs.sr.fixed (now 8000)" in _notes(case)
 
 
+def test_a_model_with_open_dimensions_and_only_calibration_data_needs_no_declared_shape(pytester):
+    """Parity runs on the calibration data, so no synthetic input (which needs inputs.x.shape) is made."""
+    models = pytester.mkdir("models")
+    _save(models / "open.onnx", [helper.make_node("Relu", ["x"], ["y"])],
+          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "t"])],
+          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "t"])], [])
+    np.savez(models / "cal.npz", x=np.random.default_rng(3).normal(0, 1, (8, 5)).astype(np.float32))
+    _spec(pytester, GATED_SPEC.replace("gated.onnx", "open.onnx").format(
+        inputs="", data="  calibration: ../models/cal.npz\n"))
+    result, cases = _run(pytester)
+    result.assert_outcomes(passed=1)
+    assert cases["host-onnxruntime-none-parity"]["edge.inputs"].startswith("cal.npz (8 of 8 samples)")
+
+
 # ------------------------------------------------------------ 5. outputs identical bit for bit
 
 def test_a_changed_artifact_with_bit_identical_outputs_gets_a_note(pytester):
