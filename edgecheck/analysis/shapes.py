@@ -169,7 +169,7 @@ class _Child:
         finally:
             os.close(write_end)
         self.answers = read_end
-        self.buffer = b""
+        self.buffer = bytearray()  # grown in place: an answer of hundreds of MB in 1 MB reads
         self.started = False
 
     def alive(self) -> bool:
@@ -214,7 +214,7 @@ class _Child:
                 header = json.loads(line)
             if header is not None and len(self.buffer) >= int(header.get("bytes", 0)):
                 size = int(header.get("bytes", 0))
-                body, self.buffer = self.buffer[:size], self.buffer[size:]
+                body, self.buffer = bytes(self.buffer[:size]), self.buffer[size:]
                 return header, body
             left = deadline - time.monotonic()
             if left <= 0:

@@ -103,10 +103,12 @@ def _quantized_summary(original: Path, quantized: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _quantizer_input(model_path: Path, params: Int8DynamicParams, recipe: str) -> Iterator[tuple[Path, dict]]:
+def _quantizer_input(model_path: Path, params: Int8DynamicParams, recipe: str,
+                     context: RecipeContext) -> Iterator[tuple[Path, dict]]:
     """The model to hand ONNX Runtime's quantizer, in a scratch folder removed afterwards, and notes.
-    Never the user's file: the quantizer writes `<model>-inferred.onnx` beside its input."""
-    with tempfile.TemporaryDirectory(prefix="edgecheck-quantize-") as scratch:
+    Never the user's file: the quantizer writes `<model>-inferred.onnx` beside its input. The folder is
+    inside the step's output folder, which the next session sweeps if this worker is killed."""
+    with tempfile.TemporaryDirectory(prefix="quantize-", dir=context.out_dir) as scratch:
         yield _prepare(model_path, params, Path(scratch), recipe)
 
 
@@ -155,7 +157,7 @@ def compress_int8_dynamic(model: Path, params: Int8DynamicParams, context: Recip
     from onnxruntime.quantization import quantize_dynamic
 
     out = artifact_path(model, "int8-dynamic", context)
-    with _quantizer_input(model, params, "int8-dynamic") as (source, notes):
+    with _quantizer_input(model, params, "int8-dynamic", context) as (source, notes):
         float_model = load_model_for_editing(source)
         exclude, op_types = _selection(float_model, params, "int8-dynamic")
         # the dynamic quantizer splits a Gemm into `<name>_MatMul` + `<name>_Add` before it excludes by name
@@ -193,7 +195,7 @@ def compress_int8_static(model: Path, params: Int8StaticParams, context: RecipeC
     from edgecheck.model import inspect_onnx
 
     out = artifact_path(model, "int8-static", context)
-    with _quantizer_input(model, params, "int8-static") as (source, notes):
+    with _quantizer_input(model, params, "int8-static", context) as (source, notes):
         prepared_source = source  # what quant_pre_process fuses is said against it
         if params.preprocess:
             from onnxruntime.quantization.shape_inference import quant_pre_process

@@ -145,7 +145,7 @@ def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: Recip
     work = build_dir(out)
     work.mkdir()
     job = _write_job(model, work, out, info, samples, quantize, params, recipe)
-    with tempfile.TemporaryDirectory(prefix="edgecheck-rknn-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="rknn-", dir=context.out_dir) as scratch:  # swept if killed
         environ = run_env_env(env)
         environ["TMPDIR"] = scratch  # the toolkit's own temporary files stay in the scratch folder
         limit = context.tool_timeout_s()

@@ -248,7 +248,7 @@ def _run_onnx2tf(env, model: Path, info, shapes: dict, recipe: str, mode: str, c
     conversion's .tflite is copied to `out` before the folder goes."""
     from edgecheck.envs import run_env_env
 
-    with tempfile.TemporaryDirectory(prefix="edgecheck-onnx2tf-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="onnx2tf-", dir=context.out_dir) as scratch:  # swept if killed
         work = Path(scratch)
         copy = copy_model(model, work)  # onnx2tf may rewrite its input: it only ever sees a copy
         # onnx2tf fetches this sample from GitHub to check its own output (any model whose inputs are
@@ -308,7 +308,7 @@ def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
         raise RecipeError(f"recipe {recipe!r}: ai-edge-quantizer's static INT8 takes and gives int8; "
                           "io: float is for ONNX models converted by onnx2tf")
     out = artifact_path(model, recipe, context, TFLITE)
-    with tempfile.TemporaryDirectory(prefix="edgecheck-tflite-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="tflite-", dir=context.out_dir) as scratch:  # swept if killed
         source, route = float32_weights(model, recipe, Path(scratch))
         _quantize(quantizer, recipes, source, model, out, recipe, static, context, params)
     sidecar = io_sidecar(model)
