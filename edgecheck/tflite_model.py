@@ -342,6 +342,9 @@ def _interpret(path: Path, model, schema, data: bytes) -> TfliteModel:
             buffer = model.Buffers(b)
             if _holds_data(path, buffer, b, len(data)):
                 counted.add(b)
+                # its bytes are charged too: buffer entries that all name one stored buffer would have
+                # the same bytes copied and hashed once per entry
+                budget.take(int(buffer.DataLength()) or int(buffer.Size()), 1, f"buffer {b}'s data")
                 content = _buffer_bytes(buffer, data)
                 parameter_bytes += len(content)
                 dtype = dtype_names.get(tensor.type, f"<tflite type {tensor.type}>")

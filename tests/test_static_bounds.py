@@ -232,3 +232,52 @@ def test_a_fifo_named_tflite_is_refused_without_being_opened(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ModelError, match="not a regular file"):
         read_tflite(fifo)
+
+
+def test_buffer_entries_sharing_one_stored_buffer_are_charged_their_bytes(tmp_path):
+    """Entries of the buffer list that name one stored buffer: each would have the same bytes copied and
+    hashed again; charged against the file's size, they are refused instead."""
+    pytest.importorskip("ai_edge_litert")
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    from edgecheck.tflite_model import read_tflite
+
+    fan = 64
+    b = flatbuffers.Builder(1024)
+    payload = b.CreateNumpyVector(np.zeros(4096, np.uint8))
+    s.BufferStart(b)
+    s.BufferAddData(b, payload)
+    stored = s.BufferEnd(b)
+    s.BufferStart(b)
+    empty = s.BufferEnd(b)
+
+    def vector(start, items, prepend):
+        start(b, len(items))
+        for item in reversed(items):
+            prepend(item)
+        return b.EndVector()
+
+    tensors = []
+    for index in range(1, fan + 1):
+        shape = vector(s.TensorStartShapeVector, [1024], b.PrependInt32)
+        s.TensorStart(b)
+        s.TensorAddShape(b, shape)
+        s.TensorAddType(b, s.TensorType.FLOAT32)
+        s.TensorAddBuffer(b, index)
+        tensors.append(s.TensorEnd(b))
+    tensor_list = vector(s.SubGraphStartTensorsVector, tensors, b.PrependUOffsetTRelative)
+    s.SubGraphStart(b)
+    s.SubGraphAddTensors(b, tensor_list)
+    graphs = vector(s.ModelStartSubgraphsVector, [s.SubGraphEnd(b)], b.PrependUOffsetTRelative)
+    buffers = vector(s.ModelStartBuffersVector, [empty] + [stored] * fan, b.PrependUOffsetTRelative)
+    s.ModelStart(b)
+    s.ModelAddVersion(b, 3)
+    s.ModelAddSubgraphs(b, graphs)
+    s.ModelAddBuffers(b, buffers)
+    b.Finish(s.ModelEnd(b), file_identifier=b"TFL3")
+    path = tmp_path / "shared-buffers.tflite"
+    path.write_bytes(bytes(b.Output()))
+    assert path.stat().st_size < 4096 * 2
+    with pytest.raises(ModelError, match=r"buffer \d+'s data .*share storage or its counts are corrupt"):
+        read_tflite(path)
