@@ -14,7 +14,6 @@ import subprocess
 import sys
 import sysconfig
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,62 +66,55 @@ def escaping_external_data_model(path: Path, outside: Path) -> Path:
                        [("x", TensorProto.FLOAT, ["N", 4])], [("scores", TensorProto.FLOAT, ["N", 3])], [tensor])
 
 
-def shared_tables_tflite(path: Path, fan: int = 800) -> Path:
-    """~6 KB: `fan` subgraph entries that are one table, whose `fan` operator entries are one table:
-    640,000 operators to a reader that walks it naively."""
+def shared_tables_tflite(path: Path, fan_out: int = 800) -> Path:
+    """`fan_out` subgraph entries all pointing at one subgraph whose `fan_out` operator entries all point at
+    one operator: a few KB that an unpacking reader reads as fan_out² operators."""
     import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert import schema_py_generated as s
 
-    builder = flatbuffers.Builder(1024)
+    b = flatbuffers.Builder(1024)
 
-    def vector(start: Callable, items: list[int], kind: str) -> int:
-        start(builder, len(items))
-        for item in reversed(items):
-            {"offset": builder.PrependUOffsetTRelative, "int": builder.PrependInt32}[kind](item)
-        return builder.EndVector()
+    def ints(values):
+        b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            b.PrependInt32(v)
+        return b.EndVector()
 
-    name = builder.CreateString("t")
-    shape = vector(schema.TensorStartShapeVector, [1], "int")
-    schema.TensorStart(builder)
-    schema.TensorAddShape(builder, shape)
-    schema.TensorAddType(builder, schema.TensorType.FLOAT32)
-    schema.TensorAddBuffer(builder, 0)
-    schema.TensorAddName(builder, name)
-    tensor = schema.TensorEnd(builder)
-    op_inputs = vector(schema.OperatorStartInputsVector, [0, 0], "int")
-    op_outputs = vector(schema.OperatorStartOutputsVector, [0], "int")
-    schema.OperatorStart(builder)
-    schema.OperatorAddOpcodeIndex(builder, 0)
-    schema.OperatorAddInputs(builder, op_inputs)
-    schema.OperatorAddOutputs(builder, op_outputs)
-    operator = schema.OperatorEnd(builder)
-    operators = vector(schema.SubGraphStartOperatorsVector, [operator] * fan, "offset")
-    tensors = vector(schema.SubGraphStartTensorsVector, [tensor], "offset")
-    sg_inputs = vector(schema.SubGraphStartInputsVector, [0], "int")
-    sg_outputs = vector(schema.SubGraphStartOutputsVector, [0], "int")
-    schema.SubGraphStart(builder)
-    schema.SubGraphAddTensors(builder, tensors)
-    schema.SubGraphAddInputs(builder, sg_inputs)
-    schema.SubGraphAddOutputs(builder, sg_outputs)
-    schema.SubGraphAddOperators(builder, operators)
-    subgraph = schema.SubGraphEnd(builder)
-    subgraphs = vector(schema.ModelStartSubgraphsVector, [subgraph] * fan, "offset")
-    schema.OperatorCodeStart(builder)
-    schema.OperatorCodeAddDeprecatedBuiltinCode(builder, schema.BuiltinOperator.ADD)
-    schema.OperatorCodeAddBuiltinCode(builder, schema.BuiltinOperator.ADD)
-    schema.OperatorCodeAddVersion(builder, 1)
-    code = schema.OperatorCodeEnd(builder)
-    codes = vector(schema.ModelStartOperatorCodesVector, [code], "offset")
-    schema.BufferStart(builder)
-    empty = schema.BufferEnd(builder)
-    buffers = vector(schema.ModelStartBuffersVector, [empty], "offset")
-    schema.ModelStart(builder)
-    schema.ModelAddVersion(builder, 3)
-    schema.ModelAddOperatorCodes(builder, codes)
-    schema.ModelAddSubgraphs(builder, subgraphs)
-    schema.ModelAddBuffers(builder, buffers)
-    builder.Finish(schema.ModelEnd(builder), file_identifier=b"TFL3")
-    path.write_bytes(bytes(builder.Output()))
+    def offsets(offset, count):
+        b.StartVector(4, count, 4)
+        for _ in range(count):
+            b.PrependUOffsetTRelative(offset)
+        return b.EndVector()
+
+    s.OperatorCodeStart(b)
+    s.OperatorCodeAddBuiltinCode(b, 0)
+    code = s.OperatorCodeEnd(b)
+    name = b.CreateString("t")
+    s.TensorStart(b)
+    s.TensorAddName(b, name)
+    tensor = s.TensorEnd(b)
+    ins, outs = ints([0]), ints([0])
+    s.OperatorStart(b)
+    s.OperatorAddInputs(b, ins)
+    s.OperatorAddOutputs(b, outs)
+    op = s.OperatorEnd(b)
+    ops, tensors, graph_ins, graph_outs = offsets(op, fan_out), offsets(tensor, 1), ints([0]), ints([0])
+    s.SubGraphStart(b)
+    s.SubGraphAddTensors(b, tensors)
+    s.SubGraphAddOperators(b, ops)
+    s.SubGraphAddInputs(b, graph_ins)
+    s.SubGraphAddOutputs(b, graph_outs)
+    graph = s.SubGraphEnd(b)
+    graphs, codes = offsets(graph, fan_out), offsets(code, 1)
+    s.BufferStart(b)
+    buffers = offsets(s.BufferEnd(b), 1)
+    s.ModelStart(b)
+    s.ModelAddVersion(b, 3)
+    s.ModelAddOperatorCodes(b, codes)
+    s.ModelAddSubgraphs(b, graphs)
+    s.ModelAddBuffers(b, buffers)
+    b.Finish(s.ModelEnd(b), file_identifier=b"TFL3")
+    path.write_bytes(bytes(b.Output()))
     return path
 
 

@@ -13,6 +13,7 @@ import textwrap
 import numpy as np
 import onnx
 import pytest
+from hostile_files import shared_tables_tflite
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecheck.analysis.graph import analyse
@@ -113,64 +114,12 @@ def test_the_ops_check_on_the_bomb_fails_naming_the_node_and_the_session_goes_on
 # .tflite files whose tables share storage or claim more than the file holds
 
 
-def shared_table_tflite(path, fan_out: int = 800) -> int:
-    """`fan_out` subgraph entries all pointing at one subgraph whose `fan_out` operator entries all point at
-    one operator: a few KB that an unpacking reader reads as fan_out² operators."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as s
-
-    b = flatbuffers.Builder(1024)
-
-    def ints(values):
-        b.StartVector(4, len(values), 4)
-        for v in reversed(values):
-            b.PrependInt32(v)
-        return b.EndVector()
-
-    def offsets(offset, count):
-        b.StartVector(4, count, 4)
-        for _ in range(count):
-            b.PrependUOffsetTRelative(offset)
-        return b.EndVector()
-
-    s.OperatorCodeStart(b)
-    s.OperatorCodeAddBuiltinCode(b, 0)
-    code = s.OperatorCodeEnd(b)
-    name = b.CreateString("t")
-    s.TensorStart(b)
-    s.TensorAddName(b, name)
-    tensor = s.TensorEnd(b)
-    ins, outs = ints([0]), ints([0])
-    s.OperatorStart(b)
-    s.OperatorAddInputs(b, ins)
-    s.OperatorAddOutputs(b, outs)
-    op = s.OperatorEnd(b)
-    ops, tensors, graph_ins, graph_outs = offsets(op, fan_out), offsets(tensor, 1), ints([0]), ints([0])
-    s.SubGraphStart(b)
-    s.SubGraphAddTensors(b, tensors)
-    s.SubGraphAddOperators(b, ops)
-    s.SubGraphAddInputs(b, graph_ins)
-    s.SubGraphAddOutputs(b, graph_outs)
-    graph = s.SubGraphEnd(b)
-    graphs, codes = offsets(graph, fan_out), offsets(code, 1)
-    s.BufferStart(b)
-    buffers = offsets(s.BufferEnd(b), 1)
-    s.ModelStart(b)
-    s.ModelAddVersion(b, 3)
-    s.ModelAddOperatorCodes(b, codes)
-    s.ModelAddSubgraphs(b, graphs)
-    s.ModelAddBuffers(b, buffers)
-    b.Finish(s.ModelEnd(b), file_identifier=b"TFL3")
-    path.write_bytes(bytes(b.Output()))
-    return path.stat().st_size
-
-
 def test_tables_sharing_one_offset_are_refused_before_they_are_read(tmp_path):
     pytest.importorskip("ai_edge_litert")
     from edgecheck.tflite_model import read_tflite
 
     path = tmp_path / "shared.tflite"
-    size = shared_table_tflite(path)
+    size = shared_tables_tflite(path).stat().st_size
     assert size < 10_000
     with pytest.raises(ModelError) as caught:
         read_tflite(path)
@@ -186,7 +135,7 @@ def test_a_small_fan_out_of_shared_tables_is_still_bounded_by_the_file(tmp_path)
     from edgecheck.tflite_model import read_tflite
 
     path = tmp_path / "small.tflite"
-    shared_table_tflite(path, fan_out=3)
+    shared_tables_tflite(path, fan_out=3)
     assert len(read_tflite(path).ops) == 9
 
 
@@ -215,7 +164,7 @@ def test_the_cli_and_the_plugins_reader_refuse_the_shared_table_file_in_one_line
     from edgecheck.model import inspect_model
 
     path = tmp_path / "shared.tflite"
-    shared_table_tflite(path)
+    shared_tables_tflite(path)
     with pytest.raises(ModelError, match="share storage"):
         inspect_model(path)
     assert main(["inspect", str(path)]) == 2
