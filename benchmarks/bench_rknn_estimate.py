@@ -32,7 +32,7 @@ from architectures import ARCHITECTURES  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
 from edgecheck.analysis.calibrate import error_factor  # noqa: E402
-from edgecheck.analysis.rknn_log import parse_build_log  # noqa: E402
+from edgecheck.vendors.rknn.build_log import parse_build_log  # noqa: E402
 from edgecheck.devices import load_profiles  # noqa: E402
 from edgecheck.envs import find_env, run_env_env  # noqa: E402
 

@@ -175,7 +175,7 @@ def _is_spec(model: str | None) -> bool:
 
 def _tflite(args: argparse.Namespace):
     """The .tflite file as the plugin reads it; --input does not apply (its shapes are in the file)."""
-    from edgecheck.tflite_model import read_tflite
+    from edgecheck.vendors.tflite.model import read_tflite
 
     if args.input:
         print(f"edgecheck: --input is ignored for a .tflite file: {args.model} states its own shapes", file=sys.stderr)
@@ -236,7 +236,7 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
         return 2
     profile = profiles[args.target]
     from edgecheck.analysis.graph import analyse
-    from edgecheck.analysis.tflite_ops import classify_tflite, tflite_graph
+    from edgecheck.vendors.tflite.ops import classify_tflite, tflite_graph
 
     tflite = _is_tflite(args.model)
     if tflite:
@@ -315,7 +315,7 @@ def _fit(args: argparse.Namespace, extra: list[str]) -> int:
     profiles = load_profiles([Path(p) for p in args.devices_dir])
     tables = load_tables([Path(p) for p in args.ops_dir])
     if _is_tflite(args.model):
-        from edgecheck.analysis.tflite_ops import tflite_graph
+        from edgecheck.vendors.tflite.ops import tflite_graph
 
         model = _tflite(args)
         print(f"{args.model}: {model.parameters / 1e6:.3g} M parameters, {len(model.ops)} operators (TFLite)")

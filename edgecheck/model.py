@@ -163,7 +163,7 @@ def inspect_model(path: Path | str) -> ModelInfo:
     if path.suffix == ".rknn":
         return inspect_rknn(path)
     if path.suffix == ".tflite":
-        from edgecheck.tflite_model import inspect_tflite
+        from edgecheck.vendors.tflite.model import inspect_tflite
 
         return inspect_tflite(path)
     return inspect_onnx(path)
@@ -174,8 +174,8 @@ def inspect_rknn(path: Path) -> ModelInfo:
     model it was built from (the copy in its build folder: a .rknn file has no public format)."""
     import dataclasses
 
-    from edgecheck.backends.rknn import build_dir, read_report
-    from edgecheck.backends.rknn_toolkit import read_job
+    from edgecheck.vendors.rknn.backend import build_dir, read_report
+    from edgecheck.vendors.rknn.toolkit import read_job
 
     folder = build_dir(path)
     try:

@@ -14,7 +14,7 @@ from edgecheck.analysis.optable import OpTable
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency_estimate
 from edgecheck.checks.result import CheckResult
-from edgecheck.checks.rknn import judge_rknn_latency, judge_rknn_memory, judge_rknn_ops, read_build_report
+from edgecheck.vendors.rknn.checks import judge_rknn_latency, judge_rknn_memory, judge_rknn_ops, read_build_report
 from edgecheck.errors import CannotJudge
 from edgecheck.plan import PlannedCheck
 

@@ -34,7 +34,7 @@ EXAMPLE = ROOT / "examples" / "digits"
 PERTURBED_BACKEND = '''
 import numpy as np
 from edgecheck.backends import register_backend
-from edgecheck.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeRunner
+from edgecheck.vendors.onnxruntime.backend import OnnxRuntimeBackend, OnnxRuntimeRunner
 from edgecheck.backends.registry import unregister_backend
 
 

@@ -14,7 +14,7 @@ from onnx import TensorProto
 
 from edgecheck.backends import Availability, Backend, RunOptions, Runner, check_available, get_backend, known_backends
 from edgecheck.backends import register_backend
-from edgecheck.backends.onnxruntime import OnnxRuntimeBackend
+from edgecheck.vendors.onnxruntime.backend import OnnxRuntimeBackend
 from edgecheck.backends.registry import unregister_backend
 from edgecheck.errors import BackendError, BackendUnavailable, EdgecheckError, ModelError
 from edgecheck.model import inspect_onnx, load_onnx

@@ -21,7 +21,7 @@ def _install_fake_distribution(pytester) -> None:
     site = pytester.path / "site"
     (site / "mynpu_plugin").mkdir(parents=True)
     (site / "mynpu_plugin" / "__init__.py").write_text(textwrap.dedent("""
-        from edgecheck.backends.onnxruntime import OnnxRuntimeBackend
+        from edgecheck.vendors.onnxruntime.backend import OnnxRuntimeBackend
 
         class MyNpuBackend(OnnxRuntimeBackend):
             name = "mynpu"

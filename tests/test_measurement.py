@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 from edgecheck.backends import register_backend
-from edgecheck.backends.onnxruntime import OnnxRuntimeBackend, OnnxRuntimeRunner
+from edgecheck.vendors.onnxruntime.backend import OnnxRuntimeBackend, OnnxRuntimeRunner
 from edgecheck.backends.registry import unregister_backend
 
 DELAYS_S = {delays!r}

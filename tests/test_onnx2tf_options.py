@@ -13,8 +13,8 @@ import pytest
 from convert_builders import if_model, paddle_style, yolo_head
 
 from edgecheck.compress import RecipeError
-from edgecheck.compress.onnx2tf_driver import copy_constants_into_branches
-from edgecheck.compress.onnx2tf_options import (Onnx2tfParams, failed_node, fixed_shapes, next_option, shape_failure,
+from edgecheck.vendors.tflite.onnx2tf_driver import copy_constants_into_branches
+from edgecheck.vendors.tflite.onnx2tf_options import (Onnx2tfParams, failed_node, fixed_shapes, next_option, shape_failure,
                                                 shapes_text)
 from edgecheck.model import inspect_onnx
 

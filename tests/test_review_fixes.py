@@ -114,7 +114,7 @@ def test_a_backend_whose_availability_raises_skips_with_the_reason(pytester, spe
     spec_project(SPEC.replace("[onnxruntime]", "[onnxruntime, flaky]"))
     pytester.makeconftest("""
         from edgecheck.backends import register_backend
-        from edgecheck.backends.onnxruntime import OnnxRuntimeBackend
+        from edgecheck.vendors.onnxruntime.backend import OnnxRuntimeBackend
 
         @register_backend
         class Flaky(OnnxRuntimeBackend):

@@ -362,7 +362,7 @@ def test_the_runner_refuses_a_rebuild_that_differs_from_the_artifact(tmp_path):
     probe = artifact.with_name(artifact.name + ".build") / "probe_outputs.npz"
     recorded = np.load(probe)
     np.savez(probe, *[recorded[name] + 1 for name in recorded.files])  # as if another toolkit had built it
-    code = ("import sys; from pathlib import Path; from edgecheck.backends.rknn import RknnBackend\n"
+    code = ("import sys; from pathlib import Path; from edgecheck.vendors.rknn.backend import RknnBackend\n"
             "try:\n    RknnBackend().load(Path(sys.argv[1]))\nexcept Exception as exc:\n    print(exc)\n")
     environ = run_env_env(ENV)
     environ["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])

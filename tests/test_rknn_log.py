@@ -1,4 +1,4 @@
-"""Unit tests of edgecheck.analysis.rknn_log on rknn-toolkit2 2.5.0's own logs: the samples below are copied
+"""Unit tests of edgecheck.vendors.rknn.build_log on rknn-toolkit2 2.5.0's own logs: the samples below are copied
 verbatim (prefixes and trailing spaces included) from docs/research/rknn-toolkit2.md."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgecheck.analysis.rknn_log import (BuildLog, LayerError, RknnLayer, describe_error, error_jumps,
+from edgecheck.vendors.rknn.build_log import (BuildLog, LayerError, RknnLayer, describe_error, error_jumps,
                                          parse_build_log, parse_error_analysis, parse_layer_table, parse_memory,
                                          refusal)
 

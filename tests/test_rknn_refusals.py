@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgecheck.analysis.rknn_log import refusal
-from edgecheck.backends.rknn_toolkit import last_error
+from edgecheck.vendors.rknn.build_log import refusal
+from edgecheck.vendors.rknn.toolkit import last_error
 
 RED, YELLOW, RESET = "\x1b[1;31m", "\x1b[1;33m", "\x1b[0m"
 CHECKER = """Traceback (most recent call last):
@@ -68,7 +68,7 @@ UNSORTED = (
 
 
 def test_the_checkers_warning_is_read_whole_beside_a_bare_key_error():
-    from edgecheck.analysis.rknn_log import checker_warning
+    from edgecheck.vendors.rknn.build_log import checker_warning
 
     assert refusal(UNSORTED) == "KeyError: 'a'"
     assert checker_warning(UNSORTED) == (

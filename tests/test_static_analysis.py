@@ -19,7 +19,7 @@ from edgecheck.analysis.costs import model_facts
 from edgecheck.analysis.estimate import LatencyEstimate, estimate_latency
 from edgecheck.analysis.graph import analyse
 from edgecheck.analysis.ops import classify
-from edgecheck.analysis.optable import BUILTIN_TABLES, Constraint, OpRule, OpTable, Unlisted, load_tables, read_table
+from edgecheck.analysis.optable import builtin_table_dirs, Constraint, OpRule, OpTable, Unlisted, load_tables, read_table
 from edgecheck.devices import load_profiles
 from edgecheck.errors import CannotJudge, DeviceError, ModelError
 
@@ -462,7 +462,7 @@ def test_the_shipped_tables_load_and_say_where_they_come_from():
     tables = load_tables()
     assert {"onnxruntime-cpu", "rknn-rk3588", "tensorrt-onnx-parser"} <= set(tables)
     for name, table in tables.items():
-        assert table.name == name and table.file is not None and table.file.parent == BUILTIN_TABLES
+        assert table.name == name and table.file is not None and table.file.parent in builtin_table_dirs()
         assert table.source and table.version and table.url and table.url.startswith("https://")
         assert table.ops, name
         assert table.version in table.citation() and table.source in table.citation()
@@ -507,16 +507,18 @@ def test_shipped_onnxruntime_table_marks_a_float16_conv_as_breaking_its_type_rul
 @pytest.mark.skipif(platform.machine() != "x86_64",
                     reason="ONNX Runtime's x86_64 build has no float16 Conv kernel; other builds may have one")
 def test_installed_onnxruntime_has_no_float16_conv_kernel_on_x86_64():
-    from edgecheck.analysis.ort_table import table_from_onnxruntime
+    from edgecheck.vendors.onnxruntime import TABLES as ONNXRUNTIME_TABLES
+    from edgecheck.vendors.onnxruntime.optable import table_from_onnxruntime
 
     verdict, _ = _verdict(analyse(_fp16_model()), table_from_onnxruntime(), "conv16")
     assert verdict.status == "constraint" and "float16" in verdict.reason
 
 
 def test_the_shipped_onnxruntime_table_is_what_the_installed_runtime_generates():
-    from edgecheck.analysis.ort_table import table_from_onnxruntime
+    from edgecheck.vendors.onnxruntime import TABLES as ONNXRUNTIME_TABLES
+    from edgecheck.vendors.onnxruntime.optable import table_from_onnxruntime
 
-    shipped = read_table(BUILTIN_TABLES / "onnxruntime-cpu.yaml")
+    shipped = read_table(ONNXRUNTIME_TABLES / "onnxruntime-cpu.yaml")
     generated = table_from_onnxruntime()
     if generated.version != shipped.version:
         pytest.skip(f"installed {generated.version}, the shipped table is for {shipped.version}")

@@ -116,7 +116,7 @@ def test_the_ops_check_on_the_bomb_fails_naming_the_node_and_the_session_goes_on
 
 def test_tables_sharing_one_offset_are_refused_before_they_are_read(tmp_path):
     pytest.importorskip("ai_edge_litert")
-    from edgecheck.tflite_model import read_tflite
+    from edgecheck.vendors.tflite.model import read_tflite
 
     path = tmp_path / "shared.tflite"
     size = shared_tables_tflite(path).stat().st_size
@@ -132,7 +132,7 @@ def test_tables_sharing_one_offset_are_refused_before_they_are_read(tmp_path):
 def test_a_small_fan_out_of_shared_tables_is_still_bounded_by_the_file(tmp_path):
     """3 x 3 shared entries fit the file's bytes: read (9 operators), never more than the bytes allow."""
     pytest.importorskip("ai_edge_litert")
-    from edgecheck.tflite_model import read_tflite
+    from edgecheck.vendors.tflite.model import read_tflite
 
     path = tmp_path / "small.tflite"
     shared_tables_tflite(path, fan_out=3)
@@ -143,7 +143,7 @@ def test_a_count_field_beyond_the_file_is_refused_naming_the_list(tmp_path):
     pytest.importorskip("ai_edge_litert")
     from ai_edge_litert import schema_py_generated as s
 
-    from edgecheck.tflite_model import read_tflite
+    from edgecheck.vendors.tflite.model import read_tflite
     from tflite_builders import build_fc_tflite
 
     path = tmp_path / "fc.tflite"
@@ -175,7 +175,7 @@ def test_the_cli_and_the_plugins_reader_refuse_the_shared_table_file_in_one_line
 def test_a_fifo_named_tflite_is_refused_without_being_opened(tmp_path):
     import os
 
-    from edgecheck.tflite_model import read_tflite
+    from edgecheck.vendors.tflite.model import read_tflite
 
     fifo = tmp_path / "pipe.tflite"
     os.mkfifo(fifo)
@@ -190,7 +190,7 @@ def test_buffer_entries_sharing_one_stored_buffer_are_charged_their_bytes(tmp_pa
     import flatbuffers
     from ai_edge_litert import schema_py_generated as s
 
-    from edgecheck.tflite_model import read_tflite
+    from edgecheck.vendors.tflite.model import read_tflite
 
     fan = 64
     b = flatbuffers.Builder(1024)

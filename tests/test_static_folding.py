@@ -128,7 +128,7 @@ def test_convolution2dtransposebias_runs_in_default_litert_and_the_table_says_su
     pytest.importorskip("ai_edge_litert")
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecheck.analysis.tflite_ops import classify_tflite, tflite_graph
+    from edgecheck.vendors.tflite.ops import classify_tflite, tflite_graph
 
     path = _transpose_conv_bias_tflite(tmp_path / "segmenter_head.tflite")
     interpreter = Interpreter(model_path=str(path))  # as the tflite backend makes it: default delegates applied
@@ -144,7 +144,7 @@ def test_convolution2dtransposebias_runs_in_default_litert_and_the_table_says_su
 
 def test_the_generated_litert_table_lists_the_delegate_run_custom_ops():
     pytest.importorskip("ai_edge_litert")
-    from edgecheck.analysis.tflite_table import DELEGATE_CUSTOM_OPS, table_from_litert
+    from edgecheck.vendors.tflite.table import DELEGATE_CUSTOM_OPS, table_from_litert
 
     table = table_from_litert()
     for name in DELEGATE_CUSTOM_OPS:

@@ -17,7 +17,7 @@ from conftest import HANG_GUARD_S, junit_properties  # noqa: E402
 from tflite_builders import FEATURES, INT8_SCALE, INT8_ZERO_POINT, build_fc_tflite  # noqa: E402
 
 from edgecheck.backends import RunOptions  # noqa: E402
-from edgecheck.backends.tflite import IoMap, TfliteBackend, io_sidecar  # noqa: E402
+from edgecheck.vendors.tflite.backend import IoMap, TfliteBackend, io_sidecar  # noqa: E402
 from edgecheck.errors import BackendError  # noqa: E402
 
 
@@ -83,7 +83,7 @@ def test_a_sidecar_naming_a_tensor_the_model_lacks_is_a_loading_error(tmp_path):
 def test_tflite_runtime_built_for_numpy_1_is_refused_with_the_reason_not_run(monkeypatch):
     from importlib import metadata
 
-    import edgecheck.backends.tflite as module
+    import edgecheck.vendors.tflite.backend as module
 
     real_version = metadata.version
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # LiteRT absent: import fails

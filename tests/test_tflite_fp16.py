@@ -14,7 +14,7 @@ pytest.importorskip("ai_edge_quantizer", reason="quantizing a .tflite needs ai-e
 from conftest import junit_properties  # noqa: E402
 from tflite_builders import FEATURES, build_fc_tflite, build_fp16_weights_tflite  # noqa: E402
 
-from edgecheck.compress.tflite_fp16 import dequantize_fp16_weights, find_fp16_weights, weight_types  # noqa: E402
+from edgecheck.vendors.tflite.fp16 import dequantize_fp16_weights, find_fp16_weights, weight_types  # noqa: E402
 
 
 def _run(path, x: np.ndarray) -> np.ndarray:
@@ -31,7 +31,7 @@ def test_the_rewrite_gives_float32_constants_of_the_same_values_and_the_same_out
     assert weight_types(tmp_path / "fp16.tflite") == {"float16": 2}
     assert weight_types(tmp_path / "fp32.tflite") == {"float32": 2}  # the float16 copies are gone
     assert find_fp16_weights(tmp_path / "fp32.tflite").tensors == ()
-    from edgecheck.tflite_model import read_tflite
+    from edgecheck.vendors.tflite.model import read_tflite
 
     # the float16 tensors nothing reads any more are gone, not left without data (a calibrator reads every tensor)
     before, after = read_tflite(tmp_path / "fp16.tflite"), read_tflite(tmp_path / "fp32.tflite")

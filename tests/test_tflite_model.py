@@ -15,7 +15,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from edgecheck.analysis.optable import read_table  # noqa: E402
 from edgecheck.errors import ModelError  # noqa: E402
 from edgecheck.model import file_sha256  # noqa: E402
-from edgecheck.tflite_model import TfliteOp, inspect_tflite, op_key, read_tflite  # noqa: E402
+from edgecheck.vendors.tflite.model import TfliteOp, inspect_tflite, op_key, read_tflite  # noqa: E402
 
 from conftest import make_classifier  # noqa: E402
 from tflite_builders import (  # noqa: E402
@@ -292,7 +292,7 @@ def test_without_ai_edge_litert_the_error_says_what_to_install(tmp_path, monkeyp
 def test_the_litert_table_comes_from_the_installed_runtime_and_round_trips(tmp_path):
     import ai_edge_litert
 
-    from edgecheck.analysis.tflite_table import dump, table_from_litert
+    from edgecheck.vendors.tflite.table import dump, table_from_litert
 
     table = table_from_litert()
     assert table.name == "litert-builtins" and table.backend == "tflite"
@@ -309,7 +309,7 @@ def test_the_litert_table_comes_from_the_installed_runtime_and_round_trips(tmp_p
 
 
 def test_every_op_of_the_built_models_is_in_the_litert_table(tmp_path):
-    from edgecheck.analysis.tflite_table import table_from_litert
+    from edgecheck.vendors.tflite.table import table_from_litert
 
     table = table_from_litert()
     path = tmp_path / "fc.tflite"

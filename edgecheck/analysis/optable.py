@@ -18,7 +18,6 @@ from edgecheck.devices import read_named_mapping
 from edgecheck.errors import DeviceError
 from edgecheck.strict import StrictModel
 
-BUILTIN_TABLES = Path(__file__).with_name("tables")
 Status = Literal["supported", "fallback", "unsupported"]
 # What a node that breaks a stated constraint becomes: still counted as 'constraint' (supported
 # but outside what the source promises), or the consequence the source names.
@@ -125,10 +124,22 @@ def read_table(path: Path) -> OpTable:
         raise DeviceError(f"{path}: {where}: {message}{more}") from None
 
 
+def builtin_table_dirs() -> list[Path]:
+    """The folders of operator tables the installed vendors ship (entry point group `edgecheck.tables`)."""
+    from edgecheck.entrypoints import TABLES, load_group
+
+    folders = []
+    for loaded in load_group(TABLES):
+        if loaded.error:
+            raise DeviceError(f"operator tables {loaded.name!r}: {loaded.error}")
+        folders.append(Path(loaded.value))
+    return folders
+
+
 def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpTable]:
     """The built-in tables, then each project folder's; a later file with the same name replaces one."""
     tables: dict[str, OpTable] = {}
-    for folder in (BUILTIN_TABLES, *extra_dirs):
+    for folder in (*builtin_table_dirs(), *extra_dirs):
         if not Path(folder).is_dir():
             what = "is not a folder" if Path(folder).exists() else "not found"
             raise DeviceError(f"{folder}: operator table folder {what}")

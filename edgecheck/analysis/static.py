@@ -88,7 +88,7 @@ class StaticAnalysis:
 
     def classify_tflite(self, path: Path, device: DeviceProfile, backend: str, name: str | None = None) -> OpsReport:
         """A .tflite file's operators against the TFLite table for the device and backend."""
-        from edgecheck.analysis.tflite_ops import classify_tflite, tflite_graph
+        from edgecheck.vendors.tflite.ops import classify_tflite, tflite_graph
 
         return classify_tflite(tflite_graph(path), self.table_for(device, backend, name, "tflite"))
 

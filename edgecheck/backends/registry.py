@@ -7,16 +7,11 @@ as a crash of the session.
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
 from edgecheck.backends.base import Availability, Backend
+from edgecheck.entrypoints import BACKENDS as ENTRY_POINT_GROUP
+from edgecheck.entrypoints import load_group
 from edgecheck.errors import BackendUnavailable
 
-ENTRY_POINT_GROUP = "edgecheck.backends"
-_BUILTIN = {"onnxruntime": "edgecheck.backends.onnxruntime:OnnxRuntimeBackend",
-            "tflite": "edgecheck.backends.tflite:TfliteBackend",
-            "rknn": "edgecheck.backends.rknn:RknnBackend"}
 _registered: dict[str, type[Backend]] = {}
 _broken: dict[str, str] = {}
 _discovered = False
@@ -43,29 +38,22 @@ def reset_registry() -> None:
     _discovered = False
 
 
-def _load(name: str, target: str) -> None:
-    module_name, _, attribute = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attribute)
-    except Exception as exc:  # a broken plugin must not break the session
-        _broken[name] = f"its plugin {target} failed to import: {type(exc).__name__}: {exc}"
-        return
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        _broken[name] = f"{target} is not an edgecheck Backend class"
-        return
-    _registered.setdefault(name, cls)
-
-
 def _discover() -> None:
+    """The `edgecheck.backends` entry points (edgecheck's own vendors among them); a class registered
+    by hand keeps its name."""
     global _discovered
     if _discovered:
         return
     _discovered = True
-    for name, target in _BUILTIN.items():
-        _load(name, target)
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name not in _registered:
-            _load(entry.name, entry.value)
+    for loaded in load_group(ENTRY_POINT_GROUP):
+        if loaded.name in _registered:
+            continue
+        if loaded.error:
+            _broken[loaded.name] = loaded.error
+        elif not (isinstance(loaded.value, type) and issubclass(loaded.value, Backend)):
+            _broken[loaded.name] = f"{loaded.target} is not an edgecheck Backend class"
+        else:
+            _registered[loaded.name] = loaded.value
 
 
 def known_backends() -> list[str]:

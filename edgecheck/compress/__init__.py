@@ -23,6 +23,9 @@ from pydantic import ValidationError
 from edgecheck.errors import RecipeError
 from edgecheck.strict import StrictModel
 
+# The no-network guard loaded into every converter a recipe starts (a folder on PYTHONPATH, not a package).
+OFFLINE_GUARD = Path(__file__).resolve().with_name("offline")
+
 ORIGINAL = "none"
 
 
@@ -162,14 +165,32 @@ def unregister_recipe(name: str) -> None:
     _recipes.pop(name, None)
 
 
+_plugins: dict[str, str] | None = None  # entry point → why it failed to import ("" when it loaded)
+
+
+def _discover() -> None:
+    """Import every module of the `edgecheck.recipes` entry point group once: each registers its recipes
+    (the vendors' own come this way too)."""
+    global _plugins
+    if _plugins is not None:
+        return
+    from edgecheck.entrypoints import RECIPES, load_group
+
+    _plugins = {loaded.name: loaded.error for loaded in load_group(RECIPES)}
+
+
 def known_recipes() -> list[str]:
+    _discover()
     return sorted(_recipes)
 
 
 def get_recipe(name: str) -> Recipe:
+    _discover()
     recipe = _recipes.get(name)
     if recipe is None:
-        raise RecipeError(f"unknown recipe {name!r} (known: {', '.join(known_recipes())})")
+        broken = "; ".join(f"{plugin}: {error}" for plugin, error in (_plugins or {}).items() if error)
+        raise RecipeError(f"unknown recipe {name!r} (known: {', '.join(known_recipes())})"
+                          + (f"; recipe plugins that failed to load: {broken}" if broken else ""))
     return recipe
 
 
@@ -232,4 +253,4 @@ def keep_original(model: Path, params: NoParams, context: RecipeContext) -> Arti
     return Artifact(path=model, recipe=ORIGINAL, notes={"did": "nothing (the model as given)"})
 
 
-from edgecheck.compress import fp16, lowrank, prune, quantize, rknn, tflite  # noqa: E402,F401  (they register recipes)
+from edgecheck.compress import fp16, lowrank, prune, quantize  # noqa: E402,F401  (they register recipes)

@@ -116,7 +116,7 @@ def _onnx_facts(path: Path) -> ModelFacts:
 
 
 def _tflite_facts(path: Path) -> ModelFacts:
-    from edgecheck.tflite_model import read_tflite
+    from edgecheck.vendors.tflite.model import read_tflite
 
     parsed = read_tflite(path)  # bounds and names every fault of the file
     weights = WeightFacts()

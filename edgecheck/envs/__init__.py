@@ -23,11 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from edgecheck.envs.definitions import (BUILTIN_DIR, DEFS_VAR, EnvDefinition, env_definition, known_envs,
+from edgecheck.envs.definitions import (DEFS_VAR, builtin_dirs, EnvDefinition, env_definition, known_envs,
                                         load_definitions, override_var, python_meets, read_definition)
 from edgecheck.errors import EnvError
 
-__all__ = ["BUILTIN_DIR", "DEFS_VAR", "MARKER", "EnvDefinition", "EnvError", "EnvStatus", "ToolEnv", "create_env",
+__all__ = ["builtin_dirs", "DEFS_VAR", "MARKER", "EnvDefinition", "EnvError", "EnvStatus", "ToolEnv", "create_env",
            "env_definition", "env_root", "env_status", "find_env", "known_envs", "load_definitions", "override_var",
            "python_meets", "read_definition", "run_env_env", "unavailable_reason"]
 

@@ -16,7 +16,6 @@ from pydantic import Field, ValidationError, field_validator
 from edgecheck.errors import EnvError
 from edgecheck.strict import StrictModel
 
-BUILTIN_DIR = Path(__file__).parent
 DEFS_VAR = "EDGECHECK_ENV_DEFS"
 
 
@@ -151,11 +150,23 @@ def read_definition(path: Path) -> EnvDefinition:
         raise EnvError(f"{path}: {field}: {first['msg']}") from None
 
 
+def builtin_dirs() -> list[Path]:
+    """The folders of environment definitions the installed vendors ship (entry point group `edgecheck.envs`)."""
+    from edgecheck.entrypoints import ENVS, load_group
+
+    folders = []
+    for loaded in load_group(ENVS):
+        if loaded.error:
+            raise EnvError(f"environment definitions {loaded.name!r}: {loaded.error}")
+        folders.append(Path(loaded.value))
+    return folders
+
+
 def load_definitions(extra_dirs: Iterable[Path] = ()) -> dict[str, EnvDefinition]:
     """The built-in folder's, then $EDGECHECK_ENV_DEFS's folders', then `extra_dirs`': later ones win."""
     from_var = [Path(p) for p in os.environ.get(DEFS_VAR, "").split(os.pathsep) if p]
     definitions: dict[str, EnvDefinition] = {}
-    for folder in [BUILTIN_DIR, *from_var, *(Path(p) for p in extra_dirs)]:
+    for folder in [*builtin_dirs(), *from_var, *(Path(p) for p in extra_dirs)]:
         if not folder.is_dir():
             named = f" (named in ${DEFS_VAR})" if folder in from_var else ""
             raise EnvError(f"{folder}: environment definition folder not found{named}")

@@ -11,11 +11,11 @@ from edgecheck.analysis.graph import AnalysedGraph
 from edgecheck.analysis.ops import OpsReport, classify
 from edgecheck.analysis.optable import OpTable
 from edgecheck.analysis.static import fit_warning, table_for
-from edgecheck.analysis.tflite_ops import TfliteGraph, classify_tflite
+from edgecheck.vendors.tflite.ops import TfliteGraph, classify_tflite
 from edgecheck.devices import DeviceProfile
 from edgecheck.errors import CannotJudge
 from edgecheck.report.table import format_table
-from edgecheck.tflite_model import TfliteModel
+from edgecheck.vendors.tflite.model import TfliteModel
 
 
 def _si(value: float, unit: str = "") -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.compress import RecipeContext
-from edgecheck.compress.tflite import TfliteConvertParams, convert_tflite_fp32
+from edgecheck.vendors.tflite.recipes import TfliteConvertParams, convert_tflite_fp32
 
 HERE = Path(__file__).resolve().parent
 DIGITS = HERE.parent

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgecheck.backends.rknn import REPORT_FILE, build_dir
+from edgecheck.vendors.rknn.backend import REPORT_FILE, build_dir
 from edgecheck.compress import Artifact, RecipeContext, RecipeError, RecipeParams, RecipeUnavailable, artifact_path, \
     copy_model, register_recipe
 
@@ -131,8 +131,8 @@ def _crash(returncode: int) -> str:
 
 def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: RecipeContext, quantize: bool) -> Artifact:
     """Run the toolkit's build in its environment; the artifact, its build folder and report."""
-    from edgecheck.analysis.rknn_log import checker_warning, parse_build_log, parse_error_analysis, refusal
-    from edgecheck.backends import rknn_toolkit
+    from edgecheck.vendors.rknn.build_log import checker_warning, parse_build_log, parse_error_analysis, refusal
+    from edgecheck.vendors.rknn import toolkit as rknn_toolkit
     from edgecheck.envs import find_env, run_env_env, unavailable_reason
     from edgecheck.model import inspect_onnx
 
@@ -203,7 +203,7 @@ def _notes(job: dict, parsed, report: dict, params: RknnFloatParams) -> dict[str
 
 def _log_tail(work: Path, lines: int = 12) -> str:
     """The end of the toolkit's stderr for a failure message (the build folder goes with a failed entry)."""
-    from edgecheck.analysis.rknn_log import strip_ansi
+    from edgecheck.vendors.rknn.build_log import strip_ansi
 
     said = [strip_ansi(line).rstrip() for line in _read(work / "stderr.log").splitlines() if line.strip()]
     return f"; the end of its log: {' | '.join(said[-lines:])[-1500:]}" if said else ""
@@ -218,7 +218,7 @@ def _read(path: Path) -> str:
 
 _TOOLS = ("env:rknn",)
 _HERE = Path(__file__).resolve().parent
-_SOURCES = (_HERE.parent / "backends" / "rknn_toolkit.py", _HERE.parent / "analysis" / "rknn_log.py")
+_SOURCES = (_HERE / "toolkit.py", _HERE / "build_log.py")
 
 
 @register_recipe("rknn-fp16", RknnFloatParams, tools=_TOOLS, makes=RKNN, sources=_SOURCES, uses_calibration=True,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from edgecheck.analysis.ops import NodeVerdict, OpsReport
 from edgecheck.analysis.optable import OpTable
-from edgecheck.analysis.rknn_log import BuildLog
-from edgecheck.backends.rknn import build_dir, read_report
-from edgecheck.backends.rknn_toolkit import read_job
+from edgecheck.vendors.rknn.build_log import BuildLog
+from edgecheck.vendors.rknn.backend import build_dir, read_report
+from edgecheck.vendors.rknn.toolkit import read_job
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency_estimate
 from edgecheck.checks.result import CheckResult, Measurement

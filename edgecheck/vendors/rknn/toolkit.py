@@ -2,8 +2,8 @@
 
 Only the standard library, numpy and the toolkit are imported here: this module runs as a script in
 the rknn environment (`edgecheck env create rknn`), where the toolkit's pins (numpy <= 1.26, onnx <=
-1.18) rule edgecheck's own dependencies out. The recipe (edgecheck.compress.rknn) runs it as a
-script to build, export and analyse; the backend's runner (edgecheck.backends.rknn) imports it in
+1.18) rule edgecheck's own dependencies out. The recipe (edgecheck.vendors.rknn.recipes) runs it as a
+script to build, export and analyse; the backend's runner (edgecheck.vendors.rknn.backend) imports it in
 its worker to build again and run the simulator, because the toolkit's simulator cannot run a
 `.rknn` loaded back from disk (init_runtime returns -1): it runs only what was built in the same
 process. The job is the whole recipe for the build, so both builds are the same build, and the

@@ -5,7 +5,7 @@ onnx2tf pins versions that clash with edgecheck's, so it runs under its own envi
 interpreter (`edgecheck env create onnx2tf`), in a scratch folder, with the network blocked; where
 the environment is missing the recipe is skipped with that command. onnx2tf turns NCHW inputs into
 NHWC: the recipe writes beside each artifact the map of names and layouts
-(`edgecheck.backends.tflite.io_sidecar`) that the tflite backend uses to feed and read it like the
+(`edgecheck.vendors.tflite.backend.io_sidecar`) that the tflite backend uses to feed and read it like the
 ONNX model it came from.
 """
 
@@ -23,9 +23,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgecheck.compress import (Artifact, RecipeContext, RecipeError, RecipeNotApplicable,
+from edgecheck.compress import (OFFLINE_GUARD, Artifact, RecipeContext, RecipeError, RecipeNotApplicable,
                                 RecipeUnavailable, artifact_path, copy_model, register_recipe)
-from edgecheck.compress.onnx2tf_options import (Onnx2tfParams, converter_message, failed_node, fixed_shapes,
+from edgecheck.vendors.tflite.onnx2tf_options import (Onnx2tfParams, converter_message, failed_node, fixed_shapes,
                                                 next_option, op_type_of, shape_failure, shapes_text)
 
 TFLITE = ".tflite"
@@ -102,7 +102,7 @@ def probe_io_map(onnx_model: Path, info, artifact: Path, converted,
 
     import onnxruntime
 
-    from edgecheck.backends.tflite import IoMap, TfliteRunner
+    from edgecheck.vendors.tflite.backend import IoMap, TfliteRunner
     from edgecheck.backends.base import RunOptions
 
     pairs = _pair_inputs(info.inputs, converted.inputs, onnx_model)
@@ -165,7 +165,7 @@ def probe_io_map(onnx_model: Path, info, artifact: Path, converted,
 
 
 def _write_io_map(artifact: Path, inputs: list[dict], outputs: list[dict], converter: str) -> dict[str, str]:
-    from edgecheck.backends.tflite import io_sidecar
+    from edgecheck.vendors.tflite.backend import io_sidecar
 
     io_sidecar(artifact).write_text(json.dumps({"converter": converter, "inputs": inputs, "outputs": outputs},
                                                indent=1), encoding="utf-8")
@@ -189,7 +189,7 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
     batch is what fails, once more with the batch fixed to 1."""
     from edgecheck.envs import find_env, unavailable_reason
     from edgecheck.model import inspect_onnx
-    from edgecheck.tflite_model import inspect_tflite
+    from edgecheck.vendors.tflite.model import inspect_tflite
 
     env = find_env("onnx2tf")
     if env is None:
@@ -270,7 +270,7 @@ def _run_onnx2tf(env, model: Path, info, shapes: dict, recipe: str, mode: str, c
         (work / "job.json").write_text(json.dumps(job), encoding="utf-8")
         driver = Path(__file__).with_name("onnx2tf_driver.py")
         environ = run_env_env(env)
-        environ["PYTHONPATH"] = str(Path(__file__).with_name("offline"))  # no network, in every Python it starts
+        environ["PYTHONPATH"] = str(OFFLINE_GUARD)  # no network, in every Python it starts
         limit = context.tool_timeout_s()
         try:
             ran = subprocess.run([str(env.python), str(driver), str(work / "job.json"), str(work / "result.json")],
@@ -301,8 +301,8 @@ def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
     except ImportError as exc:
         raise RecipeUnavailable(f"recipe {recipe!r} on a .tflite model needs ai-edge-quantizer: "
                                 f"pip install 'edgecheck[tflite]' ({exc})") from None
-    from edgecheck.backends.tflite import io_sidecar
-    from edgecheck.compress.tflite_fp16 import NOTHING, float32_weights, weight_types
+    from edgecheck.vendors.tflite.backend import io_sidecar
+    from edgecheck.vendors.tflite.fp16 import NOTHING, float32_weights, weight_types
 
     if static and params is not None and params.io != "int8":
         raise RecipeError(f"recipe {recipe!r}: ai-edge-quantizer's static INT8 takes and gives int8; "
@@ -332,9 +332,9 @@ def _types_text(counts: dict[str, int]) -> str:
 
 def _quantize(quantizer, recipes, source: Path, model: Path, out: Path, recipe: str, static: bool,
               context: RecipeContext, params: TfliteStaticParams | None) -> None:
-    from edgecheck.backends.tflite import read_io_sidecar
+    from edgecheck.vendors.tflite.backend import read_io_sidecar
     from edgecheck.model import TensorInfo
-    from edgecheck.tflite_model import inspect_tflite, read_tflite
+    from edgecheck.vendors.tflite.model import inspect_tflite, read_tflite
 
     chosen = recipes.static_wi8_ai8() if static else recipes.dynamic_wi8_afp32()
     job = quantizer.Quantizer(str(source), chosen)
@@ -363,8 +363,8 @@ def _quantize(quantizer, recipes, source: Path, model: Path, out: Path, recipe: 
 _TOOLS = ("env:onnx2tf", "ai-edge-litert")
 _HERE = Path(__file__).resolve().parent
 # the driver, the network guard, the .tflite reader and the runner the layout probe uses shape the artifact too
-_SOURCES = (_HERE / "onnx2tf_driver.py", _HERE / "onnx2tf_options.py", _HERE / "offline" / "sitecustomize.py",
-            _HERE / "tflite_fp16.py", _HERE.parent / "tflite_model.py", _HERE.parent / "backends" / "tflite.py")
+_SOURCES = (_HERE / "onnx2tf_driver.py", _HERE / "onnx2tf_options.py", OFFLINE_GUARD / "sitecustomize.py",
+            _HERE / "fp16.py", _HERE / "model.py", _HERE / "backend.py")
 
 
 @register_recipe("tflite-fp32", TfliteConvertParams, summary="ONNX to a float32 .tflite (onnx2tf; NHWC inputs)",

@@ -61,7 +61,7 @@ class OnnxRuntimeBackend(Backend):
         return OnnxRuntimeRunner(session, artifact)
 
     def op_table(self):  # -> OpTable
-        from edgecheck.analysis.ort_table import table_from_onnxruntime
+        from edgecheck.vendors.onnxruntime.optable import table_from_onnxruntime
 
         if not hasattr(self, "_op_table"):
             self._op_table = table_from_onnxruntime()

@@ -1,7 +1,7 @@
 """A .tflite artifact's real operators (builtin, custom, Flex) against a TFLite operator table, in the
 same report the ONNX classification gives, so the `ops` budget reads both alike.
 
-The operator list comes from the file itself (edgecheck.tflite_model reads the flatbuffer without
+The operator list comes from the file itself (edgecheck.vendors.tflite.model reads the flatbuffer without
 an interpreter), so what the converter really emitted is judged, not what the ONNX graph suggested.
 """
 
@@ -47,7 +47,7 @@ class TfliteGraph:
 
 def tflite_graph(path: Path) -> TfliteGraph:
     """Every operator of every subgraph; a node is named after its first output tensor."""
-    from edgecheck.tflite_model import read_tflite
+    from edgecheck.vendors.tflite.model import read_tflite
 
     nodes = []
     for op in read_tflite(path).ops:

@@ -41,7 +41,7 @@ def build_dir(artifact: Path) -> Path:
 
 
 def read_report(artifact: Path) -> dict[str, Any] | None:
-    """The build report the rknn recipes write (edgecheck.compress.rknn); None where there is none."""
+    """The build report the rknn recipes write (edgecheck.vendors.rknn.recipes); None where there is none."""
     try:
         report = json.loads((build_dir(artifact) / REPORT_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -65,7 +65,7 @@ class SimulatorBuild:
     last one for the next job on the same artifact (the parity and then the evaluation outputs)."""
 
     def __init__(self, artifact: Path):
-        from edgecheck.backends import rknn_toolkit as toolkit
+        from edgecheck.vendors.rknn import toolkit
 
         self.artifact, self.toolkit = artifact, toolkit
         self.key = _identity(artifact)
@@ -186,7 +186,7 @@ class RknnBackend(Backend):
     def diagnose(self, artifact: Path) -> list[str]:
         """Where INT8 (or float16) hurts: the first layers whose error jumps in the toolkit's per-layer
         analysis of the build, for a failing parity or accuracy check."""
-        from edgecheck.analysis.rknn_log import LayerError, describe_error, error_jumps
+        from edgecheck.vendors.rknn.build_log import LayerError, describe_error, error_jumps
         report = read_report(artifact)
         if report is None:
             return []

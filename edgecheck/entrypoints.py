@@ -1,0 +1,56 @@
+"""Entry point groups: how the core finds what vendors and third parties add, without naming them.
+
+Every extension (a backend, a recipe module, a check, an artifact format, a folder of operator
+tables or tool environments) comes through a group of the same name: edgecheck's own vendors are
+registered in its pyproject exactly as a third-party distribution registers its own. Loading happens
+on first use, and a plugin that fails to import is reported by name, never crashing the session.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+BACKENDS = "edgecheck.backends"
+RECIPES = "edgecheck.recipes"
+CHECKS = "edgecheck.checks"
+FORMATS = "edgecheck.formats"
+TABLES = "edgecheck.tables"  # a folder of operator tables (*.yaml)
+ENVS = "edgecheck.envs"  # a folder of tool environment definitions (*.yaml)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One entry point: the object it names, or why it could not be had."""
+
+    name: str
+    target: str
+    value: Any = None
+    error: str = ""
+
+
+def import_target(target: str) -> Any:
+    """`package.module:attribute` (or a module alone) → the object."""
+    module_name, _, attribute = target.partition(":")
+    value: Any = importlib.import_module(module_name.strip())
+    for part in filter(None, attribute.strip().split(".")):
+        value = getattr(value, part)
+    return value
+
+
+def load_group(group: str) -> list[Loaded]:
+    """Every entry point of `group`, imported; sorted by name so the order never depends on install order."""
+    found = []
+    seen: set[tuple[str, str]] = set()
+    for entry in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
+        if (entry.name, entry.value) in seen:  # the same distribution seen twice on sys.path
+            continue
+        seen.add((entry.name, entry.value))
+        try:
+            found.append(Loaded(entry.name, entry.value, import_target(entry.value)))
+        except Exception as exc:  # a broken plugin must not break the session: say whose it is
+            found.append(Loaded(entry.name, entry.value,
+                                error=f"its plugin {entry.value} failed to import: {type(exc).__name__}: {exc}"))
+    return found
