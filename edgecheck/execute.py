@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import platform
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,17 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.backends import Backend, check_available
-from edgecheck.checks.accuracy import chance_doubt, judge_accuracy, metric_function, nonfinite_problems
-from edgecheck.checks.parity import compare_outputs, identical_bits_note, judge_parity
-from edgecheck.checks.performance import judge_latency, judge_memory
-from edgecheck.checks.regression import add_regressions
+from edgecheck.checks.base import Check, get_check, target_is_host
 from edgecheck.checks.result import CheckResult
-from edgecheck.checks.size import MIB, judge_size
 from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
-from edgecheck.compress import ORIGINAL, Artifact
+from edgecheck.compress import ORIGINAL
 from edgecheck.devices import cpu_model
-from edgecheck.data import (InputSet, evaluation_set, has_fixed_batch, input_hint, layout_of, parity_set,
+from edgecheck.data import (InputSet, evaluation_set, has_fixed_batch, layout_of, parity_set,
                             prepare_calibration)
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
@@ -37,7 +32,7 @@ from edgecheck.analysis import static
 from edgecheck.model import ModelInfo, inspect_model
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec, RecipeStep
-from edgecheck.spec.schema import CANDIDATE, topk_of
+from edgecheck.spec.schema import CANDIDATE
 from edgecheck.static_checks import StaticChecks
 from edgecheck.worker.client import WorkerPool
 
@@ -60,11 +55,6 @@ def inputs_fingerprint(inputs: InputSet) -> str:
             digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
             digest.update(array.tobytes())
     return digest.hexdigest()
-
-
-def _origin(cached: bool) -> str:
-    return ("from the cache: an earlier run of the same artifact bytes, runtime version, threads and inputs"
-            if cached else "computed in this session")
 
 
 @functools.lru_cache(maxsize=1)
@@ -175,11 +165,8 @@ class Executor:
             raise found
         return found
 
-    def outputs(self, loaded: LoadedSpec, artifact: Path, backend: str, threads: int, kind: str) -> Outputs:
-        return self._outputs_and_origin(loaded, artifact, backend, threads, kind)[0]
-
-    def _outputs_and_origin(self, loaded: LoadedSpec, artifact: Path, backend: str, threads: int,
-                            kind: str) -> tuple[Outputs, bool]:
+    def outputs(self, loaded: LoadedSpec, artifact: Path, backend: str, threads: int,
+                kind: str) -> tuple[Outputs, bool]:
         """Outputs of an artifact on a backend, and whether they came from the cache (only a
         deterministic backend's outputs are cached: same bytes, runtime, threads and inputs)."""
         found = self.backend(backend)
@@ -201,73 +188,32 @@ class Executor:
     def reference(self, loaded: LoadedSpec, kind: str) -> Outputs:
         """The original model's outputs (the teacher's, when the spec names a candidate)."""
         model = loaded.spec.model.path
-        return self.outputs(loaded, model, reference_backend(model), REFERENCE_THREADS, kind)
+        return self.outputs(loaded, model, reference_backend(model), REFERENCE_THREADS, kind)[0]
 
     def run(self, planned: PlannedCheck) -> CheckResult:
-        """Measure and judge one planned check. Raises `BackendUnavailable` when it cannot run here."""
-        estimated = self._estimated(planned)
-        # static checks read the artifact only: they need neither the backend nor its device
-        backend = None if planned.check == "ops" or estimated else self.backend(planned.backend)
-        threads = planned.threads
-        if planned.check in ("latency", "memory"):
-            self._where_measured(planned)  # before any work: a device figure we cannot take is said at once
-        made = self.artifact(planned.spec, planned.recipe)
-        artifact = made.artifact
-        if planned.check == "ops":
-            result = self._ops(planned, made)
-        elif estimated:
-            result = self._estimate(planned, made)
-        elif planned.check in ("latency", "memory"):
-            assert backend is not None
-            result = self._performance(planned, backend, made)
-        elif planned.check == "size":
-            original = self.model_info(planned.spec.spec.model.path)
-            result = judge_size(self.model_info(artifact.path), original, planned.budgets)
-        elif planned.check == "parity":
-            reference = self.reference(planned.spec, "parity")
-            candidate, cached = self._outputs_and_origin(planned.spec, artifact.path, planned.backend, threads, "parity")
-            budget = planned.budgets.parity
-            k = budget.topk_agreement.k if budget and budget.topk_agreement else None
-            inputs = self.inputs(planned.spec, "parity")
-            hint = input_hint(planned.spec, self.model_info(planned.spec.spec.model.path), inputs)
-            result = judge_parity(compare_outputs(reference, candidate, k), budget,  # type: ignore[arg-type]
-                                  synthetic=inputs.synthetic, samples=inputs.sample_count, inputs_hint=hint)
-            result.facts["inputs"] = inputs.source
-            if self.model_info(artifact.path).sha256 != self.model_info(planned.spec.spec.model.path).sha256:
-                same = identical_bits_note(reference, candidate, inputs.sample_count, planned.backend)
-                if same is not None:
-                    result.notes.append(same)
-            result.facts["outputs"] = _origin(cached)
-        else:
-            result = self._accuracy(planned, artifact, threads)
-        if planned.check in ("parity", "accuracy") and not result.passed and backend is not None:
+        """Measure and judge one planned check through its kind. Raises `BackendUnavailable` when it cannot
+        run here, `CannotJudge` when nothing here can say."""
+        check = get_check(planned.check)
+        static = check.is_static(planned.budgets, planned.target)
+        # a static check reads the artifact only: it needs neither the backend nor its device
+        backend = None if static else self.backend(planned.backend)
+        result = check.run(planned, self)
+        made = self.artifact(planned.spec, planned.recipe)  # made already: the check asked for it
+        if check.uses_outputs and not result.passed and backend is not None:
             try:  # where it goes wrong, where the backend can tell; never at the cost of the verdict
-                result.notes.extend(backend.diagnose(artifact.path))
+                result.notes.extend(backend.diagnose(made.artifact.path))
             except Exception as exc:
                 result.notes.append(f"{backend.name} could not say where it goes wrong: {type(exc).__name__}: {exc}")
-        if self.baseline is not None and planned.check in ("latency", "memory", "accuracy") and not estimated:
+        if self.baseline is not None and not static:
             found = self.baseline(planned)
             if found is not None:
                 name, figures, comparable = found
-                add_regressions(result, figures, name, planned.budgets.regression, comparable,
-                                self._higher_is_better(planned))
-        for key, value in self._facts(planned, backend, threads, made).items():
+                check.compare_with_baseline(result, figures, name, planned, comparable)
+        for key, value in self._facts(planned, check, backend, planned.threads, made).items():
             result.facts.setdefault(key, value)  # a check's own (measured_on of a stand-in figure) stays
         return result
 
-    @staticmethod
-    def _higher_is_better(planned: PlannedCheck) -> bool:
-        evaluation = planned.spec.spec.data.evaluation
-        return evaluation.is_higher_better if evaluation is not None else True
-
-    @staticmethod
-    def _estimated(planned: PlannedCheck) -> bool:
-        """A latency or memory check of a device target whose spec accepts an estimate."""
-        budget = planned.budgets.latency_ms if planned.check == "latency" else planned.budgets.memory_mb
-        return (planned.check in ("latency", "memory") and budget is not None and budget.source == "estimate"
-                and planned.target.name != "host" and not planned.target.detect)
-
-    def _input_shapes(self, planned: PlannedCheck) -> dict[str, tuple[int, ...]]:
+    def input_shapes(self, planned: PlannedCheck) -> dict[str, tuple[int, ...]]:
         """The spec's input shapes; for a dynamic input it leaves open, the shape a measurement would run
         (one sample of the parity data), so an estimate is of the same work as a measurement."""
         shapes = {name: tuple(d.shape) for name, d in planned.spec.spec.inputs.items() if d.shape}
@@ -279,52 +225,58 @@ class Executor:
                 shapes.setdefault(name, tuple(value.shape))
         return shapes
 
-    def _ops(self, planned: PlannedCheck, made: MadeArtifact) -> CheckResult:
-        return self.static_checks.ops(planned, made.artifact.path, lambda: self._input_shapes(planned),
+    def static_ops(self, planned: PlannedCheck, artifact: Path) -> CheckResult:
+        """The ops check by the artifact format's authority (a table, a compiler's placement)."""
+        return self.static_checks.ops(planned, artifact, lambda: self.input_shapes(planned),
                                       lambda: self._runtime_table(planned))
+
+    def static_estimate(self, planned: PlannedCheck, artifact: Path) -> CheckResult:
+        """Latency or memory of a device target judged on its format's estimate."""
+        return self.static_checks.estimate(planned, artifact, lambda: self.input_shapes(planned))
 
     def _runtime_table(self, planned: PlannedCheck):
         """The runtime's own operator table where it is the device's runtime: the host's installed one."""
-        if planned.target.name != "host" and not planned.target.detect:
+        if not target_is_host(planned.target):
             return None
         try:
             return self.backend(planned.backend).op_table()
         except BackendUnavailable:
             return None
 
-    def _estimate(self, planned: PlannedCheck, made: MadeArtifact) -> CheckResult:
-        return self.static_checks.estimate(planned, made.artifact.path, lambda: self._input_shapes(planned))
-
     @staticmethod
     def _measured_here(planned: PlannedCheck, source: str) -> bool:
         """A figure for this target may come from this host: it is the host, or the spec accepts a stand-in."""
-        return planned.target.name == "host" or planned.target.detect or source == "host"
+        return target_is_host(planned.target) or source == "host"
 
-    def _where_measured(self, planned: PlannedCheck) -> str:
-        """Where this check's figure comes from; `CannotJudge` for a device we cannot measure on."""
-        budget = planned.budgets.latency_ms if planned.check == "latency" else planned.budgets.memory_mb
+    def where_measured(self, planned: PlannedCheck) -> str:
+        """Where a timing run's figure for this check comes from; `CannotJudge` for a device we cannot
+        measure on. Which budget says `source:` is the check's own field."""
+        check = get_check(planned.check)
+        fields = [name for name in check.budgets if getattr(planned.budgets, name, None) is not None]
+        field = fields[0] if fields else planned.check
+        budget = getattr(planned.budgets, field, None)
         target = planned.target
-        if self._estimated(planned):
+        if check.is_static(planned.budgets, target):
             return "estimate"
         if not self.backend(planned.backend).measures_time:
             raise CannotJudge(f"cannot judge {target.name} {planned.check} with {planned.backend} here: it runs on a "
                               f"simulator, whose {planned.check} says nothing of a device's; use source: estimate "
                               "for the compiler's estimate")
-        if target.name == "host" or target.detect:
+        if target_is_host(target):
             return "host"
-        if budget is not None and self._measured_here(planned, budget.source):
+        if budget is not None and self._measured_here(planned, getattr(budget, "source", "device")):
             return f"host, as a stand-in for {target.name} (the spec's source: host)"
         raise CannotJudge(
             f"cannot judge {target.name} {planned.check} here: no {target.name} to measure on (this host is "
             f"{host_description()}, and a host figure is not a {target.name} figure); add source: host to "
-            f"{'latency_ms' if planned.check == 'latency' else 'memory_mb'} to accept this host's as a stand-in"
-            + (", or source: estimate for the cost model's estimate" if planned.check == "latency" else ""))
+            f"{field} to accept this host's as a stand-in"
+            + check.estimate_hint)
 
     def measured(self, planned: PlannedCheck, backend: Backend, artifact: Path) -> Measured:
-        """One timing-and-memory job per artifact, backend, threads and timing plan; a memory check of
-        an entry that also has a latency budget reuses the latency run."""
-        latency = planned.budgets.latency_ms
-        # a memory check shares the latency run only where that run will be judged here too
+        """One timing-and-memory job per artifact, backend, threads and timing plan; a check of an entry
+        that also has a latency budget reuses the latency run."""
+        latency = getattr(planned.budgets, "latency_ms", None)
+        # another check shares the latency run only where that run will be judged here too
         timed = latency is not None and (planned.check == "latency" or self._measured_here(planned, latency.source))
         plan = TimingPlan.for_latency(latency) if timed and latency is not None else TimingPlan()
         model = self.model_info(artifact)
@@ -335,60 +287,8 @@ class Executor:
             self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
         return self._measured[key]
 
-    def _performance(self, planned: PlannedCheck, backend: Backend, made: MadeArtifact) -> CheckResult:
-        measured = self.measured(planned, backend, made.artifact.path)
-        if planned.check == "latency":
-            budget = planned.budgets.latency_ms
-            assert budget is not None
-            result = judge_latency(measured.stats, budget, measured.rounds)
-            result.facts["latency.method"] = (f"{measured.plan.describe()}; {measured.warmup_runs} warm-up runs; "
-                                              f"clock {measured.clock}; the inference call alone on one fixed input")
-            result.facts["latency.stats"] = json.dumps(measured.stats.benchmark_stats(), sort_keys=True)
-            result.facts["latency.lock_wait_s"] = f"{measured.lock_wait_s:.3f}"
-            window = measured.extra.get("window")
-            if window:  # when the timed runs happened (epoch seconds): timings on one machine never overlap
-                result.facts["latency.window"] = f"{window[0]:.6f}..{window[1]:.6f}"
-        else:
-            budget_m = planned.budgets.memory_mb
-            assert budget_m is not None
-            info = self.model_info(made.artifact.path)
-            result = judge_memory(measured.footprint_mib, measured.process_mib, measured.baseline_mib,
-                                  info.size_bytes / MIB, budget_m)
-            result.facts["memory.method"] = (
-                f"a fresh worker's peak resident memory through load and inference ({measured.extra.get('peak_method')}) "
-                "minus its resident memory just before loading, with the runtime imported; memory.process is the "
-                "whole process's lifetime peak (VmHWM since it started: what /usr/bin/time -v reports)")
-        result.facts["load_s"] = f"{measured.load_s:.4f}"
-        result.facts["measured_on"] = self._where_measured(planned)
-        return result
-
-    def _accuracy(self, planned: PlannedCheck, artifact: Artifact, threads: int) -> CheckResult:
-        loaded = planned.spec
-        evaluation = loaded.spec.data.evaluation
-        assert evaluation is not None  # the schema refuses accuracy budgets without evaluation data
-        model = self.model_info(loaded.spec.model.path)
-        output = evaluation.output or model.outputs[0].name
-        metric, unit = metric_function(evaluation, output)
-        inputs = self.inputs(loaded, "evaluation")
-        labels = inputs.labels
-        assert labels is not None
-        reference = self.reference(loaded, "evaluation")
-        original = metric(reference, labels)
-        outputs, cached = self._outputs_and_origin(loaded, artifact.path, planned.backend, threads, "evaluation")
-        candidate = metric(outputs, labels)
-        result = judge_accuracy(original, candidate, unit, evaluation.is_higher_better, planned.budgets)
-        result.problems.extend(nonfinite_problems(reference, outputs, output))
-        k = topk_of(evaluation.metric)
-        doubt = chance_doubt(original, reference[output], labels, k) if k is not None else None
-        if doubt is not None:  # labels that do not belong to the inputs: no drop means anything
-            result.doubts.append(doubt)
-            result.notes.append(doubt)
-        result.facts["metric"] = evaluation.metric
-        result.facts["inputs"] = inputs.source
-        result.facts["outputs"] = _origin(cached)
-        return result
-
-    def _facts(self, planned: PlannedCheck, backend: Backend | None, threads: int, made: MadeArtifact) -> dict[str, str]:
+    def _facts(self, planned: PlannedCheck, check: Check, backend: Backend | None, threads: int,
+               made: MadeArtifact) -> dict[str, str]:
         versions = backend.facts() if backend is not None else {}
         if backend is not None:
             runtime = " ".join(v for v in (backend.name, versions.get("version") or versions.get("runtime"),
@@ -406,7 +306,7 @@ class Executor:
             "artifact.parameters": str(info.parameters),
             "artifact.size_ratio": f"{original.size_bytes / info.size_bytes:.3f}" if info.size_bytes else "inf",
         }
-        if planned.check in ("parity", "accuracy"):
+        if check.uses_outputs:
             facts["reference"] = (f"{spec.model.path.name} (the original model) on {reference_backend(spec.model.path)} "
                                   f"FP32, {REFERENCE_THREADS} thread")
         if planned.recipe != ORIGINAL:
@@ -420,8 +320,8 @@ class Executor:
         governor = cpu_governor()
         if governor:
             facts["env.governor"] = governor
-        if planned.check in ("accuracy", "parity", "size") and planned.target.name != "host":
-            simulated = "runs_on" in versions and planned.check != "size"  # a file's size is the file's anywhere
+        if check.device_dependent and not target_is_host(planned.target):
+            simulated = "runs_on" in versions and check.uses_outputs  # a file's size is the file's anywhere
             where = f"on {versions['runs_on']}" if simulated else f"on this host with {planned.backend}"
             facts["note"] = f"measured {where}, not on a {planned.target.name} board"
         return facts

@@ -8,16 +8,17 @@ backends, its recipes known recipes and its input names the model's. Each proble
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from edgecheck.backends import backend_reads, backend_suffixes, known_backends
-from edgecheck.checks import CHECKS
+from edgecheck.checks.base import get_check
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
 from edgecheck.synthetic import synthetic_shape
 from edgecheck.datacheck import validate_data, validate_layout
 from edgecheck.devices import DeviceProfile
 from edgecheck.model import ModelInfo
 from edgecheck.errors import RecipeError
-from edgecheck.spec import Budgets, LoadedSpec
+from edgecheck.spec import LoadedSpec
 from edgecheck.spec.schema import CANDIDATE
 
 
@@ -30,7 +31,7 @@ class PlannedCheck:
     backend: str
     recipe: str  # the compress entry's name; "none" for the model itself
     check: str
-    budgets: Budgets  # the target's, with the entry's overrides applied
+    budgets: Any  # the target's Budgets, with the entry's overrides applied
     steps_text: str = "none"
     threads: int = 1  # the spec's for this backend, else the device profile's
 
@@ -43,15 +44,14 @@ class PlannedCheck:
         return self.spec.line_of(("targets", self.target.name))
 
 
-def _checks_for(budgets: Budgets) -> list[str]:
-    asked = budgets.checks()
-    return [check for check in CHECKS if check in asked]
+def _checks_for(budgets: Any) -> list[str]:
+    """The check kinds these budgets ask for, in run order."""
+    return budgets.checks()
 
 
-def _static_checks(checks: list[str], budgets: Budgets) -> list[str]:
-    """The checks that read an artifact without running it: ops, and latency judged on the estimate."""
-    latency = budgets.latency_ms
-    return [c for c in checks if c == "ops" or (c == "latency" and latency is not None and latency.source == "estimate")]
+def _static_checks(checks: list[str], budgets: Any) -> list[str]:
+    """The checks that can judge an artifact a backend only reads (ops; latency judged on the estimate)."""
+    return [c for c in checks if get_check(c).judges_by_reading(budgets)]
 
 
 def validate_against_model(loaded: LoadedSpec, model: ModelInfo) -> None:

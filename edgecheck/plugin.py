@@ -235,11 +235,13 @@ class EdgeCheckItem(pytest.Item):
         if result.verdict == "fail":
             raise BudgetExceeded(result)
         if result.verdict == "inconclusive":
-            latency = planned.budgets.latency_ms if planned.check == "latency" else None  # its own policy
-            policy = (latency.inconclusive if latency and latency.inconclusive else None) or state.inconclusive
+            from edgecheck.checks.base import get_check
+
+            own, setting = get_check(planned.check).inconclusive_policy(planned.budgets)  # the spec's, if it says
+            policy = own or state.inconclusive
             if policy == "fail":
                 raise BudgetExceeded(result)
-            how = "--edge-inconclusive=fail" + (" or latency_ms.inconclusive: fail" if planned.check == "latency" else "")
+            how = "--edge-inconclusive=fail" + (f" or {setting}" if setting else "")
             warnings.warn(InconclusiveWarning(f"{planned.id}: {'; '.join(result.breaches())} (passed: {how} fails it)"))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:

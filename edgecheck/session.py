@@ -89,10 +89,12 @@ class EdgeSession:
     def close(self) -> None:
         """End of session: remove scratch artifacts and forget backends registered during it."""
         from edgecheck.backends.registry import reset_registry
+        from edgecheck.spec.kinds import reset_checks
 
         if "executor" in self.__dict__:
             self.executor.close()
         reset_registry()
+        reset_checks()
 
     def target_names(self) -> list[str] | None:
         """The targets asked for, or None for 'each spec's own'."""

@@ -1,7 +1,9 @@
-"""Checks: measured outputs and figures in, judged measurements out (no running, no I/O)."""
+"""Check kinds: the Check contract and registry (base.py), the built-in kinds, and their judging —
+measured outputs and figures in, judged measurements out."""
 
+from edgecheck.checks.base import BudgetField, Check, CheckContext, check_names, get_check, register_check
 from edgecheck.checks.parity import OutputParity, compare_output, compare_outputs
 from edgecheck.checks.result import CheckResult, Measurement
 
-CHECKS = ("accuracy", "parity", "size", "latency", "memory", "ops")
-__all__ = ["CHECKS", "CheckResult", "Measurement", "OutputParity", "compare_output", "compare_outputs"]
+__all__ = ["BudgetField", "Check", "CheckContext", "CheckResult", "Measurement", "OutputParity", "check_names",
+           "compare_output", "compare_outputs", "get_check", "register_check"]

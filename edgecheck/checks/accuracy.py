@@ -10,14 +10,19 @@ from __future__ import annotations
 import importlib
 import math
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from pydantic import Field
 
+from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement, fmt
 from edgecheck.datacheck import check_label_range, check_topk_classes
 from edgecheck.errors import DataError
-from edgecheck.spec import Budgets
-from edgecheck.spec.schema import EvaluationData, topk_of
+from edgecheck.spec.schema import AccuracyDropField, EvaluationData, is_percent_metric, topk_of
+
+if TYPE_CHECKING:
+    from edgecheck.spec import Budgets
 
 Metric = Callable[[Mapping[str, np.ndarray], np.ndarray], float]
 
@@ -172,3 +177,88 @@ def judge_accuracy(original: float, candidate: float, unit: str, higher_is_bette
     if not higher_is_better:
         result.notes.append("lower is better for this metric: a drop is an increase of the metric")
     return result
+
+
+def outputs_origin(cached: bool) -> str:
+    """Where a check's outputs came from, for its facts."""
+    return ("from the cache: an earlier run of the same artifact bytes, runtime version, threads and inputs"
+            if cached else "computed in this session")
+
+
+class AccuracyCheck(Check):
+    """The task metric of the artifact on the labelled set, and its drop against the original model."""
+
+    name = "accuracy"
+    order = 10
+    uses_outputs = True
+    device_dependent = True
+    budgets = {
+        "accuracy_drop": BudgetField(AccuracyDropField | None, Field(
+            None, description="Max drop of the metric against the original: 1.0 = points, '1%' = relative.")),
+        "accuracy_min": BudgetField(float | None, Field(
+            None, description="The metric must be at least this (higher-is-better).")),
+        "accuracy_max": BudgetField(float | None, Field(
+            None, description="The metric must be at most this (lower-is-better).")),
+    }
+
+    def run(self, planned: Any, context: CheckContext) -> CheckResult:
+        loaded = planned.spec
+        evaluation = loaded.spec.data.evaluation
+        assert evaluation is not None  # the schema refuses accuracy budgets without evaluation data
+        model = context.model_info(loaded.spec.model.path)
+        output = evaluation.output or model.outputs[0].name
+        metric, unit = metric_function(evaluation, output)
+        inputs = context.inputs(loaded, "evaluation")
+        labels = inputs.labels
+        assert labels is not None
+        reference = context.reference(loaded, "evaluation")
+        original = metric(reference, labels)
+        artifact = context.artifact(loaded, planned.recipe).artifact
+        outputs, cached = context.outputs(loaded, artifact.path, planned.backend, planned.threads, "evaluation")
+        candidate = metric(outputs, labels)
+        result = judge_accuracy(original, candidate, unit, evaluation.is_higher_better, planned.budgets)
+        result.problems.extend(nonfinite_problems(reference, outputs, output))
+        k = topk_of(evaluation.metric)
+        doubt = chance_doubt(original, reference[output], labels, k) if k is not None else None
+        if doubt is not None:  # labels that do not belong to the inputs: no drop means anything
+            result.doubts.append(doubt)
+            result.notes.append(doubt)
+        result.facts["metric"] = evaluation.metric
+        result.facts["inputs"] = inputs.source
+        result.facts["outputs"] = outputs_origin(cached)
+        return result
+
+    def baseline_figures(self, result: Mapping[str, Any]) -> dict[str, float]:
+        return {m["name"]: m["value"] for m in result.get("measurements", []) if m["name"] == "accuracy"}
+
+    def compare_with_baseline(self, result: CheckResult, before: Mapping[str, float] | None, name: str,
+                              planned: Any, comparable: bool) -> None:
+        from edgecheck.checks.regression import accuracy_regression, no_figures
+
+        if before is None:
+            no_figures(result, name)
+            return
+        evaluation = planned.spec.spec.data.evaluation
+        budget = planned.budgets.regression
+        accuracy_regression(result, before, name, budget.accuracy if budget else None,
+                            evaluation.is_higher_better if evaluation is not None else True)
+
+    def spec_problems(self, spec: Any, where: tuple[str | int, ...], budgets: Any) -> list[tuple[tuple[str | int, ...], str]]:
+        """Accuracy budgets need labelled data, and a bound that fits the metric's unit and direction."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        evaluation = spec.data.evaluation
+        for name in ("accuracy_drop", "accuracy_min", "accuracy_max"):
+            value = getattr(budgets, name)
+            if value is None:
+                continue
+            loc = (*where, name)
+            if evaluation is None:
+                problems.append((loc, "needs data.evaluation (a labelled .npz) to measure accuracy"))
+            elif name != "accuracy_drop" and is_percent_metric(evaluation.metric) and not 1 < value <= 100:
+                hint = f" (did you mean {value * 100:g}?)" if 0 < value <= 1 else ""
+                problems.append((loc, f"{evaluation.metric} is in percent, 0-100: {value:g} cannot be meant{hint}"))
+            elif name != "accuracy_drop" and (name == "accuracy_min") != evaluation.is_higher_better:
+                better = "higher" if evaluation.is_higher_better else "lower"
+                fix = "accuracy_min" if evaluation.is_higher_better else "accuracy_max"
+                problems.append((loc, f"does not fit metric {evaluation.metric!r} ({better} is better): use {fix}"))
+        return problems

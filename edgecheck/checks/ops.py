@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import Field
+
 from edgecheck.analysis.ops import CLASSES, OpsReport
+from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement
 from edgecheck.spec.ops import OpsBudget
 
@@ -39,3 +44,24 @@ def judge_ops(report: OpsReport, budget: OpsBudget, disagreements: list[str] | N
         result.notes.append(f"disagreement: {line}")
     result.facts["ops.table"] = f"{report.table.name}: {report.table.citation()}"
     return result
+
+
+class OpsCheck(Check):
+    """Operator compatibility of the artifact with the target's backend, judged by its format's authority
+    (an operator table, or a vendor compiler's placement), without running it."""
+
+    name = "ops"
+    order = 60
+    budgets = {"ops": BudgetField(OpsBudget | None, Field(None, description=(
+        "Operator compatibility with the target's backend, as max nodes per class: {unsupported: 0, fallback: 2}.")),
+        bounds=("unsupported", "fallback", "constraint"))}
+
+    def is_static(self, budgets: Any, target: Any) -> bool:
+        return True
+
+    def judges_by_reading(self, budgets: Any) -> bool:
+        return True
+
+    def run(self, planned: Any, context: CheckContext) -> CheckResult:
+        artifact = context.artifact(planned.spec, planned.recipe).artifact
+        return context.static_ops(planned, artifact.path)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from pydantic import Field
 
+from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement, fmt
-from edgecheck.spec import ParityBudget
+from edgecheck.spec.schema import ParityBudget, ParityOverride
 
 REL_FLOOR = 1e-6  # relative error divides by max(|ref|, REL_FLOOR * max|ref|), so zeros do not explode it
 NEAR_ZERO = 1e-6  # a reference no larger than this on synthetic inputs: noise in, nothing out
@@ -242,3 +245,38 @@ def identical_bits_note(reference: Mapping[str, np.ndarray], candidate: Mapping[
             f"though its recipe changed the model: {backend} here computed it in the reference's arithmetic{how}, "
             "so this parity exercised none of the reduced precision; a device that computes in float16 (or "
             "int8) can differ")
+
+
+class ParityCheck(Check):
+    """The artifact's outputs against the reference's, output by output, on the parity inputs."""
+
+    name = "parity"
+    order = 20
+    uses_outputs = True
+    device_dependent = True
+    budgets = {"parity": BudgetField(ParityBudget | None, Field(None, description=(
+        "Numerical agreement with the reference, per output: {cosine: 0.999, rel_l2: 0.01}.")),
+        override=ParityOverride | None, bounds=tuple(ParityBudget.model_fields))}
+
+    def run(self, planned: Any, context: CheckContext) -> CheckResult:
+        from edgecheck.checks.accuracy import outputs_origin
+        from edgecheck.data import input_hint
+
+        loaded = planned.spec
+        artifact = context.artifact(loaded, planned.recipe).artifact
+        reference = context.reference(loaded, "parity")
+        candidate, cached = context.outputs(loaded, artifact.path, planned.backend, planned.threads, "parity")
+        budget = planned.budgets.parity
+        k = budget.topk_agreement.k if budget and budget.topk_agreement else None
+        inputs = context.inputs(loaded, "parity")
+        model = context.model_info(loaded.spec.model.path)
+        hint = input_hint(loaded, model, inputs)
+        result = judge_parity(compare_outputs(reference, candidate, k), budget,
+                              synthetic=inputs.synthetic, samples=inputs.sample_count, inputs_hint=hint)
+        result.facts["inputs"] = inputs.source
+        if context.model_info(artifact.path).sha256 != model.sha256:
+            same = identical_bits_note(reference, candidate, inputs.sample_count, planned.backend)
+            if same is not None:
+                result.notes.append(same)
+        result.facts["outputs"] = outputs_origin(cached)
+        return result

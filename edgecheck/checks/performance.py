@@ -6,11 +6,17 @@ measurement's noise is called inconclusive instead of a coin-flip pass or fail.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
+from typing import Any
 
+from pydantic import Field
+
+from edgecheck.checks.base import BudgetField, Check, CheckContext, target_is_host
 from edgecheck.checks.result import CheckResult, Measurement
 from edgecheck.measure.stats import LatencyStats, required_samples
-from edgecheck.spec.performance import PERCENTILES, LatencyBudget, MemoryBudget
+from edgecheck.spec.performance import (PERCENTILES, LatencyBudget, LatencyOverride, MemoryBudget, MemoryOverride)
 
 REPORTED = ("p50", "p90", "p95", "p99")
 
@@ -84,3 +90,115 @@ def judge_latency_estimate(estimate_ms: float, low_ms: float, high_ms: float, bu
     result.notes.append("an estimate of typical latency from an analytical cost model, not a measurement; each "
                         "bound is compared with it and with its stated error range")
     return result
+
+
+class _PerformanceCheck(Check):
+    """Latency and memory: measured by a timing run here (a host target, or a stand-in the spec accepts),
+    or judged on an estimate for a device target whose spec says `source: estimate`."""
+
+    field_name = ""
+
+    def _budget(self, budgets: Any) -> Any:
+        return getattr(budgets, self.field_name, None)
+
+    def is_static(self, budgets: Any, target: Any) -> bool:
+        budget = self._budget(budgets)
+        return budget is not None and budget.source == "estimate" and not target_is_host(target)
+
+    def run(self, planned: Any, context: CheckContext) -> CheckResult:
+        if self.is_static(planned.budgets, planned.target):
+            artifact = context.artifact(planned.spec, planned.recipe).artifact
+            return context.static_estimate(planned, artifact.path)
+        where = context.where_measured(planned)  # before any work: a device figure we cannot take is said at once
+        backend = context.backend(planned.backend)
+        made = context.artifact(planned.spec, planned.recipe)
+        measured = context.measured(planned, backend, made.artifact.path)
+        result = self.judge(planned, context, measured, made.artifact.path)
+        result.facts["load_s"] = f"{measured.load_s:.4f}"
+        result.facts["measured_on"] = where
+        return result
+
+    def judge(self, planned: Any, context: CheckContext, measured: Any, artifact: Any) -> CheckResult:
+        raise NotImplementedError
+
+    def compare_with_baseline(self, result: CheckResult, before: Mapping[str, float] | None, name: str,
+                              planned: Any, comparable: bool) -> None:
+        from edgecheck.checks.regression import no_figures
+
+        if self.is_static(planned.budgets, planned.target):
+            return  # an estimate is not compared with a measured baseline
+        if before is None:
+            no_figures(result, name)
+            return
+        self.regressions(result, before, name, planned.budgets.regression, comparable)
+
+    def regressions(self, result: CheckResult, before: Mapping[str, float], name: str, budget: Any,
+                    comparable: bool) -> None:
+        raise NotImplementedError
+
+
+class LatencyCheck(_PerformanceCheck):
+    """Percentiles of one inference's time with their confidence intervals."""
+
+    name = "latency"
+    order = 40
+    field_name = "latency_ms"
+    estimate_hint = ", or source: estimate for the cost model's estimate"
+    budgets = {"latency_ms": BudgetField(LatencyBudget | None, Field(
+        None, description="Latency of one inference, ms: {p50: 10, p95: 15}."),
+        override=LatencyOverride | None, bounds=("p50", "p75", "p90", "p95", "p99", "mean"))}
+
+    def judges_by_reading(self, budgets: Any) -> bool:
+        budget = budgets.latency_ms
+        return budget is not None and budget.source == "estimate"
+
+    def judge(self, planned: Any, context: CheckContext, measured: Any, artifact: Any) -> CheckResult:
+        budget = planned.budgets.latency_ms
+        result = judge_latency(measured.stats, budget, measured.rounds)
+        result.facts["latency.method"] = (f"{measured.plan.describe()}; {measured.warmup_runs} warm-up runs; "
+                                          f"clock {measured.clock}; the inference call alone on one fixed input")
+        result.facts["latency.stats"] = json.dumps(measured.stats.benchmark_stats(), sort_keys=True)
+        result.facts["latency.lock_wait_s"] = f"{measured.lock_wait_s:.3f}"
+        window = measured.extra.get("window")
+        if window:  # when the timed runs happened (epoch seconds): timings on one machine never overlap
+            result.facts["latency.window"] = f"{window[0]:.6f}..{window[1]:.6f}"
+        return result
+
+    def inconclusive_policy(self, budgets: Any) -> tuple[str | None, str]:
+        budget = budgets.latency_ms
+        return (budget.inconclusive if budget is not None else None), "latency_ms.inconclusive: fail"
+
+    def regressions(self, result: CheckResult, before: Mapping[str, float], name: str, budget: Any,
+                    comparable: bool) -> None:
+        from edgecheck.checks.regression import latency_regressions
+
+        latency_regressions(result, before, name, budget.latency if budget else None, comparable)
+
+
+class MemoryCheck(_PerformanceCheck):
+    """The model's memory footprint in a fresh worker, and the whole process's peak."""
+
+    name = "memory"
+    order = 50
+    field_name = "memory_mb"
+    budgets = {"memory_mb": BudgetField(MemoryBudget | None, Field(
+        None, description="Memory while loading and running, MiB: {peak: 256}."),
+        override=MemoryOverride | None, bounds=("peak", "process"))}
+
+    def judge(self, planned: Any, context: CheckContext, measured: Any, artifact: Any) -> CheckResult:
+        from edgecheck.checks.size import MIB
+
+        info = context.model_info(artifact)
+        result = judge_memory(measured.footprint_mib, measured.process_mib, measured.baseline_mib,
+                              info.size_bytes / MIB, planned.budgets.memory_mb)
+        result.facts["memory.method"] = (
+            f"a fresh worker's peak resident memory through load and inference ({measured.extra.get('peak_method')}) "
+            "minus its resident memory just before loading, with the runtime imported; memory.process is the "
+            "whole process's lifetime peak (VmHWM since it started: what /usr/bin/time -v reports)")
+        return result
+
+    def regressions(self, result: CheckResult, before: Mapping[str, float], name: str, budget: Any,
+                    comparable: bool) -> None:
+        from edgecheck.checks.regression import memory_regression
+
+        memory_regression(result, before, name, budget.memory if budget else None)

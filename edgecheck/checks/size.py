@@ -4,10 +4,16 @@ than the original model), with the parameter count beside them."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
+from pydantic import Field
+
+from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement
-from edgecheck.model import ModelInfo
-from edgecheck.spec import Budgets
+
+if TYPE_CHECKING:
+    from edgecheck.model import ModelInfo
+    from edgecheck.spec import Budgets
 
 MIB = 2**20
 
@@ -21,3 +27,21 @@ def judge_size(artifact: ModelInfo, original: ModelInfo, budgets: Budgets) -> Ch
     result.measurements.append(Measurement("parameters", float(artifact.parameters)))
     result.measurements.append(Measurement("parameters.original", float(original.parameters)))
     return result
+
+
+class SizeCheck(Check):
+    """The artifact's bytes on disk (side files included) and how many times smaller than the model it is."""
+
+    name = "size"
+    order = 30
+    device_dependent = True
+    budgets = {
+        "size_mb": BudgetField(float | None, Field(None, gt=0, description="Max artifact size in MiB (2**20 bytes).")),
+        "size_ratio": BudgetField(float | None, Field(None, gt=0, description=(
+            "Min original size / artifact size: 3 means at least 3x smaller than the model."))),
+    }
+
+    def run(self, planned: Any, context: CheckContext) -> CheckResult:
+        artifact = context.artifact(planned.spec, planned.recipe).artifact
+        original = context.model_info(planned.spec.spec.model.path)
+        return judge_size(context.model_info(artifact.path), original, planned.budgets)

@@ -2,14 +2,21 @@
 
 from edgecheck.spec.loader import LoadedSpec, format_loc, load_spec, load_spec_text
 from edgecheck.spec.recipes import CompressEntry, RecipeStep
-from edgecheck.spec.schema import Budgets, ParityBudget, Spec, TargetSpec
+from edgecheck.spec.schema import ParityBudget, spec_models
 
 __all__ = ["Budgets", "CompressEntry", "LoadedSpec", "RecipeStep", "ParityBudget", "Spec", "TargetSpec", "format_loc", "load_spec", "load_spec_text"]
 
 
+def __getattr__(name: str):
+    """`Budgets`, `Spec`, `TargetSpec`: assembled from the registered check kinds on first use."""
+    if name in ("Budgets", "BudgetsOverride", "Spec", "TargetSpec"):
+        return getattr(spec_models(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def json_schema() -> dict:
-    """The JSON Schema of spec files, for editors (`edgecheck schema`)."""
-    schema = Spec.model_json_schema()
+    """The JSON Schema of spec files, for editors (`edgecheck schema`): every registered check kind's budgets."""
+    schema = spec_models().Spec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "edgecheck spec"
     return schema

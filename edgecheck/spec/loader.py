@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from edgecheck.errors import SpecError
-from edgecheck.spec.schema import SPEC_VERSION, Spec, SpecContext, cross_field_problems
+from edgecheck.spec.schema import SPEC_VERSION, SpecContext, cross_field_problems, spec_models
+
+if TYPE_CHECKING:
+    from edgecheck.spec.schema import Spec
 from edgecheck.userfile import UnreadableFile, read_bounded
 
 Loc = tuple[Any, ...]
@@ -186,7 +189,7 @@ def load_spec_text(text: str, path: Path, project_root: Path) -> LoadedSpec:
                         line=lines.get(("edgecheck",)), field="edgecheck")
     context = SpecContext(base_dir=path.parent.absolute(), project_root=Path(project_root).absolute())
     try:
-        spec = Spec.model_validate(data, context=context)
+        spec = spec_models().Spec.model_validate(data, context=context)
     except ValidationError as exc:
         raise _first_error(exc, path, data, lines) from None
     except RecursionError:
@@ -242,7 +245,7 @@ def _describe(error: dict[str, Any], loc: Loc) -> str:
 
 def _known_fields(loc: Loc) -> list[str]:
     """Field names allowed at `loc`, found by walking the schema, so a typo gets the right list."""
-    current: Any = Spec
+    current: Any = spec_models().Spec
     for part in loc:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):

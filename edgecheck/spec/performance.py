@@ -15,7 +15,6 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 from edgecheck.strict import StrictModel
 
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p75": 75.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
-Source = Literal["device", "host"]
 LatencySource = Literal["device", "host", "estimate"]
 _SOURCE_HELP = ("Where a figure for a device target may come from: 'device' (default) judges only figures measured "
                 "on that device, and says so when there is none; 'host' accepts this machine's figure as a stand-in, "

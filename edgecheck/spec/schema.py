@@ -7,6 +7,7 @@ a `SpecContext` as validation context; built from Python without one, paths are 
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import dataclass
@@ -21,19 +22,14 @@ from pydantic import (
     Field,
     ValidationInfo,
     WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from edgecheck.spec.performance import (
-    LatencyBudget,
-    LatencyOverride,
-    MemoryBudget,
-    MemoryOverride,
-    RegressionBudget,
-    RegressionOverride,
-)
-from edgecheck.spec.ops import OpsBudget
+from edgecheck.spec.performance import RegressionBudget, RegressionOverride
+from edgecheck.spec.kinds import BudgetField, check_kinds, registry_version
+from edgecheck.spec.ops import OpsBudget  # noqa: F401  (re-exported for the ops check and tests)
 from edgecheck.spec.recipes import CompressEntryField
 from edgecheck.strict import StrictModel
 
@@ -74,10 +70,7 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
 ProjectFile = Annotated[Path, AfterValidator(_resolve)]
 
 
-_Strict = StrictModel
-
-
-class ModelRef(_Strict):
+class ModelRef(StrictModel):
     """A model file. The spec's `model` is the original, whose outputs on ONNX Runtime FP32 are the reference."""
 
     path: ProjectFile = Field(description="Path of the .onnx file, relative to the spec file.")
@@ -99,7 +92,7 @@ def _check_fixed(value: Any) -> Any:
     return value
 
 
-class InputSpec(_Strict):
+class InputSpec(StrictModel):
     """How to feed one model input: its batch axis, or a value fixed for every sample, and how to
     make synthetic inputs for it (needed where its shape is dynamic)."""
 
@@ -145,7 +138,7 @@ def topk_of(metric: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _is_percent(metric: str) -> bool:
+def is_percent_metric(metric: str) -> bool:
     return topk_of(metric) is not None
 
 
@@ -166,7 +159,7 @@ def _check_metric(value: str) -> str:
     raise ValueError(f"unknown metric {value!r}: use top1, topk:K, mse or 'package.module:function'")
 
 
-class EvaluationData(_Strict):
+class EvaluationData(StrictModel):
     """A labelled set (.npz): one array per model input plus the labels."""
 
     path: ProjectFile = Field(description=".npz file with an array per model input and a labels array.")
@@ -193,7 +186,7 @@ class EvaluationData(_Strict):
         return implied if implied is not None else bool(self.higher_is_better)
 
 
-class DataSpec(_Strict):
+class DataSpec(StrictModel):
     calibration: ProjectFile | None = Field(None, description=".npz of representative inputs for INT8 calibration.")
     evaluation: EvaluationData | None = None
     parity: ProjectFile | None = Field(
@@ -205,7 +198,7 @@ class DataSpec(_Strict):
                           "arrays, MiB: a file over it is refused before it is read.")
 
 
-class AccuracyDrop(_Strict):
+class AccuracyDrop(StrictModel):
     """How far the metric may fall below the original: absolute points, or percent of the original."""
 
     value: float = Field(ge=0)
@@ -246,12 +239,12 @@ AccuracyDropField = Annotated[
 ]
 
 
-class TopKAgreement(_Strict):
+class TopKAgreement(StrictModel):
     k: int = Field(ge=1)
     min: float = Field(ge=0, le=1, description="Mean overlap of the top-k sets, 0..1.")
 
 
-class ParityBudget(_Strict):
+class ParityBudget(StrictModel):
     """Numerical agreement with the reference, per output. Cosine alone is blind to scale errors."""
 
     atol: float | None = Field(None, ge=0, description="Max absolute error |out - ref|.")
@@ -269,69 +262,6 @@ class ParityBudget(_Strict):
         return self
 
 
-class Budgets(_Strict):
-    accuracy_drop: AccuracyDropField | None = Field(
-        None, description="Max drop of the metric against the original: 1.0 = points, '1%' = relative."
-    )
-    accuracy_min: float | None = Field(None, description="The metric must be at least this (higher-is-better).")
-    accuracy_max: float | None = Field(None, description="The metric must be at most this (lower-is-better).")
-    parity: ParityBudget | None = None
-    size_mb: float | None = Field(None, gt=0, description="Max artifact size in MiB (2**20 bytes).")
-    size_ratio: float | None = Field(
-        None, gt=0, description="Min original size / artifact size: 3 means at least 3x smaller than the model."
-    )
-    latency_ms: LatencyBudget | None = Field(None, description="Latency of one inference, ms: {p50: 10, p95: 15}.")
-    memory_mb: MemoryBudget | None = Field(None, description="Memory while loading and running, MiB: {peak: 256}.")
-    regression: RegressionBudget | None = Field(
-        None, description="Against a stored baseline run (--edge-baseline NAME): {latency: 10%, accuracy: 0.5}.")
-    ops: OpsBudget | None = Field(None, description="Operator compatibility with the target's backend, as max nodes "
-                                  "per class: {unsupported: 0, fallback: 2}.")
-
-    def checks(self) -> list[str]:
-        """The checks these budgets ask for, in run order (regression only adds to accuracy and latency)."""
-        wanted = {
-            "accuracy": any(getattr(self, n) is not None for n in ("accuracy_drop", "accuracy_min", "accuracy_max")),
-            "parity": self.parity is not None,
-            "size": self.size_mb is not None or self.size_ratio is not None,
-            "latency": self.latency_ms is not None,
-            "memory": self.memory_mb is not None,
-            "ops": self.ops is not None,
-        }
-        return [check for check, asked in wanted.items() if asked]
-
-    def merged(self, override: Budgets) -> Budgets:
-        """These budgets with the fields the override sets replaced (the bounds of parity, latency_ms,
-        memory_mb and regression merged one by one; `null` removes a budget)."""
-        data = self.model_dump(exclude_unset=True)
-        for name in override.model_fields_set:
-            value = getattr(override, name)
-            mine = getattr(self, name)
-            if name in _MERGED and value is not None and mine is not None:
-                data[name] = {**mine.model_dump(exclude_unset=True), **value.model_dump(exclude_unset=True)}
-            else:
-                data[name] = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
-        for name in _MERGED:
-            section = data.get(name)
-            if not isinstance(section, dict) or not any(k in _BOUND_FIELDS[name] for k in section):
-                continue
-            fields = type(getattr(self, name) or getattr(override, name)).model_fields
-            # a bound not written keeps its default (ops' unsupported: 0), so it still counts as set
-            bounds = [section.get(k, fields[k].default) for k in _BOUND_FIELDS[name]]
-            if all(v is None for v in bounds):
-                data[name] = None  # every bound dropped: no such check for this entry
-        return Budgets.model_validate(data)
-
-
-_MERGED = ("parity", "latency_ms", "memory_mb", "regression", "ops")
-_BOUND_FIELDS = {
-    "parity": tuple(ParityBudget.model_fields),
-    "latency_ms": ("p50", "p75", "p90", "p95", "p99", "mean"),
-    "memory_mb": ("peak", "process"),
-    "regression": tuple(RegressionBudget.model_fields),
-    "ops": ("unsupported", "fallback", "constraint"),
-}
-
-
 class ParityOverride(ParityBudget):
     """Parity bounds replacing some of the target's: may name only `null`s, to drop bounds."""
 
@@ -340,28 +270,65 @@ class ParityOverride(ParityBudget):
         return self
 
 
-class BudgetsOverride(Budgets):
-    """Budgets of one compress entry replacing the target's: any subset, `null` drops one."""
-
-    parity: ParityOverride | None = None
-    latency_ms: LatencyOverride | None = None
-    memory_mb: MemoryOverride | None = None
-    regression: RegressionOverride | None = None
+_REGRESSION = BudgetField(RegressionBudget | None, Field(
+    None, description="Against a stored baseline run (--edge-baseline NAME): {latency: 10%, accuracy: 0.5}."),
+    override=RegressionOverride | None, bounds=tuple(RegressionBudget.model_fields))
+_REGRESSION_ORDER = 55  # listed after the kinds whose figures a baseline keeps (latency 40, memory 50)
 
 
-class TargetSpec(_Strict):
-    backends: list[Annotated[str, Field(pattern=_NAME)]] | None = Field(
-        None, description="Backends to check on; default: every backend the device profile names."
-    )
-    budgets: Budgets = Field(default_factory=Budgets)
-    threads: Annotated[int, Field(ge=1, le=1024)] | dict[Annotated[str, Field(pattern=_NAME)], Annotated[int, Field(ge=1, le=1024)]] | None = Field(
-        None, description="CPU threads for every backend (4) or per backend ({onnxruntime: 4}); default: the device "
-        "profile's, so runs on one device are comparable.")
-    recipes: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$")], BudgetsOverride] = Field(
-        default_factory=dict,
-        description="Per compress entry (by name, or 'none' for the model itself): budgets that replace the "
-        "target's, e.g. fp16: {parity: {rel_l2: 0.001}}. Parity bounds merge one by one; null removes a budget.",
-    )
+class BudgetsBase(StrictModel):
+    """A target's budgets: the fields come from the registered check kinds (`assemble`), plus `regression`,
+    which every kind that keeps baseline figures reads."""
+
+    def checks(self) -> list[str]:
+        """The checks these budgets ask for, in run order (regression only adds to the others)."""
+        return [kind.name for kind in check_kinds() if kind().wanted(self)]
+
+    def merged(self, override: BudgetsBase) -> BudgetsBase:
+        """These budgets with the fields the override sets replaced (a section of several bounds —
+        parity, latency_ms, memory_mb, regression, ops — merged bound by bound; `null` removes a budget)."""
+        sections = _sections()
+        data = self.model_dump(exclude_unset=True)
+        for name in override.model_fields_set:
+            value = getattr(override, name)
+            mine = getattr(self, name)
+            if name in sections and value is not None and mine is not None:
+                data[name] = {**mine.model_dump(exclude_unset=True), **value.model_dump(exclude_unset=True)}
+            else:
+                data[name] = value.model_dump(exclude_unset=True) if isinstance(value, BaseModel) else value
+        for name, bounds in sections.items():
+            section = data.get(name)
+            if not isinstance(section, dict) or not any(k in bounds for k in section):
+                continue
+            fields = type(getattr(self, name) or getattr(override, name)).model_fields
+            # a bound not written keeps its default (ops' unsupported: 0), so it still counts as set
+            if all(section.get(k, fields[k].default) is None for k in bounds):
+                data[name] = None  # every bound dropped: no such check for this entry
+        return type(self).model_validate(data)
+
+
+def _sections() -> dict[str, tuple[str, ...]]:
+    """Budget fields merged bound by bound, and their bounds' names."""
+    return {name: budget.bounds for _, name, budget in _budget_fields() if budget.bounds}
+
+
+def _budget_fields() -> list[tuple[int, str, BudgetField]]:
+    """(order, name, field) of every budget: the check kinds', and `regression`."""
+    found = [(kind.order, name, budget) for kind in check_kinds() for name, budget in kind.budgets.items()]
+    found.append((_REGRESSION_ORDER, "regression", _REGRESSION))
+    return sorted(found, key=lambda entry: entry[0])
+
+
+_TARGET_BACKENDS = (list[Annotated[str, Field(pattern=_NAME)]] | None, Field(
+    None, description="Backends to check on; default: every backend the device profile names."))
+_TARGET_THREADS = (Annotated[int, Field(ge=1, le=1024)] | dict[Annotated[str, Field(pattern=_NAME)], Annotated[int, Field(ge=1, le=1024)]] | None, Field(
+    None, description="CPU threads for every backend (4) or per backend ({onnxruntime: 4}); default: the device "
+    "profile's, so runs on one device are comparable."))
+
+
+class TargetSpecBase(StrictModel):
+    """One target device's section: backends, budgets, threads, recipes (fields added by `assemble`, in that
+    order, because budgets come from the check kinds)."""
 
     def threads_for(self, backend: str) -> int | None:
         if isinstance(self.threads, dict):
@@ -373,8 +340,9 @@ class TargetSpec(_Strict):
         return self.budgets.merged(override) if override is not None else self.budgets
 
 
-class Spec(_Strict):
-    """One spec file: a model, its data, the recipes to try and the budgets per target."""
+class SpecBase(StrictModel):
+    """One spec file: a model, its data, the recipes to try and the budgets per target (`targets` is added
+    by `assemble`)."""
 
     edgecheck: Literal[1] = Field(description="Spec format version.")
     name: str | None = Field(None, description="A label for the spec; default: the file name.")
@@ -390,7 +358,6 @@ class Spec(_Strict):
         default_factory=list, description="Artifacts to check besides the model itself ('none', always run): "
         "a recipe, {recipe: {params}}, a chain [step, step] or {name, steps}."
     )
-    targets: dict[Annotated[str, Field(pattern=_NAME)], TargetSpec] = Field(min_length=1)
 
 
 def cross_field_problems(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
@@ -431,7 +398,8 @@ def cross_field_problems(spec: Spec) -> list[tuple[tuple[str | int, ...], str]]:
         sections = [(("targets", target, "budgets"), section.budgets)]
         sections += [(("targets", target, "recipes", e), b) for e, b in section.recipes.items()]
         for where, budgets in sections:
-            problems += _accuracy_problems(spec, where, budgets)
+            for kind in check_kinds():
+                problems += kind().spec_problems(spec, where, budgets)
     return problems
 
 
@@ -470,21 +438,57 @@ def _emptied_problems(spec: Spec, section: TargetSpec, where: tuple[str, ...], e
              f"(the target checks {', '.join(section.budgets.checks())})")]
 
 
-def _accuracy_problems(spec: Spec, where: tuple[str, ...], budgets: Budgets) -> list[tuple[tuple[str | int, ...], str]]:
-    problems: list[tuple[tuple[str | int, ...], str]] = []
-    evaluation = spec.data.evaluation
-    for name in ("accuracy_drop", "accuracy_min", "accuracy_max"):
-        value = getattr(budgets, name)
-        if value is None:
-            continue
-        loc = (*where, name)
-        if evaluation is None:
-            problems.append((loc, "needs data.evaluation (a labelled .npz) to measure accuracy"))
-        elif name != "accuracy_drop" and _is_percent(evaluation.metric) and not 1 < value <= 100:
-            hint = f" (did you mean {value * 100:g}?)" if 0 < value <= 1 else ""
-            problems.append((loc, f"{evaluation.metric} is in percent, 0-100: {value:g} cannot be meant{hint}"))
-        elif name != "accuracy_drop" and (name == "accuracy_min") != evaluation.is_higher_better:
-            better = "higher" if evaluation.is_higher_better else "lower"
-            fix = "accuracy_min" if evaluation.is_higher_better else "accuracy_max"
-            problems.append((loc, f"does not fit metric {evaluation.metric!r} ({better} is better): use {fix}"))
-    return problems
+@dataclass(frozen=True)
+class SpecModels:
+    """The spec schema as the installed check kinds make it."""
+
+    Budgets: type[BudgetsBase]
+    BudgetsOverride: type[BudgetsBase]
+    TargetSpec: type[TargetSpecBase]
+    Spec: type[SpecBase]
+
+
+_assembled: dict[int, SpecModels] = {}
+
+
+def spec_models() -> SpecModels:
+    """The spec schema assembled from the registered check kinds' budget fields (rebuilt when a kind is
+    registered or removed), so a third party's budget is validated, documented and merged like ours."""
+    version = registry_version()
+    if version not in _assembled:
+        _assembled.clear()
+        _assembled[version] = assemble()
+    return _assembled[version]
+
+
+def assemble() -> SpecModels:
+    fields: dict[str, Any] = {}
+    overrides: dict[str, Any] = {}
+    for _, name, budget in _budget_fields():
+        fields[name] = (budget.annotation, copy.copy(budget.field))
+        overrides[name] = (budget.override or budget.annotation, copy.copy(budget.field))
+    budgets = create_model("Budgets", __base__=BudgetsBase, __module__=__name__, **fields)
+    override = create_model("BudgetsOverride", __base__=budgets, __module__=__name__, **overrides,
+                            __doc__="Budgets of one compress entry replacing the target's: any subset, `null` "
+                            "drops one.")
+    target = create_model(
+        "TargetSpec", __base__=TargetSpecBase, __module__=__name__,
+        backends=(_TARGET_BACKENDS[0], copy.copy(_TARGET_BACKENDS[1])),
+        budgets=(budgets, Field(default_factory=budgets)),
+        threads=(_TARGET_THREADS[0], copy.copy(_TARGET_THREADS[1])),
+        recipes=(dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$")], override], Field(
+            default_factory=dict,
+            description="Per compress entry (by name, or 'none' for the model itself): budgets that replace the "
+            "target's, e.g. fp16: {parity: {rel_l2: 0.001}}. Parity bounds merge one by one; null removes a budget.",
+        )))
+    spec = create_model("Spec", __base__=SpecBase, __module__=__name__,
+                        targets=(dict[Annotated[str, Field(pattern=_NAME)], target], Field(min_length=1)))
+    return SpecModels(budgets, override, target, spec)
+
+
+def __getattr__(name: str) -> Any:
+    """`Budgets`, `BudgetsOverride`, `TargetSpec` and `Spec` are assembled on first use (module attributes
+    computed when asked, so importing this module imports no check)."""
+    if name in SpecModels.__dataclass_fields__:
+        return getattr(spec_models(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,127 @@
+"""The one contract every check kind meets, and the registry that finds them.
+
+A check kind (accuracy, parity, size, latency, memory, ops — or a third party's `energy_mj`) says
+which spec budgets it owns, whether a target's budgets ask for it, whether it reads an artifact without
+running it, how it measures and judges one planned check (through a `CheckContext`, the services of
+the run: artifacts, inputs, outputs, timing runs), which of its figures a baseline keeps and how they
+compare, and how a run's figures become a suggested budget. The core never names a kind: the spec
+schema, the plan, the executor and the reports ask the registry.
+
+Checks come through the `edgecheck.checks` entry point group (edgecheck's own included), on first use.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from edgecheck.checks.result import CheckResult
+from edgecheck.spec.kinds import (BudgetField, broken_checks, check_kinds, check_names, get_check_class, register_check,
+                                  registry_version, reset_checks, unregister_check)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edgecheck.backends import Backend
+    from edgecheck.spec import LoadedSpec
+
+    Outputs = dict[str, np.ndarray]
+
+
+class CheckContext(Protocol):
+    """What a check may ask of the run it is part of (the executor provides it). Everything is computed
+    once per session and kept: the three checks of one artifact run the model once."""
+
+    def model_info(self, path: Path) -> Any: ...  # a format's facts of a model file (inputs, size, sha256)
+
+    def backend(self, name: str) -> Backend: ...  # raises BackendUnavailable (a skip) when it cannot run here
+
+    def artifact(self, loaded: LoadedSpec, entry: str) -> Any: ...  # MadeArtifact of a compress entry
+
+    def inputs(self, loaded: LoadedSpec, kind: str) -> Any: ...  # InputSet: "parity" or "evaluation"
+
+    def outputs(self, loaded: LoadedSpec, artifact: Path, backend: str, threads: int,
+                kind: str) -> tuple[Outputs, bool]: ...  # outputs, and whether they came from the cache
+
+    def reference(self, loaded: LoadedSpec, kind: str) -> Outputs: ...  # the original model's outputs
+
+    def measured(self, planned: Any, backend: Backend, artifact: Path) -> Any: ...  # one timing + memory run
+
+    def where_measured(self, planned: Any) -> str: ...  # "host", a stand-in label, or CannotJudge
+
+    def input_shapes(self, planned: Any) -> dict[str, tuple[int, ...]]: ...
+
+    def static_ops(self, planned: Any, artifact: Path) -> CheckResult: ...  # the artifact format's authority
+
+    def static_estimate(self, planned: Any, artifact: Path) -> CheckResult: ...
+
+
+def target_is_host(target: Any) -> bool:
+    """The target is this machine: its figures are measured here, never stand-ins."""
+    return bool(getattr(target, "is_host", False)) or target.name == "host" or bool(getattr(target, "detect", False))
+
+
+class Check(ABC):
+    """A check kind. Subclasses set the class attributes and write `run`; the rest has defaults."""
+
+    name: ClassVar[str]
+    order: ClassVar[int] = 100  # where it runs and is listed among the kinds (built-ins 10..60)
+    budgets: ClassVar[Mapping[str, BudgetField]] = {}
+    # True where the check compares outputs with the reference (parity, accuracy): the reference's facts are
+    # recorded, and the backend may say where a failing artifact goes wrong
+    uses_outputs: ClassVar[bool] = False
+    # True where the figure depends on where it was measured (a target that is not this machine gets a note)
+    device_dependent: ClassVar[bool] = False
+    # what a "cannot judge a device figure here" message adds as the other way out ("" for none)
+    estimate_hint: ClassVar[str] = ""
+
+    def wanted(self, budgets: Any) -> bool:
+        """Whether a target's (merged) budgets ask for this check: any of its fields set."""
+        return any(getattr(budgets, name, None) is not None for name in self.budgets)
+
+    def is_static(self, budgets: Any, target: Any) -> bool:
+        """True if, for this target, it judges the artifact without running it: it needs no backend that
+        runs here, and no baseline comparison applies."""
+        return False
+
+    def judges_by_reading(self, budgets: Any) -> bool:
+        """True if these budgets can be judged on an artifact a backend only reads without running it (the
+        ONNX graph a .rknn backend would build from): the plan keeps such checks for those artifacts."""
+        return False
+
+    @abstractmethod
+    def run(self, planned: Any, context: CheckContext) -> CheckResult:
+        """Measure and judge one planned check; raise BackendUnavailable / CannotJudge (skips) or an
+        EdgecheckError (a failure) where it cannot."""
+
+    def inconclusive_policy(self, budgets: Any) -> tuple[str | None, str]:
+        """The spec's own policy for an inconclusive verdict ('warn' / 'fail' / None for the session's),
+        and the spec setting a user writes to change it ('' for none)."""
+        return None, ""
+
+    def baseline_figures(self, result: Mapping[str, Any]) -> dict[str, float]:
+        """The figures a stored baseline keeps of this check's result dict (`CheckResult.to_dict()`)."""
+        return {}
+
+    def compare_with_baseline(self, result: CheckResult, before: Mapping[str, float] | None, name: str,
+                              planned: Any, comparable: bool) -> None:
+        """Add regression figures against a stored baseline to `result` (judged where the spec bounds them)."""
+
+    def suggest(self, results: list[Mapping[str, Any]], margin: float) -> dict[str, Any]:
+        """Budget fields suggested from this run's result dicts of this check for one target and entry."""
+        return {}
+
+    def spec_problems(self, spec: Any, where: tuple[str | int, ...], budgets: Any) -> list[tuple[tuple[str | int, ...], str]]:
+        """Rules spanning this check's budgets and the rest of the spec, as (field path, message)."""
+        return []
+
+
+def get_check(name: str) -> Check:
+    """An instance of check kind `name`; a SpecError naming the installed ones if there is none."""
+    return get_check_class(name)()
+
+
+__all__ = ["BudgetField", "Check", "CheckContext", "target_is_host", "broken_checks", "check_kinds", "check_names", "get_check",
+           "register_check", "registry_version", "reset_checks", "unregister_check"]
