@@ -236,7 +236,14 @@ def _describe(error: dict[str, Any], loc: Loc) -> str:
     kind = error["type"]
     if kind == "extra_forbidden" and loc:
         known = _known_fields(loc[:-1])
-        return f"unknown key {loc[-1]!r}" + (f" (known: {', '.join(known)})" if known else "")
+        text = f"unknown key {loc[-1]!r}" + (f" (known: {', '.join(known)})" if known else "")
+        if "budgets" in loc or "recipes" in loc:  # a budget of a check kind whose plugin did not load?
+            from edgecheck.spec.kinds import broken_checks
+
+            broken = broken_checks()
+            if broken:
+                text += "; check plugins that failed to load: " + "; ".join(f"{k}: {v}" for k, v in broken.items())
+        return text
     if kind == "missing":
         return "required field is missing"
     message = str(error["msg"])

@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from edgecheck.spec.performance import RegressionBudget, RegressionOverride
-from edgecheck.spec.kinds import BudgetField, check_kinds, registry_version
+from edgecheck.spec.kinds import BudgetField, check_kinds
 from edgecheck.spec.ops import OpsBudget  # noqa: F401  (re-exported for the ops check and tests)
 from edgecheck.spec.recipes import CompressEntryField
 from edgecheck.strict import StrictModel
@@ -448,17 +448,19 @@ class SpecModels:
     Spec: type[SpecBase]
 
 
-_assembled: dict[int, SpecModels] = {}
+_assembled: dict[tuple[type, ...], SpecModels] = {}
 
 
 def spec_models() -> SpecModels:
-    """The spec schema assembled from the registered check kinds' budget fields (rebuilt when a kind is
-    registered or removed), so a third party's budget is validated, documented and merged like ours."""
-    version = registry_version()
-    if version not in _assembled:
-        _assembled.clear()
-        _assembled[version] = assemble()
-    return _assembled[version]
+    """The spec schema assembled from the registered check kinds' budget fields (rebuilt when the set of
+    kinds changes, the same classes for the same kinds), so a third party's budget is validated,
+    documented and merged like ours."""
+    kinds = tuple(check_kinds())
+    if kinds not in _assembled:
+        if len(_assembled) > 8:  # kinds registered and removed by hand, over and over: keep memory bounded
+            _assembled.clear()
+        _assembled[kinds] = assemble()
+    return _assembled[kinds]
 
 
 def assemble() -> SpecModels:

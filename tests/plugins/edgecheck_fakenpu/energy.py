@@ -1,0 +1,43 @@
+"""The `energy` check: energy of one inference, mJ — the median latency measured here times the power the
+backend reports for its board — against the spec's `energy_mj` budget."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from edgecheck.checks.base import BudgetField, Check, CheckContext
+from edgecheck.checks.result import CheckResult, Measurement
+
+
+class EnergyCheck(Check):
+    name = "energy"
+    order = 45
+    budgets = {"energy_mj": BudgetField(float | None, Field(None, gt=0, description="Max energy of one inference, mJ."))}
+
+    def run(self, planned: Any, context: CheckContext) -> CheckResult:
+        where = context.where_measured(planned)
+        backend = context.backend(planned.backend)
+        power = float(backend.facts().get("power_w", "nan"))  # NaN: never a pass
+        made = context.artifact(planned.spec, planned.recipe)
+        measured = context.measured(planned, backend, made.artifact.path)
+        p50 = measured.stats.percentile(50)
+        result = CheckResult("energy")
+        result.measurements.append(Measurement("energy_mj", p50 * power, "mJ", planned.budgets.energy_mj, "max"))
+        result.measurements.append(Measurement("energy.latency_p50", p50, "ms"))
+        result.measurements.append(Measurement("energy.power", power, "W"))
+        result.facts["measured_on"] = where
+        if math.isnan(power):
+            result.problems.append(f"{backend.name} reports no power_w: energy cannot be measured")
+        return result
+
+    def baseline_figures(self, result: Mapping[str, Any]) -> dict[str, float]:
+        return {m["name"]: m["value"] for m in result.get("measurements", []) if m["name"] == "energy_mj"}
+
+    def suggest(self, results: list[Mapping[str, Any]], margin: float) -> dict[str, Any]:
+        values = [m["value"] for r in results for m in r.get("measurements", []) if m["name"] == "energy_mj"]
+        finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+        return {"energy_mj": float(f"{max(finite) * (1 + margin):.3g}")} if finite and len(finite) == len(values) else {}

@@ -1,0 +1,103 @@
+"""The proof that every extension has a seam: a third-party distribution (tests/plugins/edgecheck_fakenpu)
+adds an artifact format, a backend that runs it, a recipe that makes it and a check kind with its own
+budget, through entry points only, and real pytest sessions use all four. Nothing under edgecheck/
+names any of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import junit_properties
+
+PLUGIN = Path(__file__).parent / "plugins" / "edgecheck_fakenpu"
+ENTRY_POINTS = """\
+[edgecheck.formats]
+fnpu = edgecheck_fakenpu.format:FnpuFormat
+
+[edgecheck.backends]
+fakenpu = edgecheck_fakenpu.backend:FakeNpuBackend
+
+[edgecheck.recipes]
+fakenpu = edgecheck_fakenpu.recipe
+
+[edgecheck.checks]
+energy = edgecheck_fakenpu.energy:EnergyCheck
+"""
+SPEC = """
+edgecheck: 1
+model: {path: ../models/clf.onnx}
+compress: [fnpu-compile]
+targets:
+  host:
+    backends: [fakenpu]
+    budgets:
+      parity: {atol: 0.01}
+      energy_mj: %s
+"""
+
+
+@pytest.fixture
+def installed(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The plug-in installed as a distribution: its package and a dist-info with its entry points on the
+    subprocess's sys.path (what `pip install edgecheck-fakenpu` leaves in site-packages)."""
+    site = pytester.path / "site"
+    shutil.copytree(PLUGIN, site / PLUGIN.name)
+    dist = site / "edgecheck_fakenpu-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: edgecheck-fakenpu\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(ENTRY_POINTS)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    return site
+
+
+def test_a_third_party_format_backend_recipe_and_check_run_in_one_spec(pytester, spec_project, installed):
+    spec_project(SPEC % "100")
+    result = pytester.runpytest_subprocess("specs", "-v", "-p", "no:cacheprovider", "--junitxml=r.xml")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*host-fakenpu-fnpu-compile-parity PASSED*",
+                                 "*host-fakenpu-fnpu-compile-energy PASSED*"])
+    result.stdout.fnmatch_lines(["*energy*fakenpu*fnpu-compile*energy_mj = * mJ*<= 100 mJ*pass*"])
+    properties = junit_properties(pytester.path / "r.xml")
+    energy = properties["host-fakenpu-fnpu-compile-energy"]
+    assert energy["edge.energy_mj.unit"] == "mJ" and float(energy["edge.energy_mj"]) > 0
+    assert energy["edge.energy.power"] == "2.5" and energy["edge.measured_on"] == "host"
+    parity = properties["host-fakenpu-fnpu-compile-parity"]
+    assert parity["edge.artifact"] == "clf.fnpu-compile.fnpu"
+    assert parity["edge.reference"].startswith("clf.onnx (the original model) on onnxruntime")
+    assert "fakenpu" in parity["edge.runtime"]
+
+
+def test_the_third_party_budget_fails_a_breach_and_is_suggested(pytester, spec_project, installed):
+    spec_project(SPEC % "1.0e-9")
+    result = pytester.runpytest_subprocess("specs", "-p", "no:cacheprovider", "--edge-suggest")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*energy budget breached*", "*energy_mj*<= 1.000e-09 mJ*BREACH*"])
+    result.stdout.fnmatch_lines(["*edgecheck suggested budgets*", "*energy_mj: *"])
+
+
+def test_the_spec_schema_is_assembled_with_the_third_party_budget(pytester, spec_project, installed):
+    spec_project(SPEC % "'lots'")
+    result = pytester.runpytest_subprocess("specs", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*invalid spec:*targets.host.budgets.energy_mj*valid number*"])
+    schema = subprocess.run([sys.executable, "-m", "edgecheck", "schema"], capture_output=True, text=True,
+                            check=True, env=os.environ.copy()).stdout
+    budgets = json.loads(schema)["$defs"]["Budgets"]["properties"]
+    assert budgets["energy_mj"]["description"] == "Max energy of one inference, mJ."
+
+
+def test_a_broken_check_plugin_is_named_and_the_rest_runs(pytester, spec_project, installed):
+    (installed / "edgecheck_fakenpu-0.1.dist-info" / "entry_points.txt").write_text(
+        ENTRY_POINTS.replace("edgecheck_fakenpu.energy:EnergyCheck", "edgecheck_fakenpu.missing:EnergyCheck"))
+    spec_project(SPEC % "100")
+    result = pytester.runpytest_subprocess("specs", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*targets.host.budgets.energy_mj: unknown key*check plugins that failed to load: "
+                                 "energy: its plugin edgecheck_fakenpu.missing:EnergyCheck failed to import*"])
