@@ -159,3 +159,15 @@ def test_xdist_workers_send_whole_records_to_the_controller(pytester, spec_proje
     result.assert_outcomes(passed=1, failed=1, skipped=2)
     _check_records(_check_document(pytester.path / "results.json"))
     assert not list(pytester.path.glob(".results.json.*"))  # the controller wrote it once, atomically
+
+
+def test_reports_and_baselines_import_no_session():
+    """The view layer (report/) and stored baselines read records; neither imports the pytest session,
+    and a baseline imports no report: no cycle baseline <-> report <-> session."""
+    grimp = pytest.importorskip("grimp")
+    graph = grimp.build_graph("edgecheck")
+    for importer, imported in (("edgecheck.baseline", "edgecheck.report"), ("edgecheck.baseline", "edgecheck.session"),
+                               ("edgecheck.report", "edgecheck.session"), ("edgecheck.results", "edgecheck.report"),
+                               ("edgecheck.results", "edgecheck.baseline")):
+        chain = graph.find_shortest_chain(importer=importer, imported=imported, as_packages=True)
+        assert chain is None, f"{importer} imports {imported}: {' -> '.join(chain)}"
