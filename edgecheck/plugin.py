@@ -271,20 +271,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     attribute: pytest's report serialisation takes it to the xdist controller with the report."""
     report = yield
     if isinstance(item, EdgeCheckItem) and (report.when == "call" or (report.when == "setup" and not report.passed)):
-        from edgecheck.results import RECORD_ATTRIBUTE, make_record
+        from edgecheck.results import RECORD_ATTRIBUTE, make_record, reason_of
 
         planned = item.planned
-        if report.passed:
-            reason = ""
-        elif report.skipped and isinstance(report.longrepr, tuple):
-            reason = report.longrepr[2].removeprefix("Skipped: ")
-        else:
-            reason = report.longreprtext
         setattr(report, RECORD_ATTRIBUTE, make_record(
             spec=_state(item.config).relative(planned.spec.path), spec_name=planned.spec.name,
             target=planned.target.name, backend=planned.backend, recipe=planned.recipe, check=planned.check,
             target_is_host=planned.target.name == "host" or bool(planned.target.detect),
-            outcome=report.outcome, reason=reason,
+            outcome=report.outcome, reason=reason_of(report),
             result=getattr(item, "check_result", None) if report.when == "call" else None))
     return report
 

@@ -38,6 +38,15 @@ def make_record(*, spec: str, spec_name: str, target: str, backend: str, recipe:
             "result": result.to_dict() if result is not None else None}
 
 
+def reason_of(report: Any) -> str:
+    """The skip or failure message of a pytest TestReport, whole; empty when it passed."""
+    if report.passed:
+        return ""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    return str(report.longreprtext)
+
+
 def record_result(record: Mapping[str, Any]) -> CheckResult | None:
     """The check's result of a record, as an object (its verdict, headline and breaches computed again)."""
     result = record.get("result")

@@ -171,3 +171,15 @@ def test_reports_and_baselines_import_no_session():
                                ("edgecheck.results", "edgecheck.baseline")):
         chain = graph.find_shortest_chain(importer=importer, imported=imported, as_packages=True)
         assert chain is None, f"{importer} imports {imported}: {' -> '.join(chain)}"
+
+
+def test_suggest_reads_the_sample_count_from_its_own_fact():
+    """A result that records how many samples it used as `inputs.samples` needs no reading of the inputs text."""
+    from result_records import variant
+    from test_suggest import INT8_ACCURACY, entry
+
+    from edgecheck.report.suggest import suggest_budgets
+
+    counted = variant(INT8_ACCURACY, inputs="custom loader", inputs__samples="540")
+    assert entry(suggest_budgets([counted]), "int8-static") == {"accuracy_drop": 1.54}  # as from '(540 of 540 samples)'
+    assert entry(suggest_budgets([variant(counted, inputs__samples="0")]), "int8-static") == {"accuracy_drop": 0.51}

@@ -53,8 +53,8 @@ PARITY_STATS = {"max_abs": "atol", "rel_l2": "rel_l2", "cosine": "cosine", "snr_
 LATENCY_ORDER = ("p50", "p95", "p99")
 # Budgets that are lower bounds: the loosest of two is the smaller. Everything else is an upper bound.
 _LOWER = {("size_ratio",), ("parity", "cosine"), ("parity", "snr_db"), ("parity", "top1_agreement")}
-# The sample count is not yet a figure of the result: it is read from the `inputs` fact
-# ('test.npz (540 of 540 samples)', 'synthetic (32 inputs, seed 0)') until the executor records it.
+# Where the executor does not record the sample count as the `inputs.samples` fact, it is read from the
+# `inputs` fact ('test.npz (540 of 540 samples)', 'synthetic (32 inputs, seed 0)'): the one text still parsed.
 _OF_SAMPLES = re.compile(r"\((\d+) of \d+ samples\)")
 _SYNTHETIC = re.compile(r"\((\d+) inputs\b")
 
@@ -139,8 +139,13 @@ def _ci_high(result: ResultDict, name: str) -> float | None:
 
 
 def _samples(result: ResultDict) -> int | None:
-    """How many samples the check used, from the `inputs` fact ('test.npz (540 of 540 samples)')."""
-    text = result.get("facts", {}).get("inputs")
+    """How many samples the check used: the `inputs.samples` fact where the executor records it, else
+    read from the `inputs` fact ('test.npz (540 of 540 samples)')."""
+    found = result.get("facts", {})
+    counted = found.get("inputs.samples")
+    if isinstance(counted, str) and counted.isdigit():
+        return int(counted) or None
+    text = found.get("inputs")
     if not isinstance(text, str):
         return None
     match = _OF_SAMPLES.search(text) or _SYNTHETIC.search(text)
