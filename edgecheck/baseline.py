@@ -14,28 +14,21 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edgecheck.checks.result import CheckResult
 from edgecheck.errors import EdgecheckError
-from edgecheck.report.properties import PREFIX  # the names the items' properties are written under
+from edgecheck.results import fsync_directory, item_id, record_result
 from edgecheck.userfile import UnreadableFile, read_bounded
 
 BASELINE_FORMAT = 1
 OVERWRITE_FLAG = "--edge-overwrite-baseline"
 IDENTITY = ("spec", "target", "backend", "recipe", "check")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-# Properties that describe an item rather than measure it, even when they look like numbers
-# (edge.artifact.size_bytes duplicates the size check's figure; edge.recipe.sparsity is a parameter),
-# and changes against another baseline (edge.regression.*), which are relative, not this run's figures.
-_NOT_FIGURES = {"spec", "spec_name", "target", "backend", "recipe", "check", "verdict", "summary", "threads",
-                "load_s", "latency.lock_wait_s"}
-_FACT_PREFIXES = ("artifact.", "recipe.", "summary.", "problem.", "note.", "env.", "regression.")
-_SUFFIXES = (".unit", ".budget")
 MAX_BASELINE_BYTES = 64 * 2**20  # ~1 kB an item: tens of thousands of items; and a bound on memory
 
 
@@ -74,35 +67,39 @@ def item_key(spec: str, item_id: str) -> str:
     return f"{spec}::{item_id}"
 
 
-def _is_figure_name(name: str) -> bool:
-    return not (name in _NOT_FIGURES or name.endswith(_SUFFIXES) or name.startswith(_FACT_PREFIXES))
-
-
-def parse_figure(text: str) -> float | None:
-    """A finite float from a property value, or None: facts, inf and nan are not comparable figures."""
-    if not isinstance(text, str) or not _NUMBER.fullmatch(text.strip()):
-        return None
-    value = float(text)
-    return value if math.isfinite(value) else None
-
-
-def figures_from_properties(properties: Mapping[str, str]) -> tuple[str, dict[str, float]] | None:
-    """(item key, {figure name without 'edge.': value}) of an edgecheck item; None for any other item."""
-    identity = {k: properties.get(PREFIX + k) for k in IDENTITY}
-    if any(not isinstance(v, str) or not v for v in identity.values()):
-        return None
-    item_id = "-".join(identity[k] for k in ("target", "backend", "recipe", "check"))  # type: ignore[misc]
+def measured_figures(result: CheckResult) -> dict[str, float]:
+    """Every finite figure the check measured, and the ends of its confidence interval or range
+    (`<name>.ci_low`/`.ci_high`, `.range_low`/`.range_high`). Changes against another baseline
+    (`regression.*`) are relative, not this run's figures, and are left out."""
     figures: dict[str, float] = {}
-    for key, text in properties.items():
-        if not key.startswith(PREFIX):
+    for m in result.measurements:
+        if m.name.startswith("regression."):
             continue
-        name = key[len(PREFIX):]
-        if not _is_figure_name(name):
-            continue
-        value = parse_figure(text)
-        if value is not None:
-            figures[name] = value
-    return item_key(identity["spec"], item_id), figures  # type: ignore[arg-type]
+        named = [(m.name, m.value)]
+        if m.interval is not None:
+            kind = "ci" if m.interval_kind == "95% CI" else "range"
+            named += [(f"{m.name}.{kind}_low", m.interval[0]), (f"{m.name}.{kind}_high", m.interval[1])]
+        figures.update((name, float(value)) for name, value in named if math.isfinite(value))
+    return figures
+
+
+# Which figures a baseline stores for each check, by check name; a check not named stores every
+# measured figure. (Each function can move into its check's class as it is.)
+FIGURES_BY_CHECK: dict[str, Callable[[CheckResult], dict[str, float]]] = {}
+
+
+def figures_from_record(record: Mapping[str, Any]) -> tuple[str, dict[str, float]] | None:
+    """(item key, {figure name: value}) of an item that produced a result; None for one that did not."""
+    if any(not isinstance(record.get(k), str) or not record.get(k) for k in IDENTITY):
+        return None
+    try:
+        result = record_result(record)
+    except (KeyError, ValueError):
+        return None
+    if result is None:
+        return None
+    figures = FIGURES_BY_CHECK.get(result.check, measured_figures)(result)
+    return item_key(record["spec"], item_id(record)), figures
 
 
 @dataclass(frozen=True)
@@ -137,20 +134,6 @@ def _document(name: str, records: Mapping[str, Mapping[str, float]], environment
         "records": clean,
     }
     return json.dumps(document, sort_keys=True, indent=1, allow_nan=False) + "\n"
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in `directory` durable where the platform allows it (not on Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not possible everywhere (Windows); the file itself is synced
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _exists(final: Path) -> BaselineExists:

@@ -88,6 +88,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--edge-suggest-margin", dest="edge_suggest_margin", type=float, default=0.10, metavar="FRACTION",
         help="Margin of --edge-suggest over the measured figures. Default: 0.10.",
     )
+    group.addoption(
+        "--edge-results", dest="edge_results", default=None, metavar="PATH",
+        help="Write every edgecheck item's record (identity, outcome, reason, figures, budgets, verdict) as one "
+        "versioned JSON document, for reports and comparisons between runs. Default: ini edge_results, else none.",
+    )
+    parser.addini("edge_results", "As --edge-results (relative to the ini file). Default: none.", type="paths",
+                  default=[])
     parser.addini("edge_cache_dir", "As --edge-cache-dir (relative to the ini file).", type="paths", default=[])
     parser.addini("edge_worker_timeout", "As --edge-worker-timeout. Default: 300.", default="")
     parser.addini("edge_worker_memory", "As --edge-worker-memory. Default: half of this machine's memory.", default="")
@@ -229,6 +236,7 @@ class EdgeCheckItem(pytest.Item):
             if state.strict:
                 pytest.fail(f"{exc} (--edge-strict turns this skip into a failure)", pytrace=False)
             pytest.skip(str(exc))
+        self.check_result = result  # the record's result (pytest_runtest_makereport); the JUnit view below
         self.user_properties.extend(result_properties(result))
         for message in result.warnings:
             warnings.warn(ModelFitWarning(f"{planned.id}: {message}"))
@@ -259,70 +267,95 @@ class EdgeCheckItem(pytest.Item):
         return self.path, (line - 1 if line else None), self.name
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """An edgecheck item's report carries its record (identity, outcome, reason, result) as a plain JSON-able
+    attribute: pytest's report serialisation takes it to the xdist controller with the report."""
+    report = yield
+    if isinstance(item, EdgeCheckItem) and (report.when == "call" or (report.when == "setup" and not report.passed)):
+        from edgecheck.results import RECORD_ATTRIBUTE, make_record, reason_of
+
+        planned = item.planned
+        setattr(report, RECORD_ATTRIBUTE, make_record(
+            spec=_state(item.config).relative(planned.spec.path), spec_name=planned.spec.name,
+            target=planned.target.name, backend=planned.backend, recipe=planned.recipe, check=planned.check,
+            target_is_host=planned.target.name == "host" or bool(planned.target.detect),
+            outcome=report.outcome, reason=reason_of(report),
+            result=getattr(item, "check_result", None) if report.when == "call" else None))
+    return report
+
+
 class SummaryCollector:
-    """Gathers every edgecheck report; on the xdist controller it sees every worker's. At the end of
-    the session it (and only it: never an xdist worker) writes the files the options ask for — the
-    baseline, the pytest-benchmark JSON — and prints the summary and the suggested budgets."""
+    """Gathers every edgecheck item's record; on the xdist controller it sees every worker's. At the end
+    of the session it (and only it: never an xdist worker) writes the files the options ask for — the
+    results, the baseline, the pytest-benchmark JSON — and prints the summary and the suggested budgets."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
-        self.rows: list[Any] = []
-        self.items: list[dict[str, str]] = []  # properties of each item that ran (not skipped)
+        self.records: list[dict[str, Any]] = []
         self.messages: list[str] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
-            return
-        properties = dict(report.user_properties)
-        if "edge.target" not in properties:
-            return
-        from edgecheck.report.terminal import row_from_report
+        from edgecheck.results import RECORD_ATTRIBUTE
 
-        if report.skipped and isinstance(report.longrepr, tuple):
-            reason = report.longrepr[2].removeprefix("Skipped: ")
-        else:
-            # the message's own last line, not the worker output quoted under it
-            text = report.longreprtext.split("\n--- last lines the worker printed ---", 1)[0]
-            reason = (text.strip().splitlines() or [""])[-1]
-        self.rows.append(row_from_report(properties, report.outcome, reason))
-        if report.when == "call" and not report.skipped and "edge.verdict" in properties:
-            self.items.append({str(k): str(v) for k, v in properties.items()})
+        record = getattr(report, RECORD_ATTRIBUTE, None)
+        if isinstance(record, dict):
+            self.records.append(record)
+
+    def _results_path(self) -> Path | None:
+        option = self.config.getoption("edge_results")
+        if option:
+            return Path(option)
+        ini = self.config.getini("edge_results")
+        return Path(ini[0]) if ini else None
+
+    def _baseline_dir(self) -> Path:
+        from edgecheck.session import STATE
+
+        state = self.config.stash[STATE] if STATE in self.config.stash else None
+        return state.baseline_dir() if state else self.config.rootpath / ".edgecheck" / "baselines"
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # an xdist worker: the controller writes
-        from edgecheck.report.outputs import save_run_baseline, write_latency_json
+        from edgecheck.report.outputs import save_run_baseline, write_latency_json, write_run_results
+        from edgecheck.results import ran
 
+        results = self._results_path()
+        if results is not None:
+            self.messages.append(write_run_results(results, self.records))
         save = self.config.getoption("edge_save_baseline")
         path = self.config.getoption("edge_benchmark_json")
-        if (save or path) and not self.items:  # --co, or -k selected nothing: an empty file would mislead
+        if (save or path) and not ran(self.records):  # --co, or -k selected nothing: an empty file would mislead
             self.messages.append("edgecheck: no check ran, so no baseline and no latency JSON were written")
             return
         if save:
-            self.messages.append(save_run_baseline(self.config, save, self.items))
+            overwrite = bool(self.config.getoption("edge_overwrite_baseline"))
+            self.messages.append(save_run_baseline(self._baseline_dir(), save, self.records, overwrite))
         if path:
-            self.messages.append(write_latency_json(Path(path), self.items))
+            self.messages.append(write_latency_json(Path(path), self.records))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.rows:
-            from edgecheck.report.terminal import format_tables
+        if self.records:
+            from edgecheck.report.terminal import format_tables, row_from_record
 
             terminalreporter.write_sep("=", "edgecheck summary")
             # sorted, so the table is the same whatever order xdist workers reported in
-            for line in format_tables(sorted(self.rows)):
+            for line in format_tables(sorted(map(row_from_record, self.records))):
                 terminalreporter.write_line(line)
         for message in self.messages:
             terminalreporter.write_line(message)
         if self.config.getoption("edge_suggest") and not hasattr(self.config, "workerinput"):
             from edgecheck.report.suggest import format_suggestions, suggest_budgets
+            from edgecheck.results import ran
 
             margin = self.config.getoption("edge_suggest_margin")
             terminalreporter.write_sep("=", "edgecheck suggested budgets")
-            if not self.items:
+            if not ran(self.records):
                 terminalreporter.write_line("no edgecheck check ran: nothing to suggest from")
             else:
-                terminalreporter.write_line(format_suggestions(suggest_budgets(self.items, margin), margin))
+                terminalreporter.write_line(format_suggestions(suggest_budgets(self.records, margin), margin))
 
 
 # Fixtures for tests written in Python, beside spec files.

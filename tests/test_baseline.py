@@ -8,6 +8,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+from result_records import record, variant, with_measurements, without
 
 from edgecheck.baseline import (
     BASELINE_FORMAT,
@@ -16,12 +17,13 @@ from edgecheck.baseline import (
     BaselineExists,
     baseline_path,
     check_name,
-    figures_from_properties,
+    figures_from_record,
     item_key,
     list_baselines,
     load_baseline,
     save_baseline,
 )
+from edgecheck.checks.result import Measurement as M
 from edgecheck.errors import EdgecheckError
 
 RECORDS = {
@@ -30,39 +32,26 @@ RECORDS = {
 }
 ENVIRONMENT = {"edge.env.machine": "x86_64 AMD EPYC avx2,fma sha256:1a2b", "edgecheck": "0.1.0"}
 
-# As a real run writes them (pytest specs --edge-target=host --junitxml=...), plus the new checks' figures.
-PARITY_ITEM = {
-    "edge.spec": "specs/digits.yaml", "edge.spec_name": "digits-cnn", "edge.target": "host",
-    "edge.backend": "onnxruntime", "edge.recipe": "int8-static", "edge.check": "parity",
-    "edge.inputs": "test.npz (128 of 540 samples)", "edge.measured_on": "host", "edge.host": "x86_64 AMD EPYC",
-    "edge.runtime": "onnxruntime 1.32.0 CPUExecutionProvider, 2 threads", "edge.artifact": "digits.int8-static.onnx",
-    "edge.artifact.size_bytes": "15068", "edge.artifact.parameters": "9828", "edge.artifact.size_ratio": "2.663",
-    "edge.recipe.steps": "int8-static", "edge.recipe.quantized_nodes": "5 of 8",
-    "edge.cache": "1 of 1 steps from the cache",
-    "edge.parity.logits.max_abs": "2.56921005", "edge.parity.logits.max_abs.budget": "<= 5 (atol)",
-    "edge.parity.logits.max_rel": "21.7997487", "edge.parity.logits.rel_l2": "0.0434060285",
-    "edge.parity.logits.rel_l2.budget": "<= 0.08 (rel_l2)", "edge.parity.logits.cosine": "0.999259978",
-    "edge.parity.logits.snr_db": "27.248999", "edge.parity.logits.snr_db.unit": "dB",
-    "edge.parity.logits.snr_db.budget": ">= 20 dB (snr_db)", "edge.parity.logits.top1_agreement": "1",
-    "edge.parity.logits.mean_abs": "0.300597273",
-    "edge.summary": "parity.logits.max_abs = 2.5692", "edge.summary.budget": "<= 5 (atol)", "edge.verdict": "pass",
-}
-NONE_PARITY_ITEM = {
-    **{k: v for k, v in PARITY_ITEM.items() if not k.startswith(("edge.parity.", "edge.recipe."))},
-    "edge.recipe": "none", "edge.artifact": "digits.onnx",
-    "edge.parity.logits.max_abs": "0", "edge.parity.logits.rel_l2": "0", "edge.parity.logits.cosine": "1",
-    "edge.parity.logits.snr_db": "inf", "edge.parity.logits.snr_db.unit": "dB",
-    "edge.parity.logits.top1_agreement": "1",
-}
-LATENCY_ITEM = {
-    "edge.spec": "specs/digits.yaml", "edge.spec_name": "digits-cnn", "edge.target": "host",
-    "edge.backend": "onnxruntime", "edge.recipe": "fp16", "edge.check": "latency",
-    "edge.env.machine": "x86_64 AMD EPYC 7B13 | avx2 avx512f | 3f2a9c", "edge.latency.p50": "0.0412",
-    "edge.latency.p50.unit": "ms", "edge.latency.p50.budget": "<= 1 ms", "edge.latency.p50.ci_low": "0.0409",
-    "edge.latency.p50.ci_high": "0.0415", "edge.latency.p99": "0.09", "edge.latency.mean": "0.044",
-    "edge.latency.std": "nan", "edge.latency.max": "-inf", "edge.latency.samples": "1000",
-    "edge.latency.stats": '{"p50": 0.0412, "samples": 1000}', "edge.verdict": "inconclusive",
-}
+# As a real run records them (pytest specs --edge-target=host), plus the new checks' figures.
+PARITY_ITEM = record("parity", "int8-static", [
+    M("parity.logits.max_abs", 2.56921005, "", 5, "max", "5 (atol)"), M("parity.logits.max_rel", 21.7997487),
+    M("parity.logits.rel_l2", 0.0434060285, "", 0.08, "max", "0.08 (rel_l2)"),
+    M("parity.logits.cosine", 0.999259978), M("parity.logits.snr_db", 27.248999, "dB", 20, "min", "20 dB (snr_db)"),
+    M("parity.logits.top1_agreement", 1), M("parity.logits.mean_abs", 0.300597273),
+], {"inputs": "test.npz (128 of 540 samples)", "measured_on": "host", "host": "x86_64 AMD EPYC",
+    "runtime": "onnxruntime 1.32.0 CPUExecutionProvider, 2 threads", "artifact": "digits.int8-static.onnx",
+    "artifact.size_bytes": "15068", "artifact.parameters": "9828", "artifact.size_ratio": "2.663",
+    "recipe.steps": "int8-static", "recipe.quantized_nodes": "5 of 8", "cache": "1 of 1 steps from the cache"})
+NONE_PARITY_ITEM = variant(with_measurements(
+    without(PARITY_ITEM, "parity."),
+    M("parity.logits.max_abs", 0), M("parity.logits.rel_l2", 0), M("parity.logits.cosine", 1),
+    M("parity.logits.snr_db", float("inf"), "dB"), M("parity.logits.top1_agreement", 1),
+), recipe="none", artifact="digits.onnx")
+LATENCY_ITEM = record("latency", "fp16", [
+    M("latency.p50", 0.0412, "ms", 1, "max", interval=(0.0409, 0.0415)), M("latency.p99", 0.09),
+    M("latency.mean", 0.044), M("latency.std", float("nan")), M("latency.max", float("-inf")),
+    M("latency.samples", 1000),
+], {"env.machine": "x86_64 AMD EPYC 7B13 | avx2 avx512f | 3f2a9c", "latency.stats": '{"p50": 0.0412, "samples": 1000}'})
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -260,7 +249,7 @@ def test_item_key() -> None:
 
 
 def test_figures_of_a_parity_item() -> None:
-    key, figures = figures_from_properties(PARITY_ITEM)
+    key, figures = figures_from_record(PARITY_ITEM)
     assert key == "specs/digits.yaml::host-onnxruntime-int8-static-parity"
     assert figures == {
         "parity.logits.max_abs": 2.56921005, "parity.logits.max_rel": 21.7997487,
@@ -271,31 +260,32 @@ def test_figures_of_a_parity_item() -> None:
 
 
 def test_infinite_and_nan_figures_are_skipped() -> None:
-    _, figures = figures_from_properties(NONE_PARITY_ITEM)
+    _, figures = figures_from_record(NONE_PARITY_ITEM)
     assert "parity.logits.snr_db" not in figures
     assert figures["parity.logits.max_abs"] == 0.0 and figures["parity.logits.cosine"] == 1.0
-    key, figures = figures_from_properties(LATENCY_ITEM)
+    key, figures = figures_from_record(LATENCY_ITEM)
     assert key == "specs/digits.yaml::host-onnxruntime-fp16-latency"
     assert figures == {"latency.p50": 0.0412, "latency.p50.ci_low": 0.0409, "latency.p50.ci_high": 0.0415,
                        "latency.p99": 0.09, "latency.mean": 0.044, "latency.samples": 1000.0}
 
 
 def test_memory_figures() -> None:
-    props = {**{k: v for k, v in LATENCY_ITEM.items() if not k.startswith("edge.latency")}, "edge.check": "memory",
-             "edge.memory.peak": "3.25", "edge.memory.peak.unit": "MiB", "edge.memory.process": "61.5",
-             "edge.memory.baseline": "58.25", "edge.memory.model_file": "0.0143699646", "edge.verdict": "pass",
-             "edge.regression.memory.peak": "4.2", "edge.regression.memory.peak.unit": "%"}  # relative: not stored
-    key, figures = figures_from_properties(props)
+    props = record("memory", "fp16", [
+        M("memory.peak", 3.25, "MiB"), M("memory.process", 61.5), M("memory.baseline", 58.25),
+        M("memory.model_file", 0.0143699646), M("regression.memory.peak", 4.2, "%"),  # relative: not stored
+    ], {"env.machine": "x86_64 AMD EPYC 7B13 | avx2 avx512f | 3f2a9c"})
+    key, figures = figures_from_record(props)
     assert key.endswith("-fp16-memory")
     assert figures == {"memory.peak": 3.25, "memory.process": 61.5, "memory.baseline": 58.25,
                        "memory.model_file": 0.0143699646}
 
 
 def test_other_items_are_not_edgecheck_items() -> None:
-    assert figures_from_properties({}) is None
-    assert figures_from_properties({"edge.spec": "specs/a.yaml", "edge.target": "host"}) is None
-    assert figures_from_properties({"foo": "1"}) is None
-    assert figures_from_properties({k: v for k, v in PARITY_ITEM.items() if k != "edge.check"}) is None
+    assert figures_from_record({}) is None
+    assert figures_from_record({"spec": "specs/a.yaml", "target": "host"}) is None
+    assert figures_from_record({"foo": "1"}) is None
+    assert figures_from_record({k: v for k, v in PARITY_ITEM.items() if k != "check"}) is None
+    assert figures_from_record({**PARITY_ITEM, "outcome": "skipped", "result": None}) is None
 
 
 def test_a_rival_that_saves_between_check_and_link_keeps_its_baseline(tmp_path: Path,

@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import HANG_GUARD_S
+from result_records import record
 
+from edgecheck.checks.result import Measurement
 from edgecheck.measure.stats import BENCHMARK_STATS_KEYS, LatencyStats
 from edgecheck.report.benchmark_json import (
     benchmark_document,
     benchmark_entry,
-    entries_from_properties,
+    entries_from_records,
     machine_info,
     write_benchmark_json,
 )
@@ -28,19 +30,12 @@ def _stats(seed: int, median_ms: float, n: int = 300) -> dict:
     return LatencyStats.from_ns(samples_ns).benchmark_stats()
 
 
-def _properties(target: str, recipe: str, stats: dict | str | None, **extra: str) -> dict[str, str]:
-    """One finished item's JUnit properties, as the plugin records them for a latency check."""
-    props = {
-        "edge.spec": "specs/digits.yaml", "edge.spec_name": "digits", "edge.target": target,
-        "edge.backend": "onnxruntime", "edge.recipe": recipe, "edge.check": "latency",
-        "edge.latency.p99": "1.234", "edge.verdict": "pass",
-        "edge.measured_on": target, "edge.runtime": "onnxruntime 1.32.0", "edge.host": "ci-runner-7",
-        "edge.threads": "1",
-    }
-    props.update(extra)
+def _record(target: str, recipe: str, stats: dict | str | None, check: str = "latency", **facts: str) -> dict:
+    """One finished item's record, as the plugin makes it for a latency check."""
+    found = {"measured_on": target, "runtime": "onnxruntime 1.32.0", "host": "ci-runner-7", "threads": "1", **facts}
     if stats is not None:
-        props["edge.latency.stats"] = stats if isinstance(stats, str) else json.dumps(stats)
-    return props
+        found["latency.stats"] = stats if isinstance(stats, str) else json.dumps(stats)
+    return record(check, recipe, [Measurement("latency.p99", 1.234)], found, spec_name="digits", target=target)
 
 
 def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -135,16 +130,16 @@ def test_written_file_honours_the_umask(tmp_path: Path) -> None:
     assert (tmp_path / "latency.json").stat().st_mode & 0o777 == 0o644
 
 
-# --- from JUnit properties --------------------------------------------------------------------
+# --- from records --------------------------------------------------------------------------
 
-def test_entries_from_properties() -> None:
+def test_entries_from_records() -> None:
     stats = _stats(2, 3.0)
     reports = [
-        _properties("rpi4", "int8", stats, **{"edge.artifact": "cache/ab12/model.onnx"}),
-        _properties("rpi4", "int8", None, **{"edge.check": "accuracy"}),   # not a latency item
-        _properties("jetson", "fp16", stats),
+        _record("rpi4", "int8", stats, artifact="cache/ab12/model.onnx"),
+        _record("rpi4", "int8", None, check="accuracy"),   # not a latency item
+        _record("jetson", "fp16", stats),
     ]
-    entries = entries_from_properties(reports)
+    entries = entries_from_records(reports)
     assert [e["name"] for e in entries] == ["rpi4-onnxruntime-int8", "jetson-onnxruntime-fp16"]
     first = entries[0]
     assert first["fullname"] == "specs/digits.yaml::rpi4-onnxruntime-int8-latency"
@@ -157,10 +152,10 @@ def test_entries_from_properties() -> None:
 
 
 def test_a_host_figure_standing_in_for_a_device_says_so_in_name_and_group() -> None:
-    stand_in = _properties("rpi4", "int8", _stats(2, 3.0),
-                           **{"edge.measured_on": "host, as a stand-in for rpi4 (the spec's source: host)"})
-    on_host = _properties("host", "int8", _stats(2, 3.0), **{"edge.measured_on": "host"})
-    first, second = entries_from_properties([stand_in, on_host])
+    stand_in = _record("rpi4", "int8", _stats(2, 3.0),
+                           measured_on="host, as a stand-in for rpi4 (the spec's source: host)")
+    on_host = _record("host", "int8", _stats(2, 3.0), measured_on="host")
+    first, second = entries_from_records([stand_in, on_host])
     assert first["name"] == "rpi4-onnxruntime-int8 (host stand-in)"
     assert first["group"] == "digits rpi4 (host stand-in)"
     assert second["name"] == "host-onnxruntime-int8" and second["group"] == "digits host"
@@ -168,9 +163,9 @@ def test_a_host_figure_standing_in_for_a_device_says_so_in_name_and_group() -> N
 
 @pytest.mark.parametrize("bad", ["{not json", "[1, 2]", json.dumps({"mean": 0.1})])
 def test_malformed_stats_are_skipped_with_a_warning(bad: str) -> None:
-    reports = [_properties("rpi4", "int8", bad), _properties("jetson", "fp16", _stats(3, 1.0))]
+    reports = [_record("rpi4", "int8", bad), _record("jetson", "fp16", _stats(3, 1.0))]
     with pytest.warns(UserWarning, match=r"specs/digits\.yaml::rpi4-onnxruntime-int8-latency"):
-        entries = entries_from_properties(reports)
+        entries = entries_from_records(reports)
     assert [e["name"] for e in entries] == ["jetson-onnxruntime-fp16"]
 
 
@@ -178,15 +173,15 @@ def test_non_finite_stats_are_skipped() -> None:
     stats = _stats(4, 1.0)
     stats["mean"] = float("inf")
     with pytest.warns(UserWarning, match="mean"):
-        assert entries_from_properties([_properties("rpi4", "int8", json.dumps(stats))]) == []
+        assert entries_from_records([_record("rpi4", "int8", json.dumps(stats))]) == []
 
 
 # --- read back by pytest-benchmark ------------------------------------------------------------
 
 def _write_run(path: Path, medians: dict[tuple[str, str], float], seed: int) -> None:
-    reports = [_properties(target, recipe, _stats(seed + i, median))
+    reports = [_record(target, recipe, _stats(seed + i, median))
                for i, ((target, recipe), median) in enumerate(medians.items())]
-    entries = entries_from_properties(reports)
+    entries = entries_from_records(reports)
     write_benchmark_json(path, benchmark_document(entries, machine_info()))
 
 

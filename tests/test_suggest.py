@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from result_records import record, variant, with_measurements, without
+
+from edgecheck.checks.result import Measurement as M
 from edgecheck.errors import EdgecheckError
 from edgecheck.report.suggest import (
     DEFAULT_MARGIN,
@@ -23,81 +26,52 @@ from edgecheck.spec.schema import Budgets, TargetSpec
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = "specs/digits.yaml"
 
-# Verbatim from `pytest specs --edge-target=host --junitxml=...` on the shipped example (some facts left out).
-_COMMON = {"edge.spec": SPEC, "edge.spec_name": "digits-cnn", "edge.target": "host", "edge.backend": "onnxruntime",
-           "edge.measured_on": "host", "edge.host": "x86_64 AMD EPYC",
-           "edge.runtime": "onnxruntime 1.32.0 CPUExecutionProvider, 2 threads"}
-INT8_ACCURACY = {
-    **_COMMON, "edge.recipe": "int8-static", "edge.check": "accuracy", "edge.metric": "top1",
-    "edge.inputs": "test.npz (540 of 540 samples)", "edge.artifact": "digits.int8-static.onnx",
-    "edge.artifact.size_bytes": "15068", "edge.recipe.steps": "int8-static",
-    "edge.accuracy_drop": "0.37037037", "edge.accuracy_drop.unit": "pts", "edge.accuracy_drop.budget": "<= 0.5 pts",
-    "edge.accuracy_drop_relative": "0.37593985", "edge.accuracy_drop_relative.unit": "%",
-    "edge.accuracy": "98.1481481", "edge.accuracy.unit": "%", "edge.accuracy.budget": ">= 95 %",
-    "edge.accuracy.original": "98.5185185", "edge.accuracy.original.unit": "%",
-    "edge.summary": "accuracy_drop = 0.37037 pts", "edge.verdict": "pass",
-}
-INT8_PARITY = {
-    **_COMMON, "edge.recipe": "int8-static", "edge.check": "parity", "edge.inputs": "test.npz (128 of 540 samples)",
-    "edge.artifact": "digits.int8-static.onnx", "edge.artifact.size_ratio": "2.663",
-    "edge.recipe.quantized_nodes": "5 of 8",
-    "edge.parity.logits.max_abs": "2.56921005", "edge.parity.logits.max_abs.budget": "<= 5 (atol)",
-    "edge.parity.logits.max_rel": "21.7997487", "edge.parity.logits.rel_l2": "0.0434060285",
-    "edge.parity.logits.rel_l2.budget": "<= 0.08 (rel_l2)", "edge.parity.logits.cosine": "0.999259978",
-    "edge.parity.logits.snr_db": "27.248999", "edge.parity.logits.snr_db.unit": "dB",
-    "edge.parity.logits.snr_db.budget": ">= 20 dB (snr_db)", "edge.parity.logits.top1_agreement": "1",
-    "edge.parity.logits.mean_abs": "0.300597273", "edge.summary": "parity.logits.max_abs = 2.5692",
-    "edge.verdict": "pass",
-}
-INT8_SIZE = {
-    **_COMMON, "edge.recipe": "int8-static", "edge.check": "size", "edge.artifact": "digits.int8-static.onnx",
-    "edge.artifact.size_bytes": "15068", "edge.artifact.size_ratio": "2.663",
-    "edge.size_mb": "0.0143699646", "edge.size_mb.unit": "MiB", "edge.size_mb.budget": "<= 0.05 MiB",
-    "edge.size_ratio": "2.66272896", "edge.size_ratio.unit": "x", "edge.size_bytes": "15068",
-    "edge.size_bytes.unit": "B", "edge.parameters": "9828", "edge.parameters.original": "9802", "edge.verdict": "pass",
-}
-NONE_PARITY = {
-    **_COMMON, "edge.recipe": "none", "edge.check": "parity", "edge.inputs": "test.npz (128 of 540 samples)",
-    "edge.artifact": "digits.onnx", "edge.artifact.size_bytes": "40122",
-    "edge.parity.logits.max_abs": "0", "edge.parity.logits.max_abs.budget": "<= 5 (atol)",
-    "edge.parity.logits.max_rel": "0", "edge.parity.logits.rel_l2": "0", "edge.parity.logits.cosine": "1",
-    "edge.parity.logits.snr_db": "inf", "edge.parity.logits.snr_db.unit": "dB",
-    "edge.parity.logits.top1_agreement": "1", "edge.parity.logits.mean_abs": "0", "edge.verdict": "pass",
-}
-FP16_PARITY = {
-    **_COMMON, "edge.recipe": "fp16", "edge.check": "parity", "edge.inputs": "test.npz (128 of 540 samples)",
-    "edge.artifact": "digits.fp16.onnx", "edge.parity.logits.max_abs": "0.00769090652",
-    "edge.parity.logits.max_rel": "0.214369682", "edge.parity.logits.rel_l2": "0.000249507329",
-    "edge.parity.logits.cosine": "0.999999971", "edge.parity.logits.snr_db": "72.0583339",
-    "edge.parity.logits.snr_db.unit": "dB", "edge.parity.logits.top1_agreement": "1",
-    "edge.parity.logits.mean_abs": "0.00176982334", "edge.verdict": "pass",
-}
-# The latency and memory checks' properties (being added now), on a device target measured on this host.
-LATENCY = {
-    **_COMMON, "edge.target": "rk3588", "edge.recipe": "int8-static", "edge.check": "latency",
-    "edge.env.machine": "x86_64 AMD EPYC 7B13 | avx2 avx512f | 3f2a9c",
-    "edge.latency.p50": "0.0412", "edge.latency.p50.unit": "ms", "edge.latency.p50.ci_low": "0.0409",
-    "edge.latency.p50.ci_high": "0.0415", "edge.latency.p90": "0.05", "edge.latency.p95": "0.0531",
-    "edge.latency.p95.ci_low": "0.052", "edge.latency.p95.ci_high": "nan", "edge.latency.p99": "0.0901",
-    "edge.latency.p99.ci_low": "0.08", "edge.latency.p99.ci_high": "0.1011", "edge.latency.mean": "0.044",
-    "edge.latency.std": "0.004", "edge.latency.min": "0.039", "edge.latency.max": "0.2",
-    "edge.latency.samples": "1000", "edge.latency.stats": '{"p50": 0.0412}', "edge.verdict": "inconclusive",
-}
-MEMORY = {
-    **_COMMON, "edge.target": "rk3588", "edge.recipe": "int8-static", "edge.check": "memory",
-    "edge.env.machine": "x86_64 AMD EPYC 7B13 | avx2 avx512f | 3f2a9c", "edge.memory.peak": "3.25",
-    "edge.memory.peak.unit": "MiB", "edge.memory.process": "61.5", "edge.memory.baseline": "58.25",
-    "edge.memory.model_file": "0.0143699646", "edge.verdict": "pass",
-}
+# The figures of `pytest specs --edge-target=host --junitxml=...` on the shipped example (some facts left out).
+_COMMON = {"measured_on": "host", "host": "x86_64 AMD EPYC",
+           "runtime": "onnxruntime 1.32.0 CPUExecutionProvider, 2 threads"}
+INT8_ACCURACY = record("accuracy", "int8-static", [
+    M("accuracy_drop", 0.37037037, "pts", 0.5, "max"), M("accuracy_drop_relative", 0.37593985, "%"),
+    M("accuracy", 98.1481481, "%", 95, "min"), M("accuracy.original", 98.5185185, "%"),
+], {**_COMMON, "metric": "top1", "inputs": "test.npz (540 of 540 samples)", "artifact": "digits.int8-static.onnx",
+    "artifact.size_bytes": "15068", "recipe.steps": "int8-static"})
+INT8_PARITY = record("parity", "int8-static", [
+    M("parity.logits.max_abs", 2.56921005, "", 5, "max", "5 (atol)"), M("parity.logits.max_rel", 21.7997487),
+    M("parity.logits.rel_l2", 0.0434060285, "", 0.08, "max", "0.08 (rel_l2)"),
+    M("parity.logits.cosine", 0.999259978), M("parity.logits.snr_db", 27.248999, "dB", 20, "min", "20 dB (snr_db)"),
+    M("parity.logits.top1_agreement", 1), M("parity.logits.mean_abs", 0.300597273),
+], {**_COMMON, "inputs": "test.npz (128 of 540 samples)", "artifact": "digits.int8-static.onnx",
+    "artifact.size_ratio": "2.663", "recipe.quantized_nodes": "5 of 8"})
+INT8_SIZE = record("size", "int8-static", [
+    M("size_mb", 0.0143699646, "MiB", 0.05, "max"), M("size_ratio", 2.66272896, "x"), M("size_bytes", 15068, "B"),
+    M("parameters", 9828), M("parameters.original", 9802),
+], {**_COMMON, "artifact": "digits.int8-static.onnx", "artifact.size_bytes": "15068", "artifact.size_ratio": "2.663"})
+NONE_PARITY = record("parity", "none", [
+    M("parity.logits.max_abs", 0, "", 5, "max", "5 (atol)"), M("parity.logits.max_rel", 0),
+    M("parity.logits.rel_l2", 0), M("parity.logits.cosine", 1), M("parity.logits.snr_db", math.inf, "dB"),
+    M("parity.logits.top1_agreement", 1), M("parity.logits.mean_abs", 0),
+], {**_COMMON, "inputs": "test.npz (128 of 540 samples)", "artifact": "digits.onnx", "artifact.size_bytes": "40122"})
+FP16_PARITY = record("parity", "fp16", [
+    M("parity.logits.max_abs", 0.00769090652), M("parity.logits.max_rel", 0.214369682),
+    M("parity.logits.rel_l2", 0.000249507329), M("parity.logits.cosine", 0.999999971),
+    M("parity.logits.snr_db", 72.0583339, "dB"), M("parity.logits.top1_agreement", 1),
+    M("parity.logits.mean_abs", 0.00176982334),
+], {**_COMMON, "inputs": "test.npz (128 of 540 samples)", "artifact": "digits.fp16.onnx"})
+# The latency and memory checks' figures, on a device target measured on this host.
+_MACHINE = {"env.machine": "x86_64 AMD EPYC 7B13 | avx2 avx512f | 3f2a9c"}
+LATENCY = record("latency", "int8-static", [
+    M("latency.p50", 0.0412, "ms", interval=(0.0409, 0.0415)), M("latency.p90", 0.05),
+    M("latency.p95", 0.0531, interval=(0.052, math.nan)), M("latency.p99", 0.0901, interval=(0.08, 0.1011)),
+    M("latency.mean", 0.044), M("latency.std", 0.004), M("latency.min", 0.039), M("latency.max", 0.2),
+    M("latency.samples", 1000),
+], {**_COMMON, **_MACHINE, "latency.stats": '{"p50": 0.0412}'}, target="rk3588")
+MEMORY = record("memory", "int8-static", [
+    M("memory.peak", 3.25, "MiB"), M("memory.process", 61.5), M("memory.baseline", 58.25),
+    M("memory.model_file", 0.0143699646),
+], {**_COMMON, **_MACHINE}, target="rk3588")
 
 
 def entry(suggestions: dict, recipe: str, target: str = "host", spec: str = SPEC) -> dict:
     return suggestions[spec]["targets"][target]["recipes"][recipe]
-
-
-def variant(item: dict, **changes: str) -> dict:
-    """The item with properties changed: backend='tflite' sets edge.backend; 'parity.logits.cosine' sets that."""
-    return {**item, **{"edge." + k.replace("__", "."): v for k, v in changes.items()}}
 
 
 def test_budgets_of_a_real_run() -> None:
@@ -194,18 +168,17 @@ def test_loosest_over_backends() -> None:
 
 
 def test_output_names_with_dots_and_the_loosest_output() -> None:
-    item = {k: v for k, v in INT8_PARITY.items() if not k.startswith("edge.parity.")}
-    item.update({"edge.parity.head.v1.probs.rel_l2": "0.2", "edge.parity.head.v1.probs.rel_l2.budget": "<= 0.3",
-                 "edge.parity.head.v1.probs.cosine": "0.98", "edge.parity.logits.rel_l2": "0.01",
-                 "edge.parity.logits.cosine": "0.9995", "edge.parity.logits.snr_db": "nan"})
-    floor = {**{k: v for k, v in NONE_PARITY.items() if not k.startswith("edge.parity.")},
-             "edge.parity.logits.rel_l2": "0.05"}  # raises logits only: head.v1.probs has no floor
+    item = with_measurements(without(INT8_PARITY, "parity."), M("parity.head.v1.probs.rel_l2", 0.2, "", 0.3, "max"),
+                             M("parity.head.v1.probs.cosine", 0.98), M("parity.logits.rel_l2", 0.01),
+                             M("parity.logits.cosine", 0.9995), M("parity.logits.snr_db", math.nan))
+    floor = with_measurements(without(NONE_PARITY, "parity."),
+                              M("parity.logits.rel_l2", 0.05))  # raises logits only: head.v1.probs has no floor
     assert entry(suggest_budgets([item, floor]), "int8-static")["parity"] == {"rel_l2": 0.22, "cosine": 0.978}
 
 
 def test_accuracy_only_for_percent_metrics_and_without_a_sample_count() -> None:
     mse = variant(INT8_ACCURACY, metric="mse", accuracy="0.0123", accuracy_drop="0.001")
-    del mse["edge.accuracy.unit"]
+    next(m for m in mse["result"]["measurements"] if m["name"] == "accuracy")["unit"] = ""
     assert suggest_budgets([mse]) == {}
     unknown_n = variant(INT8_ACCURACY, inputs="custom loader")
     assert entry(suggest_budgets([unknown_n]), "int8-static") == {"accuracy_drop": 0.51}  # 0.37037 * 1.1 + 0.1
@@ -241,11 +214,12 @@ def test_latency_and_memory() -> None:
 def test_no_budget_kind_without_a_figure() -> None:
     size_only = suggest_budgets([INT8_SIZE])
     assert entry(size_only, "int8-static") == {"size_mb": 0.016, "size_ratio": 2.3}
-    broken = {k: v for k, v in INT8_PARITY.items() if not k.startswith("edge.parity.")}
-    broken.update({"edge.parity.logits.max_abs": "nan", "edge.parity.logits.rel_l2": "inf",
-                   "edge.parity.logits.snr_db": "-inf", "edge.problem.0": "output shape (1, 10) != (1, 9)"})
+    broken = with_measurements(without(INT8_PARITY, "parity."), M("parity.logits.max_abs", math.nan),
+                               M("parity.logits.rel_l2", math.inf), M("parity.logits.snr_db", -math.inf))
+    broken["result"]["problems"] = ["output shape (1, 10) != (1, 9)"]
     assert suggest_budgets([broken]) == {}
-    assert suggest_budgets([{"edge.spec": SPEC, "edge.size_mb": "1"}, {"name": "test_other"}]) == {}
+    assert suggest_budgets([{"spec": SPEC, "result": {"check": "size", "measurements": [M("size_mb", 1).to_dict()]}},
+                            {"name": "test_other"}]) == {}
     assert suggest_budgets([]) == {}
 
 

@@ -81,6 +81,15 @@ class Measurement:
         sign = "<=" if self.bound == "max" else ">="
         return f"{sign} {self.budget_text or (fmt(self.budget) + (' ' + self.unit if self.unit else ''))}"  # type: ignore[arg-type]
 
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-able data (non-finite floats as "nan", "inf", "-inf"), with the derived verdict and margin."""
+        return measurement_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Measurement:
+        """The measurement `to_dict` wrote; a ValueError names what is malformed."""
+        return measurement_from_dict(d)
+
 
 @dataclass
 class CheckResult:
@@ -133,3 +142,115 @@ class CheckResult:
         if breached:
             return min(breached, key=lambda m: -math.inf if math.isnan(m.value) else m.margin / (abs(m.budget) or 1.0))  # type: ignore[operator]
         return judged[0] if judged else None
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-able data: what the xdist controller, --edge-results and every report read."""
+        return result_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> CheckResult:
+        """The result `to_dict` wrote; a ValueError names what is malformed."""
+        return result_from_dict(d)
+
+
+# Serialisation: a result as plain JSON-able data, for the xdist controller, --edge-results and baselines.
+# Non-finite floats become the strings "nan", "inf" and "-inf" (JSON has no such numbers).
+
+JsonNumber = float | str
+
+
+def number_to_json(value: float) -> JsonNumber:
+    """A float as JSON holds it: finite as a number, NaN and infinities as strings."""
+    value = float(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def number_from_json(value: object) -> float:
+    """The float `number_to_json` wrote; a ValueError for anything else (a bool, another string)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{value!r} is not a number")
+    if isinstance(value, str) and value not in ("nan", "inf", "-inf"):
+        raise ValueError(f"{value!r} is not a number (only 'nan', 'inf' and '-inf' are written as strings)")
+    return float(value)
+
+
+def measurement_to_dict(m: Measurement) -> dict[str, object]:
+    """Every field, plus the derived verdict and margin (for readers that do not recompute them)."""
+    return {
+        "name": m.name,
+        "value": number_to_json(m.value),
+        "unit": m.unit,
+        "budget": None if m.budget is None else number_to_json(m.budget),
+        "bound": m.bound,
+        "budget_text": m.budget_text,
+        "interval": None if m.interval is None else [number_to_json(x) for x in m.interval],
+        "interval_kind": m.interval_kind,
+        "cannot_judge": m.cannot_judge,
+        "verdict": m.verdict,
+        "margin": None if m.margin is None else number_to_json(m.margin),
+    }
+
+
+def measurement_from_dict(d: dict[str, object]) -> Measurement:
+    """The Measurement `measurement_to_dict` wrote (its verdict and margin are derived again, not read)."""
+    interval = d.get("interval")
+    bound = d.get("bound")
+    if bound not in (None, "max", "min"):
+        raise ValueError(f"bound {bound!r} is neither 'max' nor 'min'")
+    if interval is not None and (not isinstance(interval, (list, tuple)) or len(interval) != 2):
+        raise ValueError(f"interval {interval!r} is not a pair")
+    budget = d.get("budget")
+    return Measurement(
+        name=str(d["name"]),
+        value=number_from_json(d["value"]),
+        unit=str(d.get("unit", "")),
+        budget=None if budget is None else number_from_json(budget),
+        bound=bound,  # type: ignore[arg-type]
+        budget_text=str(d.get("budget_text", "")),
+        interval=None if interval is None else (number_from_json(interval[0]), number_from_json(interval[1])),
+        interval_kind=str(d.get("interval_kind", "95% CI")),
+        cannot_judge=str(d.get("cannot_judge", "")),
+    )
+
+
+def _strings(d: dict[str, object], key: str) -> list[str]:
+    values = d.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"{key!r} must be a list of strings")
+    return list(values)
+
+
+def result_to_dict(result: CheckResult) -> dict[str, object]:
+    return {
+        "check": result.check,
+        "verdict": result.verdict,
+        "measurements": [measurement_to_dict(m) for m in result.measurements],
+        "problems": list(result.problems),
+        "notes": list(result.notes),
+        "facts": dict(result.facts),
+        "warnings": list(result.warnings),
+        "doubts": list(result.doubts),
+    }
+
+
+def result_from_dict(d: dict[str, object]) -> CheckResult:
+    facts = d.get("facts", {})
+    if not isinstance(facts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in facts.items()):
+        raise ValueError("'facts' must be an object of strings")
+    measurements = d.get("measurements", [])
+    if not isinstance(measurements, list):
+        raise ValueError("'measurements' must be a list")
+    return CheckResult(
+        check=str(d["check"]),
+        measurements=[measurement_from_dict(m) for m in measurements],
+        problems=_strings(d, "problems"),
+        notes=_strings(d, "notes"),
+        facts=dict(facts),
+        warnings=_strings(d, "warnings"),
+        doubts=_strings(d, "doubts"),
+    )
+

@@ -13,18 +13,20 @@ import os
 import platform
 import secrets
 import warnings
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edgecheck.baseline import fsync_directory
+from edgecheck.checks.result import CheckResult
 from edgecheck.measure.stats import BENCHMARK_STATS_KEYS
+from edgecheck.results import fsync_directory, record_result
 
 # pytest-benchmark writes its own version under "version"; this is the release whose format
 # these documents follow (and the oldest edgecheck's dev dependencies allow).
 FORMAT_VERSION = "5.1.0"
 
-# JUnit properties of a latency item copied into the benchmark's extra_info (without "edge.").
+# Facts of a latency result copied into the benchmark's extra_info.
 _EXTRA_INFO_KEYS = ("measured_on", "runtime", "host", "threads", "artifact")
 _IDENTITY_KEYS = ("spec", "target", "backend", "recipe")
 
@@ -156,44 +158,60 @@ def _valid_stats(stats: Any) -> str | None:
     return None
 
 
-def entries_from_properties(reports: list[dict[str, str]]) -> list[dict]:
-    """Benchmark entries from finished items' JUnit properties (all named "edge.*").
+def _latency_stats(result: CheckResult) -> Any:
+    """The latency check's pytest-benchmark statistics: the JSON its `latency.stats` fact holds."""
+    return json.loads(result.facts["latency.stats"]) if "latency.stats" in result.facts else None
 
-    Items without "edge.latency.stats" are not latency results and are passed over; one whose
-    stats or identity is malformed is skipped with a warning naming it, so that one bad item
-    does not cost the rest of the export.
+
+# How a check's result gives pytest-benchmark statistics, by check name (a check not named gives none).
+# Each returns the stats (validated after), or None for a result without them; a ValueError if malformed.
+BENCHMARK_STATS_BY_CHECK: dict[str, Callable[[CheckResult], Any]] = {"latency": _latency_stats}
+
+
+def entries_from_records(records: list[Mapping[str, Any]]) -> list[dict]:
+    """Benchmark entries from finished items' records.
+
+    Records of checks without benchmark statistics are passed over; one whose stats or identity is
+    malformed is skipped with a warning naming it, so that one bad item does not cost the rest of
+    the export.
     """
     entries: list[dict] = []
-    for props in reports:
-        raw = props.get("edge.latency.stats")
-        if raw is None:
+    for record in records:
+        try:
+            result = record_result(record)
+        except (KeyError, ValueError):
+            result = None
+        stats_of = BENCHMARK_STATS_BY_CHECK.get(result.check) if result is not None else None
+        if result is None or stats_of is None:
             continue
-        ident = {key: props.get(f"edge.{key}") for key in _IDENTITY_KEYS}
+        ident = {key: record.get(key) for key in _IDENTITY_KEYS}
         label = "-".join(str(ident[k]) for k in ("target", "backend", "recipe"))
-        item = f"{ident['spec']}::{label}-latency"
-        absent = [f"edge.{k}" for k, v in ident.items() if not v]
+        item = f"{ident['spec']}::{label}-{result.check}"
+        absent = [k for k, v in ident.items() if not v]
         if absent:
             warnings.warn(f"edgecheck: latency results of {item} not exported: "
-                          f"no {', '.join(absent)} property", stacklevel=2)
+                          f"no {', '.join(absent)} in its record", stacklevel=2)
             continue
         try:
-            stats = json.loads(raw)
+            stats = stats_of(result)
         except ValueError as exc:
             problem: str | None = f"not JSON ({exc})"
         else:
+            if stats is None:
+                continue
             problem = _valid_stats(stats)
         if problem is not None:
             warnings.warn(f"edgecheck: latency results of {item} not exported: "
-                          f"malformed edge.latency.stats: {problem}", stacklevel=2)
+                          f"malformed latency.stats: {problem}", stacklevel=2)
             continue
-        spec_name = props.get("edge.spec_name")
+        spec_name = record.get("spec_name")
         target = str(ident["target"])
-        if target != "host" and props.get("edge.measured_on", "").startswith("host"):
+        if not record.get("target_is_host") and result.facts.get("measured_on", "").startswith("host"):
             # a host figure standing in for a device: dashboards show names and groups, not extra_info
             target = f"{target} (host stand-in)"
             label = f"{label} (host stand-in)"
         group = f"{spec_name} {target}" if spec_name else target
-        extra_info = {key: props[f"edge.{key}"] for key in _EXTRA_INFO_KEYS if f"edge.{key}" in props}
+        extra_info = {key: result.facts[key] for key in _EXTRA_INFO_KEYS if key in result.facts}
         entries.append(benchmark_entry(name=label, fullname=item, group=group, stats=stats,
                                        extra_info=extra_info))
     return entries

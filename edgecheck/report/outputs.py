@@ -1,4 +1,4 @@
-"""Files a session writes at its end from every item's properties: a baseline, the latency JSON.
+"""Files a session writes at its end from every item's record: the results, a baseline, the latency JSON.
 
 Called only on the xdist controller (or a plain session), after every worker has reported, so one
 process writes each file, atomically.
@@ -6,47 +6,42 @@ process writes each file, atomically.
 
 from __future__ import annotations
 
-import platform
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-import pytest
-
-from edgecheck.baseline import BaselineError, figures_from_properties, save_baseline
+from edgecheck.baseline import BaselineError, figures_from_record, save_baseline
 from edgecheck.errors import EdgecheckError
+from edgecheck.results import ran, results_document, run_environment, write_results
 
 
-def run_environment(items: list[dict[str, str]]) -> dict[str, str]:
-    """What the figures depend on, from the items' own facts (the first one that says)."""
-    environment = {"python": platform.python_version()}
-    for item in items:
-        # the runtime and threads differ per item: each record's own figures are what is compared
-        for key, name in (("edge.env.machine", "machine"), ("edge.host", "host"), ("edge.env.governor", "governor")):
-            if key in item:
-                environment.setdefault(name, item[key])
-    return environment
-
-
-def save_run_baseline(config: pytest.Config, name: str, items: list[dict[str, str]]) -> str:
-    from edgecheck.session import STATE
-
-    state = config.stash[STATE] if STATE in config.stash else None
-    directory = state.baseline_dir() if state else config.rootpath / ".edgecheck" / "baselines"
-    records = dict(found for found in map(figures_from_properties, items) if found is not None)
+def save_run_baseline(directory: Path, name: str, records: list[Mapping[str, Any]], overwrite: bool) -> str:
+    """Store the figures of every item that produced a result as baseline `name`; the line to print."""
+    done = ran(records)
+    figures = dict(found for found in map(figures_from_record, done) if found is not None)
     try:
-        path = save_baseline(directory, name, records, run_environment(items),
-                             overwrite=bool(config.getoption("edge_overwrite_baseline")))
+        path = save_baseline(directory, name, figures, run_environment(done), overwrite=overwrite)
     except BaselineError as exc:
         return f"edgecheck: baseline {name!r} NOT saved: {exc}"
-    return f"edgecheck: baseline {name!r} saved: {len(records)} checks' figures in {path}"
+    return f"edgecheck: baseline {name!r} saved: {len(figures)} checks' figures in {path}"
 
 
-def write_latency_json(path: Path, items: list[dict[str, str]]) -> str:
-    from edgecheck.report.benchmark_json import benchmark_document, entries_from_properties, machine_info, \
+def write_latency_json(path: Path, records: list[Mapping[str, Any]]) -> str:
+    from edgecheck.report.benchmark_json import benchmark_document, entries_from_records, machine_info, \
         write_benchmark_json
 
-    entries = entries_from_properties(items)
+    entries = entries_from_records(ran(records))
     try:
         write_benchmark_json(path, benchmark_document(entries, machine_info()))
     except (OSError, EdgecheckError) as exc:
         return f"edgecheck: latency JSON NOT written to {path}: {exc}"
     return f"edgecheck: {len(entries)} latency results written in pytest-benchmark's format to {path}"
+
+
+def write_run_results(path: Path, records: list[Mapping[str, Any]]) -> str:
+    """Every item's record as one JSON document (`--edge-results`); the line to print."""
+    try:
+        write_results(path, results_document(records))
+    except (OSError, ValueError) as exc:
+        return f"edgecheck: results NOT written to {path}: {exc}"
+    return f"edgecheck: {len(records)} results written to {path}"

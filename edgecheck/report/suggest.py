@@ -8,7 +8,7 @@ How each budget is derived (`margin` is 0.10 unless given):
 
 - upper bounds `size_mb`, `latency_ms` {p50, p95, p99}, `memory_mb` {peak}: figure x (1 + margin),
   rounded up to 2 significant digits. Latency uses the upper end of the percentile's confidence
-  interval (`edge.latency.<pNN>.ci_high`) when it is there; p99 only with at least 662 timed runs
+  interval (the `latency.<pNN>` measurement's) when it is there; p99 only with at least 662 timed runs
   (fewer cannot place a 99th percentile with confidence). Figures <= 0 give no budget.
 - lower bound `size_ratio`: figure x (1 - margin), rounded down to 2 significant digits.
 - `accuracy_drop` (top-k metrics, in points): max(drop, 0) + 2 standard errors of the accuracy,
@@ -33,13 +33,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
 
 import yaml
 
-from edgecheck.baseline import parse_figure
 from edgecheck.errors import EdgecheckError
+from edgecheck.results import IDENTITY, ran
 
 DEFAULT_MARGIN = 0.10
 P99_MIN_SAMPLES = 662
@@ -51,9 +53,10 @@ PARITY_STATS = {"max_abs": "atol", "rel_l2": "rel_l2", "cosine": "cosine", "snr_
 LATENCY_ORDER = ("p50", "p95", "p99")
 # Budgets that are lower bounds: the loosest of two is the smaller. Everything else is an upper bound.
 _LOWER = {("size_ratio",), ("parity", "cosine"), ("parity", "snr_db"), ("parity", "top1_agreement")}
+# Where the executor does not record the sample count as the `inputs.samples` fact, it is read from the
+# `inputs` fact ('test.npz (540 of 540 samples)', 'synthetic (32 inputs, seed 0)'): the one text still parsed.
 _OF_SAMPLES = re.compile(r"\((\d+) of \d+ samples\)")
 _SYNTHETIC = re.compile(r"\((\d+) inputs\b")
-_IDENTITY = ("spec", "target", "backend", "recipe", "check")
 
 _COMMENTS = {
     "accuracy_drop": "accuracy_drop: max(measured drop, 0) + 2 standard errors of the accuracy "
@@ -104,30 +107,71 @@ def _below_one(gap: Decimal, low: float) -> float:
     return max(float(Decimal(1) - gap), low)
 
 
-def _figure(props: Mapping[str, str], name: str) -> float | None:
-    value = props.get("edge." + name)
-    return parse_figure(value) if isinstance(value, str) else None
+ResultDict = Mapping[str, Any]
 
 
-def _samples(props: Mapping[str, str]) -> int | None:
-    """How many samples the check used, from the `edge.inputs` fact ('test.npz (540 of 540 samples)')."""
-    text = props.get("edge.inputs")
+def _measurement(result: ResultDict, name: str) -> Mapping[str, Any] | None:
+    for m in result.get("measurements", []):
+        if m.get("name") == name:
+            return m
+    return None
+
+
+def _finite(value: Any) -> float | None:
+    """A finite float from a result dict's number (non-finite ones are the strings nan, inf, -inf)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _figure(result: ResultDict, name: str) -> float | None:
+    """The finite value of the measurement of that name, or None."""
+    m = _measurement(result, name)
+    return _finite(m.get("value")) if m is not None else None
+
+
+def _ci_high(result: ResultDict, name: str) -> float | None:
+    """The upper end of the measurement's confidence interval, where it has a finite one."""
+    m = _measurement(result, name)
+    if m is None or not m.get("interval") or m.get("interval_kind") != "95% CI":
+        return None
+    return _finite(m["interval"][1])
+
+
+def _samples(result: ResultDict) -> int | None:
+    """How many samples the check used: the `inputs.samples` fact where the executor records it, else
+    read from the `inputs` fact ('test.npz (540 of 540 samples)')."""
+    found = result.get("facts", {})
+    counted = found.get("inputs.samples")
+    if isinstance(counted, str) and counted.isdigit():
+        return int(counted) or None
+    text = found.get("inputs")
     if not isinstance(text, str):
         return None
     match = _OF_SAMPLES.search(text) or _SYNTHETIC.search(text)
     return int(match.group(1)) if match and int(match.group(1)) > 0 else None
 
 
+@dataclass(frozen=True)
+class SuggestContext:
+    """What a check's suggestion needs besides its own result."""
+
+    margin: float
+    target_is_host: bool  # the target is the machine the figures were measured on
+    floor: ResultDict | None = None  # the original model's result of the same check, target and backend
+
+
 def _upper(value: float, margin: float) -> float | None:
     return round_up(float(_dec(value) * (1 + _dec(margin)))) if value > 0 else None
 
 
-def _accuracy(props: Mapping[str, str], margin: float) -> float | None:
-    drop, accuracy = _figure(props, "accuracy_drop"), _figure(props, "accuracy")
-    if props.get("edge.accuracy.unit") != "%" or drop is None:
+def _accuracy_drop(result: ResultDict, margin: float) -> float | None:
+    drop, accuracy = _figure(result, "accuracy_drop"), _figure(result, "accuracy")
+    measured = _measurement(result, "accuracy")
+    if measured is None or measured.get("unit") != "%" or drop is None:
         return None
     drop = max(drop, 0.0)
-    n = _samples(props)
+    n = _samples(result)
     if n is not None and accuracy is not None:
         p = min(max(accuracy / 100, 0.0), 1.0)
         slack = max(2 * 100 * math.sqrt(p * (1 - p) / n), 100 / n)
@@ -137,14 +181,15 @@ def _accuracy(props: Mapping[str, str], margin: float) -> float | None:
     return float(_dec(value).quantize(Decimal("0.01"), rounding=ROUND_CEILING))
 
 
-def _parity_stats(props: Mapping[str, str]) -> dict[str, dict[str, float]]:
+def _parity_stats(result: ResultDict) -> dict[str, dict[str, float]]:
     """{output: {stat: value}} of the finite parity statistics (output names may hold dots)."""
     stats: dict[str, dict[str, float]] = {}
-    for key, text in props.items():
-        if not key.startswith("edge.parity.") or not isinstance(text, str):
+    for m in result.get("measurements", []):
+        name = m.get("name", "")
+        if not name.startswith("parity."):
             continue
-        output, _, stat = key[len("edge.parity."):].rpartition(".")
-        value = parse_figure(text)
+        output, _, stat = name[len("parity."):].rpartition(".")
+        value = _finite(m.get("value"))
         if output and stat in PARITY_STATS and value is not None:
             stats.setdefault(output, {})[stat] = value
     return stats
@@ -172,66 +217,79 @@ def _parity_output(stats: Mapping[str, float], floor: Mapping[str, float], n: in
     return budget
 
 
-def _parity(props: Mapping[str, str], floor_props: Mapping[str, str] | None, margin: float) -> dict[str, float]:
-    floors = _parity_stats(floor_props) if floor_props is not None else {}
-    n = _samples(props)
+def _parity(result: ResultDict, floor: ResultDict | None, margin: float) -> dict[str, float]:
+    floors = _parity_stats(floor) if floor is not None else {}
+    n = _samples(result)
     per_output = [_parity_output(stats, floors.get(output, {}), n, margin)
-                  for output, stats in _parity_stats(props).items()]
+                  for output, stats in _parity_stats(result).items()]
     merged: dict[str, float] = {}
     for budget in per_output:
         merged = _loosest(merged, budget, ("parity",))
     return {k: merged[k] for k in PARITY_ORDER if k in merged}
 
 
-def _latency(props: Mapping[str, str], margin: float) -> dict[str, float]:
-    samples = _figure(props, "latency.samples")
+def _latency(result: ResultDict, margin: float) -> dict[str, float]:
+    samples = _figure(result, "latency.samples")
     budget: dict[str, float] = {}
     for pct in LATENCY_ORDER:
         if pct == "p99" and (samples is None or samples < P99_MIN_SAMPLES):
             continue
-        value = _figure(props, f"latency.{pct}.ci_high")
+        value = _ci_high(result, f"latency.{pct}")
         if value is None:
-            value = _figure(props, f"latency.{pct}")
+            value = _figure(result, f"latency.{pct}")
         bound = _upper(value, margin) if value is not None else None
         if bound is not None:
             budget[pct] = bound
     return budget
 
 
-def _item_budgets(props: Mapping[str, str], floor_props: Mapping[str, str] | None, margin: float) -> dict:
-    """The budget kinds one item's figures support."""
+def _stand_in(result: ResultDict, context: SuggestContext) -> dict[str, str]:
+    """`source: host` where a device target's figure was measured on this host: a budget without it
+    would wait for an on-device figure and never judge the one it was derived from."""
+    measured_on = result.get("facts", {}).get("measured_on") or ""
+    return {"source": "host"} if not context.target_is_host and measured_on.startswith("host") else {}
+
+
+# How each check's result becomes budgets, by check name: {budget kind: value} from one item.
+def suggest_accuracy(result: ResultDict, context: SuggestContext) -> dict:
+    drop = _accuracy_drop(result, context.margin)
+    return {"accuracy_drop": drop} if drop is not None else {}
+
+
+def suggest_parity(result: ResultDict, context: SuggestContext) -> dict:
+    parity = _parity(result, context.floor, context.margin)
+    return {"parity": parity} if parity else {}
+
+
+def suggest_size(result: ResultDict, context: SuggestContext) -> dict:
     budgets: dict = {}
-    check = props.get("edge.check")
-    if check == "accuracy":
-        drop = _accuracy(props, margin)
-        if drop is not None:
-            budgets["accuracy_drop"] = drop
-    elif check == "parity":
-        parity = _parity(props, floor_props, margin)
-        if parity:
-            budgets["parity"] = parity
-    elif check == "size":
-        size_mb, ratio = _figure(props, "size_mb"), _figure(props, "size_ratio")
-        if size_mb is not None and (bound := _upper(size_mb, margin)) is not None:
-            budgets["size_mb"] = bound
-        if ratio is not None and ratio > 0 and (low := round_down(float(_dec(ratio) * (1 - _dec(margin))))) > 0:
-            budgets["size_ratio"] = low
-    elif check == "latency":
-        latency = _latency(props, margin)
-        if latency:
-            budgets["latency_ms"] = {**latency, **_stand_in(props)}
-    elif check == "memory":
-        peak = _figure(props, "memory.peak")
-        if peak is not None and (bound := _upper(peak, margin)) is not None:
-            budgets["memory_mb"] = {"peak": bound, **_stand_in(props)}
+    margin = context.margin
+    size_mb, ratio = _figure(result, "size_mb"), _figure(result, "size_ratio")
+    if size_mb is not None and (bound := _upper(size_mb, margin)) is not None:
+        budgets["size_mb"] = bound
+    if ratio is not None and ratio > 0 and (low := round_down(float(_dec(ratio) * (1 - _dec(margin))))) > 0:
+        budgets["size_ratio"] = low
     return budgets
 
 
-def _stand_in(props: Mapping[str, str]) -> dict[str, str]:
-    """`source: host` where a device target's figure was measured on this host: a budget without it
-    would wait for an on-device figure and never judge the one it was derived from."""
-    target, measured_on = props.get("edge.target"), props.get("edge.measured_on")
-    return {"source": "host"} if target != "host" and (measured_on or "").startswith("host") else {}
+def suggest_latency(result: ResultDict, context: SuggestContext) -> dict:
+    latency = _latency(result, context.margin)
+    return {"latency_ms": {**latency, **_stand_in(result, context)}} if latency else {}
+
+
+def suggest_memory(result: ResultDict, context: SuggestContext) -> dict:
+    peak = _figure(result, "memory.peak")
+    if peak is not None and (bound := _upper(peak, context.margin)) is not None:
+        return {"memory_mb": {"peak": bound, **_stand_in(result, context)}}
+    return {}
+
+
+SUGGESTERS: dict[str, Callable[[ResultDict, SuggestContext], dict]] = {
+    "accuracy": suggest_accuracy, "parity": suggest_parity, "size": suggest_size,
+    "latency": suggest_latency, "memory": suggest_memory,
+}
+# Checks whose result on the original model (recipe none) is the noise floor of the same check's suggestion.
+FLOOR_CHECKS = ("parity",)
 
 
 def _loosest(a: Mapping, b: Mapping, path: tuple[str, ...] = ()) -> dict:
@@ -264,17 +322,21 @@ def _ordered(budgets: Mapping) -> dict:
     return out
 
 
-def suggest_budgets(items: list[Mapping[str, str]], margin: float = DEFAULT_MARGIN) -> dict[str, dict]:
-    """{spec: {"targets": {target: {"recipes": {entry: budgets}}}}} from the property dicts of items that ran."""
+def suggest_budgets(records: list[Mapping[str, Any]], margin: float = DEFAULT_MARGIN) -> dict[str, dict]:
+    """{spec: {"targets": {target: {"recipes": {entry: budgets}}}}} from the records of items that ran."""
     if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 <= margin < 1:
         raise SuggestError(f"suggestion margin {margin!r} must be a number in [0, 1), e.g. 0.1 for 10 %")
-    ran = [p for p in items if all(isinstance(p.get("edge." + k), str) and p["edge." + k] for k in _IDENTITY)]
-    floors = {(p["edge.spec"], p["edge.target"], p["edge.backend"]): p
-              for p in ran if p["edge.recipe"] == "none" and p["edge.check"] == "parity"}
+    done = [r for r in ran(records) if all(isinstance(r.get(k), str) and r[k] for k in IDENTITY if k != "spec_name")]
+    floors = {(r["spec"], r["target"], r["backend"], r["check"]): r["result"]
+              for r in done if r["recipe"] == "none" and r["check"] in FLOOR_CHECKS}
     merged: dict[tuple[str, str, str], dict] = {}
-    for props in ran:
-        spec, target, backend, recipe = (props["edge." + k] for k in _IDENTITY[:4])
-        budgets = _item_budgets(props, floors.get((spec, target, backend)), margin)
+    for record in done:
+        suggest = SUGGESTERS.get(record["check"])
+        if suggest is None:
+            continue
+        spec, target, backend, recipe, check = (record[k] for k in ("spec", "target", "backend", "recipe", "check"))
+        context = SuggestContext(margin, bool(record.get("target_is_host")), floors.get((spec, target, backend, check)))
+        budgets = suggest(record["result"], context)
         if budgets:
             key = (spec, target, recipe)
             merged[key] = _loosest(merged.get(key, {}), budgets)

@@ -1,14 +1,19 @@
-"""The end-of-session table: one per target, a row per check, built from test reports.
+"""The end-of-session table: one per target, a row per check, built from the items' records.
 
-It reads only the reports' `edge.*` properties, so it works the same under pytest-xdist, where
-the items ran in other processes.
+Records reach the xdist controller from every worker, so the table is the same with or without xdist.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from edgecheck.report.properties import xml_safe
 from edgecheck.report.table import format_table
+from edgecheck.results import record_result
+
+WORKER_OUTPUT = "\n--- last lines the worker printed ---"
 
 
 @dataclass(frozen=True, order=True)
@@ -23,21 +28,36 @@ class SummaryRow:
     verdict: str
 
 
-def row_from_report(properties: dict[str, str], outcome: str, reason: str) -> SummaryRow:
+def short_reason(outcome: str, reason: str) -> str:
+    """What the table shows of a skip or failure message: a skip's reason without its parenthesis, a
+    failure's own last line (not the worker output quoted under it)."""
+    if outcome == "skipped":
+        return reason.split(" (")[0]
+    return (reason.split(WORKER_OUTPUT, 1)[0].strip().splitlines() or [""])[-1]
+
+
+def row_from_record(record: Mapping[str, Any]) -> SummaryRow:
+    outcome = str(record.get("outcome", ""))
     verdict = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(outcome, outcome)
-    if properties.get("edge.verdict") == "inconclusive":
-        verdict = "inconclusive" if outcome == "passed" else "FAIL (inconclusive)"
-    measured = properties.get("edge.summary", "")
+    result = record_result(record)
+    measured = budget = ""
+    if result is not None:
+        if result.verdict == "inconclusive":
+            verdict = "inconclusive" if outcome == "passed" else "FAIL (inconclusive)"
+        headline = result.headline()
+        if headline is not None:  # escaped as the JUnit view escapes it: names come from the model
+            measured = xml_safe(f"{headline.name} = {headline.value_text()}")
+            budget = xml_safe(headline.budget_desc())
     if not measured and outcome != "passed":
-        measured = reason.split(" (")[0] if outcome == "skipped" else reason
+        measured = short_reason(outcome, str(record.get("reason", "")))
     return SummaryRow(
-        spec=properties.get("edge.spec", ""),
-        target=properties.get("edge.target", ""),
-        backend=properties.get("edge.backend", ""),
-        recipe=properties.get("edge.recipe", ""),
-        check=properties.get("edge.check", ""),
+        spec=str(record.get("spec", "")),
+        target=str(record.get("target", "")),
+        backend=str(record.get("backend", "")),
+        recipe=str(record.get("recipe", "")),
+        check=str(record.get("check", "")),
         measured=_short(measured),
-        budget=properties.get("edge.summary.budget", ""),
+        budget=budget,
         verdict=verdict,
     )
 
