@@ -18,9 +18,9 @@ def record(check: str, recipe: str, measurements: Iterable[Measurement], facts: 
                        target_is_host=target == "host", outcome=outcome, reason="", result=result)
 
 
-def variant(item: Mapping[str, Any], **changes: str) -> dict[str, Any]:
+def variant(item: Mapping[str, Any], **changes: str | None) -> dict[str, Any]:
     """The record with changes: an identity name sets it (target also sets target_is_host); a measurement's
-    name ('parity__logits__cosine' for parity.logits.cosine) sets its value; any other name sets a fact."""
+    name ('parity__logits__cosine' for parity.logits.cosine) sets its value; any other name sets a fact (None leaves it out)."""
     changed: dict[str, Any] = {**item, "result": {**item["result"], "facts": dict(item["result"]["facts"]),
                                                   "measurements": [dict(m) for m in item["result"]["measurements"]]}}
     for key, value in changes.items():
@@ -33,6 +33,8 @@ def variant(item: Mapping[str, Any], **changes: str) -> dict[str, Any]:
         measured = [m for m in changed["result"]["measurements"] if m["name"] == name]
         if measured:
             measured[0]["value"] = number_to_json(float(value))
+        elif value is None:  # the fact left out
+            changed["result"]["facts"].pop(name, None)
         else:
             changed["result"]["facts"][name] = value
     return changed

@@ -32,14 +32,14 @@ _COMMON = {"measured_on": "host", "host": "x86_64 AMD EPYC",
 INT8_ACCURACY = record("accuracy", "int8-static", [
     M("accuracy_drop", 0.37037037, "pts", 0.5, "max"), M("accuracy_drop_relative", 0.37593985, "%"),
     M("accuracy", 98.1481481, "%", 95, "min"), M("accuracy.original", 98.5185185, "%"),
-], {**_COMMON, "metric": "top1", "inputs": "test.npz (540 of 540 samples)", "artifact": "digits.int8-static.onnx",
+], {**_COMMON, "metric": "top1", "inputs": "test.npz (540 of 540 samples)", "inputs.samples": "540", "artifact": "digits.int8-static.onnx",
     "artifact.size_bytes": "15068", "recipe.steps": "int8-static"})
 INT8_PARITY = record("parity", "int8-static", [
     M("parity.logits.max_abs", 2.56921005, "", 5, "max", "5 (atol)"), M("parity.logits.max_rel", 21.7997487),
     M("parity.logits.rel_l2", 0.0434060285, "", 0.08, "max", "0.08 (rel_l2)"),
     M("parity.logits.cosine", 0.999259978), M("parity.logits.snr_db", 27.248999, "dB", 20, "min", "20 dB (snr_db)"),
     M("parity.logits.top1_agreement", 1), M("parity.logits.mean_abs", 0.300597273),
-], {**_COMMON, "inputs": "test.npz (128 of 540 samples)", "artifact": "digits.int8-static.onnx",
+], {**_COMMON, "inputs": "test.npz (128 of 540 samples)", "inputs.samples": "128", "artifact": "digits.int8-static.onnx",
     "artifact.size_ratio": "2.663", "recipe.quantized_nodes": "5 of 8"})
 INT8_SIZE = record("size", "int8-static", [
     M("size_mb", 0.0143699646, "MiB", 0.05, "max"), M("size_ratio", 2.66272896, "x"), M("size_bytes", 15068, "B"),
@@ -49,13 +49,13 @@ NONE_PARITY = record("parity", "none", [
     M("parity.logits.max_abs", 0, "", 5, "max", "5 (atol)"), M("parity.logits.max_rel", 0),
     M("parity.logits.rel_l2", 0), M("parity.logits.cosine", 1), M("parity.logits.snr_db", math.inf, "dB"),
     M("parity.logits.top1_agreement", 1), M("parity.logits.mean_abs", 0),
-], {**_COMMON, "inputs": "test.npz (128 of 540 samples)", "artifact": "digits.onnx", "artifact.size_bytes": "40122"})
+], {**_COMMON, "inputs": "test.npz (128 of 540 samples)", "inputs.samples": "128", "artifact": "digits.onnx", "artifact.size_bytes": "40122"})
 FP16_PARITY = record("parity", "fp16", [
     M("parity.logits.max_abs", 0.00769090652), M("parity.logits.max_rel", 0.214369682),
     M("parity.logits.rel_l2", 0.000249507329), M("parity.logits.cosine", 0.999999971),
     M("parity.logits.snr_db", 72.0583339, "dB"), M("parity.logits.top1_agreement", 1),
     M("parity.logits.mean_abs", 0.00176982334),
-], {**_COMMON, "inputs": "test.npz (128 of 540 samples)", "artifact": "digits.fp16.onnx"})
+], {**_COMMON, "inputs": "test.npz (128 of 540 samples)", "inputs.samples": "128", "artifact": "digits.fp16.onnx"})
 # The latency and memory checks' figures, on a device target measured on this host.
 _MACHINE = {"env.machine": "x86_64 AMD EPYC 7B13 | avx2 avx512f | 3f2a9c"}
 LATENCY = record("latency", "int8-static", [
@@ -180,16 +180,16 @@ def test_accuracy_only_for_percent_metrics_and_without_a_sample_count() -> None:
     mse = variant(INT8_ACCURACY, metric="mse", accuracy="0.0123", accuracy_drop="0.001")
     next(m for m in mse["result"]["measurements"] if m["name"] == "accuracy")["unit"] = ""
     assert suggest_budgets([mse]) == {}
-    unknown_n = variant(INT8_ACCURACY, inputs="custom loader")
+    unknown_n = variant(INT8_ACCURACY, inputs="custom loader", inputs__samples=None)
     assert entry(suggest_budgets([unknown_n]), "int8-static") == {"accuracy_drop": 0.51}  # 0.37037 * 1.1 + 0.1
-    perfect = variant(INT8_ACCURACY, accuracy="100", accuracy_drop="0", inputs="test.npz (200 of 540 samples)")
+    perfect = variant(INT8_ACCURACY, accuracy="100", accuracy_drop="0", inputs="test.npz (200 of 540 samples)", inputs__samples="200")
     assert entry(suggest_budgets([perfect]), "int8-static") == {"accuracy_drop": 0.5}  # one sample: 100/200
 
 
 def test_top1_slack_from_synthetic_inputs_or_a_default() -> None:
-    synthetic = variant(FP16_PARITY, inputs="synthetic (32 inputs, seed 0)")
+    synthetic = variant(FP16_PARITY, inputs="synthetic (32 inputs, seed 0)", inputs__samples="32")
     assert entry(suggest_budgets([synthetic]), "fp16")["parity"]["top1_agreement"] == 0.968  # 1 - 1/32 = 0.96875
-    unknown = variant(FP16_PARITY, inputs="a stream")
+    unknown = variant(FP16_PARITY, inputs="a stream", inputs__samples=None)
     assert entry(suggest_budgets([unknown]), "fp16")["parity"]["top1_agreement"] == 0.99
 
 

@@ -201,6 +201,14 @@ class AccuracyCheck(Check):
             None, description="The metric must be at most this (lower-is-better).")),
     }
 
+    suggest_notes = {"accuracy_drop": "accuracy_drop: max(measured drop, 0) + 2 standard errors of the accuracy "
+                                      "(100*sqrt(p(1-p)/n) points, at least 100/n), rounded up to 0.01"}
+
+    def suggest(self, result: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        from edgecheck.checks.suggest import suggest_accuracy
+
+        return suggest_accuracy(result, context)
+
     def run(self, planned: Any, context: CheckContext) -> CheckResult:
         loaded = planned.spec
         evaluation = loaded.spec.data.evaluation
@@ -225,6 +233,7 @@ class AccuracyCheck(Check):
             result.notes.append(doubt)
         result.facts["metric"] = evaluation.metric
         result.facts["inputs"] = inputs.source
+        result.facts["inputs.samples"] = str(inputs.sample_count)
         result.facts["outputs"] = outputs_origin(cached)
         return result
 

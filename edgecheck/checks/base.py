@@ -24,6 +24,8 @@ from edgecheck.spec.kinds import (BudgetField, broken_checks, check_kinds, check
 if TYPE_CHECKING:
     import numpy as np
 
+    from edgecheck.checks.suggest import SuggestContext
+
     from edgecheck.backends import Backend
     from edgecheck.spec import LoadedSpec
 
@@ -109,8 +111,15 @@ class Check(ABC):
                               planned: Any, comparable: bool) -> None:
         """Add regression figures against a stored baseline to `result` (judged where the spec bounds them)."""
 
-    def suggest(self, results: list[Mapping[str, Any]], margin: float) -> dict[str, Any]:
-        """Budget fields suggested from this run's result dicts of this check for one target and entry."""
+    # --edge-suggest: how each budget field it suggests is derived (a comment above the YAML), the budget
+    # paths that are lower bounds (of two backends' suggestions the smaller is the looser), and whether
+    # the same check's result on the original model is its noise floor (parity: the backend's own error)
+    suggest_notes: ClassVar[Mapping[str, str]] = {}
+    suggest_lower: ClassVar[frozenset[tuple[str, ...]]] = frozenset()
+    suggest_floor: ClassVar[bool] = False
+
+    def suggest(self, result: Mapping[str, Any], context: SuggestContext) -> dict[str, Any]:
+        """Budget fields suggested from one item's result dict (`CheckResult.to_dict()`); {} for none."""
         return {}
 
     def spec_problems(self, spec: Any, where: tuple[str | int, ...], budgets: Any) -> list[tuple[tuple[str | int, ...], str]]:

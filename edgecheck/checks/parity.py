@@ -258,6 +258,19 @@ class ParityCheck(Check):
         "Numerical agreement with the reference, per output: {cosine: 0.999, rel_l2: 0.01}.")),
         override=ParityOverride | None, bounds=tuple(ParityBudget.model_fields))}
 
+    suggest_notes = {"parity": "parity: per output, the loosest; never tighter than the noise floor (recipe none on "
+                               "the same backend against the 1-thread reference): atol, rel_l2 = max(value, floor)*"
+                               "(1+margin) rounded up to 2 significant digits; cosine = 1-(1-min(value, floor))*"
+                               "(1+margin), at least 1e-6 below 1; snr_db = min(value, floor)-10*log10(1+margin), "
+                               "rounded down to 0.1 dB; top1_agreement = min(value, floor)-1/n samples"}
+    suggest_lower = frozenset({("parity", "cosine"), ("parity", "snr_db"), ("parity", "top1_agreement")})
+    suggest_floor = True
+
+    def suggest(self, result: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        from edgecheck.checks.suggest import suggest_parity
+
+        return suggest_parity(result, context)
+
     def run(self, planned: Any, context: CheckContext) -> CheckResult:
         from edgecheck.checks.accuracy import outputs_origin
         from edgecheck.data import input_hint
@@ -274,6 +287,7 @@ class ParityCheck(Check):
         result = judge_parity(compare_outputs(reference, candidate, k), budget,
                               synthetic=inputs.synthetic, samples=inputs.sample_count, inputs_hint=hint)
         result.facts["inputs"] = inputs.source
+        result.facts["inputs.samples"] = str(inputs.sample_count)
         if context.model_info(artifact.path).sha256 != model.sha256:
             same = identical_bits_note(reference, candidate, inputs.sample_count, planned.backend)
             if same is not None:

@@ -148,6 +148,16 @@ class LatencyCheck(_PerformanceCheck):
         None, description="Latency of one inference, ms: {p50: 10, p95: 15}."),
         override=LatencyOverride | None, bounds=("p50", "p75", "p90", "p95", "p99", "mean"))}
 
+    suggest_notes = {"latency_ms": "latency_ms: upper end of each percentile's confidence interval (else the "
+                                   "percentile)*(1+margin), rounded up to 2 significant digits; p99 only from >= 662 "
+                                   "timed runs; timed on this machine (source: host marks it as a stand-in for a "
+                                   "device target)"}
+
+    def suggest(self, result: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        from edgecheck.checks.suggest import suggest_latency
+
+        return suggest_latency(result, context)
+
     def judges_by_reading(self, budgets: Any) -> bool:
         budget = budgets.latency_ms
         return budget is not None and budget.source == "estimate"
@@ -184,6 +194,15 @@ class MemoryCheck(_PerformanceCheck):
     budgets = {"memory_mb": BudgetField(MemoryBudget | None, Field(
         None, description="Memory while loading and running, MiB: {peak: 256}."),
         override=MemoryOverride | None, bounds=("peak", "process"))}
+
+    suggest_notes = {"memory_mb": "memory_mb: peak footprint (worker peak RSS minus its idle baseline)*(1+margin), "
+                                  "rounded up to 2 significant digits; measured on this machine (source: host for a "
+                                  "device target)"}
+
+    def suggest(self, result: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        from edgecheck.checks.suggest import suggest_memory
+
+        return suggest_memory(result, context)
 
     def judge(self, planned: Any, context: CheckContext, measured: Any, artifact: Any) -> CheckResult:
         from edgecheck.checks.size import MIB

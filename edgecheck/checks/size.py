@@ -4,6 +4,7 @@ than the original model), with the parameter count beside them."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -40,6 +41,15 @@ class SizeCheck(Check):
         "size_ratio": BudgetField(float | None, Field(None, gt=0, description=(
             "Min original size / artifact size: 3 means at least 3x smaller than the model."))),
     }
+
+    suggest_notes = {"size_mb": "size_mb: artifact size*(1+margin), rounded up to 2 significant digits",
+                     "size_ratio": "size_ratio: measured ratio*(1-margin), rounded down to 2 significant digits"}
+    suggest_lower = frozenset({("size_ratio",)})
+
+    def suggest(self, result: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        from edgecheck.checks.suggest import suggest_size
+
+        return suggest_size(result, context)
 
     def run(self, planned: Any, context: CheckContext) -> CheckResult:
         artifact = context.artifact(planned.spec, planned.recipe).artifact

@@ -37,7 +37,10 @@ class EnergyCheck(Check):
     def baseline_figures(self, result: Mapping[str, Any]) -> dict[str, float]:
         return {m["name"]: m["value"] for m in result.get("measurements", []) if m["name"] == "energy_mj"}
 
-    def suggest(self, results: list[Mapping[str, Any]], margin: float) -> dict[str, Any]:
-        values = [m["value"] for r in results for m in r.get("measurements", []) if m["name"] == "energy_mj"]
-        finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
-        return {"energy_mj": float(f"{max(finite) * (1 + margin):.3g}")} if finite and len(finite) == len(values) else {}
+    suggest_notes = {"energy_mj": "energy_mj: the measured energy*(1+margin), 3 significant digits"}
+
+    def suggest(self, result: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        values = [m["value"] for m in result.get("measurements", []) if m["name"] == "energy_mj"]
+        if values and isinstance(values[0], float) and math.isfinite(values[0]) and values[0] > 0:
+            return {"energy_mj": float(f"{values[0] * (1 + context.margin):.3g}")}
+        return {}
