@@ -15,7 +15,7 @@ from edgecheck.cache import ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError
 from edgecheck.execute import Executor, host_device, machine_signature
-from edgecheck.measure.lock import pytest_notice
+from edgecheck.locks import pytest_notice
 from edgecheck.measure.runs import ModelRuns
 from edgecheck.worker.client import WorkerPool, WorkerSettings, default_memory_limit_mb
 from edgecheck.plan import PlannedCheck, plan_checks, validate_candidate

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecheck.worker.protocol import (PROTOCOL_VERSION, decode, die_with_parent, encode, load_feeds,
-                                       proc_status_kb, save_feeds)
+from edgecheck.processes import die_with_parent, proc_status_kb
+from edgecheck.worker.protocol import PROTOCOL_VERSION, decode, encode, load_feeds, save_feeds
 
 CLOCK = "time.perf_counter_ns"
 
