@@ -168,7 +168,7 @@ def test_layout_reaches_calibration_feeds_through_the_prepared_file(tmp_path):
 
 def test_synthetic_inputs_follow_the_batch_axis_and_fixed_values(tmp_path):
     from edgecheck.data import first_sample
-    from edgecheck.synthetic import synthetic_set
+    from edgecheck.data import synthetic_set
     from edgecheck.model import inspect_model
     from edgecheck.spec.loader import load_spec_text
 
