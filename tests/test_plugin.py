@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import INT8_SPEC
 from conftest import junit_properties as _properties
 
 SPEC = """
@@ -387,3 +388,21 @@ def test_custom_metric_is_imported_and_its_errors_are_named(pytester, spec_proje
     failing = pytester.runpytest("specs", "-k", "accuracy")
     failing.assert_outcomes(failed=1, deselected=2)
     failing.stdout.fnmatch_lines(["*custom metric 'mymetrics:boom' raised ZeroDivisionError: division by zero*"])
+
+
+def test_yaml_files_outside_the_spec_patterns_are_not_claimed(pytester, spec_project):
+    spec_project(INT8_SPEC)
+    (pytester.path / "docs" / "specs").mkdir(parents=True)
+    (pytester.path / "docs" / "specs" / "api.yaml").write_text("openapi: 3.0.0\n")
+    pytester.runpytest().assert_outcomes(passed=6)
+    pytester.makeini("[pytest]\nedge_spec_patterns = specs/*.yaml docs/specs/*.yaml\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=6, failed=1)  # now claimed, and reported as not a spec
+    result.stdout.fnmatch_lines(["*api.yaml*edgecheck: required field is missing*"])
+
+
+def test_a_mistyped_backend_is_a_usage_error(pytester, spec_project):
+    spec_project(INT8_SPEC)
+    result = pytester.runpytest("specs", "--edge-backend=onnxruntim")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--edge-backend: unknown backend 'onnxruntim'; known: *onnxruntime*"])

@@ -26,6 +26,7 @@ from typing import Any
 from edgecheck.errors import BackendError
 from edgecheck.leftovers import owner_tag, remove_dead_owners
 from edgecheck.processes import proc_status_kb, signal_name
+from edgecheck.units import MIB
 from edgecheck.worker.protocol import backend_reference, decode, encode
 
 # appended, never prepended: the worker's own interpreter keeps its standard library and packages first
@@ -47,7 +48,7 @@ class WorkerSettings:
 def default_memory_limit_mb() -> int | None:
     """Half of this machine's memory: room for a big model, and a runaway still leaves the rest."""
     try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20 / 2)
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / MIB / 2)
     except (ValueError, OSError, AttributeError):
         return None
 
