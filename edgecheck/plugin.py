@@ -92,7 +92,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--edge-suggest-margin", dest="edge_suggest_margin", type=float, default=0.10, metavar="FRACTION",
         help="Margin of --edge-suggest over the measured figures. Default: 0.10.",
     )
-    _OPTION_DEFAULTS.update({option.dest: option.default for option in group.options})
 
     def addini(name: str, help: str, *, default: Any, **kwargs: Any) -> None:
         parser.addini(name, help, default=default, **kwargs)
@@ -113,6 +112,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     addini("edge_ops_dir", "Folder of project operator tables (*.yaml), added to or overriding the "
            "built-in ones (edgecheck ops --tables lists them). Default: none.", type="paths", default=[])
     addini("edge_strict", "As --edge-strict. Default: false.", type="bool", default=False)
+    _OPTION_DEFAULTS.update({option.dest: option.default for option in group.options})  # last: every option
 
 
 def pytest_configure(config: pytest.Config) -> None:
