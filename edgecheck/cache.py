@@ -35,7 +35,7 @@ from edgecheck.cache_entry import (ENTRY_FILE, CorruptEntry, files_present, free
 from edgecheck.compress import Artifact
 from edgecheck.errors import EdgecheckError, RecipeError
 from edgecheck.leftovers import owner_tag, remove_dead_owners
-from edgecheck.measure.lock import exclusive_lock, print_notice
+from edgecheck.locks import exclusive_lock, print_notice
 
 ENV_CACHE_DIR = "EDGECHECK_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path(".edgecheck") / "cache"

@@ -16,8 +16,10 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from edgecheck.units import MIB
+
 ENTRY_FILE = "entry.json"
-MANIFEST_LIMIT_BYTES = 4 * 2**20  # an entry.json lists a few files: a bigger one is not ours
+MANIFEST_LIMIT_BYTES = 4 * MIB  # an entry.json lists a few files: a bigger one is not ours
 FILES_LIMIT = 10_000  # an artifact with external data has a handful of files
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
@@ -103,7 +105,7 @@ def read_manifest(folder: Path, key: str, root: Path) -> dict[str, Any] | None:
         with os.fdopen(descriptor, "rb") as handle:
             text = handle.read(MANIFEST_LIMIT_BYTES + 1)
         if len(text) > MANIFEST_LIMIT_BYTES:
-            raise ValueError(f"larger than {MANIFEST_LIMIT_BYTES // 2**20} MiB")
+            raise ValueError(f"larger than {MANIFEST_LIMIT_BYTES // MIB} MiB")
         entry = json.loads(text)
         files = entry["files"]
         if not isinstance(files, dict) or not all(isinstance(d, str) for d in files.values()):
@@ -155,7 +157,7 @@ def free_space(path: Path) -> str:
     """The space free on the disk that holds `path` (or its nearest existing folder)."""
     for candidate in (path, *path.parents):
         try:
-            return f"{shutil.disk_usage(candidate).free / 2**20:,.1f} MiB free"
+            return f"{shutil.disk_usage(candidate).free / MIB:,.1f} MiB free"
         except OSError:
             continue
     return "free space unknown"

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.errors import DataError
+from edgecheck.labels import check_labels
 from edgecheck.model import ModelInfo, TensorInfo
 from edgecheck.npzfile import DEFAULT_MAX_MB, LAYOUT_MEMBER, load_npz as _load_npz, write_npz
 from edgecheck.spec import LoadedSpec
+from edgecheck.synthetic import synthetic_feeds
 
 Feed = dict[str, np.ndarray]
 MAX_BATCH = 32
@@ -377,8 +379,6 @@ def _cast(column: np.ndarray, tensor: TensorInfo, where: str) -> np.ndarray:
 
 def evaluation_set(loaded: LoadedSpec, model: ModelInfo, limit: int | None = None) -> InputSet:
     """The labelled evaluation data, cut into batches the model accepts; labels checked for the metric."""
-    from edgecheck.datacheck import check_labels
-
     evaluation = loaded.spec.data.evaluation
     if evaluation is None:
         raise DataError(f"{loaded.path}: data.evaluation is not set")
@@ -417,9 +417,16 @@ def parity_set(loaded: LoadedSpec, model: ModelInfo) -> InputSet:
         subset = unlabelled_set(loaded, model, data.calibration, data.parity_samples)
         return InputSet(subset.feeds, f"{subset.source} from data.calibration (no data.parity or data.evaluation)",
                         None, subset.batch_axes, subset.whole_batches)
-    from edgecheck.synthetic import synthetic_set
-
     return synthetic_set(loaded, model, data.parity_samples)
+
+
+def synthetic_set(loaded: LoadedSpec, model: ModelInfo, samples: int) -> InputSet:
+    """Seeded inputs within each input's declared range (edgecheck.synthetic), laid out as the spec says."""
+    layout = layout_of(loaded, model)
+    feeds = synthetic_feeds(loaded, model, samples, layout.values,
+                            {t.name: layout.axis(t.name) for t in model.inputs})
+    return InputSet(feeds, f"synthetic ({samples} inputs, seed {loaded.spec.data.seed})", None,
+                    dict(layout.batch_axes), True, synthetic=True)
 
 
 def calibration_feeds(model: ModelInfo, path: Path, limit: int | None = None) -> InputSet:

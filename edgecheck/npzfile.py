@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.errors import DataError
+from edgecheck.units import MIB
 
 DEFAULT_MAX_MB = 1024  # largest uncompressed size of one data file's arrays (data.max_mb)
-MIB = 2**20
 _KEEP = 6  # files kept in memory at once (evaluation, calibration, parity of a few specs)
 
 

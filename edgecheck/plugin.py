@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
 DEFAULT_PATTERNS = ["specs/*.yaml", "specs/*.yml"]
 MARKER = "edge"
+# What pytest_addoption declares (option dest or ini name → default), so pytest_configure can tell
+# which settings a run gives; the same every time pytest declares them.
+_OPTION_DEFAULTS: dict[str, Any] = {}
+_INI_DEFAULTS: dict[str, Any] = {}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -88,28 +92,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--edge-suggest-margin", dest="edge_suggest_margin", type=float, default=0.10, metavar="FRACTION",
         help="Margin of --edge-suggest over the measured figures. Default: 0.10.",
     )
-    group.addoption(
-        "--edge-results", dest="edge_results", default=None, metavar="PATH",
-        help="Write every edgecheck item's record (identity, outcome, reason, figures, budgets, verdict) as one "
-        "versioned JSON document, for reports and comparisons between runs. Default: ini edge_results, else none.",
-    )
-    parser.addini("edge_results", "As --edge-results (relative to the ini file). Default: none.", type="paths",
-                  default=[])
-    parser.addini("edge_cache_dir", "As --edge-cache-dir (relative to the ini file).", type="paths", default=[])
-    parser.addini("edge_worker_timeout", "As --edge-worker-timeout. Default: 300.", default="")
-    parser.addini("edge_worker_memory", "As --edge-worker-memory. Default: half of this machine's memory.", default="")
-    parser.addini("edge_inconclusive", "As --edge-inconclusive. Default: warn.", default="")
-    parser.addini("edge_baseline_dir", "Folder of stored baselines. Default: .edgecheck/baselines under the rootdir.",
-                  type="paths", default=[])
-    parser.addini("edge_spec_patterns", "Patterns of spec file paths relative to the rootdir, separated by "
-                  f"spaces or lines. Default: {' '.join(DEFAULT_PATTERNS)}.", type="args", default=DEFAULT_PATTERNS)
-    parser.addini("edge_targets", "Default device targets, as --edge-target. Default: none (the specs' own).",
-                  type="args", default=[])
-    parser.addini("edge_devices_dir", "Folder of project device profiles (*.yaml), added to or overriding the "
-                  "built-in ones. Default: none.", type="paths", default=[])
-    parser.addini("edge_ops_dir", "Folder of project operator tables (*.yaml), added to or overriding the "
-                  "built-in ones (edgecheck ops --tables lists them). Default: none.", type="paths", default=[])
-    parser.addini("edge_strict", "As --edge-strict. Default: false.", type="bool", default=False)
+
+    def addini(name: str, help: str, *, default: Any, **kwargs: Any) -> None:
+        parser.addini(name, help, default=default, **kwargs)
+        _INI_DEFAULTS[name] = default
+
+    addini("edge_results", "As --edge-results (relative to the ini file). Default: none.", type="paths", default=[])
+    addini("edge_cache_dir", "As --edge-cache-dir (relative to the ini file).", type="paths", default=[])
+    addini("edge_worker_timeout", "As --edge-worker-timeout. Default: 300.", default="")
+    addini("edge_worker_memory", "As --edge-worker-memory. Default: half of this machine's memory.", default="")
+    addini("edge_inconclusive", "As --edge-inconclusive. Default: warn.", default="")
+    addini("edge_baseline_dir", "Folder of stored baselines. Default: .edgecheck/baselines under the rootdir.",
+           type="paths", default=[])
+    addini("edge_spec_patterns", "Patterns of spec file paths relative to the rootdir, separated by "
+           f"spaces or lines. Default: {' '.join(DEFAULT_PATTERNS)}.", type="args", default=DEFAULT_PATTERNS)
+    addini("edge_targets", "Default device targets, as --edge-target. Default: none (the specs' own).",
+           type="args", default=[])
+    addini("edge_devices_dir", "Folder of project device profiles (*.yaml), added to or overriding the "
+           "built-in ones. Default: none.", type="paths", default=[])
+    addini("edge_ops_dir", "Folder of project operator tables (*.yaml), added to or overriding the "
+           "built-in ones (edgecheck ops --tables lists them). Default: none.", type="paths", default=[])
+    addini("edge_strict", "As --edge-strict. Default: false.", type="bool", default=False)
+    _OPTION_DEFAULTS.update({option.dest: option.default for option in group.options})  # last: every option
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -119,14 +123,15 @@ def pytest_configure(config: pytest.Config) -> None:
         f"-m \"{MARKER}(target='rk3588')\" or -m \"{MARKER}(check='parity')\"",
     )
     config.pluginmanager.register(SummaryCollector(config), "edgecheck-summary")
-    if config.getoption("edge_targets") or config.getini("edge_targets") or config.getini("edge_devices_dir") \
-            or config.getini("edge_ops_dir") \
-            or config.getoption("edge_backends") or config.getoption("edge_baseline") \
-            or config.getoption("edge_save_baseline") or config.getoption("edge_worker_memory") is not None \
-            or config.getoption("edge_worker_timeout") is not None or config.getoption("edge_suggest_margin") != 0.10 \
-            or config.getini("edge_inconclusive") or config.getini("edge_worker_timeout") \
-            or config.getini("edge_worker_memory"):
+    if given_settings(config):
         _state(config).validate_options()  # a typo is a usage error before collection, not "no tests ran"
+
+
+def given_settings(config: pytest.Config) -> list[str]:
+    """The edgecheck options and ini settings this run sets to other than their defaults: only a run
+    that gives one pays for checking them (a project that never uses edgecheck imports nothing)."""
+    options = [name for name, default in _OPTION_DEFAULTS.items() if config.getoption(name) != default]
+    return options + [name for name, default in _INI_DEFAULTS.items() if config.getini(name) != default]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -319,14 +324,16 @@ class SummaryCollector:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(self.config, "workerinput"):
             return  # an xdist worker: the controller writes
+        results = self._results_path()
+        save = self.config.getoption("edge_save_baseline")
+        path = self.config.getoption("edge_benchmark_json")
+        if results is None and not save and not path:
+            return  # nothing to write: a plain run imports nothing more
         from edgecheck.report.outputs import save_run_baseline, write_latency_json, write_run_results
         from edgecheck.results import ran
 
-        results = self._results_path()
         if results is not None:
             self.messages.append(write_run_results(results, self.records))
-        save = self.config.getoption("edge_save_baseline")
-        path = self.config.getoption("edge_benchmark_json")
         if (save or path) and not ran(self.records):  # --co, or -k selected nothing: an empty file would mislead
             self.messages.append("edgecheck: no check ran, so no baseline and no latency JSON were written")
             return

@@ -5,17 +5,18 @@ Kept in `config.stash`, created on first use, so a session that collects no spec
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
 import pytest
 
 from edgecheck.baseline import Baseline, BaselineError, baseline_path, check_name, item_key, list_baselines, load_baseline
-from edgecheck.cache import ArtifactCache, default_cache_dir
+from edgecheck.cache import ENV_CACHE_DIR, ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError
 from edgecheck.execute import Executor, host_device, machine_signature
-from edgecheck.measure.lock import pytest_notice
+from edgecheck.locks import pytest_notice
 from edgecheck.measure.runs import ModelRuns
 from edgecheck.worker.client import WorkerPool, WorkerSettings, default_memory_limit_mb
 from edgecheck.plan import PlannedCheck, plan_checks, validate_candidate
@@ -42,8 +43,10 @@ class EdgeSession:
 
     def validate_options(self) -> None:
         """Raise a usage error for an unknown target or backend, a broken profile or operator table
-        folder, a bad worker limit, a baseline that is missing (to compare) or already there (to save)."""
+        folder, a bad worker limit, a baseline that is missing (to compare) or already there (to save),
+        no spec patterns, or a folder or file the run would write that cannot be one."""
         self.selected_targets()
+        self.validate_paths()
         if self.config.getini("edge_devices_dir"):
             self.profiles()  # a broken project profile is a usage error even when no --edge-target names it
         self.validate_op_tables()
@@ -70,6 +73,32 @@ class EdgeSession:
             if unknown:
                 raise pytest.UsageError(f"--edge-backend: unknown backend {', '.join(map(repr, unknown))}; "
                                         f"known: {', '.join(sorted(known))}")
+
+    def validate_paths(self) -> None:
+        """The spec patterns, and the places the run writes: the cache and baseline folders must not be
+        files, the latency JSON's folder must exist (found now, not after every check has run)."""
+        if not self.config.getini("edge_spec_patterns"):
+            raise pytest.UsageError("edge_spec_patterns: no patterns, so no spec would be collected; give at least "
+                                    "one, such as specs/*.yaml (the default: specs/*.yaml specs/*.yml)")
+        cache = self.cache_dir()
+        if cache is not None and cache.exists() and not cache.is_dir():
+            given = ("--edge-cache-dir" if self.config.getoption("edge_cache_dir") else
+                     "edge_cache_dir" if self.config.getini("edge_cache_dir") else
+                     f"${ENV_CACHE_DIR}" if os.environ.get(ENV_CACHE_DIR) else "edgecheck's cache")
+            raise pytest.UsageError(f"{given}: {cache} is a file, not a folder; give a folder for the cache "
+                                    "(it is created if missing)")
+        baselines = self.baseline_dir()
+        if baselines.exists() and not baselines.is_dir():
+            raise pytest.UsageError(f"edge_baseline_dir: {baselines} is a file, not a folder of baselines")
+        json_path = self.config.getoption("edge_benchmark_json")
+        if json_path:
+            path = Path(json_path)
+            if path.is_dir():
+                raise pytest.UsageError(f"--edge-benchmark-json: {path} is a folder; give the path of the file "
+                                        "to write, such as latency.json")
+            if not path.absolute().parent.is_dir():
+                raise pytest.UsageError(f"--edge-benchmark-json: the folder {path.absolute().parent} does not exist; "
+                                        "create it or give a path in an existing folder")
 
     def ops_dirs(self) -> list[Path]:
         return [Path(p) for p in self.config.getini("edge_ops_dir")]

@@ -1,11 +1,15 @@
 """Seeded synthetic inputs within each input's declared range, so a mismatch can be replayed; fixed
-inputs get their value, and a dynamic batch dimension (at the input's batch axis) is 1."""
+inputs get their value, and a dynamic batch dimension (at the input's batch axis) is 1.
+
+Below edgecheck.data, which lays them out as an input set (data.synthetic_set) beside the real ones.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from edgecheck.data import Feed, InputSet, layout_of
 from edgecheck.errors import DataError
 from edgecheck.model import ModelInfo, TensorInfo
 from edgecheck.spec import LoadedSpec
@@ -27,22 +31,22 @@ def synthetic_shape(tensor: TensorInfo, declared: list[int] | None, batch_axis: 
     return tuple(d if isinstance(d, int) and d >= 1 else 1 for d in tensor.shape)
 
 
-def synthetic_set(loaded: LoadedSpec, model: ModelInfo, samples: int) -> InputSet:
-    """Seeded inputs within each input's declared range, so any mismatch can be replayed; fixed
-    inputs get their value."""
+def synthetic_feeds(loaded: LoadedSpec, model: ModelInfo, samples: int, fixed: Mapping[str, np.ndarray],
+                    batch_axes: Mapping[str, int | None]) -> tuple[dict[str, np.ndarray], ...]:
+    """`samples` seeded feeds within each input's declared range, so any mismatch can be replayed;
+    `fixed` inputs get their value, each other input's samples go along its axis in `batch_axes`."""
     seed = loaded.spec.data.seed
     rng = np.random.default_rng(seed)
-    layout = layout_of(loaded, model)
     plans = []
     for tensor in model.inputs:
         declared = loaded.spec.inputs.get(tensor.name)
-        if tensor.name in layout.values:
+        if tensor.name in fixed:
             continue
         if declared is not None and declared.fixed == "data":
             raise loaded.error(("inputs", tensor.name, "fixed"), f"input {tensor.name!r} is fixed to the data files' "
                                "array, and parity runs on synthetic inputs here (no data.parity, data.evaluation or "
                                "data.calibration)")
-        shape = synthetic_shape(tensor, declared.shape if declared else None, layout.axis(tensor.name) or 0)
+        shape = synthetic_shape(tensor, declared.shape if declared else None, batch_axes.get(tensor.name, 0) or 0)
         if isinstance(shape, str):
             raise loaded.error(("inputs", tensor.name, "shape"), f"model input {tensor.name!r} {shape}")
         low, high = declared.range if declared else (0.0, 1.0)
@@ -54,7 +58,7 @@ def synthetic_set(loaded: LoadedSpec, model: ModelInfo, samples: int) -> InputSe
         plans.append((tensor.name, shape, dtype, low, high))
     feeds = []
     for _ in range(samples):
-        feed: Feed = {}
+        feed: dict[str, np.ndarray] = {}
         for name, shape, dtype, low, high in plans:
             if dtype == np.bool_:
                 feed[name] = rng.random(shape) < 0.5
@@ -62,7 +66,6 @@ def synthetic_set(loaded: LoadedSpec, model: ModelInfo, samples: int) -> InputSe
                 feed[name] = rng.integers(int(np.ceil(low)), int(np.floor(high)) + 1, size=shape).astype(dtype)
             else:
                 feed[name] = rng.uniform(low, high, size=shape).astype(dtype)
-        feed.update(layout.values)
+        feed.update(fixed)
         feeds.append(feed)
-    return InputSet(tuple(feeds), f"synthetic ({samples} inputs, seed {seed})", None, dict(layout.batch_axes),
-                    True, synthetic=True)
+    return tuple(feeds)

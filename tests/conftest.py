@@ -27,6 +27,21 @@ ROOT = Path(__file__).resolve().parents[1]
 # when something hangs, never a measure of speed. A CI machine under load (load average 8 on 2 cores)
 # runs a session many times slower than an idle one; a guard that trips there makes the gate flaky.
 HANG_GUARD_S = 900
+# A spec of models/clf.onnx (spec_project's model) with one int8-dynamic step: 6 items on host.
+INT8_SPEC = """
+edgecheck: 1
+model: {path: ../models/clf.onnx}
+data:
+  evaluation: {path: ../models/eval.npz}
+compress: [int8-dynamic]
+targets:
+  host:
+    backends: [onnxruntime]
+    budgets:
+      accuracy_drop: 50
+      parity: {rel_l2: 0.5}
+      size_mb: 1
+"""
 EXAMPLE = ROOT / "examples" / "digits"
 
 # A backend for tests only: ONNX Runtime with a deterministic perturbation of every output, so that

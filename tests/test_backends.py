@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import make_classifier
+from conftest import INT8_SPEC, make_classifier
 from onnx import TensorProto
 
 from edgecheck.backends import Availability, Backend, RunOptions, Runner, check_available, get_backend, known_backends
@@ -337,3 +337,29 @@ def test_missing_external_data(classifier, tmp_path):
     with pytest.raises(ModelError) as info:
         load_onnx(tmp_path / "model.onnx")
     assert "'gone.bin' is missing" in info.value.reason
+
+
+def test_a_backend_whose_availability_raises_skips_with_the_reason(pytester, spec_project):
+    spec_project(INT8_SPEC.replace("[onnxruntime]", "[onnxruntime, flaky]"))
+    pytester.makeconftest("""
+        from edgecheck.backends import register_backend
+        from edgecheck.vendors.onnxruntime.backend import OnnxRuntimeBackend
+
+        @register_backend
+        class Flaky(OnnxRuntimeBackend):
+            name = "flaky"
+
+            def availability(self):
+                raise OSError("driver not loaded")
+    """)
+    result = pytester.runpytest("specs", "-rs")
+    result.assert_outcomes(passed=6, skipped=6)
+    result.stdout.fnmatch_lines(["*flaky cannot run here: availability() raised OSError: driver not loaded*"])
+
+
+def test_backends_registered_in_one_session_do_not_leak_into_the_next(pytester, spec_project):
+    test_a_backend_whose_availability_raises_skips_with_the_reason(pytester, spec_project)
+    (pytester.path / "conftest.py").unlink()
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(failed=1)  # 'flaky' is unknown again: the spec is refused
+    result.stdout.fnmatch_lines(["*unknown backend 'flaky'*"])

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HANG_GUARD_S, junit_properties, make_classifier, make_eval_data
+from conftest import HANG_GUARD_S, INT8_SPEC, junit_properties, make_classifier, make_eval_data
 
 from edgecheck.artifacts import step_key
 from edgecheck.cache import ENV_CACHE_DIR, ArtifactCache, CacheWarning, cache_summary, content_key
@@ -747,3 +747,26 @@ def test_cache_clear_refuses_a_file_with_exit_code_2(tmp_path, capsys):
     assert main(["cache", "clear", "--cache-dir", str(path)]) == 2
     assert "not removing it" in capsys.readouterr().err
     assert path.read_text() == "keep me"
+
+
+def test_two_specs_with_the_same_name_and_model_file_name_never_share_artifacts(pytester, spec_project):
+    (pytester.path / "other").mkdir()
+    make_eval_data(pytester.path / "other" / "eval.npz", make_classifier(pytester.path / "other" / "clf.onnx",
+                                                                         features=64, classes=10))
+    spec_project("name: same\n" + INT8_SPEC, name="a")
+    spec_project("name: same\n" + INT8_SPEC.replace("../models/", "../other/"), name="b")
+    pytester.runpytest("specs", "--junitxml=r.xml").assert_outcomes(passed=12)
+    properties = junit_properties(pytester.path / "r.xml", qualified=True)
+    sizes = {case: float(props["edge.size_bytes"]) for case, props in properties.items()
+             if case.endswith("int8-dynamic-size")}
+    assert len(set(sizes.values())) == 2, sizes  # each spec measured its own artifact
+
+
+def test_scratch_artifacts_are_removed_at_the_end_of_the_session(pytester, spec_project, monkeypatch):
+    scratch = pytester.path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the in-process session makes its folder
+    spec_project(INT8_SPEC)
+    pytester.runpytest("specs").assert_outcomes(passed=6)
+    # only the per-machine timing lock folder is meant to outlive the session
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("edgecheck-locks-")] == []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import INT8_SPEC, junit_properties, make_classifier, make_eval_data
 
 from edgecheck import npzfile
 from edgecheck.errors import DataError
@@ -168,7 +169,7 @@ def test_layout_reaches_calibration_feeds_through_the_prepared_file(tmp_path):
 
 def test_synthetic_inputs_follow_the_batch_axis_and_fixed_values(tmp_path):
     from edgecheck.data import first_sample
-    from edgecheck.synthetic import synthetic_set
+    from edgecheck.data import synthetic_set
     from edgecheck.model import inspect_model
     from edgecheck.spec.loader import load_spec_text
 
@@ -343,3 +344,14 @@ def test_a_runtime_failure_says_what_was_fed(tmp_path):
         with pytest.raises(BackendError) as caught:
             runner.infer(feed)
     assert caught.value.reason.endswith("(fed: input [1, 512] float32, state [2, 2, 128] float32, sr [] int64)")
+
+
+@pytest.mark.parametrize("batch, used", [(64, 64), (48, 96)])
+def test_models_with_a_fixed_batch_over_32_get_whole_batches(pytester, spec_project, batch, used):
+    make_eval_data(pytester.path / "models" / "b.npz",
+                   make_classifier(pytester.path / "models" / "b.onnx", batch=batch), samples=100)
+    spec_project(INT8_SPEC.replace("clf.onnx", "b.onnx").replace("eval.npz", "b.npz"))
+    pytester.runpytest("specs", "--junitxml=b.xml").assert_outcomes(passed=6)
+    properties = junit_properties(pytester.path / "b.xml", qualified=True)
+    inputs = properties["specs.model.yaml::host-onnxruntime-none-accuracy"]["edge.inputs"]
+    assert inputs == f"b.npz ({used} of 100 samples)"  # whole batches only

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import INT8_SPEC
 
 from edgecheck.errors import DataError
 
@@ -218,3 +219,24 @@ def test_labels_beyond_a_dynamic_number_of_classes_are_refused_when_scored():
                                         "sample 1 is 5"):
         _scores({"s": np.zeros((2, 3), np.float32)}, "s", np.array([0, 5]))
     assert topk_accuracy(np.eye(3), np.array([0, 1, 2]), 1) == 100.0
+
+
+def test_zero_evaluation_samples_fail_instead_of_passing_parity(pytester, spec_project):
+    np.savez(pytester.path / "models" / "empty.npz", x=np.zeros((0, 4), np.float32), labels=np.zeros(0, np.int64))
+    spec_project(INT8_SPEC.replace("eval.npz", "empty.npz"))
+    result = pytester.runpytest("specs", "-k", "parity")
+    result.assert_outcomes(failed=1)  # refused once, when the spec loads
+    result.stdout.fnmatch_lines(["invalid spec: *data.evaluation.path: *empty.npz: labels array 'labels' holds no samples*"])
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.eye(3, dtype=np.float32)[np.zeros(64, int)], "has shape ?64, 3?; top1 needs one class index per sample"),
+    (np.array(["a"] * 64), "is str32; top1 needs integer class indices"),
+])
+def test_labels_of_the_wrong_kind_are_a_named_data_error(pytester, spec_project, labels, message):
+    x = np.random.default_rng(0).uniform(size=(64, 4)).astype(np.float32)
+    np.savez(pytester.path / "models" / "odd.npz", x=x, labels=labels)
+    spec_project(INT8_SPEC.replace("eval.npz", "odd.npz"))
+    result = pytester.runpytest("specs", "-k", "accuracy")
+    result.assert_outcomes(failed=1)  # refused once, when the spec loads
+    result.stdout.fnmatch_lines([f"invalid spec: *odd.npz: labels array 'labels' {message}*"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import INT8_SPEC
 from conftest import junit_properties as _properties
 
 SPEC = """
@@ -230,6 +231,52 @@ def test_a_plain_run_without_specs_leaves_no_trace(pytester):
     assert sorted(p.name for p in pytester.path.iterdir()) == ["test_plain.py"]
 
 
+def test_a_plain_run_imports_nothing_heavy(pytester):
+    """Not only importing the plugin: a whole run with no edgecheck setting checks none (nothing to check)."""
+    pytester.makeconftest("import sys\n\n"
+                          "def pytest_unconfigure(config):\n"
+                          "    heavy = sorted(m for m in ('onnx', 'onnxruntime', 'pydantic', 'edgecheck.session', 'edgecheck.execute')"
+                          " if m in sys.modules)\n"
+                          "    print('HEAVY', heavy)\n")
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:benchmark", "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["HEAVY []"])
+
+
+@pytest.mark.parametrize(("args", "ini", "named"), [
+    (["--edge-cache-dir=afile"], "", "--edge-cache-dir: */afile is a file, not a folder*"),
+    ([], "edge_cache_dir = afile", "edge_cache_dir: */afile is a file, not a folder*"),
+    (["--edge-benchmark-json=missing/latency.json"], "", "--edge-benchmark-json: the folder */missing does not exist*"),
+    (["--edge-benchmark-json=."], "", "--edge-benchmark-json: . is a folder*"),
+    ([], "edge_spec_patterns =", "edge_spec_patterns: no patterns, so no spec would be collected*"),
+    ([], "edge_baseline_dir = afile", "edge_baseline_dir: */afile is a file, not a folder of baselines*"),
+])
+def test_any_edgecheck_setting_given_is_checked_before_collection(pytester, spec_project, args, ini, named):
+    spec_project(SPEC)
+    (pytester.path / "afile").write_text("not a folder")
+    if ini:
+        pytester.makeini(f"[pytest]\n{ini}\n")
+    result = pytester.runpytest("specs", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{named}"])
+    result.stdout.no_fnmatch_line("*collected*")
+
+
+def test_every_declared_option_and_ini_setting_counts_as_given(pytester):
+    """The settings that trigger the check come from the option group and the ini names, never a hand list."""
+    import re
+
+    from edgecheck import plugin
+
+    config = pytester.parseconfig("--edge-no-cache", "--edge-suggest-margin=0.2", "-o", "edge_strict=true")
+    assert plugin.given_settings(config) == ["edge_no_cache", "edge_suggest_margin", "edge_strict"]
+    assert plugin.given_settings(pytester.parseconfig()) == []
+    assert set(plugin._OPTION_DEFAULTS) == {name for name in vars(config.option) if name.startswith("edge_")}
+    helped = pytester.runpytest("--help").stdout.str()
+    assert set(plugin._INI_DEFAULTS) == set(re.findall(r"^  (edge_\w+)", helped, re.MULTILINE))
+
+
 def test_plugin_import_loads_nothing_heavy(pytester):
     result = pytester.run(
         __import__("sys").executable, "-c",
@@ -341,3 +388,21 @@ def test_custom_metric_is_imported_and_its_errors_are_named(pytester, spec_proje
     failing = pytester.runpytest("specs", "-k", "accuracy")
     failing.assert_outcomes(failed=1, deselected=2)
     failing.stdout.fnmatch_lines(["*custom metric 'mymetrics:boom' raised ZeroDivisionError: division by zero*"])
+
+
+def test_yaml_files_outside_the_spec_patterns_are_not_claimed(pytester, spec_project):
+    spec_project(INT8_SPEC)
+    (pytester.path / "docs" / "specs").mkdir(parents=True)
+    (pytester.path / "docs" / "specs" / "api.yaml").write_text("openapi: 3.0.0\n")
+    pytester.runpytest().assert_outcomes(passed=6)
+    pytester.makeini("[pytest]\nedge_spec_patterns = specs/*.yaml docs/specs/*.yaml\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=6, failed=1)  # now claimed, and reported as not a spec
+    result.stdout.fnmatch_lines(["*api.yaml*edgecheck: required field is missing*"])
+
+
+def test_a_mistyped_backend_is_a_usage_error(pytester, spec_project):
+    spec_project(INT8_SPEC)
+    result = pytester.runpytest("specs", "--edge-backend=onnxruntim")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--edge-backend: unknown backend 'onnxruntim'; known: *onnxruntime*"])

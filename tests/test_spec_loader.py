@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import INT8_SPEC
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -632,3 +633,14 @@ def test_json_schema_drop_pattern_accepts_the_common_forms():
         assert regex.match(good), good
     for bad in ("abc", "-1%", "1e3", "%"):
         assert not regex.match(bad), bad
+
+
+@pytest.mark.parametrize("bound, message", [
+    ("accuracy_min: 0.95", "top1 is in percent, 0-100: 0.95 cannot be meant (did you mean 95?)"),
+    ("accuracy_min: 120", "top1 is in percent, 0-100: 120 cannot be meant"),
+])
+def test_accuracy_bounds_in_the_wrong_unit_are_refused(pytester, spec_project, bound, message):
+    spec_project(INT8_SPEC.replace("accuracy_drop: 50", f"accuracy_drop: 50\n      {bound}"))
+    result = pytester.runpytest("specs")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"*targets.host.budgets.accuracy_min: {message}*"])

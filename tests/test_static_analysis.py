@@ -514,18 +514,54 @@ def test_installed_onnxruntime_has_no_float16_conv_kernel_on_x86_64():
     assert verdict.status == "constraint" and "float16" in verdict.reason
 
 
-def test_the_shipped_onnxruntime_table_is_what_the_installed_runtime_generates():
+CORE_OPS = ("Conv", "Gemm", "MatMul", "Add", "Mul", "Relu", "Reshape", "Transpose", "Concat", "Softmax", "MaxPool",
+            "BatchNormalization")
+
+
+def _versions_overlap(first: list | None, second: list | None) -> bool:
+    """Two rules' operator-version ranges share a version (None: every version; a null end: and later)."""
+    if first is None or second is None:
+        return True
+
+    def end(last: int | None) -> float:
+        return math.inf if last is None else last
+
+    return any(a <= end(d) and c <= end(b) for a, b in first for c, d in second)
+
+
+def test_the_shipped_onnxruntime_table_agrees_with_the_installed_runtime(tmp_path):
+    """On any release: what the runtime generates is a valid table, covers the operators models use,
+    and runs some version of every operator the shipped table lists too. On the shipped table's own
+    release: it is exactly what the runtime generates."""
     from edgecheck.vendors.onnxruntime import TABLES as ONNXRUNTIME_TABLES
-    from edgecheck.vendors.onnxruntime.optable import table_from_onnxruntime
+    from edgecheck.vendors.onnxruntime.optable import dump, table_from_onnxruntime
 
     shipped = read_table(ONNXRUNTIME_TABLES / "onnxruntime-cpu.yaml")
     generated = table_from_onnxruntime()
-    if generated.version != shipped.version:
-        pytest.skip(f"installed {generated.version}, the shipped table is for {shipped.version}")
-    assert sorted(generated.ops) == sorted(shipped.ops)
-    differing = [key for key in shipped.ops if generated.ops[key] != shipped.ops[key]]
-    assert not differing, differing[:10]
-    assert generated.unlisted == shipped.unlisted and generated.notes == shipped.notes
+    written = tmp_path / "onnxruntime-cpu.yaml"
+    written.write_text(dump(generated))
+    assert read_table(written).ops == generated.ops
+    for op in CORE_OPS:
+        for table in (shipped, generated):
+            rule = table.ops[op]
+            assert rule.status == "supported", (table.version, op)
+            assert all("float32" in c.values for c in rule.constraints if c.kind == "dtype"), (table.version, op)
+    common = sorted(shipped.ops.keys() & generated.ops.keys())
+    disjoint = [key for key in common if not _versions_overlap(shipped.ops[key].versions, generated.ops[key].versions)]
+    assert not disjoint, disjoint[:10]
+    if generated.version == shipped.version:
+        assert sorted(generated.ops) == sorted(shipped.ops)
+        differing = [key for key in shipped.ops if generated.ops[key] != shipped.ops[key]]
+        assert not differing, differing[:10]
+        assert generated.unlisted == shipped.unlisted and generated.notes == shipped.notes
+
+
+def test_operator_version_ranges_overlap_only_where_they_share_a_version():
+    assert _versions_overlap([(1, 12), (13, None)], [(13, 20), (21, None)])
+    assert _versions_overlap([(7, None)], [(1, 6), (9, 9)])
+    assert not _versions_overlap([(1, 6)], [(7, None)])
+    assert not _versions_overlap([(1, 6), (10, 12)], [(7, 9), (13, 13)])
+    assert _versions_overlap(None, [(7, 9)])
 
 
 def test_a_broken_table_file_is_a_device_error_naming_the_file(tmp_path):

@@ -63,7 +63,7 @@ def test_the_session_process_stays_small_while_the_bomb_is_refused(tmp_path):
     script = textwrap.dedent(f"""
         import json
         from edgecheck.analysis.graph import analyse
-        from edgecheck.worker.protocol import proc_status_kb
+        from edgecheck.processes import proc_status_kb
         from edgecheck.errors import ModelError
         try:
             analyse({str(path)!r})

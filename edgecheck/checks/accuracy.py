@@ -17,7 +17,7 @@ from pydantic import Field
 
 from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement, fmt
-from edgecheck.datacheck import check_label_range, check_topk_classes
+from edgecheck.labels import check_label_range, check_topk_classes
 from edgecheck.errors import DataError
 from edgecheck.spec.schema import AccuracyDropField, EvaluationData, is_percent_metric, topk_of
 

@@ -205,7 +205,7 @@ class MemoryCheck(_PerformanceCheck):
         return suggest_memory(result, context)
 
     def judge(self, planned: Any, context: CheckContext, measured: Any, artifact: Any) -> CheckResult:
-        from edgecheck.checks.size import MIB
+        from edgecheck.units import MIB
 
         info = context.model_info(artifact)
         result = judge_memory(measured.footprint_mib, measured.process_mib, measured.baseline_mib,

@@ -11,12 +11,11 @@ from pydantic import Field
 
 from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement
+from edgecheck.units import MIB
 
 if TYPE_CHECKING:
     from edgecheck.model import ModelInfo
     from edgecheck.spec import Budgets
-
-MIB = 2**20
 
 
 def judge_size(artifact: ModelInfo, original: ModelInfo, budgets: Budgets) -> CheckResult:

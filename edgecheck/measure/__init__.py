@@ -1,1 +1,1 @@
-"""Measurement: timing statistics (stats.py), the per-device timing lock (lock.py)."""
+"""Measurement: running artifacts in workers for their outputs and figures (runs.py), timing statistics (stats.py)."""

@@ -19,7 +19,7 @@ from edgecheck.backends import Backend
 from edgecheck.compress import Artifact, Recipe, RecipeContext, RecipeNotApplicable, RecipeUnavailable
 from edgecheck.errors import BackendError, RecipeError
 from edgecheck.data import InputSet
-from edgecheck.measure.lock import device_lock
+from edgecheck.locks import device_lock
 from edgecheck.measure.stats import LatencyStats, required_samples
 from edgecheck.spec.performance import PERCENTILES, LatencyBudget
 from edgecheck.worker.client import WorkerFailure, WorkerPool

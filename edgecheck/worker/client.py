@@ -25,7 +25,9 @@ from typing import Any
 
 from edgecheck.errors import BackendError
 from edgecheck.leftovers import owner_tag, remove_dead_owners
-from edgecheck.worker.protocol import backend_reference, decode, encode, proc_status_kb
+from edgecheck.processes import proc_status_kb, signal_name
+from edgecheck.units import MIB
+from edgecheck.worker.protocol import backend_reference, decode, encode
 
 # appended, never prepended: the worker's own interpreter keeps its standard library and packages first
 BOOTSTRAP = ("import json, sys; config = json.loads(sys.argv[1]); "
@@ -46,7 +48,7 @@ class WorkerSettings:
 def default_memory_limit_mb() -> int | None:
     """Half of this machine's memory: room for a big model, and a runaway still leaves the rest."""
     try:
-        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20 / 2)
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / MIB / 2)
     except (ValueError, OSError, AttributeError):
         return None
 
@@ -62,12 +64,6 @@ class WorkerFailure(BackendError):
         Exception.__init__(self, text)
 
 
-def signal_name(number: int) -> str:
-    """SIGSEGV, SIGABRT, ... for a process killed by a signal (or "signal N" where it has no name)."""
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

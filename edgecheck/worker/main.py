@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecheck.worker.protocol import (PROTOCOL_VERSION, decode, die_with_parent, encode, load_feeds,
-                                       proc_status_kb, save_feeds)
+from edgecheck.processes import die_with_parent, proc_status_kb
+from edgecheck.units import MIB
+from edgecheck.worker.protocol import PROTOCOL_VERSION, decode, encode, load_feeds, save_feeds
 
 CLOCK = "time.perf_counter_ns"
 
@@ -57,7 +58,7 @@ def _limit_memory(limit_mb: int | None) -> None:
     if not limit_mb:
         return
     data_kb = proc_status_kb("VmData") or 0
-    cap = (data_kb * 1024) + limit_mb * 2**20
+    cap = (data_kb * 1024) + limit_mb * MIB
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)

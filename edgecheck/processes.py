@@ -1,0 +1,46 @@
+"""Helpers for edgecheck's child processes (workers, shape inference): tie a child's life to its
+parent, read its memory figures, name the signal that killed one.
+
+Standard library only: a worker may run under another interpreter than the session's, and the
+lowest layers (analysis) start children too, so this module sits below everything that uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def signal_name(number: int) -> str:
+    """SIGSEGV, SIGABRT, ... for a process killed by a signal (or "signal N" where it has no name)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def proc_status_kb(field: str, pid: int | str = "self") -> int | None:
+    """A figure from /proc/<pid>/status (VmRSS, VmHWM, VmData), in KiB; None where there is no /proc
+    or no such process."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this child process when the session dies, so nothing outlives pytest."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(3)
