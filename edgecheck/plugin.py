@@ -7,6 +7,7 @@ nothing heavy: spec parsing, onnx and onnxruntime load inside hooks, on first us
 from __future__ import annotations
 
 import fnmatch
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,6 +93,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--edge-suggest-margin", dest="edge_suggest_margin", type=float, default=0.10, metavar="FRACTION",
         help="Margin of --edge-suggest over the measured figures. Default: 0.10.",
     )
+    group.addoption(
+        "--edge-results", dest="edge_results", default=None, metavar="PATH",
+        help="Write every edgecheck item's record (identity, outcome, reason, figures, budgets, verdict) as one "
+        "versioned JSON document, for reports and comparisons between runs. Default: ini edge_results, else none.",
+    )
 
     def addini(name: str, help: str, *, default: Any, **kwargs: Any) -> None:
         parser.addini(name, help, default=default, **kwargs)
@@ -135,6 +141,8 @@ def given_settings(config: pytest.Config) -> list[str]:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if "edgecheck.session" not in sys.modules:
+        return  # no session state was ever made: nothing to close, and nothing to import
     from edgecheck.session import STATE
 
     if STATE in config.stash:
