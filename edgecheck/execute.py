@@ -45,9 +45,11 @@ REFERENCE_THREADS = 1
 
 
 def reference_backend(model: Path) -> str:
-    """Where the original model runs for reference outputs: ONNX Runtime FP32 for an ONNX model; a
-    .tflite model is its own reference, on LiteRT."""
-    return "tflite" if model.suffix == ".tflite" else "onnxruntime"
+    """Where the original model runs for reference outputs: the backend its format names (ONNX Runtime
+    FP32 for an ONNX model; a .tflite model is its own reference, on LiteRT)."""
+    from edgecheck.formats import format_named, format_of
+
+    return format_of(model).reference_backend or format_named("onnx").reference_backend or ""
 Outputs = dict[str, np.ndarray]
 
 

@@ -1,0 +1,48 @@
+"""The contract every artifact format meets: what a file of it is, and who judges it without running it.
+
+A format names itself ("onnx", "tflite", "rknn"), the file suffixes it owns, how to read a file's
+facts (signature, size with its side files, parameters, digest), the backend whose outputs are the
+reference when the model itself is in this format, and the static judge: the authority on its
+operators' placement and its cost. The judge is named as `module:Class`, loaded by the static checks
+on first use, so that reading a format's facts (a low layer) never imports the checks above it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from edgecheck.model import ModelInfo
+
+
+class ArtifactFormat(ABC):
+    """One kind of model file. Subclasses set the class attributes and write `inspect`."""
+
+    name: ClassVar[str]  # "onnx": what backends, recipes and operator tables call it
+    suffixes: ClassVar[tuple[str, ...]]  # the first is the one its files are written with
+    # The backend whose outputs are the reference when the spec's model is in this format (None: such a
+    # model has no reference backend of its own, so parity and accuracy cannot be judged against it).
+    reference_backend: ClassVar[str | None] = None
+    # `module:Class` of its static judge (edgecheck.static_checks.StaticJudge): its `ops` check and its
+    # latency and memory estimates. None: this format's artifacts are judged only by running them.
+    judge: ClassVar[str | None] = None
+    # The checks its judge estimates without running ("latency", "memory"): a .rknn's build reports both.
+    estimates: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def suffix(self) -> str:
+        """The suffix its files are written with."""
+        return self.suffixes[0]
+
+    @abstractmethod
+    def inspect(self, path: Path) -> ModelInfo:
+        """The file's facts without running it; a broken or hostile file is a `ModelError` naming it."""
+
+    def side_files(self, path: Path) -> list[Path]:
+        """Files beside `path` that belong to the artifact (ONNX external data): counted in its size and digest."""
+        return []
+
+    def sniff(self, head: bytes) -> bool:
+        """Whether a file starting with `head` (its first 16 bytes) is of this format, whatever its name."""
+        return False
