@@ -92,10 +92,11 @@ def format_named(name: str) -> ArtifactFormat:
 
 
 def suffix_text(name: str) -> str:
-    """How messages show a format: its suffix (".onnx"); the name itself for one not installed."""
+    """The suffix a format's files are written with (".onnx"): its plugin's, else "." and its name (a
+    process where the format's plugin is not installed, such as a worker in a toolkit's own environment)."""
     _discover()
     found = _registered.get(name)
-    return found.suffix if found is not None else name
+    return found.suffix if found is not None else f".{name}"
 
 
 def _by_suffix(suffix: str) -> ArtifactFormat | None:

@@ -35,7 +35,7 @@ class OnnxRuntimeRunner(Runner):
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    suffixes = (".onnx",)
+    formats = ("onnx",)
     deterministic = True  # CPU provider, sequential execution, a fixed thread count
 
     def availability(self) -> Availability:

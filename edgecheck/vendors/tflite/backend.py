@@ -220,7 +220,7 @@ class TfliteBackend(Backend):
     """LiteRT on the CPU, with its default XNNPACK delegate."""
 
     name = "tflite"
-    suffixes = (".tflite",)
+    formats = ("tflite",)
     deterministic = False
 
     def availability(self) -> Availability:
