@@ -8,13 +8,16 @@ compiler said when it built it).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 from pathlib import Path
 
 from edgecheck.analysis import static
+from edgecheck.analysis.ops import OpsReport
 from edgecheck.analysis.optable import OpTable
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency_estimate
 from edgecheck.checks.result import CheckResult
+from edgecheck.devices import DeviceProfile
 from edgecheck.entrypoints import import_target
 from edgecheck.errors import CannotJudge
 from edgecheck.formats import ArtifactFormat, format_of, format_named, known_formats, broken_formats
@@ -24,7 +27,30 @@ Shapes = dict[str, tuple[int, ...]]
 
 
 class StaticJudge:
-    """A format's authority on placement and cost. The defaults judge nothing: they say why not."""
+    """A format's authority on placement and cost. The defaults judge nothing: they say why not.
+
+    The `edgecheck` command's views of a file (`operators`, `classify`, `inspect_text`, `fit_lines`) are
+    written by the judge of a format the command reads in its own way; where they answer None, the
+    command reads the file as an ONNX graph.
+    """
+
+    command_views: ClassVar[bool] = False  # True: it writes the command's views below
+
+    def operators(self, path: Path) -> object | None:
+        """The file's operators, in the form `classify` takes (None: read it as an ONNX graph)."""
+        return None
+
+    def classify(self, operators: object, table: OpTable) -> OpsReport:
+        raise CannotJudge("this format's judge lists no operators")
+
+    def inspect_text(self, path: Path, as_json: bool) -> str | None:
+        """What `edgecheck inspect` prints for the file (None: read it as an ONNX graph)."""
+        return None
+
+    def fit_lines(self, path: Path, profiles: dict[str, DeviceProfile], tables: dict[str, OpTable],
+                  shown: str = "") -> list[str] | None:
+        """What `edgecheck fit` prints for the file, named as `shown` (None: read it as an ONNX graph)."""
+        return None
 
     def ops(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
             authority: Callable[[], OpTable | None]) -> CheckResult:
@@ -90,6 +116,17 @@ class OnnxJudge(StaticJudge):
         return result
 
 
+def judge_of(artifact_format: ArtifactFormat) -> StaticJudge:
+    """The format's judge; a format without one gets the default, which says why it cannot judge."""
+    if not artifact_format.judge:
+        return StaticJudge()
+    cls = import_target(artifact_format.judge)
+    if not (isinstance(cls, type) and issubclass(cls, StaticJudge)):
+        raise CannotJudge(f"format {artifact_format.name!r} names {artifact_format.judge} as its judge, "
+                          "which is not an edgecheck StaticJudge class")
+    return cls()
+
+
 class StaticChecks:
     """The executor's door to the static checks: finds the artifact's format, asks its judge."""
 
@@ -100,14 +137,7 @@ class StaticChecks:
     def judge(self, artifact_format: ArtifactFormat) -> StaticJudge:
         """The format's judge, made once; a format without one gets the default, which says why not."""
         if artifact_format.name not in self._judges:
-            made = StaticJudge()
-            if artifact_format.judge:
-                cls = import_target(artifact_format.judge)
-                if not (isinstance(cls, type) and issubclass(cls, StaticJudge)):
-                    raise CannotJudge(f"format {artifact_format.name!r} names {artifact_format.judge} as its judge, "
-                                      "which is not an edgecheck StaticJudge class")
-                made = cls()
-            self._judges[artifact_format.name] = made
+            self._judges[artifact_format.name] = judge_of(artifact_format)
         return self._judges[artifact_format.name]
 
     def ops(self, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],

@@ -104,6 +104,8 @@ def _by_suffix(suffix: str) -> ArtifactFormat | None:
 
 
 def _sniffed(path: Path) -> ArtifactFormat | None:
+    if not path.is_file():  # a FIFO or a device is never opened here
+        return None
     try:
         with path.open("rb") as handle:
             head = handle.read(16)
