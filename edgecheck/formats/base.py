@@ -10,10 +10,31 @@ on first use, so that reading a format's facts (a low layer) never imports the c
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 from edgecheck.model import ModelInfo
+
+
+@dataclass(frozen=True)
+class Constant:
+    """One constant tensor of a file, by digest: what a recipe's comparison of before and after reads."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    sha256: str
+    nbytes: int
+    behind_dequantize: bool = False  # a float16 constant a DEQUANTIZE turns into float32
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A file's constants and operators, for telling whether a recipe changed anything."""
+
+    size_bytes: int
+    op_counts: dict[str, int]
+    constants: list[Constant] = field(default_factory=list)
 
 
 class ArtifactFormat(ABC):
@@ -42,6 +63,10 @@ class ArtifactFormat(ABC):
     def side_files(self, path: Path) -> list[Path]:
         """Files beside `path` that belong to the artifact (ONNX external data): counted in its size and digest."""
         return []
+
+    def weights(self, path: Path) -> Weights | None:
+        """Its constants and operators (None: the format cannot list them, as a compiled file)."""
+        return None
 
     def sniff(self, head: bytes) -> bool:
         """Whether a file starting with `head` (its first 16 bytes) is of this format, whatever its name."""
