@@ -47,9 +47,11 @@ REFERENCE_THREADS = 1
 def reference_backend(model: Path) -> str:
     """Where the original model runs for reference outputs: the backend its format names (ONNX Runtime
     FP32 for an ONNX model; a .tflite model is its own reference, on LiteRT)."""
-    from edgecheck.formats import format_named, format_of
+    from edgecheck.backends.registry import reference_backend_for
+    from edgecheck.formats import DEFAULT, format_of
 
-    return format_of(model).reference_backend or format_named("onnx").reference_backend or ""
+    found = format_of(model)
+    return found.reference_backend or reference_backend_for(found.name) or reference_backend_for(DEFAULT) or ""
 Outputs = dict[str, np.ndarray]
 
 

@@ -105,6 +105,10 @@ class Backend(ABC):
     # Formats judged without running (the ops table, the latency cost model), beside those it runs: a
     # backend of compiled artifacts may have its table and cost model read the ONNX graph they are built from.
     reads: ClassVar[tuple[str, ...]] = ()
+    # The formats whose reference outputs it gives when the spec's model is in one of them (ONNX Runtime
+    # FP32 for ONNX): the outputs every artifact made from the model is compared with. Not inherited: a
+    # subclass serving another device is not the reference unless it says so itself.
+    reference_for: ClassVar[tuple[str, ...]] = ()
     # The older declaration, by file suffix (".onnx"): honoured where a backend sets it instead of `formats`
     # (a format no plugin declares); every suffix-derived answer then comes from it.
     suffixes: ClassVar[tuple[str, ...]] = ()

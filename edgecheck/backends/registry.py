@@ -89,6 +89,15 @@ def backend_reads(name: str) -> tuple[str, ...]:
     return read_suffixes(cls) if cls is not None else ()
 
 
+def reference_backend_for(format_name: str) -> str | None:
+    """The installed backend that gives reference outputs for models of a format (first by name where
+    several say so); None where none does. Only a class's own declaration counts: a plugin that subclasses
+    the reference runtime to serve its device does not become the reference."""
+    _discover()
+    return next((name for name, cls in sorted(_registered.items())
+                 if format_name in vars(cls).get("reference_for", ())), None)
+
+
 def running_backends() -> dict[str, tuple[str, ...]]:
     """Each installed backend's run suffixes, for messages that say which backend runs what."""
     _discover()

@@ -42,8 +42,8 @@ class ArtifactFormat(ABC):
 
     name: ClassVar[str]  # "onnx": what backends, recipes and operator tables call it
     suffixes: ClassVar[tuple[str, ...]]  # the first is the one its files are written with
-    # The backend whose outputs are the reference when the spec's model is in this format (None: such a
-    # model has no reference backend of its own, so parity and accuracy cannot be judged against it).
+    # The backend whose outputs are the reference when the spec's model is in this format; None: the
+    # installed backend that says it is (Backend.reference_for), else the ONNX model's reference.
     reference_backend: ClassVar[str | None] = None
     # `module:Class` of its static judge (edgecheck.static_checks.StaticJudge): its `ops` check and its
     # latency and memory estimates. None: this format's artifacts are judged only by running them.

@@ -13,7 +13,6 @@ class OnnxFormat(ArtifactFormat):
 
     name = "onnx"
     suffixes = (".onnx",)
-    reference_backend = "onnxruntime"
     judge = "edgecheck.static_checks:OnnxJudge"
     estimates = ("latency",)
 

@@ -36,6 +36,7 @@ class OnnxRuntimeRunner(Runner):
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     formats = ("onnx",)
+    reference_for = ("onnx",)  # the reference outputs of a .onnx model
     deterministic = True  # CPU provider, sequential execution, a fixed thread count
 
     def availability(self) -> Availability:

@@ -221,6 +221,7 @@ class TfliteBackend(Backend):
 
     name = "tflite"
     formats = ("tflite",)
+    reference_for = ("tflite",)  # the reference outputs of a .tflite model
     deterministic = False
 
     def availability(self) -> Availability:

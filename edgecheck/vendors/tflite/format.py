@@ -17,7 +17,6 @@ class TfliteFormat(ArtifactFormat):
 
     name = "tflite"
     suffixes = (".tflite",)
-    reference_backend = "tflite"
     judge = "edgecheck.vendors.tflite.judge:TfliteJudge"
 
     def inspect(self, path: Path) -> ModelInfo:
