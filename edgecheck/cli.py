@@ -81,7 +81,7 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"edgecheck: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({name: p.model_dump(mode="json") for name, p in profiles.items()}, indent=2))
+        print(json.dumps({name: p.as_data() for name, p in profiles.items()}, indent=2))
         return 0
     rows = [("device", "compute", "memory", "power", "cpu", "backends (preferred first)")]
     for name, p in sorted(profiles.items()):

@@ -124,6 +124,10 @@ class DeviceProfile(StrictModel):
         """Whether this profile is the machine running the tests: its checks measure here, for real."""
         return self.this_machine or self.detect
 
+    def as_data(self) -> dict[str, Any]:
+        """The profile as plain data, each backend's own options beside its common fields (as a file has them)."""
+        return _flat(self.model_dump(mode="json"))
+
     def threads_for(self, backend: str) -> int:
         support = self.backends.get(backend)
         if support and support.threads:
