@@ -13,11 +13,12 @@ from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.result import CheckResult
 from edgecheck.devices import DeviceProfile
 from edgecheck.plan import PlannedCheck
-from edgecheck.report.static import fit_lines, tflite_fit_rows, tflite_inspect_lines
+from edgecheck.report.static import fit_lines
 from edgecheck.static_checks import Shapes, StaticJudge
 from edgecheck.vendors.tflite.format import TfliteFormat
 from edgecheck.vendors.tflite.model import read_tflite
 from edgecheck.vendors.tflite.ops import TfliteGraph, classify_tflite, tflite_graph
+from edgecheck.vendors.tflite.views import tflite_fit_rows, tflite_inspect_lines
 
 
 class TfliteJudge(StaticJudge):
