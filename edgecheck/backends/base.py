@@ -166,9 +166,14 @@ class Backend(ABC):
 
 def file_suffixes(cls: type[Backend]) -> tuple[str, ...]:
     """The file suffixes of the formats a backend class runs (its own `suffixes` where it declares them so)."""
-    return cls.suffixes or tuple(suffix_text(name) for name in cls.formats)
+    return cls.suffixes or tuple(_suffix(name) for name in cls.formats)
 
 
 def read_suffixes(cls: type[Backend]) -> tuple[str, ...]:
     """The file suffixes of the formats a backend class judges without running."""
-    return tuple(suffix_text(name) for name in cls.reads)
+    return tuple(_suffix(name) for name in cls.reads)
+
+
+def _suffix(name: str) -> str:
+    """A format's suffix; one given as a suffix already (".onnx", the older declaration) stays as it is."""
+    return name if name.startswith(".") else suffix_text(name)
