@@ -18,7 +18,7 @@ from edgecheck.backends.base import Availability, Backend, file_suffixes
 from edgecheck.devices import load_profiles
 from edgecheck.errors import DeviceError, ModelError
 from edgecheck.execute import reference_backend
-from edgecheck.formats import ArtifactFormat, format_of, inspect_model, register_format, unregister_format
+from edgecheck.formats import ArtifactFormat, format_of, format_owning, inspect_model, register_format, unregister_format
 from edgecheck.model import ModelInfo, TensorInfo, file_sha256
 
 
@@ -79,6 +79,8 @@ def test_the_shipped_formats_read_their_files(tmp_path):
     flatbuffer.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(8))
     assert format_of(flatbuffer, sniff=True).name == "tflite"  # whatever its name, by its first bytes
     assert format_of(flatbuffer).name == "onnx"  # not sniffed unless asked
+    assert format_owning(flatbuffer) is None  # no format owns .bin: no fallback here
+    assert not format_of(tmp_path / "a.rknn").self_contained  # read through the build folder beside it
     assert reference_backend(tmp_path / "a.tflite") == "tflite" and reference_backend(model) == "onnxruntime"
 
 

@@ -15,7 +15,7 @@ from edgecheck.errors import EdgecheckError, ModelError
 from edgecheck.formats.base import ArtifactFormat
 from edgecheck.model import ModelInfo
 
-__all__ = ["ArtifactFormat", "format_named", "format_of", "inspect_model", "known_formats", "register_format",
+__all__ = ["ArtifactFormat", "format_named", "format_of", "format_owning", "inspect_model", "known_formats", "register_format",
            "unregister_format", "reset_formats", "suffix_text", "broken_formats"]
 
 DEFAULT = "onnx"  # a file whose suffix no format owns is read as ONNX (as before formats were plug-ins)
@@ -112,6 +112,12 @@ def _sniffed(path: Path) -> ArtifactFormat | None:
     except OSError:
         return None
     return next((f for f in _registered.values() if f.sniff(head)), None)
+
+
+def format_owning(path: Path | str) -> ArtifactFormat | None:
+    """The format whose suffix `path` has, or None (no fallback to ONNX)."""
+    _discover()
+    return _by_suffix(Path(path).suffix.lower())
 
 
 def format_of(path: Path | str, sniff: bool = False) -> ArtifactFormat:

@@ -48,6 +48,10 @@ class ArtifactFormat(ABC):
     # `module:Class` of its static judge (edgecheck.static_checks.StaticJudge): its `ops` check and its
     # latency and memory estimates. None: this format's artifacts are judged only by running them.
     judge: ClassVar[str | None] = None
+    # True where a file's facts come from the file alone; False for one read through files beside it that
+    # only edgecheck's own build writes (a compiled file and its build folder): a file given by hand is then
+    # not inspected before it runs.
+    self_contained: ClassVar[bool] = True
     # The checks its judge estimates without running ("latency", "memory"): a .rknn's build reports both.
     estimates: ClassVar[tuple[str, ...]] = ()
 

@@ -42,6 +42,7 @@ class RknnFormat(ArtifactFormat):
     suffixes = (".rknn",)
     judge = "edgecheck.vendors.rknn.judge:RknnJudge"
     estimates = ("latency", "memory")
+    self_contained = False  # read through the build folder its recipes write beside it
 
     def inspect(self, path: Path) -> ModelInfo:
         return inspect_rknn(path)
