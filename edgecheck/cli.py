@@ -81,7 +81,7 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
         print(f"edgecheck: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({name: p.model_dump(mode="json") for name, p in profiles.items()}, indent=2))
+        print(json.dumps({name: p.as_data() for name, p in profiles.items()}, indent=2))
         return 0
     rows = [("device", "compute", "memory", "power", "cpu", "backends (preferred first)")]
     for name, p in sorted(profiles.items()):
@@ -139,20 +139,41 @@ def _shapes(values: list[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _is_tflite(model: str | None) -> bool:
-    """A .tflite file by its name or, whatever its name, by the TFL3 identifier of its first bytes."""
-    if not model:
-        return False
-    path = Path(model)
-    if path.suffix.lower() == ".tflite":
-        return True
-    if not path.is_file():  # a FIFO or a device is never opened here
-        return False
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(8)[4:8] == b"TFL3"
-    except OSError:
-        return False
+def _own_reader(args: argparse.Namespace):
+    """(format, judge) of a model file the command reads through its format's judge (a .tflite, by its name
+    or, whatever its name, by its first bytes); None for a file read as an ONNX graph."""
+    if not args.model:
+        return None
+    from edgecheck.formats import format_of
+    from edgecheck.static_checks import judge_of
+
+    found = format_of(args.model, sniff=True)
+    if found.name == "onnx":
+        return None
+    judge = judge_of(found)
+    if not judge.command_views:
+        return None
+    if args.input:
+        print(f"edgecheck: --input is ignored for a {found.suffix} file: {args.model} states its own shapes",
+              file=sys.stderr)
+    return found, judge
+
+
+def _read_kinds() -> str:
+    """The files the static commands read, for messages: ".onnx or .tflite" (ONNX and each installed format
+    whose judge writes the command's views)."""
+    from edgecheck.formats import format_named, known_formats
+    from edgecheck.static_checks import judge_of
+
+    kinds = [".onnx"]
+    for name in known_formats():
+        try:
+            found = format_named(name)
+            if name != "onnx" and judge_of(found).command_views:
+                kinds.extend(found.suffixes)
+        except Exception:  # a broken format plugin is reported where a file of it is read, not in help
+            continue
+    return " or ".join(kinds)
 
 
 def _is_spec(model: str | None) -> bool:
@@ -173,15 +194,6 @@ def _is_spec(model: str | None) -> bool:
     return b"\0" not in head and re.search(rb"(?m)^edgecheck:", head) is not None  # text with the spec's key
 
 
-def _tflite(args: argparse.Namespace):
-    """The .tflite file as the plugin reads it; --input does not apply (its shapes are in the file)."""
-    from edgecheck.vendors.tflite.model import read_tflite
-
-    if args.input:
-        print(f"edgecheck: --input is ignored for a .tflite file: {args.model} states its own shapes", file=sys.stderr)
-    return read_tflite(args.model)
-
-
 def _analyse(args: argparse.Namespace):
     from edgecheck.analysis.costs import model_facts
     from edgecheck.analysis.graph import analyse
@@ -197,8 +209,8 @@ def _static(run):
 
         if _is_spec(getattr(args, "model", None)):
             command = run.__name__.lstrip("_")
-            print(f"edgecheck: {args.model} is a spec (YAML) file, not a model: `edgecheck {command}` takes an .onnx "
-                  f"or .tflite file (the one its model: path names); a spec runs with `edgecheck check "
+            print(f"edgecheck: {args.model} is a spec (YAML) file, not a model: `edgecheck {command}` takes an "
+                  f"{_read_kinds()} file (the one its model: path names); a spec runs with `edgecheck check "
                   f"{args.model}` (or pytest {args.model})", file=sys.stderr)
             return 2
         try:
@@ -236,21 +248,16 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
         return 2
     profile = profiles[args.target]
     from edgecheck.analysis.graph import analyse
-    from edgecheck.vendors.tflite.ops import classify_tflite, tflite_graph
 
-    tflite = _is_tflite(args.model)
-    if tflite:
-        _tflite(args)
-        graph = tflite_graph(Path(args.model))
-    else:
-        graph = analyse(args.model, _shapes(args.input))
+    own = _own_reader(args)
+    graph = own[1].operators(Path(args.model)) if own else analyse(args.model, _shapes(args.input))
     from edgecheck.backends import backend_reads, backend_suffixes
 
-    suffix = ".tflite" if tflite else ".onnx"
+    suffix, model_format = (own[0].suffix, own[0].name) if own else (".onnx", "onnx")
     worst, judged, foreign = 0, 0, []
     for backend in args.backend or list(profile.backends):
         try:
-            table = table_for(tables, profile, backend, args.table, "tflite" if tflite else "onnx")
+            table = table_for(tables, profile, backend, args.table, model_format)
         except CannotJudge as exc:
             formats = (*backend_suffixes(backend), *backend_reads(backend))
             if suffix not in formats:  # no table can help: the backend never takes such a file
@@ -261,7 +268,7 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
                                   "or check this file on a device with a backend that runs it")
             print(f"{args.target} / {backend}: {exc}\n")
             continue
-        report = classify_tflite(graph, table) if tflite else classify(graph, table)  # type: ignore[arg-type]
+        report = own[1].classify(graph, table) if own else classify(graph, table)  # type: ignore[arg-type]
         print(f"{args.target} / {backend}")
         print("\n".join("  " + line for line in ops_lines(report, args.all)))
         print()
@@ -280,20 +287,11 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
 
 @_static
 def _inspect(args: argparse.Namespace, extra: list[str]) -> int:
-    from edgecheck.report.static import inspect_lines, tflite_inspect_lines
+    from edgecheck.report.static import inspect_lines
 
-    if _is_tflite(args.model):
-        model = _tflite(args)
-        if args.json:
-            def tensors(found):
-                return [{"name": t.key, "tensor": t.name, "dtype": t.dtype, "shape": list(t.shape), "scale": t.scale,
-                         "zero_point": t.zero_point} for t in found]
-            print(json.dumps({"format": "tflite", "inputs": tensors(model.inputs), "outputs": tensors(model.outputs),
-                              "parameters": model.parameters, "parameter_bytes": model.parameter_bytes,
-                              "size_bytes": model.size_bytes, "subgraphs": model.subgraphs,
-                              "signatures": list(model.signatures), "op_counts": model.op_counts()}, indent=2))
-        else:
-            print("\n".join(tflite_inspect_lines(model)))
+    own = _own_reader(args)
+    if own:
+        print(own[1].inspect_text(Path(args.model), args.json))
         return 0
     graph, facts = _analyse(args)
     if args.json:
@@ -310,16 +308,13 @@ def _inspect(args: argparse.Namespace, extra: list[str]) -> int:
 def _fit(args: argparse.Namespace, extra: list[str]) -> int:
     from edgecheck.analysis.optable import load_tables
     from edgecheck.devices import load_profiles
-    from edgecheck.report.static import fit_lines, fit_rows, tflite_fit_rows
+    from edgecheck.report.static import fit_lines, fit_rows
 
     profiles = load_profiles([Path(p) for p in args.devices_dir])
     tables = load_tables([Path(p) for p in args.ops_dir])
-    if _is_tflite(args.model):
-        from edgecheck.vendors.tflite.ops import tflite_graph
-
-        model = _tflite(args)
-        print(f"{args.model}: {model.parameters / 1e6:.3g} M parameters, {len(model.ops)} operators (TFLite)")
-        print("\n".join(fit_lines(tflite_fit_rows(model, tflite_graph(Path(args.model)), profiles, tables))))
+    own = _own_reader(args)
+    if own:
+        print("\n".join(own[1].fit_lines(Path(args.model), profiles, tables, args.model) or []))
         return 0
     graph, facts = _analyse(args)
     print(f"{args.model}: {facts.parameters / 1e6:.3g} M parameters, {facts.macs / 1e9:.3g} G MACs, {facts.precision}")
@@ -379,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def analysis_parser(name: str, help: str, model_required: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("model", nargs=None if model_required else "?", help="an .onnx or .tflite file")
+        sub.add_argument("model", nargs=None if model_required else "?", help=f"an {_read_kinds()} file")
         sub.add_argument("--input", action="append", default=[], metavar="NAME=1x3x224x224",
                          help="fix an input's shape (default: dynamic dimensions taken as 1)")
         sub.add_argument("--devices-dir", action="append", default=[], help="a folder of project device profiles")

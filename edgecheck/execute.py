@@ -40,9 +40,13 @@ REFERENCE_THREADS = 1
 
 
 def reference_backend(model: Path) -> str:
-    """Where the original model runs for reference outputs: ONNX Runtime FP32 for an ONNX model; a
-    .tflite model is its own reference, on LiteRT."""
-    return "tflite" if model.suffix == ".tflite" else "onnxruntime"
+    """Where the original model runs for reference outputs: the backend its format names (ONNX Runtime
+    FP32 for an ONNX model; a .tflite model is its own reference, on LiteRT)."""
+    from edgecheck.backends.registry import reference_backend_for
+    from edgecheck.formats import DEFAULT, format_of
+
+    found = format_of(model)
+    return found.reference_backend or reference_backend_for(found.name) or reference_backend_for(DEFAULT) or ""
 Outputs = dict[str, np.ndarray]
 
 

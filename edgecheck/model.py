@@ -157,43 +157,11 @@ def inspect_onnx(path: Path | str) -> ModelInfo:
 
 
 def inspect_model(path: Path | str) -> ModelInfo:
-    """Facts of a model file by its format: a .tflite file through the TFLite reader, a .rknn by its
-    build folder, else ONNX."""
-    path = Path(path)
-    if path.suffix == ".rknn":
-        return inspect_rknn(path)
-    if path.suffix == ".tflite":
-        from edgecheck.vendors.tflite.model import inspect_tflite
+    """Facts of a model file, read by its format: `edgecheck.formats.inspect_model` (kept here for the
+    callers the formats' work package does not own; they move to edgecheck.formats, then this goes)."""
+    from edgecheck.formats import inspect_model as by_format
 
-        return inspect_tflite(path)
-    return inspect_onnx(path)
-
-
-def inspect_rknn(path: Path) -> ModelInfo:
-    """A .rknn artifact's facts: its own size and digest; inputs, outputs and parameters of the ONNX
-    model it was built from (the copy in its build folder: a .rknn file has no public format)."""
-    import dataclasses
-
-    from edgecheck.vendors.rknn.backend import build_dir, read_report
-    from edgecheck.vendors.rknn.toolkit import read_job
-
-    folder = build_dir(path)
-    try:
-        source = inspect_onnx(folder / read_job(folder)["model"])
-    except (OSError, ValueError, KeyError, TypeError, ModelError) as exc:
-        if not path.is_file():
-            raise ModelError(path, f"no such file ({exc})") from None
-        raise ModelError(path, f"edgecheck reads a .rknn through the build folder its rknn recipes write beside "
-                         f"it ({folder.name}), and that is missing or unreadable: {exc}") from None
-    report = read_report(path)
-    build = report.get("build") if isinstance(report, dict) else None
-    layers = build.get("layers", []) if isinstance(build, dict) else []
-    op_counts: dict[str, int] = {}
-    for layer in layers if isinstance(layers, list) else []:
-        kind = str(layer.get("op_type")) if isinstance(layer, dict) else "?"
-        op_counts[kind] = op_counts.get(kind, 0) + 1
-    return dataclasses.replace(source, path=path, format="rknn", size_bytes=path.stat().st_size,
-                               op_counts=dict(sorted(op_counts.items())), sha256=file_sha256([path]))
+    return by_format(path)
 
 
 def graph_parameters(graph) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgecheck.backends import backend_reads, backend_suffixes, known_backends
+from edgecheck.backends.registry import running_backends
 from edgecheck.checks.base import get_check
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
 from edgecheck.synthetic import synthetic_shape
@@ -175,14 +176,16 @@ def plan_checks(
                                    f"an entry with platform: {chip}")
         if len(planned) == before and unrunnable:  # a gate that checks nothing would pass: say why instead
             made = ", ".join(sorted(set(formats.values())))
+            runners = ", ".join(f"{name}: {', '.join(runs)}" for name, runs in running_backends().items())
             raise loaded.error(("targets", target), f"none of the backends {', '.join(used)} runs this spec's "
                                f"artifacts ({made} files), so target {target!r} would check nothing: name a "
-                               "backend that runs them (onnxruntime: .onnx, tflite: .tflite, rknn: .rknn)")
+                               f"backend that runs them ({runners})")
     return planned
 
 
 def artifact_formats(loaded: LoadedSpec) -> dict[str, str]:
-    """Each entry's artifact format (file suffix): the model's, changed by the steps that convert."""
+    """Each entry's artifact format, as the suffix its files have (backend_suffixes answers in the same
+    terms): the model's, changed by the steps that convert."""
     spec = loaded.spec
     formats = {ORIGINAL: spec.model.path.suffix}
     if spec.candidate is not None:

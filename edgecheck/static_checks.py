@@ -1,84 +1,152 @@
 """The checks that read an artifact without running it: `ops`, and latency or memory judged on an
-estimate. Each artifact format has its own authority: an ONNX graph goes against the operator table
-and the analytical cost model, a .tflite file's own operators against a TFLite table, and a .rknn
-against what Rockchip's compiler said when it built it (placement, cycles, memory).
+estimate. Each artifact format names its own authority, its static judge: an ONNX graph goes against
+the operator table and the analytical cost model (here, the core's own), other formats' judges live
+with their vendors (a .tflite file's own operators against a TFLite table; a .rknn against what the
+compiler said when it built it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 from pathlib import Path
 
 from edgecheck.analysis import static
+from edgecheck.analysis.ops import OpsReport
 from edgecheck.analysis.optable import OpTable
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency_estimate
 from edgecheck.checks.result import CheckResult
-from edgecheck.vendors.rknn.checks import judge_rknn_latency, judge_rknn_memory, judge_rknn_ops, read_build_report
+from edgecheck.devices import DeviceProfile
+from edgecheck.entrypoints import import_target
 from edgecheck.errors import CannotJudge
+from edgecheck.formats import ArtifactFormat, format_of, format_named, known_formats, broken_formats
 from edgecheck.plan import PlannedCheck
 
 Shapes = dict[str, tuple[int, ...]]
 
 
-class StaticChecks:
-    def __init__(self, analysis: static.StaticAnalysis):
-        self.static = analysis
+class StaticJudge:
+    """A format's authority on placement and cost. The defaults judge nothing: they say why not.
 
-    def ops(self, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
+    The `edgecheck` command's views of a file (`operators`, `classify`, `inspect_text`, `fit_lines`) are
+    written by the judge of a format the command reads in its own way; where they answer None, the
+    command reads the file as an ONNX graph.
+    """
+
+    command_views: ClassVar[bool] = False  # True: it writes the command's views below
+
+    def operators(self, path: Path) -> object | None:
+        """The file's operators, in the form `classify` takes (None: read it as an ONNX graph)."""
+        return None
+
+    def classify(self, operators: object, table: OpTable) -> OpsReport:
+        raise CannotJudge("this format's judge lists no operators")
+
+    def inspect_text(self, path: Path, as_json: bool) -> str | None:
+        """What `edgecheck inspect` prints for the file (None: read it as an ONNX graph)."""
+        return None
+
+    def fit_lines(self, path: Path, profiles: dict[str, DeviceProfile], tables: dict[str, OpTable],
+                  shown: str = "") -> list[str] | None:
+        """What `edgecheck fit` prints for the file, named as `shown` (None: read it as an ONNX graph)."""
+        return None
+
+    def ops(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
             authority: Callable[[], OpTable | None]) -> CheckResult:
-        """`authority()`: the installed runtime's own table where it is the device's runtime (it decides
-        over the shipped table, which is checked against it); asked only for an ONNX artifact."""
+        raise CannotJudge(f"no operator check for a {path.suffix} artifact: its format names no operator table "
+                          "(measure it on its backend)")
+
+    def estimate(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path,
+                 shapes: Callable[[], Shapes]) -> CheckResult:
+        if planned.check == "memory":
+            raise CannotJudge(f"no memory estimate for a {path.suffix} artifact: {_memory_estimates_from()}; "
+                              "measure it on the board, or use source: host")
+        raise CannotJudge(f"no latency estimate for a {path.suffix} artifact: the cost model reads ONNX graphs "
+                          "(measure it, or judge the ONNX model's estimate)")
+
+
+def _memory_estimates_from() -> str:
+    """Where a memory estimate can come from: the formats whose build reports one."""
+    suffixes = []
+    for name in known_formats():
+        if name not in broken_formats() and "memory" in format_named(name).estimates:
+            suffixes.extend(format_named(name).suffixes)
+    return "estimates come from a vendor compiler's build" + (f" ({', '.join(suffixes)})" if suffixes else "")
+
+
+class OnnxJudge(StaticJudge):
+    """An ONNX graph against the operator table (or the installed runtime's own) and the cost model."""
+
+    def ops(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
+            authority: Callable[[], OpTable | None]) -> CheckResult:
         budget = planned.budgets.ops
         assert budget is not None
-        if path.suffix == ".rknn":  # the compiler's placement, checked against the table's verdict on the source
-            report = read_build_report(path)
-            table = self.static.table_for(planned.target, planned.backend, budget.table)
-            source = self.static.classify(self.static.analysis(report.source, shapes()).graph, table)
-            return judge_rknn_ops(report, table, source.verdicts, budget)
-        if path.suffix == ".tflite":  # the converter's real operators, against a TFLite table
-            tflite = self.static.classify_tflite(path, planned.target, planned.backend, budget.table)
-            result = judge_ops(tflite, budget)
-            result.facts["measured_on"] = "nowhere: static analysis of the .tflite file's operators (no run)"
-            return result
-        analysis = self.static.analysis(path, shapes())
-        table = self.static.table_for(planned.target, planned.backend, budget.table)
-        report = self.static.classify(analysis.graph, table)
+        graph = analysis.analysis(path, shapes())
+        table = analysis.table_for(planned.target, planned.backend, budget.table)
+        report = analysis.classify(graph.graph, table)
         disagreements: list[str] = []
         runtime = None if budget.table else authority()  # a table the spec names is its choice
         if runtime is not None:
-            runtime_report = self.static.classify(analysis.graph, runtime)
+            runtime_report = analysis.classify(graph.graph, runtime)
             disagreements = static.disagreements(report, runtime_report)
             report = runtime_report
         result = judge_ops(report, budget, disagreements)
         result.notes.extend(report.notes)  # how many nodes fold away, and at which input shapes
         result.facts["ops.folded_nodes"] = str(report.folded)
         result.facts["measured_on"] = "nowhere: static analysis of the artifact against the operator table (no run)"
-        result.facts.update(self.static.fit_facts(analysis, planned.target))
-        result.warnings.extend(self.static.fit_warnings(analysis, planned.target))
+        result.facts.update(analysis.fit_facts(graph, planned.target))
+        result.warnings.extend(analysis.fit_warnings(graph, planned.target))
         return result
 
-    def estimate(self, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes]) -> CheckResult:
-        """Latency (or memory) of a device target whose spec accepts an estimate."""
-        if path.suffix == ".rknn":  # what the compiler said when it built it
-            report = read_build_report(path)
-            if planned.check == "memory":
-                return judge_rknn_memory(report, planned.budgets.memory_mb)  # type: ignore[arg-type]
-            return judge_rknn_latency(report, planned.target, planned.backend, planned.budgets.latency_ms)  # type: ignore[arg-type]
+    def estimate(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path,
+                 shapes: Callable[[], Shapes]) -> CheckResult:
         if planned.check == "memory":
-            raise CannotJudge(f"no memory estimate for a {path.suffix} artifact: estimates come from a vendor "
-                              "compiler's build (.rknn); measure it on the board, or use source: host")
+            return super().estimate(analysis, planned, path, shapes)
         budget = planned.budgets.latency_ms
         assert budget is not None
-        if path.suffix != ".onnx":
-            raise CannotJudge(f"no latency estimate for a {path.suffix} artifact: the cost model reads ONNX graphs "
-                              "(measure it, or judge the ONNX model's estimate)")
-        analysis = self.static.analysis(path, shapes())
-        estimate = self.static.estimate(analysis, planned.target, planned.backend)
+        graph = analysis.analysis(path, shapes())
+        estimate = analysis.estimate(graph, planned.target, planned.backend)
         result = judge_latency_estimate(estimate.ms, estimate.low_ms, estimate.high_ms, budget)
         result.notes.extend(estimate.notes)
         result.facts.update(estimate.facts())
         result.facts["measured_on"] = estimate.label()
-        result.facts.update(self.static.fit_facts(analysis, planned.target))
-        result.warnings.extend(self.static.fit_warnings(analysis, planned.target))
+        result.facts.update(analysis.fit_facts(graph, planned.target))
+        result.warnings.extend(analysis.fit_warnings(graph, planned.target))
         return result
+
+
+def judge_of(artifact_format: ArtifactFormat) -> StaticJudge:
+    """The format's judge; a format without one gets the default, which says why it cannot judge."""
+    if not artifact_format.judge:
+        return StaticJudge()
+    cls = import_target(artifact_format.judge)
+    if not (isinstance(cls, type) and issubclass(cls, StaticJudge)):
+        raise CannotJudge(f"format {artifact_format.name!r} names {artifact_format.judge} as its judge, "
+                          "which is not an edgecheck StaticJudge class")
+    return cls()
+
+
+class StaticChecks:
+    """The executor's door to the static checks: finds the artifact's format, asks its judge."""
+
+    def __init__(self, analysis: static.StaticAnalysis):
+        self.static = analysis
+        self._judges: dict[str, StaticJudge] = {}
+
+    def judge(self, artifact_format: ArtifactFormat) -> StaticJudge:
+        """The format's judge, made once; a format without one gets the default, which says why not."""
+        if artifact_format.name not in self._judges:
+            self._judges[artifact_format.name] = judge_of(artifact_format)
+        return self._judges[artifact_format.name]
+
+    def ops(self, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
+            authority: Callable[[], OpTable | None]) -> CheckResult:
+        """`authority()`: the installed runtime's own table where it is the device's runtime (it decides
+        over the shipped table, which is checked against it); a format's judge asks it where it applies."""
+        assert planned.budgets.ops is not None
+        return self.judge(format_of(path)).ops(self.static, planned, path, shapes, authority)
+
+    def estimate(self, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes]) -> CheckResult:
+        """Latency (or memory) of a device target whose spec accepts an estimate."""
+        return self.judge(format_of(path)).estimate(self.static, planned, path, shapes)

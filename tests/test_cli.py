@@ -45,17 +45,17 @@ def test_devices_lists_the_built_in_profiles_with_their_backends(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[0] == "device" and "backends" in lines[0]
     rows = {line.split()[0]: line for line in lines[1:]}
-    assert set(rows) == set(BUILTIN)
+    assert set(BUILTIN) <= set(rows)
     for name, backends in BUILTIN.items():
         assert rows[name].endswith(", ".join(backends)), rows[name]
     assert "6 TOPS NPU" in rows["rk3588"] and "8x aarch64" in rows["rk3588"]
-    assert [line.split()[0] for line in lines[1:]] == sorted(BUILTIN)
+    assert [line.split()[0] for line in lines[1:]] == sorted(rows)
 
 
 def test_devices_json(capsys):
     assert main(["devices", "--json"]) == 0
     profiles = json.loads(capsys.readouterr().out)
-    assert set(profiles) == set(BUILTIN)
+    assert set(BUILTIN) <= set(profiles)
     for name, backends in BUILTIN.items():
         assert profiles[name]["name"] == name
         assert list(profiles[name]["backends"]) == backends
@@ -68,7 +68,7 @@ def test_devices_with_a_project_folder(tmp_path, capsys):
         "name: rk3588-2core\nextends: rk3588\nbackends:\n  onnxruntime: {precisions: [fp32], threads: 2}\n")
     assert main(["devices", "--devices-dir", str(tmp_path), "--json"]) == 0
     profiles = json.loads(capsys.readouterr().out)
-    assert set(profiles) == {*BUILTIN, "rk3588-2core"}
+    assert {*BUILTIN, "rk3588-2core"} <= set(profiles)
     assert profiles["rk3588-2core"]["compute"]["unit"] == "NPU"
     # extends overrides only the fields it gives: onnxruntime's entry changes, rknn stays
     assert list(profiles["rk3588-2core"]["backends"]) == ["rknn", "onnxruntime"]

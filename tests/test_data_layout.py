@@ -141,7 +141,7 @@ def test_layout_reaches_calibration_feeds_through_the_prepared_file(tmp_path):
     """Recipes read calibration through data.calibration_feeds, without the spec: the prepared
     file carries the batch axes and fixed values; feeds split along each input's own batch axis."""
     from edgecheck.data import calibration_feeds, prepare_calibration
-    from edgecheck.model import inspect_model
+    from edgecheck.formats import inspect_model
     from edgecheck.spec.loader import load_spec_text
 
     make_recurrent(tmp_path / "vad.onnx", batch="N")
@@ -170,7 +170,7 @@ def test_layout_reaches_calibration_feeds_through_the_prepared_file(tmp_path):
 def test_synthetic_inputs_follow_the_batch_axis_and_fixed_values(tmp_path):
     from edgecheck.data import first_sample
     from edgecheck.data import synthetic_set
-    from edgecheck.model import inspect_model
+    from edgecheck.formats import inspect_model
     from edgecheck.spec.loader import load_spec_text
 
     make_recurrent(tmp_path / "vad.onnx", batch="N")
@@ -200,7 +200,7 @@ def test_layout_fields_are_checked_when_the_spec_loads(tmp_path, fields, message
 
 def test_a_fixed_value_that_does_not_fit_the_input_is_a_spec_error(tmp_path):
     from edgecheck.errors import SpecError
-    from edgecheck.model import inspect_model
+    from edgecheck.formats import inspect_model
     from edgecheck.plan import validate_against_model
     from edgecheck.spec.loader import load_spec_text
 

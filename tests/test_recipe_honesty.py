@@ -30,7 +30,8 @@ from onnx import TensorProto, helper, numpy_helper
 from edgecheck.compress import Artifact, RecipeContext, RecipeNotApplicable, get_recipe, register_recipe, \
     unregister_recipe
 from edgecheck.errors import ModelError, RecipeError
-from edgecheck.model import inspect_model, load_onnx
+from edgecheck.formats import inspect_model
+from edgecheck.model import load_onnx
 
 _folders = itertools.count()
 

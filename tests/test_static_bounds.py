@@ -161,7 +161,7 @@ def test_a_count_field_beyond_the_file_is_refused_naming_the_list(tmp_path):
 def test_the_cli_and_the_plugins_reader_refuse_the_shared_table_file_in_one_line(tmp_path, capsys):
     pytest.importorskip("ai_edge_litert")
     from edgecheck.cli import main
-    from edgecheck.model import inspect_model
+    from edgecheck.formats import inspect_model
 
     path = tmp_path / "shared.tflite"
     shared_tables_tflite(path)

@@ -22,6 +22,7 @@ pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-l
 ENV = find_env("onnx2tf")
 pytestmark = pytest.mark.skipif(ENV is None, reason=unavailable_reason("onnx2tf") or "")
 COMPRESS = Path(__file__).resolve().parents[1] / "edgecheck" / "compress"
+TFLITE_VENDOR = COMPRESS.parent / "vendors" / "tflite"
 
 
 def conv_model(path: Path, custom_op: bool = False) -> Path:
@@ -123,7 +124,7 @@ def test_the_converter_is_refused_the_network_when_it_tries_to_download_calibrat
                                                     "mode": "int8-static-int8-io"}))
     environ = run_env_env(ENV)
     environ["PYTHONPATH"] = str(COMPRESS / "offline")
-    ran = subprocess.run([str(ENV.python), str(COMPRESS / "onnx2tf_driver.py"), str(tmp_path / "job.json"),
+    ran = subprocess.run([str(ENV.python), str(TFLITE_VENDOR / "onnx2tf_driver.py"), str(tmp_path / "job.json"),
                           str(tmp_path / "result.json")], cwd=tmp_path, env=environ, capture_output=True, text=True,
                          timeout=HANG_GUARD_S)
     result = json.loads((tmp_path / "result.json").read_text())

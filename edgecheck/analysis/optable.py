@@ -12,10 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from edgecheck.devices import read_named_mapping
 from edgecheck.errors import DeviceError
+from edgecheck.formats import known_formats
 from edgecheck.strict import StrictModel
 
 Status = Literal["supported", "fallback", "unsupported"]
@@ -82,9 +83,10 @@ class OpTable(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     title: str
     backend: str
-    format: Literal["onnx", "tflite"] = Field("onnx", description="The model format whose operators it keys: ONNX "
-                                              "op types, or TFLite builtin names and custom:<code>.")
+    format: str = Field("onnx", description="The artifact format whose operators it keys, by name (an installed "
+                        "format: ONNX op types, or e.g. TFLite builtin names and custom:<code>).")
     devices: list[str] = Field(default_factory=list, description="Devices it speaks for; empty: any.")
+
     version: str = Field(description="The version of the source this table reflects.")
     source: str = Field(description="Where the rules come from: document, release, section.")
     url: str | None = None
@@ -93,6 +95,13 @@ class OpTable(StrictModel):
                                   "on this backend, added to every such breach's reason.")
     ops: dict[str, OpRule]
     file: Path | None = Field(None, exclude=True)
+
+    @field_validator("format")
+    @classmethod
+    def _installed_format(cls, value: str) -> str:
+        if value not in known_formats():
+            raise ValueError(f"no artifact format named {value!r} is installed (installed: {', '.join(known_formats())})")
+        return value
 
     def rule(self, key: str) -> OpRule | None:
         return self.ops.get(key)

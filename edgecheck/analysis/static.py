@@ -86,12 +86,6 @@ class StaticAnalysis:
                   model_format: str = "onnx") -> OpTable:
         return table_for(self.tables(), device, backend, name, model_format)
 
-    def classify_tflite(self, path: Path, device: DeviceProfile, backend: str, name: str | None = None) -> OpsReport:
-        """A .tflite file's operators against the TFLite table for the device and backend."""
-        from edgecheck.vendors.tflite.ops import classify_tflite, tflite_graph
-
-        return classify_tflite(tflite_graph(path), self.table_for(device, backend, name, "tflite"))
-
     @staticmethod
     def classify(graph: AnalysedGraph, table: OpTable) -> OpsReport:
         return classify(graph, table)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from edgecheck.errors import BackendError
+from edgecheck.formats import suffix_text
 
 if TYPE_CHECKING:
     from edgecheck.analysis.optable import OpTable
@@ -99,10 +100,22 @@ class Backend(ABC):
     """A runtime that runs artifacts (ONNX Runtime, LiteRT, TensorRT, RKNN, ...)."""
 
     name: ClassVar[str]
-    suffixes: ClassVar[tuple[str, ...]] = (".onnx",)
-    # Formats judged without running (the ops table, the latency cost model), beside those it runs:
-    # rknn runs .rknn files, and its table and cost model read the ONNX graph a .rknn would be built from.
+    # The artifact formats it runs, by name (edgecheck.formats): "onnx", "tflite", ...
+    formats: ClassVar[tuple[str, ...]] = ("onnx",)
+    # Formats judged without running (the ops table, the latency cost model), beside those it runs: a
+    # backend of compiled artifacts may have its table and cost model read the ONNX graph they are built from.
     reads: ClassVar[tuple[str, ...]] = ()
+    # The formats whose reference outputs it gives when the spec's model is in one of them (ONNX Runtime
+    # FP32 for ONNX): the outputs every artifact made from the model is compared with. Not inherited: a
+    # subclass serving another device is not the reference unless it says so itself.
+    reference_for: ClassVar[tuple[str, ...]] = ()
+    # The older declaration, by file suffix (".onnx"): honoured where a backend sets it instead of `formats`
+    # (a format no plugin declares); every suffix-derived answer then comes from it.
+    suffixes: ClassVar[tuple[str, ...]] = ()
+    # `module:Class` of the model of its own options in a device profile (under backends: {name: {...}}),
+    # a subclass of edgecheck.devices.BackendOptions; None: it takes none but the common `platform`. Named,
+    # not imported, so that a worker that imports backends never imports pydantic.
+    profile_options: ClassVar[str | None] = None
     # True if the same artifact, runtime version, thread count and inputs always give the same outputs:
     # then outputs are cached by content and a rerun with nothing changed does not run the model again.
     deterministic: ClassVar[bool] = False
@@ -117,9 +130,10 @@ class Backend(ABC):
     def load(self, artifact: Path, options: RunOptions = RunOptions()) -> Runner:
         """Load `artifact`; a failure names the backend, the file and the runtime's message."""
         artifact = Path(artifact)
-        if artifact.suffix not in self.suffixes:
+        runs = file_suffixes(type(self))
+        if artifact.suffix not in runs:
             raise BackendError(self.name, artifact, "loading",
-                               f"{self.name} runs {', '.join(self.suffixes)} files, not {artifact.suffix or 'this file'}")
+                               f"{self.name} runs {', '.join(runs)} files, not {artifact.suffix or 'this file'}")
         try:
             return self._load_impl(artifact, options)
         except (BackendError, MemoryError):  # out of memory is the worker's to report, with its limit
@@ -148,3 +162,18 @@ class Backend(ABC):
         """The Python that runs this backend's worker: the session's own by default; a toolkit whose
         pins clash with edgecheck's returns its own environment's interpreter."""
         return sys.executable
+
+
+def file_suffixes(cls: type[Backend]) -> tuple[str, ...]:
+    """The file suffixes of the formats a backend class runs (its own `suffixes` where it declares them so)."""
+    return cls.suffixes or tuple(_suffix(name) for name in cls.formats)
+
+
+def read_suffixes(cls: type[Backend]) -> tuple[str, ...]:
+    """The file suffixes of the formats a backend class judges without running."""
+    return tuple(_suffix(name) for name in cls.reads)
+
+
+def _suffix(name: str) -> str:
+    """A format's suffix; one given as a suffix already (".onnx", the older declaration) stays as it is."""
+    return name if name.startswith(".") else suffix_text(name)

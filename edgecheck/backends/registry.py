@@ -7,10 +7,12 @@ as a crash of the session.
 
 from __future__ import annotations
 
-from edgecheck.backends.base import Availability, Backend
+from edgecheck.backends.base import Availability, Backend, file_suffixes, read_suffixes
 from edgecheck.entrypoints import BACKENDS as ENTRY_POINT_GROUP
 from edgecheck.entrypoints import load_group
 from edgecheck.errors import BackendUnavailable
+from edgecheck.formats import DEFAULT as DEFAULT_FORMAT
+from edgecheck.formats import suffix_text
 
 _registered: dict[str, type[Backend]] = {}
 _broken: dict[str, str] = {}
@@ -21,18 +23,28 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
     """Add a backend class by hand (tests, or a conftest.py); usable as a decorator."""
     _registered[cls.name] = cls
     _broken.pop(cls.name, None)
+    from edgecheck.devices import register_profile_options  # (pydantic: never at a worker's import)
+
+    register_profile_options(cls.name, cls.profile_options)
     return cls
 
 
 def unregister_backend(name: str) -> None:
     _registered.pop(name, None)
     _broken.pop(name, None)
+    from edgecheck.devices import unregister_profile_options
+
+    unregister_profile_options(name)
 
 
 def reset_registry() -> None:
     """Forget hand-registered backends and rediscover entry points on next use (end of a session),
     so one pytest session's conftest backends never leak into the next in the same process."""
     global _discovered
+    from edgecheck.devices import unregister_profile_options
+
+    for name in list(_registered):
+        unregister_profile_options(name)
     _registered.clear()
     _broken.clear()
     _discovered = False
@@ -62,18 +74,34 @@ def known_backends() -> list[str]:
 
 
 def backend_suffixes(name: str) -> tuple[str, ...]:
-    """The model formats a backend runs, without starting it; ONNX for one not installed here (its
-    items then skip with the reason)."""
+    """The file suffixes of the formats a backend runs, without starting it; ONNX's for one not installed
+    here (its items then skip with the reason)."""
     _discover()
     cls = _registered.get(name)
-    return cls.suffixes if cls is not None else (".onnx",)
+    return file_suffixes(cls) if cls is not None else (suffix_text(DEFAULT_FORMAT),)
 
 
 def backend_reads(name: str) -> tuple[str, ...]:
-    """The formats a backend's operator table and cost model judge without running (rknn: ONNX)."""
+    """The file suffixes of the formats a backend's operator table and cost model judge without running
+    (a compiled format's backend: ONNX)."""
     _discover()
     cls = _registered.get(name)
-    return cls.reads if cls is not None else ()
+    return read_suffixes(cls) if cls is not None else ()
+
+
+def reference_backend_for(format_name: str) -> str | None:
+    """The installed backend that gives reference outputs for models of a format (first by name where
+    several say so); None where none does. Only a class's own declaration counts: a plugin that subclasses
+    the reference runtime to serve its device does not become the reference."""
+    _discover()
+    return next((name for name, cls in sorted(_registered.items())
+                 if format_name in vars(cls).get("reference_for", ())), None)
+
+
+def running_backends() -> dict[str, tuple[str, ...]]:
+    """Each installed backend's run suffixes, for messages that say which backend runs what."""
+    _discover()
+    return {name: file_suffixes(cls) for name, cls in sorted(_registered.items())}
 
 
 def get_backend(name: str) -> Backend:

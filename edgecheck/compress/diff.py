@@ -53,7 +53,8 @@ class ModelFacts:
     size_bytes: int
     weights: WeightFacts
     ops: Counter
-    float16_behind_dequantize: int = 0  # .tflite: float16 constants a DEQUANTIZE turns into float32
+    float16_behind_dequantize: int = 0  # float16 constants a DEQUANTIZE turns into float32 (a .tflite's)
+    knows_weights: bool = True  # False: a format that cannot list its constants (a compiled file): size alone
 
 
 def _bytes(count: int) -> str:
@@ -64,12 +65,22 @@ def _bytes(count: int) -> str:
 
 
 def model_facts(path: Path) -> ModelFacts:
-    """The facts of an .onnx or .tflite file; other formats (.rknn) give their size alone."""
+    """The facts of an .onnx file, or of a file whose format lists its constants (a .tflite); other
+    formats (a compiled file) give their size alone."""
+    from edgecheck.formats import format_of
+
     if path.suffix == ".onnx":
         return _onnx_facts(path)
-    if path.suffix == ".tflite":
-        return _tflite_facts(path)
-    return ModelFacts(path.suffix.lstrip(".") or "?", path.stat().st_size, WeightFacts(), Counter())
+    found = format_of(path)
+    listed = found.weights(path) if found.name != "onnx" else None
+    if listed is None:
+        return ModelFacts(path.suffix.lstrip(".") or "?", path.stat().st_size, WeightFacts(), Counter(),
+                          knows_weights=False)
+    weights = WeightFacts()
+    for constant in listed.constants:
+        weights.add_digest(constant.dtype, constant.shape, constant.sha256, constant.nbytes)
+    behind = sum(constant.behind_dequantize for constant in listed.constants)
+    return ModelFacts(found.name, listed.size_bytes, weights, Counter(listed.op_counts), behind)
 
 
 def _onnx_facts(path: Path) -> ModelFacts:
@@ -115,17 +126,6 @@ def _onnx_facts(path: Path) -> ModelFacts:
     return ModelFacts("onnx", size, weights, ops)
 
 
-def _tflite_facts(path: Path) -> ModelFacts:
-    from edgecheck.vendors.tflite.model import read_tflite
-
-    parsed = read_tflite(path)  # bounds and names every fault of the file
-    weights = WeightFacts()
-    for constant in parsed.constants:
-        weights.add_digest(constant.dtype, constant.shape, constant.sha256, constant.nbytes)
-    behind = sum(constant.behind_dequantize for constant in parsed.constants)
-    return ModelFacts("tflite", parsed.size_bytes, weights, Counter(parsed.op_counts()), behind)
-
-
 def _ops_delta(before: Counter, after: Counter) -> str:
     added = [f"+{op} {after[op] - before[op]}" for op in sorted(after) if after[op] > before[op]]
     removed = [f"-{op} {before[op] - after[op]}" for op in sorted(before) if before[op] > after[op]]
@@ -139,7 +139,7 @@ def _quantizing(op: str) -> bool:
 def _unchanged(recipe: str, source: ModelFacts, artifact: ModelFacts) -> bool:
     """Same weights (types and values) and the same operators; for a quantizer, same weights and no
     quantizing operator added (ONNX Runtime's splits an excluded Gemm into MatMul + Add, say)."""
-    if source.format != artifact.format or source.format not in ("onnx", "tflite"):
+    if source.format != artifact.format or not source.knows_weights:
         return False
     if source.weights.contents != artifact.weights.contents:
         return False

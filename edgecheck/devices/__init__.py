@@ -13,8 +13,9 @@ import platform
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SerializeAsAny, ValidationError
 
+from edgecheck.entrypoints import BACKENDS, import_target, load_group
 from edgecheck.errors import DeviceError, SpecError
 from edgecheck.spec.loader import read_yaml_file
 from edgecheck.strict import StrictModel
@@ -25,29 +26,25 @@ MAX_DATA_BYTES = 4_000_000  # an operator table of every ONNX operator with its 
 MAX_EXTENDS = 32  # profiles in one `extends` chain
 
 
-class _Strict(StrictModel):
-    """Unknown fields refused, values immutable, booleans never taken for numbers."""
-
-
-class Compute(_Strict):
+class Compute(StrictModel):
     tops: float | None = Field(None, gt=0, description="Peak throughput in TOPS as the vendor quotes it.")
     unit: Literal["CPU", "GPU", "NPU", "TPU", "DSP"]
 
 
-class Cpu(_Strict):
+class Cpu(StrictModel):
     arch: str | None = None
     cores: int | None = Field(None, ge=1)
     model: str | None = None
 
 
-class Accelerator(_Strict):
+class Accelerator(StrictModel):
     kind: Literal["gpu", "npu", "tpu", "dla", "dsp"]
     name: str
     tops: float | None = Field(None, gt=0)
     precisions: list[Precision] = Field(default_factory=list)
 
 
-class CalibrationPoint(_Strict):
+class CalibrationPoint(StrictModel):
     """A published latency the cost model was fitted to (architectures: benchmarks/architectures.py)."""
 
     model: str
@@ -56,7 +53,7 @@ class CalibrationPoint(_Strict):
     source: str
 
 
-class CostModel(_Strict):
+class CostModel(StrictModel):
     """An analytical latency model for one backend and precision on a device: each node takes the
     longer of its arithmetic at the effective throughput and its bytes at the effective bandwidth,
     plus a fixed per-node overhead. The efficiencies come from fitting published figures (`points`);
@@ -73,49 +70,38 @@ class CostModel(_Strict):
     calibration: str = Field(description="What the efficiencies were fitted on, or why there is no fit.")
     points: list[CalibrationPoint] = Field(default_factory=list)
     runs_as: Precision | None = Field(None, description="The precision the backend actually computes in, when "
-                                      "it converts (rknn runs float32 models in float16).")
+                                      "it converts (a backend that runs float32 models in float16).")
 
     @property
     def calibrated(self) -> bool:
         return bool(self.points)
 
 
-class CompilerPoint(_Strict):
-    """A published latency beside the cycle total the vendor's compiler gives the same architecture."""
+class BackendOptions(StrictModel):
+    """A backend's own options in a device profile, beside the fields every backend has. A vendor whose
+    backend takes more subclasses this (its Backend's `profile_options`), as recipes model their parameters."""
 
-    model: str
-    input: list[int]
-    published_ms: float = Field(gt=0)
-    cycles: int = Field(gt=0, description="The compiler's total cycles for the architecture (its build log).")
-    source: str
+    platform: str | None = Field(None, description="The vendor toolkit's name for this chip (its target platform): "
+                                 "artifacts built for another platform do not run here.")
 
 
-class CompilerEstimate(_Strict):
-    """Latency from a vendor compiler's own cycle estimate (rknn-toolkit2's per-layer table): total
-    cycles at the NPU clock, times a factor fitted on published figures."""
-
-    clock_ghz: float = Field(gt=0, description="The NPU clock the cycles are counted at.")
-    scale: float = Field(gt=0, description="Published time over cycles/clock, fitted on the points.")
-    error_factor: float = Field(ge=1, description="The stated error: the true figure within [est/f, est*f].")
-    calibration: str
-    points: list[CompilerPoint] = Field(min_length=1, description="What the scale was fitted on; a model below "
-                                        "the smallest is judged on a lower bound only.")
-
-
-class BackendSupport(_Strict):
+class BackendSupport(StrictModel):
     precisions: list[Precision]
-    platform: str | None = Field(None, description="The vendor toolkit's name for this chip (rknn's "
-                                 "target_platform): artifacts built for another platform do not run here.")
-    compiler_estimate: CompilerEstimate | None = Field(None, description="Latency from the vendor compiler's "
-                                                       "cycle estimate, for artifacts whose build reports one.")
     threads: int | None = Field(None, ge=1, description="CPU threads, so runs on the host are comparable.")
     ops: str | None = Field(None, description="The operator table for this backend on this device (default: "
                             "the table for this backend that names the device, else the backend's general one).")
     estimate: dict[Precision, CostModel] = Field(default_factory=dict, description="Latency cost models by the "
                                                  "artifact's precision.")
+    options: SerializeAsAny[BackendOptions] = Field(default_factory=BackendOptions, description="The backend's own options, "
+                                    "written beside these fields and read by its own model (Backend.profile_options).")
+
+    @property
+    def platform(self) -> str | None:
+        """The chip the backend's artifacts must be built for, where its options name one."""
+        return self.options.platform
 
 
-class DeviceProfile(_Strict):
+class DeviceProfile(StrictModel):
     """What a target device is and which backends serve it, in order of preference."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -128,14 +114,98 @@ class DeviceProfile(_Strict):
     backends: dict[str, BackendSupport] = Field(min_length=1)
     params_m: tuple[float, float] | None = Field(None, description="Model size it suits, millions of parameters.")
     detect: bool = Field(False, description="Fill CPU and memory from the machine running the tests.")
+    this_machine: bool = Field(False, description="The profile describes the machine running the tests (its "
+                               "figures are measured here, not on a board); a detected profile is so too.")
     source: str = Field("", description="Where the figures come from.")
     file: Path | None = Field(None, exclude=True)
+
+    @property
+    def is_host(self) -> bool:
+        """Whether this profile is the machine running the tests: its checks measure here, for real."""
+        return self.this_machine or self.detect
+
+    def as_data(self) -> dict[str, Any]:
+        """The profile as plain data, each backend's own options beside its common fields (as a file has them)."""
+        return _flat(self.model_dump(mode="json"))
 
     def threads_for(self, backend: str) -> int:
         support = self.backends.get(backend)
         if support and support.threads:
             return support.threads
         return self.cpu.cores or 1
+
+
+_hand_options: dict[str, type[BackendOptions] | None] = {}
+
+
+def _options_class(backend: str, target: str) -> type[BackendOptions]:
+    """The class a backend's `profile_options` names; a `DeviceError` saying whose it is if it is not one."""
+    try:
+        model = import_target(target)
+    except Exception as exc:
+        raise DeviceError(f"backend {backend!r}: its profile options {target} failed to import: "
+                          f"{type(exc).__name__}: {exc}") from None
+    if not (isinstance(model, type) and issubclass(model, BackendOptions)):
+        raise DeviceError(f"backend {backend!r}: its profile options {target} is not an edgecheck.devices.BackendOptions "
+                          "class")
+    return model
+_found_options: dict[str, type[BackendOptions]] | None = None
+
+
+def register_profile_options(backend: str, model: str | None) -> None:
+    """The options model (`module:Class`) of a backend registered by hand (edgecheck.backends.register_backend
+    calls this)."""
+    _hand_options[backend] = _options_class(backend, model) if model else None
+
+
+def unregister_profile_options(backend: str) -> None:
+    _hand_options.pop(backend, None)
+
+
+def profile_options_model(backend: str) -> type[BackendOptions]:
+    """The model that reads a backend's own options in a profile: its class's `profile_options`, found
+    through the backends' entry points without starting them; the common one for any other backend."""
+    global _found_options
+    if backend in _hand_options:
+        return _hand_options[backend] or BackendOptions
+    if _found_options is None:
+        _found_options = {}
+        for loaded in load_group(BACKENDS):  # a broken plugin is reported when its backend is asked for
+            target = getattr(loaded.value, "profile_options", None)
+            if isinstance(target, str) and target:
+                _found_options[loaded.name] = _options_class(loaded.name, target)
+    return _found_options.get(backend, BackendOptions)
+
+
+_COMMON = frozenset(BackendSupport.model_fields) - {"options"}
+
+
+def _with_options(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The profile with each backend's own options (the keys beside the common ones) read by its model."""
+    backends = data.get("backends")
+    if not isinstance(backends, dict):
+        return data
+    read = {}
+    for name, fields in backends.items():
+        if not isinstance(fields, dict) or "options" in fields:
+            read[name] = fields
+            continue
+        own = {key: value for key, value in fields.items() if key not in _COMMON}
+        try:
+            options = profile_options_model(str(name)).model_validate(own)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            field = ".".join(str(p) for p in ("backends", name, *first["loc"]))
+            raise DeviceError(f"{path}: {field}: {first['msg']}") from None
+        read[name] = {**{k: v for k, v in fields.items() if k in _COMMON}, "options": options}
+    return {**data, "backends": read}
+
+
+def _flat(dumped: dict[str, Any]) -> dict[str, Any]:
+    """A dumped profile with each backend's options back beside its common fields, as a file writes them."""
+    backends = dumped.get("backends") or {}
+    return {**dumped, "backends": {name: {**{k: v for k, v in fields.items() if k != "options"},
+                                          **fields.get("options", {})} for name, fields in backends.items()}}
 
 
 def _host_facts() -> dict[str, Any]:
@@ -208,10 +278,11 @@ def _build(name: str, raw: dict[str, tuple[dict[str, Any], Path]], chain: tuple[
         if parent not in raw or parent in chain:
             why = "a cycle" if parent in chain else f"no profile named {parent!r}"
             raise DeviceError(f"{path}: extends: {why} (known: {', '.join(sorted(raw))})")
-        base = _build(parent, raw, (*chain, name)).model_dump(exclude={"file"})
-        data = _merge({**base, "detect": False}, data)
+        base = _flat(_build(parent, raw, (*chain, name)).model_dump(exclude={"file"}))
+        data = _merge({**base, "detect": False, "this_machine": False}, data)
     if data.get("detect"):
         data = _merge(data, _host_facts())
+    data = _with_options(data, path)
     try:
         return DeviceProfile.model_validate({**data, "file": path})
     except ValidationError as exc:

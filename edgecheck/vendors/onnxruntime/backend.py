@@ -35,7 +35,8 @@ class OnnxRuntimeRunner(Runner):
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    suffixes = (".onnx",)
+    formats = ("onnx",)
+    reference_for = ("onnx",)  # the reference outputs of a .onnx model
     deterministic = True  # CPU provider, sequential execution, a fixed thread count
 
     def availability(self) -> Availability:

@@ -144,8 +144,9 @@ class RknnRunner(Runner):
 
 class RknnBackend(Backend):
     name = "rknn"
-    suffixes = (".rknn",)
-    reads = (".onnx",)  # ONNX artifacts: the rknn table and the rk3588 cost model judge the graph (no toolkit)
+    formats = ("rknn",)
+    reads = ("onnx",)  # ONNX artifacts: the rknn table and the rk3588 cost model judge the graph (no toolkit)
+    profile_options = "edgecheck.vendors.rknn.profile:RknnOptions"  # platform, compiler_estimate
     deterministic = True  # the same build on the same simulator gives the same outputs
     measures_time = False  # the simulator's time and memory are not the NPU's
 

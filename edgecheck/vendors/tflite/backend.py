@@ -220,7 +220,8 @@ class TfliteBackend(Backend):
     """LiteRT on the CPU, with its default XNNPACK delegate."""
 
     name = "tflite"
-    suffixes = (".tflite",)
+    formats = ("tflite",)
+    reference_for = ("tflite",)  # the reference outputs of a .tflite model
     deterministic = False
 
     def availability(self) -> Availability:

@@ -1,0 +1,147 @@
+"""Artifact formats by name and by suffix: whatever the `edgecheck.formats` entry points add (the core's
+ONNX and the vendors' formats among them), plus formats registered by hand (tests, a conftest.py).
+
+Discovery happens on first use, as for backends; a plugin that fails to import is reported by name
+in the error of the file it could have read, never as a crash of the session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecheck.entrypoints import FORMATS as ENTRY_POINT_GROUP
+from edgecheck.entrypoints import load_group
+from edgecheck.errors import EdgecheckError, ModelError
+from edgecheck.formats.base import ArtifactFormat
+from edgecheck.model import ModelInfo
+
+__all__ = ["ArtifactFormat", "format_named", "format_of", "format_owning", "inspect_model", "known_formats", "register_format",
+           "unregister_format", "reset_formats", "suffix_text", "broken_formats"]
+
+DEFAULT = "onnx"  # a file whose suffix no format owns is read as ONNX (as before formats were plug-ins)
+
+_registered: dict[str, ArtifactFormat] = {}
+_broken: dict[str, str] = {}
+_discovered = False
+
+
+class UnknownFormat(EdgecheckError):
+    """A format name that no installed format answers to."""
+
+
+def register_format(cls: type[ArtifactFormat]) -> type[ArtifactFormat]:
+    """Add a format class by hand (tests, or a conftest.py); usable as a decorator."""
+    _registered[cls.name] = cls()
+    _broken.pop(cls.name, None)
+    return cls
+
+
+def unregister_format(name: str) -> None:
+    _registered.pop(name, None)
+    _broken.pop(name, None)
+
+
+def reset_formats() -> None:
+    """Forget hand-registered formats and rediscover entry points on next use."""
+    global _discovered
+    _registered.clear()
+    _broken.clear()
+    _discovered = False
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for loaded in load_group(ENTRY_POINT_GROUP):
+        if loaded.name in _registered:
+            continue
+        if loaded.error:
+            _broken[loaded.name] = loaded.error
+        elif not (isinstance(loaded.value, type) and issubclass(loaded.value, ArtifactFormat)):
+            _broken[loaded.name] = f"{loaded.target} is not an edgecheck ArtifactFormat class"
+        else:
+            try:
+                _registered[loaded.name] = loaded.value()
+            except Exception as exc:  # a third-party constructor must not take the session down
+                _broken[loaded.name] = f"its format class failed to start: {type(exc).__name__}: {exc}"
+
+
+def known_formats() -> list[str]:
+    """Names of the installed formats, broken ones included."""
+    _discover()
+    return sorted(set(_registered) | set(_broken))
+
+
+def broken_formats() -> dict[str, str]:
+    """Format plugins that could not be loaded, by name, with why."""
+    _discover()
+    return dict(_broken)
+
+
+def format_named(name: str) -> ArtifactFormat:
+    """The format called `name`, or `UnknownFormat` saying which exist (and which failed to load)."""
+    _discover()
+    if name in _registered:
+        return _registered[name]
+    if name in _broken:
+        raise UnknownFormat(f"artifact format {name!r} cannot be used: {_broken[name]}")
+    raise UnknownFormat(f"no artifact format named {name!r} is installed (installed: {', '.join(known_formats())}; "
+                        f"a plugin adds one through the {ENTRY_POINT_GROUP!r} entry point group)")
+
+
+def suffix_text(name: str) -> str:
+    """The suffix a format's files are written with (".onnx"): its plugin's, else "." and its name (a
+    process where the format's plugin is not installed, such as a worker in a toolkit's own environment)."""
+    _discover()
+    found = _registered.get(name)
+    return found.suffix if found is not None else f".{name}"
+
+
+def _by_suffix(suffix: str) -> ArtifactFormat | None:
+    return next((f for f in _registered.values() if suffix in f.suffixes), None)
+
+
+def _sniffed(path: Path) -> ArtifactFormat | None:
+    if not path.is_file():  # a FIFO or a device is never opened here
+        return None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return None
+    return next((f for f in _registered.values() if f.sniff(head)), None)
+
+
+def format_owning(path: Path | str) -> ArtifactFormat | None:
+    """The format whose suffix `path` has, or None (no fallback to ONNX)."""
+    _discover()
+    return _by_suffix(Path(path).suffix.lower())
+
+
+def format_of(path: Path | str, sniff: bool = False) -> ArtifactFormat:
+    """The format that reads `path`: by its suffix, else (with `sniff`) by its first bytes, else ONNX. A
+    suffix no format owns while a format plugin is broken is a `ModelError` naming the broken plugin."""
+    _discover()
+    path = Path(path)
+    found = _by_suffix(path.suffix.lower()) or (_sniffed(path) if sniff else None)
+    if found is not None:
+        return found
+    if _broken:
+        broken = "; ".join(f"{name}: {why}" for name, why in sorted(_broken.items()))
+        raise ModelError(path, f"no installed artifact format reads {path.suffix or 'this'} files, and a format "
+                         f"plugin that might failed to load ({broken})")
+    return format_named(DEFAULT)
+
+
+def inspect_model(path: Path | str) -> ModelInfo:
+    """Facts of a model file, read by its format (a .tflite through the TFLite reader, a .rknn through its
+    build folder, an .onnx with its external data)."""
+    path = Path(path)
+    return format_of(path).inspect(path)
+
+
+def runs_format(formats: tuple[str, ...], path: Path | str) -> bool:
+    """Whether a backend that runs `formats` runs the file at `path`."""
+    return format_of(path).name in formats
