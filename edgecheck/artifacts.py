@@ -18,7 +18,8 @@ import edgecheck
 from edgecheck.cache import ArtifactCache, content_key, tool_versions
 from edgecheck.compress import (ORIGINAL, Artifact, Recipe, RecipeContext, RecipeNotApplicable, get_recipe,
                                 tool_message)
-from edgecheck.model import file_sha256, inspect_model
+from edgecheck.formats import inspect_model
+from edgecheck.model import file_sha256
 from edgecheck.errors import RecipeError
 from edgecheck.spec import RecipeStep
 from edgecheck.spec.schema import CANDIDATE

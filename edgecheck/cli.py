@@ -33,7 +33,7 @@ def _check(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _recipes(args: argparse.Namespace, extra: list[str]) -> int:
     from edgecheck.compress import get_recipe, known_recipes
-    from edgecheck.report.table import format_table
+    from edgecheck.textable import format_table
 
     rows = [("recipe", "parameter", "default", "meaning")]
     for name in known_recipes():
@@ -89,7 +89,7 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
         rows.append((name, compute, f"{p.memory_gb:g} GB" if p.memory_gb else "-",
                      f"{p.power_w:g} W" if p.power_w else "-",
                      f"{p.cpu.cores or '?'}x {p.cpu.arch or '?'}", ", ".join(p.backends)))
-    from edgecheck.report.table import format_table
+    from edgecheck.textable import format_table
 
     print("\n".join(format_table(rows)))
     return 0
@@ -99,7 +99,7 @@ def _env(args: argparse.Namespace, extra: list[str]) -> int:
     """`env list`, `env create NAME`, `env path NAME`: a bad definition or a failed create is exit 1."""
     from edgecheck.envs import create_env, env_definition, env_status, known_envs
     from edgecheck.errors import EnvError
-    from edgecheck.report.table import format_table
+    from edgecheck.textable import format_table
 
     try:
         if args.action == "create":
@@ -228,8 +228,8 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
     from edgecheck.analysis.static import table_for
     from edgecheck.devices import load_profiles
     from edgecheck.errors import CannotJudge
-    from edgecheck.report.static import ops_lines
-    from edgecheck.report.table import format_table
+    from edgecheck.analysis.views import ops_lines
+    from edgecheck.textable import format_table
 
     tables = load_tables([Path(p) for p in args.ops_dir])
     if args.tables:
@@ -287,7 +287,7 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
 
 @_static
 def _inspect(args: argparse.Namespace, extra: list[str]) -> int:
-    from edgecheck.report.static import inspect_lines
+    from edgecheck.analysis.views import inspect_lines
 
     own = _own_reader(args)
     if own:
@@ -308,7 +308,7 @@ def _inspect(args: argparse.Namespace, extra: list[str]) -> int:
 def _fit(args: argparse.Namespace, extra: list[str]) -> int:
     from edgecheck.analysis.optable import load_tables
     from edgecheck.devices import load_profiles
-    from edgecheck.report.static import fit_lines, fit_rows
+    from edgecheck.analysis.views import fit_lines, fit_rows
 
     profiles = load_profiles([Path(p) for p in args.devices_dir])
     tables = load_tables([Path(p) for p in args.ops_dir])

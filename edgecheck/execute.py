@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.backends import Backend, check_available
-from edgecheck.checks.base import Check, get_check, target_is_host
+from edgecheck.checks.base import Check, get_check
 from edgecheck.checks.result import CheckResult
 from edgecheck.artifacts import MadeArtifact, make_artifact
 from edgecheck.cache import ArtifactCache, content_key
@@ -29,7 +29,8 @@ from edgecheck.data import (InputSet, evaluation_set, has_fixed_batch, layout_of
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.analysis import static
-from edgecheck.model import ModelInfo, inspect_model
+from edgecheck.formats import inspect_model
+from edgecheck.model import ModelInfo
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec, RecipeStep
 from edgecheck.spec.schema import CANDIDATE
@@ -240,7 +241,7 @@ class Executor:
 
     def _runtime_table(self, planned: PlannedCheck):
         """The runtime's own operator table where it is the device's runtime: the host's installed one."""
-        if not target_is_host(planned.target):
+        if not planned.target.is_host:
             return None
         try:
             return self.backend(planned.backend).op_table()
@@ -250,7 +251,7 @@ class Executor:
     @staticmethod
     def _measured_here(planned: PlannedCheck, source: str) -> bool:
         """A figure for this target may come from this host: it is the host, or the spec accepts a stand-in."""
-        return target_is_host(planned.target) or source == "host"
+        return planned.target.is_host or source == "host"
 
     def where_measured(self, planned: PlannedCheck) -> str:
         """Where a timing run's figure for this check comes from; `CannotJudge` for a device we cannot
@@ -266,7 +267,7 @@ class Executor:
             raise CannotJudge(f"cannot judge {target.name} {planned.check} with {planned.backend} here: it runs on a "
                               f"simulator, whose {planned.check} says nothing of a device's; use source: estimate "
                               "for the compiler's estimate")
-        if target_is_host(target):
+        if target.is_host:
             return "host"
         if budget is not None and self._measured_here(planned, getattr(budget, "source", "device")):
             return f"host, as a stand-in for {target.name} (the spec's source: host)"
@@ -324,7 +325,7 @@ class Executor:
         governor = cpu_governor()
         if governor:
             facts["env.governor"] = governor
-        if check.device_dependent and not target_is_host(planned.target):
+        if check.device_dependent and not planned.target.is_host:
             simulated = "runs_on" in versions and check.uses_outputs  # a file's size is the file's anywhere
             where = f"on {versions['runs_on']}" if simulated else f"on this host with {planned.backend}"
             facts["note"] = f"measured {where}, not on a {planned.target.name} board"

@@ -156,14 +156,6 @@ def inspect_onnx(path: Path | str) -> ModelInfo:
     )
 
 
-def inspect_model(path: Path | str) -> ModelInfo:
-    """Facts of a model file, read by its format: `edgecheck.formats.inspect_model` (kept here for the
-    callers the formats' work package does not own; they move to edgecheck.formats, then this goes)."""
-    from edgecheck.formats import inspect_model as by_format
-
-    return by_format(path)
-
-
 def graph_parameters(graph) -> int:
     """Elements of a graph's constant tensors: its initializers and the tensors its Constant nodes
     hold (Paddle exports keep weights there), in subgraphs too."""

@@ -232,9 +232,9 @@ def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:
             except RecipeError as exc:
                 raise loaded.error(where, str(exc)) from None
             given = _format_before(loaded, entry.steps[:number])
-            if given not in recipe.takes:
+            if not recipe.accepts(given):
                 after = f" (after {' -> '.join(str(s) for s in entry.steps[:number])})" if number else ""
-                raise loaded.error(where, f"recipe {recipe.name!r} takes {', '.join(recipe.takes)} models, and its "
+                raise loaded.error(where, f"recipe {recipe.name!r} takes {', '.join(recipe.takes_suffixes())} models, and its "
                                    f"input here is a {given} model{after}")
         if [s.recipe for s in entry.steps] != [ORIGINAL]:
             entries.append((entry.name, str(entry)))

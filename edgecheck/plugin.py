@@ -292,7 +292,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         setattr(report, RECORD_ATTRIBUTE, make_record(
             spec=_state(item.config).relative(planned.spec.path), spec_name=planned.spec.name,
             target=planned.target.name, backend=planned.backend, recipe=planned.recipe, check=planned.check,
-            target_is_host=planned.target.name == "host" or bool(planned.target.detect),
+            target_is_host=planned.target.is_host,
             outcome=report.outcome, reason=reason_of(report),
             result=getattr(item, "check_result", None) if report.when == "call" else None))
     return report
@@ -398,7 +398,7 @@ def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
         import numpy as np
 
         from edgecheck.data import InputSet
-        from edgecheck.model import inspect_model
+        from edgecheck.formats import format_owning, inspect_model
 
         try:
             found = state.executor.backend(backend)
@@ -407,7 +407,8 @@ def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
                 pytest.fail(str(exc), pytrace=False)
             pytest.skip(str(exc))
         path = request.config.rootpath / model  # relative paths start at the rootdir, as in spec runs
-        if path.suffix in (".onnx", ".tflite"):
+        owner = format_owning(path)
+        if owner is not None and owner.self_contained:
             inspect_model(path)  # a broken or hostile file is a ModelError naming it, before any runtime sees it
         # in a worker process, like every run of a spec: a runtime that crashes fails this test only
         inputs = InputSet(({name: np.asarray(value) for name, value in feed.items()},), "edge_run")

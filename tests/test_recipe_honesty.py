@@ -440,7 +440,7 @@ def test_a_third_party_recipe_whose_artifact_is_refused_fails_with_the_runtimes_
 
 
 def test_constants_and_initializers_of_subgraphs_are_parameters_and_fold_there_too(tmp_path):
-    from edgecheck.compress.constants import fold_weight_constants
+    from edgecheck.analysis.constants import fold_weight_constants
 
     branch = helper.make_graph(
         [helper.make_node("Constant", [], ["k"], value=numpy_helper.from_array(np.ones((8, 4), np.float32)), name="k"),

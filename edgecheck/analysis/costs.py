@@ -275,7 +275,7 @@ def model_facts(graph: AnalysedGraph) -> ModelFacts:
         for name in node.outputs:
             producers[name] = kind
         costs.append(node_cost(node, graph, kind, fixed))
-    from edgecheck.compress.constants import constant_tensor
+    from edgecheck.analysis.constants import constant_tensor
     from edgecheck.model import graph_parameters
 
     initializers = list(graph.model.graph.initializer)

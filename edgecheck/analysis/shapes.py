@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.errors import ModelError
-from edgecheck.worker.protocol import die_with_parent, proc_status_kb
+from edgecheck.processes import die_with_parent, proc_status_kb
 
 MEMORY_ENV = "EDGECHECK_ANALYSIS_MEMORY_MB"
 TIMEOUT_ENV = "EDGECHECK_ANALYSIS_TIMEOUT_S"

@@ -60,11 +60,6 @@ class CheckContext(Protocol):
     def static_estimate(self, planned: Any, artifact: Path) -> CheckResult: ...
 
 
-def target_is_host(target: Any) -> bool:
-    """The target is this machine: its figures are measured here, never stand-ins."""
-    return bool(getattr(target, "is_host", False)) or target.name == "host" or bool(getattr(target, "detect", False))
-
-
 class Check(ABC):
     """A check kind. Subclasses set the class attributes and write `run`; the rest has defaults."""
 
@@ -132,5 +127,5 @@ def get_check(name: str) -> Check:
     return get_check_class(name)()
 
 
-__all__ = ["BudgetField", "Check", "CheckContext", "target_is_host", "broken_checks", "check_kinds", "check_names", "get_check",
+__all__ = ["BudgetField", "Check", "CheckContext", "broken_checks", "check_kinds", "check_names", "get_check",
            "register_check", "registry_version", "reset_checks", "unregister_check"]

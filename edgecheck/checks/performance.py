@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from edgecheck.checks.base import BudgetField, Check, CheckContext, target_is_host
+from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement
 from edgecheck.measure.stats import LatencyStats, required_samples
 from edgecheck.spec.performance import (PERCENTILES, LatencyBudget, LatencyOverride, MemoryBudget, MemoryOverride)
@@ -103,7 +103,7 @@ class _PerformanceCheck(Check):
 
     def is_static(self, budgets: Any, target: Any) -> bool:
         budget = self._budget(budgets)
-        return budget is not None and budget.source == "estimate" and not target_is_host(target)
+        return budget is not None and budget.source == "estimate" and not target.is_host
 
     def run(self, planned: Any, context: CheckContext) -> CheckResult:
         if self.is_static(planned.budgets, planned.target):

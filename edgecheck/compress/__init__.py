@@ -87,8 +87,8 @@ ApplyFunction = Callable[[Path, Any, RecipeContext], Artifact]
 class Recipe:
     """A registered recipe. `tools` are the distributions whose versions change its output (they go
     into the cache key with `version`, which a recipe bumps when its own code changes its output).
-    `takes` are the model formats (file suffixes) it accepts; `makes` the one it writes (None: the
-    format it was given)."""
+    `takes` are the artifact formats it accepts, by name ("onnx"; "*" for any); `makes` the one it writes
+    (None: the format it was given). A suffix (".onnx") is taken for its format, as before formats had names."""
 
     name: str
     apply: ApplyFunction
@@ -97,7 +97,7 @@ class Recipe:
     tools: tuple[str, ...] = ()
     uses_calibration: bool = False
     version: int = 1
-    takes: tuple[str, ...] = (".onnx",)
+    takes: tuple[str, ...] = ("onnx",)
     makes: str | None = None
     sources: tuple[Path, ...] = ()  # code besides its module that decides its output (cache key)
     calibration_optional: bool = False  # reads data.calibration when the spec has it (shapes), runs without
@@ -113,8 +113,16 @@ class Recipe:
 
         return verify_artifact(self.name, source, artifact)
 
+    def takes_suffixes(self) -> tuple[str, ...]:
+        """The file suffixes of the formats it takes (declared by format name, or by suffix as before)."""
+        return tuple(_suffix(f) for f in self.takes)
+
+    def accepts(self, suffix: str) -> bool:
+        return ANY_FORMAT in self.takes or suffix in self.takes_suffixes()
+
     def output_format(self, given: str) -> str:
-        return self.makes or given
+        """The suffix of what it writes from a `given` suffix."""
+        return _suffix(self.makes) if self.makes else given
 
     def parse_params(self, raw: dict[str, Any] | None) -> RecipeParams:
         """Validated parameters; a `RecipeError` lists what is wrong and the parameters that exist."""
@@ -131,6 +139,18 @@ class Recipe:
             raise RecipeError(f"recipe {self.name!r}: " + "; ".join(problems)) from None
 
 
+ANY_FORMAT = "*"  # a recipe that takes a model in any format (`none`)
+
+
+def _suffix(name: str) -> str:
+    """A format by name ('tflite') as its files' suffix ('.tflite'); a suffix stays one."""
+    if name.startswith("."):
+        return name
+    from edgecheck.formats import suffix_text
+
+    return suffix_text(name)
+
+
 _recipes: dict[str, Recipe] = {}
 
 
@@ -142,7 +162,7 @@ def register_recipe(
     tools: tuple[str, ...] = (),
     uses_calibration: bool = False,
     version: int = 1,
-    takes: tuple[str, ...] = (".onnx",),
+    takes: tuple[str, ...] = ("onnx",),
     makes: str | None = None,
     sources: tuple[Path, ...] = (),
     calibration_optional: bool = False,
@@ -248,7 +268,7 @@ def save_model(model: Any, path: Path) -> Path:
 
 
 @register_recipe(ORIGINAL, summary="the model itself, unchanged: the baseline every recipe is compared with",
-                 takes=(".onnx", ".tflite"))
+                 takes=(ANY_FORMAT,))
 def keep_original(model: Path, params: NoParams, context: RecipeContext) -> Artifact:
     return Artifact(path=model, recipe=ORIGINAL, notes={"did": "nothing (the model as given)"})
 

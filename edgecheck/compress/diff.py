@@ -87,7 +87,7 @@ def _onnx_facts(path: Path) -> ModelFacts:
     import onnx
     from onnx import helper, numpy_helper
 
-    from edgecheck.compress.constants import constant_tensor
+    from edgecheck.analysis.constants import constant_tensor
     from edgecheck.model import _check_external_data, _external_files
 
     model = onnx.load(str(path), load_external_data=False)

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 
 from edgecheck.compress import (Artifact, RecipeContext, RecipeNotApplicable, RecipeParams, artifact_path,
                                 load_model_for_editing, register_recipe, save_model)
-from edgecheck.compress.constants import fold_weight_constants, folded_note
+from edgecheck.analysis.constants import fold_weight_constants, folded_note
 from edgecheck.errors import EdgecheckError, RecipeError
 
 DEFAULT_ENERGY = 0.9

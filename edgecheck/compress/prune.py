@@ -21,7 +21,7 @@ from pydantic import Field
 
 from edgecheck.compress import (Artifact, RecipeContext, RecipeNotApplicable, RecipeParams, artifact_path,
                                 load_model_for_editing, register_recipe, save_model)
-from edgecheck.compress.constants import fold_weight_constants, folded_note
+from edgecheck.analysis.constants import fold_weight_constants, folded_note
 from edgecheck.errors import RecipeError
 
 UNARY_CHANNEL_PRESERVING = frozenset({

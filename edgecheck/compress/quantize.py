@@ -117,7 +117,7 @@ def _prepare(model_path: Path, params: Int8DynamicParams, folder: Path, recipe: 
     initializers (the quantizer sees only those), and the opset upgraded where per-channel needs it."""
     import onnx
 
-    from edgecheck.compress.constants import fold_weight_constants, folded_note
+    from edgecheck.analysis.constants import fold_weight_constants, folded_note
 
     model = load_model_for_editing(model_path)
     notes: dict[str, str] = {}

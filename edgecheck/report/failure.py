@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgecheck.checks.result import CheckResult, fmt
 from edgecheck.plan import PlannedCheck
-from edgecheck.report.table import format_table
+from edgecheck.textable import format_table
 
 
 _LABELS = {"pass": "ok", "fail": "BREACH", "inconclusive": "INCONCLUSIVE"}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgecheck.report.properties import xml_safe
-from edgecheck.report.table import format_table
+from edgecheck.textable import format_table
 from edgecheck.results import record_result
 
 WORKER_OUTPUT = "\n--- last lines the worker printed ---"

@@ -24,10 +24,6 @@ from typing import Any
 
 import numpy as np
 
-# analysis/shapes.py (package A's) still imports these two from here; once it imports them from
-# edgecheck.processes (the lead's merge of issue 15), this line goes.
-from edgecheck.processes import die_with_parent, proc_status_kb  # noqa: F401
-
 PROTOCOL_VERSION = 1
 Feed = Mapping[str, np.ndarray]
 

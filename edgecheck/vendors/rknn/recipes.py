@@ -221,14 +221,14 @@ _HERE = Path(__file__).resolve().parent
 _SOURCES = (_HERE / "toolkit.py", _HERE / "build_log.py")
 
 
-@register_recipe("rknn-fp16", RknnFloatParams, tools=_TOOLS, makes=RKNN, sources=_SOURCES, uses_calibration=True,
+@register_recipe("rknn-fp16", RknnFloatParams, tools=_TOOLS, makes="rknn", sources=_SOURCES, uses_calibration=True,
                  calibration_optional=True,
                  summary="ONNX to a float16 .rknn for a Rockchip NPU (rknn-toolkit2; rk3588 unless platform says)")
 def build_rknn_fp16(model: Path, params: RknnFloatParams, context: RecipeContext) -> Artifact:
     return build_rknn(model, "rknn-fp16", params, context, quantize=False)
 
 
-@register_recipe("rknn-int8", RknnInt8Params, tools=_TOOLS, makes=RKNN, sources=_SOURCES, uses_calibration=True,
+@register_recipe("rknn-int8", RknnInt8Params, tools=_TOOLS, makes="rknn", sources=_SOURCES, uses_calibration=True,
                  summary="ONNX to an INT8 .rknn calibrated on data.calibration (rknn-toolkit2; algorithm, per_channel)")
 def build_rknn_int8(model: Path, params: RknnInt8Params, context: RecipeContext) -> Artifact:
     return build_rknn(model, "rknn-int8", params, context, quantize=True)

@@ -13,7 +13,7 @@ from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.result import CheckResult
 from edgecheck.devices import DeviceProfile
 from edgecheck.plan import PlannedCheck
-from edgecheck.report.static import fit_lines
+from edgecheck.analysis.views import fit_lines
 from edgecheck.static_checks import Shapes, StaticJudge
 from edgecheck.vendors.tflite.format import TfliteFormat
 from edgecheck.vendors.tflite.model import read_tflite

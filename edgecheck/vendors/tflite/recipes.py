@@ -368,21 +368,21 @@ _SOURCES = (_HERE / "onnx2tf_driver.py", _HERE / "onnx2tf_options.py", OFFLINE_G
 
 
 @register_recipe("tflite-fp32", TfliteConvertParams, summary="ONNX to a float32 .tflite (onnx2tf; NHWC inputs)",
-                 tools=_TOOLS, makes=TFLITE, sources=_SOURCES, uses_calibration=True,
+                 tools=_TOOLS, makes="tflite", sources=_SOURCES, uses_calibration=True,
                  calibration_optional=True)
 def convert_tflite_fp32(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
     return _onnx2tf(model, "tflite-fp32", "fp32", context, params)
 
 
-@register_recipe("tflite-fp16", TfliteConvertParams, tools=_TOOLS, makes=TFLITE, sources=_SOURCES,
+@register_recipe("tflite-fp16", TfliteConvertParams, tools=_TOOLS, makes="tflite", sources=_SOURCES,
                  uses_calibration=True, calibration_optional=True,
                  summary="ONNX to a .tflite with float16 weights, computed in float32 (onnx2tf)")
 def convert_tflite_fp16(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
     return _onnx2tf(model, "tflite-fp16", "fp16", context, params)
 
 
-@register_recipe("tflite-int8-dynamic", TfliteConvertParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE, sources=_SOURCES,
-                 takes=(".onnx", TFLITE), uses_calibration=True, calibration_optional=True,
+@register_recipe("tflite-int8-dynamic", TfliteConvertParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes="tflite", sources=_SOURCES,
+                 takes=("onnx", "tflite"), uses_calibration=True, calibration_optional=True,
                  summary="int8 weights, float activations: ONNX through onnx2tf, or a float .tflite through ai-edge-quantizer")
 def quantize_tflite_int8_dynamic(model: Path, params: TfliteConvertParams, context: RecipeContext) -> Artifact:
     if model.suffix == TFLITE:
@@ -390,8 +390,8 @@ def quantize_tflite_int8_dynamic(model: Path, params: TfliteConvertParams, conte
     return _onnx2tf(model, "tflite-int8-dynamic", "int8-dynamic", context, params)
 
 
-@register_recipe("tflite-int8-static", TfliteStaticParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes=TFLITE, sources=_SOURCES,
-                 takes=(".onnx", TFLITE), uses_calibration=True,
+@register_recipe("tflite-int8-static", TfliteStaticParams, tools=(*_TOOLS, "ai-edge-quantizer"), makes="tflite", sources=_SOURCES,
+                 takes=("onnx", "tflite"), uses_calibration=True,
                  summary="full INT8 calibrated on data.calibration: ONNX through onnx2tf, or a float .tflite "
                          "through ai-edge-quantizer")
 def quantize_tflite_int8_static(model: Path, params: TfliteStaticParams, context: RecipeContext) -> Artifact:

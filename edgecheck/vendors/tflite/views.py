@@ -7,8 +7,8 @@ from edgecheck.analysis.optable import OpTable
 from edgecheck.analysis.static import table_for
 from edgecheck.devices import DeviceProfile
 from edgecheck.errors import CannotJudge
-from edgecheck.report.static import DeviceFit
-from edgecheck.report.table import format_table
+from edgecheck.analysis.views import DeviceFit
+from edgecheck.textable import format_table
 from edgecheck.vendors.tflite.model import TfliteModel
 from edgecheck.vendors.tflite.ops import TfliteGraph, classify_tflite
 

@@ -11,11 +11,9 @@ from edgecheck.analysis.graph import AnalysedGraph
 from edgecheck.analysis.ops import OpsReport, classify
 from edgecheck.analysis.optable import OpTable
 from edgecheck.analysis.static import fit_warning, table_for
-from edgecheck.vendors.tflite.ops import TfliteGraph, classify_tflite
 from edgecheck.devices import DeviceProfile
 from edgecheck.errors import CannotJudge
-from edgecheck.report.table import format_table
-from edgecheck.vendors.tflite.model import TfliteModel
+from edgecheck.textable import format_table
 
 
 def _si(value: float, unit: str = "") -> str:
@@ -107,7 +105,7 @@ def fit_rows(graph: AnalysedGraph, facts: ModelFacts, profiles: dict[str, Device
     everywhere first, then by estimated latency, then by memory headroom."""
     fits = []
     for name, profile in sorted(profiles.items()):
-        if name == "host" or profile.detect:
+        if profile.is_host:
             continue
         backends = [b for b, s in profile.backends.items() if facts.precision in s.estimate] or list(profile.backends)
         backend = backends[0]
@@ -146,43 +144,3 @@ def fit_lines(fits: list[DeviceFit]) -> list[str]:
         if fit.warning:
             lines.append(f"warning: {fit.warning}")
     return lines
-
-
-def tflite_inspect_lines(model: TfliteModel) -> list[str]:
-    """A .tflite file's signature, parameters and operators, as `inspect` prints an ONNX model's."""
-    lines = [f"model: {model.path} (TFLite schema {model.version}, {model.subgraphs} subgraphs)"]
-    if model.signature:
-        lines.append(f"  signature: {model.signature} (inputs and outputs named by its keys)")
-    for kind, tensors in (("input", model.inputs), ("output", model.outputs)):
-        for tensor in tensors:
-            shape = "[" + ", ".join("?" if d is None else str(d) for d in tensor.shape) + "]"
-            quant = f" (scale {tensor.scale:g}, zero point {tensor.zero_point})" if tensor.quantized else ""
-            named = f" (tensor {tensor.name!r})" if tensor.name != tensor.key else ""
-            lines.append(f"  {kind} {tensor.key}: {tensor.dtype} {shape}{quant}{named}")
-    rows = [("parameters", f"{model.parameters:,} ({_mib(model.parameter_bytes)})"),
-            ("file size", _mib(model.size_bytes)),
-            ("operators", f"{len(model.ops)}: " + ", ".join(f"{k} {v}" for k, v in model.op_counts().items()))]
-    lines += format_table(rows, indent="  ")
-    lines.append("  note: MACs, bytes moved and the activation peak are computed for ONNX graphs only")
-    return lines
-
-
-def tflite_fit_rows(model: TfliteModel, graph: TfliteGraph, profiles: dict[str, DeviceProfile],
-                    tables: dict[str, OpTable]) -> list[DeviceFit]:
-    """Each device on a backend that reads .tflite files: operator compatibility and the memory the
-    weights leave; no latency estimate (the cost model reads ONNX graphs)."""
-    fits = []
-    for name, profile in sorted(profiles.items()):
-        if name == "host" or profile.detect:
-            continue
-        backends = [b for b in profile.backends if b == "tflite"] or list(profile.backends)
-        backend = backends[0]
-        headroom = 1 - model.parameter_bytes / (profile.memory_gb * 2**30) if profile.memory_gb else None
-        try:
-            counts = classify_tflite(graph, table_for(tables, profile, backend, model_format="tflite")).counts()
-            unsupported, fallback = counts["unsupported"], counts["fallback"]
-        except CannotJudge:
-            unsupported = fallback = None
-        fits.append(DeviceFit(name, backend, None, "none (the cost model reads ONNX graphs; measure the .tflite)",
-                              headroom, unsupported, fallback, None))
-    return sorted(fits, key=DeviceFit.rank_key)
