@@ -63,12 +63,14 @@ def _code_digest(apply: object, sources: tuple[Path, ...] = ()) -> str:
     """SHA-256 of the source that makes an artifact (the recipe's module, the registry, the data
     loading, and the other files the recipe names: a converter's driver), so an edited recipe never
     reuses what an older version built, whatever the version says."""
+    import edgecheck.analysis.constants
     import edgecheck.compress
     import edgecheck.data
 
     compress = Path(inspect.getfile(edgecheck.compress)).parent
     files = {inspect.getfile(apply), inspect.getfile(edgecheck.compress), inspect.getfile(edgecheck.data),  # type: ignore[arg-type]
-             *(str(compress / name) for name in ("verify.py", "diff.py", "constants.py")),  # every step's check
+             *(str(compress / name) for name in ("verify.py", "diff.py")),  # every step's check
+             inspect.getfile(edgecheck.analysis.constants),
              *map(str, sources)}
     return file_sha256([Path(f) for f in sorted(files)])
 
