@@ -323,9 +323,13 @@ def _fit(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _schema(args: argparse.Namespace, extra: list[str]) -> int:
-    from edgecheck.spec import json_schema
+    if args.results:
+        from edgecheck.results import RESULTS_SCHEMA as schema
+    else:
+        from edgecheck.spec import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+        schema = json_schema()
+    print(json.dumps(schema, indent=2))
     return 0
 
 
@@ -369,7 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     env_create.add_argument("--python", help="the interpreter to make the venv with (default: this one)")
     env_path = env_actions.add_parser("path", help="print the environment's interpreter (exit 1 if not ready)")
     env_path.add_argument("name")
-    schema = commands.add_parser("schema", help="print the JSON Schema of spec files")
+    schema = commands.add_parser("schema", help="print the JSON Schema of spec files (every installed check "
+                                 "kind's budgets)")
+    schema.add_argument("--results", action="store_true",
+                        help="print the JSON Schema of the --edge-results document instead")
     schema.set_defaults(run=_schema)
 
     def analysis_parser(name: str, help: str, model_required: bool = True) -> argparse.ArgumentParser:

@@ -385,8 +385,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture
 def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
-    """`edge_run(model, feed, backend="onnxruntime", threads=1)` → outputs by name; a relative
-    `model` path starts at the rootdir.
+    """`edge_run(model, feed, backend=None, threads=1)` → outputs by name; a relative `model` path starts
+    at the rootdir; without a backend, the one whose outputs are the reference for the model's format
+    (ONNX Runtime for an .onnx file).
 
     Skips (or fails under --edge-strict) when the backend cannot run here.
     """
@@ -394,19 +395,20 @@ def edge_run(request: pytest.FixtureRequest) -> Callable[..., dict[str, Any]]:
 
     state = _state(request.config)
 
-    def run(model: str | Path, feed: dict[str, Any], backend: str = "onnxruntime", threads: int = 1) -> dict[str, Any]:
+    def run(model: str | Path, feed: dict[str, Any], backend: str | None = None, threads: int = 1) -> dict[str, Any]:
         import numpy as np
 
         from edgecheck.data import InputSet
+        from edgecheck.execute import reference_backend
         from edgecheck.formats import format_owning, inspect_model
 
+        path = request.config.rootpath / model  # relative paths start at the rootdir, as in spec runs
         try:
-            found = state.executor.backend(backend)
+            found = state.executor.backend(backend or reference_backend(path))
         except BackendUnavailable as exc:
             if state.strict:
                 pytest.fail(str(exc), pytrace=False)
             pytest.skip(str(exc))
-        path = request.config.rootpath / model  # relative paths start at the rootdir, as in spec runs
         owner = format_owning(path)
         if owner is not None and owner.self_contained:
             inspect_model(path)  # a broken or hostile file is a ModelError naming it, before any runtime sees it

@@ -183,3 +183,15 @@ def test_suggest_reads_the_sample_count_from_its_own_fact():
     counted = variant(INT8_ACCURACY, inputs="custom loader", inputs__samples="540")
     assert entry(suggest_budgets([counted]), "int8-static") == {"accuracy_drop": 1.54}  # as from '(540 of 540 samples)'
     assert entry(suggest_budgets([variant(counted, inputs__samples="0")]), "int8-static") == {"accuracy_drop": 0.51}
+
+
+def test_the_command_prints_the_results_schema():
+    import json
+    import subprocess
+    import sys
+
+    from edgecheck.results import RESULTS_SCHEMA
+
+    out = subprocess.run([sys.executable, "-m", "edgecheck", "schema", "--results"], capture_output=True, text=True,
+                         check=True).stdout
+    assert json.loads(out) == json.loads(json.dumps(RESULTS_SCHEMA))

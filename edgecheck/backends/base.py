@@ -153,6 +153,11 @@ class Backend(ABC):
         kernel registry): the authority over the shipped table for this machine."""
         return None
 
+    def arithmetic_note(self) -> str:
+        """How it computes a reduced-precision graph where that is not what a device would do (a note beside
+        outputs identical to the reference's); '' when it has nothing to say."""
+        return ""
+
     def diagnose(self, artifact: Path) -> list[str]:
         """Lines that say where an artifact's outputs go wrong (a toolkit's per-layer error), added to a
         failing parity or accuracy check's notes; none by default."""

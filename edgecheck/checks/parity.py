@@ -230,17 +230,18 @@ def judge_parity(outputs: list[OutputParity], budget: ParityBudget, synthetic: b
 
 
 def identical_bits_note(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray], samples: int,
-                        backend: str) -> str | None:
+                        backend: str, arithmetic: str = "") -> str | None:
     """A note for an artifact its recipe changed whose outputs equal the reference's bit for bit:
     the runtime here did the reference's arithmetic, so parity says nothing of the reduced precision
-    a device would compute in. A note only: the outputs did agree."""
+    a device would compute in. A note only: the outputs did agree. `arithmetic`: how the backend computes a
+    reduced-precision graph, where it says (Backend.arithmetic_note)."""
     if not reference or set(reference) != set(candidate):
         return None
     for name, ref in reference.items():
         out = candidate[name]
         if ref.dtype != out.dtype or ref.shape != out.shape or ref.tobytes() != out.tobytes():
             return None
-    how = (" (ONNX Runtime's CPU runs a float16 graph by casting it to float32)" if backend == "onnxruntime" else "")
+    how = f" ({arithmetic})" if arithmetic else ""
     return (f"the artifact's outputs are identical bit for bit to the reference's on all {samples} parity samples, "
             f"though its recipe changed the model: {backend} here computed it in the reference's arithmetic{how}, "
             "so this parity exercised none of the reduced precision; a device that computes in float16 (or "
@@ -289,7 +290,8 @@ class ParityCheck(Check):
         result.facts["inputs"] = inputs.source
         result.facts["inputs.samples"] = str(inputs.sample_count)
         if context.model_info(artifact.path).sha256 != model.sha256:
-            same = identical_bits_note(reference, candidate, inputs.sample_count, planned.backend)
+            same = identical_bits_note(reference, candidate, inputs.sample_count, planned.backend,
+                                       context.backend(planned.backend).arithmetic_note())
             if same is not None:
                 result.notes.append(same)
         result.facts["outputs"] = outputs_origin(cached)

@@ -2,9 +2,9 @@
 
 A recipe is a named entry in a registry with a pydantic model of its parameters, so a spec's
 `compress:` entries are validated (unknown recipe, unknown or mistyped parameter) when the spec is
-collected, and a third party can add one with `register_recipe`. Shipped: `none` (the model itself),
-`tflite-fp32`, `tflite-fp16`, `tflite-int8-dynamic`, `tflite-int8-static` (edgecheck/compress/tflite.py),
-`rknn-fp16`, `rknn-int8` (edgecheck/compress/rknn.py), `fp16`, `int8-dynamic`,
+collected. A module of recipes registers them with `register_recipe` when imported; the modules come
+through the `edgecheck.recipes` entry point group (the vendors' own: edgecheck/vendors/tflite/recipes.py,
+edgecheck/vendors/rknn/recipes.py). Here: `none` (the model itself), `fp16`, `int8-dynamic`,
 `int8-static`, `prune` and `lowrank`. A chain applies steps in order, each
 to the previous step's artifact (edgecheck/artifacts.py). Recipes know nothing of caching: they write into the
 folder they are given, and the cache (edgecheck.cache) decides whether they run at all.

@@ -68,6 +68,9 @@ class OnnxRuntimeBackend(Backend):
             self._op_table = table_from_onnxruntime()
         return self._op_table
 
+    def arithmetic_note(self) -> str:
+        return "ONNX Runtime's CPU runs a float16 graph by casting it to float32"
+
     def facts(self) -> dict[str, str]:
         import onnxruntime
 
