@@ -440,3 +440,20 @@ def test_a_run_in_which_no_check_ran_saves_no_baseline(pytester, spec_project, s
     spec_project(_spec(f"latency_ms: {{p50: 1000, samples: 64, {FAST}}}"))
     pytester.runpytest("specs", *selection, "--edge-save-baseline", "main")
     assert not (pytester.path / ".edgecheck" / "baselines" / "main.json").exists()
+
+
+def test_a_worker_loads_an_artifact_without_reading_the_format_registry(tmp_path):
+    """A memory figure is the load's own: the registry's entry point scan (about 1.4 MiB) must not happen
+    inside the measured load, so the session hands the worker the suffixes its backend runs."""
+    import subprocess
+    import sys
+
+    from conftest import make_classifier
+
+    make_classifier(tmp_path / "clf.onnx")
+    code = ("import sys\nimport edgecheck.worker.main\n"
+            "from edgecheck.vendors.onnxruntime.backend import OnnxRuntimeBackend\n"
+            f"OnnxRuntimeBackend().load({str(tmp_path / 'clf.onnx')!r}, suffixes=('.onnx',)).close()\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('edgecheck.formats', 'edgecheck.model'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

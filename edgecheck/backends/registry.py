@@ -11,8 +11,6 @@ from edgecheck.backends.base import Availability, Backend, file_suffixes, read_s
 from edgecheck.entrypoints import BACKENDS as ENTRY_POINT_GROUP
 from edgecheck.entrypoints import load_group
 from edgecheck.errors import BackendUnavailable
-from edgecheck.formats import DEFAULT as DEFAULT_FORMAT
-from edgecheck.formats import suffix_text
 
 _registered: dict[str, type[Backend]] = {}
 _broken: dict[str, str] = {}
@@ -78,7 +76,11 @@ def backend_suffixes(name: str) -> tuple[str, ...]:
     here (its items then skip with the reason)."""
     _discover()
     cls = _registered.get(name)
-    return file_suffixes(cls) if cls is not None else (suffix_text(DEFAULT_FORMAT),)
+    if cls is not None:
+        return file_suffixes(cls)
+    from edgecheck.formats import DEFAULT, suffix_text  # the registry of formats: never in a worker
+
+    return (suffix_text(DEFAULT),)
 
 
 def backend_reads(name: str) -> tuple[str, ...]:

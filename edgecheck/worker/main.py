@@ -178,7 +178,8 @@ class Worker:
 
         options = RunOptions(threads=int(command.get("threads", 1)), extra=dict(command.get("extra", {})))
         self.phase("loading")
-        return backend.load(Path(command["artifact"]), options)
+        suffixes = command.get("suffixes")
+        return backend.load(Path(command["artifact"]), options, tuple(suffixes) if suffixes is not None else None)
 
     def compress(self, command: dict[str, Any]) -> dict[str, Any]:
         """Apply one recipe step (the session's interpreter only: recipes need edgecheck's whole
