@@ -18,16 +18,16 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ValidationError,
-    BeforeValidator,
     Field,
     ValidationInfo,
-    WithJsonSchema,
     create_model,
     field_validator,
     model_validator,
 )
 
 from edgecheck.spec.performance import RegressionBudget, RegressionOverride
+from edgecheck.spec.budgets import (AccuracyDrop, AccuracyDropField, ParityBudget, ParityOverride,  # noqa: F401
+                                     TopKAgreement)  # (re-exported: the spec's models in one place)
 from edgecheck.spec.kinds import BudgetField, check_kinds
 from edgecheck.spec.ops import OpsBudget  # noqa: F401  (re-exported for the ops check and tests)
 from edgecheck.spec.recipes import CompressEntryField
@@ -196,78 +196,6 @@ class DataSpec(StrictModel):
     seed: int = Field(0, ge=0, description="Seed of synthetic inputs, so a mismatch can be replayed.")
     max_mb: float = Field(1024, gt=0, le=1_048_576, description="Largest uncompressed size of one data file's "
                           "arrays, MiB: a file over it is refused before it is read.")
-
-
-class AccuracyDrop(StrictModel):
-    """How far the metric may fall below the original: absolute points, or percent of the original."""
-
-    value: float = Field(ge=0)
-    relative: bool = False
-
-    def __str__(self) -> str:
-        return f"{self.value:g}%" if self.relative else f"{self.value:g} pts"
-
-
-_DROP = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(%|pts?|points?)?\s*$")
-
-
-def _parse_drop(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("accuracy_drop must be a number (points) or a string like '1%' (relative)")
-    if isinstance(value, (int, float)):
-        return {"value": value, "relative": False}
-    if isinstance(value, str):
-        match = _DROP.match(value)
-        if not match:
-            raise ValueError(f"{value!r} is not a drop: use a number of points (1.0) or a percentage ('1%')")
-        return {"value": float(match.group(1)), "relative": match.group(2) == "%"}
-    return value
-
-
-AccuracyDropField = Annotated[
-    AccuracyDrop,
-    BeforeValidator(_parse_drop),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0, "description": "Absolute points of the metric."},
-                {"type": "string", "pattern": r"^\s*(\d+(\.\d*)?|\.\d+)\s*(%|pts?|points?)?\s*$",
-                 "description": "'1%' is relative to the original's metric; '1 pts' is absolute."},
-            ]
-        }
-    ),
-]
-
-
-class TopKAgreement(StrictModel):
-    k: int = Field(ge=1)
-    min: float = Field(ge=0, le=1, description="Mean overlap of the top-k sets, 0..1.")
-
-
-class ParityBudget(StrictModel):
-    """Numerical agreement with the reference, per output. Cosine alone is blind to scale errors."""
-
-    atol: float | None = Field(None, ge=0, description="Max absolute error |out - ref|.")
-    rtol: float | None = Field(None, ge=0, description="Max relative error |out - ref| / |ref|.")
-    rel_l2: float | None = Field(None, ge=0, description="Max ||out - ref|| / ||ref||.")
-    cosine: float | None = Field(None, ge=-1, le=1, description="Min cosine similarity.")
-    snr_db: float | None = Field(None, description="Min signal-to-noise ratio in dB.")
-    top1_agreement: float | None = Field(None, ge=0, le=1, description="Min fraction of equal argmax, 0..1.")
-    topk_agreement: TopKAgreement | None = None
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> ParityBudget:
-        if all(getattr(self, name) is None for name in type(self).model_fields):
-            raise ValueError("parity budget names no bound: give atol, rtol, rel_l2, cosine, snr_db or an agreement")
-        return self
-
-
-class ParityOverride(ParityBudget):
-    """Parity bounds replacing some of the target's: may name only `null`s, to drop bounds."""
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> ParityOverride:
-        return self
 
 
 _REGRESSION = BudgetField(RegressionBudget | None, Field(
