@@ -14,13 +14,13 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edgecheck.checks.result import CheckResult
+from edgecheck.checks.result import CheckResult, measured_figures
 from edgecheck.errors import EdgecheckError
 from edgecheck.results import fsync_directory, item_id, record_result
 from edgecheck.userfile import UnreadableFile, read_bounded
@@ -67,27 +67,6 @@ def item_key(spec: str, item_id: str) -> str:
     return f"{spec}::{item_id}"
 
 
-def measured_figures(result: CheckResult) -> dict[str, float]:
-    """Every finite figure the check measured, and the ends of its confidence interval or range
-    (`<name>.ci_low`/`.ci_high`, `.range_low`/`.range_high`). Changes against another baseline
-    (`regression.*`) are relative, not this run's figures, and are left out."""
-    figures: dict[str, float] = {}
-    for m in result.measurements:
-        if m.name.startswith("regression."):
-            continue
-        named = [(m.name, m.value)]
-        if m.interval is not None:
-            kind = "ci" if m.interval_kind == "95% CI" else "range"
-            named += [(f"{m.name}.{kind}_low", m.interval[0]), (f"{m.name}.{kind}_high", m.interval[1])]
-        figures.update((name, float(value)) for name, value in named if math.isfinite(value))
-    return figures
-
-
-# Which figures a baseline stores for each check, by check name; a check not named stores every
-# measured figure. (Each function can move into its check's class as it is.)
-FIGURES_BY_CHECK: dict[str, Callable[[CheckResult], dict[str, float]]] = {}
-
-
 def figures_from_record(record: Mapping[str, Any]) -> tuple[str, dict[str, float]] | None:
     """(item key, {figure name: value}) of an item that produced a result; None for one that did not."""
     if any(not isinstance(record.get(k), str) or not record.get(k) for k in IDENTITY):
@@ -98,7 +77,15 @@ def figures_from_record(record: Mapping[str, Any]) -> tuple[str, dict[str, float
         return None
     if result is None:
         return None
-    figures = FIGURES_BY_CHECK.get(result.check, measured_figures)(result)
+    from edgecheck.checks.base import get_check
+    from edgecheck.errors import EdgecheckError
+
+    try:
+        kind = get_check(result.check)
+    except EdgecheckError:  # a kind not installed in this session: every figure it measured
+        figures = measured_figures(result)
+    else:
+        figures = kind.baseline_figures(result)
     return item_key(record["spec"], item_id(record)), figures
 
 

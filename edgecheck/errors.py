@@ -75,6 +75,10 @@ class ModelFitWarning(UserWarning):
     """A model outside the size a device is known to suit (the field's rule of thumb): not a failure."""
 
 
+class PluginWarning(UserWarning):
+    """An installed edgecheck plug-in could not be used (it failed to import, or it clashes with another)."""
+
+
 class InconclusiveWarning(UserWarning):
     """A budget lies within the measurement's noise: this run can say neither pass nor fail."""
 

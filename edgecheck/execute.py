@@ -41,13 +41,21 @@ REFERENCE_THREADS = 1
 
 
 def reference_backend(model: Path) -> str:
-    """Where the original model runs for reference outputs: the backend its format names (ONNX Runtime
-    FP32 for an ONNX model; a .tflite model is its own reference, on LiteRT)."""
-    from edgecheck.backends.registry import reference_backend_for
-    from edgecheck.formats import DEFAULT, format_of
+    """Where the original model runs for reference outputs: the backend its format names, else the one
+    that says it gives that format's reference (ONNX Runtime FP32 for an ONNX model; a .tflite model is
+    its own reference, on LiteRT). `BackendUnavailable` where none is installed: never another format's."""
+    from edgecheck.backends.registry import broken_backends, reference_backend_for
+    from edgecheck.formats import format_of
 
     found = format_of(model)
-    return found.reference_backend or reference_backend_for(found.name) or reference_backend_for(DEFAULT) or ""
+    name = found.reference_backend or reference_backend_for(found.name)
+    if name:
+        return name
+    broken = "; ".join(f"{b}: {why}" for b, why in broken_backends().items())
+    raise BackendUnavailable(f"reference of {found.name}", f"no installed backend gives the reference outputs of "
+                             f"{found.suffix} models" + (f" (plugins that failed to load: {broken})" if broken else ""))
+
+
 Outputs = dict[str, np.ndarray]
 
 
@@ -203,6 +211,8 @@ class Executor:
         # a static check reads the artifact only: it needs neither the backend nor its device
         backend = None if static else self.backend(planned.backend)
         result = check.run(planned, self)
+        # facts are text (JUnit properties, the results document): a plug-in's number is written as it prints
+        result.facts = {str(key): str(value) for key, value in result.facts.items()}
         made = self.artifact(planned.spec, planned.recipe)  # made already: the check asked for it
         if check.uses_outputs and not result.passed and backend is not None:
             try:  # where it goes wrong, where the backend can tell; never at the cost of the verdict
@@ -263,27 +273,33 @@ class Executor:
         target = planned.target
         if check.is_static(planned.budgets, target):
             return "estimate"
+        # a budget section with `source:` can take a host stand-in or an estimate; a plain number cannot
+        sourced = budget is not None and "source" in getattr(type(budget), "model_fields", {})
         if not self.backend(planned.backend).measures_time:
             raise CannotJudge(f"cannot judge {target.name} {planned.check} with {planned.backend} here: it runs on a "
-                              f"simulator, whose {planned.check} says nothing of a device's; use source: estimate "
-                              "for the compiler's estimate")
+                              f"simulator, whose {planned.check} says nothing of a device's"
+                              + ("; use source: estimate for the compiler's estimate" if sourced else ""))
         if target.is_host:
             return "host"
-        if budget is not None and self._measured_here(planned, getattr(budget, "source", "device")):
+        if sourced and self._measured_here(planned, budget.source):
             return f"host, as a stand-in for {target.name} (the spec's source: host)"
-        raise CannotJudge(
-            f"cannot judge {target.name} {planned.check} here: no {target.name} to measure on (this host is "
-            f"{host_description()}, and a host figure is not a {target.name} figure); add source: host to "
-            f"{field} to accept this host's as a stand-in"
-            + check.estimate_hint)
+        where = (f"cannot judge {target.name} {planned.check} here: no {target.name} to measure on (this host is "
+                 f"{host_description()}, and a host figure is not a {target.name} figure)")
+        if not sourced:
+            raise CannotJudge(f"{where}; {field} is judged only on a figure measured on the device")
+        raise CannotJudge(f"{where}; add source: host to {field} to accept this host's as a stand-in"
+                          + check.estimate_hint)
 
-    def measured(self, planned: PlannedCheck, backend: Backend, artifact: Path) -> Measured:
-        """One timing-and-memory job per artifact, backend, threads and timing plan; a check of an entry
-        that also has a latency budget reuses the latency run."""
-        latency = getattr(planned.budgets, "latency_ms", None)
-        # another check shares the latency run only where that run will be judged here too
-        timed = latency is not None and (planned.check == "latency" or self._measured_here(planned, latency.source))
-        plan = TimingPlan.for_latency(latency) if timed and latency is not None else TimingPlan()
+    def measured(self, planned: PlannedCheck, backend: Backend, artifact: Path,
+                 plan: TimingPlan | None = None) -> Measured:
+        """One timing-and-memory job per artifact, backend, threads and timing plan. Without a `plan` of its
+        own, a check of an entry that also has a latency budget reuses the latency run (judged timing: the
+        samples its percentiles need, the device's lock held alone); else a short run (5 samples)."""
+        if plan is None:
+            latency = getattr(planned.budgets, "latency_ms", None)
+            # another check shares the latency run only where that run will be judged here too
+            timed = latency is not None and (planned.check == "latency" or self._measured_here(planned, latency.source))
+            plan = TimingPlan.for_latency(latency) if timed and latency is not None else TimingPlan()
         model = self.model_info(artifact)
         key = (model.sha256, backend.name, planned.threads, plan)
         if key not in self._measured:

@@ -128,6 +128,8 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}(target, backend, recipe, check): an edgecheck budget check; select with "
         f"-m \"{MARKER}(target='rk3588')\" or -m \"{MARKER}(check='parity')\"",
     )
+    from edgecheck.summary import SummaryCollector
+
     config.pluginmanager.register(SummaryCollector(config), "edgecheck-summary")
     if given_settings(config):
         _state(config).validate_options()  # a typo is a usage error before collection, not "no tests ran"
@@ -288,89 +290,27 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if isinstance(item, EdgeCheckItem) and (report.when == "call" or (report.when == "setup" and not report.passed)):
         from edgecheck.results import RECORD_ATTRIBUTE, make_record, reason_of
 
+        from edgecheck.errors import EdgecheckError
+
         planned = item.planned
+        reason = reason_of(report)
+        error = call.excinfo.value if call.excinfo is not None else None
+        if report.failed and isinstance(error, Exception) and not isinstance(error, EdgecheckError):
+            reason = f"{type(error).__name__}: {error}"  # a bug in a check (a plug-in's): its own words, not a trace line
         setattr(report, RECORD_ATTRIBUTE, make_record(
             spec=_state(item.config).relative(planned.spec.path), spec_name=planned.spec.name,
             target=planned.target.name, backend=planned.backend, recipe=planned.recipe, check=planned.check,
             target_is_host=planned.target.is_host,
-            outcome=report.outcome, reason=reason_of(report),
+            outcome=report.outcome, reason=reason,
             result=getattr(item, "check_result", None) if report.when == "call" else None))
+    elif isinstance(item, BrokenSpecItem) and report.when == "call":  # a spec that did not load is in the results
+        from edgecheck.results import BROKEN_SPEC, RECORD_ATTRIBUTE, make_record, reason_of
+
+        setattr(report, RECORD_ATTRIBUTE, make_record(
+            spec=_state(item.config).relative(item.path), spec_name=item.path.name, target="", backend="",
+            recipe="", check=BROKEN_SPEC, target_is_host=False, outcome=report.outcome, reason=reason_of(report),
+            result=None))
     return report
-
-
-class SummaryCollector:
-    """Gathers every edgecheck item's record; on the xdist controller it sees every worker's. At the end
-    of the session it (and only it: never an xdist worker) writes the files the options ask for — the
-    results, the baseline, the pytest-benchmark JSON — and prints the summary and the suggested budgets."""
-
-    def __init__(self, config: pytest.Config):
-        self.config = config
-        self.records: list[dict[str, Any]] = []
-        self.messages: list[str] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from edgecheck.results import RECORD_ATTRIBUTE
-
-        record = getattr(report, RECORD_ATTRIBUTE, None)
-        if isinstance(record, dict):
-            self.records.append(record)
-
-    def _results_path(self) -> Path | None:
-        option = self.config.getoption("edge_results")
-        if option:
-            return Path(option)
-        ini = self.config.getini("edge_results")
-        return Path(ini[0]) if ini else None
-
-    def _baseline_dir(self) -> Path:
-        from edgecheck.session import STATE
-
-        state = self.config.stash[STATE] if STATE in self.config.stash else None
-        return state.baseline_dir() if state else self.config.rootpath / ".edgecheck" / "baselines"
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput"):
-            return  # an xdist worker: the controller writes
-        results = self._results_path()
-        save = self.config.getoption("edge_save_baseline")
-        path = self.config.getoption("edge_benchmark_json")
-        if results is None and not save and not path:
-            return  # nothing to write: a plain run imports nothing more
-        from edgecheck.report.outputs import save_run_baseline, write_latency_json, write_run_results
-        from edgecheck.results import ran
-
-        if results is not None:
-            self.messages.append(write_run_results(results, self.records))
-        if (save or path) and not ran(self.records):  # --co, or -k selected nothing: an empty file would mislead
-            self.messages.append("edgecheck: no check ran, so no baseline and no latency JSON were written")
-            return
-        if save:
-            overwrite = bool(self.config.getoption("edge_overwrite_baseline"))
-            self.messages.append(save_run_baseline(self._baseline_dir(), save, self.records, overwrite))
-        if path:
-            self.messages.append(write_latency_json(Path(path), self.records))
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.records:
-            from edgecheck.report.terminal import format_tables, row_from_record
-
-            terminalreporter.write_sep("=", "edgecheck summary")
-            # sorted, so the table is the same whatever order xdist workers reported in
-            for line in format_tables(sorted(map(row_from_record, self.records))):
-                terminalreporter.write_line(line)
-        for message in self.messages:
-            terminalreporter.write_line(message)
-        if self.config.getoption("edge_suggest") and not hasattr(self.config, "workerinput"):
-            from edgecheck.report.suggest import format_suggestions, suggest_budgets
-            from edgecheck.results import ran
-
-            margin = self.config.getoption("edge_suggest_margin")
-            terminalreporter.write_sep("=", "edgecheck suggested budgets")
-            if not ran(self.records):
-                terminalreporter.write_line("no edgecheck check ran: nothing to suggest from")
-            else:
-                terminalreporter.write_line(format_suggestions(suggest_budgets(self.records, margin), margin))
 
 
 # Fixtures for tests written in Python, beside spec files.

@@ -23,6 +23,7 @@ from edgecheck.checks.result import CheckResult
 RESULTS_FORMAT = 1
 RECORD_ATTRIBUTE = "edgecheck_record"  # the TestReport attribute that carries an item's record
 IDENTITY = ("spec", "spec_name", "target", "backend", "recipe", "check")
+BROKEN_SPEC = "spec"  # the check of the record of a spec file that did not load (target, backend, recipe empty)
 OUTCOMES = ("passed", "failed", "skipped")
 
 Record = dict[str, Any]

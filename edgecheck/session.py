@@ -31,6 +31,7 @@ class EdgeSession:
         self.inconclusive: str = config.getoption("edge_inconclusive") or config.getini("edge_inconclusive") or "warn"
         self._profiles: dict[str, DeviceProfile] | None = None
         self._baseline: Baseline | None = None
+        self._warned = False
 
     def profiles(self) -> dict[str, DeviceProfile]:
         if self._profiles is None:
@@ -99,6 +100,17 @@ class EdgeSession:
             if not path.absolute().parent.is_dir():
                 raise pytest.UsageError(f"--edge-benchmark-json: the folder {path.absolute().parent} does not exist; "
                                         "create it or give a path in an existing folder")
+        results = self.config.getoption("edge_results")
+        given = "--edge-results" if results else "edge_results"
+        results_path = Path(results) if results else (Path(self.config.getini("edge_results")[0])
+                                                       if self.config.getini("edge_results") else None)
+        if results_path is not None:
+            if results_path.is_dir():
+                raise pytest.UsageError(f"{given}: {results_path} is a folder; give the path of the file to write, "
+                                        "such as results.json")
+            blocking = next((p for p in results_path.absolute().parents if p.exists()), None)
+            if blocking is not None and not blocking.is_dir():
+                raise pytest.UsageError(f"{given}: {blocking} is a file, so {results_path} cannot be written")
 
     def ops_dirs(self) -> list[Path]:
         return [Path(p) for p in self.config.getini("edge_ops_dir")]
@@ -204,11 +216,26 @@ class EdgeSession:
 
     def plan(self, spec_path: Path) -> list[PlannedCheck]:
         """Load, validate and plan one spec file; raises an EdgecheckError naming what is wrong."""
+        self._warn_broken_plugins()
         loaded = load_spec(spec_path, project_root=self.config.rootpath)
         model = self.executor.model_info(loaded.spec.model.path)
         if loaded.spec.candidate is not None:
             validate_candidate(loaded, model, self.executor.model_info(loaded.spec.candidate.path))
         return plan_checks(loaded, model, self.profiles(), self.target_names(), self.backends or None)
+
+    def _warn_broken_plugins(self) -> None:
+        """Once a session: check kinds that could not be installed (an import error, a budget field another kind
+        owns) are said aloud, not only when a spec happens to use their budget."""
+        if self._warned:
+            return
+        self._warned = True
+        import warnings
+
+        from edgecheck.errors import PluginWarning
+        from edgecheck.spec.kinds import broken_checks
+
+        for name, why in broken_checks().items():
+            warnings.warn(PluginWarning(f"edgecheck check kind {name!r} is not installed: {why}"))
 
     def relative(self, path: Path) -> str:
         try:

@@ -12,11 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
 from conftest import HANG_GUARD_S, make_classifier
 
 from edgecheck.backends.base import Availability, Backend, file_suffixes
 from edgecheck.devices import load_profiles
-from edgecheck.errors import DeviceError, ModelError
+from edgecheck.errors import BackendUnavailable, DeviceError, ModelError
 from edgecheck.execute import reference_backend
 from edgecheck.formats import ArtifactFormat, format_of, format_owning, inspect_model, register_format, unregister_format
 from edgecheck.model import ModelInfo, TensorInfo, file_sha256
@@ -58,8 +60,9 @@ def test_a_format_registered_by_hand_reads_its_own_suffixes(tmp_path, echo_forma
     info = inspect_model(tmp_path / "m.ech")
     assert info.format == "echo" and info.inputs[0].shape == (1, 7)
     assert file_suffixes(EchoBackend) == (".echo",)  # a backend names the format; the format owns the suffix
-    # no backend says it is the reference for echo models: the ONNX model's reference is used
-    assert reference_backend(tmp_path / "m.echo") == reference_backend(tmp_path / "m.onnx")
+    # no backend says it gives the reference of echo models: never another format's runtime, a skip saying why
+    with pytest.raises(BackendUnavailable, match="no installed backend gives the reference outputs of .echo models"):
+        reference_backend(tmp_path / "m.echo")
 
 
 def test_once_unregistered_the_suffix_is_read_as_onnx_again(tmp_path):
@@ -130,3 +133,15 @@ def test_a_profile_says_whether_it_is_this_machine(tmp_path):
     assert profiles["host"].is_host and profiles["workstation"].is_host
     assert not profiles["rk3588"].is_host
     assert not profiles["bigger-host"].is_host  # a profile built on host's describes another machine
+
+
+def test_a_project_s_own_host_profile_is_still_this_machine(tmp_path):
+    """A project folder may override a built-in profile; replacing `host` (say, to pin its threads) must not
+    turn this machine into a device whose figures are stand-ins. Saying this_machine: false still can."""
+    (tmp_path / "host.yaml").write_text("compute: {unit: CPU}\nbackends:\n  onnxruntime: {precisions: [fp32], "
+                                        "threads: 2}\n")
+    host = load_profiles([tmp_path])["host"]
+    assert host.is_host and host.backends["onnxruntime"].threads == 2
+    (tmp_path / "host.yaml").write_text("compute: {unit: CPU}\nthis_machine: false\n"
+                                        "backends:\n  onnxruntime: {precisions: [fp32]}\n")
+    assert not load_profiles([tmp_path])["host"].is_host

@@ -452,8 +452,9 @@ def test_a_worker_loads_an_artifact_without_reading_the_format_registry(tmp_path
 
     make_classifier(tmp_path / "clf.onnx")
     code = ("import sys\nimport edgecheck.worker.main\n"
+            "from edgecheck.backends.base import RunOptions\n"
             "from edgecheck.vendors.onnxruntime.backend import OnnxRuntimeBackend\n"
-            f"OnnxRuntimeBackend().load({str(tmp_path / 'clf.onnx')!r}, suffixes=('.onnx',)).close()\n"
+            f"OnnxRuntimeBackend().load({str(tmp_path / 'clf.onnx')!r}, RunOptions(suffixes=('.onnx',))).close()\n"
             "print(sorted(m for m in sys.modules if m.startswith(('edgecheck.formats', 'edgecheck.model'))))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

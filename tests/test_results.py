@@ -195,3 +195,27 @@ def test_the_command_prints_the_results_schema():
     out = subprocess.run([sys.executable, "-m", "edgecheck", "schema", "--results"], capture_output=True, text=True,
                          check=True).stdout
     assert json.loads(out) == json.loads(json.dumps(RESULTS_SCHEMA))
+
+
+def test_a_spec_that_does_not_load_is_a_failed_record(pytester, spec_project):
+    """A later tool reading only the document must see that the run failed, not just the passes."""
+    _project(spec_project, pytester)
+    (pytester.path / "specs" / "broken.yaml").write_text("edgecheck: 1\nmodel: {path: ../models/missing.onnx}\n")
+    result = pytester.runpytest("specs", "--edge-results=results.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=2, skipped=2)
+    _check_document(pytester.path / "results.json")
+    records = json.loads((pytester.path / "results.json").read_text())["records"]
+    broken = [r for r in records if r["spec"] == "specs/broken.yaml"]
+    assert len(broken) == 1 and broken[0]["check"] == "spec" and broken[0]["outcome"] == "failed"
+    assert broken[0]["result"] is None and "missing.onnx" in broken[0]["reason"]
+    assert "target \n" not in result.stdout.str()  # the summary table has no row for it (its failure says it)
+
+
+@pytest.mark.parametrize("where, message", [("here", "is a folder"), ("afile/results.json", "is a file, so")])
+def test_a_results_path_that_cannot_be_written_is_a_usage_error_at_start(pytester, spec_project, where, message):
+    _project(spec_project, pytester)
+    (pytester.path / "here").mkdir()
+    (pytester.path / "afile").write_text("not a folder")
+    result = pytester.runpytest("specs", f"--edge-results={where}", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--edge-results: *{message}*"])

@@ -101,3 +101,40 @@ def test_a_broken_check_plugin_is_named_and_the_rest_runs(pytester, spec_project
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*targets.host.budgets.energy_mj: unknown key*check plugins that failed to load: "
                                  "energy: its plugin edgecheck_fakenpu.missing:EnergyCheck failed to import*"])
+
+
+def test_a_plugin_that_claims_a_built_in_budget_is_refused_aloud(pytester, spec_project, installed):
+    """Entry points load in name order, and 'greedy' comes before 'size': edgecheck's own kinds still go first."""
+    (installed / "edgecheck_fakenpu-0.1.dist-info" / "entry_points.txt").write_text(
+        ENTRY_POINTS + "greedy = edgecheck_fakenpu.energy:GreedyCheck\n")
+    spec_project(SPEC.replace("energy_mj: %s", "size_mb: 1"))
+    result = pytester.runpytest_subprocess("specs", "-p", "no:cacheprovider", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*host-fakenpu-fnpu-compile-size PASSED*",
+                                 "*PluginWarning: edgecheck check kind 'greedy' is not installed: its budget field "
+                                 "'size_mb' is already the 'size' check's*"])
+
+
+def test_a_device_target_says_where_a_plugin_figure_can_come_from(pytester, spec_project, installed):
+    """energy_mj is a plain number (no source: to accept a stand-in): the skip says the device must measure it."""
+    spec_project((SPEC % "100").replace("  host:\n    backends: [fakenpu]", "  rk3588:\n    backends: [fakenpu]"))
+    result = pytester.runpytest_subprocess("specs", "-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*cannot judge rk3588 energy here: no rk3588 to measure on*; energy_mj is judged "
+                                 "only on a figure measured on the device*"])
+    assert "source: host to energy_mj" not in result.stdout.str()
+
+
+def test_a_plugin_check_keeps_and_compares_its_own_baseline_figures(pytester, spec_project, installed):
+    spec_project(SPEC % "100")
+    saved = pytester.runpytest_subprocess("specs", "-p", "no:cacheprovider", "--edge-save-baseline=main")
+    saved.assert_outcomes(passed=2)
+    stored = json.loads((pytester.path / ".edgecheck" / "baselines" / "main.json").read_text())
+    energy = next(v for k, v in stored["records"].items() if k.endswith("-energy"))
+    assert set(energy) == {"energy_mj"}  # what EnergyCheck.baseline_figures keeps, not every figure
+    compared = pytester.runpytest_subprocess("specs", "-p", "no:cacheprovider", "--edge-baseline=main",
+                                             "--junitxml=r.xml")
+    compared.assert_outcomes(passed=2)
+    notes = junit_properties(pytester.path / "r.xml")["host-fakenpu-fnpu-compile-energy"]
+    assert any(v.startswith("energy ") and "against baseline 'main'" in v for k, v in notes.items()
+               if k.startswith("edge.note."))

@@ -38,6 +38,9 @@ class RunOptions:
 
     threads: int = 1
     extra: Mapping[str, str] = field(default_factory=dict)
+    # the file suffixes the backend runs, as the session worked them out: a worker then never reads the format
+    # registry, whose entry point scan would count in the memory a load is measured to take
+    suffixes: tuple[str, ...] | None = None
 
 
 class Runner(ABC):
@@ -126,13 +129,10 @@ class Backend(ABC):
     def availability(self) -> Availability:
         """Whether this backend can run on this machine; if not, the reason a user can act on."""
 
-    def load(self, artifact: Path, options: RunOptions = RunOptions(),
-             suffixes: tuple[str, ...] | None = None) -> Runner:
-        """Load `artifact`; a failure names the backend, the file and the runtime's message. `suffixes`: the
-        files it runs, as the session worked them out (a worker then never reads the format registry, whose
-        entry point scan would count in the memory a load is measured to take)."""
+    def load(self, artifact: Path, options: RunOptions = RunOptions()) -> Runner:
+        """Load `artifact`; a failure names the backend, the file and the runtime's message."""
         artifact = Path(artifact)
-        runs = suffixes if suffixes is not None else file_suffixes(type(self))
+        runs = options.suffixes if options.suffixes is not None else file_suffixes(type(self))
         if artifact.suffix not in runs:
             raise BackendError(self.name, artifact, "loading",
                                f"{self.name} runs {', '.join(runs)} files, not {artifact.suffix or 'this file'}")

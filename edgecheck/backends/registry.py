@@ -91,6 +91,12 @@ def backend_reads(name: str) -> tuple[str, ...]:
     return read_suffixes(cls) if cls is not None else ()
 
 
+def broken_backends() -> dict[str, str]:
+    """Backends whose plugin failed to load, and why."""
+    _discover()
+    return dict(_broken)
+
+
 def reference_backend_for(format_name: str) -> str | None:
     """The installed backend that gives reference outputs for models of a format (first by name where
     several say so); None where none does. Only a class's own declaration counts: a plugin that subclasses

@@ -211,6 +211,7 @@ class AccuracyCheck(Check):
 
     def run(self, planned: Any, context: CheckContext) -> CheckResult:
         loaded = planned.spec
+        artifact = context.artifact(loaded, planned.recipe).artifact  # first: a recipe that fails says so at once
         evaluation = loaded.spec.data.evaluation
         assert evaluation is not None  # the schema refuses accuracy budgets without evaluation data
         model = context.model_info(loaded.spec.model.path)
@@ -221,7 +222,6 @@ class AccuracyCheck(Check):
         assert labels is not None
         reference = context.reference(loaded, "evaluation")
         original = metric(reference, labels)
-        artifact = context.artifact(loaded, planned.recipe).artifact
         outputs, cached = context.outputs(loaded, artifact.path, planned.backend, planned.threads, "evaluation")
         candidate = metric(outputs, labels)
         result = judge_accuracy(original, candidate, unit, evaluation.is_higher_better, planned.budgets)
@@ -236,9 +236,6 @@ class AccuracyCheck(Check):
         result.facts["inputs.samples"] = str(inputs.sample_count)
         result.facts["outputs"] = outputs_origin(cached)
         return result
-
-    def baseline_figures(self, result: Mapping[str, Any]) -> dict[str, float]:
-        return {m["name"]: m["value"] for m in result.get("measurements", []) if m["name"] == "accuracy"}
 
     def compare_with_baseline(self, result: CheckResult, before: Mapping[str, float] | None, name: str,
                               planned: Any, comparable: bool) -> None:

@@ -49,7 +49,8 @@ class CheckContext(Protocol):
 
     def reference(self, loaded: LoadedSpec, kind: str) -> Outputs: ...  # the original model's outputs
 
-    def measured(self, planned: Any, backend: Backend, artifact: Path) -> Any: ...  # one timing + memory run
+    def measured(self, planned: Any, backend: Backend, artifact: Path,
+                 plan: Any = None) -> Any: ...  # one timing + memory run (measure.runs.TimingPlan; Measured)
 
     def where_measured(self, planned: Any) -> str: ...  # "host", a stand-in label, or CannotJudge
 
@@ -98,9 +99,12 @@ class Check(ABC):
         and the spec setting a user writes to change it ('' for none)."""
         return None, ""
 
-    def baseline_figures(self, result: Mapping[str, Any]) -> dict[str, float]:
-        """The figures a stored baseline keeps of this check's result dict (`CheckResult.to_dict()`)."""
-        return {}
+    def baseline_figures(self, result: CheckResult) -> dict[str, float]:
+        """The figures a stored baseline (--edge-save-baseline) keeps of this check's result: by default every
+        finite measurement and the ends of its interval; `compare_with_baseline` reads them back."""
+        from edgecheck.checks.result import measured_figures
+
+        return measured_figures(result)
 
     def compare_with_baseline(self, result: CheckResult, before: Mapping[str, float] | None, name: str,
                               planned: Any, comparable: bool) -> None:

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement, fmt
+from edgecheck.checks.suggest import PARITY_LOWER
 from edgecheck.spec.schema import ParityBudget, ParityOverride
 
 REL_FLOOR = 1e-6  # relative error divides by max(|ref|, REL_FLOOR * max|ref|), so zeros do not explode it
@@ -264,7 +265,7 @@ class ParityCheck(Check):
                                "(1+margin) rounded up to 2 significant digits; cosine = 1-(1-min(value, floor))*"
                                "(1+margin), at least 1e-6 below 1; snr_db = min(value, floor)-10*log10(1+margin), "
                                "rounded down to 0.1 dB; top1_agreement = min(value, floor)-1/n samples"}
-    suggest_lower = frozenset({("parity", "cosine"), ("parity", "snr_db"), ("parity", "top1_agreement")})
+    suggest_lower = PARITY_LOWER
     suggest_floor = True
 
     def suggest(self, result: Mapping[str, Any], context: Any) -> dict[str, Any]:

@@ -254,3 +254,18 @@ def result_from_dict(d: dict[str, object]) -> CheckResult:
         doubts=_strings(d, "doubts"),
     )
 
+
+def measured_figures(result: CheckResult) -> dict[str, float]:
+    """Every finite figure the check measured, and the ends of its confidence interval or range
+    (`<name>.ci_low`/`.ci_high`, `.range_low`/`.range_high`): what a baseline keeps by default. Changes
+    against another baseline (`regression.*`) are relative, not this run's figures, and are left out."""
+    figures: dict[str, float] = {}
+    for m in result.measurements:
+        if m.name.startswith("regression."):
+            continue
+        named = [(m.name, m.value)]
+        if m.interval is not None:
+            kind = "ci" if m.interval_kind == "95% CI" else "range"
+            named += [(f"{m.name}.{kind}_low", m.interval[0]), (f"{m.name}.{kind}_high", m.interval[1])]
+        figures.update((name, float(value)) for name, value in named if math.isfinite(value))
+    return figures

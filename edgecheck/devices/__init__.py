@@ -258,6 +258,10 @@ def load_profiles(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, D
             raise DeviceError(f"{folder}: device profile folder not found")
         for path in sorted(Path(folder).glob("*.y*ml")):
             data = read_named_mapping(path, "device profile")
+            replaced = raw.get(str(data["name"]))
+            if replaced is not None and replaced[0].get("this_machine") and "this_machine" not in data:
+                # a project's own `host` is still this machine unless it says otherwise
+                data = {**data, "this_machine": True}
             raw[str(data["name"])] = (data, path)
     profiles: dict[str, DeviceProfile] = {}
     for name in raw:

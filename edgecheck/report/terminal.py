@@ -39,7 +39,10 @@ def short_reason(outcome: str, reason: str) -> str:
 def row_from_record(record: Mapping[str, Any]) -> SummaryRow:
     outcome = str(record.get("outcome", ""))
     verdict = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(outcome, outcome)
-    result = record_result(record)
+    try:
+        result = record_result(record)
+    except ValueError as exc:  # a record this version cannot read: the row says so, the summary goes on
+        result, record = None, {**record, "reason": f"its result cannot be read: {exc}"}
     measured = budget = ""
     if result is not None:
         if result.verdict == "inconclusive":

@@ -4,7 +4,7 @@ performance.py, the operators' in ops.py): what the built-in check kinds declare
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
@@ -68,9 +68,11 @@ class ParityBudget(StrictModel):
     top1_agreement: float | None = Field(None, ge=0, le=1, description="Min fraction of equal argmax, 0..1.")
     topk_agreement: TopKAgreement | None = None
 
+    partial: ClassVar[bool] = False  # an override: any subset, `null`s to drop bounds (see LatencyBudget.partial)
+
     @model_validator(mode="after")
     def _not_empty(self) -> ParityBudget:
-        if all(getattr(self, name) is None for name in type(self).model_fields):
+        if not self.partial and all(getattr(self, name) is None for name in type(self).model_fields):
             raise ValueError("parity budget names no bound: give atol, rtol, rel_l2, cosine, snr_db or an agreement")
         return self
 
@@ -78,6 +80,4 @@ class ParityBudget(StrictModel):
 class ParityOverride(ParityBudget):
     """Parity bounds replacing some of the target's: may name only `null`s, to drop bounds."""
 
-    @model_validator(mode="after")
-    def _not_empty(self) -> ParityOverride:
-        return self
+    partial = True

@@ -44,7 +44,8 @@ def _discover() -> None:
     _registry.discovered = True
     from edgecheck.entrypoints import CHECKS, load_group
 
-    for loaded in load_group(CHECKS):
+    # edgecheck's own kinds first: a plug-in that claims a built-in budget field is the one refused
+    for loaded in sorted(load_group(CHECKS), key=lambda entry: not entry.target.startswith("edgecheck.")):
         if loaded.name in _registry.registered:
             continue
         if loaded.error:

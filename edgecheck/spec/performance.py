@@ -8,7 +8,7 @@ measured on that device unless the spec accepts this host's as a stand-in (`sour
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
@@ -67,15 +67,20 @@ class LatencyBudget(StrictModel):
         None, description="When a budget lies within the measurement's noise (inside the 95 % confidence interval): "
         "'warn' passes with a warning, 'fail' fails. Default: --edge-inconclusive, else warn.")
 
+    # a compress entry's override (the *Override subclasses): any subset of the fields, checked whole once
+    # merged with the target's budget; the checks below that need the whole budget then wait for that
+    partial: ClassVar[bool] = False
+
     @model_validator(mode="after")
     def _some_bound(self) -> LatencyBudget:
-        if not self.bounds():
+        if not self.partial and not self.bounds():
             raise ValueError("latency_ms names no bound: give p50, p75, p90, p95, p99 or mean (ms)")
         return self
 
     @model_validator(mode="after")
     def _samples_cover_rounds(self) -> LatencyBudget:
-        self._check_samples_and_rounds()
+        if not self.partial or {"samples", "rounds"} <= self.model_fields_set:  # else the target's may set the other
+            self._check_samples_and_rounds()
         return self
 
     def _check_samples_and_rounds(self) -> None:
@@ -100,9 +105,11 @@ class MemoryBudget(StrictModel):
     source: LatencySource = Field("device", description=_SOURCE_HELP + " 'estimate' judges peak on a vendor "
                                   "compiler's memory totals where the artifact's build reports them (.rknn).")
 
+    partial: ClassVar[bool] = False  # an override: any subset (see LatencyBudget.partial)
+
     @model_validator(mode="after")
     def _some_bound(self) -> MemoryBudget:
-        if self.peak is None and self.process is None:
+        if not self.partial and self.peak is None and self.process is None:
             raise ValueError("memory_mb names no bound: give peak or process (MiB)")
         return self
 
@@ -111,21 +118,13 @@ class LatencyOverride(LatencyBudget):
     """A compress entry's changes to the target's latency budget (any subset; null drops a bound).
     The budget they make together with the target's is checked when the spec loads."""
 
-    @model_validator(mode="after")
-    def _some_bound(self) -> LatencyOverride:
-        return self
-
-    @model_validator(mode="after")
-    def _samples_cover_rounds(self) -> LatencyOverride:
-        if {"samples", "rounds"} <= self.model_fields_set:  # else the target's may set the other
-            self._check_samples_and_rounds()
-        return self
+    partial = True
 
 
 class MemoryOverride(MemoryBudget):
-    @model_validator(mode="after")
-    def _some_bound(self) -> MemoryOverride:
-        return self
+    """A compress entry's changes to the target's memory budget (any subset; null drops a bound)."""
+
+    partial = True
 
 
 class RegressionBudget(StrictModel):
@@ -136,9 +135,11 @@ class RegressionBudget(StrictModel):
     memory: Percent | None = Field(None, description="Max growth of the memory footprint, in percent.")
     accuracy: float | None = Field(None, ge=0, description="Max fall of the metric below the baseline's, in points.")
 
+    partial: ClassVar[bool] = False  # an override: any subset (see LatencyBudget.partial)
+
     @model_validator(mode="after")
     def _some_bound(self) -> RegressionBudget:
-        if self.latency is None and self.memory is None and self.accuracy is None:
+        if not self.partial and self.latency is None and self.memory is None and self.accuracy is None:
             raise ValueError("regression names no bound: give latency ('10%'), memory ('10%') or accuracy (points)")
         return self
 
@@ -146,6 +147,4 @@ class RegressionBudget(StrictModel):
 class RegressionOverride(RegressionBudget):
     """A compress entry's changes to the target's regression budget (any subset; null drops a bound)."""
 
-    @model_validator(mode="after")
-    def _some_bound(self) -> RegressionOverride:
-        return self
+    partial = True

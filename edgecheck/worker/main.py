@@ -176,10 +176,11 @@ class Worker:
     def _load(self, command: dict[str, Any], backend: Any) -> Any:
         from edgecheck.backends.base import RunOptions
 
-        options = RunOptions(threads=int(command.get("threads", 1)), extra=dict(command.get("extra", {})))
-        self.phase("loading")
         suffixes = command.get("suffixes")
-        return backend.load(Path(command["artifact"]), options, tuple(suffixes) if suffixes is not None else None)
+        options = RunOptions(threads=int(command.get("threads", 1)), extra=dict(command.get("extra", {})),
+                             suffixes=tuple(suffixes) if suffixes is not None else None)
+        self.phase("loading")
+        return backend.load(Path(command["artifact"]), options)
 
     def compress(self, command: dict[str, Any]) -> dict[str, Any]:
         """Apply one recipe step (the session's interpreter only: recipes need edgecheck's whole

@@ -17,7 +17,6 @@ from edgecheck.analysis.ops import NodeVerdict, OpsReport
 from edgecheck.analysis.optable import OpTable
 from edgecheck.vendors.rknn.build_log import BuildLog
 from edgecheck.vendors.rknn.backend import build_dir, read_report
-from edgecheck.vendors.rknn.profile import RknnOptions
 from edgecheck.vendors.rknn.toolkit import read_job
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency_estimate
@@ -124,7 +123,8 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
     """Total cycles at the NPU clock, times the profile's fitted scale, with its stated error range."""
     support = device.backends.get(backend)
     options = support.options if support is not None else None
-    model = options.compiler_estimate if isinstance(options, RknnOptions) else None
+    # read by name: the options model may come from another import of this module (a session per pytester run)
+    model = getattr(options, "compiler_estimate", None)
     if model is None:
         raise CannotJudge(f"{device.name}'s profile has no compiler_estimate for {backend}: the compiler's cycles "
                           "cannot be turned into time without a calibration")

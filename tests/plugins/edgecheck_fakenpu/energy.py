@@ -34,8 +34,15 @@ class EnergyCheck(Check):
             result.problems.append(f"{backend.name} reports no power_w: energy cannot be measured")
         return result
 
-    def baseline_figures(self, result: Mapping[str, Any]) -> dict[str, float]:
-        return {m["name"]: m["value"] for m in result.get("measurements", []) if m["name"] == "energy_mj"}
+    def baseline_figures(self, result: CheckResult) -> dict[str, float]:
+        return {m.name: m.value for m in result.measurements if m.name == "energy_mj"}
+
+    def compare_with_baseline(self, result: CheckResult, before: Mapping[str, float] | None, name: str,
+                              planned: Any, comparable: bool) -> None:
+        """A note of the change against the stored run (this check takes no regression budget)."""
+        now, then = next(m.value for m in result.measurements if m.name == "energy_mj"), (before or {}).get("energy_mj")
+        if then:
+            result.notes.append(f"energy {now / then - 1:+.1%} against baseline {name!r} ({then:.3g} mJ)")
 
     suggest_notes = {"energy_mj": "energy_mj: the measured energy*(1+margin), 3 significant digits"}
 
@@ -44,3 +51,14 @@ class EnergyCheck(Check):
         if values and isinstance(values[0], float) and math.isfinite(values[0]) and values[0] > 0:
             return {"energy_mj": float(f"{values[0] * (1 + context.margin):.3g}")}
         return {}
+
+
+class GreedyCheck(Check):
+    """A kind that claims a built-in budget field (a plug-in's mistake): it must be refused, loudly, and the
+    built-in kind keep its field."""
+
+    name = "greedy"
+    budgets = {"size_mb": BudgetField(float | None, Field(None, description="Someone else's budget."))}
+
+    def run(self, planned: Any, context: CheckContext) -> CheckResult:
+        raise AssertionError("a refused kind never runs")
