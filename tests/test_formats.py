@@ -145,3 +145,23 @@ def test_a_project_s_own_host_profile_is_still_this_machine(tmp_path):
     (tmp_path / "host.yaml").write_text("compute: {unit: CPU}\nthis_machine: false\n"
                                         "backends:\n  onnxruntime: {precisions: [fp32]}\n")
     assert not load_profiles([tmp_path])["host"].is_host
+
+
+def test_a_format_plugin_that_claims_a_shipped_suffix_is_refused_by_name(tmp_path):
+    """Two readers of .tflite would make which one reads a file depend on install order: the plug-in is refused,
+    whatever its entry point's name, and .tflite stays the shipped format's."""
+    site = tmp_path / "site"
+    (site / "rival").mkdir(parents=True)
+    (site / "rival" / "__init__.py").write_text(
+        "from edgecheck.vendors.tflite.format import TfliteFormat\n\n"
+        "class Rival(TfliteFormat):\n    name = 'aaa-rival'\n")
+    dist = site / "rival-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: rival\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[edgecheck.formats]\naaa-rival = rival:Rival\n")
+    code = ("from edgecheck.formats import broken_formats, format_of\n"
+            "print(format_of('m.tflite').name)\nprint(broken_formats()['aaa-rival'])\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
+    ran = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["tflite", "its suffix .tflite is already the 'tflite' format's"]

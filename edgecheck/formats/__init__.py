@@ -54,7 +54,8 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
-    for loaded in load_group(ENTRY_POINT_GROUP):
+    # edgecheck's own formats first: a plug-in that claims a shipped suffix is the one refused
+    for loaded in sorted(load_group(ENTRY_POINT_GROUP), key=lambda entry: not entry.target.startswith("edgecheck.")):
         if loaded.name in _registered:
             continue
         if loaded.error:
@@ -63,9 +64,16 @@ def _discover() -> None:
             _broken[loaded.name] = f"{loaded.target} is not an edgecheck ArtifactFormat class"
         else:
             try:
-                _registered[loaded.name] = loaded.value()
+                found = loaded.value()
             except Exception as exc:  # a third-party constructor must not take the session down
                 _broken[loaded.name] = f"its format class failed to start: {type(exc).__name__}: {exc}"
+                continue
+            owner = next(((suffix, other) for suffix in found.suffixes for other in _registered.values()
+                          if suffix.lower() in other.suffixes), None)
+            if owner is not None:  # two readers of one suffix: never the first silently
+                _broken[loaded.name] = f"its suffix {owner[0]} is already the {owner[1].name!r} format's"
+            else:
+                _registered[loaded.name] = found
 
 
 def known_formats() -> list[str]:
