@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 BACKENDS = "edgecheck.backends"
@@ -54,3 +55,15 @@ def load_group(group: str) -> list[Loaded]:
             found.append(Loaded(entry.name, entry.value,
                                 error=f"its plugin {entry.value} failed to import: {type(exc).__name__}: {exc}"))
     return found
+
+
+def folders(group: str) -> tuple[list[Path], dict[str, str]]:
+    """The folders a data group's entry points name (operator tables, tool environments), and the entry
+    points that could not be had, by name, with why."""
+    found, broken = [], {}
+    for loaded in load_group(group):
+        if loaded.error:
+            broken[loaded.name] = loaded.error
+        else:
+            found.append(Path(loaded.value))
+    return found, broken

@@ -109,17 +109,16 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def write_results(path: Path, document: Mapping[str, Any]) -> None:
-    """Write the document atomically (a temp file in the same folder, then os.replace): a reader sees
-    the old file or the new one, never half. Parent folders are created."""
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a file atomically (a temp file in the same folder, fsynced, then os.replace): a reader sees the
+    old file or the new one, never half, and parallel runs never collide. Parent folders are created."""
     path = Path(path)
-    text = json.dumps(document, indent=1, sort_keys=False, allow_nan=False, ensure_ascii=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask decides the mode
     try:
         with os.fdopen(fd, "wb") as stream:
-            stream.write(text.encode("utf-8"))
+            stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)
@@ -127,6 +126,12 @@ def write_results(path: Path, document: Mapping[str, Any]) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def write_results(path: Path, document: Mapping[str, Any]) -> None:
+    """Write the results document atomically."""
+    text = json.dumps(document, indent=1, sort_keys=False, allow_nan=False, ensure_ascii=False) + "\n"
+    write_atomically(path, text.encode("utf-8"))
 
 
 _NUMBER: dict[str, Any] = {"oneOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}],

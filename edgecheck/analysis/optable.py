@@ -135,14 +135,12 @@ def read_table(path: Path) -> OpTable:
 
 def builtin_table_dirs() -> list[Path]:
     """The folders of operator tables the installed vendors ship (entry point group `edgecheck.tables`)."""
-    from edgecheck.entrypoints import TABLES, load_group
+    from edgecheck.entrypoints import TABLES, folders
 
-    folders = []
-    for loaded in load_group(TABLES):
-        if loaded.error:
-            raise DeviceError(f"operator tables {loaded.name!r}: {loaded.error}")
-        folders.append(Path(loaded.value))
-    return folders
+    found, broken = folders(TABLES)
+    for name, why in broken.items():
+        raise DeviceError(f"operator tables {name!r}: {why}")
+    return found
 
 
 def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpTable]:

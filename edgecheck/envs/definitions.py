@@ -152,14 +152,12 @@ def read_definition(path: Path) -> EnvDefinition:
 
 def builtin_dirs() -> list[Path]:
     """The folders of environment definitions the installed vendors ship (entry point group `edgecheck.envs`)."""
-    from edgecheck.entrypoints import ENVS, load_group
+    from edgecheck.entrypoints import ENVS, folders
 
-    folders = []
-    for loaded in load_group(ENVS):
-        if loaded.error:
-            raise EnvError(f"environment definitions {loaded.name!r}: {loaded.error}")
-        folders.append(Path(loaded.value))
-    return folders
+    found, broken = folders(ENVS)
+    for name, why in broken.items():
+        raise EnvError(f"environment definitions {name!r}: {why}")
+    return found
 
 
 def load_definitions(extra_dirs: Iterable[Path] = ()) -> dict[str, EnvDefinition]:

@@ -11,7 +11,6 @@ import json
 import math
 import os
 import platform
-import secrets
 import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -20,7 +19,7 @@ from typing import Any
 
 from edgecheck.checks.result import CheckResult
 from edgecheck.measure.stats import BENCHMARK_STATS_KEYS
-from edgecheck.results import fsync_directory, record_result
+from edgecheck.results import record_result, write_atomically
 
 # pytest-benchmark writes its own version under "version"; this is the release whose format
 # these documents follow (and the oldest edgecheck's dev dependencies allow).
@@ -123,22 +122,8 @@ def write_benchmark_json(path: Path, document: dict) -> None:
     are created. Formatted as pytest-benchmark formats its own (ASCII, indent 4). NaN and infinity
     are refused: they are not JSON, and dashboards' parsers reject them.
     """
-    path = Path(path)
     text = json.dumps(document, ensure_ascii=True, indent=4, allow_nan=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 lets the umask decide the mode, as an ordinary open() would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("ascii"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
+    write_atomically(Path(path), text.encode("ascii"))
 
 
 def _valid_stats(stats: Any) -> str | None:
