@@ -4,8 +4,9 @@ A check kind (accuracy, parity, size, latency, memory, ops — or a third party'
 which spec budgets it owns, whether a target's budgets ask for it, whether it reads an artifact without
 running it, how it measures and judges one planned check (through a `CheckContext`, the services of
 the run: artifacts, inputs, outputs, timing runs), which of its figures a baseline keeps and how they
-compare, and how a run's figures become a suggested budget. The core never names a kind: the spec
-schema, the plan, the executor and the reports ask the registry.
+compare, and how a run's figures become a suggested budget. The spec schema, the plan, the executor
+and the reports ask the registry instead of naming kinds (what still knows one: a check of an entry with
+a latency budget shares its timing run, Executor.measured).
 
 Checks come through the `edgecheck.checks` entry point group (edgecheck's own included), on first use.
 """
