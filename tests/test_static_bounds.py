@@ -230,3 +230,18 @@ def test_buffer_entries_sharing_one_stored_buffer_are_charged_their_bytes(tmp_pa
     assert path.stat().st_size < 4096 * 2
     with pytest.raises(ModelError, match=r"buffer \d+'s data .*share storage or its counts are corrupt"):
         read_tflite(path)
+
+
+def test_a_shape_child_that_dies_without_a_word_still_has_the_node_named(tmp_path):
+    """Under a loaded machine the runtime may abort at the child's memory limit (a dlopen failing for its
+    thread-local data) before Python can say where: the parent then names the ConstantOfShape node whose
+    constant shape alone asks for more than the limit; a model where nothing stands out gets no guess."""
+    from edgecheck.analysis.shapes import Limits, _largest_constant_shape
+
+    shape_bomb(tmp_path / "bomb.onnx")
+    guess = _largest_constant_shape(onnx.load(str(tmp_path / "bomb.onnx")), Limits(1024, 60))
+    assert guess == ("likely at the ConstantOfShape node making 'big': it makes a tensor of 134,217,728 elements "
+                     "from a constant shape")
+    assert _largest_constant_shape(onnx.load(str(tmp_path / "bomb.onnx")), Limits(4096, 60)) == ""  # fits
+    shape_bomb(tmp_path / "small.onnx", elements=16)
+    assert _largest_constant_shape(onnx.load(str(tmp_path / "small.onnx")), Limits(1024, 60)) == ""

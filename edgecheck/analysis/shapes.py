@@ -88,6 +88,13 @@ def infer_shapes(model: Any, path: Path | str | None, limits: Limits | None = No
         child = _CHILD
         try:
             header, body = child.request(payload, limits, where)
+        except ModelError as exc:  # it died or hung: name the node that asks for the most, where one can be told
+            child.kill()
+            _CHILD = None
+            suspect = _largest_constant_shape(model, limits)
+            if suspect:
+                raise ModelError(where, f"{exc.reason}; {suspect}") from None
+            raise
         except BaseException:
             child.kill()
             _CHILD = None
@@ -123,6 +130,31 @@ def _failure_text(header: dict, limits: Limits, model: Any) -> str:
         size = header["inlined_bytes"] / 2**20
         return f"inlining the model's functions made it {size:.0f} MiB (more than {EXPANSION} times its size): refused"
     return str(header.get("message") or "shape inference failed")
+
+
+def _largest_constant_shape(model: Any, limits: Limits) -> str:
+    """Where a child that died without a word (the runtime aborted at its memory limit before Python could
+    say where) most likely was: the ConstantOfShape node asking for the most elements from a constant shape,
+    if that alone is more than the limit; '' where nothing stands out."""
+    from onnx import helper
+
+    try:
+        sizes = []
+        for node in model.graph.node:
+            if node.op_type == "ConstantOfShape" and node.output:
+                value = next((a.t for a in node.attribute if a.name == "value"), None)  # default: float32 zeros
+                itemsize = helper.tensor_dtype_to_np_dtype(value.data_type).itemsize if value is not None else 4
+                sizes.append(((_constant_shape_elements(model, node.output[0]) or 0) * itemsize, node.output[0]))
+    except Exception:  # a model too odd to read here: the child's own words stand
+        return ""
+    if not sizes:
+        return ""
+    nbytes, output = max(sizes)
+    # inference holds the tensor and what it computes from it: half the limit is already too much
+    if nbytes * 2 <= limits.memory_mb * 2**20:
+        return ""
+    size = _constant_shape_elements(model, output) or 0
+    return f"likely at the ConstantOfShape node making {output!r}: it makes a tensor of {size:,} elements from a constant shape"
 
 
 def _constant_shape_elements(model: Any, output: str) -> int | None:
