@@ -100,7 +100,7 @@ def images(count: int, resolution: int = 96, seed: int = 1) -> np.ndarray:
 
 
 # The bare-script side of the overhead and memory benchmarks: an ONNX Runtime session made the way
-# edgecheck's backend makes it (edgecheck/backends/onnxruntime.py), and the feed; a script defines
+# edgecheck's backend makes it (edgecheck/vendors/onnxruntime/backend.py), and the feed; a script defines
 # `model`, `feed_path` and `threads` first.
 BARE_SESSION = '''\
 options = ort.SessionOptions()

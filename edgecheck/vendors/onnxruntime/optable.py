@@ -3,7 +3,7 @@
 The installed runtime is the authority on what it can run, so the table is built from it: every
 CPU kernel's operator, version range and the element types its first input takes. The shipped
 `tables/onnxruntime-cpu.yaml` is this output for the release named in it, for machines without
-onnxruntime; `python -m edgecheck.vendors.onnxruntime.optable > edgecheck/analysis/tables/onnxruntime-cpu.yaml`
+onnxruntime; `python -m edgecheck.vendors.onnxruntime.optable > edgecheck/vendors/onnxruntime/tables/onnxruntime-cpu.yaml`
 regenerates it.
 """
 

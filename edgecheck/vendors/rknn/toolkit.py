@@ -9,7 +9,7 @@ its worker to build again and run the simulator, because the toolkit's simulator
 process. The job is the whole recipe for the build, so both builds are the same build, and the
 runner checks that on the recorded probe outputs.
 
-Script use: python rknn_toolkit.py BUILD_DIR   (reads BUILD_DIR/job.json, writes BUILD_DIR/result.json)
+Script use: python toolkit.py BUILD_DIR   (reads BUILD_DIR/job.json, writes BUILD_DIR/result.json)
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Flex ops (custom codes starting with "Flex") are TensorFlow ops run by the Flex 
 be listed one by one: they fall under `unlisted`, and a classifier tells them apart by their code.
 
 The shipped `tables/litert-builtins.yaml` is this output for the release named in it;
-`python -m edgecheck.vendors.tflite.table > edgecheck/analysis/tables/litert-builtins.yaml`
+`python -m edgecheck.vendors.tflite.table > edgecheck/vendors/tflite/tables/litert-builtins.yaml`
 regenerates it.
 """
 
