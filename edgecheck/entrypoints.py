@@ -9,6 +9,7 @@ on first use, and a plugin that fails to import is reported by name, never crash
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -55,6 +56,26 @@ def load_group(group: str) -> list[Loaded]:
             found.append(Loaded(entry.name, entry.value,
                                 error=f"its plugin {entry.value} failed to import: {type(exc).__name__}: {exc}"))
     return found
+
+
+def load_classes(group: str, accepts: Callable[[Any], bool], kind: str, skip: Container[str] = (),
+                 own_first: bool = False) -> Iterator[tuple[str, Any, str]]:
+    """(name, class, "") for each entry point of `group` that names a class `accepts`; (name, None, why not)
+    for one that failed to import or names something else; names in `skip` (those registered by hand, or
+    already taken: checked as the caller adds) are passed over. `own_first`: edgecheck's own entry points
+    come first, so a plug-in that claims what a shipped one owns is the one refused."""
+    found = load_group(group)
+    if own_first:
+        found = sorted(found, key=lambda entry: not entry.target.startswith("edgecheck."))
+    for loaded in found:
+        if loaded.name in skip:
+            continue
+        if loaded.error:
+            yield loaded.name, None, loaded.error
+        elif not accepts(loaded.value):
+            yield loaded.name, None, f"{loaded.target} is not an edgecheck {kind}"
+        else:
+            yield loaded.name, loaded.value, ""
 
 
 def folders(group: str) -> tuple[list[Path], dict[str, str]]:

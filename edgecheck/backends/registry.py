@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from edgecheck.backends.base import Availability, Backend, file_suffixes, read_suffixes
 from edgecheck.entrypoints import BACKENDS as ENTRY_POINT_GROUP
-from edgecheck.entrypoints import load_group
+from edgecheck.entrypoints import load_classes
 from edgecheck.errors import BackendUnavailable
 
 _registered: dict[str, type[Backend]] = {}
@@ -55,15 +55,12 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
-    for loaded in load_group(ENTRY_POINT_GROUP):
-        if loaded.name in _registered:
-            continue
-        if loaded.error:
-            _broken[loaded.name] = loaded.error
-        elif not (isinstance(loaded.value, type) and issubclass(loaded.value, Backend)):
-            _broken[loaded.name] = f"{loaded.target} is not an edgecheck Backend class"
+    for name, cls, problem in load_classes(ENTRY_POINT_GROUP, lambda v: isinstance(v, type) and issubclass(v, Backend),
+                                           "Backend class", skip=_registered):
+        if problem:
+            _broken[name] = problem
         else:
-            _registered[loaded.name] = loaded.value
+            _registered[name] = cls
 
 
 def known_backends() -> list[str]:

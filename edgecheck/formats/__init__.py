@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgecheck.entrypoints import FORMATS as ENTRY_POINT_GROUP
-from edgecheck.entrypoints import load_group
+from edgecheck.entrypoints import load_classes
 from edgecheck.errors import EdgecheckError, ModelError
 from edgecheck.formats.base import ArtifactFormat
 from edgecheck.model import ModelInfo
@@ -55,25 +55,23 @@ def _discover() -> None:
         return
     _discovered = True
     # edgecheck's own formats first: a plug-in that claims a shipped suffix is the one refused
-    for loaded in sorted(load_group(ENTRY_POINT_GROUP), key=lambda entry: not entry.target.startswith("edgecheck.")):
-        if loaded.name in _registered:
+    for name, cls, problem in load_classes(
+            ENTRY_POINT_GROUP, lambda v: isinstance(v, type) and issubclass(v, ArtifactFormat), "ArtifactFormat class",
+            skip=_registered, own_first=True):
+        if problem:
+            _broken[name] = problem
             continue
-        if loaded.error:
-            _broken[loaded.name] = loaded.error
-        elif not (isinstance(loaded.value, type) and issubclass(loaded.value, ArtifactFormat)):
-            _broken[loaded.name] = f"{loaded.target} is not an edgecheck ArtifactFormat class"
+        try:
+            found = cls()
+        except Exception as exc:  # a third-party constructor must not take the session down
+            _broken[name] = f"its format class failed to start: {type(exc).__name__}: {exc}"
+            continue
+        owner = next(((suffix, other) for suffix in found.suffixes for other in _registered.values()
+                      if suffix.lower() in other.suffixes), None)
+        if owner is not None:  # two readers of one suffix: never the first silently
+            _broken[name] = f"its suffix {owner[0]} is already the {owner[1].name!r} format's"
         else:
-            try:
-                found = loaded.value()
-            except Exception as exc:  # a third-party constructor must not take the session down
-                _broken[loaded.name] = f"its format class failed to start: {type(exc).__name__}: {exc}"
-                continue
-            owner = next(((suffix, other) for suffix in found.suffixes for other in _registered.values()
-                          if suffix.lower() in other.suffixes), None)
-            if owner is not None:  # two readers of one suffix: never the first silently
-                _broken[loaded.name] = f"its suffix {owner[0]} is already the {owner[1].name!r} format's"
-            else:
-                _registered[loaded.name] = found
+            _registered[name] = found
 
 
 def known_formats() -> list[str]:

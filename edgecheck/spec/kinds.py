@@ -42,18 +42,15 @@ def _discover() -> None:
     if _registry.discovered:
         return
     _registry.discovered = True
-    from edgecheck.entrypoints import CHECKS, load_group
+    from edgecheck.entrypoints import CHECKS, load_classes
 
     # edgecheck's own kinds first: a plug-in that claims a built-in budget field is the one refused
-    for loaded in sorted(load_group(CHECKS), key=lambda entry: not entry.target.startswith("edgecheck.")):
-        if loaded.name in _registry.registered:
-            continue
-        if loaded.error:
-            _registry.broken[loaded.name] = loaded.error
-        elif not _is_check_class(loaded.value):
-            _registry.broken[loaded.name] = f"{loaded.target} is not an edgecheck Check class (edgecheck.checks.base.Check)"
+    for name, cls, problem in load_classes(CHECKS, _is_check_class, "Check class (edgecheck.checks.base.Check)",
+                                           skip=_registry.registered, own_first=True):
+        if problem:
+            _registry.broken[name] = problem
         else:
-            _add(loaded.value)
+            _add(cls)
     _registry.version += 1
 
 
