@@ -11,6 +11,9 @@ import os
 import signal
 import sys
 
+# what a worker's failure message puts before the lines the worker printed (a reader keeps the message's own)
+WORKER_OUTPUT = "\n--- last lines the worker printed ---"
+
 
 def signal_name(number: int) -> str:
     """SIGSEGV, SIGABRT, ... for a process killed by a signal (or "signal N" where it has no name)."""

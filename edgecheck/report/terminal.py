@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgecheck.report.properties import xml_safe
+from edgecheck.processes import WORKER_OUTPUT
 from edgecheck.textable import format_table
 from edgecheck.results import record_result
 
-WORKER_OUTPUT = "\n--- last lines the worker printed ---"
 
 
 @dataclass(frozen=True, order=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 from edgecheck.errors import BackendError
 from edgecheck.leftovers import owner_tag, remove_dead_owners
-from edgecheck.processes import proc_status_kb, signal_name
+from edgecheck.processes import WORKER_OUTPUT, proc_status_kb, signal_name
 from edgecheck.units import MIB
 from edgecheck.worker.protocol import backend_reference, decode, encode
 
@@ -60,7 +60,7 @@ class WorkerFailure(BackendError):
         super().__init__(backend, artifact, step, headline)
         self.kind = kind
         self.log_tail = log_tail
-        text = headline + (f"\n--- last lines the worker printed ---\n{log_tail}" if log_tail else "")
+        text = headline + (f"{WORKER_OUTPUT}\n{log_tail}" if log_tail else "")
         Exception.__init__(self, text)
 
 
