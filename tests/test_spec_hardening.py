@@ -351,3 +351,18 @@ def test_a_mean_latency_budget_is_compared_with_the_baseline(pytester, spec_proj
     case = junit_properties(pytester.path / "r.xml")["host-tuned-none-latency"]
     assert float(case["edge.regression.latency.mean"]) > 100
     assert "edge.regression.latency.p50" not in case  # only what the budget bounds is compared
+
+
+def test_an_ops_budget_with_every_bound_null_fails_its_spec_and_an_override_may_still_drop_one(pytester, spec_project):
+    """ops: {unsupported: null} bounds nothing, and its check passed having judged nothing: refused at its line.
+    A compress entry's override that drops one bound of several stays allowed."""
+    spec_project(SIZE_ONLY.replace("size_mb: 1", "ops: {unsupported: null}"), name="bad")
+    kept = OVERRIDE.replace("size_mb: 1", "ops: {unsupported: 0, fallback: 2}").replace(
+        "{OVERRIDE}", "{ops: {unsupported: null}}")
+    spec_project(kept, name="good")
+    result = _session(pytester, "-v")
+    result.assert_outcomes(passed=2, failed=1)  # good: the model's and fp16's ops checks
+    message = _failures(pytester)["specs.bad.yaml::spec"]
+    assert "targets.host.budgets.ops: ops names no bound: give unsupported, fallback or constraint" in message
+    loaded = load_spec(pytester.path / "specs" / "good.yaml", project_root=pytester.path)
+    assert loaded.spec.targets["host"].budgets_for("fp16").ops.bounds() == {"fallback": 2}

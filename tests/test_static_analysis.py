@@ -360,11 +360,11 @@ def test_the_harshest_broken_constraint_decides_whatever_the_order_of_the_rules(
 
 
 def test_dropping_one_ops_bound_in_a_recipe_override_keeps_the_default_unsupported_gate():
-    from edgecheck.spec.schema import Budgets
+    from edgecheck.spec.schema import Budgets, BudgetsOverride
 
-    merged = Budgets(ops={"fallback": 2}).merged(Budgets(ops={"fallback": None}))
+    merged = Budgets(ops={"fallback": 2}).merged(BudgetsOverride(ops={"fallback": None}))
     assert merged.ops is not None and merged.ops.bounds() == {"unsupported": 0}
-    assert Budgets(ops={"fallback": 2}).merged(Budgets(ops={"fallback": None, "unsupported": None})).ops is None
+    assert Budgets(ops={"fallback": 2}).merged(BudgetsOverride(ops={"fallback": None, "unsupported": None})).ops is None
 
 
 def test_an_estimate_with_compute_nodes_of_unknown_shape_cannot_be_judged(rk3588):

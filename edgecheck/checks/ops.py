@@ -9,7 +9,7 @@ from pydantic import Field
 from edgecheck.analysis.ops import CLASSES, OpsReport
 from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement
-from edgecheck.spec.ops import OpsBudget
+from edgecheck.spec.ops import OpsBudget, OpsOverride
 
 LISTED = 25  # offending nodes named in the notes; the rest are counted
 
@@ -54,7 +54,7 @@ class OpsCheck(Check):
     order = 60
     budgets = {"ops": BudgetField(OpsBudget | None, Field(None, description=(
         "Operator compatibility with the target's backend, as max nodes per class: {unsupported: 0, fallback: 2}.")),
-        bounds=("unsupported", "fallback", "constraint"))}
+        override=OpsOverride | None, bounds=("unsupported", "fallback", "constraint"))}
 
     def is_static(self, budgets: Any, target: Any) -> bool:
         return True

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import ClassVar
+
+from pydantic import Field, model_validator
 
 from edgecheck.strict import StrictModel
 
@@ -19,6 +21,20 @@ class OpsBudget(StrictModel):
                               "against (edgecheck ops --tables lists them); default: the device profile's for the "
                               "backend.")
 
+    partial: ClassVar[bool] = False  # an override: any subset (see spec.performance.LatencyBudget.partial)
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> OpsBudget:
+        if not self.partial and not self.bounds():  # every bound set to null: the check would judge nothing
+            raise ValueError("ops names no bound: give unsupported, fallback or constraint (max nodes)")
+        return self
+
     def bounds(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in ("unsupported", "fallback", "constraint")
                 if getattr(self, name) is not None}
+
+
+class OpsOverride(OpsBudget):
+    """A compress entry's changes to the target's ops budget (any subset; null drops a bound)."""
+
+    partial = True
