@@ -213,6 +213,10 @@ class Executor:
         result = check.run(planned, self)
         # facts are text (JUnit properties, the results document): a plug-in's number is written as it prints
         result.facts = {str(key): str(value) for key, value in result.facts.items()}
+        if not result.problems and not result.doubts and not any(m.judged for m in result.measurements):
+            # a budget was asked for and no figure was held to it: never a pass (a plug-in's bug, most likely)
+            result.problems.append(f"the {planned.check} check judged no figure against its budget "
+                                   f"({len(result.measurements)} figures measured, none bounded): nothing to pass")
         made = self.artifact(planned.spec, planned.recipe)  # made already: the check asked for it
         if check.uses_outputs and not result.passed and backend is not None:
             try:  # where it goes wrong, where the backend can tell; never at the cost of the verdict

@@ -138,3 +138,29 @@ def test_a_plugin_check_keeps_and_compares_its_own_baseline_figures(pytester, sp
     notes = junit_properties(pytester.path / "r.xml")["host-fakenpu-fnpu-compile-energy"]
     assert any(v.startswith("energy ") and "against baseline 'main'" in v for k, v in notes.items()
                if k.startswith("edge.note."))
+
+
+def test_a_check_that_judges_nothing_never_passes(pytester, spec_project):
+    """A kind whose run returns figures but holds none to its budget (a plug-in's bug) fails, saying so."""
+    pytester.makeconftest("""
+        from pydantic import Field
+
+        from edgecheck.checks.base import BudgetField, Check, register_check
+        from edgecheck.checks.result import CheckResult, Measurement
+
+        @register_check
+        class Idle(Check):
+            name = "idle"
+            budgets = {"idle_max": BudgetField(float | None, Field(None, description="Never looked at."))}
+
+            def run(self, planned, context):
+                result = CheckResult("idle")
+                result.measurements.append(Measurement("idle.value", 1.0))  # measured, not judged
+                return result
+    """)
+    spec_project(SPEC.replace("backends: [fakenpu]", "backends: [onnxruntime]").replace("compress: [fnpu-compile]\n", "")
+                 .replace("energy_mj: %s", "idle_max: 5"))
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*the idle check judged no figure against its budget (1 figures measured, none "
+                                 "bounded): nothing to pass*"])
