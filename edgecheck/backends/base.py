@@ -41,6 +41,9 @@ class RunOptions:
     # the file suffixes the backend runs, as the session worked them out: a worker then never reads the format
     # registry, whose entry point scan would count in the memory a load is measured to take
     suffixes: tuple[str, ...] | None = None
+    # True in a worker on a board (edgecheck.boards): a backend whose host runtime is a simulator or a
+    # converter's (rknn-toolkit2) loads the board's own runtime instead (rknn-toolkit-lite2)
+    on_board: bool = False
 
 
 class Runner(ABC):
@@ -146,9 +149,20 @@ class Backend(ABC):
     @abstractmethod
     def _load_impl(self, artifact: Path, options: RunOptions) -> Runner: ...
 
+    def board_availability(self) -> Availability:
+        """Whether this backend can run in a worker on a board (edgecheck.boards), checked there: the same as
+        `availability()` unless the board's runtime differs from the host's (RKNNLite on an RK3588 against
+        the toolkit's simulator here). Runs under the board's Python: standard library and numpy only."""
+        return self.availability()
+
     def facts(self) -> dict[str, str]:
         """Version, provider and the like, recorded beside every figure measured with it."""
         return {}
+
+    def board_facts(self) -> dict[str, str]:
+        """`facts()` as a worker on a board finds them (the board's runtime and its version), recorded beside
+        every figure measured there; the same as `facts()` unless the board's runtime differs from the host's."""
+        return self.facts()
 
     def op_table(self) -> OpTable | None:
         """The installed runtime's own operator table, where it can say what it runs (ONNX Runtime's
