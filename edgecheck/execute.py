@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecheck.backends import Backend, check_available
+from edgecheck.boards.runs import BoardRuns
 from edgecheck.checks.base import Check, get_check
 from edgecheck.checks.result import CheckResult
 from edgecheck.artifacts import MadeArtifact, make_artifact
@@ -107,15 +108,19 @@ Baseline = Callable[[PlannedCheck], tuple[str, Mapping[str, float] | None, bool]
 
 class Executor:
     def __init__(self, cache: ArtifactCache | None = None, runs: ModelRuns | None = None,
-                 baseline: Baseline | None = None, ops_dirs: list[Path] | None = None):
+                 baseline: Baseline | None = None, ops_dirs: list[Path] | None = None,
+                 boards: BoardRuns | None = None):
         """`baseline(planned)` gives (baseline name, its figures for this check or None, whether it was
         measured on this machine), or None when no baseline is being compared against. `ops_dirs` are
-        project folders of operator tables beside the built-in ones."""
+        project folders of operator tables beside the built-in ones. `boards` runs a device target's
+        artifacts on a board of that device, where the lab has one."""
         self.static = static.StaticAnalysis(ops_dirs or [])
         self.static_checks = StaticChecks(self.static)
         self.cache = cache if cache is not None else ArtifactCache(None)
         self.runs = runs if runs is not None else ModelRuns(WorkerPool(), host_device())
         self.baseline = baseline
+        self.boards = boards
+        self._placed: dict[tuple, dict[str, str]] = {}  # (artifact sha256, backend, device) -> where it ran
         self._measured: dict[tuple, Measured] = {}
         self._models: dict[Path, ModelInfo] = {}
         self._inputs: dict[tuple[Path, str], InputSet] = {}
@@ -126,6 +131,8 @@ class Executor:
     def close(self) -> None:
         """Stop the workers and remove scratch artifacts (the cache itself stays)."""
         self.runs.workers.close()
+        if self.boards is not None:
+            self.boards.close()
         self.cache.close()
 
     def model_info(self, path: Path) -> ModelInfo:
@@ -133,8 +140,18 @@ class Executor:
             self._models[path] = inspect_model(path)
         return self._models[path]
 
-    def backend(self, name: str) -> Backend:
-        """The backend if it can run here; raises `BackendUnavailable` (remembered) if not."""
+    def on_board(self, target: object | None) -> bool:
+        """Whether a target's runs go to a board of its device (the lab's boards file names one)."""
+        return (target is not None and self.boards is not None and not getattr(target, "is_host", True)
+                and self.boards.serves(getattr(target, "name", "")))
+
+    def backend(self, name: str, target: object | None = None) -> Backend:
+        """The backend if it can run here; raises `BackendUnavailable` (remembered) if not. For a target served
+        by a board, the backend whether or not it runs here: the board says whether it runs there."""
+        if self.on_board(target):
+            from edgecheck.backends.registry import get_backend
+
+            return get_backend(name)
         if name not in self._backends:
             try:
                 self._backends[name] = check_available(name)
@@ -179,12 +196,22 @@ class Executor:
         return found
 
     def outputs(self, loaded: LoadedSpec, artifact: Path, backend: str, threads: int,
-                kind: str) -> tuple[Outputs, bool]:
+                kind: str, target: object | None = None) -> tuple[Outputs, bool]:
         """Outputs of an artifact on a backend, and whether they came from the cache (only a
-        deterministic backend's outputs are cached: same bytes, runtime, threads and inputs)."""
-        found = self.backend(backend)
+        deterministic backend's outputs are cached: same bytes, runtime, threads and inputs). With a
+        `target` a board serves, they are the board's (never cached: each run asks the board)."""
+        found = self.backend(backend, target)
         inputs = self.inputs(loaded, kind)
         sha = self.model_info(artifact).sha256
+        if self.on_board(target) and self.boards is not None:
+            device = getattr(target, "name")
+            key = (loaded.path, sha, backend, threads, kind, "board", device)
+            if key not in self._outputs:
+                path, names = self.runs.inputs_file(inputs)
+                outputs, where = self.boards.outputs(device, found, artifact, threads, path, names)
+                self._placed[(sha, backend, device)] = where
+                self._outputs[key] = (outputs, False)
+            return self._outputs[key]
         key = (loaded.path, sha, backend, threads, kind)
         if key not in self._outputs:
             def compute() -> Outputs:
@@ -209,7 +236,7 @@ class Executor:
         check = get_check(planned.check)
         static = check.is_static(planned.budgets, planned.target)
         # a static check reads the artifact only: it needs neither the backend nor its device
-        backend = None if static else self.backend(planned.backend)
+        backend = None if static else self.backend(planned.backend, planned.target)
         result = check.run(planned, self)
         # facts are text (JUnit properties, the results document): a plug-in's number is written as it prints
         result.facts = {str(key): str(value) for key, value in result.facts.items()}
@@ -231,6 +258,26 @@ class Executor:
         for key, value in self._facts(planned, check, backend, planned.threads, made).items():
             result.facts.setdefault(key, value)  # a check's own (measured_on of a stand-in figure) stays
         return result
+
+    def _board_facts(self, planned: PlannedCheck, threads: int, made: MadeArtifact,
+                     placed: dict[str, str]) -> dict[str, str]:
+        """The facts of a check run on a board: where (the board's own label), the artifact, the recipe."""
+        info = self.model_info(made.artifact.path)
+        original = self.model_info(planned.spec.spec.model.path)
+        facts = {"measured_on": placed["measured_on"], "board": placed["board"], "host": host_description(),
+                 "runtime": f"{planned.backend} on board {placed['board']}, {threads} thread{'s' if threads != 1 else ''}",
+                 "artifact": made.artifact.path.name, "artifact.size_bytes": str(info.size_bytes),
+                 "artifact.parameters": str(info.parameters),
+                 "artifact.size_ratio": f"{original.size_bytes / info.size_bytes:.3f}" if info.size_bytes else "inf",
+                 "threads": str(threads)}
+        if get_check(planned.check).uses_outputs:
+            model = planned.spec.spec.model.path
+            facts["reference"] = (f"{model.name} (the original model) on {reference_backend(model)} FP32, "
+                                  f"{REFERENCE_THREADS} thread, on this host")
+        if planned.recipe != ORIGINAL:
+            facts["recipe.steps"] = planned.steps_text
+            facts.update({f"recipe.{k}": v for k, v in made.notes.items()})
+        return facts
 
     def input_shapes(self, planned: PlannedCheck) -> dict[str, tuple[int, ...]]:
         """The spec's input shapes; for a dynamic input it leaves open, the shape a measurement would run
@@ -279,12 +326,14 @@ class Executor:
             return "estimate"
         # a budget section with `source:` can take a host stand-in or an estimate; a plain number cannot
         sourced = budget is not None and "source" in getattr(type(budget), "model_fields", {})
-        if not self.backend(planned.backend).measures_time:
+        if not self.on_board(target) and not self.backend(planned.backend).measures_time:
             raise CannotJudge(f"cannot judge {target.name} {planned.check} with {planned.backend} here: it runs on a "
                               f"simulator, whose {planned.check} says nothing of a device's"
                               + ("; use source: estimate for the compiler's estimate" if sourced else ""))
         if target.is_host:
             return "host"
+        if self.on_board(target) and self.boards is not None:
+            return f"{target.name} board ({', '.join(self.boards.names(target.name))})"
         if sourced and self._measured_here(planned, budget.source):
             return f"host, as a stand-in for {target.name} (the spec's source: host)"
         where = (f"cannot judge {target.name} {planned.check} here: no {target.name} to measure on (this host is "
@@ -305,15 +354,25 @@ class Executor:
             timed = latency is not None and (planned.check == "latency" or self._measured_here(planned, latency.source))
             plan = TimingPlan.for_latency(latency) if timed and latency is not None else TimingPlan()
         model = self.model_info(artifact)
-        key = (model.sha256, backend.name, planned.threads, plan)
+        board = self.on_board(planned.target)
+        key = (model.sha256, backend.name, planned.threads, plan, planned.target.name if board else "host")
         if key not in self._measured:
             whole = has_fixed_batch(model, layout_of(planned.spec, model))  # along each input's batch axis
             feed = single_input(self.inputs(planned.spec, "parity"), whole)
-            self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
+            if board and self.boards is not None:
+                found = self.boards.measure(planned.target.name, backend, artifact, planned.threads, feed, plan)
+                self._placed[(model.sha256, backend.name, planned.target.name)] = {
+                    "measured_on": found.extra["measured_on"], "board": found.extra["board"]}
+                self._measured[key] = found
+            else:
+                self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
         return self._measured[key]
 
     def _facts(self, planned: PlannedCheck, check: Check, backend: Backend | None, threads: int,
                made: MadeArtifact) -> dict[str, str]:
+        placed = self._placed.get((self.model_info(made.artifact.path).sha256, planned.backend, planned.target.name))
+        if backend is not None and placed is not None:
+            return self._board_facts(planned, threads, made, placed)
         versions = backend.facts() if backend is not None else {}
         if backend is not None:
             runtime = " ".join(v for v in (backend.name, versions.get("version") or versions.get("runtime"),

@@ -98,6 +98,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Write every edgecheck item's record (identity, outcome, reason, figures, budgets, verdict) as one "
         "versioned JSON document, for reports and comparisons between runs. Default: ini edge_results, else none.",
     )
+    group.addoption(
+        "--edge-board", action="append", dest="edge_board", default=[], metavar="DEVICE=SSH",
+        help="Run DEVICE's items on this board for this run, e.g. rk3588=ssh://ci@10.0.0.5 or "
+        "raspberry-pi-4b=pi@pi-1?python=/opt/edge/bin/python (repeatable; replaces the boards file's boards of "
+        "that device). Default: the boards file (ini edge_boards, else $EDGECHECK_BOARDS).",
+    )
 
     def addini(name: str, help: str, *, default: Any, **kwargs: Any) -> None:
         parser.addini(name, help, default=default, **kwargs)
@@ -119,6 +125,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     addini("edge_ops_dir", "Folder of project operator tables (*.yaml), added to or overriding the "
            "built-in ones (edgecheck ops --tables lists them). Default: none.", type="paths", default=[])
     addini("edge_strict", "As --edge-strict. Default: false.", type="bool", default=False)
+    addini("edge_boards", "The lab's boards file (YAML: boards: [{name, device, ssh, python}]); a device target "
+           "with a board runs there. Default: $EDGECHECK_BOARDS, else none.", type="paths", default=[])
     _OPTION_DEFAULTS.update({option.dest: option.default for option in group.options})  # last: every option
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from edgecheck.boards.config import Board, BoardsError, check_devices, configured_boards
 from edgecheck.baseline import Baseline, BaselineError, baseline_path, check_name, item_key, list_baselines, load_baseline
 from edgecheck.cache import ENV_CACHE_DIR, ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
@@ -32,6 +33,7 @@ class EdgeSession:
         self._profiles: dict[str, DeviceProfile] | None = None
         self._baseline: Baseline | None = None
         self._warned = False
+        self._boards: list[Board] | None = None
 
     def profiles(self) -> dict[str, DeviceProfile]:
         if self._profiles is None:
@@ -52,6 +54,7 @@ class EdgeSession:
             self.profiles()  # a broken project profile is a usage error even when no --edge-target names it
         self.validate_op_tables()
         self.worker_settings()
+        self.boards()
         if self.inconclusive not in ("warn", "fail"):
             raise pytest.UsageError(f"edge_inconclusive: {self.inconclusive!r} is neither warn nor fail")
         if not 0 <= self.config.getoption("edge_suggest_margin") < 1:
@@ -157,6 +160,19 @@ class EdgeSession:
         names = self.target_names()
         return [self.profiles()[n] for n in names] if names else []
 
+    def boards(self) -> list[Board]:
+        """The lab's boards for this run (edge_boards / $EDGECHECK_BOARDS, and --edge-board), read once; a
+        usage error naming the file, board and field where they are wrong."""
+        if self._boards is None:
+            try:
+                boards = configured_boards([str(p) for p in self.config.getini("edge_boards")],
+                                           list(self.config.getoption("edge_board") or []), self.config.rootpath)
+                check_devices(boards, set(self.profiles()))
+            except BoardsError as exc:
+                raise pytest.UsageError(f"edgecheck: {exc}") from None
+            self._boards = boards
+        return self._boards
+
     def cache_dir(self) -> Path | None:
         """Where artifacts and outputs are cached: --edge-cache-dir, ini edge_cache_dir,
         $EDGECHECK_CACHE_DIR, else .edgecheck/cache under the rootdir; None with --edge-no-cache."""
@@ -211,8 +227,18 @@ class EdgeSession:
     @cached_property
     def executor(self) -> Executor:
         runs = ModelRuns(WorkerPool(self.worker_settings()), host_device())
+        boards = None
+        if self.boards():
+            import uuid
+
+            from edgecheck.boards.pool import BoardPool
+            from edgecheck.boards.runs import BoardRuns
+            from edgecheck.leftovers import owner_tag
+
+            pool = BoardPool(self.boards(), f"{owner_tag()}-{uuid.uuid4().hex[:8]}", pytest_notice(self.config))
+            boards = BoardRuns(pool, self.worker_settings(), runs.workers.scratch / "boards")
         return Executor(ArtifactCache(self.cache_dir(), pytest_notice(self.config)), runs, self._baseline_figures,
-                        self.ops_dirs())
+                        self.ops_dirs(), boards)
 
     def plan(self, spec_path: Path) -> list[PlannedCheck]:
         """Load, validate and plan one spec file; raises an EdgecheckError naming what is wrong."""

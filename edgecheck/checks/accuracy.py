@@ -222,7 +222,8 @@ class AccuracyCheck(Check):
         assert labels is not None
         reference = context.reference(loaded, "evaluation")
         original = metric(reference, labels)
-        outputs, cached = context.outputs(loaded, artifact.path, planned.backend, planned.threads, "evaluation")
+        outputs, cached = context.outputs(loaded, artifact.path, planned.backend, planned.threads, "evaluation",
+                                          planned.target)
         candidate = metric(outputs, labels)
         result = judge_accuracy(original, candidate, unit, evaluation.is_higher_better, planned.budgets)
         result.problems.extend(nonfinite_problems(reference, outputs, output))

@@ -39,21 +39,23 @@ class CheckContext(Protocol):
 
     def model_info(self, path: Path) -> Any: ...  # a format's facts of a model file (inputs, size, sha256)
 
-    def backend(self, name: str) -> Backend: ...  # raises BackendUnavailable (a skip) when it cannot run here
+    # raises BackendUnavailable (a skip) when it cannot run here; for a target a board serves, the board decides
+    def backend(self, name: str, target: Any = None) -> Backend: ...
 
     def artifact(self, loaded: LoadedSpec, entry: str) -> Any: ...  # MadeArtifact of a compress entry
 
     def inputs(self, loaded: LoadedSpec, kind: str) -> Any: ...  # InputSet: "parity" or "evaluation"
 
+    # outputs, and whether they came from the cache; with a `target` a board serves, the board's outputs
     def outputs(self, loaded: LoadedSpec, artifact: Path, backend: str, threads: int,
-                kind: str) -> tuple[Outputs, bool]: ...  # outputs, and whether they came from the cache
+                kind: str, target: Any = None) -> tuple[Outputs, bool]: ...
 
     def reference(self, loaded: LoadedSpec, kind: str) -> Outputs: ...  # the original model's outputs
 
     def measured(self, planned: Any, backend: Backend, artifact: Path,
                  plan: Any = None) -> Any: ...  # one timing + memory run (measure.runs.TimingPlan; Measured)
 
-    def where_measured(self, planned: Any) -> str: ...  # "host", a stand-in label, or CannotJudge
+    def where_measured(self, planned: Any) -> str: ...  # "host", a board, a stand-in label, or CannotJudge
 
     def input_shapes(self, planned: Any) -> dict[str, tuple[int, ...]]: ...
 

@@ -280,7 +280,8 @@ class ParityCheck(Check):
         loaded = planned.spec
         artifact = context.artifact(loaded, planned.recipe).artifact
         reference = context.reference(loaded, "parity")
-        candidate, cached = context.outputs(loaded, artifact.path, planned.backend, planned.threads, "parity")
+        candidate, cached = context.outputs(loaded, artifact.path, planned.backend, planned.threads, "parity",
+                                          planned.target)
         budget = planned.budgets.parity
         k = budget.topk_agreement.k if budget and budget.topk_agreement else None
         inputs = context.inputs(loaded, "parity")

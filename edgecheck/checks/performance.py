@@ -110,12 +110,12 @@ class _PerformanceCheck(Check):
             artifact = context.artifact(planned.spec, planned.recipe).artifact
             return context.static_estimate(planned, artifact.path)
         where = context.where_measured(planned)  # before any work: a device figure we cannot take is said at once
-        backend = context.backend(planned.backend)
+        backend = context.backend(planned.backend, planned.target)
         made = context.artifact(planned.spec, planned.recipe)
         measured = context.measured(planned, backend, made.artifact.path)
         result = self.judge(planned, context, measured, made.artifact.path)
         result.facts["load_s"] = f"{measured.load_s:.4f}"
-        result.facts["measured_on"] = where
+        result.facts["measured_on"] = measured.extra.get("measured_on") or where  # a board's own label
         return result
 
     def judge(self, planned: Any, context: CheckContext, measured: Any, artifact: Any) -> CheckResult:
@@ -169,6 +169,9 @@ class LatencyCheck(_PerformanceCheck):
                                           f"clock {measured.clock}; the inference call alone on one fixed input")
         result.facts["latency.stats"] = json.dumps(measured.stats.benchmark_stats(), sort_keys=True)
         result.facts["latency.lock_wait_s"] = f"{measured.lock_wait_s:.3f}"
+        for reason in measured.extra.get("throttling") or []:  # a board's clocks or temperature said so
+            result.doubts.append(f"thermal throttling during the timing: {reason}; time it again once the board "
+                                 "has cooled (or fix its cooling)")
         window = measured.extra.get("window")
         if window:  # when the timed runs happened (epoch seconds): timings on one machine never overlap
             result.facts["latency.window"] = f"{window[0]:.6f}..{window[1]:.6f}"

@@ -110,7 +110,7 @@ class ModelRuns:
         self.device = device
         self._input_files: dict[int, tuple[InputSet, Path, list[list[str]]]] = {}
 
-    def _inputs_file(self, inputs: InputSet) -> tuple[Path, list[list[str]]]:
+    def inputs_file(self, inputs: InputSet) -> tuple[Path, list[list[str]]]:
         """Each input set is written once per session and shared by every artifact's run."""
         known = self._input_files.get(id(inputs))
         if known is None or known[0] is not inputs:
@@ -122,7 +122,7 @@ class ModelRuns:
 
     def outputs(self, backend: Backend, artifact: Path, threads: int, inputs: InputSet) -> Outputs:
         """Load once in a worker, run every feed, return the outputs joined over samples."""
-        path, names = self._inputs_file(inputs)
+        path, names = self.inputs_file(inputs)
         job = self.workers.job_dir()
         command = {"op": "outputs", "artifact": str(artifact), "threads": threads, "inputs": str(path),
                    "names": names, "outputs": str(job / "outputs.npz"), "suffixes": _suffixes(backend)}

@@ -121,9 +121,11 @@ class _MemoryProbe:
 
 
 class Worker:
-    def __init__(self, events_fd: int):
+    def __init__(self, events_fd: int, on_board: bool = False):
         self._events = os.fdopen(events_fd, "wb", buffering=0)
         self._backends: dict[str, Any] = {}
+        self.on_board = on_board  # a worker on a board (edgecheck.boards): the board's runtimes, its own facts
+        self.busy = False
 
     def send(self, event: str, **fields: Any) -> None:
         self._events.write(encode({"event": event, **fields}))
@@ -134,28 +136,33 @@ class Worker:
             self._backends[key] = _import_object(reference)()
         return self._backends[key]
 
-    def serve(self) -> None:
+    def serve(self, lines: Any = None) -> None:
         self.send("ready", pid=os.getpid(), python=sys.executable, version=PROTOCOL_VERSION,
-                  implementation=platform.python_implementation(), python_version=platform.python_version())
-        for line in sys.stdin.buffer:
+                  implementation=platform.python_implementation(), python_version=platform.python_version(),
+                  pgid=os.getpgrp(), machine=platform.machine(), host=platform.node())
+        for line in lines if lines is not None else sys.stdin.buffer:
             if not line.strip():
                 continue
             command = decode(line)
             if command.get("op") == "exit":
                 return
+            self.busy = True
             try:
-                handler = {"outputs": self.outputs, "measure": self.measure, "compress": self.compress}[command["op"]]
+                handler = {"outputs": self.outputs, "measure": self.measure, "compress": self.compress,
+                           "availability": self.availability}[command["op"]]
                 result = handler(command)
             except MemoryError as exc:
                 self.send("error", kind="MemoryError", step=self._step, message=str(exc) or "out of memory")
             except BaseException as exc:  # everything a runtime raises goes back as data
                 self.send("error", kind=type(exc).__name__, step=getattr(exc, "step", None) or self._step,
                           message=getattr(exc, "reason", None) or str(exc),
-                          traceback="".join(traceback.format_exception(exc))[-4000:])
+                          traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
             else:
                 self.send("done", result=result)
+            finally:
+                self.busy = False
 
     _step = "starting"
 
@@ -168,17 +175,34 @@ class Worker:
         worker's start limit, so a slow import on a loaded machine never eats the job's own limit."""
         self.phase("importing")
         backend = self.backend(command["backend"])
-        availability = backend.availability()  # imports the runtime
+        # imports the runtime: the board's own where this worker runs on a board
+        availability = backend.board_availability() if self.on_board else backend.availability()
         if not availability:
             raise RuntimeError(f"{backend.name} cannot run in this worker: {availability.reason}")
         return backend
+
+    def availability(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Whether this worker's Python runs the backend (a board's runtime installed there), and its facts."""
+        self.phase("importing")
+        backend = self.backend(command["backend"])
+        found = backend.board_availability() if self.on_board else backend.availability()
+        return {"ok": bool(found), "reason": found.reason, **(self._facts(backend) if found else {})}
+
+    def _facts(self, backend: Any) -> dict[str, Any]:
+        """The runtime's facts as this worker finds them: a board's runtime and version are the board's."""
+        if not self.on_board:
+            return {}
+        try:
+            return {"facts": {str(k): str(v) for k, v in backend.board_facts().items()}}
+        except Exception as exc:
+            return {"facts": {"facts_error": f"{type(exc).__name__}: {exc}"}}
 
     def _load(self, command: dict[str, Any], backend: Any) -> Any:
         from edgecheck.backends.base import RunOptions
 
         suffixes = command.get("suffixes")
         options = RunOptions(threads=int(command.get("threads", 1)), extra=dict(command.get("extra", {})),
-                             suffixes=tuple(suffixes) if suffixes is not None else None)
+                             suffixes=tuple(suffixes) if suffixes is not None else None, on_board=self.on_board)
         self.phase("loading")
         return backend.load(Path(command["artifact"]), options)
 
@@ -221,7 +245,7 @@ class Worker:
             self.phase("running")
             outputs = [runner.infer(feed) for feed in feeds]
         names = save_feeds(Path(command["outputs"]), outputs, prefix="o")
-        return {"names": names}
+        return {"names": names, **self._facts(backend)}
 
     def measure(self, command: dict[str, Any]) -> dict[str, Any]:
         """Load, warm up, then time the inference call alone on one fixed feed; peak memory beside it.
@@ -261,7 +285,7 @@ class Worker:
                 "clock": CLOCK, "memory_kb": {"baseline": memory.baseline_kb, "after_load": after_load_kb,
                                               "peak": memory.peak_kb(), "process_peak": memory.process_peak_kb()},
                 "peak_method": memory.method,
-                "window": window}
+                "window": window, **self._facts(backend)}
 
     @staticmethod
     def _time(call: Any, target: int | None, max_seconds: float | None) -> list[int]:
@@ -289,12 +313,43 @@ class Worker:
         return samples
 
 
+def _board_side() -> tuple[int, Any]:
+    """A worker on a board, started over ssh: the channel's stdout carries the events (a runtime's prints go
+    to stderr, the session's log), the worker leads a process group of its own (the session can kill it
+    whole), and when the channel closes (the session ended, the cable was pulled) the group goes with it."""
+    import queue
+    import threading
+
+    events = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        os.setsid()
+    except OSError:
+        pass  # already a group leader: sshd started it so
+    die_with_parent(os.getppid())
+    lines: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in sys.stdin.buffer:
+            lines.put(line)
+        lines.put(None)
+        time.sleep(0.5)  # an "exit" just read is served first
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=read, daemon=True).start()
+    return events, iter(lines.get, None)
+
+
 def main(argv: list[str] | None = None) -> None:
     faulthandler.enable()  # a segfault or abort prints the Python stack: the session shows its tail
     config = json.loads((argv or sys.argv)[1])
-    die_with_parent(int(config["parent_pid"]))
+    if config.get("events_fd") == "stdout":
+        events, lines = _board_side()
+    else:
+        die_with_parent(int(config["parent_pid"]))
+        events, lines = int(config["events_fd"]), None
     _limit_memory(config.get("memory_limit_mb"))
-    Worker(int(config["events_fd"])).serve()
+    Worker(events, on_board=bool(config.get("on_board"))).serve(lines)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,250 @@
+"""Running artifacts on boards: outputs for parity and accuracy, timing and memory, measured there.
+
+The same jobs as `edgecheck.measure.runs.ModelRuns`, on a board of the target's device: the
+artifact and the inputs go to the board's store (by content, once), the worker runs under the board's
+Python, the outputs or samples come back. Every result says which board, with its host name, kernel,
+runtime and version, governor and temperatures before and after; a timing that saw thermal throttling
+says so, and its latency verdict cannot be a pass.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecheck.backends import Backend
+from edgecheck.boards.pool import BoardPool, BoardState, NoBoard
+from edgecheck.boards.probe import thermal_summary, throttling
+from edgecheck.boards.ssh import BoardUnreachable
+from edgecheck.boards.worker import BoardWorker
+from edgecheck.errors import EdgecheckError
+from edgecheck.measure.runs import Measured, TimingPlan, concat_outputs
+from edgecheck.measure.stats import LatencyStats
+from edgecheck.worker.client import WorkerFailure, WorkerSettings
+from edgecheck.worker.protocol import backend_reference, load_feeds, save_feeds
+
+Outputs = dict[str, np.ndarray]
+
+
+class BoardRunError(EdgecheckError):
+    """A run on a board failed for the board's sake (the connection dropped, its disk is full)."""
+
+
+def _suffixes(backend: Backend) -> list[str]:
+    from edgecheck.backends.base import file_suffixes
+
+    return list(file_suffixes(type(backend)))
+
+
+@functools.lru_cache(maxsize=None)
+def _package_root(module: str) -> str | None:
+    """The folder of a plug-in backend's top-level package, sent to the board beside edgecheck's."""
+    top = module.split(".")[0]
+    found = sys.modules.get(top)
+    paths = list(getattr(found, "__path__", []) or [])
+    return paths[0] if paths and top != "edgecheck" else None
+
+
+class BoardRuns:
+    """The session's runs on boards, device by device."""
+
+    def __init__(self, pool: BoardPool, settings: WorkerSettings, scratch: Path):
+        self.pool = pool
+        self.settings = settings
+        self.scratch = Path(scratch)
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self._kept: dict[str, BoardWorker] = {}
+        self._available: dict[tuple[str, str], dict[str, Any]] = {}
+        self._count = 0
+
+    def serves(self, device: str) -> bool:
+        return self.pool.serves(device)
+
+    def names(self, device: str) -> list[str]:
+        return self.pool.names(device)
+
+    # --- the pieces of one run --------------------------------------------------------------
+
+    def _reference(self, state: BoardState, backend: Backend) -> dict[str, str]:
+        """How the board's worker finds the backend: edgecheck's own and plug-in packages travel in the
+        worker package; a backend defined in a single file (a conftest) travels as that file."""
+        reference = backend_reference(type(backend))
+        if reference["module"].split(".")[0] != "edgecheck" and _package_root(reference["module"]) is None:
+            if reference.get("file"):
+                reference = {**reference, "file": state.store.send(Path(reference["file"]))}
+        return reference
+
+    def _code(self, state: BoardState, backend: Backend) -> str:
+        root = _package_root(type(backend).__module__)
+        return state.store.code((root,) if root else ())
+
+    def _worker(self, state: BoardState, backend: Backend, fresh: bool) -> BoardWorker:
+        key = state.board.name
+        worker = None if fresh else self._kept.get(key)
+        if worker is not None and not worker.alive():
+            worker.close()
+            worker = None
+        if worker is None:
+            self._count += 1
+            settings = WorkerSettings(self.settings.timeout_s, _board_memory_limit(state))
+            worker = BoardWorker(state.board, state.link, state.store, settings, self.scratch,
+                                 f"{state.board.name}-{self._count}", self._code(state, backend))
+            try:
+                worker.start(f"worker on {state.board.name}", Path(state.board.python))
+            except WorkerFailure:
+                worker.kill()
+                raise
+            if not fresh:
+                self._kept[key] = worker
+        return worker
+
+    def _request(self, state: BoardState, worker: BoardWorker, command: dict[str, Any], backend: Backend,
+                 artifact: Path, timeout_s: float) -> dict[str, Any]:
+        try:
+            return worker.request(command, f"{backend.name} on board {state.board.name}", artifact, timeout_s)
+        except WorkerFailure as exc:
+            self._kept.pop(state.board.name, None)
+            worker.kill()
+            if exc.kind == "connection":
+                state.lost(str(exc))
+            raise
+
+    def _check_backend(self, state: BoardState, backend: Backend) -> dict[str, str]:
+        """Whether the board's Python runs this backend (its runtime installed there); its facts if so,
+        else `NoBoard` (a skip with the board's reason). Asked once per board and backend."""
+        key = (state.board.name, backend.name)
+        if key not in self._available:
+            worker = self._worker(state, backend, fresh=False)
+            command = {"op": "availability", "backend": self._reference(state, backend)}
+            self._available[key] = self._request(state, worker, command, backend, Path(state.board.python), 120.0)
+        found = self._available[key]
+        if not found.get("ok"):
+            raise NoBoard(f"{backend.name} on board {state.board.name}",
+                          f"{state.board.describe()} cannot run {backend.name}: {found.get('reason')}")
+        return dict(found.get("facts") or {})
+
+    def label(self, state: BoardState, backend: str, runtime: dict[str, str], before: dict | None = None,
+              after: dict | None = None) -> str:
+        """`rk3588 board rk3588-a (hostname, kernel, runtime and version, governor, temperatures)`."""
+        facts = state.facts or {}
+        parts = [str(facts.get("hostname") or "?"), f"kernel {facts.get('kernel') or '?'}"]
+        parts.append(runtime.get("runtime") or " ".join(v for v in (backend, runtime.get("version")) if v))
+        governors = sorted(set(_governors(facts)))
+        parts.append(f"governor {'/'.join(governors) if governors else 'unknown'}")
+        if before is not None and after is not None:
+            first, last = thermal_summary(before), thermal_summary(after)
+            parts.append(first if first == last and not before.get("zones") else f"{first} before, {last} after")
+        return f"{state.board.device} board {state.board.name} ({', '.join(parts)})"
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    def outputs(self, device: str, backend: Backend, artifact: Path, threads: int,
+                inputs_file: Path, names: list[list[str]]) -> tuple[Outputs, dict[str, str]]:
+        """Outputs of every feed on a board of `device` (its lock held shared), and the facts of where they
+        were computed."""
+        with self.pool.lease(device, exclusive=False, what=f"run {artifact.name}") as lease:
+            state = lease.state
+            try:
+                runtime = self._check_backend(state, backend)
+                remote_artifact, remote_inputs = state.store.send(artifact), state.store.send(inputs_file)
+                self._count += 1
+                remote_out = f"{state.store.job_folder()}/outputs-{self._count}.npz"
+                worker = self._worker(state, backend, fresh=False)
+                command = {"op": "outputs", "artifact": remote_artifact, "threads": threads, "inputs": remote_inputs,
+                           "names": names, "outputs": remote_out, "suffixes": _suffixes(backend),
+                           "backend": self._reference(state, backend)}
+                result = self._request(state, worker, command, backend, artifact, self.settings.timeout_s)
+                local = self.scratch / f"outputs-{self._count}.npz"
+                state.store.fetch(remote_out, local)
+            except BoardUnreachable as exc:
+                state.lost(exc.detail)
+                raise BoardRunError(f"{state.board.describe()} dropped off while running {artifact.name}: "
+                                    f"{exc.detail}") from None
+            runtime.update(result.get("facts") or {})
+            per_feed = load_feeds(local, result["names"], prefix="o")
+            local.unlink(missing_ok=True)
+            facts = {"measured_on": self.label(state, backend.name, runtime), "board": state.board.name}
+            return concat_outputs(per_feed), facts
+
+    def measure(self, device: str, backend: Backend, artifact: Path, threads: int, feed: dict[str, np.ndarray],
+                plan: TimingPlan) -> Measured:
+        """Time and weigh one artifact on a board, in fresh workers, under the board's lock (exclusive for a
+        judged timing), with the board's temperatures and clocks read before and after."""
+        self._count += 1
+        local_feed = self.scratch / f"feed-{self._count}.npz"
+        names = save_feeds(local_feed, [feed])
+        with self.pool.lease(device, exclusive=plan.exclusive, what=f"time {artifact.name}") as lease:
+            state = lease.state
+            try:
+                runtime = self._check_backend(state, backend)
+                remote_artifact, remote_feed = state.store.send(artifact), state.store.send(local_feed)
+                job = state.store.job_folder()
+                before = state.store.agent("thermal")
+                results, rounds = [], []
+                timeout = self.settings.timeout_s + (plan.max_seconds or 0) + plan.warmup_s
+                for index in range(plan.rounds):
+                    share = plan.samples // plan.rounds + (index < plan.samples % plan.rounds) if plan.samples else None
+                    remote_samples = f"{job}/samples-{self._count}-{index}.npy"
+                    command = {"op": "measure", "artifact": remote_artifact, "threads": threads,
+                               "inputs": remote_feed, "names": names, "suffixes": _suffixes(backend),
+                               "warmup": {"runs": plan.warmup_runs, "seconds": plan.warmup_s},
+                               "max_seconds": plan.max_seconds / plan.rounds if plan.max_seconds else None,
+                               "samples": share, "samples_out": remote_samples,
+                               "backend": self._reference(state, backend)}
+                    worker = self._worker(state, backend, fresh=True)
+                    try:
+                        results.append(self._request(state, worker, command, backend, artifact, timeout))
+                    finally:
+                        worker.close()
+                    local = self.scratch / f"samples-{self._count}-{index}.npy"
+                    state.store.fetch(remote_samples, local)
+                    rounds.append(np.load(local, allow_pickle=False))
+                    local.unlink(missing_ok=True)
+                after = state.store.agent("thermal")
+            except BoardUnreachable as exc:
+                state.lost(exc.detail)
+                raise BoardRunError(f"{state.board.describe()} dropped off while timing {artifact.name}: "
+                                    f"{exc.detail}") from None
+            waited = lease.waited_s
+        local_feed.unlink(missing_ok=True)
+        runtime.update(results[0].get("facts") or {})
+        worst = max(results, key=lambda r: r["memory_kb"]["peak"] - r["memory_kb"]["baseline"])
+        reasons = throttling(before, after)
+        return Measured(
+            stats=LatencyStats.from_ns(np.concatenate(rounds)), plan=plan,
+            memory_kb={k: int(v) for k, v in worst["memory_kb"].items()},
+            load_s=float(np.median([r["load_s"] for r in results])),
+            warmup_runs=sum(int(r["warmup_runs"]) for r in results), lock_wait_s=waited,
+            clock=str(results[0].get("clock", "")),
+            extra={"peak_method": worst.get("peak_method", ""),
+                   "window": [results[0]["window"][0], results[-1]["window"][1]] if results[0].get("window") else None,
+                   "measured_on": self.label(state, backend.name, runtime, before, after), "board": state.board.name,
+                   "throttling": reasons, "runtime": runtime},
+            rounds=[LatencyStats.from_ns(r) for r in rounds] if len(rounds) > 1 else [],
+        )
+
+    def close(self) -> None:
+        for worker in self._kept.values():
+            worker.close()
+        self._kept.clear()
+        self.pool.close()
+
+
+def _governors(facts: dict[str, Any]) -> list[str]:
+    found = facts.get("governors") or facts.get("governor") or {}
+    if isinstance(found, dict):
+        return [str(v) for v in found.values() if v]
+    if isinstance(found, list):
+        return [str(v) for v in found if v]
+    return [str(found)] if found else []
+
+
+def _board_memory_limit(state: BoardState) -> int | None:
+    """Half the board's memory, as a local worker gets half of this machine's."""
+    memory = (state.facts or {}).get("memory") or {}
+    total = memory.get("total_bytes") if isinstance(memory, dict) else None
+    return int(total / 2 / 1048576) if isinstance(total, (int, float)) and total > 0 else None

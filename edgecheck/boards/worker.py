@@ -1,0 +1,83 @@
+"""A worker on a board: edgecheck's own worker (edgecheck/worker/main.py) started over the board's ssh
+link under the board's Python, speaking the same JSON lines and .npz files as a local one.
+
+The channel's stdout carries the worker's events and its stderr (with whatever a runtime prints)
+goes to a log here, so everything `WorkerProcess` does (phases, limits, a crash's last lines) holds
+unchanged. A worker that hangs is killed twice over: here (its ssh client's channel closes, and the
+worker kills its own process group when its stdin ends) and there (the agent kills its group by
+pid, if the board still answers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from edgecheck.boards.config import Board
+from edgecheck.boards.ssh import SshLink
+from edgecheck.boards.store import BoardStore
+from edgecheck.worker.client import BOOTSTRAP, WorkerFailure, WorkerProcess, WorkerSettings, _tail
+
+
+class BoardWorker(WorkerProcess):
+    """One worker process on a board; `request()` as for a local worker."""
+
+    def __init__(self, board: Board, link: SshLink, store: BoardStore, settings: WorkerSettings, scratch: Path,
+                 name: str, code_path: str):
+        self.board, self.link, self.store = board, link, store
+        self.settings = settings
+        self.interpreter = board.python
+        self.log_path = scratch / f"{name}.log"
+        config = {"events_fd": "stdout", "parent_pid": None, "memory_limit_mb": settings.memory_limit_mb,
+                  "edgecheck_path": [code_path], "on_board": True, "marker": f"edgecheck-session={store.session}"}
+        read_end, write_end = os.pipe()
+        self._log = open(self.log_path, "wb")
+        try:
+            self.proc = link.popen([board.python, "-c", BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE,
+                                   stdout=write_end, stderr=self._log)
+        except Exception as exc:
+            os.close(read_end)
+            self._log.close()
+            raise WorkerFailure(f"worker on {board.name}", board.python, "starting", "start",
+                                f"cannot start ssh for {board.describe()}: {type(exc).__name__}: {exc}") from None
+        finally:
+            os.close(write_end)
+        self._events = read_end
+        self._buffer = b""
+        self.peak_rss_kb = 0
+        self.ready = {}
+        self._answered = False
+
+    def request(self, command, backend, artifact, timeout_s):  # type: ignore[override]
+        result = super().request(command, backend, artifact, timeout_s)
+        self._answered = True
+        return result
+
+    def close(self) -> None:
+        super().close()
+
+    def kill(self) -> None:
+        """Kill the ssh client here; if the worker had started and the board still answers, its process group
+        there too (a channel that closes does it as well, from the worker's side)."""
+        pid = self.ready.get("pgid") or self.ready.get("pid")
+        super().kill()
+        if pid and self.proc.returncode not in (0,):
+            try:
+                self.store.agent("kill", self.store.session, str(int(pid)), timeout_s=15)
+            except Exception:
+                pass  # the board is gone: the worker's own watch (stdin closed, parent died) ends it
+
+    def _fail_dead(self, backend: str, artifact: Path, step: str) -> None:
+        self._wait_exit()
+        code = self.proc.returncode
+        if code == 255:  # ssh's own status: the connection, not the worker
+            tail = _tail(self.log_path)
+            said = tail.strip().splitlines()[-1] if tail.strip() else "the connection closed"
+            self.kill()
+            raise WorkerFailure(backend, artifact, step, "connection",
+                                f"the connection to {self.board.describe()} was lost while {step} "
+                                f"{Path(artifact).name} (ssh: {said}); the board may have rebooted or dropped off "
+                                "the network", tail)
+        super()._fail_dead(backend, artifact, step)
