@@ -337,6 +337,33 @@ def _schema(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
+def _boards(args: argparse.Namespace, extra: list[str]) -> int:
+    """`edgecheck boards`: each board reached and checked, in a table; exit 1 if any cannot be used."""
+    import uuid
+
+    from edgecheck.boards.check import check_boards, lab_boards
+    from edgecheck.boards.config import BoardsError
+    from edgecheck.textable import format_table
+
+    try:
+        boards = lab_boards(args.boards, args.board, Path.cwd())
+    except BoardsError as exc:
+        print(f"edgecheck: {exc}", file=sys.stderr)
+        return 2
+    if not boards:
+        print("edgecheck: no boards: give --boards FILE, set $EDGECHECK_BOARDS or the ini option edge_boards "
+              "(README: Boards)", file=sys.stderr)
+        return 2
+    rows, usable, facts = check_boards(boards, f"check-{uuid.uuid4().hex[:8]}")
+    if args.json:
+        print(json.dumps({"boards": [{"name": b.name, "device": b.device, "ssh": b.ssh, "usable": row[-1] == "ok",
+                                      "state": row[-1], "facts": facts.get(b.name)}
+                                     for b, row in zip(boards, rows[1:])]}, indent=2))
+    else:
+        print("\n".join(format_table(rows)))
+    return 0 if usable else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgecheck", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -377,6 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
     env_create.add_argument("--python", help="the interpreter to make the venv with (default: this one)")
     env_path = env_actions.add_parser("path", help="print the environment's interpreter (exit 1 if not ready)")
     env_path.add_argument("name")
+    boards = commands.add_parser("boards", help="check each board of the lab: reachable, python, numpy, runtimes, "
+                                 "governor, temperature, free disk (exit 1 if any cannot be used)",
+                                 description="Reach each board of the boards file over ssh and say what a run "
+                                 "would find there.")
+    boards.add_argument("--boards", metavar="FILE", help="the boards file (default: $EDGECHECK_BOARDS, else the "
+                        "pytest ini option edge_boards in this folder)")
+    boards.add_argument("--board", action="append", default=[], metavar="DEVICE=SSH",
+                        help="one more board, as --edge-board (repeatable)")
+    boards.add_argument("--json", action="store_true", help="print every board's facts as JSON")
+    boards.set_defaults(run=_boards)
     schema = commands.add_parser("schema", help="print the JSON Schema of spec files (every installed check "
                                  "kind's budgets)")
     schema.add_argument("--results", action="store_true",

@@ -1,0 +1,95 @@
+"""`edgecheck boards`: each board of the lab, checked the way a run would use it, in one table.
+
+Reachable (ssh's own words when not), the board's Python and numpy, which runtimes are installed
+and their versions, the CPU governor, the temperature and the store's free disk. A board that a run
+could not use says why; the command exits 1 when any board is unusable, so a CI job can check its
+rack before it starts.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+from typing import Any
+
+from edgecheck.boards.config import BOARDS_VARIABLE, Board, configured_boards
+from edgecheck.boards.pool import BoardState
+from edgecheck.boards.ssh import SshLink
+from edgecheck.boards.store import BoardStore
+
+RUNTIME_NAMES = {"onnxruntime": "onnxruntime", "onnxruntime-gpu": "onnxruntime-gpu", "ai-edge-litert": "litert",
+                 "tflite-runtime": "tflite-runtime", "rknn-toolkit-lite2": "rknnlite", "tensorrt": "tensorrt"}
+
+
+def ini_boards_file(folder: Path) -> str | None:
+    """`edge_boards` of the pytest configuration in `folder` (pytest.ini, pyproject.toml, tox.ini, setup.cfg)."""
+    for name, section in (("pytest.ini", "pytest"), ("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
+        path = folder / name
+        if path.is_file():
+            parser = configparser.ConfigParser()
+            try:
+                parser.read(path, encoding="utf-8")
+            except configparser.Error:
+                continue
+            if parser.has_option(section, "edge_boards"):
+                return str(folder / parser.get(section, "edge_boards").strip())
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        import tomllib
+
+        try:
+            options = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]
+        except (KeyError, ValueError, TypeError, OSError):
+            return None
+        if "edge_boards" in options:
+            return str(folder / str(options["edge_boards"]))
+    return None
+
+
+def lab_boards(boards_file: str | None, options: list[str], folder: Path) -> list[Board]:
+    """The boards `edgecheck boards` checks: --boards, else $EDGECHECK_BOARDS, else the pytest ini's edge_boards."""
+    given = boards_file or os.environ.get(BOARDS_VARIABLE) or ini_boards_file(folder)
+    return configured_boards([given] if given else [], options, folder)
+
+
+def _mib(value: Any) -> str:
+    return f"{value / 1048576:.0f} MiB" if isinstance(value, (int, float)) else "?"
+
+
+def board_row(board: Board, session: str) -> tuple[list[str], bool, dict[str, Any]]:
+    """One board's row of the table, whether a run could use it, and everything it said."""
+    link = SshLink(board)
+    state = BoardState(board, link, BoardStore(board, link, session))
+    try:
+        why = state.ready()
+    finally:
+        link.close()
+    facts = state.facts or {}
+    python = facts.get("python", {}) if isinstance(facts.get("python"), dict) else {}
+    versions = (facts.get("runtimes") or {}).get("distributions") or {}
+    runtimes = ", ".join(f"{RUNTIME_NAMES.get(n, n)} {v}" for n, v in versions.items() if v) or "none"
+    governors = sorted(set((facts.get("governors") or {}).values()))
+    disk = facts.get("disk") or {}
+    state_text = "ok" if not why else why
+    if not why and runtimes == "none":
+        state_text = "ok, but no runtime installed: only runtimes the board has can run there"
+    row = [board.name, board.device, board.ssh, "yes" if facts else "no",
+           f"{python.get('version', '?')}" if facts else "-",
+           (facts.get("numpy") or {}).get("version", "none") if facts else "-",
+           runtimes if facts else "-", "/".join(governors) or ("unknown" if facts else "-"),
+           str(facts.get("thermal") or "-"), _mib(disk.get("free_bytes")) if facts else "-", state_text]
+    return row, not why, facts
+
+
+def check_boards(boards: list[Board], session: str) -> tuple[list[list[str]], bool, dict[str, Any]]:
+    """Every board's row (a header first), whether all are usable, and each board's facts by name."""
+    rows = [["board", "device", "ssh", "reachable", "python", "numpy", "runtimes", "governor", "temperature",
+             "store free", "state"]]
+    usable, facts = True, {}
+    for board in boards:
+        row, ok, said = board_row(board, session)
+        rows.append(row)
+        usable = usable and ok
+        facts[board.name] = said
+    return rows, usable, facts
