@@ -151,7 +151,7 @@ class Worker:
             except BaseException as exc:  # everything a runtime raises goes back as data
                 self.send("error", kind=type(exc).__name__, step=getattr(exc, "step", None) or self._step,
                           message=getattr(exc, "reason", None) or str(exc),
-                          traceback="".join(traceback.format_exception(exc))[-4000:])
+                          traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:])
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
             else:

@@ -1,0 +1,1 @@
+"""Boards: run artifacts on real devices over SSH."""
