@@ -9,6 +9,7 @@ on first use, and a plugin that fails to import is reported by name, never crash
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -42,11 +43,19 @@ def import_target(target: str) -> Any:
     return value
 
 
+def _entry_points(group: str) -> Any:
+    """The entry points of one group. Python 3.8 and 3.9's `entry_points()` takes no argument and returns every
+    group in a dict (a worker on a board may run under them)."""
+    if sys.version_info >= (3, 10):
+        return entry_points(group=group)
+    return entry_points().get(group, ())
+
+
 def load_group(group: str) -> list[Loaded]:
     """Every entry point of `group`, imported; sorted by name so the order never depends on install order."""
     found = []
     seen: set[tuple[str, str]] = set()
-    for entry in sorted(entry_points(group=group), key=lambda e: (e.name, e.value)):
+    for entry in sorted(_entry_points(group), key=lambda e: (e.name, e.value)):
         if (entry.name, entry.value) in seen:  # the same distribution seen twice on sys.path
             continue
         seen.add((entry.name, entry.value))

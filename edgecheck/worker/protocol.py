@@ -21,11 +21,13 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from typing import Mapping as TypingMapping
 
 import numpy as np
 
 PROTOCOL_VERSION = 1
-Feed = Mapping[str, np.ndarray]
+# typing's Mapping: collections.abc.Mapping[...] is evaluated here, and it takes a subscript from Python 3.9 on
+Feed = TypingMapping[str, np.ndarray]
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
