@@ -21,8 +21,10 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
     """Add a backend class by hand (tests, or a conftest.py); usable as a decorator."""
     _registered[cls.name] = cls
     _broken.pop(cls.name, None)
-    from edgecheck.devices import register_profile_options  # (pydantic: never at a worker's import)
-
+    try:
+        from edgecheck.devices import register_profile_options  # (pydantic: never at a worker's import)
+    except ImportError:  # a worker on a board (a conftest's backend imported there): profiles are the session's
+        return cls
     register_profile_options(cls.name, cls.profile_options)
     return cls
 
@@ -30,8 +32,10 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
 def unregister_backend(name: str) -> None:
     _registered.pop(name, None)
     _broken.pop(name, None)
-    from edgecheck.devices import unregister_profile_options
-
+    try:
+        from edgecheck.devices import unregister_profile_options
+    except ImportError:  # a worker on a board
+        return
     unregister_profile_options(name)
 
 

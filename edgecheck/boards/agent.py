@@ -242,6 +242,7 @@ def op_lock(store, mode, wait_s, holder):
     """Hold the board's lock (exclusive: a timing; shared: an output run) until stdin closes (the session's
     channel ends, however it ends). Prints {"held": true} once held, or {"held": false, "holder": ...}
     if it could not within `wait_s` (0: only try)."""
+    _die_with_parent()
     path = os.path.join(store, "board.lock")
     handle = open(path, "a+")
     flag = fcntl.LOCK_EX if mode == "exclusive" else fcntl.LOCK_SH
@@ -267,6 +268,16 @@ def op_lock(store, mode, wait_s, holder):
     if mode == "exclusive":
         _remove(path + ".holder")
     return None
+
+
+def _die_with_parent():
+    """Linux: the holder dies with the ssh session that started it (stdin's end says so too)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def _holder(store):
