@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import textwrap
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,9 @@ import onnx.checker  # noqa: F401  imported here so that in-process pytester run
 import onnx.helper  # noqa: F401  native extensions (they cannot be loaded twice)
 import onnxruntime  # noqa: F401
 import pytest
+
+import board_env
+from sshd_server import SshServer, mounted_tmpfs
 
 try:  # the same for LiteRT's schema and flatbuffers: a re-import makes a second flatbuffers Table class,
     import ai_edge_litert.schema_py_generated  # noqa: F401  and flatbuffers asserts on the type identity
@@ -171,3 +175,48 @@ def digits_project(pytester: pytest.Pytester) -> Path:
     (pytester.path / "specs").mkdir()
     shutil.copy(ROOT / "specs" / "digits.yaml", pytester.path / "specs" / "digits.yaml")
     return pytester.path
+
+
+# -- boards over SSH: a real sshd on 127.0.0.1 and a board's own Python (tests/sshd_server.py,
+# tests/board_env.py); nothing mocked.
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SshServer]:
+    """A started sshd for this test: aliases board-a and board-b log in (ssh -F sshd.ssh_config),
+    wrong-key is refused. Stopped, with whatever its sessions left running, after the test."""
+    server = SshServer(tmp_path / "sshd", aliases=("board-a", "board-b"), wrong_key_alias="wrong-key")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def _board_python(variant: str) -> Path:
+    try:
+        return board_env.board_python(variant)
+    except board_env.BoardEnvUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def board_python() -> Path:
+    """A board's python: numpy, onnxruntime and ai-edge-litert at the session's versions, and neither
+    edgecheck nor any of its host-side dependencies (created once under ~/.cache/edgecheck-tests)."""
+    return _board_python("full")
+
+
+@pytest.fixture(scope="session")
+def board_python_bare() -> Path:
+    """A board's python with numpy alone: a board without the runtime."""
+    return _board_python("numpy")
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """`tmpfs(size_kib=256, name="full")` mounts a small tmpfs under tmp_path (a filesystem that fills);
+    unmounted after the test. Skips where mounting is not permitted."""
+    with contextlib.ExitStack() as stack:
+        def mount(size_kib: int = 256, name: str = "tmpfs") -> Path:
+            return stack.enter_context(mounted_tmpfs(tmp_path / name, size_kib))
+
+        yield mount
