@@ -201,6 +201,9 @@ class SshServer:
             "PrintLastLog no",
             "X11Forwarding no",
             "Subsystem sftp internal-sftp",  # scp of OpenSSH >= 9 copies over SFTP
+            # a board account with no login scripts: bash reads ~/.bashrc for an ssh command only at SHLVL < 2
+            # (here root's .bashrc runs pyenv init, whose rehash lock stalls parallel logins for 60 s)
+            "SetEnv SHLVL=1",
             "",
         ]))
         key_type, key = self.host_key.with_suffix(".pub").read_text().split()[:2]
