@@ -395,3 +395,16 @@ def test_edgecheck_boards_checks_each_board(tmp_path, sshd, board_python, board_
     assert f"onnxruntime {onnxruntime}" in lines["pi-a"] and lines["pi-a"].rstrip().endswith("ok")
     assert "no runtime installed" in lines["pi-bare"]
     assert "unreachable" in lines["pi-locked-out"] and "Permission denied" in lines["pi-locked-out"]
+
+
+def test_a_board_measures_even_where_the_spec_accepts_an_estimate(pytester, sshd, board_python):
+    """An estimate or a host stand-in is never used where a board of the device measured."""
+    root = project(pytester, sshd, board_python, [("pi-a", "board-a")],
+                   latency="{p50: 100, source: estimate, samples: 20, rounds: 1, warmup_runs: 1, warmup_s: 0}")
+    result = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "--edge-results", "r.json",
+                                "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    latency = records(root / "r.json")[0]
+    assert facts(latency)["measured_on"].startswith(f"{DEVICE} board pi-a")
+    assert not any(m["name"].startswith("latency.estimate") for m in latency["result"]["measurements"])
+    assert any("source: estimate is not used" in n for n in latency["result"]["notes"])

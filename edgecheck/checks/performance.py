@@ -103,7 +103,9 @@ class _PerformanceCheck(Check):
 
     def is_static(self, budgets: Any, target: Any) -> bool:
         budget = self._budget(budgets)
-        return budget is not None and budget.source == "estimate" and not target.is_host
+        # a board of the device measures: its figure, never an estimate, where the lab has one
+        return (budget is not None and budget.source == "estimate" and not target.is_host
+                and not getattr(target, "boards", ()))
 
     def run(self, planned: Any, context: CheckContext) -> CheckResult:
         if self.is_static(planned.budgets, planned.target):
@@ -116,6 +118,10 @@ class _PerformanceCheck(Check):
         result = self.judge(planned, context, measured, made.artifact.path)
         result.facts["load_s"] = f"{measured.load_s:.4f}"
         result.facts["measured_on"] = measured.extra.get("measured_on") or where  # a board's own label
+        budget = self._budget(planned.budgets)
+        if measured.extra.get("board") and getattr(budget, "source", "device") != "device":
+            result.notes.append(f"{self.field_name}.source: {budget.source} is not used: board "
+                                f"{measured.extra['board']} measured this {planned.target.name} figure")
         return result
 
     def judge(self, planned: Any, context: CheckContext, measured: Any, artifact: Any) -> CheckResult:
