@@ -11,6 +11,10 @@ can differ, so every result says "simulator".
 Latency and memory are not measured here: the simulator's time says nothing of the NPU's. The
 compiler's own estimates (cycles, memory) come from the build report (`source: estimate`).
 Module imports are the standard library and numpy only, as in every worker module.
+
+On a board (a worker of edgecheck.boards, `RunOptions(on_board=True)`), the same `.rknn` file runs on the
+NPU with rknn-toolkit-lite2 instead (edgecheck.vendors.rknn.lite): no rebuild, no build folder, and its
+figures are the board's own. The session passes the inputs' and outputs' names (`board_extra`).
 """
 
 from __future__ import annotations
@@ -174,8 +178,53 @@ class RknnBackend(Backend):
 
     def __init__(self) -> None:
         self._kept: SimulatorBuild | None = None  # the last build, released when another artifact loads
+        self._board_sdk: str | None = None  # librknnrt's versions as RKNNLite reports them after a load
+
+    def board_availability(self) -> Availability:
+        """On a board: rknn-toolkit-lite2 (RKNNLite) and librknnrt.so, never the toolkit or its simulator."""
+        from edgecheck.vendors.rknn.lite import lite_availability
+
+        return lite_availability()
+
+    def board_facts(self) -> dict[str, str]:
+        """On a board: rknn-toolkit-lite2's version, librknnrt's (after a load) and the chip's NPU."""
+        from edgecheck.vendors.rknn.lite import lite_facts
+
+        return lite_facts(self._board_sdk)
+
+    def board_extra(self, artifact: Path) -> dict[str, str]:
+        """The options a worker on a board needs to run `artifact` (RunOptions.extra), worked out here on the
+        host: the inputs' names and built shapes and the outputs' names, in the model's order, from the build
+        job beside it (else the file's own description); RKNNLite cannot name them, and only the .rknn file
+        goes to the board. {} where neither says."""
+        artifact = Path(artifact)
+        folder = build_dir(artifact)
+        from edgecheck.vendors.rknn import toolkit
+
+        inputs: list[tuple[str, list[int] | None]]
+        try:
+            job = toolkit.read_job(folder)
+            inputs = [(str(i["name"]), [int(d) for d in i["shape"]]) for i in job["inputs"]]
+            outputs = [str(o) for o in job["outputs"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            from edgecheck.vendors.rknn.lite import io_from_info, read_model_info
+
+            info = read_model_info(artifact)
+            io = io_from_info(info) if info is not None else None
+            if io is None:
+                return {}
+            inputs = [(name, list(shape) if shape else None) for name, shape in zip(io.inputs, io.shapes)]
+            outputs = list(io.outputs)
+        return {"input_names": json.dumps([name for name, _ in inputs]), "output_names": json.dumps(outputs),
+                "input_shapes": json.dumps([shape for _, shape in inputs])}
 
     def _load_impl(self, artifact: Path, options: RunOptions) -> Runner:
+        if options.on_board:  # the board's NPU with RKNNLite: the .rknn file as it is, nothing rebuilt
+            from edgecheck.vendors.rknn.lite import RknnLiteRunner
+
+            runner = RknnLiteRunner(artifact, options)
+            self._board_sdk = runner.sdk_version
+            return runner
         kept = self._kept
         if kept is None or kept.key != _identity(artifact):
             self._kept = None

@@ -11,6 +11,7 @@ runner transposes, so a converted model is fed and read exactly like the ONNX mo
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -23,6 +24,10 @@ from edgecheck.backends.base import Availability, Backend, RunOptions, Runner
 from edgecheck.errors import BackendError
 
 IO_SIDECAR_SUFFIX = ".io.json"
+HOST_INSTALL = "Install LiteRT: pip install 'edgecheck[tflite]' (ai-edge-litert)"
+BOARD_INSTALL = ("Install LiteRT for the board's Python: pip install ai-edge-litert (or tflite-runtime where no "
+                 "ai-edge-litert wheel fits the board)")
+IO_MAP_OPTION = "io_map"  # RunOptions.extra: the sidecar's text, passed where the sidecar itself is not beside the file
 
 
 def io_sidecar(artifact: Path) -> Path:
@@ -58,43 +63,86 @@ def read_io_sidecar(artifact: Path) -> tuple[list[IoMap], list[IoMap]] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return tuple([IoMap(e["name"], e["model_name"], tuple(e["perm"]) if e.get("perm") else None, e.get("layout", ""))
-                      for e in data[side]] for side in ("inputs", "outputs"))  # type: ignore[return-value]
+        return _parse_io_map(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BackendError("tflite", artifact, "loading", f"its layout map {path.name} is unreadable: {exc}") from None
 
 
-def _runtime() -> tuple[Any, str, str]:
+def _parse_io_map(text: str) -> tuple[list[IoMap], list[IoMap]]:
+    data = json.loads(text)
+    return tuple([IoMap(e["name"], e["model_name"], tuple(e["perm"]) if e.get("perm") else None, e.get("layout", ""))
+                  for e in data[side]] for side in ("inputs", "outputs"))  # type: ignore[return-value]
+
+
+def _io_map_option(artifact: Path, options: RunOptions) -> tuple[list[IoMap], list[IoMap]] | None:
+    """The layout map the session passed (extra io_map: the sidecar's text, `TfliteBackend.board_extra`), for a
+    worker on a board, where only the artifact may have been sent; None where it passed none."""
+    text = options.extra.get(IO_MAP_OPTION)
+    if text is None:
+        return None
+    try:
+        return _parse_io_map(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BackendError("tflite", artifact, "loading", f"option {IO_MAP_OPTION} is unreadable: {exc}") from None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """A version's leading numbers ("2.14.0" -> (2, 14, 0)): the standard library only, as on a board,
+    whose Python has neither packaging nor edgecheck's own dependencies."""
+    numbers = []
+    for part in version.split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        numbers.append(int(digits.group()))
+        if digits.end() != len(part):
+            break
+    return tuple(numbers)
+
+
+def _version(distribution: str, module: str = "") -> str:
+    """A runtime's version: its distribution's (either spelling, as Python 3.8's metadata lookup may need),
+    else the imported module's __version__; "unknown" where neither says."""
+    for name in filter(None, (distribution, distribution.replace("-", "_"))):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    if module:
+        import importlib
+
+        try:
+            return str(getattr(importlib.import_module(module), "__version__", "unknown"))
+        except ImportError:
+            pass
+    return "unknown"
+
+
+def _runtime(install: str = HOST_INSTALL) -> tuple[Any, str, str]:
     """The Interpreter class, the distribution it comes from and its version; ImportError with the
     reason a user can act on where none works here."""
     problems = []
     try:
         from ai_edge_litert.interpreter import Interpreter
 
-        return Interpreter, "ai-edge-litert", metadata.version("ai-edge-litert")
+        return Interpreter, "ai-edge-litert", _version("ai-edge-litert", "ai_edge_litert")
     except ImportError as exc:
         problems.append(f"ai-edge-litert: {exc}")
-    try:
-        version = metadata.version("tflite-runtime")
-    except metadata.PackageNotFoundError:
-        version = None
-    if version is not None:
-        major = int(np.__version__.split(".")[0])
-        from edgecheck.envs.definitions import python_meets  # a version-range test, packaging's where installed
+    version = _version("tflite-runtime", "tflite_runtime")  # a board's system package may have no metadata
+    major = int(np.__version__.split(".")[0])
+    if version != "unknown" and major >= 2 and _release(version) < (2, 15):
+        # it imports beside numpy 2, then fails when an Interpreter is made (`_ARRAY_API not found`)
+        problems.append(f"tflite-runtime {version} is built against numpy 1 and fails at run time beside numpy "
+                        f"{np.__version__} (`_ARRAY_API not found`)")
+    else:
+        try:
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
 
-        if major >= 2 and python_meets(version, "<2.15"):
-            # it imports beside numpy 2, then fails when an Interpreter is made (`_ARRAY_API not found`)
-            problems.append(f"tflite-runtime {version} is built against numpy 1 and fails at run time beside numpy "
-                            f"{np.__version__} (`_ARRAY_API not found`)")
-        else:
-            try:
-                from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
-
-                return Interpreter, "tflite-runtime", version
-            except ImportError as exc:
+            return Interpreter, "tflite-runtime", version
+        except ImportError as exc:
+            if version != "unknown":
                 problems.append(f"tflite-runtime {version}: {exc}")
-    raise ImportError("; ".join(problems) + ". Install LiteRT: pip install 'edgecheck[tflite]' (ai-edge-litert)")
+    raise ImportError("; ".join(problems) + f". {install}")
 
 
 def _quantization(detail: Mapping[str, Any]) -> tuple[float, int] | None:
@@ -113,7 +161,7 @@ class TfliteRunner(Runner):
         self._interpreter = interpreter_class(model_path=str(artifact), num_threads=max(1, options.threads))
         self._interpreter.allocate_tensors()
         inputs, outputs = self._model_names()
-        mapped = io_map or read_io_sidecar(artifact)
+        mapped = io_map or _io_map_option(artifact, options) or read_io_sidecar(artifact)
         if mapped is None:
             mapped = ([IoMap(n, n) for n in inputs], [IoMap(n, n) for n in outputs])
         self._inputs, self._outputs = mapped
@@ -233,6 +281,21 @@ class TfliteBackend(Backend):
 
     def _load_impl(self, artifact: Path, options: RunOptions) -> Runner:
         return TfliteRunner(artifact, options)
+
+    def board_availability(self) -> Availability:
+        """As here, with the install line a board's Python needs (edgecheck's extras are not installed there)."""
+        try:
+            _runtime(BOARD_INSTALL)
+        except ImportError as exc:
+            return Availability(False, str(exc))
+        return Availability(True)
+
+    def board_extra(self, artifact: Path) -> dict[str, str]:
+        """The options a worker on a board needs to run `artifact` (RunOptions.extra), worked out here on the
+        host: the converter's layout map (the sidecar's text), so that only the .tflite file need be sent;
+        {} where it has none. Nothing else differs on a board: LiteRT or tflite-runtime, whichever it has."""
+        path = io_sidecar(Path(artifact))
+        return {IO_MAP_OPTION: path.read_text(encoding="utf-8")} if path.is_file() else {}
 
     def facts(self) -> dict[str, str]:
         try:
