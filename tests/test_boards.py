@@ -38,8 +38,9 @@ targets:
 LATENCY = "{p50: 100, samples: 60, rounds: 2, warmup_runs: 2, warmup_s: 0}"
 
 
-def live_board_processes() -> list[str]:
-    """Command lines of processes a board session of edgecheck started (its workers carry the mark)."""
+def live_board_processes(root: Path) -> list[str]:
+    """Command lines of processes a board session of this test's project started (its workers carry the
+    mark and the path of the project's board store; other sessions on this machine are not this test's)."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
@@ -48,13 +49,13 @@ def live_board_processes() -> list[str]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"edgecheck-session=" in cmdline and b"pytest" not in cmdline:
+        if b"edgecheck-session=" in cmdline and str(root).encode() in cmdline and b"pytest" not in cmdline:
             found.append(cmdline.replace(b"\0", b" ").decode("utf-8", "replace")[:200])
     return found
 
 
-def timing_holders() -> list[int]:
-    """Processes holding a board's timing lock (the agent's `lock ... exclusive`)."""
+def timing_holders(root: Path) -> list[int]:
+    """Processes holding the timing lock of a board store of this test's project (`lock STORE exclusive`)."""
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -62,15 +63,16 @@ def timing_holders() -> list[int]:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"lock" in cmdline and b"exclusive" in cmdline and any(b"agent_main" in w for w in cmdline):
+            if (b"lock" in cmdline and b"exclusive" in cmdline and any(b"agent_main" in w for w in cmdline)
+                    and any(str(root).encode() in w for w in cmdline)):
                 found.append(int(pid))
     return found
 
 
-def wait_for_no_board_processes(timeout_s: float = 30.0) -> list[str]:
+def wait_for_no_board_processes(root: Path, timeout_s: float = 30.0) -> list[str]:
     deadline = time.monotonic() + timeout_s
     while True:
-        left = live_board_processes()
+        left = live_board_processes(root)
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)
@@ -145,7 +147,7 @@ def test_a_spec_runs_on_the_board_measured_and_labelled_there(pytester, sshd, bo
     assert len(list((store / "blobs").glob("*.onnx"))) == 1
     assert len([p for p in (store / "code").iterdir() if (p / "ok").exists()]) == 1
     assert not any((store / "jobs").iterdir()), "the session's job folder stays on the board"
-    assert wait_for_no_board_processes() == [], "a process of the session was left running on the board"
+    assert wait_for_no_board_processes(root) == [], "a process of the session was left running on the board"
 
 
 def test_without_the_board_the_same_device_figures_cannot_be_judged(pytester, sshd, board_python):
@@ -241,7 +243,7 @@ def test_two_boards_share_the_work_of_two_xdist_workers_and_timings_never_overla
     found = records(root / "r.json")
     assert {facts(r)["board"] for r in found} <= {"pi-a", "pi-b"}
     assert_no_overlap(windows(found))
-    assert wait_for_no_board_processes() == []
+    assert wait_for_no_board_processes(root) == []
 
 
 def test_two_sessions_competing_for_one_board_never_time_at_once(pytester, sshd, board_python):
@@ -277,7 +279,7 @@ def test_sshd_killed_mid_run_fails_that_item_naming_the_board_and_the_run_goes_o
     def kill_when_timing() -> None:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
-            if timing_holders():  # the board's timing lock is held: the timing is under way
+            if timing_holders(root):  # the board's timing lock is held: the timing is under way
                 time.sleep(1.0)
                 sshd.kill_all()
                 return
@@ -293,7 +295,7 @@ def test_sshd_killed_mid_run_fails_that_item_naming_the_board_and_the_run_goes_o
     assert outcomes.get("failed", 0) + outcomes.get("skipped", 0) == 2  # the session went on to the next item
     text = result.stdout.str()
     assert "board pi-a" in text and ("was lost" in text or "dropped off" in text or "unreachable" in text), text[-3000:]
-    assert wait_for_no_board_processes() == [], "the board kept running the session's worker"
+    assert wait_for_no_board_processes(root) == [], "the board kept running the session's worker"
 
 
 def test_a_wrong_key_skips_with_ssh_s_own_words_and_strict_fails(pytester, sshd, board_python):
@@ -408,3 +410,38 @@ def test_a_board_measures_even_where_the_spec_accepts_an_estimate(pytester, sshd
     assert facts(latency)["measured_on"].startswith(f"{DEVICE} board pi-a")
     assert not any(m["name"].startswith("latency.estimate") for m in latency["result"]["measurements"])
     assert any("source: estimate is not used" in n for n in latency["result"]["notes"])
+
+
+def test_a_tflite_model_runs_on_the_board_s_litert(pytester, sshd, board_python):
+    """LiteRT on the board, through the backend that owns .tflite files; the host's LiteRT gives the reference."""
+    import shutil
+
+    from conftest import EXAMPLE
+
+    shutil.copytree(EXAMPLE / "tflite", pytester.path / "tflite")
+    (pytester.path / "specs").mkdir()
+    (pytester.path / "specs" / "digits.yaml").write_text(textwrap.dedent(f"""\
+        edgecheck: 1
+        name: digits-tflite
+        model: {{path: ../tflite/digits.tflite}}
+        data:
+          evaluation: {{path: ../tflite/test.npz, labels: labels, metric: top1}}
+          parity_samples: 32
+        targets:
+          {DEVICE}:
+            backends: [tflite]
+            budgets:
+              accuracy_drop: 0.5
+              parity: {{rel_l2: 0.001}}
+              latency_ms: {{p95: 100, samples: 40, rounds: 1, warmup_runs: 2, warmup_s: 0}}
+        """))
+    (pytester.path / "boards.yaml").write_text(
+        f"boards:\n  - {{name: pi-a, device: {DEVICE}, ssh: board-a, ssh_config: {sshd.ssh_config}, "
+        f"python: {board_python}, store: {pytester.path / 'store'}}}\n")
+    pytester.makeini("[pytest]\nedge_boards = boards.yaml\n")
+    result = pytester.runpytest("specs", "--edge-target", DEVICE, "--edge-results", "r.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    for record in records(pytester.path / "r.json"):
+        assert facts(record)["measured_on"].startswith(f"{DEVICE} board pi-a"), facts(record)
+        assert "ai-edge-litert" in facts(record)["measured_on"] or "litert" in facts(record)["measured_on"].lower()
+    assert len(list((pytester.path / "store" / "blobs").glob("*.tflite"))) == 1

@@ -159,6 +159,12 @@ class Backend(ABC):
         """Version, provider and the like, recorded beside every figure measured with it."""
         return {}
 
+    def board_extra(self, artifact: Path) -> dict[str, str]:
+        """Options (`RunOptions.extra`) a worker on a board needs to run `artifact`, worked out here on the host,
+        where the files beside the artifact are (only the artifact itself is sent): rknn's input and output
+        names, a .tflite's layout map. None by default."""
+        return {}
+
     def board_facts(self) -> dict[str, str]:
         """`facts()` as a worker on a board finds them (the board's runtime and its version), recorded beside
         every figure measured there; the same as `facts()` unless the board's runtime differs from the host's."""

@@ -156,6 +156,7 @@ class BoardRuns:
                 worker = self._worker(state, backend, fresh=False)
                 command = {"op": "outputs", "artifact": remote_artifact, "threads": threads, "inputs": remote_inputs,
                            "names": names, "outputs": remote_out, "suffixes": _suffixes(backend),
+                           "extra": backend.board_extra(artifact),
                            "backend": self._reference(state, backend)}
                 result = self._request(state, worker, command, backend, artifact, self.settings.timeout_s)
                 local = self.scratch / f"outputs-{self._count}.npz"
@@ -194,6 +195,7 @@ class BoardRuns:
                                "warmup": {"runs": plan.warmup_runs, "seconds": plan.warmup_s},
                                "max_seconds": plan.max_seconds / plan.rounds if plan.max_seconds else None,
                                "samples": share, "samples_out": remote_samples,
+                               "extra": backend.board_extra(artifact),
                                "backend": self._reference(state, backend)}
                     worker = self._worker(state, backend, fresh=True)
                     try:
