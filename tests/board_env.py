@@ -156,6 +156,51 @@ def _check(variant: str, python: Path) -> None:
                            f"{result.stderr.strip()[-2000:]}")
 
 
+# The oldest board Python edgecheck's worker supports (Ubuntu 20.04, JetPack 5): the last numpy and
+# ONNX Runtime releases for it. Made only where a Python 3.8 is installed (pyenv's, here); else its test skips.
+OLDEST = "3.8"
+OLDEST_PACKAGES = ("numpy>=1.24,<1.25", "onnxruntime>=1.19,<1.20")
+
+
+def oldest_interpreter() -> Path | None:
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    for candidate in sorted(pyenv.glob(f"{OLDEST}.*"), reverse=True):
+        if (candidate / "bin" / f"python{OLDEST}").exists():
+            return candidate / "bin" / f"python{OLDEST}"
+    found = shutil.which(f"python{OLDEST}")  # a pyenv shim is no interpreter: it may name none
+    return Path(found) if found and "shims" not in Path(found).parts else None
+
+
+def oldest_board_python() -> Path:
+    """A board on Python 3.8 with numpy and onnxruntime (their last releases for it), made once."""
+    interpreter = oldest_interpreter()
+    if interpreter is None:
+        raise BoardEnvUnavailable(f"no Python {OLDEST} on this machine (PATH or pyenv): the oldest-board test needs one")
+    env = CACHE_ROOT / ("board-env-py38-" + hashlib.sha256(
+        json.dumps([str(interpreter), OLDEST_PACKAGES]).encode()).hexdigest()[:16])
+    if _complete(env):
+        return env_python(env)
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(env) + ".lock", timeout=LOCK_TIMEOUT_S):
+        if _complete(env):
+            return env_python(env)
+        tmp = CACHE_ROOT / f".{env.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            for command in ([str(interpreter), "-m", "venv", str(tmp)],
+                            [str(env_python(tmp)), "-m", "pip", "install", "--disable-pip-version-check", "-q",
+                             *OLDEST_PACKAGES]):
+                done = subprocess.run(command, capture_output=True, text=True, env=clean_environ(), timeout=PIP_TIMEOUT_S)
+                if done.returncode != 0:
+                    raise BoardEnvUnavailable(f"cannot make the Python {OLDEST} board: {' '.join(command[:4])}: "
+                                              f"{(done.stderr or done.stdout).strip()[-1000:]}")
+            (tmp / "board-env.json").write_text(json.dumps({"variant": "py38", "packages": OLDEST_PACKAGES}) + "\n")
+            tmp.rename(env)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return env_python(env)
+
+
 def main() -> int:
     status = 0
     for variant in VARIANTS:
@@ -167,6 +212,10 @@ def main() -> int:
             status = 1
             continue
         print(f"board environment {variant!r}: {python} ({time.monotonic() - started:.1f} s)")
+    try:
+        print(f"board environment 'py38': {oldest_board_python()}")
+    except BoardEnvUnavailable as exc:  # optional: its test skips
+        print(f"board environment 'py38' not made (its test will skip): {exc}", file=sys.stderr)
     return status
 
 

@@ -206,6 +206,16 @@ def board_python() -> Path:
 
 
 @pytest.fixture(scope="session")
+def board_python_oldest() -> Path:
+    """A board's python 3.8 (the oldest edgecheck's worker supports) with numpy and onnxruntime; skips where no
+    Python 3.8 is installed."""
+    try:
+        return board_env.oldest_board_python()
+    except board_env.BoardEnvUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
 def board_python_bare() -> Path:
     """A board's python with numpy alone: a board without the runtime."""
     return _board_python("numpy")

@@ -445,3 +445,12 @@ def test_a_tflite_model_runs_on_the_board_s_litert(pytester, sshd, board_python)
         assert facts(record)["measured_on"].startswith(f"{DEVICE} board pi-a"), facts(record)
         assert "ai-edge-litert" in facts(record)["measured_on"] or "litert" in facts(record)["measured_on"].lower()
     assert len(list((pytester.path / "store" / "blobs").glob("*.tflite"))) == 1
+
+
+def test_a_board_on_python_3_8_runs_the_worker(pytester, sshd, board_python_oldest):
+    """The oldest board Python edgecheck supports (Ubuntu 20.04, JetPack 5): the whole worker side runs there."""
+    root = project(pytester, sshd, board_python_oldest, [("pi-old", "board-a")])
+    result = pytester.runpytest("specs", "--edge-target", DEVICE, "--edge-results", "r.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    for record in records(root / "r.json"):
+        assert "onnxruntime 1.19" in facts(record)["measured_on"], facts(record)["measured_on"]

@@ -179,8 +179,20 @@ def op_code(store, digest):
     return {"path": folder}
 
 
+STALE_JOB_S = 86400.0  # a job folder untouched for a day is a killed session's: removed by the next one
+
+
 def op_job(store, session):
-    folder = os.path.join(store, "jobs", session)
+    jobs = os.path.join(store, "jobs")
+    now = time.time()
+    for name in os.listdir(jobs):
+        path = os.path.join(jobs, name)
+        try:
+            if name != session and now - os.path.getmtime(path) > STALE_JOB_S:
+                _remove(path)
+        except OSError:
+            pass
+    folder = os.path.join(jobs, session)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:

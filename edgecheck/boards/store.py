@@ -83,6 +83,7 @@ class BoardStore:
     def __init__(self, board: Board, link: SshLink, session: str):
         self.board, self.link, self.session = board, link, session
         self._sent: dict[str, str] = {}  # local sha256+suffix -> path on the board
+        self._digests: dict[tuple[str, int, int], str] = {}
         self._code: dict[str, str] = {}
         self._job: str | None = None
         self.sent_bytes = 0
@@ -123,7 +124,12 @@ class BoardStore:
 
     def send(self, path: Path) -> str:
         """The board's path of a local file, sent once by content (its suffix kept: runtimes read it)."""
-        name = sha256_file(path) + "".join(Path(path).suffixes[-1:])
+        stat = Path(path).stat()
+        identity = (str(path), stat.st_size, stat.st_mtime_ns)
+        digest = self._digests.get(identity)
+        if digest is None:  # hashed once per file version, not once per run
+            digest = self._digests[identity] = sha256_file(path)
+        name = digest + "".join(Path(path).suffixes[-1:])
         if name not in self._sent:
             answer = self.agent("have", json.dumps([name]))
             if answer["missing"]:
