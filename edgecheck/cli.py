@@ -21,6 +21,7 @@ def _check(args: argparse.Namespace, extra: list[str]) -> int:
     argv = [str(p) for p in (args.specs or ["specs"])]
     argv += [f"--edge-target={t}" for t in args.target]
     argv += [f"--edge-backend={b}" for b in args.backend]
+    argv += [f"--edge-board={b}" for b in args.board]
     if args.strict:
         argv.append("--edge-strict")
     if args.junitxml:
@@ -372,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("specs", nargs="*", help="spec files or folders (default: specs)")
     check.add_argument("--target", action="append", default=[], help="device profile (repeatable; 'all')")
     check.add_argument("--backend", action="append", default=[], help="only this backend (repeatable)")
+    check.add_argument("--board", action="append", default=[], metavar="DEVICE=SSH",
+                       help="run DEVICE's items on this board (as --edge-board; repeatable)")
     check.add_argument("--strict", action="store_true", help="fail checks whose backend cannot run here")
     check.add_argument("--junitxml", help="write a JUnit XML report here")
     check.add_argument("--cache-dir", help="artifact cache folder (default: .edgecheck/cache)")
