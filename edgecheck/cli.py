@@ -340,29 +340,9 @@ def _schema(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _boards(args: argparse.Namespace, extra: list[str]) -> int:
     """`edgecheck boards`: each board reached and checked, in a table; exit 1 if any cannot be used."""
-    import uuid
+    from edgecheck.boards.check import boards_command
 
-    from edgecheck.boards.check import check_boards, lab_boards
-    from edgecheck.boards.config import BoardsError
-    from edgecheck.textable import format_table
-
-    try:
-        boards = lab_boards(args.boards, args.board, Path.cwd())
-    except BoardsError as exc:
-        print(f"edgecheck: {exc}", file=sys.stderr)
-        return 2
-    if not boards:
-        print("edgecheck: no boards: give --boards FILE, set $EDGECHECK_BOARDS or the ini option edge_boards "
-              "(README: Boards)", file=sys.stderr)
-        return 2
-    rows, usable, facts = check_boards(boards, f"check-{uuid.uuid4().hex[:8]}")
-    if args.json:
-        print(json.dumps({"boards": [{"name": b.name, "device": b.device, "ssh": b.ssh, "usable": row[-1] == "ok",
-                                      "state": row[-1], "facts": facts.get(b.name)}
-                                     for b, row in zip(boards, rows[1:])]}, indent=2))
-    else:
-        print("\n".join(format_table(rows)))
-    return 0 if usable else 1
+    return boards_command(args.boards, args.board, args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:

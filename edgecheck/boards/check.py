@@ -9,11 +9,14 @@ rack before it starts.
 from __future__ import annotations
 
 import configparser
+import json
 import os
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
-from edgecheck.boards.config import BOARDS_VARIABLE, Board, configured_boards
+from edgecheck.boards.config import BOARDS_VARIABLE, Board, BoardsError, configured_boards
 from edgecheck.boards.pool import BoardState
 from edgecheck.boards.ssh import SshLink
 from edgecheck.boards.store import BoardStore
@@ -93,3 +96,27 @@ def check_boards(boards: list[Board], session: str) -> tuple[list[list[str]], bo
         usable = usable and ok
         facts[board.name] = said
     return rows, usable, facts
+
+
+def boards_command(boards_file: str | None, options: list[str], as_json: bool) -> int:
+    """The `edgecheck boards` command: 0 when every board can be used, 1 when one cannot, 2 for no boards or a
+    broken boards file."""
+    from edgecheck.textable import format_table
+
+    try:
+        boards = lab_boards(boards_file, options, Path.cwd())
+    except BoardsError as exc:
+        print(f"edgecheck: {exc}", file=sys.stderr)
+        return 2
+    if not boards:
+        print("edgecheck: no boards: give --boards FILE, set $EDGECHECK_BOARDS or the ini option edge_boards "
+              "(README: Boards)", file=sys.stderr)
+        return 2
+    rows, usable, facts = check_boards(boards, f"check-{uuid.uuid4().hex[:8]}")
+    if as_json:
+        print(json.dumps({"boards": [{"name": b.name, "device": b.device, "ssh": b.ssh, "usable": row[-1] == "ok",
+                                      "state": row[-1], "facts": facts.get(b.name)}
+                                     for b, row in zip(boards, rows[1:])]}, indent=2))
+    else:
+        print("\n".join(format_table(rows)))
+    return 0 if usable else 1
