@@ -200,6 +200,13 @@ def op_job(store, session):
     return {"path": folder}
 
 
+def op_prepare(store, wanted, session):
+    """`have` and `job` in one round trip: what a run must send, and the session's job folder."""
+    answer = op_have(store, wanted)
+    answer["job"] = op_job(store, session)["path"]
+    return answer
+
+
 def op_get(store, path):
     real = _inside(store, path)
     with open(real, "rb") as handle:
@@ -312,7 +319,7 @@ def agent_main(argv):
         elif op == "thermal":
             answer = thermal_snapshot()  # noqa: F821
         else:
-            answer = {"have": op_have, "put": op_put, "code": op_code, "job": op_job, "get": op_get,
+            answer = {"have": op_have, "prepare": op_prepare, "put": op_put, "code": op_code, "job": op_job, "get": op_get,
                       "clean": op_clean, "kill": op_kill, "lock": op_lock}[op](store, *argv[2:])
     except AgentError as exc:
         print(json.dumps({"error": exc.kind, "message": str(exc)}), flush=True)

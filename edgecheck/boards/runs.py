@@ -78,9 +78,13 @@ class BoardRuns:
                 reference = {**reference, "file": state.store.send(Path(reference["file"]))}
         return reference
 
-    def _code(self, state: BoardState, backend: Backend) -> str:
+    @staticmethod
+    def _roots(backend: Backend) -> tuple[str, ...]:
         root = _package_root(type(backend).__module__)
-        return state.store.code((root,) if root else ())
+        return (root,) if root else ()
+
+    def _code(self, state: BoardState, backend: Backend) -> str:
+        return state.store.code(self._roots(backend))
 
     def _worker(self, state: BoardState, backend: Backend, fresh: bool) -> BoardWorker:
         key = state.board.name
@@ -149,8 +153,9 @@ class BoardRuns:
         with self.pool.lease(device, exclusive=False, what=f"run {artifact.name}") as lease:
             state = lease.state
             try:
+                # one round trip says what is missing; then the worker package, the artifact and the inputs go
+                _, (remote_artifact, remote_inputs) = state.store.prepare([artifact, inputs_file], self._roots(backend))
                 runtime = self._check_backend(state, backend)
-                remote_artifact, remote_inputs = state.store.send(artifact), state.store.send(inputs_file)
                 self._count += 1
                 remote_out = f"{state.store.job_folder()}/outputs-{self._count}.npz"
                 worker = self._worker(state, backend, fresh=False)
@@ -181,8 +186,8 @@ class BoardRuns:
         with self.pool.lease(device, exclusive=plan.exclusive, what=f"time {artifact.name}") as lease:
             state = lease.state
             try:
+                _, (remote_artifact, remote_feed) = state.store.prepare([artifact, local_feed], self._roots(backend))
                 runtime = self._check_backend(state, backend)
-                remote_artifact, remote_feed = state.store.send(artifact), state.store.send(local_feed)
                 job = state.store.job_folder()
                 before = state.store.agent("thermal")
                 results, rounds = [], []

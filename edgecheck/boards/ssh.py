@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from edgecheck.errors import EdgecheckError
 
 SSH_UNREACHABLE = 255  # ssh's own exit status for a connection or authentication failure
 MASTER_IDLE_S = 120  # a master outlives its last command by this much (and a killed session's, no longer)
+CHECK_EVERY_S = 5.0  # a master seen alive this recently is not asked again (a dead one: ssh connects directly)
 
 
 class BoardUnreachable(EdgecheckError):
@@ -69,9 +71,12 @@ class SshLink:
 
     def __init__(self, board: Board):
         self.board = board
-        settings = f"{board.ssh}|{board.ssh_config}|{board.connect_timeout_s}"
+        # one master per board entry and process: two entries that reach one host (or two pools in a process)
+        # never share, or delete, each other's socket
+        settings = f"{board.name}|{board.ssh}|{board.ssh_config}|{board.store}|{board.connect_timeout_s}|{id(self)}"
         self.control_path = control_dir() / f"{os.getpid()}-{hashlib.sha256(settings.encode()).hexdigest()[:12]}"
         self._master_started = False
+        self._checked = 0.0
 
     def _base(self, master: bool = False, control: str | None = None, extra: Sequence[str] = ()) -> list[str]:
         destination, port = self.board.destination()
@@ -98,7 +103,7 @@ class SshLink:
         """Start (or check) this process's control master; `BoardUnreachable` with ssh's own words if it
         cannot reach or log in. Started detached (-f) with its output in a file, never a pipe: a persisting
         master would hold a pipe open after the command that started it returned."""
-        if self._master_started and self._check():
+        if self._master_started and (time.monotonic() - self._checked < CHECK_EVERY_S or self._check()):
             return
         self.control_path.unlink(missing_ok=True)  # a dead master's socket
         with tempfile.TemporaryFile() as errors:
@@ -115,8 +120,10 @@ class SshLink:
         if done.returncode != 0:
             raise BoardUnreachable(self.board, said.splitlines()[-1] if said else f"ssh exited with status {done.returncode}")
         self._master_started = True
+        self._checked = time.monotonic()
 
     def _check(self) -> bool:
+        self._checked = time.monotonic()
         try:
             return subprocess.run(self._base(control="check"), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL, timeout=10).returncode == 0

@@ -107,41 +107,50 @@ class BoardStore:
 
     def code(self, extra_roots: tuple[str, ...] = ()) -> str:
         """Where edgecheck's worker package is on the board (sent if it is not there yet)."""
-        digest, data = worker_package(extra_roots)
-        if digest not in self._code:
-            missing = self.agent("have", json.dumps([f"code-{digest}"]))["missing"]
-            if missing:
-                self.agent("code", digest, data=data, timeout_s=AGENT_TIMEOUT_S + len(data) / BYTES_PER_S_FLOOR)
-                self.sent_bytes += len(data)
-                self.sent_files += 1
-            self._code[digest] = posixpath.join(self._store_path(), "code", digest)
-        return self._code[digest]
+        return self.prepare([], extra_roots)[0]
 
-    def _store_path(self) -> str:
-        if not hasattr(self, "_resolved"):
-            self._resolved = self.agent("have", "[]")["store"]
-        return self._resolved
-
-    def send(self, path: Path) -> str:
-        """The board's path of a local file, sent once by content (its suffix kept: runtimes read it)."""
+    def _name(self, path: Path) -> str:
         stat = Path(path).stat()
         identity = (str(path), stat.st_size, stat.st_mtime_ns)
         digest = self._digests.get(identity)
         if digest is None:  # hashed once per file version, not once per run
             digest = self._digests[identity] = sha256_file(path)
-        name = digest + "".join(Path(path).suffixes[-1:])
-        if name not in self._sent:
-            answer = self.agent("have", json.dumps([name]))
-            if answer["missing"]:
-                size = Path(path).stat().st_size
-                put = self.agent("put", name, str(size), f"{self.board.store_limit_mb:g}", data=Path(path).read_bytes(),
-                                 timeout_s=AGENT_TIMEOUT_S + size / BYTES_PER_S_FLOOR)
-                self.sent_bytes += size
+        return digest + "".join(Path(path).suffixes[-1:])
+
+    def prepare(self, files: list[Path], extra_roots: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+        """The worker package's folder and each file's path on the board: what is not there yet is sent, and
+        the session's job folder made, after one round trip that asks what is missing (none at all when this
+        session has sent them already)."""
+        digest, data = worker_package(extra_roots)
+        names = [self._name(path) for path in files]
+        wanted = ([] if digest in self._code else [f"code-{digest}"]) + [n for n in names if n not in self._sent]
+        if wanted or self._job is None:
+            answer = self.agent("prepare", json.dumps(wanted), self.session)
+            self._job, store = answer["job"], answer["store"]
+            missing = set(answer["missing"])
+            if f"code-{digest}" in missing:
+                self.agent("code", digest, data=data, timeout_s=AGENT_TIMEOUT_S + len(data) / BYTES_PER_S_FLOOR)
+                self.sent_bytes += len(data)
                 self.sent_files += 1
-                self._sent[name] = put["path"]
-            else:
-                self._sent[name] = posixpath.join(answer["store"], "blobs", name)
-        return self._sent[name]
+            if f"code-{digest}" in wanted:
+                self._code[digest] = posixpath.join(store, "code", digest)
+            for path, name in zip(files, names):
+                if name in self._sent:
+                    continue
+                if name in missing:
+                    size = Path(path).stat().st_size
+                    put = self.agent("put", name, str(size), f"{self.board.store_limit_mb:g}",
+                                     data=Path(path).read_bytes(), timeout_s=AGENT_TIMEOUT_S + size / BYTES_PER_S_FLOOR)
+                    self.sent_bytes += size
+                    self.sent_files += 1
+                    self._sent[name] = put["path"]
+                else:
+                    self._sent[name] = posixpath.join(store, "blobs", name)
+        return self._code[digest], [self._sent[name] for name in names]
+
+    def send(self, path: Path) -> str:
+        """The board's path of a local file, sent once by content (its suffix kept: runtimes read it)."""
+        return self.prepare([path])[1][0]
 
     def job_folder(self) -> str:
         if self._job is None:
@@ -157,8 +166,11 @@ class BoardStore:
         os.replace(tmp, local)
 
     def clean(self) -> None:
-        """The session's job folder goes, and any worker of it still running there."""
-        self.agent("clean", self.session)
+        """The session's job folder goes, and any worker of it still running there (once: a second call does
+        nothing)."""
+        if self._job is not None:
+            self._job = None
+            self.agent("clean", self.session)
 
 
 def _last_json(text: str) -> dict[str, Any] | None:
