@@ -165,7 +165,7 @@ class BoardRuns:
                            "backend": self._reference(state, backend)}
                 result = self._request(state, worker, command, backend, artifact, self.settings.timeout_s)
                 local = self.scratch / f"outputs-{self._count}.npz"
-                state.store.fetch(remote_out, local)
+                state.store.fetch(remote_out, local, self.settings.timeout_s)
             except BoardUnreachable as exc:
                 state.lost(exc.detail)
                 raise BoardRunError(f"{state.board.describe()} dropped off while running {artifact.name}: "
@@ -208,7 +208,7 @@ class BoardRuns:
                     finally:
                         worker.close()
                     local = self.scratch / f"samples-{self._count}-{index}.npy"
-                    state.store.fetch(remote_samples, local)
+                    state.store.fetch(remote_samples, local, self.settings.timeout_s)
                     rounds.append(np.load(local, allow_pickle=False))
                     local.unlink(missing_ok=True)
                 after = state.store.agent("thermal")

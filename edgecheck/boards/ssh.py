@@ -11,6 +11,7 @@ with the right one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
@@ -21,12 +22,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from pathlib import Path
 
 from edgecheck.boards.config import Board
 from edgecheck.errors import EdgecheckError
 
 SSH_UNREACHABLE = 255  # ssh's own exit status for a connection or authentication failure
 MASTER_IDLE_S = 120  # a master outlives its last command by this much (and a killed session's, no longer)
+MAX_ERROR_BYTES = 1 << 20  # what a board's stderr may say, read back
 CHECK_EVERY_S = 5.0  # a master seen alive this recently is not asked again (a dead one: ssh connects directly)
 
 
@@ -130,24 +133,34 @@ class SshLink:
         except (subprocess.TimeoutExpired, OSError):
             return False
 
-    def run(self, command: Sequence[str], *, data: bytes | None = None, timeout_s: float = 60.0,
-            what: str = "a command") -> bytes:
-        """Run a command on the board and return its standard output. `BoardUnreachable` when the connection
-        fails, `BoardCommandError` (with the board's own words) when the command does."""
+    def run(self, command: Sequence[str], *, data: bytes | None = None, source: Path | None = None,
+            sink: Path | None = None, timeout_s: float = 60.0, what: str = "a command") -> bytes:
+        """Run a command on the board and return its standard output (written to `sink` instead, where given: a
+        file the size of a model's outputs never passes through memory; `source` is streamed to its stdin the
+        same way). `BoardUnreachable` when the connection fails, `BoardCommandError` (with the board's own
+        words) when the command does."""
         self.connect()
-        try:
-            done = subprocess.run(self.argv(command), input=data if data is not None else b"", capture_output=True,
-                                  timeout=timeout_s, preexec_fn=_die_with_parent)
-        except subprocess.TimeoutExpired:
-            raise BoardCommandError(f"{self.board.describe()}: {what} did not finish within {timeout_s:g} s") from None
-        said = done.stderr.decode("utf-8", "replace").strip()
-        if done.returncode == SSH_UNREACHABLE:
+        with contextlib.ExitStack() as files:
+            stdin = files.enter_context(open(source, "rb")) if source is not None else subprocess.PIPE
+            stdout = files.enter_context(open(sink, "wb")) if sink is not None else subprocess.PIPE
+            errors = files.enter_context(tempfile.TemporaryFile())
+            proc = subprocess.Popen(self.argv(command), stdin=stdin, stdout=stdout, stderr=errors,
+                                    preexec_fn=_die_with_parent)
+            try:
+                out, _ = proc.communicate(input=(data or b"") if source is None else None, timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise BoardCommandError(f"{self.board.describe()}: {what} did not finish within {timeout_s:g} s") from None
+            errors.seek(0)
+            said = errors.read(MAX_ERROR_BYTES).decode("utf-8", "replace").strip()
+        out = out or b""
+        if proc.returncode == SSH_UNREACHABLE:
             raise BoardUnreachable(self.board, said.splitlines()[-1] if said else "the connection was lost")
-        if done.returncode != 0:
-            raise BoardCommandError(f"{self.board.describe()}: {what} failed (status {done.returncode}): "
-                                    f"{said[-2000:] or done.stdout.decode('utf-8', 'replace')[-2000:]}",
-                                    done.stdout, done.returncode)
-        return done.stdout
+        if proc.returncode != 0:
+            raise BoardCommandError(f"{self.board.describe()}: {what} failed (status {proc.returncode}): "
+                                    f"{said[-2000:] or out.decode('utf-8', 'replace')[-2000:]}", out, proc.returncode)
+        return out
 
     def popen(self, command: Sequence[str], **kwargs) -> subprocess.Popen:
         """A long-lived process on the board (a worker, a lock holder); its ssh client dies with the session."""

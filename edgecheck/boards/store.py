@@ -89,11 +89,13 @@ class BoardStore:
         self.sent_bytes = 0
         self.sent_files = 0
 
-    def agent(self, op: str, *args: str, data: bytes | None = None, timeout_s: float = AGENT_TIMEOUT_S) -> Any:
+    def agent(self, op: str, *args: str, data: bytes | None = None, source: Path | None = None,
+              timeout_s: float = AGENT_TIMEOUT_S) -> Any:
         """One agent operation; its JSON answer, or `BoardStoreError` with the board's own words."""
         command = [self.board.python, "-c", agent_script(), op, self.board.store, *args]
         try:
-            out = self.link.run(command, data=data, timeout_s=timeout_s, what=f"edgecheck's {op} operation")
+            out = self.link.run(command, data=data, source=source, timeout_s=timeout_s,
+                                what=f"edgecheck's {op} operation")
         except BoardCommandError as exc:
             answer = _last_json(exc.stdout.decode("utf-8", "replace"))
             if answer and "error" in answer:
@@ -139,8 +141,8 @@ class BoardStore:
                     continue
                 if name in missing:
                     size = Path(path).stat().st_size
-                    put = self.agent("put", name, str(size), f"{self.board.store_limit_mb:g}",
-                                     data=Path(path).read_bytes(), timeout_s=AGENT_TIMEOUT_S + size / BYTES_PER_S_FLOOR)
+                    put = self.agent("put", name, str(size), f"{self.board.store_limit_mb:g}", source=Path(path),
+                                     timeout_s=AGENT_TIMEOUT_S + size / BYTES_PER_S_FLOOR)
                     self.sent_bytes += size
                     self.sent_files += 1
                     self._sent[name] = put["path"]
@@ -160,9 +162,12 @@ class BoardStore:
     def fetch(self, remote: str, local: Path, timeout_s: float = AGENT_TIMEOUT_S) -> None:
         """A file of the session's job folder, copied back here."""
         command = [self.board.python, "-c", agent_script(), "get", self.board.store, remote]
-        data = self.link.run(command, timeout_s=timeout_s, what=f"fetching {posixpath.basename(remote)}")
         tmp = local.with_name(local.name + ".tmp")
-        tmp.write_bytes(data)
+        try:
+            self.link.run(command, sink=tmp, timeout_s=timeout_s, what=f"fetching {posixpath.basename(remote)}")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, local)
 
     def clean(self) -> None:
