@@ -120,7 +120,8 @@ class Executor:
         self.runs = runs if runs is not None else ModelRuns(WorkerPool(), host_device())
         self.baseline = baseline
         self.boards = boards
-        self._placed: dict[tuple, dict[str, str]] = {}  # (artifact sha256, backend, device) -> where it ran
+        self._placed: dict[tuple, dict[str, str]] = {}  # (artifact sha256, backend, device, kind) -> where it ran
+        self._board_timed: set[tuple[Path, str]] = set()  # the checks whose figures came from a board's timing
         self._measured: dict[tuple, Measured] = {}
         self._models: dict[Path, ModelInfo] = {}
         self._inputs: dict[tuple[Path, str], InputSet] = {}
@@ -144,6 +145,16 @@ class Executor:
         """Whether a target's runs go to a board of its device (the lab's boards file names one)."""
         return (target is not None and self.boards is not None and not getattr(target, "is_host", True)
                 and self.boards.serves(getattr(target, "name", "")))
+
+    def measures_on_board(self, planned: PlannedCheck) -> bool:
+        """Whether a board of the target's device runs this check's artifact: the lab has one, and the backend
+        runs the artifact's format (rknn reads an .onnx artifact for its estimate, it runs only .rknn files)."""
+        if not self.on_board(planned.target):
+            return False
+        from edgecheck.backends.registry import backend_suffixes
+
+        artifact = self.artifact(planned.spec, planned.recipe).artifact.path
+        return artifact.suffix in backend_suffixes(planned.backend)
 
     def backend(self, name: str, target: object | None = None) -> Backend:
         """The backend if it can run here; raises `BackendUnavailable` (remembered) if not. For a target served
@@ -209,7 +220,7 @@ class Executor:
             if key not in self._outputs:
                 path, names = self.runs.inputs_file(inputs)
                 outputs, where = self.boards.outputs(device, found, artifact, threads, path, names)
-                self._placed[(sha, backend, device)] = where
+                self._placed[(sha, backend, device, "outputs")] = where
                 self._outputs[key] = (outputs, False)
             return self._outputs[key]
         key = (loaded.path, sha, backend, threads, kind)
@@ -234,7 +245,7 @@ class Executor:
         """Measure and judge one planned check through its kind. Raises `BackendUnavailable` when it cannot
         run here, `CannotJudge` when nothing here can say."""
         check = get_check(planned.check)
-        static = check.is_static(planned.budgets, planned.target)
+        static = check.is_static(planned.budgets, planned.target) and not self.measures_on_board(planned)
         # a static check reads the artifact only: it needs neither the backend nor its device
         backend = None if static else self.backend(planned.backend, planned.target)
         result = check.run(planned, self)
@@ -322,17 +333,17 @@ class Executor:
         field = fields[0] if fields else planned.check
         budget = getattr(planned.budgets, field, None)
         target = planned.target
-        if check.is_static(planned.budgets, target):
+        if check.is_static(planned.budgets, target) and not self.measures_on_board(planned):
             return "estimate"
         # a budget section with `source:` can take a host stand-in or an estimate; a plain number cannot
         sourced = budget is not None and "source" in getattr(type(budget), "model_fields", {})
-        if not self.on_board(target) and not self.backend(planned.backend).measures_time:
+        if not self.measures_on_board(planned) and not self.backend(planned.backend).measures_time:
             raise CannotJudge(f"cannot judge {target.name} {planned.check} with {planned.backend} here: it runs on a "
                               f"simulator, whose {planned.check} says nothing of a device's"
                               + ("; use source: estimate for the compiler's estimate" if sourced else ""))
         if target.is_host:
             return "host"
-        if self.on_board(target) and self.boards is not None:
+        if self.measures_on_board(planned) and self.boards is not None:
             return f"{target.name} board ({', '.join(self.boards.names(target.name))})"
         if sourced and self._measured_here(planned, budget.source):
             return f"host, as a stand-in for {target.name} (the spec's source: host)"
@@ -354,14 +365,16 @@ class Executor:
             timed = latency is not None and (planned.check == "latency" or self._measured_here(planned, latency.source))
             plan = TimingPlan.for_latency(latency) if timed and latency is not None else TimingPlan()
         model = self.model_info(artifact)
-        board = self.on_board(planned.target)
+        board = self.measures_on_board(planned)
         key = (model.sha256, backend.name, planned.threads, plan, planned.target.name if board else "host")
+        if board:
+            self._board_timed.add((planned.spec.path, planned.id))
         if key not in self._measured:
             whole = has_fixed_batch(model, layout_of(planned.spec, model))  # along each input's batch axis
             feed = single_input(self.inputs(planned.spec, "parity"), whole)
             if board and self.boards is not None:
                 found = self.boards.measure(planned.target.name, backend, artifact, planned.threads, feed, plan)
-                self._placed[(model.sha256, backend.name, planned.target.name)] = {
+                self._placed[(model.sha256, backend.name, planned.target.name, "measured")] = {
                     "measured_on": found.extra["measured_on"], "board": found.extra["board"]}
                 self._measured[key] = found
             else:
@@ -370,8 +383,13 @@ class Executor:
 
     def _facts(self, planned: PlannedCheck, check: Check, backend: Backend | None, threads: int,
                made: MadeArtifact) -> dict[str, str]:
-        placed = self._placed.get((self.model_info(made.artifact.path).sha256, planned.backend, planned.target.name))
-        if backend is not None and placed is not None:
+        # where the figure came from: a board's outputs for parity and accuracy, its timing run for latency and
+        # memory; a file's size (or a static check) is read here, whatever ran on a board before it
+        kind = "outputs" if check.uses_outputs else "measured"
+        placed = self._placed.get((self.model_info(made.artifact.path).sha256, planned.backend, planned.target.name,
+                                   kind))
+        if backend is not None and placed is not None and (check.uses_outputs or
+                                                           (planned.spec.path, planned.id) in self._board_timed):
             return self._board_facts(planned, threads, made, placed)
         versions = backend.facts() if backend is not None else {}
         if backend is not None:

@@ -39,15 +39,9 @@ class EdgeSession:
         if self._profiles is None:
             folders = [Path(p) for p in self.config.getini("edge_devices_dir")]
             try:
-                loaded = load_profiles(folders)
+                self._profiles = load_profiles(folders)
             except DeviceError as exc:
                 raise pytest.UsageError(f"edgecheck: {exc}") from None
-            self._profiles = loaded
-            served: dict[str, list[str]] = {}
-            for board in self.boards():  # a device with boards in this run measures there
-                served.setdefault(board.device, []).append(board.name)
-            self._profiles = {name: p.model_copy(update={"boards": tuple(served[name])}) if name in served else p
-                              for name, p in loaded.items()}
         return self._profiles
 
     def validate_options(self) -> None:

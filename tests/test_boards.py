@@ -220,18 +220,24 @@ def test_a_busy_board_of_a_pool_is_passed_over_for_a_free_one(pytester, sshd, bo
 def test_a_run_waits_for_a_busy_board_and_says_so(pytester, sshd, board_python):
     root = project(pytester, sshd, board_python, [("pi-a", "board-a")])
     holder = hold(sshd, board_python, "board-a", root / "store-pi-a")
-    release = threading.Timer(4.0, holder.stdin.close)
-    release.start()
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "specs", "--edge-target", DEVICE, "-k", "latency", "-q",
+                            "-p", "no:cacheprovider"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           env={**os.environ, "PYTEST_ADDOPTS": ""})
+    said = []
     try:
-        result = pytester.runpytest_subprocess("specs", "--edge-target", DEVICE, "-k", "latency", "-p",
-                                               "no:cacheprovider", timeout=300)
+        for line in run.stdout:  # the board stays held until the session has said that it waits for it
+            said.append(line.decode("utf-8", "replace"))
+            if "waiting for a raspberry-pi-4b board" in said[-1]:
+                break
     finally:
-        release.cancel()
-        holder.stdin.close() if not holder.stdin.closed else None
-        holder.wait(timeout=30)
-    result.assert_outcomes(passed=1)
-    text = result.stdout.str() + result.stderr.str()
-    assert "waiting for a raspberry-pi-4b board" in text and "another-ci-job" in text, text[-2000:]
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    rest, _ = run.communicate(timeout=600)
+    text = "".join(said) + rest.decode("utf-8", "replace")
+    assert run.returncode == 0, text[-3000:]
+    assert "1 passed" in text
+    waiting = next(line for line in said if "waiting for" in line)
+    assert "another-ci-job" in waiting and "time someone's model" in waiting, waiting
 
 
 def test_two_boards_share_the_work_of_two_xdist_workers_and_timings_never_overlap(pytester, sshd, board_python):
@@ -395,7 +401,7 @@ def test_edgecheck_boards_checks_each_board(tmp_path, sshd, board_python, board_
     lines = {line.split()[0]: line for line in done.stdout.splitlines()[1:]}
     onnxruntime = __import__("onnxruntime").__version__
     assert f"onnxruntime {onnxruntime}" in lines["pi-a"] and lines["pi-a"].rstrip().endswith("ok")
-    assert "no runtime installed" in lines["pi-bare"]
+    assert "no runtime installed" in lines["pi-bare"] and not lines["pi-bare"].rstrip().endswith("ok")
     assert "unreachable" in lines["pi-locked-out"] and "Permission denied" in lines["pi-locked-out"]
 
 
@@ -454,3 +460,44 @@ def test_a_board_on_python_3_8_runs_the_worker(pytester, sshd, board_python_olde
     result.assert_outcomes(passed=4)
     for record in records(root / "r.json"):
         assert "onnxruntime 1.19" in facts(record)["measured_on"], facts(record)["measured_on"]
+
+
+def test_a_board_of_the_pool_without_the_runtime_is_passed_over(pytester, sshd, board_python, board_python_bare):
+    root = project(pytester, sshd, board_python, [("pi-bare", "board-a"), ("pi-full", "board-b")])
+    boards = (root / "boards.yaml").read_text().splitlines()
+    boards[1] = boards[1].replace(str(board_python), str(board_python_bare))  # pi-bare: numpy, no onnxruntime
+    (root / "boards.yaml").write_text("\n".join(boards) + "\n")
+    result = pytester.runpytest("specs", "--edge-target", DEVICE, "--edge-results", "r.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    assert {facts(r)["board"] for r in records(root / "r.json")} == {"pi-full"}
+
+
+def test_a_file_s_size_is_not_labelled_as_a_board_s_figure(pytester, sshd, board_python):
+    root = project(pytester, sshd, board_python, [("pi-a", "board-a")])
+    spec = root / "specs" / "model0.yaml"
+    spec.write_text(spec.read_text().replace("      memory_mb: {peak: 500}", "      memory_mb: {peak: 500}\n      size_mb: 1"))
+    pytester.runpytest("specs", "--edge-target", DEVICE, "--edge-results", "r.json", "-p", "no:cacheprovider"
+                       ).assert_outcomes(passed=5)
+    size = next(r for r in records(root / "r.json") if r["check"] == "size")
+    assert "board" not in facts(size).get("measured_on", "") and "board" not in facts(size)
+
+
+def test_an_onnx_model_with_external_data_is_a_named_failure_before_any_board_is_used(pytester, sshd, board_python):
+    import onnx
+
+    root = project(pytester, sshd, board_python, [("pi-a", "board-a")])
+    model = onnx.load(str(root / "models" / "clf.onnx"))
+    onnx.save(model, str(root / "models" / "clf.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="clf.onnx.data", size_threshold=0)
+    result = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "parity", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*clf.onnx keeps its weights in 1 external data file(s) (clf.onnx.data)*"])
+    assert not (root / "store-pi-a" / "blobs").exists() or not any((root / "store-pi-a" / "blobs").iterdir())
+
+
+def test_edgecheck_boards_refuses_an_unknown_device(tmp_path):
+    boards = tmp_path / "boards.yaml"
+    boards.write_text("boards:\n  - {name: x, device: rk3858, ssh: a@b}\n")
+    done = subprocess.run([sys.executable, "-m", "edgecheck", "boards", "--boards", str(boards)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "unknown device 'rk3858'" in done.stderr, done.stderr

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
-from edgecheck.boards.config import BOARDS_VARIABLE, Board, BoardsError, configured_boards
+from edgecheck.boards.config import Board, BoardsError, configured_boards
 from edgecheck.boards.pool import BoardState
 from edgecheck.boards.ssh import SshLink
 from edgecheck.boards.store import BoardStore
 
+MIN_FREE_BYTES = 64 * 1048576  # less than this free in the store: no model of any size would fit
 RUNTIME_NAMES = {"onnxruntime": "onnxruntime", "onnxruntime-gpu": "onnxruntime-gpu", "ai-edge-litert": "litert",
                  "tflite-runtime": "tflite-runtime", "rknn-toolkit-lite2": "rknnlite", "tensorrt": "tensorrt"}
 
@@ -51,9 +51,20 @@ def ini_boards_file(folder: Path) -> str | None:
 
 
 def lab_boards(boards_file: str | None, options: list[str], folder: Path) -> list[Board]:
-    """The boards `edgecheck boards` checks: --boards, else $EDGECHECK_BOARDS, else the pytest ini's edge_boards."""
-    given = boards_file or os.environ.get(BOARDS_VARIABLE) or ini_boards_file(folder)
-    return configured_boards([given] if given else [], options, folder)
+    """The boards `edgecheck boards` checks, found as a run finds them: --boards, else $EDGECHECK_BOARDS, else
+    the pytest ini's edge_boards; every board's device a known profile."""
+    from edgecheck.boards.config import check_devices
+    from edgecheck.devices import load_profiles
+    from edgecheck.errors import DeviceError
+
+    ini = ini_boards_file(folder)
+    boards = configured_boards([ini] if ini else [], options, folder, boards_file)
+    try:
+        known = set(load_profiles([]))
+    except DeviceError as exc:
+        raise BoardsError(str(exc)) from None
+    check_devices(boards, known)
+    return boards
 
 
 def _mib(value: Any) -> str:
@@ -74,9 +85,14 @@ def board_row(board: Board, session: str) -> tuple[list[str], bool, dict[str, An
     runtimes = ", ".join(f"{RUNTIME_NAMES.get(n, n)} {v}" for n, v in versions.items() if v) or "none"
     governors = sorted(set((facts.get("governors") or {}).values()))
     disk = facts.get("disk") or {}
+    free = disk.get("free_bytes")
+    if not why and isinstance(free, (int, float)) and free < MIN_FREE_BYTES:
+        why = (f"its store's disk has {_mib(free)} free ({disk.get('path', board.store)}): an artifact would not fit; "
+               "free space or point store: elsewhere")
     state_text = "ok" if not why else why
     if not why and runtimes == "none":
-        state_text = "ok, but no runtime installed: only runtimes the board has can run there"
+        why = state_text = ("no runtime installed (onnxruntime, ai-edge-litert, tflite-runtime, rknn-toolkit-lite2 "
+                            "or tensorrt): nothing can run there")
     row = [board.name, board.device, board.ssh, "yes" if facts else "no",
            f"{python.get('version', '?')}" if facts else "-",
            (facts.get("numpy") or {}).get("version", "none") if facts else "-",
@@ -85,15 +101,15 @@ def board_row(board: Board, session: str) -> tuple[list[str], bool, dict[str, An
     return row, not why, facts
 
 
-def check_boards(boards: list[Board], session: str) -> tuple[list[list[str]], bool, dict[str, Any]]:
-    """Every board's row (a header first), whether all are usable, and each board's facts by name."""
+def check_boards(boards: list[Board], session: str) -> tuple[list[list[str]], list[bool], dict[str, Any]]:
+    """Every board's row (a header first), whether each can be used, and each board's facts by name."""
     rows = [["board", "device", "ssh", "reachable", "python", "numpy", "runtimes", "governor", "temperature",
              "store free", "state"]]
-    usable, facts = True, {}
+    usable, facts = [], {}
     for board in boards:
         row, ok, said = board_row(board, session)
         rows.append(row)
-        usable = usable and ok
+        usable.append(ok)
         facts[board.name] = said
     return rows, usable, facts
 
@@ -112,11 +128,12 @@ def boards_command(boards_file: str | None, options: list[str], as_json: bool) -
         print("edgecheck: no boards: give --boards FILE, set $EDGECHECK_BOARDS or the ini option edge_boards "
               "(README: Boards)", file=sys.stderr)
         return 2
-    rows, usable, facts = check_boards(boards, f"check-{uuid.uuid4().hex[:8]}")
+    rows, oks, facts = check_boards(boards, f"check-{uuid.uuid4().hex[:8]}")
+    usable = all(oks)
     if as_json:
-        print(json.dumps({"boards": [{"name": b.name, "device": b.device, "ssh": b.ssh, "usable": row[-1] == "ok",
+        print(json.dumps({"boards": [{"name": b.name, "device": b.device, "ssh": b.ssh, "usable": ok,
                                       "state": row[-1], "facts": facts.get(b.name)}
-                                     for b, row in zip(boards, rows[1:])]}, indent=2))
+                                     for b, row, ok in zip(boards, rows[1:], oks)]}, indent=2))
     else:
         print("\n".join(format_table(rows)))
     return 0 if usable else 1

@@ -165,17 +165,20 @@ def parse_board_option(text: str, index: int = 0) -> Board:
                           f"{error.get('msg', 'invalid')}") from None
 
 
-def configured_boards(ini_paths: list[str], options: list[str], root: Path) -> list[Board]:
-    """The boards of this run: the boards file (ini `edge_boards`, else $EDGECHECK_BOARDS), then each
-    --edge-board. A --edge-board for a device replaces the file's boards of that device for this run."""
+def configured_boards(ini_paths: list[str], options: list[str], root: Path, boards_file: str | None = None
+                      ) -> list[Board]:
+    """The boards of this run: the boards file ($EDGECHECK_BOARDS, which a CI runner beside a rack sets, else the
+    ini option `edge_boards`, which a project commits), then each --edge-board. A --edge-board for a device
+    replaces the file's boards of that device for this run. `boards_file`, where given, is used instead of both."""
     boards: list[Board] = []
-    given = ini_paths[0] if ini_paths else os.environ.get(BOARDS_VARIABLE, "")
+    from_environment = os.environ.get(BOARDS_VARIABLE, "")
+    given = boards_file or from_environment or (ini_paths[0] if ini_paths else "")
     if given:
         path = Path(given).expanduser()
         if not path.is_absolute():
             path = root / path
         if not path.exists():
-            source = "edge_boards" if ini_paths else f"${BOARDS_VARIABLE}"
+            source = "--boards" if boards_file else f"${BOARDS_VARIABLE}" if from_environment else "edge_boards"
             raise BoardsError(f"{source}: the boards file {path} does not exist")
         boards = load_boards_file(path)
     extra = [parse_board_option(text, i) for i, text in enumerate(options)]

@@ -60,8 +60,8 @@ class BoardState:
                 self.facts = self.store.agent("facts")
             self.down = ""
         except BoardUnreachable as exc:
-            self.down, self.down_at = exc.detail, time.monotonic()
-            return f"unreachable: {exc.detail}"
+            self.down, self.down_at = f"unreachable: {exc.detail}", time.monotonic()
+            return self.down
         except EdgecheckError as exc:
             self.down, self.down_at = str(exc), time.monotonic()
             return str(exc)
@@ -78,7 +78,7 @@ class BoardState:
 
     def lost(self, reason: str) -> None:
         """A connection dropped mid-run: the next item probes it again before using it."""
-        self.down, self.down_at = reason, time.monotonic() - RETRY_DOWN_S
+        self.down, self.down_at = f"unreachable: {reason}", time.monotonic() - RETRY_DOWN_S
         self.facts = None
 
 
@@ -126,16 +126,18 @@ class BoardPool:
         return states[start:] + states[:start]
 
     @contextmanager
-    def lease(self, device: str, *, exclusive: bool, what: str) -> Iterator[BoardLease]:
-        """Hold a free board of `device` (exclusive for a timing, shared for an output run). `NoBoard` when none
-        can run anything, `BoardsBusy` when the reachable ones stayed busy for their whole lock timeout."""
+    def lease(self, device: str, *, exclusive: bool, what: str,
+              unusable: Callable[[BoardState], str] | None = None) -> Iterator[BoardLease]:
+        """Hold a free board of `device` (exclusive for a timing, shared for an output run) that `unusable` has
+        nothing against (a board of the pool without the backend's runtime is passed over for one with it).
+        `NoBoard` when none can run this, `BoardsBusy` when the usable ones stayed busy for their lock timeout."""
         started = time.monotonic()
         said = False
         while True:
             reasons: dict[str, str] = {}
             busy: dict[str, str] = {}
             for state in self._order(device):
-                why = state.ready()
+                why = state.ready() or (unusable(state) if unusable is not None else "")
                 if why:
                     reasons[state.board.name] = why
                     continue
@@ -161,7 +163,7 @@ class BoardPool:
                 raise BoardsBusy(f"waited {waited:.0f} s for a {device} board ({', '.join(busy)}) while other runs "
                                  f"used them: {'; '.join(f'{n}: {b}' for n, b in busy.items())}")
             if not said:
-                self.notify(f"edgecheck: waiting for a {device} board to {what}: "
+                self.notify(f"edgecheck: waiting for a {device} board for {what}: "
                             + "; ".join(f"{n} {b}" for n, b in busy.items()))
                 said = True
             time.sleep(0.5)
@@ -197,8 +199,7 @@ class BoardPool:
             raise BoardUnreachable(state.board, f"its lock did not answer ({err.decode('utf-8', 'replace')[-300:]!r})")
         holder_of = answer.get("holder") or {}
         since = holder_of.get("since")
-        return (f"busy ({'timing' if holder_of else 'in use'}"
-                + (f" for {holder_of.get('what')}" if holder_of.get("what") else "")
+        return (f"busy ({holder_of.get('what') or 'another run'}"
                 + (f" from {holder_of.get('host')} pid {holder_of.get('pid')}" if holder_of.get("host") else "")
                 + (f", {time.time() - since:.0f} s so far" if since else "") + ")")
 

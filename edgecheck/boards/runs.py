@@ -131,12 +131,27 @@ class BoardRuns:
                           f"{state.board.describe()} cannot run {backend.name}: {found.get('reason')}")
         return dict(found.get("facts") or {})
 
+    def _lacks(self, state: BoardState, backend: Backend) -> str:
+        """Why a board of the pool cannot run this backend ('' when it can): asked once per board and backend."""
+        try:
+            self._check_backend(state, backend)
+        except NoBoard as exc:
+            return exc.reason
+        except BoardUnreachable as exc:
+            state.lost(exc.detail)
+            return f"unreachable: {exc.detail}"
+        except (WorkerFailure, EdgecheckError) as exc:
+            return f"its worker could not start: {exc}"
+        return ""
+
     def label(self, state: BoardState, backend: str, runtime: dict[str, str], before: dict | None = None,
               after: dict | None = None) -> str:
         """`rk3588 board rk3588-a (hostname, kernel, runtime and version, governor, temperatures)`."""
         facts = state.facts or {}
         parts = [str(facts.get("hostname") or "?"), f"kernel {facts.get('kernel') or '?'}"]
         parts.append(runtime.get("runtime") or " ".join(v for v in (backend, runtime.get("version")) if v))
+        if runtime.get("librknnrt"):  # the NPU runtime library's own version beside the Python package's
+            parts.append(f"librknnrt {runtime['librknnrt']}")
         governors = sorted(set(_governors(facts)))
         parts.append(f"governor {'/'.join(governors) if governors else 'unknown'}")
         if before is not None and after is not None:
@@ -150,7 +165,9 @@ class BoardRuns:
                 inputs_file: Path, names: list[list[str]]) -> tuple[Outputs, dict[str, str]]:
         """Outputs of every feed on a board of `device` (its lock held shared), and the facts of where they
         were computed."""
-        with self.pool.lease(device, exclusive=False, what=f"run {artifact.name}") as lease:
+        _single_file(artifact)
+        with self.pool.lease(device, exclusive=False, what=f"running {artifact.name}",
+                             unusable=lambda state: self._lacks(state, backend)) as lease:
             state = lease.state
             try:
                 # one round trip says what is missing; then the worker package, the artifact and the inputs go
@@ -183,7 +200,9 @@ class BoardRuns:
         self._count += 1
         local_feed = self.scratch / f"feed-{self._count}.npz"
         names = save_feeds(local_feed, [feed])
-        with self.pool.lease(device, exclusive=plan.exclusive, what=f"time {artifact.name}") as lease:
+        _single_file(artifact)
+        with self.pool.lease(device, exclusive=plan.exclusive, what=f"timing {artifact.name}",
+                             unusable=lambda state: self._lacks(state, backend)) as lease:
             state = lease.state
             try:
                 _, (remote_artifact, remote_feed) = state.store.prepare([artifact, local_feed], self._roots(backend))
@@ -239,6 +258,24 @@ class BoardRuns:
             worker.close()
         self._kept.clear()
         self.pool.close()
+
+
+def _single_file(artifact: Path) -> None:
+    """Only the artifact's file is sent: an ONNX model whose weights live in external data files beside it
+    cannot run on a board as it is; said before any board is used."""
+    if artifact.suffix != ".onnx":
+        return
+    from edgecheck.model import external_data_files
+
+    try:
+        sidecars = external_data_files(artifact)
+    except Exception:
+        return  # unreadable here: the worker says so with the runtime's words
+    if sidecars:
+        raise BoardRunError(f"{artifact.name} keeps its weights in {len(sidecars)} external data file(s) "
+                            f"({', '.join(p.name for p in sidecars[:3])}); a board run sends the model as one file: "
+                            "save it with its weights inside (onnx.save(model, path, save_as_external_data=False), "
+                            "for a model under 2 GB)")
 
 
 def _governors(facts: dict[str, Any]) -> list[str]:

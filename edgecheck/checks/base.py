@@ -55,6 +55,9 @@ class CheckContext(Protocol):
     def measured(self, planned: Any, backend: Backend, artifact: Path,
                  plan: Any = None) -> Any: ...  # one timing + memory run (measure.runs.TimingPlan; Measured)
 
+    # whether a board of the target's device runs this check's artifact (its figures then are the board's)
+    def measures_on_board(self, planned: Any) -> bool: ...
+
     def where_measured(self, planned: Any) -> str: ...  # "host", a board, a stand-in label, or CannotJudge
 
     def input_shapes(self, planned: Any) -> dict[str, tuple[int, ...]]: ...

@@ -103,12 +103,11 @@ class _PerformanceCheck(Check):
 
     def is_static(self, budgets: Any, target: Any) -> bool:
         budget = self._budget(budgets)
-        # a board of the device measures: its figure, never an estimate, where the lab has one
-        return (budget is not None and budget.source == "estimate" and not target.is_host
-                and not getattr(target, "boards", ()))
+        return budget is not None and budget.source == "estimate" and not target.is_host
 
     def run(self, planned: Any, context: CheckContext) -> CheckResult:
-        if self.is_static(planned.budgets, planned.target):
+        # a board of the device that runs the artifact measures: its figure, never an estimate
+        if self.is_static(planned.budgets, planned.target) and not context.measures_on_board(planned):
             artifact = context.artifact(planned.spec, planned.recipe).artifact
             return context.static_estimate(planned, artifact.path)
         where = context.where_measured(planned)  # before any work: a device figure we cannot take is said at once

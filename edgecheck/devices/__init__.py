@@ -13,7 +13,7 @@ import platform
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SerializeAsAny, ValidationError, model_validator
+from pydantic import Field, SerializeAsAny, ValidationError
 
 from edgecheck.entrypoints import BACKENDS, import_target, load_group
 from edgecheck.errors import DeviceError, SpecError
@@ -118,18 +118,6 @@ class DeviceProfile(StrictModel):
                                "figures are measured here, not on a board); a detected profile is so too.")
     source: str = Field("", description="Where the figures come from.")
     file: Path | None = Field(None, exclude=True)
-    # the lab's boards of this device for this run (edgecheck.boards), set by the session from the boards file
-    # (a profile describes a device, not a lab: a profile file cannot set it)
-    boards: tuple[str, ...] = Field((), exclude=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_boards_in_files(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "boards" in data:
-            raise ValueError("boards: a profile describes a device; name its boards in the boards file (ini "
-                             "edge_boards or $EDGECHECK_BOARDS), not in the profile")
-        return data
-
     @property
     def is_host(self) -> bool:
         """Whether this profile is the machine running the tests: its checks measure here, for real."""
