@@ -98,6 +98,13 @@ class Baseline:
     created: str
     environment: dict[str, str] = field(default_factory=dict)
     records: dict[str, dict[str, float]] = field(default_factory=dict)
+    # where each item's figures were measured (its `env.machine`: this host's signature, or a board's), so that a
+    # board's figures are compared only with the same board's; absent in baselines saved before boards
+    places: dict[str, str] = field(default_factory=dict)
+
+    def place(self, key: str) -> str | None:
+        """Where an item's stored figures were measured: its own record's place, else the run's machine."""
+        return self.places.get(key) or self.environment.get("machine")
 
     def figures(self, key: str) -> dict[str, float] | None:
         """The stored figures of an item (see `item_key`), None if the baseline did not have it."""
@@ -105,7 +112,7 @@ class Baseline:
 
 
 def _document(name: str, records: Mapping[str, Mapping[str, float]], environment: Mapping[str, str],
-              path: Path) -> str:
+              path: Path, places: Mapping[str, str] | None = None) -> str:
     clean: dict[str, dict[str, float]] = {}
     for key, figures in records.items():
         clean[str(key)] = {}
@@ -119,6 +126,7 @@ def _document(name: str, records: Mapping[str, Mapping[str, float]], environment
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": {str(k): str(v) for k, v in environment.items()},
         "records": clean,
+        "places": {str(k): str(v) for k, v in (places or {}).items() if str(k) in clean},
     }
     return json.dumps(document, sort_keys=True, indent=1, allow_nan=False) + "\n"
 
@@ -148,11 +156,12 @@ def _publish_new(tmp: str, final: Path) -> None:
 
 
 def save_baseline(directory: Path, name: str, records: Mapping[str, Mapping[str, float]],
-                  environment: Mapping[str, str], overwrite: bool = False) -> Path:
+                  environment: Mapping[str, str], overwrite: bool = False,
+                  places: Mapping[str, str] | None = None) -> Path:
     """Write the baseline atomically; refuse to replace an existing one unless `overwrite`."""
     final = baseline_path(directory, name)
     directory = final.parent
-    text = _document(name, records, environment, final)
+    text = _document(name, records, environment, final, places)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -245,8 +254,11 @@ def load_baseline(directory: Path, name: str) -> Baseline:
     environment = document.get("environment")
     _require(isinstance(environment, dict) and all(isinstance(v, str) for v in environment.values()),
              path, "'environment' must be an object of strings")
+    places = document.get("places", {})
+    _require(isinstance(places, dict) and all(isinstance(v, str) for v in places.values()),
+             path, "'places' must be an object of strings")
     return Baseline(name=name, path=path, created=document["created"], environment=dict(environment),
-                    records=_records(document.get("records"), path))
+                    records=_records(document.get("records"), path), places=dict(places))
 
 
 def list_baselines(directory: Path) -> list[str]:

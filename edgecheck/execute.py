@@ -103,7 +103,8 @@ def cpu_governor() -> str | None:
         return None
 
 
-Baseline = Callable[[PlannedCheck], tuple[str, Mapping[str, float] | None, bool] | None]
+# (baseline name, its figures for this check or None, where they were measured: a machine signature or None)
+Baseline = Callable[[PlannedCheck], tuple[str, Mapping[str, float] | None, str | None] | None]
 
 
 class Executor:
@@ -261,12 +262,16 @@ class Executor:
                 result.notes.extend(backend.diagnose(made.artifact.path))
             except Exception as exc:
                 result.notes.append(f"{backend.name} could not say where it goes wrong: {type(exc).__name__}: {exc}")
+        facts = self._facts(planned, check, backend, planned.threads, made)
         if self.baseline is not None and not static:
             found = self.baseline(planned)
             if found is not None:
-                name, figures, comparable = found
+                name, figures, place = found
+                # comparable where measured at the same place: this host, or the same board (never one for the other)
+                here = facts.get("env.machine", machine_signature())
+                comparable = place == here or (place is None and "board" not in facts)
                 check.compare_with_baseline(result, figures, name, planned, comparable)
-        for key, value in self._facts(planned, check, backend, planned.threads, made).items():
+        for key, value in facts.items():
             result.facts.setdefault(key, value)  # a check's own (measured_on of a stand-in figure) stays
         return result
 
@@ -275,12 +280,17 @@ class Executor:
         """The facts of a check run on a board: where (the board's own label), the artifact, the recipe."""
         info = self.model_info(made.artifact.path)
         original = self.model_info(planned.spec.spec.model.path)
-        facts = {"measured_on": placed["measured_on"], "board": placed["board"], "host": host_description(),
+        facts = {**placed, "host": f"{host_description()} (running pytest; the figures are the board's)",
+                 "env.machine": placed.get("board.signature", f"board {placed['board']}"),
                  "runtime": f"{planned.backend} on board {placed['board']}, {threads} thread{'s' if threads != 1 else ''}",
                  "artifact": made.artifact.path.name, "artifact.size_bytes": str(info.size_bytes),
                  "artifact.parameters": str(info.parameters),
                  "artifact.size_ratio": f"{original.size_bytes / info.size_bytes:.3f}" if info.size_bytes else "inf",
                  "threads": str(threads)}
+        arch = planned.target.cpu.arch
+        if arch and placed.get("board.machine") not in (None, "unknown", arch):
+            facts["note"] = (f"board {placed['board']} is {placed['board.machine']}, not the {arch} of a "
+                             f"{planned.target.name}: these figures are that board's, not a {planned.target.name}'s")
         if get_check(planned.check).uses_outputs:
             model = planned.spec.spec.model.path
             facts["reference"] = (f"{model.name} (the original model) on {reference_backend(model)} FP32, "
@@ -375,7 +385,7 @@ class Executor:
             if board and self.boards is not None:
                 found = self.boards.measure(planned.target.name, backend, artifact, planned.threads, feed, plan)
                 self._placed[(model.sha256, backend.name, planned.target.name, "measured")] = {
-                    "measured_on": found.extra["measured_on"], "board": found.extra["board"]}
+                    k: v for k, v in found.extra.items() if k == "measured_on" or k.startswith("board")}
                 self._measured[key] = found
             else:
                 self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)

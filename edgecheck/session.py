@@ -16,7 +16,7 @@ from edgecheck.baseline import Baseline, BaselineError, baseline_path, check_nam
 from edgecheck.cache import ENV_CACHE_DIR, ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError
-from edgecheck.execute import Executor, host_device, machine_signature
+from edgecheck.execute import Executor, host_device
 from edgecheck.locks import pytest_notice
 from edgecheck.measure.runs import ModelRuns
 from edgecheck.worker.client import WorkerPool, WorkerSettings, default_memory_limit_mb
@@ -167,7 +167,7 @@ class EdgeSession:
             try:
                 boards = configured_boards([str(p) for p in self.config.getini("edge_boards")],
                                            list(self.config.getoption("edge_board") or []), self.config.rootpath)
-                check_devices(boards, set(self.profiles()))
+                check_devices(boards, set(self.profiles()), {n for n, p in self.profiles().items() if p.is_host})
             except BoardsError as exc:
                 raise pytest.UsageError(f"edgecheck: {exc}") from None
             self._boards = boards
@@ -220,9 +220,8 @@ class EdgeSession:
         baseline = self.baseline()
         if baseline is None:
             return None
-        figures = baseline.figures(item_key(self.relative(planned.spec.path), planned.id))
-        same_machine = baseline.environment.get("machine") in (None, machine_signature())
-        return baseline.name, figures, same_machine
+        key = item_key(self.relative(planned.spec.path), planned.id)
+        return baseline.name, baseline.figures(key), baseline.place(key)
 
     @cached_property
     def executor(self) -> Executor:

@@ -139,7 +139,10 @@ def test_a_spec_runs_on_the_board_measured_and_labelled_there(pytester, sshd, bo
         assert "kernel " in where and "governor " in where
         assert f"onnxruntime {__import__('onnxruntime').__version__}" in where, where
         assert facts(record)["board"] == "pi-a"
-        assert "note" not in facts(record)  # never "measured on this host, not on a board"
+        assert "on this host" not in facts(record).get("note", "")  # never "measured on this host, not on a board"
+        # the test board is this x86_64 machine, not the aarch64 of a Raspberry Pi: the record says so
+        assert facts(record)["board.machine"] == os.uname().machine
+        assert f"board pi-a is {os.uname().machine}, not the aarch64" in facts(record)["note"]
     latency = next(r for r in found if r["check"] == "latency")
     assert "before" in facts(latency)["measured_on"] or "thermal" in facts(latency)["measured_on"]
     # the artifact, the inputs and edgecheck's worker package crossed the connection into the board's store
@@ -501,3 +504,49 @@ def test_edgecheck_boards_refuses_an_unknown_device(tmp_path):
     done = subprocess.run([sys.executable, "-m", "edgecheck", "boards", "--boards", str(boards)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "unknown device 'rk3858'" in done.stderr, done.stderr
+
+
+def test_a_timing_whose_board_lock_was_lost_is_a_named_failure(pytester, sshd, board_python):
+    """The connection holding the board's timing lock closes mid-timing: another run could time beside this one,
+    so the samples are not used (never a clean pass)."""
+    import signal
+
+    root = project(pytester, sshd, board_python, [("pi-a", "board-a")],
+                   latency="{p50: 100, duration_s: 6, rounds: 3, warmup_runs: 1, warmup_s: 0}")
+
+    def drop_the_lock() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            holders = timing_holders(root)
+            if holders:
+                time.sleep(0.5)
+                for pid in holders:
+                    os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    dropper = threading.Thread(target=drop_the_lock)
+    dropper.start()
+    result = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "-p", "no:cacheprovider")
+    dropper.join()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*board pi-a*lost its timing lock while timing clf.onnx*"])
+
+
+def test_a_board_s_baseline_is_compared_only_with_the_same_board_s_figures(pytester, sshd, board_python):
+    root = project(pytester, sshd, board_python, [("pi-a", "board-a")])
+    pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "--edge-save-baseline", "onboard",
+                       "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    again = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "--edge-baseline", "onboard",
+                               "--edge-results", "same.json", "-p", "no:cacheprovider")
+    again.assert_outcomes(passed=1)
+    assert "regression.latency.p50" in json.dumps(records(root / "same.json"))  # the same board: compared
+    # the same item with the host standing in (no board): never compared with the board's figures
+    spec = root / "specs" / "model0.yaml"
+    spec.write_text(spec.read_text().replace("warmup_s: 0}", "warmup_s: 0, source: host}"))
+    (root / "pytest.ini").write_text("[pytest]\n")
+    host = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "--edge-baseline", "onboard",
+                              "--edge-results", "host.json", "-p", "no:cacheprovider")
+    host.assert_outcomes(passed=1)
+    text = json.dumps(records(root / "host.json"))
+    assert "another machine" in text, text[:3000]

@@ -60,10 +60,10 @@ def lab_boards(boards_file: str | None, options: list[str], folder: Path) -> lis
     ini = ini_boards_file(folder)
     boards = configured_boards([ini] if ini else [], options, folder, boards_file)
     try:
-        known = set(load_profiles([]))
+        profiles = load_profiles([])
     except DeviceError as exc:
         raise BoardsError(str(exc)) from None
-    check_devices(boards, known)
+    check_devices(boards, set(profiles), {n for n, p in profiles.items() if p.is_host})
     return boards
 
 
@@ -93,7 +93,8 @@ def board_row(board: Board, session: str) -> tuple[list[str], bool, dict[str, An
     if not why and runtimes == "none":
         why = state_text = ("no runtime installed (onnxruntime, ai-edge-litert, tflite-runtime, rknn-toolkit-lite2 "
                             "or tensorrt): nothing can run there")
-    row = [board.name, board.device, board.ssh, "yes" if facts else "no",
+    reached = bool(facts) or not why.startswith("unreachable")
+    row = [board.name, board.device, board.ssh, "yes" if reached else "no",
            f"{python.get('version', '?')}" if facts else "-",
            (facts.get("numpy") or {}).get("version", "none") if facts else "-",
            runtimes if facts else "-", "/".join(governors) or ("unknown" if facts else "-"),

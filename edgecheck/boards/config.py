@@ -187,8 +187,12 @@ def configured_boards(ini_paths: list[str], options: list[str], root: Path, boar
     return _unique(boards, "--edge-board")
 
 
-def check_devices(boards: list[Board], known: set[str]) -> None:
-    """Every board's device must be a known profile: a typo would leave its device unmeasured, silently."""
+def check_devices(boards: list[Board], known: set[str], hosts: set[str] = frozenset()) -> None:
+    """Every board's device must be a known profile (a typo would leave its device unmeasured, silently), and not
+    the machine running the tests (`hosts`: a board is another machine)."""
     for board in boards:
+        if board.device in hosts:
+            raise BoardsError(f"board {board.name!r}: device {board.device!r} is the machine running the tests; a "
+                              "board is another machine: give the device profile it is (rk3588, raspberry-pi-4b, ...)")
         if board.device not in known:
             raise BoardsError(f"board {board.name!r}: unknown device {board.device!r}; known: {', '.join(sorted(known))}")

@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgecheck.boards.config import Board
-from edgecheck.boards.ssh import BoardUnreachable, SshLink
+from edgecheck.boards.ssh import BoardCommandError, BoardUnreachable, SshLink
 from edgecheck.boards.store import BoardStore, agent_script
 from edgecheck.errors import BackendUnavailable, EdgecheckError
 
 RETRY_DOWN_S = 30.0  # a board found down is tried again after this long (the next item may find it back)
 MIN_PYTHON = (3, 8)
+# its version on any Python, 2.7 included, in ASCII
+VERSION_PROBE = "import sys; sys.stdout.write('%d.%d.%d' % tuple(sys.version_info[:3]))"
 
 
 class BoardsBusy(EdgecheckError):
@@ -54,7 +56,7 @@ class BoardState:
         if self.unusable:
             return self.unusable
         if self.down and time.monotonic() - self.down_at < RETRY_DOWN_S:
-            return f"{self.down} (found {time.monotonic() - self.down_at:.0f} s ago)"
+            return f"{self.down} (seen {time.monotonic() - self.down_at:.0f} s ago; tried again {RETRY_DOWN_S:.0f} s after)"
         try:
             if self.facts is None or self.down:
                 self.facts = self.store.agent("facts")
@@ -62,9 +64,9 @@ class BoardState:
         except BoardUnreachable as exc:
             self.down, self.down_at = f"unreachable: {exc.detail}", time.monotonic()
             return self.down
-        except EdgecheckError as exc:
-            self.down, self.down_at = str(exc), time.monotonic()
-            return str(exc)
+        except EdgecheckError as exc:  # reached, but its python did not run the probe: say why in its terms
+            self.unusable = self._python_problem() or str(exc)
+            return self.unusable
         python = self.facts.get("python", {})
         text = str(python.get("version", "")) if isinstance(python, dict) else ""
         version = tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
@@ -75,6 +77,25 @@ class BoardState:
             why = self.facts.get("numpy", {}).get("error") or "not importable"
             self.unusable = f"its python {self.board.python} has no numpy ({why}); pip install numpy there"
         return self.unusable
+
+    def _python_problem(self) -> str:
+        """Why the board's python cannot run edgecheck's helpers, in words: not there, or too old (a Python 3.6
+        or 2.7 fails on the helper's first line, with a traceback of its own)."""
+        python = self.board.python
+        try:
+            out = self.link.run([python, "-c", VERSION_PROBE], timeout_s=30, what=f"running {python}")
+        except BoardCommandError as exc:
+            if exc.status == 127:
+                return f"its python {python} is not there ({str(exc).rsplit(': ', 1)[-1].strip()}): set python: in the boards file"
+            return ""
+        except EdgecheckError:
+            return ""
+        text = out.decode("ascii", "replace").strip()
+        version = tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
+        if version and version < MIN_PYTHON:
+            return (f"its python {python} is {text}; edgecheck's worker needs {'.'.join(map(str, MIN_PYTHON))} or "
+                    "newer (on a Jetson Nano's JetPack 4, install a newer Python beside the system's)")
+        return ""
 
     def lost(self, reason: str) -> None:
         """A connection dropped mid-run: the next item probes it again before using it."""
@@ -87,6 +108,11 @@ class BoardLease:
 
     def __init__(self, state: BoardState, proc: subprocess.Popen, waited_s: float):
         self.state, self.proc, self.waited_s = state, proc, waited_s
+
+    def held(self) -> bool:
+        """Whether the hold is still there: its process on the board lives only as long as its ssh channel, so a
+        connection that dropped (and the ssh client that carried it) has released the lock."""
+        return self.proc.poll() is None
 
     def release(self) -> None:
         try:

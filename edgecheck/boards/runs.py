@@ -144,6 +144,16 @@ class BoardRuns:
             return f"its worker could not start: {exc}"
         return ""
 
+    @staticmethod
+    def where(state: BoardState) -> dict[str, str]:
+        """The board's own identity beside its figures: its name, architecture, CPU and the signature its outputs
+        and timings are compared by (a baseline from another board, or from the host, is not comparable)."""
+        facts = state.facts or {}
+        cpu = facts.get("cpu") if isinstance(facts.get("cpu"), dict) else {}
+        return {"board": state.board.name, "board.machine": str(facts.get("machine") or "unknown"),
+                "board.cpu": str(cpu.get("model") or "unknown"),
+                "board.signature": f"board {state.board.name}: {cpu.get('machine_signature') or cpu.get('signature') or '?'}"}
+
     def label(self, state: BoardState, backend: str, runtime: dict[str, str], before: dict | None = None,
               after: dict | None = None) -> str:
         """`rk3588 board rk3588-a (hostname, kernel, runtime and version, governor, temperatures)`."""
@@ -190,8 +200,8 @@ class BoardRuns:
             runtime.update(result.get("facts") or {})
             per_feed = load_feeds(local, result["names"], prefix="o")
             local.unlink(missing_ok=True)
-            facts = {"measured_on": self.label(state, backend.name, runtime), "board": state.board.name}
-            return concat_outputs(per_feed), facts
+            return concat_outputs(per_feed), {"measured_on": self.label(state, backend.name, runtime),
+                                              **self.where(state)}
 
     def measure(self, device: str, backend: Backend, artifact: Path, threads: int, feed: dict[str, np.ndarray],
                 plan: TimingPlan) -> Measured:
@@ -230,7 +240,9 @@ class BoardRuns:
                     state.store.fetch(remote_samples, local, self.settings.timeout_s)
                     rounds.append(np.load(local, allow_pickle=False))
                     local.unlink(missing_ok=True)
+                    _still_held(lease, plan, artifact)
                 after = state.store.agent("thermal")
+                _still_held(lease, plan, artifact)
             except BoardUnreachable as exc:
                 state.lost(exc.detail)
                 raise BoardRunError(f"{state.board.describe()} dropped off while timing {artifact.name}: "
@@ -248,7 +260,7 @@ class BoardRuns:
             clock=str(results[0].get("clock", "")),
             extra={"peak_method": worst.get("peak_method", ""),
                    "window": [results[0]["window"][0], results[-1]["window"][1]] if results[0].get("window") else None,
-                   "measured_on": self.label(state, backend.name, runtime, before, after), "board": state.board.name,
+                   "measured_on": self.label(state, backend.name, runtime, before, after), **self.where(state),
                    "throttling": reasons, "runtime": runtime},
             rounds=[LatencyStats.from_ns(r) for r in rounds] if len(rounds) > 1 else [],
         )
@@ -258,6 +270,16 @@ class BoardRuns:
             worker.close()
         self._kept.clear()
         self.pool.close()
+
+
+def _still_held(lease: Any, plan: TimingPlan, artifact: Path) -> None:
+    """A judged timing's samples count only if the board's lock was held all along: a connection that dropped
+    released it, and another run may have timed beside this one (never a pass on that)."""
+    if plan.exclusive and not lease.held():
+        lease.state.lost("the connection holding its timing lock closed")
+        raise BoardRunError(f"{lease.state.board.describe()} lost its timing lock while timing {artifact.name}: the "
+                            "connection that held it closed, so another run may have timed beside this one; the "
+                            "samples are not used")
 
 
 def _single_file(artifact: Path) -> None:

@@ -38,8 +38,19 @@ class BoardUnreachable(EdgecheckError):
 
     def __init__(self, board: Board, detail: str):
         self.board = board
-        self.detail = detail
+        self.detail = detail + _hint(detail)
         super().__init__(f"{board.describe()} is unreachable: {detail}")
+
+
+def _hint(said: str) -> str:
+    """What to do about ssh's two most common refusals in a batch run."""
+    if "Host key verification failed" in said:
+        return (" (the board is not in known_hosts: ssh-keyscan -H HOST >> ~/.ssh/known_hosts, or "
+                "StrictHostKeyChecking accept-new in its ssh config)")
+    if "Permission denied" in said:
+        return (" (edgecheck's ssh runs with BatchMode=yes: it logs in with a key that needs no passphrase, or one "
+                "an ssh-agent holds; name it with IdentityFile in ~/.ssh/config or the board's ssh_config)")
+    return ""
 
 
 class BoardCommandError(EdgecheckError):

@@ -12,15 +12,22 @@ from typing import Any
 
 from edgecheck.baseline import BaselineError, figures_from_record, save_baseline
 from edgecheck.errors import EdgecheckError
-from edgecheck.results import ran, results_document, run_environment, write_results
+from edgecheck.results import facts, ran, results_document, run_environment, write_results
 
 
 def save_run_baseline(directory: Path, name: str, records: list[Mapping[str, Any]], overwrite: bool) -> str:
     """Store the figures of every item that produced a result as baseline `name`; the line to print."""
     done = ran(records)
-    figures = dict(found for found in map(figures_from_record, done) if found is not None)
+    figures, places = {}, {}
+    for record in done:
+        found = figures_from_record(record)
+        if found is not None:
+            figures[found[0]] = found[1]
+            place = facts(record).get("env.machine")
+            if place:
+                places[found[0]] = place
     try:
-        path = save_baseline(directory, name, figures, run_environment(done), overwrite=overwrite)
+        path = save_baseline(directory, name, figures, run_environment(done), overwrite=overwrite, places=places)
     except BaselineError as exc:
         return f"edgecheck: baseline {name!r} NOT saved: {exc}"
     return f"edgecheck: baseline {name!r} saved: {len(figures)} checks' figures in {path}"
