@@ -53,10 +53,12 @@ def row_from_record(record: Mapping[str, Any]) -> SummaryRow:
             budget = xml_safe(headline.budget_desc())
     if not measured and outcome != "passed":
         measured = short_reason(outcome, str(record.get("reason", "")))
+    board = (result.facts.get("board") if result is not None else None) or ""
     return SummaryRow(
         spec=str(record.get("spec", "")),
         target=str(record.get("target", "")),
-        backend=str(record.get("backend", "")),
+        # where a board ran it, which one: a pool's rows then say which board measured what
+        backend=str(record.get("backend", "")) + (f" @ {board}" if board else ""),
         recipe=str(record.get("recipe", "")),
         check=str(record.get("check", "")),
         measured=_short(measured),
