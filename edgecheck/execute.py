@@ -121,8 +121,9 @@ class Executor:
         self.runs = runs if runs is not None else ModelRuns(WorkerPool(), host_device())
         self.baseline = baseline
         self.boards = boards
-        self._placed: dict[tuple, dict[str, str]] = {}  # (artifact sha256, backend, device, kind) -> where it ran
-        self._board_timed: set[tuple[Path, str]] = set()  # the checks whose figures came from a board's timing
+        # where a board run happened: by outputs key, by (spec, artifact, backend, device, "outputs"), and by the
+        # (spec, item) whose figures a board's timing gave
+        self._placed: dict[tuple, dict[str, str]] = {}
         self._measured: dict[tuple, Measured] = {}
         self._models: dict[Path, ModelInfo] = {}
         self._inputs: dict[tuple[Path, str], InputSet] = {}
@@ -221,8 +222,10 @@ class Executor:
             if key not in self._outputs:
                 path, names = self.runs.inputs_file(inputs)
                 outputs, where = self.boards.outputs(device, found, artifact, threads, path, names)
-                self._placed[(sha, backend, device, "outputs")] = where
                 self._outputs[key] = (outputs, False)
+                self._placed[key] = where
+            # where this spec's outputs of this artifact came from (never another spec's run of the same model)
+            self._placed[(loaded.path, sha, backend, device, "outputs")] = self._placed[key]
             return self._outputs[key]
         key = (loaded.path, sha, backend, threads, kind)
         if key not in self._outputs:
@@ -366,9 +369,10 @@ class Executor:
 
     def measured(self, planned: PlannedCheck, backend: Backend, artifact: Path,
                  plan: TimingPlan | None = None) -> Measured:
-        """One timing-and-memory job per artifact, backend, threads and timing plan. Without a `plan` of its
-        own, a check of an entry that also has a latency budget reuses the latency run (judged timing: the
-        samples its percentiles need, the device's lock held alone); else a short run (5 samples)."""
+        """One timing-and-memory job per artifact, backend, threads, timing plan and place (this host or a board
+        of the target). Without a `plan` of its own, a check of an entry that also has a latency budget reuses
+        the latency run (judged timing: the samples its percentiles need, the device's lock held alone) where
+        that run is judged here too; else a short run (5 samples)."""
         if plan is None:
             latency = getattr(planned.budgets, "latency_ms", None)
             # another check shares the latency run only where that run will be judged here too
@@ -377,29 +381,29 @@ class Executor:
         model = self.model_info(artifact)
         board = self.measures_on_board(planned)
         key = (model.sha256, backend.name, planned.threads, plan, planned.target.name if board else "host")
-        if board:
-            self._board_timed.add((planned.spec.path, planned.id))
         if key not in self._measured:
             whole = has_fixed_batch(model, layout_of(planned.spec, model))  # along each input's batch axis
             feed = single_input(self.inputs(planned.spec, "parity"), whole)
             if board and self.boards is not None:
-                found = self.boards.measure(planned.target.name, backend, artifact, planned.threads, feed, plan)
-                self._placed[(model.sha256, backend.name, planned.target.name, "measured")] = {
-                    k: v for k, v in found.extra.items() if k == "measured_on" or k.startswith("board")}
-                self._measured[key] = found
+                self._measured[key] = self.boards.measure(planned.target.name, backend, artifact, planned.threads,
+                                                          feed, plan)
             else:
                 self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
+        if board:  # this check's figures are that measurement's: its board, whichever check asked first
+            self._placed[(planned.spec.path, planned.id)] = {
+                k: v for k, v in self._measured[key].extra.items() if k == "measured_on" or k.startswith("board")}
         return self._measured[key]
 
     def _facts(self, planned: PlannedCheck, check: Check, backend: Backend | None, threads: int,
                made: MadeArtifact) -> dict[str, str]:
         # where the figure came from: a board's outputs for parity and accuracy, its timing run for latency and
         # memory; a file's size (or a static check) is read here, whatever ran on a board before it
-        kind = "outputs" if check.uses_outputs else "measured"
-        placed = self._placed.get((self.model_info(made.artifact.path).sha256, planned.backend, planned.target.name,
-                                   kind))
-        if backend is not None and placed is not None and (check.uses_outputs or
-                                                           (planned.spec.path, planned.id) in self._board_timed):
+        if check.uses_outputs:
+            placed = self._placed.get((planned.spec.path, self.model_info(made.artifact.path).sha256, planned.backend,
+                                       planned.target.name, "outputs"))
+        else:
+            placed = self._placed.get((planned.spec.path, planned.id))
+        if backend is not None and placed is not None:
             return self._board_facts(planned, threads, made, placed)
         versions = backend.facts() if backend is not None else {}
         if backend is not None:

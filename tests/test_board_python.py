@@ -41,6 +41,7 @@ BOARD_SIDE = (
     "edgecheck/vendors/__init__.py",
     "edgecheck/vendors/*/__init__.py",
     "edgecheck/vendors/*/backend.py",
+    "edgecheck/vendors/rknn/lite.py",  # RKNNLite's runner: it runs on an RK3588's Python
     "edgecheck/boards/probe.py",
 )
 # board-side modules that may not exist yet on every branch: scanned where present

@@ -551,3 +551,74 @@ def test_a_board_s_baseline_is_compared_only_with_the_same_board_s_figures(pytes
     host.assert_outcomes(passed=1)
     text = json.dumps(records(root / "host.json"))
     assert "another machine" in text, text[:3000]
+
+
+def test_a_lock_holder_without_a_heartbeat_releases_the_board(sshd, board_python, tmp_path):
+    """A session that freezes (its TCP connection open, nothing sent) does not keep the board: the holder on the
+    board lets go once the heartbeat stops (30 s; 2 s here)."""
+    from edgecheck.boards.store import agent_script
+
+    store = tmp_path / "store"
+    command = [str(board_python), "-c", agent_script(), "lock", str(store), "exclusive", "0",
+               json.dumps({"host": "frozen", "pid": 1, "what": "a frozen session"}), "2"]
+    frozen = subprocess.Popen(sshd.ssh_command("board-a", *[_quote(w) for w in command]), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert json.loads(frozen.stdout.readline())["held"]
+        busy = sshd.run("board-a", *[_quote(w) for w in [str(board_python), "-c", agent_script(), "lock", str(store),
+                                                           "exclusive", "0", json.dumps({"what": "x"})]])
+        assert json.loads(busy.stdout.splitlines()[-1])["held"] is False  # held by the frozen session
+        assert frozen.wait(timeout=60) == 0  # no heartbeat for 2 s: the holder exits, the lock goes with it
+        mine = hold(sshd, board_python, "board-a", store)  # free again
+        mine.stdin.close()
+        mine.wait(timeout=30)
+    finally:
+        frozen.kill()
+
+
+CRASHING_BACKEND = '''
+import os
+import signal
+
+from edgecheck.backends import register_backend
+from edgecheck.backends.registry import unregister_backend
+from edgecheck.vendors.onnxruntime.backend import OnnxRuntimeBackend, OnnxRuntimeRunner
+
+
+class CrashingRunner(OnnxRuntimeRunner):
+    def _infer_impl(self, feed):
+        os.kill(os.getpid(), signal.SIGSEGV)  # what a runtime's segfault does to its process
+
+
+@register_backend
+class CrashingBackend(OnnxRuntimeBackend):
+    name = "crashing"
+
+    def _load_impl(self, artifact, options):
+        runner = super()._load_impl(artifact, options)
+        return CrashingRunner(runner._session, artifact)
+
+
+def pytest_unconfigure(config):
+    unregister_backend("crashing")
+'''
+
+
+def test_a_runtime_crash_on_the_board_is_a_crash_not_a_lost_board(pytester, sshd, board_python):
+    root = project(pytester, sshd, board_python, [("pi-a", "board-a")], backend="crashing")
+    pytester.makeconftest(CRASHING_BACKEND)
+    result = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "parity or accuracy", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)  # both ran on the board (not skipped as a board that dropped off)
+    result.stdout.fnmatch_lines(["*crashing on board pi-a crashed while running clf.onnx*board pi-a*still answers*"])
+    assert wait_for_no_board_processes(root) == []
+
+
+def test_a_store_reached_through_a_link_works(pytester, sshd, board_python, tmp_path):
+    root = project(pytester, sshd, board_python, [("pi-a", "board-a")])
+    (tmp_path / "real-store").mkdir()
+    (root / "linked-store").symlink_to(tmp_path / "real-store", target_is_directory=True)
+    boards = (root / "boards.yaml").read_text().replace(str(root / "store-pi-a"), str(root / "linked-store"))
+    (root / "boards.yaml").write_text(boards)
+    pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "parity", "-p", "no:cacheprovider"
+                       ).assert_outcomes(passed=1)
+    assert list((tmp_path / "real-store" / "blobs").glob("*.onnx"))

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -24,6 +25,7 @@ import tarfile
 import time
 
 AGENT_FAILED = 3
+HEARTBEAT_TIMEOUT_S = 30.0  # no heartbeat from the session this long: the hold is released
 KEEP_RECENT_S = 600.0  # a blob used in the last ten minutes is never evicted: a run may be loading it
 
 
@@ -34,7 +36,7 @@ class AgentError(Exception):
 
 
 def _store(path):
-    store = os.path.abspath(os.path.expanduser(path))
+    store = os.path.realpath(os.path.expanduser(path))  # resolved: a store reached through a link is inside itself
     for sub in ("blobs", "code", "jobs"):
         os.makedirs(os.path.join(store, sub), exist_ok=True)
     return store
@@ -164,17 +166,30 @@ def op_code(store, digest):
             bundle.extractall(tmp)
         with open(os.path.join(tmp, "ok"), "w") as mark:
             mark.write(digest)
-        if os.path.exists(folder):
-            _remove(folder)
-        os.replace(tmp, folder)
+        if os.path.exists(os.path.join(folder, "ok")):
+            _remove(tmp)  # another session installed it meanwhile: its copy stays (a worker may be using it)
+        else:
+            _remove(folder)  # a torn earlier attempt (no `ok`): never a complete one
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                _remove(tmp)
+                if not os.path.exists(os.path.join(folder, "ok")):
+                    raise
     except OSError as exc:
         _remove(tmp)
         raise _disk_error(exc, store, "edgecheck's worker package", len(data) * 4)
-    # worker packages beyond the three most recent go
+    # worker packages beyond the three most recently used go (`ok` is touched by each use), never a recent one
     folder_of = os.path.join(store, "code")
-    bundles = sorted((os.path.getmtime(os.path.join(folder_of, n)), n) for n in os.listdir(folder_of) if len(n) == 64)
-    for _, name in bundles[:-3]:
-        if name != digest:
+    used = []
+    for name in os.listdir(folder_of):
+        try:
+            used.append((os.path.getmtime(os.path.join(folder_of, name, "ok")), name))
+        except OSError:
+            continue
+    now = time.time()
+    for mtime, name in sorted(used)[:-3]:
+        if name != digest and now - mtime > KEEP_RECENT_S:
             _remove(os.path.join(folder_of, name))
     return {"path": folder}
 
@@ -207,11 +222,19 @@ def op_prepare(store, wanted, session):
     return answer
 
 
-def op_get(store, path):
+def op_get(store, path, remove="0"):
+    """A file of the store on stdout (removed after, with remove=1: a job's outputs, fetched once)."""
     real = _inside(store, path)
-    with open(real, "rb") as handle:
+    try:
+        handle = open(real, "rb")
+    except OSError as exc:
+        sys.stderr.write("cannot read %s: %s\n" % (path, exc))
+        raise AgentError("read", "cannot read %s: %s" % (path, exc))
+    with handle:
         shutil.copyfileobj(handle, sys.stdout.buffer)
     sys.stdout.buffer.flush()
+    if remove == "1":
+        _remove(real)
     return None
 
 
@@ -257,7 +280,7 @@ def op_kill(store, session, pid):
     return {"killed": True}
 
 
-def op_lock(store, mode, wait_s, holder):
+def op_lock(store, mode, wait_s, holder, heartbeat_timeout_s=None):
     """Hold the board's lock (exclusive: a timing; shared: an output run) until stdin closes (the session's
     channel ends, however it ends). Prints {"held": true} once held, or {"held": false, "holder": ...}
     if it could not within `wait_s` (0: only try)."""
@@ -279,11 +302,17 @@ def op_lock(store, mode, wait_s, holder):
     if mode == "exclusive":
         try:
             with open(path + ".holder", "w") as note:
-                note.write(json.dumps(dict(json.loads(holder), since=time.time(), pid=os.getpid())))
+                note.write(json.dumps(dict(json.loads(holder), since=time.time(), board_pid=os.getpid())))
         except (OSError, ValueError):
             pass
     print(json.dumps({"held": True, "host": socket.gethostname()}), flush=True)
-    sys.stdin.buffer.read()  # until the session closes its end
+    # held while the session's heartbeat comes (a line every few seconds) and its end is open: a session that
+    # closed, died, or froze (a host that hangs keeps its TCP connection open for hours) releases it
+    stdin = sys.stdin.buffer.fileno()
+    while True:
+        ready, _, _ = select.select([stdin], [], [], float(heartbeat_timeout_s or HEARTBEAT_TIMEOUT_S))
+        if not ready or not os.read(stdin, 4096):
+            break
     if mode == "exclusive":
         _remove(path + ".holder")
     return None

@@ -39,7 +39,10 @@ def ini_boards_file(folder: Path) -> str | None:
                 return str(folder / parser.get(section, "edge_boards").strip())
     pyproject = folder / "pyproject.toml"
     if pyproject.is_file():
-        import tomllib
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10: no TOML reader in the standard library; give --boards there
+            return None
 
         try:
             options = tomllib.loads(pyproject.read_text(encoding="utf-8"))["tool"]["pytest"]["ini_options"]

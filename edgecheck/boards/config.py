@@ -81,6 +81,20 @@ class Board(BaseModel):
             return f"{user}{host}", parts.port
         return self.ssh, None
 
+    @field_validator("ssh")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        """An ssh:// address must split into a user and host that ssh cannot read as an option."""
+        if value.startswith("ssh://"):
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018 - raises for a port that is not a number
+            except ValueError as exc:
+                raise ValueError(f"not an ssh:// address: {exc}") from None
+            if not parts.hostname or (parts.username or "").startswith("-") or parts.hostname.startswith("-"):
+                raise ValueError("give ssh://user@host[:port], with a host, and no part starting with '-'")
+        return value
+
     def describe(self) -> str:
         return f"board {self.name} ({self.device}, {self.ssh})"
 

@@ -4,7 +4,8 @@ Several boards of one device form a pool: a run takes whichever is free (trying 
 that differs per process, so pytest-xdist workers spread over the pool), and waits, saying so, when
 every reachable one is busy. Each board's lock lives on the board (flock in its store, held by a
 process whose life is its ssh channel), so timings never overlap across this session's workers,
-other sessions and other CI machines, and a session that dies releases its hold with its connection.
+other sessions and other CI machines. A session that ends, dies or freezes releases its hold: the process
+holding it exits when its channel closes or when the session's heartbeat stops for 30 s.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import select
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +27,8 @@ from edgecheck.boards.ssh import BoardCommandError, BoardUnreachable, SshLink
 from edgecheck.boards.store import BoardStore, agent_script
 from edgecheck.errors import BackendUnavailable, EdgecheckError
 
+HEARTBEAT_S = 5.0  # a held lock's heartbeat (the board releases it after 30 s without one)
+WAIT_SLICE_S = 5.0  # a wait for a busy board of a pool: each board's lock waited on this long in turn, on the board
 RETRY_DOWN_S = 30.0  # a board found down is tried again after this long (the next item may find it back)
 MIN_PYTHON = (3, 8)
 # its version on any Python, 2.7 included, in ASCII
@@ -104,10 +108,23 @@ class BoardState:
 
 
 class BoardLease:
-    """A hold of one board's lock: the process on the board that holds it lives as long as this."""
+    """A hold of one board's lock: the process on the board that holds it lives as long as this, and as long as
+    this session's heartbeat reaches it (a line every HEARTBEAT_S): a session that freezes releases it too."""
 
     def __init__(self, state: BoardState, proc: subprocess.Popen, waited_s: float):
         self.state, self.proc, self.waited_s = state, proc, waited_s
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(b"\n")
+                self.proc.stdin.flush()
+            except (OSError, ValueError, AssertionError):
+                return
 
     def held(self) -> bool:
         """Whether the hold is still there: its process on the board lives only as long as its ssh channel, so a
@@ -115,6 +132,8 @@ class BoardLease:
         return self.proc.poll() is None
 
     def release(self) -> None:
+        self._stop.set()
+        self._beat.join(timeout=HEARTBEAT_S + 1)
         try:
             if self.proc.stdin:
                 self.proc.stdin.close()
@@ -159,6 +178,7 @@ class BoardPool:
         `NoBoard` when none can run this, `BoardsBusy` when the usable ones stayed busy for their lock timeout."""
         started = time.monotonic()
         said = False
+        wait_s = 0.0  # the first pass only tries; later ones wait on the board itself (flock, no new process)
         while True:
             reasons: dict[str, str] = {}
             busy: dict[str, str] = {}
@@ -168,7 +188,7 @@ class BoardPool:
                     reasons[state.board.name] = why
                     continue
                 try:
-                    lease = self._try(state, exclusive, what, started)
+                    lease = self._try(state, exclusive, what, started, wait_s)
                 except BoardUnreachable as exc:
                     state.lost(exc.detail)
                     reasons[state.board.name] = f"unreachable: {exc.detail}"
@@ -185,24 +205,28 @@ class BoardPool:
                     f"{name}: {why}" for name, why in reasons.items()))
             limit = min(s.board.lock_timeout_s for s in self.states[device])
             waited = time.monotonic() - started
-            if waited > limit:
+            if waited >= limit:
                 raise BoardsBusy(f"waited {waited:.0f} s for a {device} board ({', '.join(busy)}) while other runs "
                                  f"used them: {'; '.join(f'{n}: {b}' for n, b in busy.items())}")
             if not said:
                 self.notify(f"edgecheck: waiting for a {device} board for {what}: "
                             + "; ".join(f"{n} {b}" for n, b in busy.items()))
                 said = True
-            time.sleep(0.5)
+            # each busy board is then waited on in turn, in slices (a pool's first free one is taken); one board
+            # alone is waited on in longer slices: the waiting costs the board a sleeping process, not a new one
+            slice_s = WAIT_SLICE_S if len(busy) > 1 else 6 * WAIT_SLICE_S
+            wait_s = max(0.0, min(slice_s, limit - waited))
 
-    def _try(self, state: BoardState, exclusive: bool, what: str, started: float) -> BoardLease | str:
-        """The board's lock if free now; else who holds it, in words."""
+    def _try(self, state: BoardState, exclusive: bool, what: str, started: float,
+             wait_s: float = 0.0) -> BoardLease | str:
+        """The board's lock if it is free within `wait_s` (waited for on the board); else who holds it, in words."""
         holder = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "what": what})
         command = [state.board.python, "-c", agent_script(), "lock", state.board.store,
-                   "exclusive" if exclusive else "shared", "0", holder]
+                   "exclusive" if exclusive else "shared", f"{wait_s:g}", holder]
         proc = state.link.popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None
         line = b""
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + wait_s + 60
         while not line.endswith(b"\n") and time.monotonic() < deadline:
             ready, _, _ = select.select([proc.stdout], [], [], 0.5)
             if ready:

@@ -4,7 +4,8 @@ The same jobs as `edgecheck.measure.runs.ModelRuns`, on a board of the target's 
 artifact and the inputs go to the board's store (by content, once), the worker runs under the board's
 Python, the outputs or samples come back. Every result says which board, with its host name, kernel,
 runtime and version, governor and temperatures before and after; a timing that saw thermal throttling
-says so, and its latency verdict cannot be a pass.
+says so: its latency verdict is inconclusive (a pass with a warning, or a failure under
+`inconclusive: fail`), never a clean pass.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ class BoardRuns:
         return state.store.code(self._roots(backend))
 
     def _worker(self, state: BoardState, backend: Backend, fresh: bool) -> BoardWorker:
-        key = state.board.name
+        code = self._code(state, backend)
+        key = f"{state.board.name}|{code}"  # a plug-in's package changes the worker's path: its own worker
         worker = None if fresh else self._kept.get(key)
         if worker is not None and not worker.alive():
             worker.close()
@@ -96,7 +98,7 @@ class BoardRuns:
             self._count += 1
             settings = WorkerSettings(self.settings.timeout_s, _board_memory_limit(state))
             worker = BoardWorker(state.board, state.link, state.store, settings, self.scratch,
-                                 f"{state.board.name}-{self._count}", self._code(state, backend))
+                                 f"{state.board.name}-{self._count}", code)
             try:
                 worker.start(f"worker on {state.board.name}", Path(state.board.python))
             except WorkerFailure:
@@ -111,7 +113,8 @@ class BoardRuns:
         try:
             return worker.request(command, f"{backend.name} on board {state.board.name}", artifact, timeout_s)
         except WorkerFailure as exc:
-            self._kept.pop(state.board.name, None)
+            for key in [k for k, w in self._kept.items() if w is worker]:
+                self._kept.pop(key, None)
             worker.kill()
             if exc.kind == "connection":
                 state.lost(str(exc))

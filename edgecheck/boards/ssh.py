@@ -22,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from pathlib import Path
 
 from edgecheck.boards.config import Board
 from edgecheck.errors import EdgecheckError
@@ -77,6 +76,12 @@ def control_dir() -> Path:
     uid = os.getuid() if hasattr(os, "getuid") else 0
     folder = Path(tempfile.gettempdir()) / f"edgecheck-ssh-{uid}"
     folder.mkdir(mode=0o700, exist_ok=True)
+    found = folder.lstat()
+    if hasattr(os, "getuid") and (found.st_uid != uid or found.st_mode & 0o077 or not folder.is_dir()
+                                  or folder.is_symlink()):
+        # another account's folder (or a link) in a shared /tmp: its sockets would carry this user's logins
+        raise EdgecheckError(f"{folder} is not this account's own private folder (owner {found.st_uid}, mode "
+                             f"{oct(found.st_mode & 0o777)}): remove it, or set TMPDIR to a private folder")
     return folder
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import posixpath
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from edgecheck.errors import EdgecheckError
 
 HERE = Path(__file__).resolve().parent
 AGENT_TIMEOUT_S = 60.0
+TOUCH_EVERY_S = 300.0  # well inside the agent's ten minutes of keeping what was used
 BYTES_PER_S_FLOOR = 1_000_000  # a copy's time limit assumes at least 1 MB/s (a slow Wi-Fi board)
 
 
@@ -84,6 +86,7 @@ class BoardStore:
         self.board, self.link, self.session = board, link, session
         self._sent: dict[str, str] = {}  # local sha256+suffix -> path on the board
         self._digests: dict[tuple[str, int, int], str] = {}
+        self._touched = 0.0  # when the board last confirmed (and touched) this session's files
         self._code: dict[str, str] = {}
         self._job: str | None = None
         self.sent_bytes = 0
@@ -125,10 +128,14 @@ class BoardStore:
         session has sent them already)."""
         digest, data = worker_package(extra_roots)
         names = [self._name(path) for path in files]
-        wanted = ([] if digest in self._code else [f"code-{digest}"]) + [n for n in names if n not in self._sent]
+        # asked again (and so touched there) every few minutes: the board keeps what was used in the last ten
+        stale = time.monotonic() - self._touched > TOUCH_EVERY_S
+        wanted = ([] if digest in self._code and not stale else [f"code-{digest}"]) + \
+            [n for n in names if n not in self._sent or stale]
         if wanted or self._job is None:
             answer = self.agent("prepare", json.dumps(wanted), self.session)
             self._job, store = answer["job"], answer["store"]
+            self._touched = time.monotonic()
             missing = set(answer["missing"])
             if f"code-{digest}" in missing:
                 self.agent("code", digest, data=data, timeout_s=AGENT_TIMEOUT_S + len(data) / BYTES_PER_S_FLOOR)
@@ -137,7 +144,7 @@ class BoardStore:
             if f"code-{digest}" in wanted:
                 self._code[digest] = posixpath.join(store, "code", digest)
             for path, name in zip(files, names):
-                if name in self._sent:
+                if name in self._sent and name not in missing:
                     continue
                 if name in missing:
                     size = Path(path).stat().st_size
@@ -164,7 +171,15 @@ class BoardStore:
         command = [self.board.python, "-c", agent_script(), "get", self.board.store, remote]
         tmp = local.with_name(local.name + ".tmp")
         try:
-            self.link.run(command, sink=tmp, timeout_s=timeout_s, what=f"fetching {posixpath.basename(remote)}")
+            self.link.run(command + ["1"], sink=tmp, timeout_s=timeout_s,  # removed there once fetched
+                          what=f"fetching {posixpath.basename(remote)}")
+        except BoardCommandError as exc:
+            said = _tail_bytes(tmp)  # the agent's own error went where the file would have
+            tmp.unlink(missing_ok=True)
+            answer = _last_json(said)
+            if answer and "error" in answer:
+                raise BoardStoreError(self.board, answer["error"], answer.get("message", "")) from None
+            raise
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -176,6 +191,16 @@ class BoardStore:
         if self._job is not None:
             self._job = None
             self.agent("clean", self.session)
+
+
+def _tail_bytes(path: Path, size: int = 4096) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - size))
+            return handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _last_json(text: str) -> dict[str, Any] | None:

@@ -3,7 +3,8 @@ link under the board's Python, speaking the same JSON lines and .npz files as a 
 
 The channel's stdout carries the worker's events and its stderr (with whatever a runtime prints)
 goes to a log here, so everything `WorkerProcess` does (phases, limits, a crash's last lines) holds
-unchanged. A worker that hangs is killed twice over: here (its ssh client's channel closes, and the
+unchanged, but its memory: the worker limits its own (RLIMIT_DATA, half the board's memory), and its
+resident memory cannot be watched from here. A worker that hangs is killed twice over: here (its ssh client's channel closes, and the
 worker kills its own process group when its stdin ends) and there (the agent kills its group by
 pid, if the board still answers).
 """
@@ -18,7 +19,13 @@ from pathlib import Path
 from edgecheck.boards.config import Board
 from edgecheck.boards.ssh import SshLink
 from edgecheck.boards.store import BoardStore
-from edgecheck.worker.client import BOOTSTRAP, WorkerFailure, WorkerProcess, WorkerSettings, _tail
+from edgecheck.worker.client import WorkerFailure, WorkerProcess, WorkerSettings, _tail
+
+# the shipped package first, and nothing of the current folder: an `edgecheck` installed on the board (another
+# version) never stands in for the one this session sent
+BOARD_BOOTSTRAP = ("import json, sys; config = json.loads(sys.argv[1]); "
+                   "sys.path[:] = config['edgecheck_path'] + [p for p in sys.path if p not in ('', '.')]; "
+                   "from edgecheck.worker.main import main; main()")
 
 
 class BoardWorker(WorkerProcess):
@@ -35,7 +42,7 @@ class BoardWorker(WorkerProcess):
         read_end, write_end = os.pipe()
         self._log = open(self.log_path, "wb")
         try:
-            self.proc = link.popen([board.python, "-c", BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE,
+            self.proc = link.popen([board.python, "-c", BOARD_BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE,
                                    stdout=write_end, stderr=self._log)
         except Exception as exc:
             os.close(read_end)
@@ -48,15 +55,9 @@ class BoardWorker(WorkerProcess):
         self._buffer = b""
         self.peak_rss_kb = 0
         self.ready = {}
-        self._answered = False
 
-    def request(self, command, backend, artifact, timeout_s):  # type: ignore[override]
-        result = super().request(command, backend, artifact, timeout_s)
-        self._answered = True
-        return result
-
-    def close(self) -> None:
-        super().close()
+    def _resident_kb(self) -> int | None:
+        return None  # the worker is on the board: the local process is its ssh client
 
     def kill(self) -> None:
         """Kill the ssh client here; if the worker had started and the board still answers, its process group
@@ -72,12 +73,24 @@ class BoardWorker(WorkerProcess):
     def _fail_dead(self, backend: str, artifact: Path, step: str) -> None:
         self._wait_exit()
         code = self.proc.returncode
-        if code == 255:  # ssh's own status: the connection, not the worker
+        if code == 255:  # ssh's own status, for a lost connection and for a command killed by a signal alike
             tail = _tail(self.log_path)
             said = tail.strip().splitlines()[-1] if tail.strip() else "the connection closed"
             self.kill()
+            if self._board_answers():
+                raise WorkerFailure(backend, artifact, step, "crash",
+                                    f"{backend} crashed while {step} {Path(artifact).name}: the worker ended without "
+                                    f"answering and {self.board.describe()} still answers (a runtime crash, or the "
+                                    "board's out-of-memory killer)", tail)
             raise WorkerFailure(backend, artifact, step, "connection",
                                 f"the connection to {self.board.describe()} was lost while {step} "
                                 f"{Path(artifact).name} (ssh: {said}); the board may have rebooted or dropped off "
                                 "the network", tail)
         super()._fail_dead(backend, artifact, step)
+
+    def _board_answers(self) -> bool:
+        try:
+            self.link.run(["true"], timeout_s=20, what="checking the board")
+        except Exception:
+            return False
+        return True

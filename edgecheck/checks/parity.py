@@ -293,7 +293,7 @@ class ParityCheck(Check):
         result.facts["inputs.samples"] = str(inputs.sample_count)
         if context.model_info(artifact.path).sha256 != model.sha256:
             same = identical_bits_note(reference, candidate, inputs.sample_count, planned.backend,
-                                       context.backend(planned.backend).arithmetic_note())
+                                       context.backend(planned.backend, planned.target).arithmetic_note())
             if same is not None:
                 result.notes.append(same)
         result.facts["outputs"] = outputs_origin(cached)

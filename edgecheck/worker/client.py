@@ -233,7 +233,7 @@ class WorkerProcess:
                         deadline = time.monotonic() + limit
                 elif event.get("event") in wanted:
                     return event, step
-            rss = proc_status_kb("VmRSS", self.proc.pid)
+            rss = self._resident_kb()
             if rss:
                 self.peak_rss_kb = max(self.peak_rss_kb, rss)
             if self._events < 0 or not self.alive():
@@ -255,6 +255,10 @@ class WorkerProcess:
                                     f"{backend} timed out after {limit:g} s while {step} {Path(artifact).name}: "
                                     "the worker's process group was killed (raise --edge-worker-timeout if it "
                                     "needs longer)", _tail(self.log_path))
+
+    def _resident_kb(self) -> int | None:
+        """The worker's resident memory now, watched against the limit (None where it cannot be seen here)."""
+        return proc_status_kb("VmRSS", self.proc.pid)
 
     def _read_events(self, final: bool = False) -> list[dict[str, Any]]:
         """Events the worker sent: waits up to POLL_S for the first bytes (not at all when `final`)."""
