@@ -36,8 +36,9 @@ def proc_status_kb(field: str, pid: int | str = "self") -> int | None:
     return None
 
 
-def die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this child process when the session dies, so nothing outlives pytest."""
+def kill_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent dies (PR_SET_PDEATHSIG; also usable between fork
+    and exec, as a subprocess's preexec_fn: the setting survives exec)."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -45,5 +46,10 @@ def die_with_parent(parent: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except Exception:
             pass
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this child process when the session dies, so nothing outlives pytest."""
+    kill_with_parent()
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(3)

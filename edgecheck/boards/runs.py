@@ -23,8 +23,7 @@ from edgecheck.boards.probe import thermal_summary, throttling
 from edgecheck.boards.ssh import BoardUnreachable
 from edgecheck.boards.worker import BoardWorker
 from edgecheck.errors import EdgecheckError
-from edgecheck.measure.runs import Measured, TimingPlan, concat_outputs
-from edgecheck.measure.stats import LatencyStats
+from edgecheck.measure.runs import Measured, TimingPlan, concat_outputs, measured_from
 from edgecheck.worker.client import WorkerFailure, WorkerSettings
 from edgecheck.worker.protocol import backend_reference, load_feeds, save_feeds
 
@@ -253,20 +252,9 @@ class BoardRuns:
             waited = lease.waited_s
         local_feed.unlink(missing_ok=True)
         runtime.update(results[0].get("facts") or {})
-        worst = max(results, key=lambda r: r["memory_kb"]["peak"] - r["memory_kb"]["baseline"])
-        reasons = throttling(before, after)
-        return Measured(
-            stats=LatencyStats.from_ns(np.concatenate(rounds)), plan=plan,
-            memory_kb={k: int(v) for k, v in worst["memory_kb"].items()},
-            load_s=float(np.median([r["load_s"] for r in results])),
-            warmup_runs=sum(int(r["warmup_runs"]) for r in results), lock_wait_s=waited,
-            clock=str(results[0].get("clock", "")),
-            extra={"peak_method": worst.get("peak_method", ""),
-                   "window": [results[0]["window"][0], results[-1]["window"][1]] if results[0].get("window") else None,
-                   "measured_on": self.label(state, backend.name, runtime, before, after), **self.where(state),
-                   "throttling": reasons, "runtime": runtime},
-            rounds=[LatencyStats.from_ns(r) for r in rounds] if len(rounds) > 1 else [],
-        )
+        return measured_from(results, rounds, plan, waited, {
+            "measured_on": self.label(state, backend.name, runtime, before, after), **self.where(state),
+            "throttling": throttling(before, after), "runtime": runtime})
 
     def close(self) -> None:
         for worker in self._kept.values():

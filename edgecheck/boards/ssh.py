@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from edgecheck.boards.config import Board
 from edgecheck.errors import EdgecheckError
+from edgecheck.processes import kill_with_parent
 
 SSH_UNREACHABLE = 255  # ssh's own exit status for a connection or authentication failure
 MASTER_IDLE_S = 120  # a master outlives its last command by this much (and a killed session's, no longer)
@@ -58,17 +58,6 @@ class BoardCommandError(EdgecheckError):
     def __init__(self, message: str, stdout: bytes = b"", status: int | None = None):
         super().__init__(message)
         self.stdout, self.status = stdout, status
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """The ssh client dies with the session (it is in a process group of its own, like a worker)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except Exception:
-            pass
 
 
 def control_dir() -> Path:
@@ -161,7 +150,7 @@ class SshLink:
             stdout = files.enter_context(open(sink, "wb")) if sink is not None else subprocess.PIPE
             errors = files.enter_context(tempfile.TemporaryFile())
             proc = subprocess.Popen(self.argv(command), stdin=stdin, stdout=stdout, stderr=errors,
-                                    preexec_fn=_die_with_parent)
+                                    preexec_fn=kill_with_parent)
             try:
                 out, _ = proc.communicate(input=(data or b"") if source is None else None, timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -181,7 +170,7 @@ class SshLink:
     def popen(self, command: Sequence[str], **kwargs) -> subprocess.Popen:
         """A long-lived process on the board (a worker, a lock holder); its ssh client dies with the session."""
         self.connect()
-        return subprocess.Popen(self.argv(command), start_new_session=True, preexec_fn=_die_with_parent, **kwargs)
+        return subprocess.Popen(self.argv(command), start_new_session=True, preexec_fn=kill_with_parent, **kwargs)
 
     def close(self) -> None:
         """Stop this process's control master."""

@@ -151,18 +151,7 @@ class ModelRuns:
                 results.append(self.workers.run(backend, {**command, "samples": share, "samples_out": str(out)},
                                                 artifact, fresh=True, timeout_s=timeout))
                 rounds.append(np.load(out, allow_pickle=False))
-        # memory: the round with the largest footprint (they differ by allocator luck only)
-        worst = max(results, key=lambda r: r["memory_kb"]["peak"] - r["memory_kb"]["baseline"])
-        return Measured(
-            stats=LatencyStats.from_ns(np.concatenate(rounds)), plan=plan,
-            memory_kb={k: int(v) for k, v in worst["memory_kb"].items()},
-            load_s=float(np.median([r["load_s"] for r in results])),
-            warmup_runs=sum(int(r["warmup_runs"]) for r in results), lock_wait_s=waited,
-            clock=str(results[0].get("clock", "")),
-            extra={"peak_method": worst.get("peak_method", ""),
-                   "window": [results[0]["window"][0], results[-1]["window"][1]] if results[0].get("window") else None},
-            rounds=[LatencyStats.from_ns(r) for r in rounds] if len(rounds) > 1 else [],
-        )
+        return measured_from(results, rounds, plan, waited)
 
 
     def compress(self, recipe: Recipe, params: dict[str, Any] | None, source: Path, context: RecipeContext) -> Artifact:
@@ -187,6 +176,24 @@ class ModelRuns:
                 raise RecipeError(message) from None
             raise RecipeError(f"recipe {recipe.name!r} failed on {source.name}: {kind}: {message}") from None
         return Artifact(Path(result["path"]), result["recipe"], dict(result.get("notes", {})))
+
+
+def measured_from(results: list[dict[str, Any]], rounds: list[np.ndarray], plan: TimingPlan, waited: float,
+                  extra: dict[str, Any] | None = None) -> Measured:
+    """A measurement from its rounds' answers and samples (a local worker's or a board's)."""
+    # memory: the round with the largest footprint (they differ by allocator luck only)
+    worst = max(results, key=lambda r: r["memory_kb"]["peak"] - r["memory_kb"]["baseline"])
+    return Measured(
+        stats=LatencyStats.from_ns(np.concatenate(rounds)), plan=plan,
+        memory_kb={k: int(v) for k, v in worst["memory_kb"].items()},
+        load_s=float(np.median([r["load_s"] for r in results])),
+        warmup_runs=sum(int(r["warmup_runs"]) for r in results), lock_wait_s=waited,
+        clock=str(results[0].get("clock", "")),
+        extra={"peak_method": worst.get("peak_method", ""),
+               "window": [results[0]["window"][0], results[-1]["window"][1]] if results[0].get("window") else None,
+               **(extra or {})},
+        rounds=[LatencyStats.from_ns(r) for r in rounds] if len(rounds) > 1 else [],
+    )
 
 
 def single_input(inputs: InputSet, fixed_batch: bool) -> dict[str, np.ndarray]:
