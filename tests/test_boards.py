@@ -622,3 +622,29 @@ def test_a_store_reached_through_a_link_works(pytester, sshd, board_python, tmp_
     pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "parity", "-p", "no:cacheprovider"
                        ).assert_outcomes(passed=1)
     assert list((tmp_path / "real-store" / "blobs").glob("*.onnx"))
+
+
+def test_a_connection_lost_and_back_at_once_is_not_taken_for_a_crash(pytester, sshd, board_python):
+    """sshd killed mid-timing and started again at once (a network blip): the item fails as a lost connection,
+    and the board is found again (the worker did not crash)."""
+    root = project(pytester, sshd, board_python, [("pi-a", "board-a")],
+                   latency="{p50: 100, duration_s: 60, rounds: 1, warmup_runs: 1, warmup_s: 0}")
+
+    def blip() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if timing_holders(root):
+                time.sleep(1.0)
+                sshd.kill_all()
+                sshd.restart()
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=blip)
+    thread.start()
+    result = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "-p", "no:cacheprovider")
+    thread.join()
+    result.assert_outcomes(failed=1)
+    text = result.stdout.str()
+    assert "crashed" not in text and ("was lost" in text or "dropped off" in text), text[-3000:]
+    assert wait_for_no_board_processes(root) == []

@@ -166,16 +166,22 @@ def op_code(store, digest):
             bundle.extractall(tmp)
         with open(os.path.join(tmp, "ok"), "w") as mark:
             mark.write(digest)
-        if os.path.exists(os.path.join(folder, "ok")):
-            _remove(tmp)  # another session installed it meanwhile: its copy stays (a worker may be using it)
-        else:
-            _remove(folder)  # a torn earlier attempt (no `ok`): never a complete one
+        for attempt in range(3):
             try:
-                os.rename(tmp, folder)
+                os.rename(tmp, folder)  # atomic: only into a missing (or empty) folder
+                break
             except OSError:
-                _remove(tmp)
-                if not os.path.exists(os.path.join(folder, "ok")):
+                if os.path.exists(os.path.join(folder, "ok")):
+                    _remove(tmp)  # another session installed it meanwhile: its copy stays (a worker may use it)
+                    break
+                if attempt == 2:
                     raise
+                torn = "%s.torn-%d" % (folder, os.getpid())  # a torn attempt (no `ok`): moved aside, then gone
+                try:
+                    os.rename(folder, torn)
+                except OSError:
+                    pass
+                _remove(torn)
     except OSError as exc:
         _remove(tmp)
         raise _disk_error(exc, store, "edgecheck's worker package", len(data) * 4)

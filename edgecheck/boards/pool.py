@@ -68,9 +68,13 @@ class BoardState:
         except BoardUnreachable as exc:
             self.down, self.down_at = f"unreachable: {exc.detail}", time.monotonic()
             return self.down
-        except EdgecheckError as exc:  # reached, but its python did not run the probe: say why in its terms
-            self.unusable = self._python_problem() or str(exc)
-            return self.unusable
+        except EdgecheckError as exc:  # reached, but the probe failed: its python's fault (for good), or a hiccup
+            problem = self._python_problem()
+            if problem:
+                self.unusable = problem
+                return problem
+            self.down, self.down_at = str(exc), time.monotonic()  # tried again after RETRY_DOWN_S
+            return self.down
         python = self.facts.get("python", {})
         text = str(python.get("version", "")) if isinstance(python, dict) else ""
         version = tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
@@ -179,6 +183,7 @@ class BoardPool:
         started = time.monotonic()
         said = False
         wait_s = 0.0  # the first pass only tries; later ones wait on the board itself (flock, no new process)
+        limit = min(s.board.lock_timeout_s for s in self.states[device]) if device in self.states else 0.0
         while True:
             reasons: dict[str, str] = {}
             busy: dict[str, str] = {}
@@ -187,6 +192,8 @@ class BoardPool:
                 if why:
                     reasons[state.board.name] = why
                     continue
+                if wait_s:  # a later pass: each board waited on for what is left of the limit, at most a slice
+                    wait_s = min(wait_s, max(0.0, limit - (time.monotonic() - started)))
                 try:
                     lease = self._try(state, exclusive, what, started, wait_s)
                 except BoardUnreachable as exc:
@@ -203,7 +210,6 @@ class BoardPool:
             if not busy:
                 raise NoBoard(f"{device} board", "no board of it can run this: " + "; ".join(
                     f"{name}: {why}" for name, why in reasons.items()))
-            limit = min(s.board.lock_timeout_s for s in self.states[device])
             waited = time.monotonic() - started
             if waited >= limit:
                 raise BoardsBusy(f"waited {waited:.0f} s for a {device} board ({', '.join(busy)}) while other runs "

@@ -130,6 +130,10 @@ class SshLink:
         self._master_started = True
         self._checked = time.monotonic()
 
+    def master_alive(self) -> bool:
+        """Whether this process's control master (the connection its channels ride) is up, asked now."""
+        return self._master_started and self._check()
+
     def _check(self) -> bool:
         self._checked = time.monotonic()
         try:

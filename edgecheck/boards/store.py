@@ -47,7 +47,9 @@ def agent_script() -> str:
     agent = (HERE / "agent.py").read_text(encoding="utf-8")
     future = "from __future__ import annotations\n"
     body = (probe.replace(future, "", 1) + "\n\n" + agent.replace(future, "", 1))
-    return future + body + "\nsys.exit(agent_main(sys.argv[1:]))\n"
+    # nothing of the current folder on the path: a json.py in the board account's home never shadows the library
+    clean = "import sys\nsys.path[:] = [p for p in sys.path if p not in ('', '.')]\n"
+    return future + clean + body + "\nsys.exit(agent_main(sys.argv[1:]))\n"
 
 
 def sha256_file(path: Path) -> str:
@@ -86,7 +88,7 @@ class BoardStore:
         self.board, self.link, self.session = board, link, session
         self._sent: dict[str, str] = {}  # local sha256+suffix -> path on the board
         self._digests: dict[tuple[str, int, int], str] = {}
-        self._touched = 0.0  # when the board last confirmed (and touched) this session's files
+        self._touched: dict[str, float] = {}  # when the board last confirmed (and touched) each file
         self._code: dict[str, str] = {}
         self._job: str | None = None
         self.sent_bytes = 0
@@ -128,20 +130,25 @@ class BoardStore:
         session has sent them already)."""
         digest, data = worker_package(extra_roots)
         names = [self._name(path) for path in files]
-        # asked again (and so touched there) every few minutes: the board keeps what was used in the last ten
-        stale = time.monotonic() - self._touched > TOUCH_EVERY_S
-        wanted = ([] if digest in self._code and not stale else [f"code-{digest}"]) + \
-            [n for n in names if n not in self._sent or stale]
+        # each asked again (and so touched there) every few minutes: the board keeps what was used in the last ten
+        now = time.monotonic()
+
+        def due(name: str) -> bool:
+            return now - self._touched.get(name, -TOUCH_EVERY_S - 1) > TOUCH_EVERY_S
+
+        code_name = f"code-{digest}"
+        wanted = ([] if digest in self._code and not due(code_name) else [code_name]) + \
+            [n for n in names if n not in self._sent or due(n)]
         if wanted or self._job is None:
             answer = self.agent("prepare", json.dumps(wanted), self.session)
             self._job, store = answer["job"], answer["store"]
-            self._touched = time.monotonic()
+            self._touched.update({name: now for name in wanted})
             missing = set(answer["missing"])
-            if f"code-{digest}" in missing:
+            if code_name in missing:
                 self.agent("code", digest, data=data, timeout_s=AGENT_TIMEOUT_S + len(data) / BYTES_PER_S_FLOOR)
                 self.sent_bytes += len(data)
                 self.sent_files += 1
-            if f"code-{digest}" in wanted:
+            if code_name in wanted:
                 self._code[digest] = posixpath.join(store, "code", digest)
             for path, name in zip(files, names):
                 if name in self._sent and name not in missing:

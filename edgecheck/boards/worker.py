@@ -76,8 +76,11 @@ class BoardWorker(WorkerProcess):
         if code == 255:  # ssh's own status, for a lost connection and for a command killed by a signal alike
             tail = _tail(self.log_path)
             said = tail.strip().splitlines()[-1] if tail.strip() else "the connection closed"
+            # the connection this channel rode is still up: the worker died on the board, not the link (asked
+            # before anything reconnects: a board back after a blip must not pass for a crash)
+            crashed = self.link.master_alive()
             self.kill()
-            if self._board_answers():
+            if crashed:
                 raise WorkerFailure(backend, artifact, step, "crash",
                                     f"{backend} crashed while {step} {Path(artifact).name}: the worker ended without "
                                     f"answering and {self.board.describe()} still answers (a runtime crash, or the "
@@ -87,10 +90,3 @@ class BoardWorker(WorkerProcess):
                                 f"{Path(artifact).name} (ssh: {said}); the board may have rebooted or dropped off "
                                 "the network", tail)
         super()._fail_dead(backend, artifact, step)
-
-    def _board_answers(self) -> bool:
-        try:
-            self.link.run(["true"], timeout_s=20, what="checking the board")
-        except Exception:
-            return False
-        return True
