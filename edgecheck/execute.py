@@ -86,6 +86,16 @@ def machine_signature() -> str:
     return f"{host_description()} {platform.system()} {hashlib.sha256(flags.encode()).hexdigest()[:16]}"
 
 
+def _hardware(place: str) -> str:
+    """A place's hardware: a board's CPU signature without its name (`board SIG | NAME`), the host's signature."""
+    return place.split(" | ")[0]
+
+
+def _place_text(place: str) -> str:
+    hardware, _, board = place.partition(" | ")
+    return f"board {board} ({hardware})" if board else hardware
+
+
 def host_description() -> str:
     return f"{platform.machine()} {cpu_model() or ''}".strip()
 
@@ -270,10 +280,14 @@ class Executor:
             found = self.baseline(planned)
             if found is not None:
                 name, figures, place = found
-                # comparable where measured at the same place: this host, or the same board (never one for the other)
+                # comparable where measured on the same hardware: this host, or a board of the same CPU signature
+                # (a pool's boards alike), never a board's figure against the host's or another CPU's
                 here = facts.get("env.machine", machine_signature())
-                comparable = place == here or (place is None and "board" not in facts)
+                comparable = (_hardware(place) == _hardware(here)) if place else "board" not in facts
                 check.compare_with_baseline(result, figures, name, planned, comparable)
+                if figures is not None and place and place != here:
+                    result.notes.append(f"baseline {name!r} was measured on {_place_text(place)}; this on "
+                                        f"{_place_text(here)}" + ("" if comparable else ": not compared"))
         for key, value in facts.items():
             result.facts.setdefault(key, value)  # a check's own (measured_on of a stand-in figure) stays
         return result

@@ -648,3 +648,29 @@ def test_a_connection_lost_and_back_at_once_is_not_taken_for_a_crash(pytester, s
     text = result.stdout.str()
     assert "crashed" not in text and ("was lost" in text or "dropped off" in text), text[-3000:]
     assert wait_for_no_board_processes(root) == []
+
+
+def test_a_pool_s_boards_of_one_cpu_compare_with_each_other_s_baseline(pytester, sshd, board_python):
+    """A pool gives an item whichever board is free: a baseline from one board is compared with a figure of another
+    board of the same CPU signature, and the note names both."""
+    root = project(pytester, sshd, board_python, [("pi-a", "board-a"), ("pi-b", "board-b")])
+    holder = hold(sshd, board_python, "board-b", root / "store-pi-b")
+    try:  # the baseline from pi-a
+        pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "--edge-save-baseline", "pool",
+                           "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    holder = hold(sshd, board_python, "board-a", root / "store-pi-a")
+    try:  # the comparison on pi-b
+        result = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "--edge-baseline", "pool",
+                                    "--edge-results", "r.json", "-p", "no:cacheprovider")
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    result.assert_outcomes(passed=1)
+    latency = records(root / "r.json")[0]
+    assert facts(latency)["board"] == "pi-b"
+    change = next(m for m in latency["result"]["measurements"] if m["name"] == "regression.latency.p50")
+    assert change["interval"] not in (None, ["-inf", "inf"]) and not change["cannot_judge"], change
+    assert any("measured on board pi-a" in n and "this on board pi-b" in n for n in latency["result"]["notes"])

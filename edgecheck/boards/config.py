@@ -159,19 +159,22 @@ def _unique(boards: list[Board], where: str) -> list[Board]:
 
 
 def parse_board_option(text: str, index: int = 0) -> Board:
-    """`--edge-board DEVICE=DESTINATION[?python=PATH]`: one board for this run, e.g.
-    rk3588=ssh://ci@10.0.0.5 or raspberry-pi-4b=pi@pi-1.lab?python=/opt/edge/bin/python."""
+    """`--edge-board DEVICE=DESTINATION[?python=PATH&name=NAME&store=DIR&ssh_config=FILE]`: one board for this
+    run, e.g. rk3588=ssh://ci@10.0.0.5 or raspberry-pi-4b=pi@pi-1.lab?python=/opt/edge/bin/python."""
     device, sep, rest = text.partition("=")
     if not sep or not device.strip() or not rest.strip():
         raise BoardsError(f"--edge-board {text!r}: give DEVICE=DESTINATION, such as rk3588=ssh://ci@10.0.0.5")
     destination, _, query = rest.strip().partition("?")
     options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-    unknown = sorted(set(options) - {"python", "name", "store"})
+    unknown = sorted(set(options) - {"python", "name", "store", "ssh_config"})
     if unknown:
-        raise BoardsError(f"--edge-board {text!r}: unknown setting {', '.join(unknown)} (known: python, name, store)")
+        raise BoardsError(f"--edge-board {text!r}: unknown setting {', '.join(unknown)} (known: python, name, store, "
+                          "ssh_config)")
     host = urlsplit(destination).hostname if destination.startswith("ssh://") else destination.rpartition("@")[2]
     name = options.pop("name", None) or re.sub(r"[^A-Za-z0-9._-]+", "-", f"{device.strip()}-{host or index}")[:63]
     try:
+        if options.get("ssh_config"):  # relative to where the run starts
+            options["ssh_config"] = str(Path(options["ssh_config"]).expanduser().absolute())
         return Board(name=name, device=device.strip(), ssh=destination, **options)
     except ValidationError as exc:
         error = exc.errors()[0]

@@ -154,7 +154,9 @@ class BoardRuns:
         cpu = facts.get("cpu") if isinstance(facts.get("cpu"), dict) else {}
         return {"board": state.board.name, "board.machine": str(facts.get("machine") or "unknown"),
                 "board.cpu": str(cpu.get("model") or "unknown"),
-                "board.signature": f"board {state.board.name}: {cpu.get('machine_signature') or cpu.get('signature') or '?'}"}
+                # the board's hardware, then (after " | ") which board: boards of one CPU signature are compared
+                "board.signature": f"board {cpu.get('machine_signature') or cpu.get('signature') or '?'} | "
+                                   f"{state.board.name}"}
 
     def label(self, state: BoardState, backend: str, runtime: dict[str, str], before: dict | None = None,
               after: dict | None = None) -> str:

@@ -42,7 +42,9 @@ def latency_regressions(result: CheckResult, baseline: Mapping[str, float], name
         result.measurements.append(Measurement(
             f"regression.{m.name}", _change(m.value, before), "%", limit, "max" if limit is not None else None,
             budget_text=f"{limit:g}% slower than baseline {name!r} ({before:.4g} ms)" if limit is not None else "",
-            interval=interval))
+            interval=interval,
+            cannot_judge="" if comparable or limit is None else
+            f"baseline {name!r} was measured on another machine: a latency change against it proves nothing"))
     if not comparable:
         result.notes.append(f"baseline {name!r} was measured on another machine: latency changes against it "
                             "are inconclusive")
