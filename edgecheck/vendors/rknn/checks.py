@@ -134,8 +134,8 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
     smallest = min((p.cycles for p in model.points), default=0)
     below = not smallest or cycles < smallest
     cpu = report.log.cpu_layers()
-    if below or cpu:  # time the compiler does not count: the estimate bounds latency from below only
-        high = math.inf
+    if below or cpu:  # time the compiler does not count: the estimate bounds latency from below only, and
+        low, high = ms, math.inf  # what it counts is its lower end (never a lower end below the estimate itself)
     result = judge_latency_estimate(ms, low, high, budget, "lower bound" if math.isinf(high) else "stated error range")
     result.notes[-1] = ("the compiler's estimate, not a measurement: rknn-toolkit2's per-layer cycle counts, summed, "
                         f"at {model.clock_ghz:g} GHz, times {model.scale:.3g} ({model.calibration}); each bound is "
