@@ -7,6 +7,8 @@ compiler said when it built it).
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable
 from typing import ClassVar
 from pathlib import Path
@@ -107,7 +109,8 @@ class OnnxJudge(StaticJudge):
         assert budget is not None
         graph = analysis.analysis(path, shapes())
         estimate = analysis.estimate(graph, planned.target, planned.backend)
-        result = judge_latency_estimate(estimate.ms, estimate.low_ms, estimate.high_ms, budget)
+        result = judge_latency_estimate(estimate.ms, estimate.low_ms, estimate.high_ms, budget,
+                                        "lower bound" if math.isinf(estimate.high_ms) else "stated error range")
         result.notes.extend(estimate.notes)
         result.facts.update(estimate.facts())
         result.facts["measured_on"] = estimate.label()

@@ -9,6 +9,7 @@ from. It is an estimate, and everything that shows it says so.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from edgecheck.analysis.costs import ModelFacts, NodeCost, unknown_advice, unknown_cause
@@ -111,6 +112,15 @@ def estimate_latency(facts: ModelFacts, profile: DeviceProfile, backend: str) ->
     total, compute, memory, overhead, kernels = estimate_with(facts, model, precision)
     ms = total * 1e3
     notes.extend(facts.notes)
-    return LatencyEstimate(ms, ms / model.error_factor, ms * model.error_factor, profile.name, backend, precision,
+    low, high = ms / model.error_factor, ms * model.error_factor
+    smallest = min((p.published_ms for p in model.points), default=None)
+    if smallest is not None and ms < smallest / model.error_factor:
+        # the small-model guard the compiler's estimate has: below the smallest calibrated model (even at its
+        # stated error), the per-inference costs the fit never saw weigh more: a lower bound, from the estimate up
+        low, high = ms, math.inf
+        notes.append(f"{ms:.3g} ms is below the calibration's smallest model ({smallest:g} ms published, "
+                     f"/{model.error_factor:g}): the runtime's fixed costs per inference, which the fit did not see, "
+                     "weigh more here, so the estimate is a lower bound only (a bound above it is inconclusive)")
+    return LatencyEstimate(ms, low, high, profile.name, backend, precision,
                            compute * 1e3, memory * 1e3, overhead * 1e3, kernels, model.calibration,
                            model.calibrated, tuple(notes))
