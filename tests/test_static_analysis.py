@@ -688,3 +688,44 @@ def test_fitting_the_published_points_reproduces_the_stored_efficiencies(calibra
     assert all(abs(e) < model.error_factor - 1 + 1e-9 for e in errors if e is not None)
     assert math.isinf(calibrate.error_factor([None]))
     assert calibrate.error_factor([-0.2617]) == 1.36  # 1.3545 rounds up: the range must hold the held-out point
+
+
+def _residual_float():
+    """x → Conv → Sigmoid, Mul (SiLU) → Add x: what a detector's block is, in float."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1] * 4),
+             helper.make_node("Sigmoid", ["c"], ["s"], name="sigmoid"),
+             helper.make_node("Mul", ["c", "s"], ["m"], name="mul"),
+             helper.make_node("Add", ["m", "x"], ["y"], name="add")]
+    return _model(nodes, [("x", FLOAT, [1, 8, 16, 16])], [("y", FLOAT, [1, 8, 16, 16])],
+                  [_init("w", (8, 8, 3, 3))])
+
+
+def _residual_qdq():
+    """The same block as a QDQ artifact: every activation through a Q/DQ pair, the weight an int8 initializer."""
+    def qdq(name):
+        return [helper.make_node("QuantizeLinear", [name, "s", "z"], [f"{name}_q"], name=f"q_{name}"),
+                helper.make_node("DequantizeLinear", [f"{name}_q", "s", "z"], [f"{name}_d"], name=f"dq_{name}")]
+    nodes = [*qdq("x"), helper.make_node("DequantizeLinear", ["wq", "s", "z"], ["wd"], name="dq_w"),
+             helper.make_node("Conv", ["x_d", "wd"], ["c"], name="conv", kernel_shape=[3, 3], pads=[1] * 4), *qdq("c"),
+             helper.make_node("Sigmoid", ["c_d"], ["s1"], name="sigmoid"), *qdq("s1"),
+             helper.make_node("Mul", ["c_d", "s1_d"], ["m"], name="mul"), *qdq("m"),
+             helper.make_node("Add", ["m_d", "x_d"], ["y"], name="add")]
+    inits = [_init("s", (), value=0.1), numpy_helper.from_array(np.array(0, np.int8), "z"),
+             _init("wq", (8, 8, 3, 3), np.int8, 1)]
+    return _model(nodes, [("x", FLOAT, [1, 8, 16, 16])], [("y", FLOAT, [1, 8, 16, 16])], inits)
+
+
+def test_one_int8_network_costs_the_same_from_its_qdq_artifact_as_from_its_float_graph(rk3588):
+    """Issue 17, defect 1: element-wise ops after a Q/DQ pair fold into the convolution as they do in the float
+    graph (no kernel, no launch overhead of their own), so both paths give one estimate."""
+    from edgecheck.analysis.estimate import estimate_with
+
+    qdq = model_facts(analyse(_residual_qdq()))
+    kinds = {c.node.name: c.kind for c in qdq.nodes}
+    assert kinds["sigmoid"] == kinds["mul"] == kinds["add"] == "epilogue", kinds
+    floating = model_facts(analyse(_residual_float()))
+    model = rk3588.backends["rknn"].estimate["int8"]
+    via_qdq, *_, kernels_qdq = estimate_with(qdq, model, "int8")
+    via_float, *_, kernels_float = estimate_with(floating, model, "int8")  # the float graph computed as INT8
+    assert kernels_qdq == kernels_float == 1
+    assert via_qdq == pytest.approx(via_float, rel=0.02)

@@ -34,6 +34,7 @@ EPILOGUE = {"Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", 
 # and control flow (its bodies' nodes are costed themselves).
 FREE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Constant", "Shape", "Size", "Dropout",
         "QuantizeLinear", "DequantizeLinear", "ConstantOfShape", "If", "Loop", "Scan"}
+QDQ = {"QuantizeLinear", "DequantizeLinear"}
 MOVEMENT = {"Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "GatherND", "Pad", "Expand", "Tile",
             "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements", "NonZero", "Where"}
 # Arithmetic per output element for ops dearer than one operation each.
@@ -272,8 +273,11 @@ def model_facts(graph: AnalysedGraph) -> ModelFacts:
     costs: list[NodeCost] = []
     for node in graph.nodes:
         kind = _kind(node, producers, fixed)
+        # a Q/DQ pair is free and transparent: what follows a convolution through it still folds into that
+        # convolution (an INT8 network costs the same read from a QDQ artifact as from its float graph)
+        through = (node.key in QDQ and node.inputs and producers.get(node.inputs[0]) in ("compute", "epilogue"))
         for name in node.outputs:
-            producers[name] = kind
+            producers[name] = producers[node.inputs[0]] if through else kind
         costs.append(node_cost(node, graph, kind, fixed))
     from edgecheck.analysis.constants import constant_tensor
     from edgecheck.model import graph_parameters
