@@ -121,8 +121,8 @@ class Executor:
     def __init__(self, cache: ArtifactCache | None = None, runs: ModelRuns | None = None,
                  baseline: Baseline | None = None, ops_dirs: list[Path] | None = None,
                  boards: BoardRuns | None = None):
-        """`baseline(planned)` gives (baseline name, its figures for this check or None, whether it was
-        measured on this machine), or None when no baseline is being compared against. `ops_dirs` are
+        """`baseline(planned)` gives (baseline name, its figures for this check or None, where they were
+        measured: a place as `env.machine` writes it, or None), or None when no baseline is compared against. `ops_dirs` are
         project folders of operator tables beside the built-in ones. `boards` runs a device target's
         artifacts on a board of that device, where the lab has one."""
         self.static = static.StaticAnalysis(ops_dirs or [])
