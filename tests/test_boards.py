@@ -69,6 +69,24 @@ def timing_holders(root: Path) -> list[int]:
     return found
 
 
+def while_timing(root: Path, action, settle_s: float = 1.0) -> threading.Thread:
+    """A started thread that runs `action(holders)` once a board timing of this project is under way (its timing
+    lock held), `settle_s` later; join it after the session."""
+    def watch() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            holders = timing_holders(root)
+            if holders:
+                time.sleep(settle_s)
+                action(holders)
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread
+
+
 def wait_for_no_board_processes(root: Path, timeout_s: float = 30.0) -> list[str]:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -286,17 +304,7 @@ def test_sshd_killed_mid_run_fails_that_item_naming_the_board_and_the_run_goes_o
     root = project(pytester, sshd, board_python, [("pi-a", "board-a")],
                    latency="{p50: 100, duration_s: 60, rounds: 1, warmup_runs: 1, warmup_s: 0}")
 
-    def kill_when_timing() -> None:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            if timing_holders(root):  # the board's timing lock is held: the timing is under way
-                time.sleep(1.0)
-                sshd.kill_all()
-                return
-            time.sleep(0.1)
-
-    killer = threading.Thread(target=kill_when_timing)
-    killer.start()
+    killer = while_timing(root, lambda holders: sshd.kill_all())
     result = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency or memory", "-rfs",
                                 "-p", "no:cacheprovider")
     killer.join()
@@ -515,19 +523,11 @@ def test_a_timing_whose_board_lock_was_lost_is_a_named_failure(pytester, sshd, b
     root = project(pytester, sshd, board_python, [("pi-a", "board-a")],
                    latency="{p50: 100, duration_s: 6, rounds: 3, warmup_runs: 1, warmup_s: 0}")
 
-    def drop_the_lock() -> None:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            holders = timing_holders(root)
-            if holders:
-                time.sleep(0.5)
-                for pid in holders:
-                    os.kill(pid, signal.SIGKILL)
-                return
-            time.sleep(0.1)
+    def drop_the_lock(holders: list[int]) -> None:
+        for pid in holders:
+            os.kill(pid, signal.SIGKILL)
 
-    dropper = threading.Thread(target=drop_the_lock)
-    dropper.start()
+    dropper = while_timing(root, drop_the_lock, settle_s=0.5)
     result = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "-p", "no:cacheprovider")
     dropper.join()
     result.assert_outcomes(failed=1)
@@ -630,18 +630,11 @@ def test_a_connection_lost_and_back_at_once_is_not_taken_for_a_crash(pytester, s
     root = project(pytester, sshd, board_python, [("pi-a", "board-a")],
                    latency="{p50: 100, duration_s: 60, rounds: 1, warmup_runs: 1, warmup_s: 0}")
 
-    def blip() -> None:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            if timing_holders(root):
-                time.sleep(1.0)
-                sshd.kill_all()
-                sshd.restart()
-                return
-            time.sleep(0.1)
+    def blip(holders: list[int]) -> None:
+        sshd.kill_all()
+        sshd.restart()
 
-    thread = threading.Thread(target=blip)
-    thread.start()
+    thread = while_timing(root, blip)
     result = pytester.runpytest("specs", "--edge-target", DEVICE, "-k", "latency", "-p", "no:cacheprovider")
     thread.join()
     result.assert_outcomes(failed=1)

@@ -23,7 +23,7 @@ from edgecheck.boards.probe import thermal_summary, throttling
 from edgecheck.boards.ssh import BoardUnreachable
 from edgecheck.boards.worker import BoardWorker
 from edgecheck.errors import EdgecheckError
-from edgecheck.measure.runs import Measured, TimingPlan, concat_outputs, measured_from
+from edgecheck.measure.runs import Measured, TimingPlan, concat_outputs, measured_from, run_suffixes
 from edgecheck.worker.client import WorkerFailure, WorkerSettings
 from edgecheck.worker.protocol import backend_reference, load_feeds, save_feeds
 
@@ -32,12 +32,6 @@ Outputs = dict[str, np.ndarray]
 
 class BoardRunError(EdgecheckError):
     """A run on a board failed for the board's sake (the connection dropped, its disk is full)."""
-
-
-def _suffixes(backend: Backend) -> list[str]:
-    from edgecheck.backends.base import file_suffixes
-
-    return list(file_suffixes(type(backend)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -191,7 +185,7 @@ class BoardRuns:
                 remote_out = f"{state.store.job_folder()}/outputs-{self._count}.npz"
                 worker = self._worker(state, backend, fresh=False)
                 command = {"op": "outputs", "artifact": remote_artifact, "threads": threads, "inputs": remote_inputs,
-                           "names": names, "outputs": remote_out, "suffixes": _suffixes(backend),
+                           "names": names, "outputs": remote_out, "suffixes": run_suffixes(backend),
                            "extra": backend.board_extra(artifact),
                            "backend": self._reference(state, backend)}
                 result = self._request(state, worker, command, backend, artifact, self.settings.timeout_s)
@@ -229,7 +223,7 @@ class BoardRuns:
                     share = plan.samples // plan.rounds + (index < plan.samples % plan.rounds) if plan.samples else None
                     remote_samples = f"{job}/samples-{self._count}-{index}.npy"
                     command = {"op": "measure", "artifact": remote_artifact, "threads": threads,
-                               "inputs": remote_feed, "names": names, "suffixes": _suffixes(backend),
+                               "inputs": remote_feed, "names": names, "suffixes": run_suffixes(backend),
                                "warmup": {"runs": plan.warmup_runs, "seconds": plan.warmup_s},
                                "max_seconds": plan.max_seconds / plan.rounds if plan.max_seconds else None,
                                "samples": share, "samples_out": remote_samples,

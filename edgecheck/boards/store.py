@@ -24,6 +24,7 @@ from typing import Any
 from edgecheck.boards.config import Board
 from edgecheck.boards.ssh import BoardCommandError, SshLink
 from edgecheck.errors import EdgecheckError
+from edgecheck.worker.client import log_tail
 
 HERE = Path(__file__).resolve().parent
 AGENT_TIMEOUT_S = 60.0
@@ -181,7 +182,7 @@ class BoardStore:
             self.link.run(command + ["1"], sink=tmp, timeout_s=timeout_s,  # removed there once fetched
                           what=f"fetching {posixpath.basename(remote)}")
         except BoardCommandError as exc:
-            said = _tail_bytes(tmp)  # the agent's own error went where the file would have
+            said = log_tail(tmp)  # the agent's own error went where the file would have
             tmp.unlink(missing_ok=True)
             answer = _last_json(said)
             if answer and "error" in answer:
@@ -198,16 +199,6 @@ class BoardStore:
         if self._job is not None:
             self._job = None
             self.agent("clean", self.session)
-
-
-def _tail_bytes(path: Path, size: int = 4096) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - size))
-            return handle.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def _last_json(text: str) -> dict[str, Any] | None:

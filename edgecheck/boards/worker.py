@@ -12,14 +12,13 @@ pid, if the board still answers).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 from edgecheck.boards.config import Board
 from edgecheck.boards.ssh import SshLink
 from edgecheck.boards.store import BoardStore
-from edgecheck.worker.client import WorkerFailure, WorkerProcess, WorkerSettings, _tail
+from edgecheck.worker.client import WorkerFailure, WorkerProcess, WorkerSettings, log_tail
 
 # the shipped package first, and nothing of the current folder: an `edgecheck` installed on the board (another
 # version) never stands in for the one this session sent
@@ -33,28 +32,20 @@ class BoardWorker(WorkerProcess):
 
     def __init__(self, board: Board, link: SshLink, store: BoardStore, settings: WorkerSettings, scratch: Path,
                  name: str, code_path: str):
-        self.board, self.link, self.store = board, link, store
-        self.settings = settings
-        self.interpreter = board.python
-        self.log_path = scratch / f"{name}.log"
-        config = {"events_fd": "stdout", "parent_pid": None, "memory_limit_mb": settings.memory_limit_mb,
-                  "edgecheck_path": [code_path], "on_board": True, "marker": f"edgecheck-session={store.session}"}
-        read_end, write_end = os.pipe()
-        self._log = open(self.log_path, "wb")
-        try:
-            self.proc = link.popen([board.python, "-c", BOARD_BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE,
-                                   stdout=write_end, stderr=self._log)
-        except Exception as exc:
-            os.close(read_end)
-            self._log.close()
-            raise WorkerFailure(f"worker on {board.name}", board.python, "starting", "start",
-                                f"cannot start ssh for {board.describe()}: {type(exc).__name__}: {exc}") from None
-        finally:
-            os.close(write_end)
-        self._events = read_end
-        self._buffer = b""
-        self.peak_rss_kb = 0
-        self.ready = {}
+        self.board, self.link, self.store, self.code_path = board, link, store, code_path
+        super().__init__(board.python, settings, scratch, name)
+
+    def _spawn(self, events_fd: int, scratch: Path) -> subprocess.Popen:
+        """The worker over the board's ssh link: the channel's stdout carries its events, stderr its output."""
+        config = {"events_fd": "stdout", "parent_pid": None, "memory_limit_mb": self.settings.memory_limit_mb,
+                  "edgecheck_path": [self.code_path], "on_board": True,
+                  "marker": f"edgecheck-session={self.store.session}"}
+        return self.link.popen([self.board.python, "-c", BOARD_BOOTSTRAP, json.dumps(config)],
+                               stdin=subprocess.PIPE, stdout=events_fd, stderr=self._log)
+
+    def _start_failure(self, exc: Exception) -> WorkerFailure:
+        return WorkerFailure(f"worker on {self.board.name}", self.board.python, "starting", "start",
+                             f"cannot start ssh for {self.board.describe()}: {type(exc).__name__}: {exc}")
 
     def _resident_kb(self) -> int | None:
         return None  # the worker is on the board: the local process is its ssh client
@@ -74,7 +65,7 @@ class BoardWorker(WorkerProcess):
         self._wait_exit()
         code = self.proc.returncode
         if code == 255:  # ssh's own status, for a lost connection and for a command killed by a signal alike
-            tail = _tail(self.log_path)
+            tail = log_tail(self.log_path)
             said = tail.strip().splitlines()[-1] if tail.strip() else "the connection closed"
             # the connection this channel rode is still up: the worker died on the board, not the link (asked
             # before anything reconnects: a board back after a blip must not pass for a crash)

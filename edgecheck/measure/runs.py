@@ -125,7 +125,7 @@ class ModelRuns:
         path, names = self.inputs_file(inputs)
         job = self.workers.job_dir()
         command = {"op": "outputs", "artifact": str(artifact), "threads": threads, "inputs": str(path),
-                   "names": names, "outputs": str(job / "outputs.npz"), "suffixes": _suffixes(backend)}
+                   "names": names, "outputs": str(job / "outputs.npz"), "suffixes": run_suffixes(backend)}
         with device_lock(self.device, exclusive=False):
             result = self.workers.run(backend, command, artifact)
         per_feed = load_feeds(job / "outputs.npz", result["names"], prefix="o")
@@ -139,7 +139,7 @@ class ModelRuns:
         job = self.workers.job_dir()
         names = save_feeds(job / "feed.npz", [feed])
         command = {"op": "measure", "artifact": str(artifact), "threads": threads, "inputs": str(job / "feed.npz"),
-                   "names": names, "suffixes": _suffixes(backend), "warmup": {"runs": plan.warmup_runs, "seconds": plan.warmup_s},
+                   "names": names, "suffixes": run_suffixes(backend), "warmup": {"runs": plan.warmup_runs, "seconds": plan.warmup_s},
                    "max_seconds": plan.max_seconds / plan.rounds if plan.max_seconds else None}
         timeout = self.workers.settings.timeout_s + (plan.max_seconds or 0) + plan.warmup_s
         results, rounds = [], []
@@ -205,7 +205,7 @@ def single_input(inputs: InputSet, fixed_batch: bool) -> dict[str, np.ndarray]:
         first_sample(InputSet(inputs.feeds, inputs.source, None, inputs.batch_axes, fixed_batch))
 
 
-def _suffixes(backend: Backend) -> list[str]:
+def run_suffixes(backend: Backend) -> list[str]:
     """The file suffixes the backend runs, worked out here, so its worker needs no format registry."""
     from edgecheck.backends.base import file_suffixes
 

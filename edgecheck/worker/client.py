@@ -66,7 +66,8 @@ class WorkerFailure(BackendError):
 
 
 
-def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log file (at most its last 8 KiB), '' where it cannot be read."""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -115,27 +116,34 @@ class WorkerProcess:
         self.interpreter = interpreter
         self.log_path = scratch / f"{name}.log"
         read_end, write_end = os.pipe()
-        config = {"events_fd": write_end, "parent_pid": os.getpid(), "memory_limit_mb": settings.memory_limit_mb,
-                  "edgecheck_path": edgecheck_path(interpreter, scratch)}
         self._log = open(self.log_path, "wb")
         try:
-            self.proc = subprocess.Popen(
-                [interpreter, "-c", BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE, stdout=self._log,
-                stderr=subprocess.STDOUT, pass_fds=(write_end,), start_new_session=True, cwd=scratch,
-                env=_environment(interpreter),
-            )
+            self.proc = self._spawn(write_end, scratch)
         except Exception as exc:  # OSError; on Windows also pass_fds, which it does not support
             os.close(read_end)
             self._log.close()
-            raise WorkerFailure("worker", interpreter, "starting", "start",
-                                f"cannot start a worker with {interpreter}: {type(exc).__name__}: {exc} "
-                                "(workers need Linux or macOS)") from None
+            raise self._start_failure(exc) from None
         finally:
             os.close(write_end)
         self._events = read_end
         self._buffer = b""
         self.peak_rss_kb = 0
         self.ready: dict[str, Any] = {}
+
+    def _spawn(self, events_fd: int, scratch: Path) -> subprocess.Popen:
+        """Start the worker process, its events on `events_fd` and its output in the log."""
+        config = {"events_fd": events_fd, "parent_pid": os.getpid(), "memory_limit_mb": self.settings.memory_limit_mb,
+                  "edgecheck_path": edgecheck_path(self.interpreter, scratch)}
+        return subprocess.Popen(
+            [self.interpreter, "-c", BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE, stdout=self._log,
+            stderr=subprocess.STDOUT, pass_fds=(events_fd,), start_new_session=True, cwd=scratch,
+            env=_environment(self.interpreter),
+        )
+
+    def _start_failure(self, exc: Exception) -> WorkerFailure:
+        return WorkerFailure("worker", self.interpreter, "starting", "start",
+                             f"cannot start a worker with {self.interpreter}: {type(exc).__name__}: {exc} "
+                             "(workers need Linux or macOS)")
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -248,13 +256,13 @@ class WorkerProcess:
                 self.kill()
                 raise WorkerFailure(backend, artifact, step, "memory", self._memory_headline(
                     backend, artifact, step, f"resident memory reached {rss / 1024:.0f} MiB and the worker was "
-                    "killed"), _tail(self.log_path))
+                    "killed"), log_tail(self.log_path))
             if time.monotonic() > deadline:
                 self.kill()
                 raise WorkerFailure(backend, artifact, step, "timeout",
                                     f"{backend} timed out after {limit:g} s while {step} {Path(artifact).name}: "
                                     "the worker's process group was killed (raise --edge-worker-timeout if it "
-                                    "needs longer)", _tail(self.log_path))
+                                    "needs longer)", log_tail(self.log_path))
 
     def _resident_kb(self) -> int | None:
         """The worker's resident memory now, watched against the limit (None where it cannot be seen here)."""
@@ -295,7 +303,7 @@ class WorkerProcess:
         code = self.proc.returncode
         name = Path(artifact).name
         self.kill()
-        tail = _tail(self.log_path)
+        tail = log_tail(self.log_path)
         if code is not None and code < 0:
             headline = f"{backend} crashed: {signal_name(-code)} while {step} {name}"
             limit = self.settings.memory_limit_mb
