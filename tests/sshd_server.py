@@ -124,6 +124,16 @@ def _signal(procs: Sequence[Proc], sig: int) -> None:
                 os.kill(proc.pid, sig)
 
 
+def _wait_gone(procs: Sequence[Proc], timeout: float) -> bool:
+    """Wait until none of `procs` is alive (exited, or a zombie), at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while any(p.alive for p in procs):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _end(procs: Sequence[Proc], timeout: float) -> None:
     """SIGTERM (and SIGCONT, for stopped ones), then SIGKILL what is still alive after `timeout`.
 
@@ -133,10 +143,9 @@ def _end(procs: Sequence[Proc], timeout: float) -> None:
     """
     _signal(procs, signal.SIGTERM)
     _signal(procs, signal.SIGCONT)
-    deadline = time.monotonic() + timeout
-    while any(p.alive for p in procs) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    _signal(procs, signal.SIGKILL)
+    if not _wait_gone(procs, timeout):
+        _signal(procs, signal.SIGKILL)
+        _wait_gone(procs, 60.0)
 
 
 class SshServer:
@@ -376,6 +385,7 @@ class SshServer:
         daemons = [p for p in procs if p.is_sshd]
         others = [p for p in procs if p not in daemons]
         _signal(daemons, signal.SIGKILL)
+        _wait_gone(daemons, 60.0)  # SIGKILL is delivered at once but a process takes a moment to exit
         if sessions:
             _end(others, timeout)
         else:
