@@ -173,48 +173,90 @@ def test_a_table_the_spec_names_is_the_one_judged_on_the_host(pytester, spec_pro
 # 4. latency from the cost model
 
 
-def _estimate_ms(path) -> tuple[float, float, float]:
-    """The rk3588 rknn estimate of a model, as the plugin will compute it."""
+# A project's device whose fp32 cost model is calibrated (a published point of its own), so that an estimate
+# may pass or fail a budget; the built-in rk3588's float model is uncalibrated and can judge none.
+LAB_NPU = """
+name: lab-npu
+compute: {tops: 1, unit: NPU}
+backends:
+  rknn:
+    precisions: [fp32]
+    ops: rknn-rk3588
+    platform: rk3588
+    estimate:
+      fp32: {unit: npu, peak_tops: 0.5, bandwidth_gbs: 34.1, compute_efficiency: 0.5, bandwidth_efficiency: 0.3,
+             node_overhead_us: 10, error_factor: 1.5, calibration: the lab's own figure,
+             points: [{model: peaks, input: [1, 1, 8, 8], published_ms: 0.001, source: a test}]}
+"""
+
+
+def _lab_npu(pytester) -> Path:
+    devices = pytester.path / "devices"
+    devices.mkdir(exist_ok=True)
+    (devices / "lab-npu.yaml").write_text(LAB_NPU)
+    pytester.makeini("[pytest]\nedge_devices_dir = devices\n")
+    return devices
+
+
+def _estimate_ms(path, device: str = "rk3588", folder=None) -> tuple[float, float, float]:
+    """The rknn estimate of a model on the device, as the plugin will compute it."""
     from edgecheck.analysis.costs import model_facts
     from edgecheck.analysis.estimate import estimate_latency
     from edgecheck.analysis.graph import analyse
     from edgecheck.devices import load_profiles
 
-    estimate = estimate_latency(model_facts(analyse(path)), load_profiles()["rk3588"], "rknn")
+    profiles = load_profiles([folder]) if folder else load_profiles()
+    estimate = estimate_latency(model_facts(analyse(path)), profiles[device], "rknn")
     return estimate.ms, estimate.low_ms, estimate.high_ms
 
 
 def test_an_estimated_latency_budget_is_judged_without_a_board(pytester, spec_project, models):
     path = _nonzero_model(models / "peaks.onnx")
-    ms, low, high = _estimate_ms(path)
-    spec_project(_spec("peaks.onnx", "rk3588", f"latency_ms: {{p95: {high * 100:.6g}, source: estimate}}",
+    ms, low, high = _estimate_ms(path, "lab-npu", _lab_npu(pytester))
+    spec_project(_spec("peaks.onnx", "lab-npu", f"latency_ms: {{p95: {high * 1.01:.6g}, source: estimate}}",
                        backends="rknn"))
     passed = pytester.runpytest("specs", "--junitxml=report.xml")
     passed.assert_outcomes(passed=1)
-    case = _properties(pytester.path / "report.xml")["rk3588-rknn-none-latency"]
+    case = _properties(pytester.path / "report.xml")["lab-npu-rknn-none-latency"]
     assert float(case["edge.latency.estimate.p95"]) == pytest.approx(ms, rel=1e-6)
     assert float(case["edge.latency.estimate.p95.range_low"]) == pytest.approx(low, rel=1e-6)
     assert float(case["edge.latency.estimate.p95.range_high"]) == pytest.approx(high, rel=1e-6)
-    assert "estimate" in case["edge.measured_on"] and "UNCALIBRATED" in case["edge.measured_on"]
+    assert "estimate" in case["edge.measured_on"] and "UNCALIBRATED" not in case["edge.measured_on"]
     assert "edge.latency.p95" not in case  # never a measured figure's name
-    assert case["edge.estimate.precision"] == "fp16" and case["edge.verdict"] == "pass"
+    assert case["edge.estimate.precision"] == "fp32" and case["edge.verdict"] == "pass"
 
-    spec_project(_spec("peaks.onnx", "rk3588", f"latency_ms: {{p95: {low / 100:.6g}, source: estimate}}",
+    spec_project(_spec("peaks.onnx", "lab-npu", f"latency_ms: {{p95: {low / 1.01:.6g}, source: estimate}}",
                        backends="rknn"))
     failed = pytester.runpytest("specs")
     failed.assert_outcomes(failed=1)
     failed.stdout.fnmatch_lines(["*latency.estimate.p95*stated error range*"])
 
 
-def test_a_budget_inside_the_estimates_range_is_inconclusive(pytester, spec_project, models):
+def test_an_uncalibrated_estimate_judges_no_budget(pytester, spec_project, models):
+    """rk3588's float cost model has no published figure to fit or validate it: whatever the budget, far above
+    or far below its estimate, the verdict is inconclusive, saying why (issue 17)."""
     path = _nonzero_model(models / "peaks.onnx")
     ms, low, high = _estimate_ms(path)
+    for limit in (high * 100, low / 100):
+        spec_project(_spec("peaks.onnx", "rk3588", f"latency_ms: {{p95: {limit:.6g}, source: estimate}}",
+                           backends="rknn"))
+        result = pytester.runpytest("specs", "--junitxml=report.xml")
+        result.assert_outcomes(passed=1)
+        case = _properties(pytester.path / "report.xml")["rk3588-rknn-none-latency"]
+        assert case["edge.verdict"] == "inconclusive"
+        assert "UNCALIBRATED" in case["edge.measured_on"]
+        result.stdout.fnmatch_lines(["*cost model is uncalibrated*order of magnitude only*"])
+
+
+def test_a_budget_inside_the_estimates_range_is_inconclusive(pytester, spec_project, models):
+    path = _nonzero_model(models / "peaks.onnx")
+    ms, low, high = _estimate_ms(path, "lab-npu", _lab_npu(pytester))
     assert low < ms < high
-    spec_project(_spec("peaks.onnx", "rk3588", f"latency_ms: {{p95: {ms:.6g}, source: estimate}}", backends="rknn"))
+    spec_project(_spec("peaks.onnx", "lab-npu", f"latency_ms: {{p95: {ms:.6g}, source: estimate}}", backends="rknn"))
     warned = pytester.runpytest("specs", "--junitxml=report.xml")
     warned.assert_outcomes(passed=1, warnings=1)
-    warned.stdout.fnmatch_lines(["*InconclusiveWarning: rk3588-rknn-none-latency: latency.estimate.p95*inconclusive*"])
-    assert _properties(pytester.path / "report.xml")["rk3588-rknn-none-latency"]["edge.verdict"] == "inconclusive"
+    warned.stdout.fnmatch_lines(["*InconclusiveWarning: lab-npu-rknn-none-latency: latency.estimate.p95*inconclusive*"])
+    assert _properties(pytester.path / "report.xml")["lab-npu-rknn-none-latency"]["edge.verdict"] == "inconclusive"
 
     strict = pytester.runpytest("specs", "--edge-inconclusive=fail")
     strict.assert_outcomes(failed=1)

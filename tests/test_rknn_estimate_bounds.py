@@ -1,40 +1,93 @@
-"""The compiler's latency estimate as a lower bound (issue 17, defect 4): where the compiler leaves time out
-(CPU layers, a model below the calibration's smallest), the estimate is the range's lower end, never above it."""
+"""The compiler's latency estimate of a .rknn (issue 17): where it leaves time out that nothing estimates (a
+model below the calibration's smallest, a CPU layer the table cannot cost), the estimate is the range's lower
+end, never above it (defect 4); a CPU layer the table does describe is costed by the device CPU's cost model
+and added, so one Reshape on the CPU no longer makes a classifier a lower bound (defect 2); the cost model's
+estimate of the same network stands beside it, and where the two disagree outright they judge nothing."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import pytest
+
+from edgecheck.analysis.estimate import LatencyEstimate
 from edgecheck.devices import load_profiles
 from edgecheck.spec.performance import LatencyBudget
 from edgecheck.vendors.rknn.build_log import BuildLog, RknnLayer
 from edgecheck.vendors.rknn.checks import BuildReport, judge_rknn_latency
 
 
-def report(cycles: int, cpu_layer: bool) -> BuildReport:
-    layers = [RknnLayer(1, "ConvRelu", "INT8", "NPU", "1x3x224x224", "1x32x112x112", cycles // 2, cycles // 2, cycles,
-                        100, "Conv:conv1")]
-    if cpu_layer:
-        layers.append(RknnLayer(2, "Reshape", "INT8", "CPU", "1x1280x1x1", "1x1280", 0, 0, 0, 5, "Reshape:flatten"))
+RESHAPE = RknnLayer(2, "Reshape", "FLOAT16", "CPU", "(1,1280,1,1),(2)", "(1,1280)", 0, 0, 0, 5, "Reshape:flatten")
+
+
+def report(cycles: int, *cpu: RknnLayer) -> BuildReport:
+    layers = [RknnLayer(1, "ConvRelu", "INT8", "NPU", "(1,3,224,224)", "(1,32,112,112)", cycles // 2, cycles // 2,
+                        cycles, 100, "Conv:conv1"), *cpu]
     return BuildReport("2.5.0", "rk3588", True, BuildLog(tuple(layers), 1 << 20, 1 << 20), Path("model.onnx"))
 
 
+def judged(rep: BuildReport, p50: float = 1000.0, second=None):
+    result = judge_rknn_latency(rep, load_profiles()["rk3588"], "rknn", LatencyBudget(p50=p50, source="estimate"),
+                                second=second)
+    low, high = (float(x) for x in result.facts["estimate.range_ms"].split(".."))
+    return result, float(result.facts["estimate.ms"]), low, high
+
+
 def test_a_lower_bound_starts_at_the_estimate():
-    device = load_profiles()["rk3588"]
-    for cycles, cpu in ((1_000, False), (5_930_258, True)):  # below the smallest calibration point; a CPU layer
-        result = judge_rknn_latency(report(cycles, cpu), device, "rknn", LatencyBudget(p50=1000.0, source="estimate"))
-        estimate = float(result.facts["estimate.ms"])
-        low, high = (float(x) for x in result.facts["estimate.range_ms"].split(".."))
+    cut_short = RknnLayer(3, "TopK", "INT8", "CPU", "(1,10,1,1),(1)", "(1,3,1,1),...", 0, 0, 0, 0, "TopK:values")
+    conv_on_cpu = RknnLayer(3, "Conv", "FLOAT16", "CPU", "(1,64,56,56)", "(1,64,56,56)", 0, 0, 0, 0, "Conv:c9")
+    huge = RknnLayer(3, "Softmax", "FLOAT16", "CPU", "(1,1000,640,640)", "(1,1000,640,640)", 0, 0, 0, 0, "Softmax:sm")
+    # below the smallest calibration point; CPU layers whose time the table cannot give, or too large a share
+    for rep in (report(1_000), report(5_930_258, cut_short), report(5_930_258, conv_on_cpu),
+                report(5_930_258, huge)):
+        result, estimate, low, high = judged(rep)
         assert high == math.inf and low == estimate, result.facts
-        judged = [m for m in result.measurements if m.judged]
-        assert judged and all(m.interval[0] == m.value for m in judged)
-        assert all(m.verdict == "inconclusive" for m in judged)  # a bound above it cannot pass on a lower bound
+        bounds = [m for m in result.measurements if m.judged]
+        assert bounds and all(m.interval[0] == m.value for m in bounds)
+        assert all(m.verdict == "inconclusive" for m in bounds)  # a bound above it cannot pass on a lower bound
 
 
 def test_a_plain_estimate_keeps_its_stated_range():
-    device = load_profiles()["rk3588"]
-    result = judge_rknn_latency(report(5_930_258, False), device, "rknn", LatencyBudget(p50=1000.0, source="estimate"))
-    estimate = float(result.facts["estimate.ms"])
-    low, high = (float(x) for x in result.facts["estimate.range_ms"].split(".."))
+    result, estimate, low, high = judged(report(5_930_258))
     assert math.isclose(low * high, estimate ** 2, rel_tol=1e-3) and high < math.inf
+
+
+def test_a_cpu_layer_is_costed_by_the_cpu_model_not_made_a_lower_bound():
+    """Defect 2: MobileNetV2's one Reshape on the CPU made every Gemm classifier a lower bound."""
+    plain, npu_ms, npu_low, npu_high = judged(report(1_312_664))
+    result, estimate, low, high = judged(report(1_312_664, RESHAPE))
+    cpu_ms = float(result.facts["estimate.cpu_ms"])
+    assert 0 < cpu_ms < 0.05 * npu_ms  # a copy of 1280 halves and a CPU op's overhead: microseconds
+    assert estimate == pytest.approx(npu_ms + cpu_ms, rel=1e-3)
+    assert npu_low < low < estimate < high < math.inf and high > npu_high
+    assert any("estimated by rk3588's CPU cost model" in n for n in result.notes), result.notes
+    budget_above = high * 1.05
+    assert judged(report(1_312_664, RESHAPE), p50=budget_above)[0].measurements[0].verdict == "pass"
+
+
+def _cost_model(ms: float, factor: float, calibrated: bool = True) -> LatencyEstimate:
+    return LatencyEstimate(ms, ms / factor, ms * factor, "rk3588", "rknn", "int8", ms, 0.0, 0.0, 10, "a test",
+                           calibrated)
+
+
+def test_the_cost_models_estimate_stands_beside_the_compilers_and_a_contradiction_judges_nothing():
+    _, estimate, low, high = judged(report(5_930_258))
+    budget = high * 1.1  # the compiler's range passes it
+    agreeing, *_ = judged(report(5_930_258), budget, _cost_model(estimate * 1.05, 1.3))
+    assert agreeing.measurements[0].verdict == "pass"
+    assert any("for a .rknn the compiler's estimate decides" in n for n in agreeing.notes)
+    assert float(agreeing.facts["estimate.cost_model_ms"]) == pytest.approx(estimate * 1.05, rel=1e-3)
+
+    contradicting, *_ = judged(report(5_930_258), budget, _cost_model(budget * 3, 1.3))  # fails it outright
+    measurement = contradicting.measurements[0]
+    assert measurement.verdict == "inconclusive" and "cost model's" in measurement.cannot_judge
+    assert any("the two estimates disagree" in n for n in contradicting.notes)
+
+    uncalibrated, *_ = judged(report(5_930_258), budget, _cost_model(budget * 3, 3.0, calibrated=False))
+    assert uncalibrated.measurements[0].verdict == "pass"  # an unmeasured error overrides nothing
+    assert any("UNCALIBRATED" in n for n in uncalibrated.notes)
+
+    missing, *_ = judged(report(5_930_258), budget, "shape inference failed")
+    assert missing.measurements[0].verdict == "pass"
+    assert any("no cost-model estimate" in n for n in missing.notes)

@@ -40,6 +40,14 @@ class LatencyEstimate:
         return (f"estimate, not a measurement: analytical cost model for {self.device} {self.backend} "
                 f"{self.precision} ({how}: {self.calibration})")
 
+    def cannot_judge(self) -> str:
+        """Why this estimate may judge no budget ("" where it may): an uncalibrated model's error was never
+        measured on a published figure, so its range (a guess) can neither pass nor fail a bound."""
+        if self.calibrated:
+            return ""
+        return (f"the {self.device} {self.backend} {self.precision} cost model is uncalibrated, with no published figures "
+                f"to fit and validate it on ({self.calibration}): its {self.ms:.3g} ms is an order of magnitude only")
+
     def facts(self) -> dict[str, str]:
         return {
             "estimate.ms": f"{self.ms:.4g}",
@@ -100,15 +108,17 @@ def estimate_with(facts: ModelFacts, model: CostModel, precision: str) -> tuple[
     return total, compute, memory, overhead, kernels
 
 
-def estimate_latency(facts: ModelFacts, profile: DeviceProfile, backend: str) -> LatencyEstimate:
-    """The estimated latency of one inference of this model on the device with the backend."""
+def estimate_latency(facts: ModelFacts, profile: DeviceProfile, backend: str,
+                     precision: str | None = None) -> LatencyEstimate:
+    """The estimated latency of one inference of this model on the device with the backend; `precision`:
+    computed in that precision rather than the graph's own (a float graph that a compiler quantizes)."""
     unknown = [n for n in facts.unknown_nodes if n.kind == "compute"]
     if unknown:  # counted as 0, a conv or matmul of unknown size could hide most of the work
         causes = "; ".join(f"{n.node.label} ({n.node.key}): {unknown_cause(n, facts.graph)}" for n in unknown[:5])
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise CannotJudge(f"cannot estimate latency: {len(unknown)} compute nodes have no known cost ({causes}{more}); "
                           + unknown_advice(facts.graph))
-    model, precision, notes = cost_model_for(profile, backend, facts.precision)
+    model, precision, notes = cost_model_for(profile, backend, precision or facts.precision)
     total, compute, memory, overhead, kernels = estimate_with(facts, model, precision)
     ms = total * 1e3
     notes.extend(facts.notes)

@@ -79,14 +79,16 @@ def judge_memory(footprint_mib: float, process_mib: float, baseline_mib: float, 
 
 
 def judge_latency_estimate(estimate_ms: float, low_ms: float, high_ms: float, budget: LatencyBudget,
-                           interval_kind: str = "stated error range") -> CheckResult:
+                           interval_kind: str = "stated error range", cannot_judge: str = "") -> CheckResult:
     """Each latency bound against the cost model's estimate, whose stated error is its interval: a
     bound inside [low, high] is inconclusive, never a pass or fail by luck of the model. The names
-    say 'estimate' so no report can take them for measurements."""
+    say 'estimate' so no report can take them for measurements. `cannot_judge`: why the estimate may
+    judge no bound at all (an uncalibrated model: its error was never measured), each then inconclusive."""
     result = CheckResult("latency")
     for name, limit in budget.bounds().items():
         result.measurements.append(Measurement(f"latency.estimate.{name}", estimate_ms, "ms", limit, "max",
-                                               interval=(low_ms, high_ms), interval_kind=interval_kind))
+                                               interval=(low_ms, high_ms), interval_kind=interval_kind,
+                                               cannot_judge=cannot_judge))
     result.notes.append("an estimate of typical latency from an analytical cost model, not a measurement; each "
                         "bound is compared with it and with its stated error range")
     return result

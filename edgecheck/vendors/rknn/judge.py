@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from edgecheck.analysis.estimate import LatencyEstimate, estimate_latency
 from edgecheck.analysis.optable import OpTable
 from edgecheck.analysis.static import StaticAnalysis
 from edgecheck.checks.result import CheckResult
+from edgecheck.errors import CannotJudge, EdgecheckError
 from edgecheck.plan import PlannedCheck
 from edgecheck.static_checks import Shapes, StaticJudge
-from edgecheck.vendors.rknn.checks import judge_rknn_latency, judge_rknn_memory, judge_rknn_ops, read_build_report
+from edgecheck.vendors.rknn.checks import BuildReport, judge_rknn_latency, judge_rknn_memory, judge_rknn_ops, read_build_report
 
 
 class RknnJudge(StaticJudge):
@@ -32,4 +34,16 @@ class RknnJudge(StaticJudge):
         report = read_build_report(path)
         if planned.check == "memory":
             return judge_rknn_memory(report, planned.budgets.memory_mb)  # type: ignore[arg-type]
-        return judge_rknn_latency(report, planned.target, planned.backend, planned.budgets.latency_ms)  # type: ignore[arg-type]
+        return judge_rknn_latency(report, planned.target, planned.backend, planned.budgets.latency_ms,  # type: ignore[arg-type]
+                                  second=self._cost_model(analysis, report, planned, shapes))
+
+    @staticmethod
+    def _cost_model(analysis: StaticAnalysis, report: BuildReport, planned: PlannedCheck,
+                    shapes: Callable[[], Shapes]) -> LatencyEstimate | str:
+        """The cost model's estimate of the network the .rknn holds: the source graph the build read, computed
+        in the precision the build gave it (INT8 where it quantized); or why there is none."""
+        try:
+            facts = analysis.analysis(report.source, shapes()).facts
+            return estimate_latency(facts, planned.target, planned.backend, "int8" if report.quantized else None)
+        except (CannotJudge, EdgecheckError) as exc:
+            return str(exc)
