@@ -1,17 +1,22 @@
-"""How far the latency estimator is from published device figures.
+"""How far the latency cost models are from published device figures, on models they were fitted on and on
+models they never saw.
 
-For each calibration point in the device profiles (and the article's Jetson Nano YOLOv5s figures,
-which are not used for calibration) it builds the architecture (benchmarks/architectures.py: the
-graph, not the weights), estimates its latency with the stored cost model, and prints the estimate
-against the published figure, the error, and the leave-one-out error (a fit on the other points),
-which is the honest figure for a model the fit has not seen. It also re-fits the stored
-efficiencies, so a profile edited by hand shows up here.
+For every cost model in the device profiles that has published points, it builds each point's architecture
+(benchmarks/architectures.py: the graph, not the weights) and prints one row per point: published figure,
+the stored model's estimate, its error, whether the figure lies inside the stated range, the verdict a
+budget equal to the published figure would get (a "pass" there means the whole range sits below the real
+latency: the estimate would ship a model the board misses), and whether the point was fitted on or only
+validated on. Then, over the validation rows only: median absolute error, coverage of the stated range and
+the passes at the published figure. It re-fits the model on its fit rows (so a hand-edited profile shows
+up here) and prints the leave-one-out errors the stated error factor comes from.
 
 Run: python benchmarks/bench_estimate.py
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,7 +28,7 @@ from architectures import ARCHITECTURES  # noqa: E402
 from edgecheck.analysis.calibrate import error_factor, fit, leave_one_out, predict_ms  # noqa: E402
 from edgecheck.analysis.costs import ModelFacts, model_facts  # noqa: E402
 from edgecheck.analysis.graph import analyse  # noqa: E402
-from edgecheck.devices import load_profiles  # noqa: E402
+from edgecheck.devices import CostModel, load_profiles  # noqa: E402
 
 # The article's Jetson Nano table (field notes): YOLOv5s, input size and precision not stated.
 NANO_ARTICLE = {"tensorrt": 43.0, "onnxruntime": 72.0, "tflite": 85.0}
@@ -32,37 +37,81 @@ NANO_ARTICLE = {"tensorrt": 43.0, "onnxruntime": 72.0, "tflite": 85.0}
 def facts_for(name: str, shape: list[int], cache: dict) -> ModelFacts:
     key = (name, tuple(shape))
     if key not in cache:
-        model = ARCHITECTURES[name](shape[0], shape[-1])
-        cache[key] = model_facts(analyse(model))
+        cache[key] = model_facts(analyse(ARCHITECTURES[name](shape[0], shape[-1])))
     return cache[key]
+
+
+def verdict_at(estimate: float, low: float, high: float, budget: float) -> str:
+    return "pass" if high <= budget else ("fail" if low > budget else "inconclusive")
+
+
+def stated_range(model: CostModel, estimate: float) -> tuple[float, float]:
+    """The range the estimator states, the small-model guard included (estimate_latency's rule)."""
+    smallest = min((p.published_ms for p in model.fitted), default=None)
+    if smallest is not None and estimate < smallest / model.error_factor:
+        return estimate, math.inf
+    return estimate / model.error_factor, estimate * model.error_factor
+
+
+def table(rows: list[tuple]) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+def report(device: str, backend: str, precision: str, model: CostModel, cache: dict) -> None:
+    print(f"\n{device} {backend} {precision} cost model ({model.calibration})")
+    fitted = [(facts_for(p.model, p.input, cache), p.published_ms) for p in model.fitted]
+    loo = leave_one_out(fitted, model, precision)
+    loo_by_model = {p.model: e for p, e in zip(model.fitted, loo)}
+    rows = [("model", "input", "role", "published ms", "estimate ms", "error", "leave-one-out", "stated range",
+             "inside", "budget = published")]
+    validation: list[tuple[float, bool, str]] = []
+    for point in model.points:
+        estimate = predict_ms(facts_for(point.model, point.input, cache), model, precision)
+        low, high = stated_range(model, estimate)
+        error = estimate / point.published_ms - 1
+        inside = low <= point.published_ms <= high
+        verdict = verdict_at(estimate, low, high, point.published_ms)
+        held = loo_by_model.get(point.model) if point.role == "fit" else None
+        rows.append((point.model, "x".join(map(str, point.input)), point.role, f"{point.published_ms:.4g}",
+                     f"{estimate:.4g}", f"{error:+.1%}", "-" if held is None else f"{held:+.1%}",
+                     f"{low:.3g}..{high:.3g}", "yes" if inside else "NO", verdict))
+        if point.role == "validate":
+            validation.append((abs(error), inside, verdict))
+    table(rows)
+    refit = fit(fitted, model, precision)
+    print(f"  stored: compute_efficiency {model.compute_efficiency:.4g}, node_overhead_us {model.node_overhead_us:.4g}, "
+          f"bandwidth_efficiency {model.bandwidth_efficiency:g}, activation_ns {model.activation_ns:.4g}, "
+          f"channel_align {model.channel_align}, error_factor {model.error_factor:g}")
+    print(f"  re-fit on the {len(fitted)} fit rows: {refit.compute_efficiency:.4g}, {refit.node_overhead_us:.4g}, "
+          f"{refit.bandwidth_efficiency:g}, {refit.activation_ns:.4g}; leave-one-out gives error factor "
+          f"{error_factor(loo)} (largest miss {max(abs(e) for e in loo if e is not None):.1%}, median "
+          f"{statistics.median(abs(e) for e in loo if e is not None):.1%})")
+    if validation:
+        errors = [e for e, _, _ in validation]
+        covered = sum(1 for _, inside, _ in validation if inside)
+        passes = sum(1 for *_, verdict in validation if verdict == "pass")
+        print(f"  validation ({len(validation)} rows never fitted on): median absolute error "
+              f"{statistics.median(errors):.1%}, largest {max(errors):.1%}; coverage of the stated range "
+              f"{covered}/{len(validation)} = {covered / len(validation):.0%}; 'pass' for a budget at the published "
+              f"figure: {passes}")
+    else:
+        print("  validation: no rows held out")
 
 
 def main() -> int:
     started = time.perf_counter()
     profiles = load_profiles()
     cache: dict = {}
-    rows = [("device", "backend", "precision", "model", "published ms", "estimate ms", "error", "leave-one-out")]
     for device, profile in profiles.items():
         for backend, support in profile.backends.items():
             for precision, model in support.estimate.items():
-                if not model.points:
-                    continue
-                points = [(facts_for(p.model, p.input, cache), p.published_ms) for p in model.points]
-                held_out = leave_one_out(points, model, precision)
-                for point, (facts, published), loo in zip(model.points, points, held_out):
-                    estimate = predict_ms(facts, model, precision)
-                    rows.append((device, backend, precision, f"{point.model} {'x'.join(map(str, point.input))}",
-                                 f"{published:.3g}", f"{estimate:.3g}", f"{estimate / published - 1:+.0%}",
-                                 "-" if loo is None else f"{loo:+.0%}"))
-                refit = fit(points, model, precision)
-                print(f"{device} {backend} {precision}: stored compute_efficiency {model.compute_efficiency:.4g}, "
-                      f"node_overhead_us {model.node_overhead_us:.4g}; re-fit {refit.compute_efficiency:.4g}, "
-                      f"{refit.node_overhead_us:.4g}; stated error factor {model.error_factor} "
-                      f"(leave-one-out gives {error_factor(held_out)})")
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    print()
-    for row in rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+                if model.points:
+                    report(device, backend, precision, model, cache)
+    uncalibrated = sorted({f"{d} {b} {p}" for d, prof in profiles.items() for b, s in prof.backends.items()
+                           for p, m in s.estimate.items() if not m.calibrated})
+    print(f"\nUncalibrated (no published points: their estimates judge no budget): {', '.join(uncalibrated)}")
 
     print("\nThe article's Jetson Nano YOLOv5s figures (not used for calibration):")
     nano = profiles["jetson-nano"]

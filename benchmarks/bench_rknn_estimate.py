@@ -1,23 +1,26 @@
-"""How far rknn-toolkit2's own cycle estimate, scaled, is from Rockchip's published RK3588 figures.
+"""How far the latency of a .rknn, judged on rknn-toolkit2's own build log, is from Rockchip's published RK3588
+figures, on models it was fitted on and on models it never saw.
 
-edgecheck judges the latency of a .rknn artifact from the compiler's per-layer cycle table: total
-cycles at the profile's `clock_ghz`, times a fitted `scale`, within a stated `error_factor`
-(devices/profiles/rk3588.yaml, backends.rknn.compiler_estimate). This benchmark re-derives those
-numbers: for each calibration point it builds the architecture (benchmarks/architectures.py, with
-small random weights: all-zero weights make the toolkit fold the whole graph to constants), has
-rknn-toolkit2 build it INT8 for rk3588 in its own environment, sums the cycles of the build log's
-layer table, and prints them beside the stored cycles, the estimate with the stored scale, its
-error, and the leave-one-out error (the scale fitted on the other points), which is the honest
-figure for a model the fit has not seen. It then re-fits the scale and the error factor.
+edgecheck judges a .rknn artifact's latency from the compiler's layer table (edgecheck/vendors/rknn/estimate.py):
+scale x the total cycles at the NPU clock, plus a cost per MiB the table says the NPU layers move and per
+million sigmoid-like activations (the cycles leave both out), plus the CPU layers by the device CPU's cost
+model, within a stated error factor (devices/profiles/rk3588.yaml, backends.rknn.compiler_estimate). This
+benchmark re-derives all of it: for each published point it builds the architecture (benchmarks/architectures.py,
+small random weights: all-zero weights make the toolkit fold the graph to constants) with rknn-toolkit2 INT8 for
+rk3588 in its own environment, reads the build log, and prints per row: published figure, the features now and
+as stored, the stored model's estimate, error, leave-one-out (fit rows), whether the figure lies in the stated
+range, and the verdict a budget at the published figure would get. Then it compares, out of sample, the single
+scale the profile used before with the per-layer terms, re-fits, and summarises the validation rows.
 
 Needs the toolkit's environment (`edgecheck env create rknn`); each build takes a few seconds.
+`--stored` skips the builds and uses the features stored with each point.
 
-Run: python benchmarks/bench_rknn_estimate.py
+Run: python benchmarks/bench_rknn_estimate.py [--stored]
 """
 
 from __future__ import annotations
 
-import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,11 +35,15 @@ from architectures import ARCHITECTURES  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
 from edgecheck.analysis.calibrate import error_factor  # noqa: E402
-from edgecheck.vendors.rknn.build_log import parse_build_log  # noqa: E402
 from edgecheck.devices import load_profiles  # noqa: E402
 from edgecheck.envs import find_env, run_env_env  # noqa: E402
+from edgecheck.vendors.rknn import estimate  # noqa: E402
+from edgecheck.vendors.rknn.build_log import BuildLog, parse_build_log  # noqa: E402
+from edgecheck.vendors.rknn.checks import cpu_cost_model, cpu_layer_ms  # noqa: E402
 
 DEVICE = "rk3588"
+CANDIDATES = {"single scale (before issue 17)": (True, False, False), "cycles + bytes moved": (True, True, False),
+              "cycles + activations": (True, False, True), "cycles + bytes + activations": (True, True, True)}
 
 # Runs under the toolkit's python: argv = model.onnx, dataset.txt. The layer table is written by the
 # toolkit's C library straight to fd 1, so the caller points stdout at a file.
@@ -66,8 +73,8 @@ def randomized(model: onnx.ModelProto, rng: np.random.Generator) -> onnx.ModelPr
     return model
 
 
-def toolkit_cycles(python: Path, env: dict[str, str], name: str, shape: list[int], work: Path) -> tuple[int, float]:
-    """The build log's total cycles for the architecture, and the seconds the build took."""
+def build_log(python: Path, env: dict[str, str], name: str, shape: list[int], work: Path) -> tuple[BuildLog, float]:
+    """The toolkit's build log of the architecture, and the seconds the build took."""
     rng = np.random.default_rng(0)
     folder = work / name
     folder.mkdir()
@@ -81,75 +88,107 @@ def toolkit_cycles(python: Path, env: dict[str, str], name: str, shape: list[int
     started = time.perf_counter()
     with open(log, "wb") as out, open(err, "wb") as errors:
         done = subprocess.run([str(python), "-c", BUILD, str(model_path), str(folder / "dataset.txt")],
-                              stdout=out, stderr=errors, cwd=tmp, env={**env, "TMPDIR": str(tmp)}, timeout=600)
+                              stdout=out, stderr=errors, cwd=tmp, env={**env, "TMPDIR": str(tmp)}, timeout=1800)
     seconds = time.perf_counter() - started
     parsed = parse_build_log(log.read_text(errors="replace"))
     if done.returncode != 0 or not parsed.layers:
         tail = (log.read_text(errors="replace") + err.read_text(errors="replace")).splitlines()[-15:]
         raise RuntimeError(f"{name}: build failed (exit {done.returncode}, {len(parsed.layers)} layers):\n"
                            + "\n".join(tail))
-    return parsed.cycles_total, seconds
+    return parsed, seconds
 
 
-def geomean(values: list[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values))
+def table(rows: list[tuple]) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
 
 
 def main() -> int:
     started = time.perf_counter()
-    tool = find_env("rknn")
-    if tool is None or tool.python is None:
-        print("rknn-toolkit2's environment is not there; create it with: edgecheck env create rknn")
-        return 0
-    estimate = load_profiles()[DEVICE].backends["rknn"].compiler_estimate
-    points = estimate.points
-    env = run_env_env(tool)
-
-    measured, seconds = [], []
-    with tempfile.TemporaryDirectory(prefix="bench_rknn_") as tmp:
+    profile = load_profiles()[DEVICE]
+    model = profile.backends["rknn"].options.compiler_estimate
+    cpu_model = cpu_cost_model(profile)
+    points = model.points
+    found: list[estimate.CompilerFeatures] = []
+    cpu_ms: list[float] = []
+    seconds: list[float] = []
+    version = "stored features"
+    if "--stored" in sys.argv:
         for point in points:
-            cycles, took = toolkit_cycles(tool.python, env, point.model, point.input, Path(tmp))
-            measured.append(cycles)
-            seconds.append(took)
-
-    raw = [c / (estimate.clock_ghz * 1e6) for c in measured]  # ms at the clock
-    ratios = [p.published_ms / r for p, r in zip(points, raw)]
-    loo = []
-    for i, (point, r) in enumerate(zip(points, raw)):
-        others = [q for j, q in enumerate(ratios) if j != i]
-        loo.append(r * geomean(others) / point.published_ms - 1 if others else None)
-
-    rows = [("model", "input", "published ms", "cycles now", "cycles stored", "raw ms", "published/raw",
-             "estimate ms", "error", "leave-one-out", "build s")]
-    for point, cycles, r, ratio, held, took in zip(points, measured, raw, ratios, loo, seconds):
-        est = r * estimate.scale
-        rows.append((point.model, "x".join(map(str, point.input)), f"{point.published_ms:g}", str(cycles),
-                     str(point.cycles), f"{r:.3f}", f"{ratio:.3f}", f"{est:.3f}",
-                     f"{est / point.published_ms - 1:+.1%}", "-" if held is None else f"{held:+.1%}", f"{took:.1f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    version = tool.tool_version or "rknn-toolkit2, version unknown"
-    print(f"{DEVICE} rknn compiler estimate ({version}), clock {estimate.clock_ghz:g} GHz")
-    print()
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-    print()
-
-    refit = geomean(ratios)
-    worst = max((abs(e) for e in loo if e is not None), default=None)
-    print(f"scale: stored {estimate.scale:.4g}, re-fit {refit:.4g} (geometric mean of published/raw)")
-    if worst is None:
-        print("leave-one-out: needs two points or more")
+            found.append(estimate.CompilerFeatures(point.cycles / (model.clock_ghz * 1e6), point.rw_mb,
+                                                   point.activation_melements))
+            cpu_ms.append(0.0)
     else:
-        print(f"largest leave-one-out error: {worst:.1%}; error factor it implies {error_factor(loo)} "
-              f"(stored {estimate.error_factor:g})")
-    same = all(c == p.cycles for c, p in zip(measured, points))
-    if same:
-        print("cycles measured now match the stored ones for every point")
-    else:
-        differ = ", ".join(f"{p.model} {c} vs {p.cycles} ({c / p.cycles - 1:+.2%})"
-                           for c, p in zip(measured, points) if c != p.cycles)
-        print(f"cycles measured now DIFFER from the stored ones: {differ}")
-    print(f"\n{len(points)} builds in {sum(seconds):.1f} s, {time.perf_counter() - started:.1f} s in all")
+        tool = find_env("rknn")
+        if tool is None or tool.python is None:
+            print("rknn-toolkit2's environment is not there; create it with: edgecheck env create rknn "
+                  "(or run with --stored)")
+            return 0
+        version = tool.tool_version or "rknn-toolkit2, version unknown"
+        env = run_env_env(tool)
+        with tempfile.TemporaryDirectory(prefix="bench_rknn_") as tmp:
+            for point in points:
+                log, took = build_log(tool.python, env, point.model, point.input, Path(tmp))
+                found.append(estimate.features(log, model.clock_ghz))
+                cpu_ms.append(sum(cpu_layer_ms(layer, cpu_model) or 0.0 for layer in log.cpu_layers())
+                              if cpu_model else 0.0)
+                seconds.append(took)
+
+    fit_rows = [(f, p.published_ms - c) for f, c, p in zip(found, cpu_ms, points) if p.role == "fit"]
+    loo = estimate.leave_one_out(fit_rows)
+    loo_of = dict(zip([p.model for p in points if p.role == "fit"], loo))
+    print(f"{DEVICE} rknn compiler estimate ({version}), clock {model.clock_ghz:g} GHz; stored coefficients "
+          f"{model.scale:.4g} x cycles ms + {model.rw_ms_per_mb:.4g} ms/MiB + {model.activation_ms_per_melement:.4g} "
+          f"ms/M activations, error factor {model.error_factor:g}\n")
+    rows = [("model", "role", "published ms", "cycles now", "stored", "MiB moved", "M activations", "CPU ms",
+             "estimate ms", "error", "leave-one-out", "stated range", "inside", "budget = published")]
+    validation = []
+    for point, f, c in zip(points, found, cpu_ms):
+        est = estimate.predict(model.coefficients, f) + c
+        low, high = est / model.error_factor, est * model.error_factor
+        inside = low <= point.published_ms <= high
+        verdict = "pass" if high <= point.published_ms else ("fail" if low > point.published_ms else "inconclusive")
+        held = loo_of.get(point.model)
+        rows.append((point.model, point.role, f"{point.published_ms:.4g}", f"{round(f.cycles_ms * model.clock_ghz * 1e6)}",
+                     str(point.cycles), f"{f.rw_mb:.1f}", f"{f.activation_melements:.2f}", f"{c:.3f}", f"{est:.4g}",
+                     f"{est / point.published_ms - 1:+.1%}", "-" if held is None else f"{held:+.1%}",
+                     f"{low:.3g}..{high:.3g}", "yes" if inside else "NO", verdict))
+        if point.role == "validate":
+            validation.append((abs(est / point.published_ms - 1), inside, verdict))
+    table(rows)
+
+    print("\nCandidate models, fitted on the fit rows only (least squares on relative error, non-negative):")
+    candidates = [("model", "coefficients", "leave-one-out median", "largest", "error factor", "validation median",
+                   "largest", "coverage")]
+    validate_rows = [(f, p.published_ms - c) for f, c, p in zip(found, cpu_ms, points) if p.role == "validate"]
+    for name, use in CANDIDATES.items():
+        coefficients = estimate.fit(fit_rows, use)
+        held = estimate.leave_one_out(fit_rows, use)
+        factor = error_factor(held)
+        errors = [estimate.predict(coefficients, f) / ms - 1 for f, ms in validate_rows]
+        covered = sum(1 / factor <= 1 + e <= factor for e in errors)
+        candidates.append((name, ", ".join(f"{c:.4g}" for c in coefficients),
+                           f"{statistics.median(abs(e) for e in held):.1%}", f"{max(abs(e) for e in held):.1%}",
+                           f"{factor:g}", f"{statistics.median(abs(e) for e in errors):.1%}",
+                           f"{max(abs(e) for e in errors):.1%}", f"{covered}/{len(errors)}"))
+    table(candidates)
+    print("  (the stored model is the one with the smallest leave-one-out error on the fit rows)")
+
+    errors = [e for e, _, _ in validation]
+    covered = sum(1 for _, inside, _ in validation if inside)
+    passes = sum(1 for *_, verdict in validation if verdict == "pass")
+    print(f"\nvalidation ({len(validation)} rows never fitted on), stored model: median absolute error "
+          f"{statistics.median(errors):.1%}, largest {max(errors):.1%}; coverage of the stated range "
+          f"{covered}/{len(validation)} = {covered / len(validation):.0%}; 'pass' for a budget at the published figure: "
+          f"{passes}")
+    print(f"leave-one-out on the fit rows: error factor {error_factor(loo)} (stored {model.error_factor:g})")
+    differ = [f"{p.model} {round(f.cycles_ms * model.clock_ghz * 1e6)} vs {p.cycles}" for p, f in zip(points, found)
+              if round(f.cycles_ms * model.clock_ghz * 1e6) != p.cycles]
+    print("cycles measured now " + ("DIFFER from the stored ones: " + ", ".join(differ) if differ
+                                    else "match the stored ones for every point"))
+    if seconds:
+        print(f"\n{len(points)} builds in {sum(seconds):.1f} s, {time.perf_counter() - started:.1f} s in all")
     return 0
 
 

@@ -37,6 +37,9 @@ FREE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Constant", "S
 QDQ = {"QuantizeLinear", "DequantizeLinear"}
 MOVEMENT = {"Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "GatherND", "Pad", "Expand", "Tile",
             "Resize", "Upsample", "DepthToSpace", "SpaceToDepth", "ScatterND", "ScatterElements", "NonZero", "Where"}
+# Activations an NPU evaluates by table lookup or a series, not folded for free like ReLU or Clip.
+NONLINEAR = {"Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Exp", "Erf", "Gelu", "com.microsoft.Gelu", "Softplus",
+             "Elu", "Selu", "Mish"}
 # Arithmetic per output element for ops dearer than one operation each.
 PER_ELEMENT = {"Sigmoid": 4, "Tanh": 4, "Exp": 4, "Log": 4, "Erf": 4, "Softmax": 5, "LogSoftmax": 5, "HardSwish": 3,
                "HardSigmoid": 2, "BatchNormalization": 2, "InstanceNormalization": 5, "LayerNormalization": 8,
@@ -71,6 +74,10 @@ class NodeCost:
     activation_elements: int  # elements of the computed inputs it reads plus the outputs it writes
     activation_bytes: int
     known: bool  # every shape it needs was inferred
+    # a dense convolution's (output pixels, output channels, input channels, kernel volume): an NPU computes
+    # channels in fixed-width groups, so its work is that of the channels rounded up (CostModel.channel_align)
+    conv_dims: tuple[int, int, int, int] | None = None
+    nonlinear_elements: int = 0  # outputs of a sigmoid-like activation (a lookup pass on an NPU)
 
     @property
     def bytes_moved(self) -> int:
@@ -193,7 +200,22 @@ def node_cost(node: GraphNode, graph: AnalysedGraph, kind: Kind, fixed: set[str]
     activation_elements = sum(t.elements or 0 for t in computed) + out_elements
     activation_bytes = sum(_bytes(t) for t in computed) + sum(_bytes(t) for t in outputs)
     return NodeCost(node, kind, macs, flops, weight_elements, sum(_bytes(t) for t in weights), activation_elements,
-                    activation_bytes, known)
+                    activation_bytes, known, _conv_dims(node, graph, macs) if key in COMPUTE else None,
+                    out_elements if key in NONLINEAR else 0)
+
+
+def _conv_dims(node: GraphNode, graph: AnalysedGraph, macs: int) -> tuple[int, int, int, int] | None:
+    """(output pixels, output channels, input channels, kernel volume) of a dense (group 1) Conv."""
+    if node.op_type not in ("Conv", "QLinearConv", "ConvInteger") or not macs:
+        return None
+    if next((a.i for a in node.proto.attribute if a.name == "group"), 1) != 1:
+        return None  # grouped and depthwise convolutions: their own units, not channel groups
+    w = graph.input_type(node, COMPUTE[node.key][0] or 1)
+    if w is None or not w.static or not w.shape or len(w.shape) < 3:
+        return None
+    cout, cin = int(w.shape[0]), int(w.shape[1])  # type: ignore[arg-type]
+    kernel = math.prod(int(d) for d in w.shape[2:])  # type: ignore[arg-type]
+    return macs // (cout * cin * kernel), cout, cin, kernel
 
 
 def _shape_text(tensor: TensorType) -> str:

@@ -60,16 +60,25 @@ class LatencyEstimate:
         }
 
 
+def aligned_flops(cost: NodeCost, align: int) -> int:
+    """A node's arithmetic with a dense convolution's channels rounded up to the MAC array's width."""
+    if align <= 1 or cost.conv_dims is None:
+        return cost.flops
+    pixels, cout, cin, kernel = cost.conv_dims
+    return 2 * pixels * -(-cout // align) * align * -(-cin // align) * align * kernel
+
+
 def node_seconds(cost: NodeCost, model: CostModel, element_bytes: float) -> tuple[float, str]:
     """One node's time and what bounds it ('compute', 'memory', or 'none' when it costs nothing)."""
     if cost.kind == "free":
         return 0.0, "none"
     weights = cost.weight_elements * element_bytes
+    lookup = cost.nonlinear_elements * model.activation_ns * 1e-9
     if cost.kind == "epilogue":  # folded into its producer: reads only its own extra inputs
-        return weights / (model.bandwidth_gbs * 1e9 * model.bandwidth_efficiency), "memory"
-    compute = cost.flops / (model.peak_tops * 1e12 * model.compute_efficiency)
+        return weights / (model.bandwidth_gbs * 1e9 * model.bandwidth_efficiency) + lookup, "memory"
+    compute = aligned_flops(cost, model.channel_align) / (model.peak_tops * 1e12 * model.compute_efficiency)
     memory = (weights + cost.activation_elements * element_bytes) / (model.bandwidth_gbs * 1e9 * model.bandwidth_efficiency)
-    return max(compute, memory) + model.node_overhead_us * 1e-6, "compute" if compute >= memory else "memory"
+    return max(compute, memory) + model.node_overhead_us * 1e-6 + lookup, "compute" if compute >= memory else "memory"
 
 
 def cost_model_for(profile: DeviceProfile, backend: str, precision: str) -> tuple[CostModel, str, list[str]]:
@@ -123,7 +132,7 @@ def estimate_latency(facts: ModelFacts, profile: DeviceProfile, backend: str,
     ms = total * 1e3
     notes.extend(facts.notes)
     low, high = ms / model.error_factor, ms * model.error_factor
-    smallest = min((p.published_ms for p in model.points), default=None)
+    smallest = min((p.published_ms for p in model.fitted), default=None)
     if smallest is not None and ms < smallest / model.error_factor:
         # the small-model guard the compiler's estimate has: below the smallest calibrated model (even at its
         # stated error), the per-inference costs the fit never saw weigh more: a lower bound, from the estimate up

@@ -45,12 +45,14 @@ class Accelerator(StrictModel):
 
 
 class CalibrationPoint(StrictModel):
-    """A published latency the cost model was fitted to (architectures: benchmarks/architectures.py)."""
+    """A published latency (architectures: benchmarks/architectures.py): one the cost model was fitted on
+    (`role: fit`), or one it was not, on which its error and range were checked (`role: validate`)."""
 
     model: str
     input: list[int]
     published_ms: float = Field(gt=0)
     source: str
+    role: Literal["fit", "validate"] = "fit"
 
 
 class CostModel(StrictModel):
@@ -65,6 +67,10 @@ class CostModel(StrictModel):
     compute_efficiency: float = Field(gt=0, le=1)
     bandwidth_efficiency: float = Field(gt=0, le=1)
     node_overhead_us: float = Field(ge=0, description="Fixed cost of each kernel launched, microseconds.")
+    channel_align: int = Field(1, ge=1, description="A dense convolution's channels are computed in groups of this "
+                               "many (an NPU's MAC array width): its work is that of its channels rounded up.")
+    activation_ns: float = Field(0, ge=0, description="Nanoseconds per output element of a sigmoid-like activation "
+                                 "(Sigmoid, Tanh, HardSwish, ...), which an NPU evaluates in a pass of its own.")
     error_factor: float = Field(ge=1, description="The stated error: the true figure is taken to lie within "
                                 "[estimate / f, estimate x f]; from the calibration's held-out error.")
     calibration: str = Field(description="What the efficiencies were fitted on, or why there is no fit.")
@@ -74,7 +80,12 @@ class CostModel(StrictModel):
 
     @property
     def calibrated(self) -> bool:
-        return bool(self.points)
+        return bool(self.fitted)
+
+    @property
+    def fitted(self) -> list[CalibrationPoint]:
+        """The points the efficiencies were fitted on (the others only checked them)."""
+        return [p for p in self.points if p.role == "fit"]
 
 
 class BackendOptions(StrictModel):

@@ -19,6 +19,7 @@ from edgecheck.analysis.estimate import LatencyEstimate
 from edgecheck.analysis.ops import NodeVerdict, OpsReport
 from edgecheck.analysis.optable import OpTable
 from edgecheck.vendors.rknn.build_log import BuildLog, RknnLayer
+from edgecheck.vendors.rknn.estimate import features, predict
 from edgecheck.vendors.rknn.backend import build_dir, read_report
 from edgecheck.vendors.rknn.toolkit import read_job
 from edgecheck.checks.ops import judge_ops
@@ -186,9 +187,10 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
         raise CannotJudge(f"{device.name}'s profile has no compiler_estimate for {backend}: the compiler's cycles "
                           "cannot be turned into time without a calibration")
     cycles = report.log.cycles_total
-    ms = model.scale * cycles / (model.clock_ghz * 1e6)
+    found = features(report.log, model.clock_ghz)
+    ms = predict(model.coefficients, found)
     low, high = ms / model.error_factor, ms * model.error_factor
-    smallest = min((p.cycles for p in model.points), default=0)
+    smallest = min((p.cycles for p in model.fitted), default=0)
     below = not smallest or cycles < smallest
     cpu = report.log.cpu_layers()
     cpu_time = _cpu_time(cpu, device) if cpu else (0.0, 0.0, 0.0)
@@ -206,8 +208,10 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
         low, high = ms, math.inf  # it counts is its lower end (never a lower end below the estimate itself)
     result = judge_latency_estimate(ms, low, high, budget, "lower bound" if math.isinf(high) else "stated error range")
     result.notes[-1] = ("the compiler's estimate, not a measurement: rknn-toolkit2's per-layer cycle counts, summed, "
-                        f"at {model.clock_ghz:g} GHz, times {model.scale:.3g} ({model.calibration}); each bound is "
-                        f"compared with it and with its stated error range (x/÷{model.error_factor:g})")
+                        f"at {model.clock_ghz:g} GHz, times {model.scale:.3g}, plus {model.rw_ms_per_mb:.3g} ms per MiB "
+                        f"its layer table moves ({found.rw_mb:.3g}) and {model.activation_ms_per_melement:.3g} ms per "
+                        f"million sigmoid-like activations ({found.activation_melements:.3g}) ({model.calibration}); "
+                        f"each bound is compared with it and with its stated error range (x/÷{model.error_factor:g})")
     if not smallest:
         result.notes.append("the profile's compiler_estimate names no calibration point: the estimate is a lower "
                             "bound only")
