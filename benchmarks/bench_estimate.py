@@ -15,7 +15,6 @@ Run: python benchmarks/bench_estimate.py
 
 from __future__ import annotations
 
-import math
 import statistics
 import sys
 import time
@@ -25,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from architectures import ARCHITECTURES  # noqa: E402
 
-from edgecheck.analysis.calibrate import error_factor, fit, leave_one_out, predict_ms  # noqa: E402
+from edgecheck.analysis.calibrate import BANDWIDTH_GRID, COMPUTE_GRID, error_factor, fit, leave_one_out, predict_ms  # noqa: E402,E501
 from edgecheck.analysis.costs import ModelFacts, model_facts  # noqa: E402
 from edgecheck.analysis.graph import analyse  # noqa: E402
-from edgecheck.devices import CostModel, load_profiles  # noqa: E402
+from edgecheck.analysis.estimate import estimate_latency  # noqa: E402
+from edgecheck.devices import CostModel, DeviceProfile, load_profiles  # noqa: E402
 
 # The article's Jetson Nano table (field notes): YOLOv5s, input size and precision not stated.
 NANO_ARTICLE = {"tensorrt": 43.0, "onnxruntime": 72.0, "tflite": 85.0}
@@ -45,21 +45,14 @@ def verdict_at(estimate: float, low: float, high: float, budget: float) -> str:
     return "pass" if high <= budget else ("fail" if low > budget else "inconclusive")
 
 
-def stated_range(model: CostModel, estimate: float) -> tuple[float, float]:
-    """The range the estimator states, the small-model guard included (estimate_latency's rule)."""
-    smallest = min((p.published_ms for p in model.fitted), default=None)
-    if smallest is not None and estimate < smallest / model.error_factor:
-        return estimate, math.inf
-    return estimate / model.error_factor, estimate * model.error_factor
-
-
 def table(rows: list[tuple]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
 
 
-def report(device: str, backend: str, precision: str, model: CostModel, cache: dict) -> None:
+def report(profile: DeviceProfile, backend: str, precision: str, model: CostModel, cache: dict) -> None:
+    device = profile.name
     print(f"\n{device} {backend} {precision} cost model ({model.calibration})")
     fitted = [(facts_for(p.model, p.input, cache), p.published_ms) for p in model.fitted]
     loo = leave_one_out(fitted, model, precision)
@@ -68,8 +61,8 @@ def report(device: str, backend: str, precision: str, model: CostModel, cache: d
              "inside", "budget = published")]
     validation: list[tuple[float, bool, str]] = []
     for point in model.points:
-        estimate = predict_ms(facts_for(point.model, point.input, cache), model, precision)
-        low, high = stated_range(model, estimate)
+        judged = estimate_latency(facts_for(point.model, point.input, cache), profile, backend, precision)
+        estimate, low, high = judged.ms, judged.low_ms, judged.high_ms  # as a check states it, guards included
         error = estimate / point.published_ms - 1
         inside = low <= point.published_ms <= high
         verdict = verdict_at(estimate, low, high, point.published_ms)
@@ -81,6 +74,9 @@ def report(device: str, backend: str, precision: str, model: CostModel, cache: d
             validation.append((abs(error), inside, verdict))
     table(rows)
     refit = fit(fitted, model, precision)
+    edges = [name for name, value, grid in (("compute_efficiency", refit.compute_efficiency, COMPUTE_GRID),
+                                              ("bandwidth_efficiency", refit.bandwidth_efficiency, BANDWIDTH_GRID))
+             if value in (grid[0], grid[-1])]
     print(f"  stored: compute_efficiency {model.compute_efficiency:.4g}, node_overhead_us {model.node_overhead_us:.4g}, "
           f"bandwidth_efficiency {model.bandwidth_efficiency:g}, activation_ns {model.activation_ns:.4g}, "
           f"channel_align {model.channel_align}, error_factor {model.error_factor:g}")
@@ -88,6 +84,9 @@ def report(device: str, backend: str, precision: str, model: CostModel, cache: d
           f"{refit.bandwidth_efficiency:g}, {refit.activation_ns:.4g}; leave-one-out gives error factor "
           f"{error_factor(loo)} (largest miss {max(abs(e) for e in loo if e is not None):.1%}, median "
           f"{statistics.median(abs(e) for e in loo if e is not None):.1%})")
+    if edges:
+        print(f"  note: the fit lands on the edge of its grid for {', '.join(edges)}: the data do not pin it down "
+              "(at bandwidth efficiency 1.0 the memory side of the roofline is effectively unused)")
     if validation:
         errors = [e for e, _, _ in validation]
         covered = sum(1 for _, inside, _ in validation if inside)
@@ -108,7 +107,7 @@ def main() -> int:
         for backend, support in profile.backends.items():
             for precision, model in support.estimate.items():
                 if model.points:
-                    report(device, backend, precision, model, cache)
+                    report(profile, backend, precision, model, cache)
     uncalibrated = sorted({f"{d} {b} {p}" for d, prof in profiles.items() for b, s in prof.backends.items()
                            for p, m in s.estimate.items() if not m.calibrated})
     print(f"\nUncalibrated (no published points: their estimates judge no budget): {', '.join(uncalibrated)}")

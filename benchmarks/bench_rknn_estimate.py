@@ -1,7 +1,7 @@
 """How far the latency of a .rknn, judged on rknn-toolkit2's own build log, is from Rockchip's published RK3588
 figures, on models it was fitted on and on models it never saw.
 
-edgecheck judges a .rknn artifact's latency from the compiler's layer table (edgecheck/vendors/rknn/estimate.py):
+edgecheck judges a .rknn artifact's latency from the compiler's layer table (edgecheck/vendors/rknn/compiler_model.py):
 scale x the total cycles at the NPU clock, plus a cost per MiB the table says the NPU layers move and per
 million sigmoid-like activations (the cycles leave both out), plus the CPU layers by the device CPU's cost
 model, within a stated error factor (devices/profiles/rk3588.yaml, backends.rknn.compiler_estimate). This
@@ -20,6 +20,7 @@ Run: python benchmarks/bench_rknn_estimate.py [--stored]
 
 from __future__ import annotations
 
+import math
 import statistics
 import subprocess
 import sys
@@ -37,9 +38,9 @@ from onnx import numpy_helper  # noqa: E402
 from edgecheck.analysis.calibrate import error_factor  # noqa: E402
 from edgecheck.devices import load_profiles  # noqa: E402
 from edgecheck.envs import find_env, run_env_env  # noqa: E402
-from edgecheck.vendors.rknn import estimate  # noqa: E402
+from edgecheck.vendors.rknn import compiler_model as estimate  # noqa: E402
 from edgecheck.vendors.rknn.build_log import BuildLog, parse_build_log  # noqa: E402
-from edgecheck.vendors.rknn.checks import cpu_cost_model, cpu_layer_ms  # noqa: E402
+from edgecheck.vendors.rknn.latency import cpu_cost_model, cpu_layer_ms  # noqa: E402
 
 DEVICE = "rk3588"
 CANDIDATES = {"single scale (before issue 17)": (True, False, False), "cycles + bytes moved": (True, True, False),
@@ -118,7 +119,7 @@ def main() -> int:
         for point in points:
             found.append(estimate.CompilerFeatures(point.cycles / (model.clock_ghz * 1e6), point.rw_mb,
                                                    point.activation_melements))
-            cpu_ms.append(0.0)
+            cpu_ms.append(point.cpu_ms)
     else:
         tool = find_env("rknn")
         if tool is None or tool.python is None:
@@ -162,9 +163,11 @@ def main() -> int:
     candidates = [("model", "coefficients", "leave-one-out median", "largest", "error factor", "validation median",
                    "largest", "coverage")]
     validate_rows = [(f, p.published_ms - c) for f, c, p in zip(found, cpu_ms, points) if p.role == "validate"]
+    worst_held = {}
     for name, use in CANDIDATES.items():
         coefficients = estimate.fit(fit_rows, use)
         held = estimate.leave_one_out(fit_rows, use)
+        worst_held[name] = (max(abs(e) for e in held), coefficients)
         factor = error_factor(held)
         errors = [estimate.predict(coefficients, f) / ms - 1 for f, ms in validate_rows]
         covered = sum(1 / factor <= 1 + e <= factor for e in errors)
@@ -173,7 +176,10 @@ def main() -> int:
                            f"{factor:g}", f"{statistics.median(abs(e) for e in errors):.1%}",
                            f"{max(abs(e) for e in errors):.1%}", f"{covered}/{len(errors)}"))
     table(candidates)
-    print("  (the stored model is the one with the smallest leave-one-out error on the fit rows)")
+    best = min(worst_held, key=lambda name: worst_held[name][0])
+    same = all(math.isclose(a, b, rel_tol=0.02, abs_tol=1e-6) for a, b in zip(worst_held[best][1], model.coefficients))
+    stored = "is" if same else "is NOT"
+    print(f"  smallest largest leave-one-out miss on the fit rows: {best}; the stored model {stored} that one")
 
     errors = [e for e, _, _ in validation]
     covered = sum(1 for _, inside, _ in validation if inside)

@@ -16,8 +16,9 @@ from edgecheck.analysis.estimate import LatencyEstimate
 from edgecheck.devices import load_profiles
 from edgecheck.spec.performance import LatencyBudget
 from edgecheck.vendors.rknn.build_log import BuildLog, RknnLayer
-from edgecheck.vendors.rknn import estimate
-from edgecheck.vendors.rknn.checks import BuildReport, judge_rknn_latency
+from edgecheck.vendors.rknn import compiler_model as estimate
+from edgecheck.vendors.rknn.checks import BuildReport
+from edgecheck.vendors.rknn.latency import judge_rknn_latency
 
 
 RESHAPE = RknnLayer(2, "Reshape", "FLOAT16", "CPU", "(1,1280,1,1),(2)", "(1,1280)", 0, 0, 0, 5, "Reshape:flatten")
@@ -31,7 +32,7 @@ def report(cycles: int, *more: RknnLayer) -> BuildReport:
 
 def judged(rep: BuildReport, p50: float = 1000.0, second=None):
     result = judge_rknn_latency(rep, load_profiles()["rk3588"], "rknn", LatencyBudget(p50=p50, source="estimate"),
-                                second=second)
+                                cost_model_estimate=second)
     low, high = (float(x) for x in result.facts["estimate.range_ms"].split(".."))
     return result, float(result.facts["estimate.ms"]), low, high
 
@@ -56,16 +57,48 @@ def test_a_plain_estimate_keeps_its_stated_range():
 
 
 def test_a_cpu_layer_is_costed_by_the_cpu_model_not_made_a_lower_bound():
-    """Defect 2: MobileNetV2's one Reshape on the CPU made every Gemm classifier a lower bound."""
-    plain, npu_ms, npu_low, npu_high = judged(report(1_312_664))
-    result, estimate, low, high = judged(report(1_312_664, RESHAPE))
+    """Defect 2: MobileNetV2's one Reshape on the CPU made every Gemm classifier a lower bound. The CPU's cost model
+    is uncalibrated, so its time is added only where even its upper end is a negligible share of the NPU's."""
+    plain, npu_ms, npu_low, npu_high = judged(report(5_930_258))
+    result, estimate, low, high = judged(report(5_930_258, RESHAPE))
     cpu_ms = float(result.facts["estimate.cpu_ms"])
-    assert 0 < cpu_ms < 0.05 * npu_ms  # a copy of 1280 halves and a CPU op's overhead: microseconds
+    assert 0 < cpu_ms < 0.01 * npu_ms  # a copy of 1280 halves and a CPU op's overhead: microseconds
     assert estimate == pytest.approx(npu_ms + cpu_ms, rel=1e-3)
     assert npu_low < low < estimate < high < math.inf and high > npu_high
-    assert any("estimated by rk3588's CPU cost model" in n for n in result.notes), result.notes
-    budget_above = high * 1.05
-    assert judged(report(1_312_664, RESHAPE), p50=budget_above)[0].measurements[0].verdict == "pass"
+    assert any("uncalibrated CPU cost model" in n and "added" in n for n in result.notes), result.notes
+    assert judged(report(5_930_258, RESHAPE), p50=high * 1.05)[0].measurements[0].verdict == "pass"
+    # the same layer beside a small NPU part: its unmeasured error could move the verdict, so a lower bound
+    small, estimate, low, high = judged(report(1_312_664, RESHAPE))
+    assert (low, high) == (estimate, math.inf)
+    assert any("too much to add from the CPU cost model" in n for n in small.notes), small.notes
+
+
+def test_a_float16_rknn_or_another_toolkit_version_is_not_judged_on_the_int8_fit():
+    from dataclasses import replace
+
+    fp16 = replace(report(5_930_258), quantized=False)
+    result, *_ = judged(fp16, p50=1e6)
+    assert result.measurements[0].verdict == "inconclusive"
+    assert "fitted on INT8 builds only" in result.measurements[0].cannot_judge
+    other = replace(report(5_930_258), toolkit="2.3.2")
+    result, *_ = judged(other, p50=1e6)
+    assert "rknn-toolkit2 2.5.0's cycle counts" in result.measurements[0].cannot_judge
+
+
+def test_an_activation_layer_whose_shape_is_cut_short_makes_a_lower_bound():
+    cut = RknnLayer(3, "ConvExSwish", "INT8", "NPU", "(1,32,40,40)", "(1,32,40,40),...", 0, 0, 100, 10, "Conv:c3")
+    result, estimate, low, high = judged(report(5_930_258, cut))
+    assert (low, high) == (estimate, math.inf)
+    assert any("cuts short the output shape" in n for n in result.notes), result.notes
+
+
+def test_the_layer_table_shape_parser_refuses_what_it_cannot_read():
+    from edgecheck.vendors.rknn.build_log import shape_elements
+
+    assert shape_elements("(1,10,1,1),(2)") == 12
+    assert shape_elements("(1,3,1,1),...") is None
+    assert shape_elements("(1,-1)") is None and shape_elements("\\") is None
+    assert shape_elements("()") == 1  # a scalar
 
 
 def _cost_model(ms: float, factor: float, calibrated: bool = True) -> LatencyEstimate:
@@ -100,7 +133,7 @@ def _stored_rows():
     rows = {"fit": [], "validate": []}
     for p in model.points:
         features = estimate.CompilerFeatures(p.cycles / (model.clock_ghz * 1e6), p.rw_mb, p.activation_melements)
-        rows[p.role].append((features, p.published_ms))
+        rows[p.role].append((features, p.published_ms - p.cpu_ms))  # the CPU layers' part, as the fit took it off
     return model, rows
 
 
@@ -111,7 +144,7 @@ def test_the_compiler_estimate_is_fitted_on_some_published_points_and_holds_the_
     model, rows = _stored_rows()
     assert len(rows["fit"]) >= 8 and len(rows["validate"]) >= 5
     refit = estimate.fit(rows["fit"])
-    assert refit == pytest.approx(model.coefficients, rel=0.02)
+    assert refit == pytest.approx(model.coefficients, rel=0.005)
     assert error_factor(estimate.leave_one_out(rows["fit"])) == pytest.approx(model.error_factor, abs=0.01)
     errors = []
     for features, published in rows["validate"]:
@@ -134,3 +167,11 @@ def test_a_silu_network_costs_more_than_its_relu_twin_at_identical_cycles():
     relu, *_ = judged(report(5_930_258, layer("ConvRelu")))
     assert float(silu.facts["estimate.ms"]) > float(relu.facts["estimate.ms"])
     assert "sigmoid-like activations (0.819)" in silu.notes[0]  # 32 x 160 x 160 outputs, in millions
+
+
+def test_a_range_that_cannot_be_read_judges_nothing():
+    """A NaN end (a profile's error_factor of inf on a 0 ms estimate) never falls back to the point value."""
+    from edgecheck.checks.result import Measurement
+
+    m = Measurement("latency.estimate.p50", 0.0, "ms", 1.0, "max", interval=(math.nan, math.nan))
+    assert m.verdict == "inconclusive"

@@ -611,7 +611,7 @@ def test_estimate_uses_the_int8_model_for_qdq_and_fp16_for_float_on_rknn(rk3588)
     assert qdq.calibration == models["int8"].calibration
     # a tiny model, far below the calibration's smallest: a lower bound from the estimate up, said in a note
     assert (qdq.low_ms, qdq.high_ms) == (qdq.ms, math.inf)
-    assert any("below the calibration's smallest model" in n for n in qdq.notes)
+    assert any("below the smallest model the cost model was fitted on" in n for n in qdq.notes)
 
     floating = estimate_latency(model_facts(analyse(_chain_model())), rk3588, "rknn")
     assert floating.precision == "fp16"  # the fp32 model's runs_as
@@ -645,9 +645,60 @@ def test_the_estimate_label_says_estimate_and_uncalibrated(rk3588):
 
 
 def test_the_estimate_and_the_calibration_fit_compute_the_same_time(rk3588):
-    facts = model_facts(analyse(_qdq_model()))
     model = rk3588.backends["rknn"].estimate["int8"]
-    assert estimate_latency(facts, rk3588, "rknn").ms == pytest.approx(calibrate.predict_ms(facts, model, "int8"))
+    for build in (_qdq_model, _residual_qdq):  # the second has a Sigmoid: the activation term counts on both paths
+        facts = model_facts(analyse(build()))
+        assert estimate_latency(facts, rk3588, "rknn").ms == pytest.approx(calibrate.predict_ms(facts, model, "int8"))
+    assert sum(c.nonlinear_elements for c in model_facts(analyse(_residual_qdq())).nodes) == 8 * 16 * 16
+
+
+def test_work_the_cost_model_does_not_count_makes_the_estimate_a_lower_bound(rk3588):
+    """An LSTM has no cost formula here (counted as element-wise work): its estimate can fail a budget, never
+    pass one."""
+    hidden, steps = 16, 4
+    nodes = [helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="lstm", hidden_size=hidden)]
+    inits = [_init("w", (1, 4 * hidden, 8)), _init("r", (1, 4 * hidden, hidden))]
+    facts = model_facts(analyse(_model(nodes, [("x", FLOAT, [steps, 1, 8])], [("y", FLOAT, [steps, 1, 1, hidden])],
+                                       inits)))
+    assert facts.uncounted and "LSTM" in facts.uncounted[0]
+    estimate = estimate_latency(facts, rk3588, "onnxruntime")
+    assert (estimate.low_ms, estimate.high_ms) == (estimate.ms, math.inf)
+    assert any("does not count" in n for n in estimate.notes)
+
+
+def test_one_real_network_gets_one_estimate_from_its_float_graph_and_its_qdq_artifact(rk3588, tmp_path):
+    """Defect 1 on a published detector, quantized by ONNX Runtime as the int8-static recipe does (QDQ)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from architectures import ARCHITECTURES
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    floating = ARCHITECTURES["yolov5n"](1, 64)
+    for init in floating.graph.initializer:  # small random weights: all-zero ones give degenerate scales
+        array = numpy_helper.to_array(init)
+        if array.ndim >= 2:
+            init.CopyFrom(numpy_helper.from_array(np.random.default_rng(0).normal(0, 0.05, array.shape)
+                                                  .astype(np.float32), init.name))
+    onnx.save(floating, tmp_path / "float.onnx")
+
+    class Samples(CalibrationDataReader):
+        def __init__(self):
+            self.left = [{"images": np.random.default_rng(i).random((1, 3, 64, 64), np.float32)} for i in range(2)]
+
+        def get_next(self):
+            return self.left.pop() if self.left else None
+
+    quantize_static(str(tmp_path / "float.onnx"), str(tmp_path / "qdq.onnx"), Samples(), quant_format=QuantFormat.QDQ,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    model = rk3588.backends["rknn"].estimate["int8"]
+    from edgecheck.analysis.estimate import estimate_with
+
+    via_float, *_, kernels_float = estimate_with(model_facts(analyse(tmp_path / "float.onnx")), model, "int8")
+    via_qdq, *_, kernels_qdq = estimate_with(model_facts(analyse(tmp_path / "qdq.onnx")), model, "int8")
+    assert kernels_qdq == kernels_float
+    assert via_qdq == pytest.approx(via_float, rel=0.02)
 
 
 # 6. the calibration: the stored cost model is the fit of its published points
@@ -704,6 +755,7 @@ def test_fitting_the_fit_rows_reproduces_the_stored_model_and_its_stated_error(c
 
 def test_the_error_factor_is_a_prediction_interval_not_only_the_largest_miss():
     assert math.isinf(calibrate.error_factor([None]))
+    assert math.isinf(calibrate.error_factor([0.1, -1.0])) and math.isinf(calibrate.error_factor([math.inf]))
     assert calibrate.error_factor([-0.2617]) == 1.36  # one error: its own miss, rounded up so the range holds it
     small = [0.05, -0.05, 0.05, -0.05]  # four lucky misses: the interval is wider than any of them
     assert calibrate.error_factor(small, floor=1.0) > 1.05 * 1.05

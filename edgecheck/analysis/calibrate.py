@@ -106,9 +106,10 @@ def error_factor(errors: list[float | None], floor: float = 1.1) -> float:
     """The factor f of the stated range [estimate / f, estimate x f], from held-out errors: the larger of the
     largest held-out miss and a 90 % prediction interval (Student's t on the log errors' root mean square,
     widened for the sample's size), so a few lucky held-out points do not make the range narrow."""
-    logs = [math.log1p(e) for e in errors if e is not None and e > -1]
-    if not logs:
-        return math.inf
+    known = [e for e in errors if e is not None]
+    if not known or any(not math.isfinite(e) or e <= -1 for e in known):
+        return math.inf  # nothing held out, or a held-out miss no finite factor holds
+    logs = [math.log1p(e) for e in known]
     worst = math.exp(max(abs(x) for x in logs))
     n = len(logs)
     if n >= 2:

@@ -95,6 +95,7 @@ class ModelFacts:
     activation_peak_bytes: int
     precision: str  # int8 | fp16 | fp32: what most of the arithmetic is written for
     notes: list[str] = field(default_factory=list)
+    uncounted: list[str] = field(default_factory=list)  # work the costs leave out: an estimate is a lower bound
 
     @property
     def macs(self) -> int:
@@ -310,16 +311,18 @@ def model_facts(graph: AnalysedGraph) -> ModelFacts:
     parameter_bytes = sum((math.prod(t.dims) if t.dims else 1) * dtype_bytes(graph.tensor(t.name).dtype)
                           for t in initializers + held)
     notes = list(graph.notes)
+    uncounted: list[str] = []
     loops = [n.label for n in graph.nodes if n.op_type in ("Loop", "Scan")]
     if loops:
-        notes.append(f"the bodies of {', '.join(loops)} are counted once: how often they run is known only at run time")
+        uncounted.append(f"the bodies of {', '.join(loops)} are counted once: how often they run is known only at "
+                         "run time")
     formula_less = sorted({n.key for n in graph.nodes if n.key in NO_COST_FORMULA})
     if formula_less:
-        notes.append(f"{', '.join(formula_less)} have no cost formula here: their arithmetic counts as element-wise "
-                     "work, far below what they do (the estimate is low for this model)")
+        uncounted.append(f"{', '.join(formula_less)} have no cost formula here: their arithmetic counts as "
+                         "element-wise work, far below what they do")
     unknown = [c.node.label for c in costs if not c.known and c.kind != "free"]
     if unknown:
-        notes.append(f"{len(unknown)} nodes have shapes that could not be inferred and count as 0: "
-                     + ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
+        uncounted.append(f"{len(unknown)} nodes have shapes that could not be inferred and count as 0: "
+                         + ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
     return ModelFacts(graph, costs, parameters, parameter_bytes, activation_peak(graph, fixed), precision_of(graph),
-                      notes)
+                      notes + uncounted, uncounted)

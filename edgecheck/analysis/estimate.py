@@ -133,13 +133,16 @@ def estimate_latency(facts: ModelFacts, profile: DeviceProfile, backend: str,
     notes.extend(facts.notes)
     low, high = ms / model.error_factor, ms * model.error_factor
     smallest = min((p.published_ms for p in model.fitted), default=None)
-    if smallest is not None and ms < smallest / model.error_factor:
-        # the small-model guard the compiler's estimate has: below the smallest calibrated model (even at its
-        # stated error), the per-inference costs the fit never saw weigh more: a lower bound, from the estimate up
+    if smallest is not None and ms < smallest:
+        # the small-model guard the compiler's estimate has: below the smallest model the fit saw, the
+        # per-inference costs it never saw weigh more: a lower bound, from the estimate up
         low, high = ms, math.inf
-        notes.append(f"{ms:.3g} ms is below the calibration's smallest model ({smallest:g} ms published, "
-                     f"/{model.error_factor:g}): the runtime's fixed costs per inference, which the fit did not see, "
-                     "weigh more here, so the estimate is a lower bound only (a bound above it is inconclusive)")
+        notes.append(f"{ms:.3g} ms is below the smallest model the cost model was fitted on ({smallest:g} ms "
+                     "published): the runtime's fixed costs per inference, which the fit did not see, weigh more "
+                     "here, so the estimate is a lower bound only (a bound above it is inconclusive)")
+    if facts.uncounted:
+        low, high = ms, math.inf
+        notes.append("work the cost model does not count (above): the estimate is a lower bound only")
     return LatencyEstimate(ms, low, high, profile.name, backend, precision,
                            compute * 1e3, memory * 1e3, overhead * 1e3, kernels, model.calibration,
                            model.calibrated, tuple(notes))

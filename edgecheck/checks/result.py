@@ -50,7 +50,9 @@ class Measurement:
             return "inconclusive"
         budget = self.budget
         assert budget is not None
-        if self.interval is not None and not any(math.isnan(x) for x in self.interval):
+        if self.interval is not None:
+            if any(math.isnan(x) for x in self.interval):
+                return "inconclusive"  # a range that cannot be read cannot judge, never falls back to the point
             low, high = self.interval
             if self.bound == "max":
                 return "pass" if high <= budget else ("fail" if low > budget else "inconclusive")

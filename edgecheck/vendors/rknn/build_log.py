@@ -9,6 +9,7 @@ found, so a changed format yields fewer facts, never a crash or a wrong number.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 
@@ -16,6 +17,7 @@ _PREFIX = re.compile(r"^[DIWE] RKNN: \[\d\d:\d\d:\d\d\.\d+\] ?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _MEMORY = re.compile(r"Total (Internal|Weight) Memory Size:\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)\b", re.IGNORECASE)
 _INTEGER = re.compile(r"[0-9]+")
+_SHAPE_GROUP = re.compile(r"\(([^)]*)\)")
 _UNITS = {"b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 _ERROR_ROW = re.compile(r"^\[(?P<op>[^\]]+)\]\s+(?P<name>\S+)\s+(?P<ecos>-?[\d.]+|nan)\s*\|\s*(?P<eeuc>[\d.]+|nan|inf)"
                         r"\s+(?P<scos>-?[\d.]+|nan)\s*\|\s*(?P<seuc>[\d.]+|nan|inf)\s*$")
@@ -257,3 +259,18 @@ def refusal(stderr: str) -> str:
     if said and ("Traceback" not in said):
         return said
     return last.removeprefix("ValueError: ") or said
+
+
+def shape_elements(text: str) -> int | None:
+    """Elements of every tensor in a layer table's shape column ("(1,10,1,1),(2)"); None where the column is
+    cut short ("..."), holds no shape, or a group is not plain dimensions ("(1,-1)")."""
+    groups = _SHAPE_GROUP.findall(text)
+    if not groups or "..." in text:
+        return None
+    total = 0
+    for group in groups:
+        dims = [d.strip() for d in group.split(",") if d.strip()]
+        if not all(d.isdigit() for d in dims):
+            return None
+        total += math.prod(int(d) for d in dims)
+    return total

@@ -10,10 +10,11 @@ from edgecheck.analysis.estimate import LatencyEstimate, estimate_latency
 from edgecheck.analysis.optable import OpTable
 from edgecheck.analysis.static import StaticAnalysis
 from edgecheck.checks.result import CheckResult
-from edgecheck.errors import CannotJudge, EdgecheckError
+from edgecheck.errors import EdgecheckError
 from edgecheck.plan import PlannedCheck
 from edgecheck.static_checks import Shapes, StaticJudge
-from edgecheck.vendors.rknn.checks import BuildReport, judge_rknn_latency, judge_rknn_memory, judge_rknn_ops, read_build_report
+from edgecheck.vendors.rknn.checks import BuildReport, judge_rknn_memory, judge_rknn_ops, read_build_report
+from edgecheck.vendors.rknn.latency import judge_rknn_latency
 
 
 class RknnJudge(StaticJudge):
@@ -35,7 +36,7 @@ class RknnJudge(StaticJudge):
         if planned.check == "memory":
             return judge_rknn_memory(report, planned.budgets.memory_mb)  # type: ignore[arg-type]
         return judge_rknn_latency(report, planned.target, planned.backend, planned.budgets.latency_ms,  # type: ignore[arg-type]
-                                  second=self._cost_model(analysis, report, planned, shapes))
+                                  cost_model_estimate=self._cost_model(analysis, report, planned, shapes))
 
     @staticmethod
     def _cost_model(analysis: StaticAnalysis, report: BuildReport, planned: PlannedCheck,
@@ -45,5 +46,5 @@ class RknnJudge(StaticJudge):
         try:
             facts = analysis.analysis(report.source, shapes()).facts
             return estimate_latency(facts, planned.target, planned.backend, "int8" if report.quantized else None)
-        except (CannotJudge, EdgecheckError) as exc:
+        except (EdgecheckError, OSError, ValueError) as exc:  # the note is optional: the compiler's estimate stands
             return str(exc)

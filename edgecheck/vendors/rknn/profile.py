@@ -21,6 +21,8 @@ class CompilerPoint(StrictModel):
     rw_mb: float = Field(0, ge=0, description="MiB its NPU layers read and write, by the build log's layer table.")
     activation_melements: float = Field(0, ge=0, description="Millions of outputs of its NPU layers with a "
                                         "sigmoid-like activation (ConvExSwish, ConvSigmoid, ...).")
+    cpu_ms: float = Field(0, ge=0, description="Its CPU layers' time by the device CPU's cost model: taken off the "
+                          "published figure before fitting, as a check adds it back.")
     source: str
     role: Literal["fit", "validate"] = Field("fit", description="fit: the coefficients were fitted on it; "
                                              "validate: held out, it checks their error")
@@ -31,6 +33,8 @@ class CompilerEstimate(StrictModel):
     cycles at the NPU clock, times a factor fitted on published figures."""
 
     clock_ghz: float = Field(gt=0, description="The NPU clock the cycles are counted at.")
+    toolkit: str = Field("2.5.0", description="The rknn-toolkit2 version whose cycle counts the fit read: a build by "
+                         "another major.minor version is not judged on it.")
     scale: float = Field(gt=0, description="Published time over cycles/clock, fitted on the points.")
     rw_ms_per_mb: float = Field(0, ge=0, description="ms per MiB the layer table says the NPU layers move, fitted.")
     activation_ms_per_melement: float = Field(0, ge=0, description="ms per million sigmoid-like activation "

@@ -9,16 +9,14 @@ of nn-Meter, kept because it is more accurate out of sample than the single scal
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from edgecheck.vendors.rknn.build_log import BuildLog
+from edgecheck.vendors.rknn.build_log import BuildLog, shape_elements
 
 ACTIVATION = re.compile(r"Swish|Sigmoid|Silu|Tanh|Mish|Gelu|Softplus", re.IGNORECASE)
-_SHAPE = re.compile(r"\(([\d,]*)\)")
 
 
 @dataclass(frozen=True)
@@ -28,19 +26,18 @@ class CompilerFeatures:
     cycles_ms: float  # the compiler's total cycles at the NPU clock, ms
     rw_mb: float  # MiB the NPU layers read and write, by the layer table
     activation_melements: float  # millions of outputs of NPU layers with a sigmoid-like activation
+    unread: tuple[str, ...] = ()  # activation layers whose output shape the table cuts short: not counted
 
     def vector(self) -> np.ndarray:
         return np.array([self.cycles_ms, self.rw_mb, self.activation_melements])
 
 
-def _elements(shapes: str) -> int:
-    return sum(math.prod(int(d) for d in dims.split(",") if d) for dims in _SHAPE.findall(shapes))
-
-
 def features(log: BuildLog, clock_ghz: float) -> CompilerFeatures:
     npu = [layer for layer in log.layers if not layer.boundary and layer.target != "CPU"]
+    activations = [(layer, shape_elements(layer.output_shape)) for layer in npu if ACTIVATION.search(layer.op_type)]
     return CompilerFeatures(log.cycles_total / (clock_ghz * 1e6), sum(layer.rw_kb for layer in npu) / 1024,
-                            sum(_elements(layer.output_shape) for layer in npu if ACTIVATION.search(layer.op_type)) / 1e6)
+                            sum(n for _, n in activations if n is not None) / 1e6,
+                            tuple(layer.full_name for layer, n in activations if n is None))
 
 
 def predict(coefficients: tuple[float, float, float], found: CompilerFeatures) -> float:
