@@ -126,8 +126,8 @@ def main() -> int:
                   f"{estimate:.3g} ms ({estimate / published - 1:+.0%}); the published figure needs "
                   f"{implied:.0%} of the {model.unit.upper()} {precision} peak ({model.peak_tops:g} TOPS)")
     print("  -> above 100 % the figure cannot be that backend on that unit at that size: the article's ONNX Runtime "
-          "and TFLite figures were not CPU runs at 640x640, and TensorRT's at 640 would need ~90 % of the FP16 "
-          "peak; so they calibrate nothing here.")
+          "and TFLite figures were not CPU runs at 640x640, and TensorRT's at 640 would need over 80 % of the "
+          "FP16 peak; so they calibrate nothing here.")
     print(f"\n({time.perf_counter() - started:.1f} s)")
     return 0
 

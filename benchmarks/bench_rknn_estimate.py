@@ -191,8 +191,11 @@ def main() -> int:
     print(f"leave-one-out on the fit rows: error factor {error_factor(loo)} (stored {model.error_factor:g})")
     differ = [f"{p.model} {round(f.cycles_ms * model.clock_ghz * 1e6)} vs {p.cycles}" for p, f in zip(points, found)
               if round(f.cycles_ms * model.clock_ghz * 1e6) != p.cycles]
-    print("cycles measured now " + ("DIFFER from the stored ones: " + ", ".join(differ) if differ
-                                    else "match the stored ones for every point"))
+    if "--stored" in sys.argv:
+        print("cycles not rebuilt (--stored): the stored features were used")
+    else:
+        print("cycles measured now " + ("DIFFER from the stored ones: " + ", ".join(differ) if differ
+                                        else "match the stored ones for every point"))
     if seconds:
         print(f"\n{len(points)} builds in {sum(seconds):.1f} s, {time.perf_counter() - started:.1f} s in all")
     return 0

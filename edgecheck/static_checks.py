@@ -110,7 +110,8 @@ class OnnxJudge(StaticJudge):
         graph = analysis.analysis(path, shapes())
         estimate = analysis.estimate(graph, planned.target, planned.backend)
         result = judge_latency_estimate(estimate.ms, estimate.low_ms, estimate.high_ms, budget,
-                                        "lower bound" if math.isinf(estimate.high_ms) else "stated error range",
+                                        "lower bound" if math.isinf(estimate.high_ms) else
+                                        "stated error range" if estimate.calibrated else "uncalibrated guess",
                                         cannot_judge=estimate.cannot_judge())
         result.notes.extend(estimate.notes)
         result.facts.update(estimate.facts())

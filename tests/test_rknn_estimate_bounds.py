@@ -166,12 +166,25 @@ def test_a_silu_network_costs_more_than_its_relu_twin_at_identical_cycles():
     silu, *_ = judged(report(5_930_258, layer("ConvExSwish")))
     relu, *_ = judged(report(5_930_258, layer("ConvRelu")))
     assert float(silu.facts["estimate.ms"]) > float(relu.facts["estimate.ms"])
-    assert "sigmoid-like activations (0.819)" in silu.notes[0]  # 32 x 160 x 160 outputs, in millions
+    assert "sigmoid-like activations (0.819 M)" in silu.notes[0]  # 32 x 160 x 160 outputs, in millions
 
 
 def test_a_range_that_cannot_be_read_judges_nothing():
     """A NaN end (a profile's error_factor of inf on a 0 ms estimate) never falls back to the point value."""
-    from edgecheck.checks.result import Measurement
+    from edgecheck.checks.performance import judge_latency_estimate
 
-    m = Measurement("latency.estimate.p50", 0.0, "ms", 1.0, "max", interval=(math.nan, math.nan))
-    assert m.verdict == "inconclusive"
+    result = judge_latency_estimate(0.0, 0.0, math.nan, LatencyBudget(p50=1.0, source="estimate"))
+    assert result.measurements[0].verdict == "inconclusive"
+    assert "cannot be computed" in result.measurements[0].cannot_judge
+
+
+def test_an_npu_layer_the_compiler_gives_no_cycles_for_real_work_makes_a_lower_bound():
+    """rknn-toolkit2 puts an LSTM on the NPU as exLSTM with 0 cycles: its time is not in the estimate, so a budget
+    above it cannot pass (a new user's CNN+LSTM passed 5 ms on 3.2 ms before)."""
+    lstm = RknnLayer(3, "exLSTM", "INT8", "NPU", "(49,1,256)", "(49,1,1,256)", 0, 0, 0, 900, "LSTM:lstm")
+    result, estimate, low, high = judged(report(5_930_258, lstm), p50=1000.0)
+    assert (low, high) == (estimate, math.inf)
+    assert result.measurements[0].verdict == "inconclusive"
+    assert any("0 cycles for 1 NPU layers that do real work (LSTM:lstm)" in n for n in result.notes), result.notes
+    add = RknnLayer(3, "Add", "INT8", "NPU", "(1,32,40,40),(1,32,40,40)", "(1,32,40,40)", 0, 0, 0, 100, "Add:a")
+    assert judged(report(5_930_258, add))[3] < math.inf  # an Add's 0 cycles are its bytes, which the model counts

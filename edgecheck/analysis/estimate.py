@@ -45,8 +45,8 @@ class LatencyEstimate:
         measured on a published figure, so its range (a guess) can neither pass nor fail a bound."""
         if self.calibrated:
             return ""
-        return (f"the {self.device} {self.backend} {self.precision} cost model is uncalibrated, with no published figures "
-                f"to fit and validate it on ({self.calibration}): its {self.ms:.3g} ms is an order of magnitude only")
+        return (f"the {self.device} {self.backend} {self.precision} cost model has no published figures to fit and "
+                f"validate it on, so it is uncalibrated ({self.calibration.removeprefix('uncalibrated: ')}): its {self.ms:.3g} ms is an order of magnitude only")
 
     def facts(self) -> dict[str, str]:
         return {

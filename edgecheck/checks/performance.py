@@ -78,6 +78,9 @@ def judge_memory(footprint_mib: float, process_mib: float, baseline_mib: float, 
     return result
 
 
+TYPICAL = ("p50", "mean")  # what an estimate of typical latency can judge both ways
+
+
 def judge_latency_estimate(estimate_ms: float, low_ms: float, high_ms: float, budget: LatencyBudget,
                            interval_kind: str = "stated error range", cannot_judge: str = "") -> CheckResult:
     """Each latency bound against the cost model's estimate, whose stated error is its interval: a
@@ -85,10 +88,21 @@ def judge_latency_estimate(estimate_ms: float, low_ms: float, high_ms: float, bu
     say 'estimate' so no report can take them for measurements. `cannot_judge`: why the estimate may
     judge no bound at all (an uncalibrated model: its error was never measured), each then inconclusive."""
     result = CheckResult("latency")
+    if math.isnan(estimate_ms) or math.isnan(low_ms) or math.isnan(high_ms):  # never a fall-back to the point
+        cannot_judge = cannot_judge or "the estimate's stated range cannot be computed (check the cost model's figures)"
+    tails = []
     for name, limit in budget.bounds().items():
+        interval, kind = (low_ms, high_ms), interval_kind
+        if name not in TYPICAL and not math.isinf(high_ms):  # a tail percentile is at least the typical time, by how much no estimate knows
+            interval, kind = (low_ms, math.inf), "tail lower bound"
+            tails.append(name)
         result.measurements.append(Measurement(f"latency.estimate.{name}", estimate_ms, "ms", limit, "max",
-                                               interval=(low_ms, high_ms), interval_kind=interval_kind,
-                                               cannot_judge=cannot_judge))
+                                               interval=interval, interval_kind=kind, cannot_judge=cannot_judge))
+    if tails:
+        result.notes.append(f"{', '.join(tails)}: a tail percentile is at least the typical latency this estimate is of "
+                            "(the published figures it is fitted on are averages), by an amount no estimate knows, so "
+                            "the estimate bounds it from below only: it can fail such a budget, never pass it (budget "
+                            "p50 or mean to be judged either way)")
     result.notes.append("an estimate of typical latency from an analytical cost model, not a measurement; each "
                         "bound is compared with it and with its stated error range")
     return result

@@ -50,9 +50,7 @@ class Measurement:
             return "inconclusive"
         budget = self.budget
         assert budget is not None
-        if self.interval is not None:
-            if any(math.isnan(x) for x in self.interval):
-                return "inconclusive"  # a range that cannot be read cannot judge, never falls back to the point
+        if self.interval is not None and not any(math.isnan(x) for x in self.interval):
             low, high = self.interval
             if self.bound == "max":
                 return "pass" if high <= budget else ("fail" if low > budget else "inconclusive")
@@ -127,6 +125,8 @@ class CheckResult:
             elif m.verdict == "inconclusive":
                 within = ("the measurement's noise" if m.interval_kind == "95% CI"
                           else "the range the estimate leaves open (it is a lower bound)" if m.interval_kind == "lower bound"
+                          else ("the range a typical-latency estimate leaves open for a tail percentile (it can only "
+                                "bound it from below)") if m.interval_kind == "tail lower bound"
                           else f"the estimate's {m.interval_kind}")
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}: inconclusive, the budget lies "
                              f"within {within}")

@@ -7,6 +7,7 @@ measurement, and labelled so; a lower bound wherever something is not counted.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 from edgecheck.analysis.costs import COMPUTE, EPILOGUE, FREE, MOVEMENT, NO_COST_FORMULA, PER_ELEMENT, POOLS, REDUCTIONS
@@ -25,6 +26,7 @@ LAYER_BYTES = {"INT8": 1, "UINT8": 1, "INT16": 2, "FLOAT16": 2, "BFLOAT16": 2, "
 # The CPU cost model is uncalibrated (its error was never measured): its time is added only where even its
 # upper end is this small a share of the NPU's, so its error cannot move a verdict; else a lower bound.
 CPU_SHARE = 0.02
+RECURRENT = re.compile(r"LSTM|GRU|RNN|Attention|Einsum|Loop|Scan", re.IGNORECASE)
 # Ops whose CPU time is bytes through memory and a few operations per element (no weights the table omits)
 CPU_COSTABLE = (MOVEMENT | FREE | EPILOGUE | POOLS | REDUCTIONS | set(PER_ELEMENT)
                 | {"Add", "Sub", "Mul", "Div", "Cast", "Max", "Min", "Abs", "Neg", "Equal", "Greater", "Less",
@@ -112,6 +114,13 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
                          "has measured")
         else:
             ms, low, high = ms + cpu_ms, low + cpu_low, high + cpu_high
+    blind = [layer for layer in report.log.layers if not layer.boundary and layer.target != "CPU"
+             and layer.cycles_total == 0 and (layer.source_op in COMPUTE or layer.source_op in NO_COST_FORMULA
+                                              or RECURRENT.search(layer.op_type))]
+    if blind:
+        uncounted = uncounted or (f"the compiler counts 0 cycles for {len(blind)} NPU layers that do real work "
+                                  f"({', '.join(layer.full_name or layer.op_type for layer in blind[:3])}): their "
+                                  "time is not counted")
     if found.unread:
         uncounted = uncounted or (f"the layer table cuts short the output shape of {len(found.unread)} activation "
                                   f"layers ({', '.join(found.unread[:3])}), whose cost is then not counted")
@@ -121,8 +130,8 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
                                     cannot_judge=_unjudgeable(report, model.toolkit))
     result.notes[-1] = ("the compiler's estimate, not a measurement: rknn-toolkit2's per-layer cycle counts, summed, "
                         f"at {model.clock_ghz:g} GHz, times {model.scale:.3g}, plus {model.rw_ms_per_mb:.3g} ms per MiB "
-                        f"its layer table moves ({found.rw_mb:.3g}) and {model.activation_ms_per_melement:.3g} ms per "
-                        f"million sigmoid-like activations ({found.activation_melements:.3g}) ({model.calibration}); "
+                        f"its layer table moves ({found.rw_mb:.3g} MiB) and {model.activation_ms_per_melement:.3g} ms per "
+                        f"million sigmoid-like activations ({found.activation_melements:.3g} M) ({model.calibration}); "
                         f"each bound is compared with it and with its stated error range (x/÷{model.error_factor:g})")
     if not smallest:
         result.notes.append("the profile's compiler_estimate names no calibration point: the estimate is a lower "
@@ -154,7 +163,7 @@ def judge_rknn_latency(report: BuildReport, device: DeviceProfile, backend: str,
                                 f"{device.name}'s uncalibrated CPU cost model from the layer table's shapes), is under "
                                 f"{CPU_SHARE:.0%} of the NPU's and added")
             result.facts["estimate.cpu_ms"] = f"{cpu_part[0]:.4g}"
-    elif found.unread:
+    elif uncounted:
         result.notes.append(uncounted + ": the estimate is a lower bound only")
     if cost_model_estimate is not None:
         note_cost_model_estimate(result, cost_model_estimate, (low, high))
