@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from architectures import ARCHITECTURES  # noqa: E402
+from validation import summary  # noqa: E402
 
 from edgecheck.analysis.calibrate import BANDWIDTH_GRID, COMPUTE_GRID, error_factor, fit, leave_one_out, predict_ms  # noqa: E402,E501
 from edgecheck.analysis.costs import ModelFacts, model_facts  # noqa: E402
@@ -88,13 +89,7 @@ def report(profile: DeviceProfile, backend: str, precision: str, model: CostMode
         print(f"  note: the fit lands on the edge of its grid for {', '.join(edges)}: the data do not pin it down "
               "(at bandwidth efficiency 1.0 the memory side of the roofline is effectively unused)")
     if validation:
-        errors = [e for e, _, _ in validation]
-        covered = sum(1 for _, inside, _ in validation if inside)
-        passes = sum(1 for *_, verdict in validation if verdict == "pass")
-        print(f"  validation ({len(validation)} rows never fitted on): median absolute error "
-              f"{statistics.median(errors):.1%}, largest {max(errors):.1%}; coverage of the stated range "
-              f"{covered}/{len(validation)} = {covered / len(validation):.0%}; 'pass' for a budget at the published "
-              f"figure: {passes}")
+        print("  " + summary(validation))
     else:
         print("  validation: no rows held out")
 

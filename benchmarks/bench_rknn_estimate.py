@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 from architectures import ARCHITECTURES  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
+from validation import summary  # noqa: E402
 
 from edgecheck.analysis.calibrate import error_factor  # noqa: E402
 from edgecheck.devices import load_profiles  # noqa: E402
@@ -181,13 +182,7 @@ def main() -> int:
     stored = "is" if same else "is NOT"
     print(f"  smallest largest leave-one-out miss on the fit rows: {best}; the stored model {stored} that one")
 
-    errors = [e for e, _, _ in validation]
-    covered = sum(1 for _, inside, _ in validation if inside)
-    passes = sum(1 for *_, verdict in validation if verdict == "pass")
-    print(f"\nvalidation ({len(validation)} rows never fitted on), stored model: median absolute error "
-          f"{statistics.median(errors):.1%}, largest {max(errors):.1%}; coverage of the stated range "
-          f"{covered}/{len(validation)} = {covered / len(validation):.0%}; 'pass' for a budget at the published figure: "
-          f"{passes}")
+    print(f"\nstored model, {summary(validation)}")
     print(f"leave-one-out on the fit rows: error factor {error_factor(loo)} (stored {model.error_factor:g})")
     differ = [f"{p.model} {round(f.cycles_ms * model.clock_ghz * 1e6)} vs {p.cycles}" for p, f in zip(points, found)
               if round(f.cycles_ms * model.clock_ghz * 1e6) != p.cycles]

@@ -133,6 +133,12 @@ def _silu(g: _Graph, y: str, name: str) -> str:
     return g.node("Mul", [y, g.node("Sigmoid", [y], f"{name}.sigmoid")], name)
 
 
+def _class_sum(g: _Graph, cls: str, name: str, out: str) -> str:
+    """The zoo's NPU-friendly score sum beside each class map: ReduceSum over classes, clipped to [0, 1]."""
+    total = g.node("ReduceSum", [cls, "class_sum.axes"], name, keepdims=1)
+    return g.node("Clip", [total, "class_sum.min", "class_sum.max"], f"{name}.clip", out=out)
+
+
 def yolov8(variant: str, batch: int = 1, size: int = 640) -> onnx.ModelProto:
     """YOLOv8 (ultralytics models/v8/yolov8.yaml) at one of YOLOV8_SCALES, as rknn_model_zoo exports it
     with airockchip/ultralytics_yolov8 (format="rknn").
@@ -195,9 +201,7 @@ def yolov8(variant: str, batch: int = 1, size: int = 640) -> onnx.ModelProto:
         cls = conv(conv(x, f"model.22.cv3.{i}.0", c, cls_c, 3), f"model.22.cv3.{i}.1", cls_c, cls_c, 3)
         cls = g.node("Sigmoid", [g.conv(cls, f"model.22.cv3.{i}.2", cls_c, 80, 1)], f"model.22.sigmoid.{i}",
                      out=f"output{3 * i + 1}")
-        total = g.node("ReduceSum", [cls, "class_sum.axes"], f"model.22.class_sum.{i}", keepdims=1)
-        g.node("Clip", [total, "class_sum.min", "class_sum.max"], f"model.22.class_sum.{i}.clip",
-               out=f"output{3 * i + 2}")
+        _class_sum(g, cls, f"model.22.class_sum.{i}", f"output{3 * i + 2}")
         outputs += [(f"output{3 * i}", [batch, 64, h, w]), (f"output{3 * i + 1}", [batch, 80, h, w]),
                     (f"output{3 * i + 2}", [batch, 1, h, w])]
     return g.model([("images", [batch, 3, size, size])], outputs)
@@ -451,9 +455,7 @@ def yolov6n(batch: int = 1, size: int = 640) -> onnx.ModelProto:
         cls = g.node("Sigmoid", [g.conv(cls, f"detect.cls_preds.{i}", c, 80, 1)], f"detect.sigmoid.{i}",
                      out=f"output{3 * i + 1}")
         g.conv(reg, f"detect.reg_preds.{i}", c, 4, 1, out=f"output{3 * i}")
-        total = g.node("ReduceSum", [cls, "class_sum.axes"], f"detect.class_sum.{i}", keepdims=1)
-        g.node("Clip", [total, "class_sum.min", "class_sum.max"], f"detect.class_sum.{i}.clip",
-               out=f"output{3 * i + 2}")
+        _class_sum(g, cls, f"detect.class_sum.{i}", f"output{3 * i + 2}")
         outputs += [(f"output{3 * i}", [batch, 4, h, w]), (f"output{3 * i + 1}", [batch, 80, h, w]),
                     (f"output{3 * i + 2}", [batch, 1, h, w])]
     return g.model([("images", [batch, 3, size, size])], outputs)
