@@ -13,9 +13,10 @@ range, and the verdict a budget at the published figure would get. Then it compa
 scale the profile used before with the per-layer terms, re-fits, and summarises the validation rows.
 
 Needs the toolkit's environment (`edgecheck env create rknn`); each build takes a few seconds.
-`--stored` skips the builds and uses the features stored with each point.
+`--stored` skips the builds and uses the features stored with each point; `--device=NAME` benchmarks another chip.
 
-Run: python benchmarks/bench_rknn_estimate.py [--stored]
+Run: python benchmarks/bench_rknn_estimate.py [--stored] [--device=rk3566]  (rk3588 by default; every profile with a
+compiler_estimate: rk3588, rk3566, rk3568, rk3562)
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from edgecheck.vendors.rknn import compiler_model as estimate  # noqa: E402
 from edgecheck.vendors.rknn.build_log import BuildLog, parse_build_log  # noqa: E402
 from edgecheck.vendors.rknn.latency import cpu_cost_model, cpu_layer_ms  # noqa: E402
 
-DEVICE = "rk3588"
+DEVICE = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--device=")), "rk3588")
 CANDIDATES = {"single scale (before issue 17)": (True, False, False), "cycles + bytes moved": (True, True, False),
               "cycles + activations": (True, False, True), "cycles + bytes + activations": (True, True, True)}
 

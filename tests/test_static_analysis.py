@@ -704,15 +704,21 @@ def test_one_real_network_gets_one_estimate_from_its_float_graph_and_its_qdq_art
 # 6. the calibration: the stored cost model is the fit of its published points
 
 
-@pytest.fixture(scope="module")
-def calibration_points(rk3588):
-    """The int8 cost model and each published point's architecture facts, fit rows and validation rows apart."""
+CALIBRATED = [name for name, profile in load_profiles().items()
+              if "rknn" in profile.backends and profile.backends["rknn"].estimate.get("int8") is not None
+              and profile.backends["rknn"].estimate["int8"].calibrated]
+
+
+@pytest.fixture(scope="module", params=CALIBRATED)
+def calibration_points(request):
+    """Per device with a calibrated int8 cost model (rk3588, rk3562): the model and each published point's
+    architecture facts, fit rows and validation rows apart."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from architectures import ARCHITECTURES
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    model = rk3588.backends["rknn"].estimate["int8"]
+    model = load_profiles()[request.param].backends["rknn"].estimate["int8"]
     rows = {"fit": [], "validate": []}
     for point in model.points:
         batch, _, size, _ = point.input
