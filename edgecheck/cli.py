@@ -345,6 +345,13 @@ def _boards(args: argparse.Namespace, extra: list[str]) -> int:
     return boards_command(args.boards, args.board, args.json)
 
 
+def _report(args: argparse.Namespace, extra: list[str]) -> int:
+    """`edgecheck report RESULTS.json`: the run's Markdown summary, from the file `--edge-results` wrote."""
+    from edgecheck.report.markdown import report_command
+
+    return report_command(Path(args.results), Path(args.output) if args.output else None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgecheck", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -397,6 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one more board, as --edge-board (repeatable)")
     boards.add_argument("--json", action="store_true", help="print every board's facts as JSON")
     boards.set_defaults(run=_boards)
+    report = commands.add_parser("report", help="a run's Markdown summary from its --edge-results file",
+                                 description="Print (or write) the Markdown summary of a run from the JSON document "
+                                 "--edge-results wrote: a table per target, failures and inconclusive verdicts first.")
+    report.add_argument("results", help="the results JSON of a run (--edge-results)")
+    report.add_argument("-o", "--output", help="write the Markdown here instead of printing it")
+    report.set_defaults(run=_report)
     schema = commands.add_parser("schema", help="print the JSON Schema of spec files (every installed check "
                                  "kind's budgets)")
     schema.add_argument("--results", action="store_true",

@@ -99,6 +99,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "versioned JSON document, for reports and comparisons between runs. Default: ini edge_results, else none.",
     )
     group.addoption(
+        "--edge-markdown", dest="edge_markdown", default=None, metavar="PATH",
+        help="Write the run's summary as Markdown (a table per target, failures and inconclusive verdicts first "
+        "with their whole reason). Under GitHub Actions it is also appended to $GITHUB_STEP_SUMMARY.",
+    )
+    group.addoption(
         "--edge-board", action="append", dest="edge_board", default=[], metavar="DEVICE=SSH",
         help="Run DEVICE's items on this board for this run, e.g. rk3588=ssh://ci@10.0.0.5 or "
         "raspberry-pi-4b=pi@pi-1?python=/opt/edge/bin/python (repeatable; replaces the boards file's boards of "

@@ -94,15 +94,16 @@ class EdgeSession:
         baselines = self.baseline_dir()
         if baselines.exists() and not baselines.is_dir():
             raise pytest.UsageError(f"edge_baseline_dir: {baselines} is a file, not a folder of baselines")
-        json_path = self.config.getoption("edge_benchmark_json")
-        if json_path:
-            path = Path(json_path)
-            if path.is_dir():
-                raise pytest.UsageError(f"--edge-benchmark-json: {path} is a folder; give the path of the file "
-                                        "to write, such as latency.json")
-            if not path.absolute().parent.is_dir():
-                raise pytest.UsageError(f"--edge-benchmark-json: the folder {path.absolute().parent} does not exist; "
-                                        "create it or give a path in an existing folder")
+        for option, example in (("edge_benchmark_json", "latency.json"), ("edge_markdown", "summary.md")):
+            given_path = self.config.getoption(option)
+            if given_path:
+                path, flag = Path(given_path), "--" + option.replace("_", "-")
+                if path.is_dir():
+                    raise pytest.UsageError(f"{flag}: {path} is a folder; give the path of the file to write, such "
+                                            f"as {example}")
+                if not path.absolute().parent.is_dir():
+                    raise pytest.UsageError(f"{flag}: the folder {path.absolute().parent} does not exist; create it "
+                                            "or give a path in an existing folder")
         results = self.config.getoption("edge_results")
         given = "--edge-results" if results else "edge_results"
         results_path = Path(results) if results else (Path(self.config.getini("edge_results")[0])

@@ -101,6 +101,8 @@ ENVS_ROOT = _envs_root()  # read before pytester gives its sessions another HOME
 def _same_tool_environments(monkeypatch: pytest.MonkeyPatch) -> None:
     """Inner pytester sessions find the converter environments (edgecheck env) this session finds."""
     monkeypatch.setenv("EDGECHECK_ENVS", str(ENVS_ROOT))
+    # inner sessions are not the CI job's run: under GitHub Actions they must not write its job summary
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -52,3 +52,4 @@ def write_run_results(path: Path, records: list[Mapping[str, Any]]) -> str:
     except (OSError, ValueError) as exc:
         return f"edgecheck: results NOT written to {path}: {exc}"
     return f"edgecheck: {len(records)} results written to {path}"
+

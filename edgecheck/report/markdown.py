@@ -1,0 +1,131 @@
+"""The run as Markdown, for a pull request or a CI job summary: one section per target, what needs attention
+first (failures and inconclusive verdicts, each with its whole reason), then what passed, then the skips
+counted by reason. Built from the items' records, like the terminal table, so it reads the same with or
+without xdist, and from a results file (`edgecheck report results.json`) as from a live run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from edgecheck.report.terminal import row_from_record, short_reason
+from edgecheck.results import record_result
+
+ATTENTION = ("FAIL", "FAIL (inconclusive)", "inconclusive")
+_FIGURE = re.compile(r"^[\w.]+ = [^,]*, budget [^:]*: ")
+
+
+def cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: one line, pipes and HTML escaped."""
+    text = " ".join(str(text).split())
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+            .replace("`", "'"))
+
+
+def why(record: Mapping[str, Any]) -> str:
+    """The whole reason of a failure or an inconclusive verdict: every breach and doubt the check gave, else the
+    failure's own message (its last line, without the worker output quoted under it)."""
+    try:
+        result = record_result(record)
+    except ValueError as exc:
+        return f"its result cannot be read: {exc}"
+    if result is not None:
+        lines = [_FIGURE.sub("", line) for line in result.breaches()]  # the figure and budget have their columns
+        if lines:
+            return "; ".join(lines)
+    return short_reason(str(record.get("outcome", "")), str(record.get("reason", "")))
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
+
+
+def markdown_summary(records: Iterable[Mapping[str, Any]], title: str = "edgecheck") -> str:
+    """The run's Markdown: a headline with the counts, then per target the attention table, the passes and the
+    skips. Records of spec files that did not load are listed first: nothing of them was checked."""
+    records = list(records)
+    checked = sorted((r for r in records if r.get("target")), key=lambda r: row_from_record(r))
+    broken = [r for r in records if not r.get("target")]
+    rows = [(r, row_from_record(r)) for r in checked]
+    counts = Counter("failed" if row.verdict.startswith("FAIL") else row.verdict for _, row in rows)
+    counts["failed"] += len(broken)
+    words = {"failed": "failed", "inconclusive": "inconclusive", "pass": "passed", "skip": "skipped"}
+    parts = [f"{counts[key]} {word}" for key, word in words.items() if counts[key]]
+    lines = [f"## {title}: " + (", ".join(parts) or "no edgecheck check ran"), ""]
+    if broken:
+        lines += ["**Spec files that did not load** (nothing in them was checked)", ""]
+        lines += [f"- `{cell(str(r.get('spec', '')))}`: {cell(why(r))}" for r in broken] + [""]
+    for target in dict.fromkeys(row.target for _, row in rows):
+        mine = [(r, row) for r, row in rows if row.target == target]
+        attention = [(r, row) for r, row in mine if row.verdict in ATTENTION]
+        attention.sort(key=lambda pair: ATTENTION.index(pair[1].verdict) > 1)  # failures before inconclusive
+        passed = [row for _, row in mine if row.verdict == "pass"]
+        skipped = Counter(short_reason("skipped", str(r.get("reason", ""))) for r, row in mine if row.verdict == "skip")
+        lines += [f"### target {target}", ""]
+        if attention:
+            lines += ["**Needs attention**", ""]
+            lines += _table(("verdict", "spec", "check", "backend", "recipe", "measured", "budget", "why"),
+                            [(row.verdict, row.spec, row.check, row.backend, row.recipe, _measured(r, row),
+                              row.budget, why(r)) for r, row in attention]) + [""]
+        if passed:
+            lines += [f"**Passed** ({len(passed)})", ""]
+            lines += _table(("spec", "check", "backend", "recipe", "measured", "budget"),
+                            [(row.spec, row.check, row.backend, row.recipe, row.measured, row.budget)
+                             for row in passed]) + [""]
+        if skipped:
+            lines += [f"**Skipped** ({sum(skipped.values())})", ""]
+            lines += [f"- {n} × {cell(reason)}" for reason, n in skipped.most_common()] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _measured(record: Mapping[str, Any], row: Any) -> str:
+    """The headline figure, whole (the terminal table cuts it to its width)."""
+    try:
+        result = record_result(record)
+    except ValueError:
+        return row.measured
+    headline = result.headline() if result is not None else None
+    return f"{headline.name} = {headline.value_text()}" if headline is not None else row.measured
+
+
+def report_command(results: Path, output: Path | None) -> int:
+    """Print or write the Markdown of a results file; 2 with the reason where the file cannot be read."""
+    import json
+    import sys
+
+    try:
+        document = json.loads(results.read_text(encoding="utf-8"))
+        records = document["records"]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("'records' is not a list of records")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"edgecheck report: {results}: not a results file written by --edge-results ({exc})", file=sys.stderr)
+        return 2
+    text = markdown_summary(records)
+    if output is None:
+        sys.stdout.write(text)
+        return 0
+    message = write_markdown(output, records)
+    print(message)
+    return 0 if " NOT " not in message else 1
+
+
+def write_markdown(path: Path, records: list[Mapping[str, Any]], append: bool = False) -> str:
+    """The run's Markdown summary (`--edge-markdown`, or appended to $GITHUB_STEP_SUMMARY); the line to print."""
+    text = markdown_summary(records)
+    try:
+        if append:
+            with open(path, "a", encoding="utf-8") as out:  # a job summary collects every step's part
+                out.write(text + "\n")
+        else:
+            from edgecheck.results import write_atomically
+
+            write_atomically(path, text.encode("utf-8"))
+    except OSError as exc:
+        return f"edgecheck: Markdown summary NOT written to {path}: {exc}"
+    return f"edgecheck: Markdown summary {'appended to' if append else 'written to'} {path}"

@@ -1,0 +1,86 @@
+"""The run's Markdown summary (issue 18, item 2) as users get it: `--edge-markdown`, a GitHub job summary, and
+`edgecheck report` on a results file — real pytest sessions on real specs and models."""
+
+from __future__ import annotations
+
+import json
+
+from edgecheck.cli import main
+from edgecheck.report.markdown import cell, markdown_summary
+
+SPEC = """
+edgecheck: 1
+model: {path: ../models/clf.onnx}
+data:
+  evaluation: {path: ../models/eval.npz}
+targets:
+  host:
+    backends: [onnxruntime]
+    budgets:
+      accuracy_drop: 1.0
+      parity: {atol: 1.0e-5, cosine: 0.9999}
+      size_mb: 0.0001
+  rk3588:
+    backends: [rknn]
+    budgets:
+      ops: {unsupported: 0}
+"""
+
+
+def test_the_markdown_puts_what_needs_attention_first_with_its_whole_reason(pytester, spec_project, monkeypatch):
+    spec_project(SPEC)
+    step = pytester.path / "step-summary.md"
+    step.write_text("## an earlier step's part\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    result = pytester.runpytest("specs", "--edge-markdown=summary.md", "--edge-results=results.json",
+                                "--edge-target=all")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*Markdown summary written to summary.md*",
+                                 f"*Markdown summary appended to {step}*"])
+    text = (pytester.path / "summary.md").read_text()
+    assert text.startswith("## edgecheck: 1 failed, 3 passed\n")
+    host = text.index("### target host")
+    attention, passed = text.index("**Needs attention**", host), text.index("**Passed** (2)", host)
+    assert attention < passed
+    failing = next(line for line in text.splitlines() if line.startswith("| FAIL |"))
+    assert "| size |" in failing and "size_mb = " in failing and "&lt;= 0.0001 MiB" in failing
+    assert "over by" in failing  # the reason, whole, without the figure it repeats
+    assert "### target rk3588" in text and "| ops.unsupported = 0 nodes |" in text
+    # GitHub's job summary keeps the earlier steps' parts and gets the same Markdown
+    assert step.read_text() == "## an earlier step's part\n" + text + "\n"
+
+    # the same Markdown from the results file, printed or written
+    assert main(["report", str(pytester.path / "results.json"), "-o", str(pytester.path / "again.md")]) == 0
+    assert (pytester.path / "again.md").read_text() == text
+
+
+def test_a_run_without_edgecheck_items_adds_nothing_to_the_job_summary(pytester, monkeypatch):
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    step = pytester.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert not step.exists()
+
+
+def test_report_refuses_what_is_not_a_results_file(tmp_path, capsys):
+    bad = tmp_path / "results.json"
+    bad.write_text(json.dumps({"something": 1}))
+    assert main(["report", str(bad)]) == 2
+    assert "not a results file written by --edge-results" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.json")]) == 2
+
+
+def test_a_markdown_cell_cannot_break_its_table():
+    assert cell("a | b\nc <d>") == "a \\| b c &lt;d&gt;"
+    assert markdown_summary([]) == "## edgecheck: no edgecheck check ran\n"
+
+
+def test_a_spec_file_that_did_not_load_is_listed_as_failed(pytester, spec_project):
+    spec_project(SPEC)
+    spec_project("edgecheck: 1\nmodel: {path: ../models/clf.onnx}\ntargets: {host: {budgets: {size_mb: ten}}}\n",
+                 name="broken")
+    result = pytester.runpytest("specs/broken.yaml", "--edge-markdown=summary.md")
+    result.assert_outcomes(failed=1)
+    text = (pytester.path / "summary.md").read_text()
+    assert text.startswith("## edgecheck: 1 failed\n")
+    assert "**Spec files that did not load**" in text and "size_mb" in text
