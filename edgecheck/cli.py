@@ -1,8 +1,9 @@
 """The `edgecheck` command: `check` runs the spec tests through pytest (same exit codes),
 `devices` lists device profiles, `recipes` the compression recipes and their parameters, `cache`
 shows or clears the artifact cache, `env` lists and creates the tool environments converters with
-clashing pins run in (onnx2tf), `schema` prints the spec JSON Schema for editors; `ops`, `inspect`
-and `fit` analyse a model file for a target without running it."""
+clashing pins run in (onnx2tf, rknn), `boards` checks the lab's boards, `report` writes a run's
+Markdown summary, `schema` prints the spec JSON Schema for editors; `ops`, `inspect` and `fit`
+analyse a model file for a target without running it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 
@@ -353,8 +355,19 @@ def _report(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from edgecheck import __version__
+
     parser = argparse.ArgumentParser(prog="edgecheck", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edgecheck {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    plain_add = commands.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """A subcommand whose `--help` says what it does (its one-line help, unless it has a description)."""
+        kwargs.setdefault("description", kwargs.get("help"))
+        return plain_add(name, **kwargs)
+
+    commands.add_parser = add_parser  # type: ignore[method-assign]
     check = commands.add_parser("check", help="run spec files as pytest tests",
                                 description="Run spec files through pytest; arguments after -- go to pytest.")
     check.add_argument("specs", nargs="*", help="spec files or folders (default: specs)")
@@ -379,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     devices.add_argument("--json", action="store_true", help="print the profiles as JSON")
     devices.set_defaults(run=_devices)
     env = commands.add_parser("env", help="list or create the tool environments converters run in",
-                              description="Converters whose pinned versions clash with edgecheck's (onnx2tf) "
+                              description="Converters whose pinned versions clash with edgecheck's (onnx2tf, "
+                              "rknn-toolkit2) "
                               "each run in a virtual environment of their own, made once by `edgecheck env "
                               "create NAME` (in $EDGECHECK_ENVS, else $XDG_DATA_HOME/edgecheck/envs, "
                               "else ~/.local/share/edgecheck/envs); "

@@ -79,6 +79,10 @@ class PluginWarning(UserWarning):
     """An installed edgecheck plug-in could not be used (it failed to import, or it clashes with another)."""
 
 
+class SpecLocationWarning(UserWarning):
+    """A spec file runs only because it was named on the command line: its folder's run would not collect it."""
+
+
 class InconclusiveWarning(UserWarning):
     """A budget lies within the measurement's noise: this run can say neither pass nor fail."""
 

@@ -183,10 +183,36 @@ def _matches(path: Path, root: Path, patterns: list[str]) -> bool:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     config = parent.config
-    if file_path.suffix in (".yaml", ".yml") and _matches(file_path, config.rootpath,
-                                                         config.getini("edge_spec_patterns")):
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    patterns = config.getini("edge_spec_patterns")
+    if _matches(file_path, config.rootpath, patterns):
+        return SpecFile.from_parent(parent, path=file_path)
+    if _named_spec(file_path, config):  # outside the patterns, yet the user asked for this very spec
+        import warnings
+
+        from edgecheck.errors import SpecLocationWarning
+
+        warnings.warn(SpecLocationWarning(
+            f"{file_path} is outside edge_spec_patterns ({' '.join(patterns)}): it runs because it was named on the "
+            "command line, but a run of its folder would not collect it; add a pattern to the ini option "
+            "edge_spec_patterns (or move the file)"))
         return SpecFile.from_parent(parent, path=file_path)
     return None
+
+
+def _named_spec(file_path: Path, config: pytest.Config) -> bool:
+    """Whether the file was named on the command line and reads as an edgecheck spec (a top-level
+    `edgecheck:` key in its first lines): other YAML files are never claimed."""
+    named = {(config.invocation_params.dir / arg.split("::")[0]).resolve() for arg in config.args}
+    if file_path.resolve() not in named:
+        return False
+    try:
+        with open(file_path, "rb") as source:
+            head = source.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return any(line.startswith("edgecheck:") for line in head.splitlines())
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -157,3 +157,16 @@ def test_console_script_is_installed():
     result = subprocess.run([script, "schema"], capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert result.returncode == 0, result.stderr
     assert "targets" in json.loads(result.stdout)["properties"]
+
+
+def test_the_command_says_its_version_and_every_subcommand_says_what_it_does(capsys):
+    """Issue 18, item 7: `--version`, and a `--help` for each subcommand that is more than its usage line."""
+    from edgecheck import __version__
+    from edgecheck.cli import build_parser, main
+
+    with pytest.raises(SystemExit) as ended:
+        main(["--version"])
+    assert ended.value.code == 0 and capsys.readouterr().out.strip() == f"edgecheck {__version__}"
+    commands = next(a for a in build_parser()._actions if getattr(a, "choices", None))
+    for name, sub in commands.choices.items():
+        assert sub.description, f"`edgecheck {name} --help` says nothing about what it does"

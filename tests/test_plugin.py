@@ -404,6 +404,20 @@ def test_yaml_files_outside_the_spec_patterns_are_not_claimed(pytester, spec_pro
     result.stdout.fnmatch_lines(["*api.yaml*edgecheck: required field is missing*"])
 
 
+def test_a_spec_named_on_the_command_line_outside_the_patterns_runs_and_says_so(pytester, spec_project):
+    """Issue 18: a spec outside edge_spec_patterns got pytest's bare "not found"; named, it runs with a note on
+    how to make its folder's run collect it. A YAML file that is not a spec is still never claimed."""
+    spec_project(INT8_SPEC)
+    (pytester.path / "models" / "gate.yaml").write_text((pytester.path / "specs" / "model.yaml").read_text()
+                                                        .replace("../models/", ""))
+    result = pytester.runpytest("models/gate.yaml", "-W", "default")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*SpecLocationWarning*gate.yaml is outside edge_spec_patterns (specs/*.yaml "
+                                 "specs/*.yml)*add a pattern*"])
+    (pytester.path / "models" / "other.yaml").write_text("openapi: 3.0.0\n")
+    assert pytester.runpytest("models/other.yaml").ret == pytest.ExitCode.USAGE_ERROR  # pytest's "not found"
+
+
 def test_a_mistyped_backend_is_a_usage_error(pytester, spec_project):
     spec_project(INT8_SPEC)
     result = pytester.runpytest("specs", "--edge-backend=onnxruntim")
