@@ -193,10 +193,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
         from edgecheck.errors import SpecLocationWarning
 
-        warnings.warn(SpecLocationWarning(
+        warnings.warn_explicit(SpecLocationWarning(  # located at the spec, not at this line
             f"{file_path} is outside edge_spec_patterns ({' '.join(patterns)}): it runs because it was named on the "
             "command line, but a run of its folder would not collect it; add a pattern to the ini option "
-            "edge_spec_patterns (or move the file)"))
+            "edge_spec_patterns (or move the file)"), SpecLocationWarning, str(file_path), 1)
         return SpecFile.from_parent(parent, path=file_path)
     return None
 

@@ -45,9 +45,13 @@ def test_the_markdown_puts_what_needs_attention_first_with_its_whole_reason(pyte
     failing = next(line for line in text.splitlines() if line.startswith("| FAIL |"))
     assert "| size |" in failing and "size_mb = " in failing and "&lt;= 0.0001 MiB" in failing
     assert "over by" in failing  # the reason, whole, without the figure it repeats
+    assert "size_mb = " not in failing.split("|")[-2]
     assert "### target rk3588" in text and "| ops.unsupported = 0 nodes |" in text
     # GitHub's job summary keeps the earlier steps' parts and gets the same Markdown
-    assert step.read_text() == "## an earlier step's part\n" + text + "\n"
+    assert step.read_text() == "## an earlier step's part\n\n" + text
+    step.write_text("| 1 | 2 |")  # an earlier part that ends without a newline: never glued to its last row
+    pytester.runpytest("specs", "--edge-target=host")
+    assert step.read_text().startswith("| 1 | 2 |\n\n## edgecheck: ")
 
     # the same Markdown from the results file, printed or written
     assert main(["report", str(pytester.path / "results.json"), "-o", str(pytester.path / "again.md")]) == 0
@@ -62,12 +66,18 @@ def test_a_run_without_edgecheck_items_adds_nothing_to_the_job_summary(pytester,
     assert not step.exists()
 
 
-def test_report_refuses_what_is_not_a_results_file(tmp_path, capsys):
-    bad = tmp_path / "results.json"
-    bad.write_text(json.dumps({"something": 1}))
-    assert main(["report", str(bad)]) == 2
-    assert "not a results file written by --edge-results" in capsys.readouterr().err
-    assert main(["report", str(tmp_path / "missing.json")]) == 2
+def test_report_refuses_what_is_not_a_results_file_saying_what_is_wrong(tmp_path, capsys):
+    cases = {"missing.json": None, "text.json": "not json", "other.json": json.dumps({"foo": 1}),
+             "list.json": json.dumps([1, 2]), "future.json": json.dumps({"edgecheck_results": 99, "records": []}),
+             "bare.json": json.dumps({"edgecheck_results": 1, "records": [{"spec": "x"}]})}
+    expected = {"missing.json": "cannot be read", "text.json": "is not JSON", "other.json": "no 'edgecheck_results'",
+                "list.json": "no 'edgecheck_results'", "future.json": "results format 99; this edgecheck reads format 1",
+                "bare.json": "holds no list of records"}
+    for name, content in cases.items():
+        if content is not None:
+            (tmp_path / name).write_text(content)
+        assert main(["report", str(tmp_path / name)]) == 2
+        assert expected[name] in capsys.readouterr().err, name
 
 
 def test_a_markdown_cell_cannot_break_its_table():

@@ -442,7 +442,7 @@ def test_check_result_pass_breaches_and_headline():
     result.measurements += [bad, worse]
     assert not result.passed
     assert result.headline() is worse  # failing: the worst breach relative to its budget
-    assert result.breaches() == ["bad = 12 MiB, budget <= 10 MiB, over by 2", "worse = 0.5, budget >= 1, over by 0.5"]
+    assert result.breaches() == ["bad = 12 MiB, budget <= 10 MiB, over by 2", "worse = 0.5, budget >= 1, short by 0.5"]
     assert CheckResult("c", problems=["broken"]).passed is False
     assert CheckResult("c").headline() is None
 

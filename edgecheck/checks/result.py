@@ -119,7 +119,8 @@ class CheckResult:
         lines = list(self.problems) + [f"inconclusive: {doubt}" for doubt in self.doubts]
         for m in self.measurements:
             if m.verdict == "fail":
-                lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}, over by {fmt(-m.margin)}")  # type: ignore[operator]
+                past = "short by" if m.bound == "min" else "over by"  # a minimum is missed from below
+                lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}, {past} {fmt(-m.margin)}")  # type: ignore[operator]
             elif m.verdict == "inconclusive" and m.cannot_judge:
                 lines.append(f"{m.name} = {m.value_text()}, budget {m.budget_desc()}: cannot judge: {m.cannot_judge}")
             elif m.verdict == "inconclusive":

@@ -16,7 +16,7 @@ from edgecheck.report.terminal import row_from_record, short_reason
 from edgecheck.results import record_result
 
 ATTENTION = ("FAIL", "FAIL (inconclusive)", "inconclusive")
-_FIGURE = re.compile(r"^[\w.]+ = [^,]*, budget [^:]*: ")
+_FIGURE = re.compile(r"^[\w.]+ = [^,]*, budget [^:,]*[:,] ")  # "NAME = VALUE, budget BOUND: " or ", "
 
 
 def cell(text: str) -> str:
@@ -93,18 +93,39 @@ def _measured(record: Mapping[str, Any], row: Any) -> str:
     return f"{headline.name} = {headline.value_text()}" if headline is not None else row.measured
 
 
+def read_records(results: Path) -> list[dict[str, Any]]:
+    """The records of a results file `--edge-results` wrote; ValueError saying what is wrong with it."""
+    import json
+
+    from edgecheck.results import RESULTS_FORMAT
+
+    try:
+        text = results.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"is not JSON ({exc})") from None
+    if not isinstance(document, dict) or "edgecheck_results" not in document:
+        raise ValueError("is not a results file written by --edge-results (no 'edgecheck_results' format field)")
+    if document["edgecheck_results"] != RESULTS_FORMAT:
+        raise ValueError(f"is results format {document['edgecheck_results']!r}; this edgecheck reads format "
+                         f"{RESULTS_FORMAT}")
+    records = document.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "outcome" in r for r in records):
+        raise ValueError("holds no list of records (each with its 'outcome')")
+    return records
+
+
 def report_command(results: Path, output: Path | None) -> int:
     """Print or write the Markdown of a results file; 2 with the reason where the file cannot be read."""
-    import json
     import sys
 
     try:
-        document = json.loads(results.read_text(encoding="utf-8"))
-        records = document["records"]
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise ValueError("'records' is not a list of records")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        print(f"edgecheck report: {results}: not a results file written by --edge-results ({exc})", file=sys.stderr)
+        records = read_records(results)
+    except ValueError as exc:
+        print(f"edgecheck report: {results} {exc}", file=sys.stderr)
         return 2
     text = markdown_summary(records)
     if output is None:
@@ -119,9 +140,15 @@ def write_markdown(path: Path, records: list[Mapping[str, Any]], append: bool = 
     """The run's Markdown summary (`--edge-markdown`, or appended to $GITHUB_STEP_SUMMARY); the line to print."""
     text = markdown_summary(records)
     try:
-        if append:
-            with open(path, "a", encoding="utf-8") as out:  # a job summary collects every step's part
-                out.write(text + "\n")
+        if append:  # a job summary collects every step's part: a blank line after what is there
+            with open(path, "ab") as out:
+                end = out.tell()
+            if end:
+                with open(path, "rb") as existing:
+                    existing.seek(end - 1)
+                    text = ("\n" if existing.read(1) == b"\n" else "\n\n") + text
+            with open(path, "a", encoding="utf-8") as out:
+                out.write(text)
         else:
             from edgecheck.results import write_atomically
 
