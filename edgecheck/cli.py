@@ -13,8 +13,8 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 
 def _check(args: argparse.Namespace, extra: list[str]) -> int:
