@@ -354,6 +354,14 @@ def _report(args: argparse.Namespace, extra: list[str]) -> int:
     return report_command(Path(args.results), Path(args.output) if args.output else None)
 
 
+def _compare(args: argparse.Namespace, extra: list[str]) -> int:
+    """`edgecheck compare BASE.json HEAD.json`: what moved between two runs, as Markdown."""
+    from edgecheck.report.compare import compare_command
+
+    return compare_command(Path(args.base), Path(args.head), Path(args.output) if args.output else None,
+                           args.threshold / 100)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from edgecheck import __version__
 
@@ -424,6 +432,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="the results JSON of a run (--edge-results)")
     report.add_argument("-o", "--output", help="write the Markdown here instead of printing it")
     report.set_defaults(run=_report)
+    compare = commands.add_parser("compare", help="what moved between two runs' --edge-results files, as Markdown "
+                                  "(exit 1 if a verdict got worse)",
+                                  description="Every figure that moved between BASE (e.g. the main branch's last "
+                                  "run) and HEAD, with its direction and whether it crossed its budget; verdict "
+                                  "changes first. Exit 1 if any verdict got worse, 2 if a file cannot be read.")
+    compare.add_argument("base", help="the base run's results JSON")
+    compare.add_argument("head", help="this run's results JSON")
+    compare.add_argument("-o", "--output", help="write the Markdown here instead of printing it")
+    compare.add_argument("--threshold", type=float, default=0.0, metavar="PERCENT",
+                         help="leave out figures that moved by this many percent or less (default 0: every move)")
+    compare.set_defaults(run=_compare)
     schema = commands.add_parser("schema", help="print the JSON Schema of spec files (every installed check "
                                  "kind's budgets)")
     schema.add_argument("--results", action="store_true",

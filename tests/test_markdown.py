@@ -94,3 +94,31 @@ def test_a_spec_file_that_did_not_load_is_listed_as_failed(pytester, spec_projec
     text = (pytester.path / "summary.md").read_text()
     assert text.startswith("## edgecheck: 1 failed\n")
     assert "**Spec files that did not load**" in text and "size_mb" in text
+
+
+def test_compare_lists_what_moved_between_two_runs_verdict_changes_first(pytester, spec_project):
+    """Issue 18, item 4: the base branch's run against this one. The model grows (size up, across its budget)
+    while its parity and accuracy figures stay: the size row comes first, worse and a verdict change."""
+    from conftest import make_classifier
+
+    spec_project(SPEC.replace("size_mb: 0.0001", "size_mb: 0.0005"))
+    pytester.runpytest("specs", "--edge-results=base.json", "--edge-target=host").assert_outcomes(passed=3)
+    make_classifier(pytester.path / "models" / "clf.onnx", features=4, classes=3)  # the same model again
+    bigger = pytester.path / "models" / "clf.onnx"
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(bigger))  # the same arithmetic, plus an unused 64 KiB initializer: the file grows
+    model.graph.initializer.append(helper.make_tensor("unused", onnx.TensorProto.FLOAT, [16384], [0.0] * 16384))
+    onnx.save(model, str(bigger))
+    pytester.runpytest("specs", "--edge-results=head.json", "--edge-target=host").assert_outcomes(passed=2, failed=1)
+
+    assert main(["compare", str(pytester.path / "base.json"), str(pytester.path / "head.json"),
+                 "-o", str(pytester.path / "compare.md")]) == 1  # a verdict got worse
+    text = (pytester.path / "compare.md").read_text()
+    assert text.startswith("## edgecheck: ")
+    rows = [line for line in text.splitlines() if line.startswith("| specs/model.yaml")]
+    assert rows and "size_mb" in rows[0] and "pass → fail" in rows[0] and "up " in rows[0] and ", worse" in rows[0]
+    assert not any("parity" in row for row in rows)  # the outputs did not move
+    assert main(["compare", str(pytester.path / "head.json"), str(pytester.path / "head.json")]) == 0
+    assert main(["compare", str(pytester.path / "missing.json"), str(pytester.path / "head.json")]) == 2

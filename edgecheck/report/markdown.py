@@ -40,7 +40,7 @@ def why(record: Mapping[str, Any]) -> str:
     return short_reason(str(record.get("outcome", "")), str(record.get("reason", "")))
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
 
@@ -69,12 +69,12 @@ def markdown_summary(records: Iterable[Mapping[str, Any]], title: str = "edgeche
         lines += [f"### target {target}", ""]
         if attention:
             lines += ["**Needs attention**", ""]
-            lines += _table(("verdict", "spec", "check", "backend", "recipe", "measured", "budget", "why"),
+            lines += markdown_table(("verdict", "spec", "check", "backend", "recipe", "measured", "budget", "why"),
                             [(row.verdict, row.spec, row.check, row.backend, row.recipe, _measured(r, row),
                               row.budget, why(r)) for r, row in attention]) + [""]
         if passed:
             lines += [f"**Passed** ({len(passed)})", ""]
-            lines += _table(("spec", "check", "backend", "recipe", "measured", "budget"),
+            lines += markdown_table(("spec", "check", "backend", "recipe", "measured", "budget"),
                             [(row.spec, row.check, row.backend, row.recipe, row.measured, row.budget)
                              for row in passed]) + [""]
         if skipped:
@@ -139,20 +139,28 @@ def report_command(results: Path, output: Path | None) -> int:
 def write_markdown(path: Path, records: list[Mapping[str, Any]], append: bool = False) -> str:
     """The run's Markdown summary (`--edge-markdown`, or appended to $GITHUB_STEP_SUMMARY); the line to print."""
     text = markdown_summary(records)
-    try:
-        if append:  # a job summary collects every step's part: a blank line after what is there
-            with open(path, "ab") as out:
-                end = out.tell()
-            if end:
-                with open(path, "rb") as existing:
-                    existing.seek(end - 1)
-                    text = ("\n" if existing.read(1) == b"\n" else "\n\n") + text
-            with open(path, "a", encoding="utf-8") as out:
-                out.write(text)
-        else:
-            from edgecheck.results import write_atomically
-
-            write_atomically(path, text.encode("utf-8"))
+    if not append:
+        return write_text(path, text, "Markdown summary")
+    try:  # a job summary collects every step's part: a blank line after what is there
+        with open(path, "ab") as out:
+            end = out.tell()
+        if end:
+            with open(path, "rb") as existing:
+                existing.seek(end - 1)
+                text = ("\n" if existing.read(1) == b"\n" else "\n\n") + text
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(text)
     except OSError as exc:
-        return f"edgecheck: Markdown summary NOT written to {path}: {exc}"
-    return f"edgecheck: Markdown summary {'appended to' if append else 'written to'} {path}"
+        return f"edgecheck: Markdown summary NOT appended to {path}: {exc}"
+    return f"edgecheck: Markdown summary appended to {path}"
+
+
+def write_text(path: Path, text: str, what: str) -> str:
+    """Write a Markdown document atomically; the line to print."""
+    from edgecheck.results import write_atomically
+
+    try:
+        write_atomically(path, text.encode("utf-8"))
+    except OSError as exc:
+        return f"edgecheck: {what} NOT written to {path}: {exc}"
+    return f"edgecheck: {what} written to {path}"
