@@ -122,3 +122,14 @@ def test_compare_lists_what_moved_between_two_runs_verdict_changes_first(pyteste
     assert not any("parity" in row for row in rows)  # the outputs did not move
     assert main(["compare", str(pytester.path / "head.json"), str(pytester.path / "head.json")]) == 0
     assert main(["compare", str(pytester.path / "missing.json"), str(pytester.path / "head.json")]) == 2
+
+
+def test_compare_reads_a_record_it_cannot_parse_by_its_outcome_only():
+    from edgecheck.report.compare import compare_markdown
+
+    base = [{"spec": "s.yaml", "target": "host", "backend": "onnxruntime", "recipe": "none", "check": "size",
+             "outcome": "passed", "reason": "", "result": {"check": "size", "measurements": "garbled"}}]
+    head = [dict(base[0], outcome="failed", reason="boom")]
+    text = compare_markdown(base, head)
+    assert "(the item)" in text and "pass → FAIL" in text
+
