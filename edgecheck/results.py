@@ -128,6 +128,27 @@ def write_atomically(path: Path, data: bytes) -> None:
     fsync_directory(path.parent)
 
 
+def read_results_records(results: Path) -> list[dict[str, Any]]:
+    """The records of a results file `--edge-results` wrote; ValueError saying what is wrong with it."""
+    try:
+        text = results.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"is not JSON ({exc})") from None
+    if not isinstance(document, dict) or "edgecheck_results" not in document:
+        raise ValueError("is not a results file written by --edge-results (no 'edgecheck_results' format field)")
+    if document["edgecheck_results"] != RESULTS_FORMAT:
+        raise ValueError(f"is results format {document['edgecheck_results']!r}; this edgecheck reads format "
+                         f"{RESULTS_FORMAT}")
+    records = document.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "outcome" in r for r in records):
+        raise ValueError("holds no list of records (each with its 'outcome')")
+    return records
+
+
 def write_results(path: Path, document: Mapping[str, Any]) -> None:
     """Write the results document atomically."""
     text = json.dumps(document, indent=1, sort_keys=False, allow_nan=False, ensure_ascii=False) + "\n"

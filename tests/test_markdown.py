@@ -125,11 +125,11 @@ def test_compare_lists_what_moved_between_two_runs_verdict_changes_first(pyteste
 
 
 def test_compare_reads_a_record_it_cannot_parse_by_its_outcome_only():
-    from edgecheck.report.compare import compare_markdown
+    from edgecheck.report.compare import compare_markdown, moved_figures
 
     base = [{"spec": "s.yaml", "target": "host", "backend": "onnxruntime", "recipe": "none", "check": "size",
              "outcome": "passed", "reason": "", "result": {"check": "size", "measurements": "garbled"}}]
     head = [dict(base[0], outcome="failed", reason="boom")]
-    text = compare_markdown(base, head)
+    text = compare_markdown(*moved_figures(base, head))
     assert "(the item)" in text and "pass → FAIL" in text
 

@@ -45,8 +45,9 @@ class LatencyEstimate:
         measured on a published figure, so its range (a guess) can neither pass nor fail a bound."""
         if self.calibrated:
             return ""
+        why = self.calibration.removeprefix("uncalibrated: ")
         return (f"the {self.device} {self.backend} {self.precision} cost model has no published figures to fit and "
-                f"validate it on, so it is uncalibrated ({self.calibration.removeprefix('uncalibrated: ')}): its {self.ms:.3g} ms is an order of magnitude only")
+                f"validate it on, so it is uncalibrated ({why}): its {self.ms:.3g} ms is an order of magnitude only")
 
     def facts(self) -> dict[str, str]:
         return {

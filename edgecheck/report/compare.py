@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.checks.result import Measurement, fmt
-from edgecheck.report.markdown import markdown_table, read_records
-from edgecheck.results import IDENTITY, record_result
+from edgecheck.report.markdown import markdown_table
+from edgecheck.report.terminal import row_from_record
+from edgecheck.results import IDENTITY, item_id, read_results_records, record_result
 
 Key = tuple[str, ...]
 
@@ -38,9 +39,8 @@ def _key(record: Mapping[str, Any]) -> Key:
     return tuple(str(record.get(k, "")) for k in IDENTITY if k != "spec_name")
 
 
-def _label(key: Key) -> str:
-    spec, target, backend, recipe, check = key
-    return f"{spec} {target}-{backend}-{recipe}-{check}"
+def _label(record: Mapping[str, Any]) -> str:
+    return f"{record.get('spec', '')} {item_id(record)}"
 
 
 def _result(record: Mapping[str, Any]) -> Any:
@@ -51,11 +51,8 @@ def _result(record: Mapping[str, Any]) -> Any:
 
 
 def _verdict(record: Mapping[str, Any]) -> str:
-    result = _result(record)
-    outcome = str(record.get("outcome", ""))
-    if outcome == "skipped" or result is None:
-        return {"passed": "pass", "failed": "FAIL", "skipped": "skip"}.get(outcome, outcome)
-    return {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive"}[result.verdict]
+    """The item's verdict as the summary table shows it (pass, FAIL, inconclusive, skip, ...)."""
+    return row_from_record(record).verdict
 
 
 def _figures(record: Mapping[str, Any]) -> dict[str, Measurement]:
@@ -81,19 +78,20 @@ def moved_figures(base: list[dict[str, Any]], head: list[dict[str, Any]], thresh
         old = before.get(key)
         if old is None:
             continue
-        mine = _moved_in(key, _figures(old), _figures(record), threshold)
-        item_change = f"{_verdict(old)} → {_verdict(record)}" if _verdict(old) != _verdict(record) else ""
+        mine = _moved_in(_label(record), _figures(old), _figures(record), threshold)
+        was, now = _verdict(old), _verdict(record)
+        item_change = f"{was} → {now}" if was != now else ""
         if item_change and not any(m.verdicts for m in mine):  # e.g. pass → skip: no figure says it
-            mine.append(Moved(_label(key), "(the item)", _verdict(old), _verdict(record), "", "", item_change,
+            mine.append(Moved(_label(record), "(the item)", was, now, "", "", item_change,
                               _worse_verdict(item_change), math.inf))
         moved.extend(mine)
     moved.sort(key=lambda x: (not x.verdicts, not x.worse, -x.size, x.item, x.figure))
-    added = sorted(_label(k) for k in after if k not in before)
-    removed = sorted(_label(k) for k in before if k not in after)
+    added = sorted(_label(r) for k, r in after.items() if k not in before)
+    removed = sorted(_label(r) for k, r in before.items() if k not in after)
     return moved, added, removed
 
 
-def _moved_in(key: Key, was: dict[str, Measurement], now: dict[str, Measurement], threshold: float) -> list[Moved]:
+def _moved_in(label: str, was: dict[str, Measurement], now: dict[str, Measurement], threshold: float) -> list[Moved]:
     """The figures of one item that moved by more than `threshold` relative, or whose verdict changed."""
     moved = []
     for name, m in now.items():
@@ -111,23 +109,24 @@ def _moved_in(key: Key, was: dict[str, Measurement], now: dict[str, Measurement]
                   + (f" ({relative:+.1%})" if math.isfinite(relative) and relative else "")
                   + ((", worse" if wrong else ", better") if m.judged and direction != "unchanged" else "")
                   + (", within noise" if noise else ""))
-        moved.append(Moved(_label(key), name, f"{fmt(p.value)} {p.unit}".rstrip(), f"{fmt(m.value)} {m.unit}".rstrip(),
+        moved.append(Moved(label, name, f"{fmt(p.value)} {p.unit}".rstrip(), f"{fmt(m.value)} {m.unit}".rstrip(),
                            change, m.budget_desc(), verdicts,
                            _worse_verdict(verdicts) or (m.judged and wrong and not noise), abs(relative)))
     return moved
 
 
 def _worse_verdict(change: str) -> bool:
-    rank = {"pass": 0, "skip": 1, "inconclusive": 1, "FAIL": 2, "fail": 2}
+    rank = {"pass": 0, "skip": 1, "inconclusive": 1, "FAIL (inconclusive)": 2, "FAIL": 2, "fail": 2}
     if " → " not in change:
         return False
     old, new = change.split(" → ")
     return rank.get(new, 1) > rank.get(old, 1)
 
 
-def compare_markdown(base: list[dict[str, Any]], head: list[dict[str, Any]], threshold: float = 0.0) -> str:
-    moved, added, removed = moved_figures(base, head, threshold)
+def compare_markdown(moved: list[Moved], added: list[str], removed: list[str], threshold: float = 0.0) -> str:
+    """The comparison `moved_figures` found, as Markdown."""
     crossed = sum(1 for m in moved if m.verdicts)
+
     def count(n: int, what: str) -> str:
         return f"{n} {what}" + ("" if n == 1 else "s")
 
@@ -136,7 +135,8 @@ def compare_markdown(base: list[dict[str, Any]], head: list[dict[str, Any]], thr
              + (f", {count(len(removed), 'item')} gone" if removed else ""), ""]
     if moved:
         lines += markdown_table(("item", "figure", "base", "head", "change", "budget", "verdict"),
-                        [(m.item, m.figure, m.base, m.head, m.change, m.budget, m.verdicts) for m in moved]) + [""]
+                                [(m.item, m.figure, m.base, m.head, m.change, m.budget, m.verdicts) for m in moved])
+        lines += [""]
     else:
         lines += ["No figure moved" + (f" by more than {threshold:.1%}" if threshold else "") + ".", ""]
     for title, items in (("New in head", added), ("Gone from head", removed)):
@@ -154,14 +154,14 @@ def compare_command(base: Path, head: Path, output: Path | None, threshold: floa
     records = []
     for path in (base, head):
         try:
-            records.append(read_records(path))
+            records.append(read_results_records(path))
         except ValueError as exc:
             print(f"edgecheck compare: {path} {exc}", file=sys.stderr)
             return 2
-    text = compare_markdown(records[0], records[1], threshold)
+    moved, added, removed = moved_figures(records[0], records[1], threshold)
+    text = compare_markdown(moved, added, removed, threshold)
     if output is None:
         sys.stdout.write(text)
     else:
         print(write_text(output, text, "comparison"))
-    moved, _, _ = moved_figures(records[0], records[1], threshold)
     return 1 if any(m.verdicts and _worse_verdict(m.verdicts) for m in moved) else 0

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.report.terminal import row_from_record, short_reason
-from edgecheck.results import record_result
+from edgecheck.results import read_results_records, record_result
 
 ATTENTION = ("FAIL", "FAIL (inconclusive)", "inconclusive")
 _FIGURE = re.compile(r"^[\w.]+ = [^,]*, budget [^:,]*[:,] ")  # "NAME = VALUE, budget BOUND: " or ", "
@@ -49,9 +49,8 @@ def markdown_summary(records: Iterable[Mapping[str, Any]], title: str = "edgeche
     """The run's Markdown: a headline with the counts, then per target the attention table, the passes and the
     skips. Records of spec files that did not load are listed first: nothing of them was checked."""
     records = list(records)
-    checked = sorted((r for r in records if r.get("target")), key=lambda r: row_from_record(r))
+    rows = sorted(((r, row_from_record(r)) for r in records if r.get("target")), key=lambda pair: pair[1])
     broken = [r for r in records if not r.get("target")]
-    rows = [(r, row_from_record(r)) for r in checked]
     counts = Counter("failed" if row.verdict.startswith("FAIL") else row.verdict for _, row in rows)
     counts["failed"] += len(broken)
     words = {"failed": "failed", "inconclusive": "inconclusive", "pass": "passed", "skip": "skipped"}
@@ -93,37 +92,12 @@ def _measured(record: Mapping[str, Any], row: Any) -> str:
     return f"{headline.name} = {headline.value_text()}" if headline is not None else row.measured
 
 
-def read_records(results: Path) -> list[dict[str, Any]]:
-    """The records of a results file `--edge-results` wrote; ValueError saying what is wrong with it."""
-    import json
-
-    from edgecheck.results import RESULTS_FORMAT
-
-    try:
-        text = results.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot be read: {exc.strerror or exc}") from None
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"is not JSON ({exc})") from None
-    if not isinstance(document, dict) or "edgecheck_results" not in document:
-        raise ValueError("is not a results file written by --edge-results (no 'edgecheck_results' format field)")
-    if document["edgecheck_results"] != RESULTS_FORMAT:
-        raise ValueError(f"is results format {document['edgecheck_results']!r}; this edgecheck reads format "
-                         f"{RESULTS_FORMAT}")
-    records = document.get("records")
-    if not isinstance(records, list) or not all(isinstance(r, dict) and "outcome" in r for r in records):
-        raise ValueError("holds no list of records (each with its 'outcome')")
-    return records
-
-
 def report_command(results: Path, output: Path | None) -> int:
     """Print or write the Markdown of a results file; 2 with the reason where the file cannot be read."""
     import sys
 
     try:
-        records = read_records(results)
+        records = read_results_records(results)
     except ValueError as exc:
         print(f"edgecheck report: {results} {exc}", file=sys.stderr)
         return 2
