@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert: pip install 'edgecheck[tflite]'")
+pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert: pip install 'pytest-edgecheck[tflite]'")
 
 from conftest import HANG_GUARD_S, junit_properties  # noqa: E402
 from tflite_builders import FEATURES, INT8_SCALE, INT8_ZERO_POINT, build_fc_tflite  # noqa: E402
@@ -94,7 +94,7 @@ def test_tflite_runtime_built_for_numpy_1_is_refused_with_the_reason_not_run(mon
     assert not availability
     assert "tflite-runtime 2.14.0 is built against numpy 1" in availability.reason
     assert "_ARRAY_API not found" in availability.reason
-    assert "pip install 'edgecheck[tflite]'" in availability.reason
+    assert "pip install 'pytest-edgecheck[tflite]'" in availability.reason
 
 
 # 2. a spec whose model is a .tflite file

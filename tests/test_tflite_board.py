@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert: pip install 'edgecheck[tflite]'")
+pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert: pip install 'pytest-edgecheck[tflite]'")
 
 from tflite_builders import FEATURES, build_fc_tflite  # noqa: E402
 

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgecheck.envs import find_env, run_env_env, unavailable_reason
 
-pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert: pip install 'edgecheck[tflite]'")
+pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert: pip install 'pytest-edgecheck[tflite]'")
 ENV = find_env("onnx2tf")
 pytestmark = pytest.mark.skipif(ENV is None, reason=unavailable_reason("onnx2tf") or "")
 COMPRESS = Path(__file__).resolve().parents[1] / "edgecheck" / "compress"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert: pip install 'edgecheck[tflite]'")
+pytest.importorskip("ai_edge_litert", reason="the TFLite backend needs ai-edge-litert: pip install 'pytest-edgecheck[tflite]'")
 pytest.importorskip("ai_edge_quantizer", reason="quantizing a .tflite needs ai-edge-quantizer")
 from conftest import junit_properties  # noqa: E402
 from tflite_builders import FEATURES, build_fc_tflite, build_fp16_weights_tflite  # noqa: E402

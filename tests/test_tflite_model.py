@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-pytest.importorskip("ai_edge_litert", reason="reading .tflite files needs ai-edge-litert (edgecheck[tflite])")
+pytest.importorskip("ai_edge_litert", reason="reading .tflite files needs ai-edge-litert (pytest-edgecheck[tflite])")
 
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
@@ -283,7 +283,7 @@ def test_without_ai_edge_litert_the_error_says_what_to_install(tmp_path, monkeyp
     build_fc_tflite(path)
     monkeypatch.setitem(sys.modules, "ai_edge_litert.schema_py_generated", None)
     monkeypatch.delattr("ai_edge_litert.schema_py_generated", raising=False)
-    assert "pip install 'edgecheck[tflite]'" in _message(path)
+    assert "pip install 'pytest-edgecheck[tflite]'" in _message(path)
 
 
 # 4. the LiteRT operator table

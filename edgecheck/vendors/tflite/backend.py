@@ -24,7 +24,7 @@ from edgecheck.backends.base import Availability, Backend, RunOptions, Runner
 from edgecheck.errors import BackendError
 
 IO_SIDECAR_SUFFIX = ".io.json"
-HOST_INSTALL = "Install LiteRT: pip install 'edgecheck[tflite]' (ai-edge-litert)"
+HOST_INSTALL = "Install LiteRT: pip install 'pytest-edgecheck[tflite]' (ai-edge-litert)"
 BOARD_INSTALL = ("Install LiteRT for the board's Python: pip install ai-edge-litert (or tflite-runtime where no "
                  "ai-edge-litert wheel fits the board)")
 IO_MAP_OPTION = "io_map"  # RunOptions.extra: the sidecar's text, passed where the sidecar itself is not beside the file

@@ -32,7 +32,7 @@ from edgecheck.model import ModelInfo, TensorInfo
 IDENTIFIER = b"TFL3"
 CUSTOM_PREFIX = "custom:"
 FLEX_PREFIX = "Flex"
-INSTALL_HINT = "reading .tflite files needs ai-edge-litert: pip install 'edgecheck[tflite]'"
+INSTALL_HINT = "reading .tflite files needs ai-edge-litert: pip install 'pytest-edgecheck[tflite]'"
 
 OpKind = Literal["builtin", "custom", "flex"]
 

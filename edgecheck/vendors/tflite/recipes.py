@@ -300,7 +300,7 @@ def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
         from ai_edge_quantizer import quantizer, recipe as recipes
     except ImportError as exc:
         raise RecipeUnavailable(f"recipe {recipe!r} on a .tflite model needs ai-edge-quantizer: "
-                                f"pip install 'edgecheck[tflite]' ({exc})") from None
+                                f"pip install 'pytest-edgecheck[tflite]' ({exc})") from None
     from edgecheck.vendors.tflite.backend import io_sidecar
     from edgecheck.vendors.tflite.fp16 import NOTHING, float32_weights, weight_types
 
