@@ -106,6 +106,8 @@ def _env(args: argparse.Namespace, extra: list[str]) -> int:
     from edgecheck.textable import format_table
 
     try:
+        if args.action == "needed":
+            return _env_needed(args)
         if args.action == "create":
             env = create_env(args.name, path=Path(args.path) if args.path else None, force=args.force,
                              python=args.python)
@@ -128,6 +130,43 @@ def _env(args: argparse.Namespace, extra: list[str]) -> int:
     except EnvError as exc:
         print(f"edgecheck: {exc}", file=sys.stderr)
         return 1
+
+
+def _env_needed(args: argparse.Namespace) -> int:
+    """`env needed SPECS`: the environments a run of these specs creates first, per target (for CI)."""
+    from edgecheck.devices import load_profiles
+    from edgecheck.envs import env_definition
+    from edgecheck.errors import EdgecheckError
+    from edgecheck.needs import run_needs, spec_files
+
+    paths = [Path(p) for p in args.specs]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"edgecheck: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if not spec_files(paths):
+        print(f"edgecheck: no spec files (YAML with a top-level 'edgecheck:' key) in {', '.join(args.specs)}",
+              file=sys.stderr)
+        return 2
+    try:
+        profiles = load_profiles([Path(p) for p in args.devices_dir])
+        unknown = [t for t in args.target if t not in profiles]
+        if unknown:
+            print(f"edgecheck: --target: unknown device {', '.join(map(repr, unknown))} "
+                  f"(known: {', '.join(sorted(profiles))})", file=sys.stderr)
+            return 2
+        needs = run_needs(paths, profiles, args.target or None, Path.cwd())
+        if args.json:
+            data = needs.as_data()
+            names = sorted({e for envs in needs.envs.values() for e in envs})
+            data["definitions"] = {name: env_definition(name).digest() for name in names}
+            print(json.dumps(data, indent=2))
+        else:
+            print("\n".join(sorted({e for envs in needs.envs.values() for e in envs})))
+        return 0
+    except EdgecheckError as exc:
+        print(f"edgecheck: {exc}", file=sys.stderr)
+        return 2
 
 
 def _shapes(values: list[str]) -> dict[str, tuple[int, ...]]:
@@ -414,6 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
     env_create.add_argument("--path", help="put it here instead (then set EDGECHECK_ENV_<NAME> to it)")
     env_create.add_argument("--force", action="store_true", help="rebuild even if it is ready")
     env_create.add_argument("--python", help="the interpreter to make the venv with (default: this one)")
+    env_needed = env_actions.add_parser(
+        "needed", help="the environments a run of these specs needs (one per line; --json: targets, envs per "
+        "target, definition digests for a CI cache key)",
+        description="Plan the spec files as a run would and print the tool environments their planned entries use "
+        "(an rknn-* entry needs rknn only for a target whose backends run .rknn files). A CI workflow uses it to "
+        "build its matrix of targets and to create and cache only what each target needs.")
+    env_needed.add_argument("specs", nargs="*", default=["specs"], help="spec files or folders (default: specs)")
+    env_needed.add_argument("--target", action="append", default=[], metavar="DEVICE",
+                            help="only this device target (repeatable; default: every target the specs name)")
+    env_needed.add_argument("--devices-dir", action="append", default=[], help="a folder of project device profiles")
+    env_needed.add_argument("--json", action="store_true", help="print targets, environments per target, spec "
+                            "files per target and each environment's definition digest as JSON")
     env_path = env_actions.add_parser("path", help="print the environment's interpreter (exit 1 if not ready)")
     env_path.add_argument("name")
     boards = commands.add_parser("boards", help="check each board of the lab: reachable, python, numpy, runtimes, "
