@@ -130,7 +130,7 @@ def boards_command(boards_file: str | None, options: list[str], as_json: bool) -
         return 2
     if not boards:
         print("edgecheck: no boards: give --boards FILE, set $EDGECHECK_BOARDS or the ini option edge_boards "
-              "(README: Boards)", file=sys.stderr)
+              "(docs/boards.md)", file=sys.stderr)
         return 2
     rows, oks, facts = check_boards(boards, f"check-{uuid.uuid4().hex[:8]}")
     usable = all(oks)
