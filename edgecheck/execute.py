@@ -227,7 +227,8 @@ class Executor:
         found = self.backend(backend, target)
         inputs = self.inputs(loaded, kind)
         sha = self.model_info(artifact).sha256
-        what = f"{'reference ' if artifact == loaded.spec.model.path else ''}outputs of {artifact.name} on {backend}"
+        what = (f"{'reference ' if artifact == loaded.spec.model.path else ''}outputs of {artifact.name} on {backend}, "
+                f"{kind} inputs")
         if self.on_board(target) and self.boards is not None:
             device = getattr(target, "name")
             key = (loaded.path, sha, backend, threads, kind, "board", device)

@@ -38,6 +38,9 @@ POLL_S = 0.05
 START_TIMEOUT_S = 120.0  # a worker's start and its imports (also "importing" in a job): never the job's limit
 PREPARING = ("starting", "importing")  # a job's phases before its own work, under START_TIMEOUT_S
 LOG_TAIL_LINES = 15
+# a worker's phases as a progress line says them (failure messages keep the worker's own words)
+PHASE_TEXT = {"starting": "starting a worker", "importing": "importing the runtime", "loading": "loading the model",
+              "running": "running the model", "compressing": "applying the recipe"}
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ class WorkerProcess:
             for event in self._read_events():
                 if event.get("event") == "phase":
                     step = str(event.get("phase"))
-                    progress.update(step)  # what the session's step waits on: importing, loading, timing, ...
+                    progress.update(PHASE_TEXT.get(step, step))  # what the session's step waits on now
                     if preparing and step not in PREPARING:  # the job's own work begins: its clock starts
                         preparing, limit = False, timeout_s
                         deadline = time.monotonic() + limit
