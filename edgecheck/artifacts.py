@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import edgecheck
+from edgecheck import progress
 from edgecheck.cache import ArtifactCache, content_key, tool_versions
 from edgecheck.compress import (ORIGINAL, Artifact, Recipe, RecipeContext, RecipeNotApplicable, get_recipe,
                                 tool_message)
@@ -90,12 +91,14 @@ ApplyStep = Callable[[Recipe, "dict[str, Any] | None", Path, RecipeContext], Art
 
 def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path | None,
                   cache: ArtifactCache, candidate: Path | None = None,
-                  sha256_of: Callable[[Path], str] = model_sha256, apply_step: ApplyStep = apply_here) -> MadeArtifact:
+                  sha256_of: Callable[[Path], str] = model_sha256, apply_step: ApplyStep = apply_here,
+                  label: str = "") -> MadeArtifact:
     """Apply the steps in order; raises `RecipeError` (or `RecipeNotApplicable`) naming the step.
 
     A first step `candidate` starts from the spec's candidate model instead of `model`. `sha256_of`
     lets a caller that already knows models' digests (the executor) spare loading them again;
-    `apply_step` is where a step runs (the executor's runs it in a worker process).
+    `apply_step` is where a step runs (the executor's runs it in a worker process). `label` names the
+    entry in progress lines (default: its recipes).
     """
     if steps and steps[0].recipe == CANDIDATE:
         if candidate is None:
@@ -113,8 +116,12 @@ def make_artifact(model: Path, steps: tuple[RecipeStep, ...], calibration: Path 
         recipe.parse_params(step.params)  # a bad parameter fails here, before any worker starts
         source = current
 
-        def build(folder: Path, recipe=recipe, params=step.params, source=source) -> Artifact:
-            return apply_step(recipe, params, source, RecipeContext(calibration=calibration, out_dir=folder))
+        title = f"making {label or '+'.join(s.recipe for s in steps)} from {model.name}" + (
+            f", step {index}/{len(steps)} {recipe.name}" if len(steps) > 1 else "")
+
+        def build(folder: Path, recipe=recipe, params=step.params, source=source, title=title) -> Artifact:
+            with progress.step(title):  # only a step the cache does not have is made, and said
+                return apply_step(recipe, params, source, RecipeContext(calibration=calibration, out_dir=folder))
 
         try:
             artifact, hit = cache.artifact(step_key(source, step, calibration, sha256_of), build)

@@ -109,8 +109,11 @@ def _env(args: argparse.Namespace, extra: list[str]) -> int:
         if args.action == "needed":
             return _env_needed(args)
         if args.action == "create":
-            env = create_env(args.name, path=Path(args.path) if args.path else None, force=args.force,
-                             python=args.python)
+            from edgecheck import progress
+
+            with progress.printing(sys.stderr):  # pip's long silences (a 645 MB download) are said
+                env = create_env(args.name, path=Path(args.path) if args.path else None, force=args.force,
+                                 python=args.python)
             print(f"interpreter: {env.python}")
             return 0
         if args.action == "path":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecheck import progress
 from edgecheck.backends import Backend, check_available
 from edgecheck.boards.runs import BoardRuns
 from edgecheck.checks.base import Check, get_check
@@ -210,7 +211,7 @@ class Executor:
                                                   self.runs.workers.scratch / "data")
                 self._artifacts[key] = make_artifact(spec.model.path, steps, calibration, self.cache,
                                                      candidate, lambda path: self.model_info(path).sha256,
-                                                     self.runs.compress)
+                                                     self.runs.compress, label=entry)
             except RecipeError as exc:  # remembered: the entry's other checks fail the same way, fast
                 self._artifacts[key] = exc
         found = self._artifacts[key]
@@ -226,12 +227,15 @@ class Executor:
         found = self.backend(backend, target)
         inputs = self.inputs(loaded, kind)
         sha = self.model_info(artifact).sha256
+        what = (f"{'reference ' if artifact == loaded.spec.model.path else ''}outputs of {artifact.name} on {backend}, "
+                f"{kind} inputs")
         if self.on_board(target) and self.boards is not None:
             device = getattr(target, "name")
             key = (loaded.path, sha, backend, threads, kind, "board", device)
             if key not in self._outputs:
                 path, names = self.runs.inputs_file(inputs)
-                outputs, where = self.boards.outputs(device, found, artifact, threads, path, names)
+                with progress.step(f"{what} on a {device} board"):
+                    outputs, where = self.boards.outputs(device, found, artifact, threads, path, names)
                 self._outputs[key] = (outputs, False)
                 self._placed[key] = where
             # where this spec's outputs of this artifact came from (never another spec's run of the same model)
@@ -240,7 +244,8 @@ class Executor:
         key = (loaded.path, sha, backend, threads, kind)
         if key not in self._outputs:
             def compute() -> Outputs:
-                return self.runs.outputs(found, artifact, threads, inputs)
+                with progress.step(what):  # only outputs the cache does not have are computed, and said
+                    return self.runs.outputs(found, artifact, threads, inputs)
 
             if found.deterministic:
                 cache_key = content_key(kind="outputs", model=sha, backend=backend, runtime=found.facts(),
@@ -399,10 +404,12 @@ class Executor:
             whole = has_fixed_batch(model, layout_of(planned.spec, model))  # along each input's batch axis
             feed = single_input(self.inputs(planned.spec, "parity"), whole)
             if board and self.boards is not None:
-                self._measured[key] = self.boards.measure(planned.target.name, backend, artifact, planned.threads,
-                                                          feed, plan)
+                with progress.step(f"timing {artifact.name} on {backend.name} on a {planned.target.name} board"):
+                    self._measured[key] = self.boards.measure(planned.target.name, backend, artifact,
+                                                              planned.threads, feed, plan)
             else:
-                self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
+                with progress.step(f"timing {artifact.name} on {backend.name}"):
+                    self._measured[key] = self.runs.measure(backend, artifact, planned.threads, feed, plan)
         if board:  # this check's figures are that measurement's: its board, whichever check asked first
             self._placed[(planned.spec.path, planned.id)] = {
                 k: v for k, v in self._measured[key].extra.items() if k == "measured_on" or k.startswith("board")}

@@ -26,10 +26,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edgecheck import progress
 from edgecheck.errors import EdgecheckError
 
 LOCK_DIR_VARIABLE = "EDGECHECK_LOCK_DIR"
 NOTICE_AFTER_S = 2.0  # a wait on another process's lock longer than this is said, once
+TICK_S = 0.5  # a device lock is tried this often while another process holds it
 
 
 def lock_dir() -> Path:
@@ -58,11 +60,17 @@ def device_lock(device: str, *, exclusive: bool, timeout_s: float = 3600.0) -> I
         raise EdgecheckError(f"cannot use the device lock {path}: {exc} (set ${LOCK_DIR_VARIABLE} to a writable "
                              "folder)") from None
     started = time.monotonic()
+    acquire = lock.acquire_write if exclusive else lock.acquire_read
     try:
-        if exclusive:
-            lock.acquire_write(timeout=timeout_s)
-        else:
-            lock.acquire_read(timeout=timeout_s)
+        while True:  # in short waits, so a step's progress lines are said while another process times
+            left = timeout_s - (time.monotonic() - started)
+            try:
+                acquire(timeout=max(0.0, min(TICK_S, left)))
+                break
+            except Timeout:
+                if left <= TICK_S:
+                    raise
+                progress.tick()
     except Timeout:
         lock.close()
         raise EdgecheckError(f"waited {timeout_s:g} s for the {'timing' if exclusive else 'shared'} lock of "

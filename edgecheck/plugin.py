@@ -130,6 +130,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     addini("edge_ops_dir", "Folder of project operator tables (*.yaml), added to or overriding the "
            "built-in ones (edgecheck ops --tables lists them). Default: none.", type="paths", default=[])
     addini("edge_strict", "As --edge-strict. Default: false.", type="bool", default=False)
+    addini("edge_progress_after", "Seconds a step (a conversion, a timing, reference outputs) runs before edgecheck "
+           "says so on the terminal; 0: every step. Default: $EDGECHECK_PROGRESS_AFTER, else 2.", default="")
     addini("edge_boards", "The lab's boards file (YAML: boards: [{name, device, ssh, python}]); a device target "
            "with a board runs there. Default: $EDGECHECK_BOARDS, else none.", type="paths", default=[])
     _OPTION_DEFAULTS.update({option.dest: option.default for option in group.options})  # last: every option
@@ -144,6 +146,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from edgecheck.summary import SummaryCollector
 
     config.pluginmanager.register(SummaryCollector(config), "edgecheck-summary")
+    from edgecheck.terminal_progress import ProgressReporter
+
+    config.pluginmanager.register(ProgressReporter(config), "edgecheck-progress")
     if given_settings(config):
         _state(config).validate_options()  # a typo is a usage error before collection, not "no tests ran"
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecheck import progress
 from edgecheck.backends import Backend
 from edgecheck.boards.pool import BoardPool, BoardState, NoBoard
 from edgecheck.boards.probe import thermal_summary, throttling
@@ -220,6 +221,8 @@ class BoardRuns:
                 results, rounds = [], []
                 timeout = self.settings.timeout_s + (plan.max_seconds or 0) + plan.warmup_s
                 for index in range(plan.rounds):
+                    if plan.rounds > 1:
+                        progress.update(f"round {index + 1}/{plan.rounds}")
                     share = plan.samples // plan.rounds + (index < plan.samples % plan.rounds) if plan.samples else None
                     remote_samples = f"{job}/samples-{self._count}-{index}.npy"
                     command = {"op": "measure", "artifact": remote_artifact, "threads": threads,

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from edgecheck import progress
 from edgecheck.errors import RecipeError
 from edgecheck.strict import StrictModel
 
@@ -111,7 +112,8 @@ class Recipe:
             return artifact
         from edgecheck.compress.verify import verify_artifact
 
-        return verify_artifact(self.name, source, artifact)
+        with progress.step(f"checking {artifact.path.name}"):  # its runtime loads it: an .rknn builds again
+            return verify_artifact(self.name, source, artifact)
 
     def takes_suffixes(self) -> tuple[str, ...]:
         """The file suffixes of the formats it takes (declared by format name, or by suffix as before)."""

@@ -23,8 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from edgecheck import progress
 from edgecheck.envs.definitions import (DEFS_VAR, builtin_dirs, EnvDefinition, env_definition, known_envs,
                                         load_definitions, override_var, python_meets, read_definition)
+from edgecheck.envs.pip_output import PipActivity
 from edgecheck.errors import EnvError
 
 __all__ = ["builtin_dirs", "DEFS_VAR", "MARKER", "EnvDefinition", "EnvError", "EnvStatus", "ToolEnv", "create_env",
@@ -150,8 +152,9 @@ def run_env_env(tool_env: ToolEnv) -> dict[str, str]:
 
 
 def _run(cmd: list[str], step: str, name: str, env: dict[str, str], log: Callable[[str], None] | None,
-         timeout: float | None = None) -> str:
-    """Runs one step, streaming its output through `log`; returns stdout, or raises with its last lines."""
+         timeout: float | None = None, watch: Callable[[str], str | None] | None = None) -> str:
+    """Runs one step, streaming its output through `log`; returns stdout, or raises with its last lines.
+    `watch` reads each line for what the step is doing now (a progress update)."""
     tail: deque[str] = deque(maxlen=_TAIL)
     out: list[str] = []
     try:
@@ -166,6 +169,9 @@ def _run(cmd: list[str], step: str, name: str, env: dict[str, str], log: Callabl
                 for line in proc.stdout:  # type: ignore[union-attr]
                     line = line.rstrip("\n")
                     log(line)
+                    doing = watch(line) if watch is not None else None
+                    if doing:
+                        progress.update(doing)
                     tail.append(line)
                     out.append(line)
                 rc = proc.wait()
@@ -270,16 +276,20 @@ def _build(definition: EnvDefinition, target: Path, interpreter: str, version: s
         calls = definition.pip_calls()
         venv_cmd = [interpreter, "-m", "venv", "--prompt", target.name, *([] if calls else ["--without-pip"]),
                     str(built)]
-        _run(venv_cmd, "creating the virtual environment", name, dict(os.environ), log)
+        with progress.step(f"{name} environment: creating the virtual environment"):
+            _run(venv_cmd, "creating the virtual environment", name, dict(os.environ), log)
         env = run_env_env(_tool_env(name, built, None))
         for number, args in enumerate(calls, start=1):
             log(f"installing {' '.join(args)} ({definition.size})")
-            step = "installing the requirements with pip" + (f" (call {number} of {len(calls)})" if len(calls) > 1 else "")
-            _run([str(_python(built)), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                  "--progress-bar", "off", *args], step, name, env, log)
+            call = f" (call {number} of {len(calls)})" if len(calls) > 1 else ""
+            with progress.step(f"{name} environment: pip install{call}"):
+                _run([str(_python(built)), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                      "--progress-bar", "off", *args], f"installing the requirements with pip{call}", name, env, log,
+                     watch=PipActivity())
         log(f"checking it: {definition.check}")
-        out = _run([str(_python(built)), "-c", definition.check], "running the definition's check", name, env,
-                   None, timeout=900)
+        with progress.step(f"{name} environment: checking it"):
+            out = _run([str(_python(built)), "-c", definition.check], "running the definition's check", name, env,
+                       None, timeout=900)
         lines = [line.strip() for line in out.splitlines() if line.strip()]
         _relocate(built, str(built), str(target))
         marker = {"name": name, "requirements": definition.requirements, "digest": definition.digest(),

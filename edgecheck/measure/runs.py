@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecheck import progress
 from edgecheck.backends import Backend
 from edgecheck.compress import Artifact, Recipe, RecipeContext, RecipeNotApplicable, RecipeUnavailable
 from edgecheck.errors import BackendError, RecipeError
@@ -143,8 +144,11 @@ class ModelRuns:
                    "max_seconds": plan.max_seconds / plan.rounds if plan.max_seconds else None}
         timeout = self.workers.settings.timeout_s + (plan.max_seconds or 0) + plan.warmup_s
         results, rounds = [], []
+        progress.update("waiting for this machine's timing lock" if plan.exclusive else "waiting for this machine's lock")
         with device_lock(self.device, exclusive=plan.exclusive) as waited:
             for index in range(plan.rounds):
+                if plan.rounds > 1:
+                    progress.update(f"round {index + 1}/{plan.rounds}")
                 out = job / f"samples-{index}.npy"
                 # the samples asked for, exactly, spread over the rounds
                 share = plan.samples // plan.rounds + (index < plan.samples % plan.rounds) if plan.samples else None

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgecheck import progress
 from edgecheck.errors import BackendError
 from edgecheck.leftovers import owner_tag, remove_dead_owners
 from edgecheck.processes import WORKER_OUTPUT, proc_status_kb, signal_name
@@ -37,6 +38,9 @@ POLL_S = 0.05
 START_TIMEOUT_S = 120.0  # a worker's start and its imports (also "importing" in a job): never the job's limit
 PREPARING = ("starting", "importing")  # a job's phases before its own work, under START_TIMEOUT_S
 LOG_TAIL_LINES = 15
+# a worker's phases as a progress line says them (failure messages keep the worker's own words)
+PHASE_TEXT = {"starting": "starting a worker", "importing": "importing the runtime", "loading": "loading the model",
+              "running": "running the model", "compressing": "applying the recipe"}
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,7 @@ class WorkerProcess:
     def _spawn(self, events_fd: int, scratch: Path) -> subprocess.Popen:
         """Start the worker process, its events on `events_fd` and its output in the log."""
         config = {"events_fd": events_fd, "parent_pid": os.getpid(), "memory_limit_mb": self.settings.memory_limit_mb,
-                  "edgecheck_path": edgecheck_path(self.interpreter, scratch)}
+                  "edgecheck_path": edgecheck_path(self.interpreter, scratch), "progress": progress.enabled()}
         return subprocess.Popen(
             [self.interpreter, "-c", BOOTSTRAP, json.dumps(config)], stdin=subprocess.PIPE, stdout=self._log,
             stderr=subprocess.STDOUT, pass_fds=(events_fd,), start_new_session=True, cwd=scratch,
@@ -236,11 +240,15 @@ class WorkerProcess:
             for event in self._read_events():
                 if event.get("event") == "phase":
                     step = str(event.get("phase"))
+                    progress.update(PHASE_TEXT.get(step, step))  # what the session's step waits on now
                     if preparing and step not in PREPARING:  # the job's own work begins: its clock starts
                         preparing, limit = False, timeout_s
                         deadline = time.monotonic() + limit
+                elif event.get("event") == "progress":  # a step of the worker's own (a converter's run)
+                    progress.update(str(event.get("detail", ""))[:300])
                 elif event.get("event") in wanted:
                     return event, step
+            progress.tick()
             rss = self._resident_kb()
             if rss:
                 self.peak_rss_kb = max(self.peak_rss_kb, rss)

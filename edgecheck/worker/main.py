@@ -20,6 +20,7 @@ import platform
 import resource
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -123,12 +124,15 @@ class _MemoryProbe:
 class Worker:
     def __init__(self, events_fd: int, on_board: bool = False):
         self._events = os.fdopen(events_fd, "wb", buffering=0)
+        self._sending = threading.Lock()  # a recipe's threads may report progress too: whole lines only
         self._backends: dict[str, Any] = {}
         self.on_board = on_board  # a worker on a board (edgecheck.boards): the board's runtimes, its own facts
         self.busy = False
 
     def send(self, event: str, **fields: Any) -> None:
-        self._events.write(encode({"event": event, **fields}))
+        data = encode({"event": event, **fields})
+        with self._sending:
+            self._events.write(data)
 
     def backend(self, reference: dict[str, str]) -> Any:
         key = json.dumps(reference, sort_keys=True)
@@ -349,7 +353,12 @@ def main(argv: list[str] | None = None) -> None:
         die_with_parent(int(config["parent_pid"]))
         events, lines = int(config["events_fd"]), None
     _limit_memory(config.get("memory_limit_mb"))
-    Worker(events, on_board=bool(config.get("on_board"))).serve(lines)
+    worker = Worker(events, on_board=bool(config.get("on_board")))
+    if config.get("progress"):  # the session shows progress: this worker's steps say what its job is doing
+        from edgecheck import progress
+
+        progress.relay_to(lambda text: worker.send("progress", detail=text))
+    worker.serve(lines)
 
 
 if __name__ == "__main__":

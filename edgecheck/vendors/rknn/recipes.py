@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from edgecheck import progress
 from edgecheck.vendors.rknn.backend import REPORT_FILE, build_dir
 from edgecheck.compress import Artifact, RecipeContext, RecipeError, RecipeParams, RecipeUnavailable, artifact_path, \
     copy_model, register_recipe
@@ -149,7 +150,8 @@ def build_rknn(model: Path, recipe: str, params: RknnFloatParams, context: Recip
         environ = run_env_env(env)
         environ["TMPDIR"] = scratch  # the toolkit's own temporary files stay in the scratch folder
         limit = context.tool_timeout_s()
-        with open(work / "stdout.log", "wb") as stdout, open(work / "stderr.log", "wb") as stderr:
+        with open(work / "stdout.log", "wb") as stdout, open(work / "stderr.log", "wb") as stderr, \
+                progress.step(f"building {model.name} with rknn-toolkit2"):
             try:
                 ran = subprocess.run([str(env.python), str(Path(rknn_toolkit.__file__)), str(work)], cwd=scratch,
                                      env=environ, stdout=stdout, stderr=stderr, timeout=limit)

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from edgecheck import progress
 from edgecheck.compress import (OFFLINE_GUARD, Artifact, RecipeContext, RecipeError, RecipeNotApplicable,
                                 RecipeUnavailable, artifact_path, copy_model, register_recipe)
 from edgecheck.vendors.tflite.onnx2tf_options import (Onnx2tfParams, converter_message, failed_node, fixed_shapes,
@@ -205,7 +206,8 @@ def _onnx2tf(model: Path, recipe: str, mode: str, context: RecipeContext,
     for batch in batches:
         if batch != params.batch_size:
             shapes = fixed_shapes(info, context.calibration, params, batch, recipe)
-        ran = _run_onnx2tf(env, model, info, shapes, recipe, mode, context, params, static, out)
+        with progress.step(f"converting {model.name} with onnx2tf ({mode}" + (", batch 1)" if batch != params.batch_size else ")")):
+            ran = _run_onnx2tf(env, model, info, shapes, recipe, mode, context, params, static, out)
         if ran.get("ok"):
             break
         tried.append((shapes_text(shapes), ran.get("prepared", ""), *failed_node(ran["log"])))
@@ -310,7 +312,8 @@ def _quantizer(model: Path, recipe: str, static: bool, context: RecipeContext,
     out = artifact_path(model, recipe, context, TFLITE)
     with tempfile.TemporaryDirectory(prefix="tflite-", dir=context.out_dir) as scratch:  # swept if killed
         source, route = float32_weights(model, recipe, Path(scratch))
-        _quantize(quantizer, recipes, source, model, out, recipe, static, context, params)
+        with progress.step(f"quantizing {model.name} with ai-edge-quantizer"):
+            _quantize(quantizer, recipes, source, model, out, recipe, static, context, params)
     sidecar = io_sidecar(model)
     if sidecar.is_file():  # same signature, same names and layouts
         shutil.copyfile(sidecar, io_sidecar(out))
