@@ -49,6 +49,8 @@ class Chromium:
             high_in, high_out = os.dup(commands_read), os.dup(answers_write)  # out of the way of 3 and 4 first
             os.dup2(high_in, 3)
             os.dup2(high_out, 4)
+            os.set_inheritable(3, True)  # a dup2 onto itself (the copy landed on 3 or 4) keeps close-on-exec
+            os.set_inheritable(4, True)
 
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, preexec_fn=as_fds_3_and_4, close_fds=False)
@@ -85,7 +87,12 @@ class Chromium:
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if session:
             message["sessionId"] = self.session
-        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._commands, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:
+            self.process.wait(timeout=10)
+            raise RuntimeError(f"Chromium exited ({self.process.returncode}): "
+                               + b"".join(self._stderr).decode(errors="replace")[-2000:]) from None
         while True:
             answer = self._take()
             if answer.get("id") == self._next_id:
@@ -135,8 +142,12 @@ class Chromium:
 
     def problems(self) -> list[str]:
         """Every console error or warning, uncaught exception and log entry of level error or warning."""
+        return self.problems_of(self.events)
+
+    @staticmethod
+    def problems_of(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
         found = []
-        for method, params in self.events:
+        for method, params in events:
             if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "warning", "assert"):
                 found.append(f"console.{params['type']}: {[a.get('value', a.get('description')) for a in params['args']]}")
             elif method == "Runtime.exceptionThrown":
