@@ -390,10 +390,18 @@ def _boards(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _report(args: argparse.Namespace, extra: list[str]) -> int:
-    """`edgecheck report RESULTS.json`: the run's Markdown summary, from the file `--edge-results` wrote."""
+    """`edgecheck report RESULTS.json`: the run's Markdown summary, or its HTML page (-o *.html or
+    --format html), from the file `--edge-results` wrote."""
+    output = Path(args.output) if args.output else None
+    html = args.format == "html" or (args.format is None and output is not None
+                                     and output.suffix.lower() in (".html", ".htm"))
+    if html:
+        from edgecheck.report.html import html_command
+
+        return html_command(Path(args.results), output)
     from edgecheck.report.markdown import report_command
 
-    return report_command(Path(args.results), Path(args.output) if args.output else None)
+    return report_command(Path(args.results), output)
 
 
 def _compare(args: argparse.Namespace, extra: list[str]) -> int:
@@ -480,11 +488,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one more board, as --edge-board (repeatable)")
     boards.add_argument("--json", action="store_true", help="print every board's facts as JSON")
     boards.set_defaults(run=_boards)
-    report = commands.add_parser("report", help="a run's Markdown summary from its --edge-results file",
+    report = commands.add_parser("report", help="a run's Markdown summary or HTML report from its --edge-results "
+                                 "file",
                                  description="Print (or write) the Markdown summary of a run from the JSON document "
-                                 "--edge-results wrote: a table per target, failures and inconclusive verdicts first.")
+                                 "--edge-results wrote: a table per target, failures and inconclusive verdicts first. "
+                                 "With -o report.html (or --format html): one self-contained HTML page with plots "
+                                 "(needs pip install 'pytest-edgecheck[html]').")
     report.add_argument("results", help="the results JSON of a run (--edge-results)")
-    report.add_argument("-o", "--output", help="write the Markdown here instead of printing it")
+    report.add_argument("-o", "--output", help="write it here instead of printing it (.html/.htm: the HTML page)")
+    report.add_argument("--format", choices=("markdown", "html"), default=None,
+                        help="the format (default: html for an -o ending in .html or .htm, else markdown)")
     report.set_defaults(run=_report)
     compare = commands.add_parser("compare", help="what moved between two runs' --edge-results files, as Markdown "
                                   "(exit 1 if a verdict got worse)",

@@ -104,6 +104,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "with their whole reason). Under GitHub Actions it is also appended to $GITHUB_STEP_SUMMARY.",
     )
     group.addoption(
+        "--edge-html", dest="edge_html", default=None, metavar="PATH",
+        help="Write the run as one self-contained HTML page (budget tables, accuracy against size, latency with "
+        "intervals; opens offline). Needs matplotlib: pip install 'pytest-edgecheck[html]'. Default: none.",
+    )
+    group.addoption(
         "--edge-board", action="append", dest="edge_board", default=[], metavar="DEVICE=SSH",
         help="Run DEVICE's items on this board for this run, e.g. rk3588=ssh://ci@10.0.0.5 or "
         "raspberry-pi-4b=pi@pi-1?python=/opt/edge/bin/python (repeatable; replaces the boards file's boards of "

@@ -130,6 +130,12 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def read_results_records(results: Path) -> list[dict[str, Any]]:
     """The records of a results file `--edge-results` wrote; ValueError saying what is wrong with it."""
+    return read_results_document(results)["records"]
+
+
+def read_results_document(results: Path) -> dict[str, Any]:
+    """The whole results document (its version, when, on what, and the records), checked as
+    `read_results_records` checks it: for a report that shows the run's metadata too."""
     try:
         text = results.read_text(encoding="utf-8")
     except OSError as exc:
@@ -146,7 +152,7 @@ def read_results_records(results: Path) -> list[dict[str, Any]]:
     records = document.get("records")
     if not isinstance(records, list) or not all(isinstance(r, dict) and "outcome" in r for r in records):
         raise ValueError("holds no list of records (each with its 'outcome')")
-    return records
+    return document
 
 
 def write_results(path: Path, document: Mapping[str, Any]) -> None:

@@ -60,6 +60,12 @@ class EdgeSession:
         if not 0 <= self.config.getoption("edge_suggest_margin") < 1:
             raise pytest.UsageError("--edge-suggest-margin: give a fraction from 0 to below 1, such as 0.1 (10 %)")
         self.baseline()
+        if self.config.getoption("edge_html"):
+            import importlib.util
+
+            if importlib.util.find_spec("matplotlib") is None:  # found now, not after every check has run
+                raise pytest.UsageError("--edge-html: the HTML report draws its plots with matplotlib, which is not "
+                                        "installed: pip install 'pytest-edgecheck[html]'")
         save = self.config.getoption("edge_save_baseline")
         if save:
             try:

@@ -52,10 +52,11 @@ class SummaryCollector:
         save = self.config.getoption("edge_save_baseline")
         path = self.config.getoption("edge_benchmark_json")
         markdown = self.config.getoption("edge_markdown")
+        page = self.config.getoption("edge_html")
         job_summary = os.environ.get("GITHUB_STEP_SUMMARY")  # set by GitHub Actions for each step
         if job_summary and not any(r.get("target") or r.get("check") for r in self.records):
             job_summary = None  # a run with no edgecheck item (the project's own tests) adds nothing
-        if results is None and not save and not path and not markdown and not job_summary:
+        if results is None and not save and not path and not markdown and not page and not job_summary:
             return  # nothing to write: a plain run imports nothing more
         from edgecheck.report.markdown import write_markdown
         from edgecheck.report.outputs import save_run_baseline, write_latency_json, write_run_results
@@ -67,6 +68,11 @@ class SummaryCollector:
             self.messages.append(write_markdown(Path(markdown), self.records))
         if job_summary:
             self.messages.append(write_markdown(Path(job_summary), self.records, append=True))
+        if page:
+            from edgecheck.report.html import write_html
+            from edgecheck.results import results_document
+
+            self.messages.append(write_html(Path(page), results_document(self.records)))
         if (save or path) and not ran(self.records):  # --co, or -k selected nothing: an empty file would mislead
             self.messages.append("edgecheck: no check ran, so no baseline and no latency JSON were written")
             return

@@ -40,6 +40,16 @@ def why(record: Mapping[str, Any]) -> str:
     return short_reason(str(record.get("outcome", "")), str(record.get("reason", "")))
 
 
+def counts_text(records: Iterable[Mapping[str, Any]]) -> str:
+    """'1 failed, 2 inconclusive, 60 passed, 3 skipped': a spec file that did not load counts as failed."""
+    counts: Counter[str] = Counter()
+    for record in records:
+        verdict = row_from_record(record).verdict if record.get("target") else "FAIL"
+        counts["failed" if verdict.startswith("FAIL") else verdict] += 1
+    words = {"failed": "failed", "inconclusive": "inconclusive", "pass": "passed", "skip": "skipped"}
+    return ", ".join(f"{counts[key]} {word}" for key, word in words.items() if counts[key]) or "no edgecheck check ran"
+
+
 def markdown_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     return (["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
             + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
@@ -51,11 +61,7 @@ def markdown_summary(records: Iterable[Mapping[str, Any]], title: str = "edgeche
     records = list(records)
     rows = sorted(((r, row_from_record(r)) for r in records if r.get("target")), key=lambda pair: pair[1])
     broken = [r for r in records if not r.get("target")]
-    counts = Counter("failed" if row.verdict.startswith("FAIL") else row.verdict for _, row in rows)
-    counts["failed"] += len(broken)
-    words = {"failed": "failed", "inconclusive": "inconclusive", "pass": "passed", "skip": "skipped"}
-    parts = [f"{counts[key]} {word}" for key, word in words.items() if counts[key]]
-    lines = [f"## {title}: " + (", ".join(parts) or "no edgecheck check ran"), ""]
+    lines = [f"## {title}: " + counts_text(records), ""]
     if broken:
         lines += ["**Spec files that did not load** (nothing in them was checked)", ""]
         lines += [f"- `{cell(str(r.get('spec', '')))}`: {cell(why(r))}" for r in broken] + [""]
