@@ -15,12 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
-# Files a page links to that another piece of work produces; until they exist their links are reported as a
-# skip, not a failure. Remove an entry once its file is committed.
-PENDING = {
-    "docs/img/report.png": "the HTML report's screenshot, made by the browser test of the HTML report (issue 18)",
-}
-
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[ \t]*$", re.S | re.M)
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
 _LINK = re.compile(r"!?\[((?:[^\[\]]|\[[^\[\]]*\])*)\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -89,7 +83,7 @@ def _problems(page: Path) -> tuple[list[str], list[str]]:
             broken.append(f"{where}: leads outside the repository")
             continue
         if not linked.exists():
-            (pending if relative in PENDING else broken).append(f"{where}: no such file {relative}")
+            broken.append(f"{where}: no such file {relative}")
             continue
         if anchor and linked.suffix == ".md" and linked.is_file() and unquote(anchor) not in anchors(linked):
             broken.append(f"{where}: {relative} has no heading with the anchor #{anchor} "
@@ -106,12 +100,6 @@ def test_the_pages_are_there():
 def test_every_relative_link_resolves(page):
     broken, _ = _problems(page)
     assert not broken, "broken links:\n" + "\n".join(broken)
-
-
-@pytest.mark.parametrize("relative", sorted(PENDING))
-def test_pending_files(relative):
-    if not (ROOT / relative).exists():
-        pytest.skip(f"{relative} is not there yet: {PENDING[relative]}")
 
 
 def test_pages_named_by_the_code_exist():
