@@ -330,12 +330,20 @@ def _schema(args: argparse.Namespace, extra: list[str]) -> int:
     if args.results:
         from edgecheck.results import RESULTS_SCHEMA as schema
     else:
-        from edgecheck.spec import json_schema
+        from edgecheck.compress import broken_recipe_plugins
+        from edgecheck.errors import DeviceError
+        from edgecheck.plan import spec_json_schema
         from edgecheck.spec.kinds import broken_checks
 
-        schema = json_schema()
+        try:
+            schema = spec_json_schema([Path(p) for p in args.devices_dir])
+        except DeviceError as exc:
+            print(f"edgecheck: {exc}", file=sys.stderr)
+            return 2
         for name, why in broken_checks().items():  # their budgets are missing from the schema: say why
             print(f"edgecheck: check kind {name!r} is not installed: {why}", file=sys.stderr)
+        for name, why in broken_recipe_plugins().items():  # their recipes are missing from the schema
+            print(f"edgecheck: recipe plug-in {name!r} is not installed: {why}", file=sys.stderr)
     print(json.dumps(schema, indent=2))
     return 0
 
@@ -443,8 +451,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--threshold", type=float, default=0.0, metavar="PERCENT",
                          help="leave out figures that moved by this many percent or less (default 0: every move)")
     compare.set_defaults(run=_compare)
-    schema = commands.add_parser("schema", help="print the JSON Schema of spec files (every installed check "
-                                 "kind's budgets)")
+    schema = commands.add_parser("schema", help="print the JSON Schema of spec files: the installed recipes "
+                                 "with their parameters, device profiles, backends and check kinds' budgets",
+                                 description="Print the JSON Schema of spec files ($id "
+                                 "https://edgecheck.dev/schema/spec-v1.json) for editors and validators: recipe "
+                                 "names and each recipe's parameters, device names, backends and metrics as this "
+                                 "installation (with its plug-ins) knows them.")
+    schema.add_argument("--devices-dir", action="append", default=[], help="a folder of project device profiles, "
+                        "whose names become valid targets too (as the ini option edge_devices_dir)")
     schema.add_argument("--results", action="store_true",
                         help="print the JSON Schema of the --edge-results document instead")
     schema.set_defaults(run=_schema)

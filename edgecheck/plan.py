@@ -7,7 +7,9 @@ backends, its recipes known recipes and its input names the model's. Each proble
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from edgecheck.backends import backend_reads, backend_suffixes, known_backends
@@ -16,9 +18,9 @@ from edgecheck.checks.base import get_check
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
 from edgecheck.synthetic import synthetic_shape
 from edgecheck.datacheck import validate_data, validate_layout
-from edgecheck.devices import DeviceProfile
+from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.model import ModelInfo
-from edgecheck.errors import RecipeError
+from edgecheck.errors import RecipeError, SpecError
 from edgecheck.spec import LoadedSpec
 from edgecheck.spec.schema import CANDIDATE
 
@@ -230,7 +232,10 @@ def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:
             try:
                 recipe.parse_params(step.params)
             except RecipeError as exc:
-                raise loaded.error(where, str(exc)) from None
+                wrong = [name for name in step.params if name not in recipe.params.model_fields]
+                line = _parameter_line(loaded, index, number, step.recipe, wrong[0]) if wrong else None
+                error = loaded.error(where, str(exc))
+                raise SpecError(error.path, error.reason, line=line or error.line, field=error.field) from None
             given = _format_before(loaded, entry.steps[:number])
             if not recipe.accepts(given):
                 after = f" (after {' -> '.join(str(s) for s in entry.steps[:number])})" if number else ""
@@ -239,6 +244,15 @@ def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:
         if [s.recipe for s in entry.steps] != [ORIGINAL]:
             entries.append((entry.name, str(entry)))
     return entries
+
+
+def _parameter_line(loaded: LoadedSpec, index: int, number: int, recipe: str, parameter: Any) -> int | None:
+    """The line of a step's parameter, however the entry is written (a step, a chain, {name, steps})."""
+    for step in (("compress", index), ("compress", index, number), ("compress", index, "steps"),
+                 ("compress", index, "steps", number)):
+        if (line := loaded.lines.get((*step, recipe, parameter))) is not None:
+            return line
+    return None
 
 
 def _format_before(loaded: LoadedSpec, steps) -> str:
@@ -251,3 +265,14 @@ def _format_before(loaded: LoadedSpec, steps) -> str:
         elif step.recipe in known_recipes():
             current = get_recipe(step.recipe).output_format(current)
     return current
+
+
+def spec_json_schema(devices_dirs: Sequence[Path] = ()) -> dict[str, Any]:
+    """The spec's JSON Schema as this installation checks specs: the recipes installed (edgecheck's and
+    plug-ins'), each with its parameters; the device profiles (built-in and `devices_dirs`'); the backends."""
+    from edgecheck.spec import json_schema
+
+    profiles = load_profiles(list(devices_dirs))
+    recipes = {name: (get_recipe(name).params, get_recipe(name).summary) for name in known_recipes()}
+    backends = {b for p in profiles.values() for b in p.backends} | set(known_backends())
+    return json_schema(recipes=recipes, devices=sorted(profiles), backends=sorted(backends))
