@@ -182,7 +182,58 @@ def plan_checks(
             raise loaded.error(("targets", target), f"none of the backends {', '.join(used)} runs this spec's "
                                f"artifacts ({made} files), so target {target!r} would check nothing: name a "
                                f"backend that runs them ({runners})")
+    _warn_entries_not_run(loaded, profiles, formats, platforms)
     return planned
+
+
+def _runs_on(name: str, backend: str, chip: str | None, budgets: Any, formats: dict[str, str],
+             platforms: dict[str, str]) -> bool:
+    """Whether the plan gives entry `name` any check on this backend (as plan_checks decides)."""
+    checks = _checks_for(budgets)
+    if formats[name] not in backend_suffixes(backend):
+        checks = _static_checks(checks, budgets) if formats[name] in backend_reads(backend) else []
+    return bool(checks) and not (chip and platforms.get(name) and platforms[name] != chip)
+
+
+def _warn_entries_not_run(loaded: LoadedSpec, profiles: dict[str, DeviceProfile], formats: dict[str, str],
+                          platforms: dict[str, str]) -> None:
+    """A compress entry that none of the spec's targets runs (whatever this run selects) would vanish from
+    the run: say so at its line, with the targets, the format it makes and the backends that serve them."""
+    import warnings
+
+    from edgecheck.errors import EntryNotRunWarning
+
+    spec = loaded.spec
+    for index, entry in enumerate(spec.compress):
+        if entry.name == ORIGINAL or entry.name not in formats:
+            continue
+        served: list[str] = []
+        runs = False
+        for target, section in spec.targets.items():
+            profile = profiles[target]
+            used = section.backends or list(profile.backends)
+            for backend in used:
+                chip = profile.backends[backend].platform if backend in profile.backends else None
+                runs = runs or _runs_on(entry.name, backend, chip, section.budgets_for(entry.name), formats,
+                                        platforms)
+            served.append(f"{target}: " + ", ".join(_serves(backend, profile) for backend in used))
+        if runs:
+            continue
+        made, chip = formats[entry.name], platforms.get(entry.name)
+        built = f" built for {chip}" if chip else ""
+        devices = sorted({name for name, p in profiles.items() for b in p.backends
+                          if made in backend_suffixes(b) and (chip is None or p.backends[b].platform in (None, chip))})
+        fix = f"add a target that runs them ({', '.join(devices)})" if devices else "add a target that runs them"
+        warnings.warn_explicit(EntryNotRunWarning(
+            f"{loaded.path.name}: compress[{index}] {entry.name} makes {made} files{built}, which none of this spec's "
+            f"targets runs ({'; '.join(served)}): it is neither built nor checked; {fix}, or remove the entry"),
+            EntryNotRunWarning, str(loaded.path), loaded.line_of(("compress", index)) or 1)
+
+
+def _serves(backend: str, profile: DeviceProfile) -> str:
+    """'rknn runs .rknn (built for rk3588)': what a backend of a target takes."""
+    chip = profile.backends[backend].platform if backend in profile.backends else None
+    return f"{backend} runs {', '.join(backend_suffixes(backend))}" + (f" built for {chip}" if chip else "")
 
 
 def artifact_formats(loaded: LoadedSpec) -> dict[str, str]:
