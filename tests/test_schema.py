@@ -170,6 +170,26 @@ def test_a_project_device_folder_adds_its_devices(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_the_loader_refuses_an_unknown_parameter_at_its_line_naming_the_allowed_ones(pytester, spec_project):
+    """What the schema refuses, a run refuses too, in the spec's terms: the recipe, the parameter, the
+    parameters it has, at the parameter's own line."""
+    spec_project("""\
+        edgecheck: 1
+        model: {path: ../models/clf.onnx}
+        compress:
+          - prune:
+              sparsity: 0.5
+              sparsty: 0.5
+        targets:
+          host: {budgets: {size_mb: 1}}
+        """)
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*invalid spec: *specs/model.yaml:6: compress[[]0[]]: recipe 'prune': sparsty: "
+                                 "unknown parameter (known: sparsity, structured, op_types, exclude_nodes); did you "
+                                 "mean sparsity?"])
+
+
 def schema_at(schema: dict[str, Any], ref: str) -> dict[str, Any]:
     node: Any = schema
     for part in ref.removeprefix("#/").split("/"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -60,7 +61,7 @@ Factor = Annotated[float, Says("a factor, original size / artifact size", "3")]
 NodeCount = Annotated[int, Says("a whole number of nodes", "0")]
 
 
-def says_of(annotation: Any, metadata: list[Any] = ()) -> Says | None:  # type: ignore[assignment]
+def says_of(annotation: Any, metadata: Sequence[Any] = ()) -> Says | None:
     """The `Says` of a field: in its own metadata, in its annotation (through Optional and Annotated),
     or the `says` of the model it is."""
     for item in metadata:
