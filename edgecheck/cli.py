@@ -20,19 +20,12 @@ from typing import Any
 def _check(args: argparse.Namespace, extra: list[str]) -> int:
     import pytest
 
-    argv = [str(p) for p in (args.specs or ["specs"])]
-    argv += [f"--edge-target={t}" for t in args.target]
-    argv += [f"--edge-backend={b}" for b in args.backend]
-    argv += [f"--edge-board={b}" for b in args.board]
-    if args.strict:
-        argv.append("--edge-strict")
+    from edgecheck.cli_check import OwnFlagNames, check_argv
+
+    argv = [str(p) for p in (args.specs or ["specs"])] + check_argv(args)
     if args.junitxml:
         argv.append(f"--junitxml={args.junitxml}")
-    if args.cache_dir:
-        argv.append(f"--edge-cache-dir={args.cache_dir}")
-    if args.no_cache:
-        argv.append("--edge-no-cache")
-    return int(pytest.main(argv + extra))
+    return int(pytest.main(argv + extra, plugins=[OwnFlagNames()]))
 
 
 def _recipes(args: argparse.Namespace, extra: list[str]) -> int:
@@ -372,12 +365,20 @@ def _schema(args: argparse.Namespace, extra: list[str]) -> int:
     if args.results:
         from edgecheck.results import RESULTS_SCHEMA as schema
     else:
-        from edgecheck.spec import json_schema
+        from edgecheck.compress import broken_recipe_plugins
+        from edgecheck.errors import DeviceError
+        from edgecheck.plan import spec_json_schema
         from edgecheck.spec.kinds import broken_checks
 
-        schema = json_schema()
+        try:
+            schema = spec_json_schema([Path(p) for p in args.devices_dir])
+        except DeviceError as exc:
+            print(f"edgecheck: {exc}", file=sys.stderr)
+            return 2
         for name, why in broken_checks().items():  # their budgets are missing from the schema: say why
             print(f"edgecheck: check kind {name!r} is not installed: {why}", file=sys.stderr)
+        for name, why in broken_recipe_plugins().items():  # their recipes are missing from the schema
+            print(f"edgecheck: recipe plug-in {name!r} is not installed: {why}", file=sys.stderr)
     print(json.dumps(schema, indent=2))
     return 0
 
@@ -427,16 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser = add_parser  # type: ignore[method-assign]
     check = commands.add_parser("check", help="run spec files as pytest tests",
-                                description="Run spec files through pytest; arguments after -- go to pytest.")
+                                description="Run spec files through pytest; every --edge-X option of the pytest "
+                                "plugin is --X here, and arguments after -- go to pytest.")
     check.add_argument("specs", nargs="*", help="spec files or folders (default: specs)")
-    check.add_argument("--target", action="append", default=[], help="device profile (repeatable; 'all')")
-    check.add_argument("--backend", action="append", default=[], help="only this backend (repeatable)")
-    check.add_argument("--board", action="append", default=[], metavar="DEVICE=SSH",
-                       help="run DEVICE's items on this board (as --edge-board; repeatable)")
-    check.add_argument("--strict", action="store_true", help="fail checks whose backend cannot run here")
     check.add_argument("--junitxml", help="write a JUnit XML report here")
-    check.add_argument("--cache-dir", help="artifact cache folder (default: .edgecheck/cache)")
-    check.add_argument("--no-cache", action="store_true", help="neither read nor write the artifact cache")
+    from edgecheck.cli_check import add_check_arguments
+
+    add_check_arguments(check)  # every --edge-* option of the pytest plugin, named without edge-
     check.set_defaults(run=_check)
     recipes = commands.add_parser("recipes", help="list compression recipes and their parameters")
     recipes.set_defaults(run=_recipes)
@@ -510,8 +508,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--threshold", type=float, default=0.0, metavar="PERCENT",
                          help="leave out figures that moved by this many percent or less (default 0: every move)")
     compare.set_defaults(run=_compare)
-    schema = commands.add_parser("schema", help="print the JSON Schema of spec files (every installed check "
-                                 "kind's budgets)")
+    schema = commands.add_parser("schema", help="print the JSON Schema of spec files: the installed recipes "
+                                 "with their parameters, device profiles, backends and check kinds' budgets",
+                                 description="Print the JSON Schema of spec files ($id "
+                                 "https://edgecheck.dev/schema/spec-v1.json) for editors and validators: recipe "
+                                 "names and each recipe's parameters, device names, backends and metrics as this "
+                                 "installation (with its plug-ins) knows them.")
+    schema.add_argument("--devices-dir", action="append", default=[], help="a folder of project device profiles, "
+                        "whose names become valid targets too (as the ini option edge_devices_dir)")
     schema.add_argument("--results", action="store_true",
                         help="print the JSON Schema of the --edge-results document instead")
     schema.set_defaults(run=_schema)

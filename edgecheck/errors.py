@@ -83,6 +83,11 @@ class SpecLocationWarning(UserWarning):
     """A spec file runs only because it was named on the command line: its folder's run would not collect it."""
 
 
+class EntryNotRunWarning(UserWarning):
+    """A compress entry that no target of its spec runs (its artifact's format, or the chip it is built for, fits
+    none of their backends): it is neither built nor checked, so its budgets prove nothing."""
+
+
 class InconclusiveWarning(UserWarning):
     """A budget lies within the measurement's noise: this run can say neither pass nor fail."""
 

@@ -7,7 +7,9 @@ backends, its recipes known recipes and its input names the model's. Each proble
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from edgecheck.backends import backend_reads, backend_suffixes, known_backends
@@ -16,9 +18,9 @@ from edgecheck.checks.base import get_check
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
 from edgecheck.synthetic import synthetic_shape
 from edgecheck.datacheck import validate_data, validate_layout
-from edgecheck.devices import DeviceProfile
+from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.model import ModelInfo
-from edgecheck.errors import RecipeError
+from edgecheck.errors import RecipeError, SpecError
 from edgecheck.spec import LoadedSpec
 from edgecheck.spec.schema import CANDIDATE
 
@@ -180,7 +182,58 @@ def plan_checks(
             raise loaded.error(("targets", target), f"none of the backends {', '.join(used)} runs this spec's "
                                f"artifacts ({made} files), so target {target!r} would check nothing: name a "
                                f"backend that runs them ({runners})")
+    _warn_entries_not_run(loaded, profiles, formats, platforms)
     return planned
+
+
+def _runs_on(name: str, backend: str, chip: str | None, budgets: Any, formats: dict[str, str],
+             platforms: dict[str, str]) -> bool:
+    """Whether the plan gives entry `name` any check on this backend (as plan_checks decides)."""
+    checks = _checks_for(budgets)
+    if formats[name] not in backend_suffixes(backend):
+        checks = _static_checks(checks, budgets) if formats[name] in backend_reads(backend) else []
+    return bool(checks) and not (chip and platforms.get(name) and platforms[name] != chip)
+
+
+def _warn_entries_not_run(loaded: LoadedSpec, profiles: dict[str, DeviceProfile], formats: dict[str, str],
+                          platforms: dict[str, str]) -> None:
+    """A compress entry that none of the spec's targets runs (whatever this run selects) would vanish from
+    the run: say so at its line, with the targets, the format it makes and the backends that serve them."""
+    import warnings
+
+    from edgecheck.errors import EntryNotRunWarning
+
+    spec = loaded.spec
+    for index, entry in enumerate(spec.compress):
+        if entry.name == ORIGINAL or entry.name not in formats:
+            continue
+        served: list[str] = []
+        runs = False
+        for target, section in spec.targets.items():
+            profile = profiles[target]
+            used = section.backends or list(profile.backends)
+            for backend in used:
+                chip = profile.backends[backend].platform if backend in profile.backends else None
+                runs = runs or _runs_on(entry.name, backend, chip, section.budgets_for(entry.name), formats,
+                                        platforms)
+            served.append(f"{target}: " + ", ".join(_serves(backend, profile) for backend in used))
+        if runs:
+            continue
+        made, chip = formats[entry.name], platforms.get(entry.name)
+        built = f" built for {chip}" if chip else ""
+        devices = sorted({name for name, p in profiles.items() for b in p.backends
+                          if made in backend_suffixes(b) and (chip is None or p.backends[b].platform in (None, chip))})
+        fix = f"add a target that runs them ({', '.join(devices)})" if devices else "add a target that runs them"
+        warnings.warn_explicit(EntryNotRunWarning(
+            f"{loaded.path.name}: compress[{index}] {entry.name} makes {made} files{built}, which none of this spec's "
+            f"targets runs ({'; '.join(served)}): it is neither built nor checked; {fix}, or remove the entry"),
+            EntryNotRunWarning, str(loaded.path), loaded.line_of(("compress", index)) or 1)
+
+
+def _serves(backend: str, profile: DeviceProfile) -> str:
+    """'rknn runs .rknn (built for rk3588)': what a backend of a target takes."""
+    chip = profile.backends[backend].platform if backend in profile.backends else None
+    return f"{backend} runs {', '.join(backend_suffixes(backend))}" + (f" built for {chip}" if chip else "")
 
 
 def artifact_formats(loaded: LoadedSpec) -> dict[str, str]:
@@ -230,7 +283,10 @@ def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:
             try:
                 recipe.parse_params(step.params)
             except RecipeError as exc:
-                raise loaded.error(where, str(exc)) from None
+                wrong = [name for name in step.params if name not in recipe.params.model_fields]
+                line = _parameter_line(loaded, index, number, step.recipe, wrong[0]) if wrong else None
+                error = loaded.error(where, str(exc))
+                raise SpecError(error.path, error.reason, line=line or error.line, field=error.field) from None
             given = _format_before(loaded, entry.steps[:number])
             if not recipe.accepts(given):
                 after = f" (after {' -> '.join(str(s) for s in entry.steps[:number])})" if number else ""
@@ -239,6 +295,15 @@ def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:
         if [s.recipe for s in entry.steps] != [ORIGINAL]:
             entries.append((entry.name, str(entry)))
     return entries
+
+
+def _parameter_line(loaded: LoadedSpec, index: int, number: int, recipe: str, parameter: Any) -> int | None:
+    """The line of a step's parameter, however the entry is written (a step, a chain, {name, steps})."""
+    for step in (("compress", index), ("compress", index, number), ("compress", index, "steps"),
+                 ("compress", index, "steps", number)):
+        if (line := loaded.lines.get((*step, recipe, parameter))) is not None:
+            return line
+    return None
 
 
 def _format_before(loaded: LoadedSpec, steps) -> str:
@@ -251,3 +316,14 @@ def _format_before(loaded: LoadedSpec, steps) -> str:
         elif step.recipe in known_recipes():
             current = get_recipe(step.recipe).output_format(current)
     return current
+
+
+def spec_json_schema(devices_dirs: Sequence[Path] = ()) -> dict[str, Any]:
+    """The spec's JSON Schema as this installation checks specs: the recipes installed (edgecheck's and
+    plug-ins'), each with its parameters; the device profiles (built-in and `devices_dirs`'); the backends."""
+    from edgecheck.spec import json_schema
+
+    profiles = load_profiles(list(devices_dirs))
+    recipes = {name: (get_recipe(name).params, get_recipe(name).summary) for name in known_recipes()}
+    backends = {b for p in profiles.values() for b in p.backends} | set(known_backends())
+    return json_schema(recipes=recipes, devices=sorted(profiles), backends=sorted(backends))

@@ -137,7 +137,7 @@ def test_a_negative_ops_bound_is_a_spec_error(pytester, spec_project, models):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*invalid spec: *model.yaml:7: targets.rk3588.budgets.ops.unsupported: "
-                                 "Input should be greater than or equal to 0*"])
+                                 "a whole number of nodes, at least 0, e.g. 0; got -1*"])
 
 
 def test_an_unknown_table_skips_naming_it_or_fails_under_strict(pytester, spec_project, models):

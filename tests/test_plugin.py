@@ -162,7 +162,7 @@ def test_unavailable_backend_skips_with_reason_and_strict_fails(pytester, spec_p
 BAD_SPECS = {
     "not_yaml": ("edgecheck: 1\nmodel: [\n", "not valid YAML"),
     "unknown_key": (SPEC.replace("budgets:", "budgetz:"), "targets.host.budgetz: unknown key 'budgetz' (known: backends, budgets, threads, recipes)"),
-    "wrong_type": (SPEC.replace("size_mb: 1", "size_mb: small"), "targets.host.budgets.size_mb: Input should be a valid number"),
+    "wrong_type": (SPEC.replace("size_mb: 1", "size_mb: small"), "targets.host.budgets.size_mb: a number of MiB (2**20 bytes), e.g. 0.5; got 'small'"),
     "duplicate_key": (SPEC.replace("size_mb: 1", "size_mb: 1\n      size_mb: 2"), "targets.host.budgets.size_mb: duplicate key 'size_mb'"),
     "missing_model": (SPEC.replace("clf.onnx", "gone.onnx"), "model.path: file not found"),
     "missing_data": (SPEC.replace("eval.npz", "gone.npz"), "data.evaluation.path: file not found"),

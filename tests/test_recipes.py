@@ -427,7 +427,7 @@ def test_broken_compress_entries_fail_their_spec_only_in_a_session(pytester, spe
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
         "*invalid spec: *specs/param.yaml:7: compress[[]1[]]: recipe 'int8-dynamic': per_chanel: unknown parameter "
-        "(known: per_channel, weights, exclude_nodes, exclude_op_types)",
+        "(known: per_channel, weights, exclude_nodes, exclude_op_types); did you mean per_channel?",
     ])
     result.stdout.fnmatch_lines([
         "*invalid spec: *specs/shape.yaml:7: compress[[]1[]]: parameters of 'int8-static' must be a mapping*got 3",

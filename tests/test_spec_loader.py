@@ -279,7 +279,7 @@ def test_unknown_key_in_parity_lists_parity_fields(project):
 def test_wrong_type_names_line_and_field(project):
     error = _error(project, BASE.replace("size_mb: 1", "size_mb: small"))
     assert (error.line, error.field) == (10, "targets.host.budgets.size_mb")
-    assert "valid number" in error.reason
+    assert error.reason == "a number of MiB (2**20 bytes), e.g. 0.5; got 'small'"
     assert str(error).startswith(f"{project / 'specs' / 'model.yaml'}:10: targets.host.budgets.size_mb: ")
 
 
@@ -505,13 +505,14 @@ def test_accuracy_drop_parsing(project, value, expected, relative, text):
 @pytest.mark.parametrize("value, message", [
     ("true", "must be a number"),
     ("false", "must be a number"),
-    ("-1", "greater than or equal to 0"),
-    ("-0.5", "greater than or equal to 0"),
+    ("-1", "at least 0, e.g. 1.0 or '1%'; got -1"),
+    ("-0.5", "at least 0, e.g. 1.0 or '1%'; got -0.5"),
     ("abc", "is not a drop"),
     ("'-1%'", "is not a drop"),
     ("'1 %%'", "is not a drop"),
     ("'1e3'", "is not a drop"),
-    ("[1]", "valid dictionary"),
+    ("[1]", "points of the metric (a number) or percent of the original's metric (text ending in %), e.g. 1.0 "
+            "or '1%'; got a list"),
 ])
 def test_accuracy_drop_rejected(project, value, message):
     error = _error(project, BASE.replace("accuracy_drop: 1.0", f"accuracy_drop: {value}"))
@@ -564,10 +565,10 @@ def test_builtin_metric_with_contradicting_direction(project):
 
 @pytest.mark.parametrize("parity, field, message", [
     ("{}", "targets.host.budgets.parity", "names no bound"),
-    ("{cosine: 1.5}", "targets.host.budgets.parity.cosine", "less than or equal to 1"),
-    ("{atol: -1}", "targets.host.budgets.parity.atol", "greater than or equal to 0"),
+    ("{cosine: 1.5}", "targets.host.budgets.parity.cosine", "a cosine similarity from -1 to 1, at most 1, e.g. 0.999; got 1.5"),
+    ("{atol: -1}", "targets.host.budgets.parity.atol", "at least 0, e.g. 0.001; got -1"),
     ("{topk_agreement: {k: 0, min: 0.5}}", "targets.host.budgets.parity.topk_agreement.k", "greater than"),
-    ("{top1_agreement: 2}", "targets.host.budgets.parity.top1_agreement", "less than or equal to 1"),
+    ("{top1_agreement: 2}", "targets.host.budgets.parity.top1_agreement", "a fraction from 0 to 1, at most 1, e.g. 0.98 (0.02 for 2 %); got 2"),
 ])
 def test_parity_budget_rejections(project, parity, field, message):
     error = _error(project, BASE.replace("{atol: 1.0e-5}", parity))

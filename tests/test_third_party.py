@@ -89,8 +89,12 @@ def test_the_spec_schema_is_assembled_with_the_third_party_budget(pytester, spec
     result.stdout.fnmatch_lines(["*invalid spec:*targets.host.budgets.energy_mj*valid number*"])
     schema = subprocess.run([sys.executable, "-m", "edgecheck", "schema"], capture_output=True, text=True,
                             check=True, env=os.environ.copy()).stdout
-    budgets = json.loads(schema)["$defs"]["Budgets"]["properties"]
-    assert budgets["energy_mj"]["description"] == "Max energy of one inference, mJ."
+    definitions = json.loads(schema)["$defs"]
+    assert definitions["Budgets"]["properties"]["energy_mj"]["description"] == "Max energy of one inference, mJ."
+    # the plug-in's recipe is a name an editor completes, and its backend one a target may name
+    assert "fnpu-compile" in definitions["RecipeName"]["enum"]
+    assert "fnpu-compile" in definitions["RecipeWithParams"]["properties"]
+    assert "fakenpu" in definitions["TargetSpec"]["properties"]["backends"]["anyOf"][0]["items"]["enum"]
 
 
 def test_a_broken_check_plugin_is_named_and_the_rest_runs(pytester, spec_project, installed):

@@ -20,6 +20,7 @@ from edgecheck.checks.result import CheckResult, Measurement, fmt
 from edgecheck.labels import check_label_range, check_topk_classes
 from edgecheck.errors import DataError
 from edgecheck.spec.schema import AccuracyDropField, EvaluationData, is_percent_metric, topk_of
+from edgecheck.spec.words import Points
 
 if TYPE_CHECKING:
     from edgecheck.spec import Budgets
@@ -194,11 +195,12 @@ class AccuracyCheck(Check):
     device_dependent = True
     budgets = {
         "accuracy_drop": BudgetField(AccuracyDropField | None, Field(
-            None, description="Max drop of the metric against the original: 1.0 = points, '1%' = relative.")),
-        "accuracy_min": BudgetField(float | None, Field(
-            None, description="The metric must be at least this (higher-is-better).")),
-        "accuracy_max": BudgetField(float | None, Field(
-            None, description="The metric must be at most this (lower-is-better).")),
+            None, description="Max drop of the metric against the original: 1.0 = points, '1%' = relative.",
+            examples=[1.0, "1%"])),
+        "accuracy_min": BudgetField(Points | None, Field(
+            None, description="The metric must be at least this (higher-is-better).", examples=[95])),
+        "accuracy_max": BudgetField(Points | None, Field(
+            None, description="The metric must be at most this (lower-is-better).", examples=[0.05])),
     }
 
     suggest_notes = {"accuracy_drop": "accuracy_drop: max(measured drop, 0) + 2 standard errors of the accuracy "

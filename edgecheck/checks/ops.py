@@ -53,7 +53,8 @@ class OpsCheck(Check):
     name = "ops"
     order = 60
     budgets = {"ops": BudgetField(OpsBudget | None, Field(None, description=(
-        "Operator compatibility with the target's backend, as max nodes per class: {unsupported: 0, fallback: 2}.")),
+        "Operator compatibility with the target's backend, as max nodes per class: {unsupported: 0, fallback: 2}."),
+        examples=[{"unsupported": 0}, {"unsupported": 0, "fallback": 2}]),
         override=OpsOverride | None, bounds=("unsupported", "fallback", "constraint"))}
 
     def is_static(self, budgets: Any, target: Any) -> bool:

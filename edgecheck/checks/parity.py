@@ -257,7 +257,8 @@ class ParityCheck(Check):
     uses_outputs = True
     device_dependent = True
     budgets = {"parity": BudgetField(ParityBudget | None, Field(None, description=(
-        "Numerical agreement with the reference, per output: {cosine: 0.999, rel_l2: 0.01}.")),
+        "Numerical agreement with the reference, per output: {cosine: 0.999, rel_l2: 0.01}."),
+        examples=[{"cosine": 0.999, "rel_l2": 0.01}, {"snr_db": 30, "top1_agreement": 0.98}]),
         override=ParityOverride | None, bounds=tuple(ParityBudget.model_fields))}
 
     suggest_notes = {"parity": "parity: per output, the loosest; never tighter than the noise floor (recipe none on "

@@ -166,7 +166,8 @@ class LatencyCheck(_PerformanceCheck):
     field_name = "latency_ms"
     estimate_hint = ", or source: estimate for the cost model's estimate"
     budgets = {"latency_ms": BudgetField(LatencyBudget | None, Field(
-        None, description="Latency of one inference, ms: {p50: 10, p95: 15}."),
+        None, description="Latency of one inference, ms: {p50: 10, p95: 15}.",
+        examples=[{"p95": 2}, {"p50": 10, "p95": 15, "source": "host"}]),
         override=LatencyOverride | None, bounds=("p50", "p75", "p90", "p95", "p99", "mean"))}
 
     suggest_notes = {"latency_ms": "latency_ms: upper end of each percentile's confidence interval (else the "
@@ -216,7 +217,7 @@ class MemoryCheck(_PerformanceCheck):
     order = 50
     field_name = "memory_mb"
     budgets = {"memory_mb": BudgetField(MemoryBudget | None, Field(
-        None, description="Memory while loading and running, MiB: {peak: 256}."),
+        None, description="Memory while loading and running, MiB: {peak: 256}.", examples=[{"peak": 256}]),
         override=MemoryOverride | None, bounds=("peak", "process"))}
 
     suggest_notes = {"memory_mb": "memory_mb: peak footprint (worker peak RSS minus its idle baseline)*(1+margin), "

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement
+from edgecheck.spec.words import Factor, Mebibytes
 from edgecheck.units import MIB
 
 if TYPE_CHECKING:
@@ -36,9 +37,10 @@ class SizeCheck(Check):
     order = 30
     device_dependent = True
     budgets = {
-        "size_mb": BudgetField(float | None, Field(None, gt=0, description="Max artifact size in MiB (2**20 bytes).")),
-        "size_ratio": BudgetField(float | None, Field(None, gt=0, description=(
-            "Min original size / artifact size: 3 means at least 3x smaller than the model."))),
+        "size_mb": BudgetField(Mebibytes | None, Field(None, gt=0, description="Max artifact size in MiB (2**20 bytes).",
+                                                       examples=[0.5, 12])),
+        "size_ratio": BudgetField(Factor | None, Field(None, gt=0, description=(
+            "Min original size / artifact size: 3 means at least 3x smaller than the model."), examples=[3])),
     }
 
     suggest_notes = {"size_mb": "size_mb: artifact size*(1+margin), rounded up to 2 significant digits",

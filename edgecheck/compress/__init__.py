@@ -12,6 +12,7 @@ folder they are given, and the cache (edgecheck.cache) decides whether they run 
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +138,8 @@ class Recipe:
                 message = error["msg"].removeprefix("Value error, ")
                 if error["type"] == "extra_forbidden":
                     message = f"unknown parameter (known: {', '.join(self.params.model_fields) or 'none'})"
+                    close = difflib.get_close_matches(where, list(self.params.model_fields), n=1)
+                    message += f"; did you mean {close[0]}?" if close else ""
                 problems.append(f"{where}: {message}")
             raise RecipeError(f"recipe {self.name!r}: " + "; ".join(problems)) from None
 
@@ -199,6 +202,12 @@ def _discover() -> None:
     from edgecheck.entrypoints import RECIPES, load_group
 
     _plugins = {loaded.name: loaded.error for loaded in load_group(RECIPES)}
+
+
+def broken_recipe_plugins() -> dict[str, str]:
+    """Recipe plug-ins (entry point name) that failed to import, with why: their recipes are missing."""
+    _discover()
+    return {plugin: error for plugin, error in (_plugins or {}).items() if error}
 
 
 def known_recipes() -> list[str]:

@@ -1,10 +1,11 @@
 """Spec files: schema, loading with file:line errors, JSON Schema export."""
 
+from edgecheck.spec.editor import SCHEMA_ID, json_schema
 from edgecheck.spec.loader import LoadedSpec, format_loc, load_spec, load_spec_text
 from edgecheck.spec.recipes import CompressEntry, RecipeStep
 from edgecheck.spec.schema import ParityBudget, spec_models
 
-__all__ = ["Budgets", "CompressEntry", "LoadedSpec", "RecipeStep", "ParityBudget", "Spec", "TargetSpec", "format_loc", "load_spec", "load_spec_text"]
+__all__ = ["SCHEMA_ID", "json_schema", "Budgets", "CompressEntry", "LoadedSpec", "RecipeStep", "ParityBudget", "Spec", "TargetSpec", "format_loc", "load_spec", "load_spec_text"]
 
 
 def __getattr__(name: str):
@@ -12,11 +13,3 @@ def __getattr__(name: str):
     if name in ("Budgets", "BudgetsOverride", "Spec", "TargetSpec"):
         return getattr(spec_models(), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def json_schema() -> dict:
-    """The JSON Schema of spec files, for editors (`edgecheck schema`): every registered check kind's budgets."""
-    schema = spec_models().Spec.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "edgecheck spec"
-    return schema

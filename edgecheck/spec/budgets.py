@@ -8,7 +8,11 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
+from edgecheck.spec.words import Cosine, Decibels, Fraction, Ratio, Says, Tolerance
 from edgecheck.strict import StrictModel
+
+_DROP_SAYS = Says("points of the metric (a number) or percent of the original's metric (text ending in %)",
+                  "1.0 or '1%'")
 
 
 class AccuracyDrop(StrictModel):
@@ -49,24 +53,33 @@ AccuracyDropField = Annotated[
             ]
         }
     ),
+    _DROP_SAYS,
 ]
 
 
 class TopKAgreement(StrictModel):
-    k: int = Field(ge=1)
-    min: float = Field(ge=0, le=1, description="Mean overlap of the top-k sets, 0..1.")
+    """How much of the reference's top k the artifact's top k holds, on average."""
+
+    k: int = Field(ge=1, description="How many of the highest scores are compared.", examples=[5])
+    min: Fraction = Field(ge=0, le=1, description="Mean overlap of the top-k sets, 0..1.", examples=[0.9])
+
+    says: ClassVar[Says] = Says("a mapping {k, min}", "{k: 5, min: 0.9}")
 
 
 class ParityBudget(StrictModel):
     """Numerical agreement with the reference, per output. Cosine alone is blind to scale errors."""
 
-    atol: float | None = Field(None, ge=0, description="Max absolute error |out - ref|.")
-    rtol: float | None = Field(None, ge=0, description="Max relative error |out - ref| / |ref|.")
-    rel_l2: float | None = Field(None, ge=0, description="Max ||out - ref|| / ||ref||.")
-    cosine: float | None = Field(None, ge=-1, le=1, description="Min cosine similarity.")
-    snr_db: float | None = Field(None, description="Min signal-to-noise ratio in dB.")
-    top1_agreement: float | None = Field(None, ge=0, le=1, description="Min fraction of equal argmax, 0..1.")
-    topk_agreement: TopKAgreement | None = None
+    atol: Tolerance | None = Field(None, ge=0, description="Max absolute error |out - ref|.", examples=[0.001])
+    rtol: Ratio | None = Field(None, ge=0, description="Max relative error |out - ref| / |ref|.", examples=[0.01])
+    rel_l2: Ratio | None = Field(None, ge=0, description="Max ||out - ref|| / ||ref||.", examples=[0.01])
+    cosine: Cosine | None = Field(None, ge=-1, le=1, description="Min cosine similarity.", examples=[0.999])
+    snr_db: Decibels | None = Field(None, description="Min signal-to-noise ratio in dB.", examples=[30])
+    top1_agreement: Fraction | None = Field(None, ge=0, le=1, description="Min fraction of equal argmax, 0..1.",
+                                            examples=[0.98])
+    topk_agreement: TopKAgreement | None = Field(None, description="Min mean overlap of the top-k sets.",
+                                                 examples=[{"k": 5, "min": 0.9}])
+
+    says: ClassVar[Says] = Says("a mapping of agreement bounds", "{cosine: 0.999, rel_l2: 0.01}")
 
     partial: ClassVar[bool] = False  # an override: any subset, `null`s to drop bounds (see LatencyBudget.partial)
 

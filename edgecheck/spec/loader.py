@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from edgecheck.errors import SpecError
 from edgecheck.spec.schema import SPEC_VERSION, SpecContext, cross_field_problems, spec_models
+from edgecheck.spec.words import Says, describe_mistake, says_of
 
 if TYPE_CHECKING:
     from edgecheck.spec.schema import Spec
@@ -246,30 +247,51 @@ def _describe(error: dict[str, Any], loc: Loc) -> str:
         return text
     if kind == "missing":
         return "required field is missing"
+    says = _says_at(loc)
+    if says is not None and (words := describe_mistake(says, error)) is not None:
+        return words
     message = str(error["msg"])
     return message.removeprefix("Value error, ")
 
 
+def _says_at(loc: Loc) -> Says | None:
+    """How the spec describes the value of the field at `loc` (`edgecheck.spec.words`), if it does."""
+    if not loc:
+        return None
+    parent = _unwrap(_annotation_at(loc[:-1]))
+    if isinstance(parent, type) and issubclass(parent, BaseModel):
+        info = parent.model_fields.get(str(loc[-1]))
+        return says_of(info.annotation, info.metadata) if info is not None else None
+    if get_origin(parent) is dict:
+        return says_of(get_args(parent)[1])
+    return None
+
+
 def _known_fields(loc: Loc) -> list[str]:
     """Field names allowed at `loc`, found by walking the schema, so a typo gets the right list."""
+    current = _unwrap(_annotation_at(loc))
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _annotation_at(loc: Loc) -> Any:
+    """The annotation of the value at `loc`, found by walking the spec's models (None where it leaves them)."""
     current: Any = spec_models().Spec
     for part in loc:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
             info = current.model_fields.get(str(part))
             if info is None:
-                return []
+                return None
             current = info.annotation
         elif get_origin(current) is dict:
             current = get_args(current)[1]
         elif get_origin(current) is list:
             current = get_args(current)[0]
         else:
-            return []
-    current = _unwrap(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+            return None
+    return current
 
 
 def _unwrap(annotation: Any) -> Any:

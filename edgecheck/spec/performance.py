@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
+from edgecheck.spec.words import Mebibytes, Milliseconds, Points, Says, Seconds
 from edgecheck.strict import StrictModel
 
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p75": 75.0, "p90": 90.0, "p95": 95.0, "p99": 99.0}
@@ -39,27 +40,28 @@ Percent = Annotated[
     Field(ge=0),
     WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": r"^\s*\d+(\.\d*)?\s*%\s*$"}],
                     "description": "Percent: '10%' or 10."}),
+    Says("a percentage", "'10%'"),
 ]
 
 
 class LatencyBudget(StrictModel):
     """Upper bounds on inference time (ms) of one input, and how to time it."""
 
-    p50: float | None = Field(None, gt=0, description="Max median latency, ms.")
-    p75: float | None = Field(None, gt=0, description="Max 75th percentile, ms.")
-    p90: float | None = Field(None, gt=0, description="Max 90th percentile, ms.")
-    p95: float | None = Field(None, gt=0, description="Max 95th percentile, ms.")
-    p99: float | None = Field(None, gt=0, description="Max 99th percentile, ms.")
-    mean: float | None = Field(None, gt=0, description="Max mean latency, ms.")
+    p50: Milliseconds | None = Field(None, gt=0, description="Max median latency, ms.")
+    p75: Milliseconds | None = Field(None, gt=0, description="Max 75th percentile, ms.")
+    p90: Milliseconds | None = Field(None, gt=0, description="Max 90th percentile, ms.")
+    p95: Milliseconds | None = Field(None, gt=0, description="Max 95th percentile, ms.", examples=[2.0])
+    p99: Milliseconds | None = Field(None, gt=0, description="Max 99th percentile, ms.")
+    mean: Milliseconds | None = Field(None, gt=0, description="Max mean latency, ms.")
     samples: int | None = Field(None, ge=1, le=1_000_000, description="Timed runs. Default: enough for the highest "
                                 "percentile budgeted (the MLPerf minimums: 64 for p90, 662 for p99).")
-    duration_s: float | None = Field(None, gt=0, le=3600, description="Time budget for the timed runs; with samples, "
+    duration_s: Seconds | None = Field(None, gt=0, le=3600, description="Time budget for the timed runs; with samples, "
                                      "whichever is reached first. Default: 30 s as a cap on the default sample count.")
     rounds: int = Field(3, ge=1, le=20, description="Fresh worker processes the samples are split over: a "
                         "process's own luck (memory layout, a neighbour's load) shows as disagreement between "
                         "rounds, which widens each percentile's interval.")
     warmup_runs: int = Field(10, ge=0, le=100_000, description="Untimed runs first (and at least warmup_s seconds).")
-    warmup_s: float = Field(0.5, ge=0, le=600, description="Minimum seconds of warm-up.")
+    warmup_s: Seconds = Field(0.5, ge=0, le=600, description="Minimum seconds of warm-up.")
     source: LatencySource = Field("device", description=_SOURCE_HELP + " 'estimate' judges a device target on the "
                                   "analytical cost model's estimate (labelled as such, with its stated error) where "
                                   "the device profile has one for the backend and precision.")
@@ -67,6 +69,7 @@ class LatencyBudget(StrictModel):
         None, description="When a budget lies within the measurement's noise (inside the 95 % confidence interval): "
         "'warn' passes with a warning, 'fail' fails. Default: --edge-inconclusive, else warn.")
 
+    says: ClassVar[Says] = Says("a mapping of percentiles in ms", "{p95: 2}")
     # a compress entry's override (the *Override subclasses): any subset of the fields, checked whole once
     # merged with the target's budget; the checks below that need the whole budget then wait for that
     partial: ClassVar[bool] = False
@@ -98,13 +101,14 @@ class LatencyBudget(StrictModel):
 class MemoryBudget(StrictModel):
     """Upper bounds on memory (MiB) while loading and running the model."""
 
-    peak: float | None = Field(None, gt=0, description="Max footprint of the model: the worker's peak resident memory "
+    peak: Mebibytes | None = Field(None, gt=0, examples=[64], description="Max footprint of the model: the worker's peak resident memory "
                                "during load and inference minus that of an idle worker with the runtime loaded.")
-    process: float | None = Field(None, gt=0, description="Max peak resident memory of the whole worker process, "
+    process: Mebibytes | None = Field(None, gt=0, description="Max peak resident memory of the whole worker process, "
                                   "runtime and interpreter included.")
     source: LatencySource = Field("device", description=_SOURCE_HELP + " 'estimate' judges peak on a vendor "
                                   "compiler's memory totals where the artifact's build reports them (.rknn).")
 
+    says: ClassVar[Says] = Says("a mapping of bounds in MiB", "{peak: 64}")
     partial: ClassVar[bool] = False  # an override: any subset (see LatencyBudget.partial)
 
     @model_validator(mode="after")
@@ -133,8 +137,9 @@ class RegressionBudget(StrictModel):
     latency: Percent | None = Field(None, description="Max slow-down of each latency statistic budgeted (p50 if none), "
                                     "in percent of the baseline's.")
     memory: Percent | None = Field(None, description="Max growth of the memory footprint, in percent.")
-    accuracy: float | None = Field(None, ge=0, description="Max fall of the metric below the baseline's, in points.")
+    accuracy: Points | None = Field(None, ge=0, description="Max fall of the metric below the baseline's, in points.")
 
+    says: ClassVar[Says] = Says("a mapping of allowed regressions", "{latency: '10%', accuracy: 0.5}")
     partial: ClassVar[bool] = False  # an override: any subset (see LatencyBudget.partial)
 
     @model_validator(mode="after")

@@ -73,7 +73,8 @@ ProjectFile = Annotated[Path, AfterValidator(_resolve)]
 class ModelRef(StrictModel):
     """A model file. The spec's `model` is the original, whose outputs on ONNX Runtime FP32 are the reference."""
 
-    path: ProjectFile = Field(description="Path of the .onnx file, relative to the spec file.")
+    path: ProjectFile = Field(description="Path of the .onnx file, relative to the spec file.",
+                              examples=["models/model.onnx"])
 
 
 def _check_fixed(value: Any) -> Any:
@@ -162,10 +163,18 @@ def _check_metric(value: str) -> str:
 class EvaluationData(StrictModel):
     """A labelled set (.npz): one array per model input plus the labels."""
 
-    path: ProjectFile = Field(description=".npz file with an array per model input and a labels array.")
+    path: ProjectFile = Field(description=".npz file with an array per model input and a labels array.",
+                              examples=["data/test.npz"])
     labels: str = Field("labels", description="Name of the labels array in the .npz file.")
     metric: Annotated[str, AfterValidator(_check_metric)] = Field(
-        "top1", description="top1 | topk:K (percent) | mse | 'package.module:function'."
+        "top1", description="top1 | topk:K (percent) | mse | 'package.module:function'.",
+        examples=["top1", "topk:5", "mse", "mypackage.metrics:f1"],
+        json_schema_extra={"anyOf": [
+            {"enum": list(BUILTIN_METRICS), "description": "top1: percent of argmax equal to the label; mse: mean "
+             "squared error (lower is better)."},
+            {"pattern": r"^top(k:)?[1-9]\d*$", "description": "topk:K: percent of labels in the K highest scores."},
+            {"pattern": _CUSTOM_METRIC.pattern, "description": "Your own: 'package.module:function' (set "
+             "higher_is_better)."}]},
     )
     output: str | None = Field(None, description="Model output the metric reads; default: the first output.")
     higher_is_better: bool | None = Field(None, description="Required for a custom metric; implied otherwise.")
@@ -187,7 +196,8 @@ class EvaluationData(StrictModel):
 
 
 class DataSpec(StrictModel):
-    calibration: ProjectFile | None = Field(None, description=".npz of representative inputs for INT8 calibration.")
+    calibration: ProjectFile | None = Field(None, description=".npz of representative inputs for INT8 calibration.",
+                                            examples=["data/calibration.npz"])
     evaluation: EvaluationData | None = None
     parity: ProjectFile | None = Field(
         None, description=".npz of inputs (no labels: real images, audio) that parity compares on; default: the "
@@ -199,7 +209,8 @@ class DataSpec(StrictModel):
 
 
 _REGRESSION = BudgetField(RegressionBudget | None, Field(
-    None, description="Against a stored baseline run (--edge-baseline NAME): {latency: 10%, accuracy: 0.5}."),
+    None, description="Against a stored baseline run (--edge-baseline NAME): {latency: 10%, accuracy: 0.5}.",
+    examples=[{"latency": "10%", "accuracy": 0.5}]),
     override=RegressionOverride | None, bounds=tuple(RegressionBudget.model_fields))
 _REGRESSION_ORDER = 55  # listed after the kinds whose figures a baseline keeps (latency 40, memory 50)
 
@@ -248,7 +259,8 @@ def _budget_fields() -> list[tuple[int, str, BudgetField]]:
 
 
 _TARGET_BACKENDS = (list[Annotated[str, Field(pattern=_NAME)]] | None, Field(
-    None, description="Backends to check on; default: every backend the device profile names."))
+    None, description="Backends to check on; default: every backend the device profile names.",
+    examples=[["onnxruntime"], ["tflite"]]))
 _TARGET_THREADS = (Annotated[int, Field(ge=1, le=1024)] | dict[Annotated[str, Field(pattern=_NAME)], Annotated[int, Field(ge=1, le=1024)]] | None, Field(
     None, description="CPU threads for every backend (4) or per backend ({onnxruntime: 4}); default: the device "
     "profile's, so runs on one device are comparable."))
@@ -273,8 +285,10 @@ class SpecBase(StrictModel):
     by `assemble`)."""
 
     edgecheck: Literal[1] = Field(description="Spec format version.")
-    name: str | None = Field(None, description="A label for the spec; default: the file name.")
-    model: ModelRef
+    name: str | None = Field(None, description="A label for the spec; default: the file name.",
+                             examples=["digits-cnn"])
+    model: ModelRef = Field(description="The original model: its outputs on ONNX Runtime FP32 are the reference.",
+                            examples=[{"path": "model.onnx"}])
     candidate: ModelRef | None = Field(
         None, description="Another model checked against `model` as its reference with the same budgets, e.g. a "
         "distilled student: its items are named 'candidate'; a compress chain starting with the step 'candidate' "
@@ -404,7 +418,10 @@ def assemble() -> SpecModels:
     target = create_model(
         "TargetSpec", __base__=TargetSpecBase, __module__=__name__,
         backends=(_TARGET_BACKENDS[0], copy.copy(_TARGET_BACKENDS[1])),
-        budgets=(budgets, Field(default_factory=budgets)),
+        budgets=(budgets, Field(default_factory=budgets, description="What every artifact must meet on this "
+                                "device; a compress entry's own (recipes:) replace some.",
+                                examples=[{"size_mb": 0.5, "accuracy_drop": 1.0, "latency_ms": {"p95": 2},
+                                           "parity": {"cosine": 0.999}}])),
         threads=(_TARGET_THREADS[0], copy.copy(_TARGET_THREADS[1])),
         recipes=(dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._+-]*$")], override], Field(
             default_factory=dict,
@@ -412,7 +429,10 @@ def assemble() -> SpecModels:
             "target's, e.g. fp16: {parity: {rel_l2: 0.001}}. Parity bounds merge one by one; null removes a budget.",
         )))
     spec = create_model("Spec", __base__=SpecBase, __module__=__name__,
-                        targets=(dict[Annotated[str, Field(pattern=_NAME)], target], Field(min_length=1)))
+                        targets=(dict[Annotated[str, Field(pattern=_NAME)], target], Field(
+                            min_length=1, description="Budgets per target device, by device profile name "
+                            "(`edgecheck devices` lists them).",
+                            examples=[{"host": {"budgets": {"latency_ms": {"p95": 2}}}}])))
     return SpecModels(budgets, override, target, spec)
 
 
