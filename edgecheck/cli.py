@@ -413,7 +413,7 @@ def _compare(args: argparse.Namespace, extra: list[str]) -> int:
                            args.threshold / 100)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(check_options: bool = True) -> argparse.ArgumentParser:
     from edgecheck import __version__
 
     parser = argparse.ArgumentParser(prog="edgecheck", description=__doc__)
@@ -432,9 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
                                 "plugin is --X here, and arguments after -- go to pytest.")
     check.add_argument("specs", nargs="*", help="spec files or folders (default: specs)")
     check.add_argument("--junitxml", help="write a JUnit XML report here")
-    from edgecheck.cli_check import add_check_arguments
+    if check_options:  # (they come from the plugin, which imports pytest: ~0.5 s other commands need not pay)
+        from edgecheck.cli_check import add_check_arguments
 
-    add_check_arguments(check)  # every --edge-* option of the pytest plugin, named without edge-
+        add_check_arguments(check)  # every --edge-* option of the pytest plugin, named without edge-
     check.set_defaults(run=_check)
     recipes = commands.add_parser("recipes", help="list compression recipes and their parameters")
     recipes.set_defaults(run=_recipes)
@@ -553,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--" in argv:
         extra = argv[argv.index("--") + 1:]
         argv = argv[: argv.index("--")]
-    args = build_parser().parse_args(argv)
+    args = build_parser(check_options="check" in argv).parse_args(argv)
     try:
         return args.run(args, extra)
     except BrokenPipeError:  # `edgecheck schema | head`: the reader has what it wanted
