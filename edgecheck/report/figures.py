@@ -36,8 +36,9 @@ def label(m: Measurement, check: str) -> str:
         return "drop vs baseline"
     name = name.removeprefix("regression.").removeprefix(check + ".")
     estimate = name.startswith("estimate.")
-    name = name.removeprefix("estimate.").removesuffix("_mb")
-    name = name.removeprefix(check + "_")  # size_ratio: "ratio"; accuracy_drop: "drop"
+    name = name.removeprefix("estimate.")
+    rest = name.removeprefix(check + "_")  # size_ratio: "ratio"; accuracy_drop: "drop"
+    name = check if len(rest) <= 2 else rest  # a unit after the check's name: size_mb, energy_mj
     name = {"drop_relative": "relative drop"}.get(name, name).replace(".", " ")
     return name + (" estimate" if estimate else "") + (" vs baseline" if regression else "")
 
@@ -150,8 +151,9 @@ def budget_column(result: CheckResult) -> str:
 
 
 def margin_column(result: CheckResult) -> str:
+    """The headline's margin; none where doubts make the figures mean nothing (the reasons say why)."""
     m = headline(result)
-    return margin_text(m) if m is not None else ""
+    return margin_text(m) if m is not None and not result.doubts else ""
 
 
 def baseline_column(result: CheckResult) -> str:
