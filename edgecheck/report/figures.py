@@ -43,15 +43,28 @@ def label(m: Measurement, check: str) -> str:
     return name + (" estimate" if estimate else "") + (" vs baseline" if regression else "")
 
 
+def _digits(m: Measurement) -> int:
+    """Significant digits enough to tell the figure from its budget (20.5 KiB against 20.5 KiB reads as a pass
+    that failed by 34.5 B: 20.53 KiB against 20.5 KiB does not): 3, up to 6."""
+    if not m.judged or m.budget is None or m.value == m.budget or not math.isfinite(m.value):
+        return 3
+    for digits in range(3, 7):
+        (value, budget), _ = scaled((m.value, m.budget), m.unit, digits)
+        if value != budget:
+            return digits
+    return 6
+
+
 def value_text(m: Measurement) -> str:
     """The figure in human units, with its interval where it has one: "39.7 µs (95% CI 11.6–66.4 µs)",
     "≥ 2.24 µs" (a lower bound), "+12 %" (a change against a baseline)."""
+    digits = _digits(m)
     if m.name.startswith("regression.") and m.unit == "%":
-        return signed(m.value, m.unit)
+        return signed(m.value, m.unit, digits)
     if m.interval is None:
-        return quantity(m.value, m.unit)
+        return quantity(m.value, m.unit, digits)
     low, high = m.interval
-    (value, low_text, high_text), unit = scaled((m.value, low, high), m.unit)
+    (value, low_text, high_text), unit = scaled((m.value, low, high), m.unit, digits)
     shown = join_unit(value, unit, m.value)
     if math.isinf(high) and high > 0:
         if m.interval_kind == "lower bound" and low == m.value:
@@ -74,7 +87,7 @@ def budget_text(m: Measurement, check: str = "") -> str:
     assert m.budget is not None and m.bound is not None
     if m.name.startswith("regression.") and m.budget_text:  # its words name the baseline and its figure
         return f"{_BOUND[m.bound]} {m.budget_text}"
-    text = f"{_BOUND[m.bound]} {quantity(m.budget, m.unit)}"
+    text = f"{_BOUND[m.bound]} {quantity(m.budget, m.unit, _digits(m))}"
     field = _FIELD.search(m.budget_text)
     if field and not m.name.endswith("." + field.group(1).split(",")[0]):
         text += f" ({field.group(1)})"
