@@ -332,11 +332,10 @@ class EdgeCheckItem(pytest.Item):
 
 def _skip_at_spec(reason: str) -> None:
     """Skip, located at the item (its spec's target line) rather than this line: `-rs` then names the user's spec."""
-    try:
-        skip = pytest.skip.Exception(reason, _use_item_location=True)  # pytest's own for skip markers
-    except TypeError:  # a pytest without it: located here, as pytest.skip would
-        skip = pytest.skip.Exception(reason)
-    raise skip
+    try:  # pytest's own way for skip markers (private: a pytest without it skips at this line)
+        raise pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:
+        pytest.skip(reason)
 
 
 @pytest.hookimpl(wrapper=True)
