@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 import uuid
-import warnings
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 from edgecheck.cache_entry import (ENTRY_FILE, CorruptEntry, files_present, free_space, is_full_disk, listing,
                                    read_manifest, remove, write_manifest)
 from edgecheck.compress import Artifact
-from edgecheck.errors import EdgecheckError, RecipeError
+from edgecheck.errors import EdgecheckError, RecipeError, warn_at
 from edgecheck.leftovers import owner_tag, remove_dead_owners
 from edgecheck.locks import exclusive_lock, print_notice
 
@@ -202,8 +201,8 @@ class ArtifactCache:
                             {str(k): str(v) for k, v in notes.items()})
         except (CorruptEntry, OSError) as exc:
             if warn:
-                warnings.warn(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({_problem(exc)}); "
-                                           "rebuilding it"), stacklevel=4)
+                warn_at(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({_problem(exc)}); rebuilding it"),
+                        folder)
             return None
 
     # outputs
@@ -221,8 +220,8 @@ class ArtifactCache:
             self._store_outputs(key, outputs)
         except OSError as exc:  # storing is an optimisation: the outputs are valid, the next run recomputes
             hint = f"\n{self.full_disk_hint()}" if is_full_disk(exc) else ""
-            warnings.warn(CacheWarning(f"edgecheck could not store outputs in the cache {self.root}: {exc}{hint}"),
-                          stacklevel=2)
+            warn_at(CacheWarning(f"edgecheck could not store outputs in the cache {self.root}: {exc}{hint}"),
+                    self.root)
         return outputs, False
 
     def _store_outputs(self, key: str, outputs: Outputs) -> None:
@@ -260,8 +259,8 @@ class ArtifactCache:
             except Exception as exc:  # noqa: BLE001  a zip of ours that numpy cannot read: rebuild
                 raise CorruptEntry(f"{OUTPUTS_FILE} unreadable ({type(exc).__name__}: {exc})") from None
         except (CorruptEntry, OSError) as exc:
-            warnings.warn(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({_problem(exc)}); recomputing it"),
-                          stacklevel=3)
+            warn_at(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({_problem(exc)}); recomputing it"),
+                    folder)
             try:
                 self._discard(folder)
             except OSError:

@@ -9,6 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def warn_at(warning: Warning, where: Path | str, line: int = 0) -> None:
+    """Issue `warning` located at what it is about (a spec's budget line, a cache entry), never at edgecheck's own
+    source: pytest's warnings summary prints the location and, where it is a line of a file, that line."""
+    import warnings
+
+    warnings.warn_explicit(warning, type(warning), str(where), line)
+
+
 class EdgecheckError(Exception):
     """Root of every error edgecheck raises on purpose."""
 

@@ -46,6 +46,17 @@ class PlannedCheck:
     def line(self) -> int | None:
         return self.spec.line_of(("targets", self.target.name))
 
+    def budget_line(self, fields: tuple[str, ...] = ()) -> int | None:
+        """The spec line that sets this check's budget: the entry's override of one of `fields` (default: the
+        check kind's budget fields), else the target's, else the target itself — where a warning points."""
+        fields = fields or tuple(get_check(self.check).budgets)
+        target = ("targets", self.target.name)
+        for where in ((*target, "recipes", self.recipe), (*target, "budgets")):
+            for name in fields:
+                if (line := self.spec.lines.get((*where, name))) is not None:
+                    return line
+        return self.line
+
 
 def _checks_for(budgets: Any) -> list[str]:
     """The check kinds these budgets ask for, in run order."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import sys
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -198,31 +197,30 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     patterns = config.getini("edge_spec_patterns")
     if _matches(file_path, config.rootpath, patterns):
         return SpecFile.from_parent(parent, path=file_path)
-    if _named_spec(file_path, config):  # outside the patterns, yet the user asked for this very spec
-        import warnings
+    line = _named_spec(file_path, config)
+    if line:  # outside the patterns, yet the user asked for this very spec
+        from edgecheck.errors import SpecLocationWarning, warn_at
 
-        from edgecheck.errors import SpecLocationWarning
-
-        warnings.warn_explicit(SpecLocationWarning(  # located at the spec, not at this line
+        warn_at(SpecLocationWarning(  # located at the spec's `edgecheck:` line, not at this one
             f"{file_path} is outside edge_spec_patterns ({' '.join(patterns)}): it runs because it was named on the "
             "command line, but a run of its folder would not collect it; add a pattern to the ini option "
-            "edge_spec_patterns (or move the file)"), SpecLocationWarning, str(file_path), 1)
+            "edge_spec_patterns (or move the file)"), file_path, line)
         return SpecFile.from_parent(parent, path=file_path)
     return None
 
 
-def _named_spec(file_path: Path, config: pytest.Config) -> bool:
-    """Whether the file was named on the command line and reads as an edgecheck spec (a top-level
-    `edgecheck:` key in its first lines): other YAML files are never claimed."""
+def _named_spec(file_path: Path, config: pytest.Config) -> int | None:
+    """The line of its top-level `edgecheck:` key (in its first lines), where the file was named on the command
+    line and so reads as an edgecheck spec; None for any other file: other YAML files are never claimed."""
     named = {(config.invocation_params.dir / arg.split("::")[0]).resolve() for arg in config.args}
     if file_path.resolve() not in named:
-        return False
+        return None
     try:
         with open(file_path, "rb") as source:
             head = source.read(4096).decode("utf-8", "replace")
     except OSError:
-        return False
-    return any(line.startswith("edgecheck:") for line in head.splitlines())
+        return None
+    return next((number for number, line in enumerate(head.splitlines(), 1) if line.startswith("edgecheck:")), None)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -299,11 +297,11 @@ class EdgeCheckItem(pytest.Item):
         except (BackendUnavailable, RecipeNotApplicable, CannotJudge) as exc:
             if state.strict:
                 pytest.fail(f"{exc} (--edge-strict turns this skip into a failure)", pytrace=False)
-            pytest.skip(str(exc))
+            _skip_at_spec(str(exc))
         self.check_result = result  # the record's result (pytest_runtest_makereport); the JUnit view below
         self.user_properties.extend(result_properties(result))
         for message in result.warnings:
-            warnings.warn(ModelFitWarning(f"{planned.id}: {message}"))
+            self._warn(ModelFitWarning(message))
         if result.verdict == "fail":
             raise BudgetExceeded(result)
         if result.verdict == "inconclusive":
@@ -313,8 +311,19 @@ class EdgeCheckItem(pytest.Item):
             policy = own or state.inconclusive
             if policy == "fail":
                 raise BudgetExceeded(result)
+            from edgecheck.report.figures import verdict_summary
+
             how = "--edge-inconclusive=fail" + (f" or {setting}" if setting else "")
-            warnings.warn(InconclusiveWarning(f"{planned.id}: {'; '.join(result.breaches())} (passed: {how} fails it)"))
+            self._warn(InconclusiveWarning(f"{verdict_summary(result)} (passed: {how} fails it)"),
+                       regression=all(m.name.startswith("regression.") for m in result.measurements
+                                      if m.verdict == "inconclusive"))
+
+    def _warn(self, warning: Warning, regression: bool = False) -> None:
+        """A warning located at the spec line of the budget it is about, so pytest's warnings summary shows the
+        user's spec line (under the test id it already names), not edgecheck's own source."""
+        from edgecheck.errors import warn_at
+
+        warn_at(warning, self.planned.spec.path, self.planned.budget_line(("regression",) if regression else ()) or 1)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str | Any:
         from edgecheck.errors import BudgetExceeded, EdgecheckError
@@ -329,6 +338,14 @@ class EdgeCheckItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int | None, str]:
         line = self.planned.line
         return self.path, (line - 1 if line else None), self.name
+
+
+def _skip_at_spec(reason: str) -> None:
+    """Skip, located at the item (its spec's target line) rather than this line: `-rs` then names the user's spec."""
+    try:  # pytest's own way for skip markers (private: a pytest without it skips at this line)
+        raise pytest.skip.Exception(reason, _use_item_location=True)
+    except TypeError:
+        pytest.skip(reason)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -261,13 +261,13 @@ class EdgeSession:
         if self._warned:
             return
         self._warned = True
-        import warnings
-
-        from edgecheck.errors import PluginWarning
+        from edgecheck.errors import PluginWarning, warn_at
         from edgecheck.spec.kinds import broken_checks
 
         for name, why in broken_checks().items():
-            warnings.warn(PluginWarning(f"edgecheck check kind {name!r} is not installed: {why}"))
+            # located at the plug-in's entry point (its own words name the module), not at this line
+            warn_at(PluginWarning(f"edgecheck check kind {name!r} is not installed: {why}"),
+                    f"<entry point edgecheck.checks: {name}>")
 
     def relative(self, path: Path) -> str:
         try:

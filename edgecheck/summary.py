@@ -89,7 +89,8 @@ class SummaryCollector:
 
             terminalreporter.write_sep("=", "edgecheck summary")
             # sorted, so the table is the same whatever order xdist workers reported in
-            for line in format_tables(sorted(map(row_from_record, checked))):
+            width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 80)  # reasons wrap to the terminal
+            for line in format_tables(sorted(map(row_from_record, checked)), width):
                 terminalreporter.write_line(line)
         for message in self.messages:
             terminalreporter.write_line(message)

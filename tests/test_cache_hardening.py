@@ -483,7 +483,9 @@ def test_a_full_disk_in_our_own_writes_says_where_the_cache_is(small_disk):
     _says_where_and_how(str(record[0].message), cache)
 
 
-def test_a_session_whose_converter_fills_the_cache_disk_says_where_the_cache_is(pytester, spec_project, small_disk):
+def test_a_session_whose_converter_fills_the_cache_disk_says_where_the_cache_is(pytester, spec_project, small_disk,
+                                                                                monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # the summary's reasons wrap to the terminal: one line each here
     params = make_classifier(pytester.path / "models" / "clf.onnx", classes=20_000)  # 320 KB of weights
     make_eval_data(pytester.path / "models" / "eval.npz", params, samples=4)
     spec_project(SPEC.replace("size_mb: 1", "size_mb: 10") % "fp16")
@@ -493,5 +495,5 @@ def test_a_session_whose_converter_fills_the_cache_disk_says_where_the_cache_is(
     text = result.stdout.str()
     assert "fp16: onnxruntime.transformers.float16 failed: OSError: [Errno 28] No space left on device" in text, text
     _says_where_and_how(text, cache)
-    result.stdout.fnmatch_lines(["*size*fp16*the disk is full: the edgecheck cache is *FAIL*"])  # the summary's row
+    result.stdout.fnmatch_lines(["  FAIL*size*fp16", "      *the disk is full: the edgecheck cache is *"])  # the summary
     result.stdout.fnmatch_lines(["*CacheWarning: edgecheck could not store outputs in the cache *No space left*"])

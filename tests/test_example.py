@@ -87,5 +87,5 @@ def test_lowering_accuracy_drop_below_the_real_drop_fails_readably(pytester, dig
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
         "*accuracy budget breached: digits.yaml target rk3588, backend onnxruntime, recipe int8-*",
-        "*accuracy_drop*pts*<= 0.1 pts*BREACH*",
+        "*accuracy_drop*pt*≤ 0.1 pt*over by * pt*BREACH*",
     ])

@@ -530,8 +530,8 @@ def test_summary_row_of_a_crashed_backend_names_the_crash(pytester, spec_project
     pytester.makeconftest(MISBEHAVING_BACKENDS)
     result = pytester.runpytest("specs")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*edgecheck summary*", "target host",
-                                 "*parity*segv*none*segv crashed: SIGSEGV while loading clf.onnx*FAIL*"])
+    result.stdout.fnmatch_lines(["*edgecheck summary*", "target host: specs/model.yaml", "  FAIL*parity*segv*none",
+                                 "      segv crashed: SIGSEGV while loading clf.onnx*"])
 
 
 def test_process_peak_is_the_workers_own_not_the_sessions(tmp_path):

@@ -43,10 +43,10 @@ def test_the_markdown_puts_what_needs_attention_first_with_its_whole_reason(pyte
     attention, passed = text.index("**Needs attention**", host), text.index("**Passed** (2)", host)
     assert attention < passed
     failing = next(line for line in text.splitlines() if line.startswith("| FAIL |"))
-    assert "| size |" in failing and "size_mb = " in failing and "&lt;= 0.0001 MiB" in failing
-    assert "over by" in failing  # the reason, whole, without the figure it repeats
-    assert "size_mb = " not in failing.split("|")[-2]
-    assert "### target rk3588" in text and "| ops.unsupported = 0 nodes |" in text
+    # the figures in human units, as the terminal table shows them (the same helpers), the margin with its unit
+    assert "| size | onnxruntime | none | size 211 B | ≤ 105 B | over by 106 B |" in failing
+    assert failing.split("|")[-2].strip() == ""  # no reason beyond the breach its columns show
+    assert "### target rk3588" in text and "| unsupported 0 nodes | ≤ 0 nodes | at budget |" in text
     # GitHub's job summary keeps the earlier steps' parts and gets the same Markdown
     assert step.read_text() == "## an earlier step's part\n\n" + text
     step.write_text("| 1 | 2 |")  # an earlier part that ends without a newline: never glued to its last row

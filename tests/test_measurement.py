@@ -153,14 +153,21 @@ def test_tight_latency_and_memory_budgets_fail_naming_figure_value_and_budget(py
 
     output = result.stdout.str()
     assert "latency budget breached: model.yaml target host, backend onnxruntime, recipe none" in output
-    row = re.search(r"latency\.p50\s+(\S+) ms \(95% CI \S+\)\s+<= 1\.000e-05 ms\s+\S+\s+BREACH", output)
+    # in the unit that suits the figure (3 significant digits), the budget in its own, the margin with its unit
+    row = re.search(r"latency\.p50\s+(\S+) (ns|µs|ms|s) \(95% CI [^)]+\)\s+≤ 10 ns\s+over by \S+ (?:ns|µs|ms|s)\s+"
+                    r"BREACH", output)
     assert row, output
-    assert float(row.group(1)) == pytest.approx(float(latency["edge.latency.p50"]), rel=1e-3)
+    in_ms = float(row.group(1)) * {"ns": 1e-6, "µs": 1e-3, "ms": 1.0, "s": 1e3}[row.group(2)]
+    assert in_ms == pytest.approx(float(latency["edge.latency.p50"]), rel=5e-3)
 
     assert "memory budget breached: model.yaml target host, backend onnxruntime, recipe none" in output
-    row = re.search(r"memory\.process\s+(\S+) MiB\s+<= 1 MiB\s+\S+\s+BREACH", output)
+    row = re.search(r"memory\.process\s+(\S+) (KiB|MiB|GiB)\s+≤ 1 MiB\s+over by \S+ (?:KiB|MiB|GiB)\s+BREACH", output)
     assert row, output
-    assert float(row.group(1)) == pytest.approx(float(memory["edge.memory.process"]), rel=1e-3)
+    in_mib = float(row.group(1)) * {"KiB": 2**-10, "MiB": 1.0, "GiB": 2**10}[row.group(2)]
+    assert in_mib == pytest.approx(float(memory["edge.memory.process"]), rel=5e-3)
+    # the summary table says the same in one row each
+    result.stdout.fnmatch_lines(["  FAIL*latency*onnxruntime*none*p50 * (95% CI *)*≤ 10 ns*over by *",
+                                 "  FAIL*memory*onnxruntime*none*process * ?iB*≤ 1 MiB*over by * ?iB"])
 
 
 # 2. a budget inside the measurement's noise
@@ -176,9 +183,16 @@ def test_a_budget_inside_the_noise_is_inconclusive_and_passes_with_a_warning(pyt
     _tuned(pytester, delays=(0.001, 0.05))  # half the runs take 1 ms, half 50 ms: the median could be either
     result = pytester.runpytest("specs", "--junitxml=report.xml")
     result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines(["*warnings summary*",
-                                 "*InconclusiveWarning: host-tuned-none-latency: latency.p50 = * ms (95% CI *..*), "
-                                 "budget <= 15 ms: inconclusive*"])
+    # the warning points at the spec's budget line and shows it, not edgecheck's own source line
+    result.stdout.fnmatch_lines(["*warnings summary*", "specs/model.yaml::host-tuned-none-latency",
+                                 f"  {pytester.path / 'specs' / 'model.yaml'}:*: InconclusiveWarning: p50 * ms (95% CI "
+                                 "*–* ms), budget ≤ 15 ms: the budget lies within the measurement's noise (passed: "
+                                 "--edge-inconclusive=fail or latency_ms.inconclusive: fail fails it)",
+                                 "    latency_ms: {p50: 15, samples: 64*"])
+    assert "edgecheck/plugin.py" not in result.stdout.str() and "warnings.warn" not in result.stdout.str()
+    # the table: the verdict, and its whole reason under the row
+    result.stdout.fnmatch_lines(["  inconclusive*latency*tuned*none*p50 * ms (95% CI *–* ms)*≤ 15 ms",
+                                 "      the budget lies within the measurement's noise"])
     latency = _properties(pytester.path / "report.xml")["host-tuned-none-latency"]
     assert latency["edge.verdict"] == "inconclusive"
     assert float(latency["edge.latency.p50.ci_low"]) < 15 < float(latency["edge.latency.p50.ci_high"])
@@ -187,7 +201,7 @@ def test_a_budget_inside_the_noise_is_inconclusive_and_passes_with_a_warning(pyt
     strict = pytester.runpytest("specs", "--edge-inconclusive=fail")
     strict.assert_outcomes(failed=1)
     strict.stdout.fnmatch_lines(["*latency verdict inconclusive (the budget lies within the noise)*",
-                                 "*latency.p50*<= 15 ms*INCONCLUSIVE*"])
+                                 "*latency.p50*≤ 15 ms*INCONCLUSIVE*"])
 
 
 def test_the_spec_can_make_inconclusive_fail_and_wins_over_the_option(pytester, spec_project):
@@ -283,13 +297,20 @@ def test_latency_regression_against_a_baseline(pytester, spec_project):
     assert latency["edge.regression.latency.p50.budget"].startswith("<= 200% slower than baseline 'main'")
     assert "edge.regression.memory.peak" in cases["host-tuned-none-memory"]
     assert float(cases["host-tuned-none-accuracy"]["edge.regression.accuracy"]) == 0
+    # the summary table gets a column of the changes against the baseline
+    same.stdout.fnmatch_lines(["*verdict*check*backend*recipe*measured*budget*margin*vs baseline",
+                               "  pass*accuracy*tuned*none*top1 100 % → 100 % (±0 pt)*top1 ±0 pt",
+                               "  pass*latency*tuned*none*p50 * ms*p50 [+−±]*%*"])
 
     spec_project(_spec(BASELINE_BUDGETS.replace('latency: "200%"', 'latency: "10%"'), backend="tuned"))
     _tuned(pytester, delays=(0.006,))  # 5 ms slower per call
     slower = pytester.runpytest("specs", "--edge-baseline", "main", "--junitxml=slower.xml")
     slower.assert_outcomes(passed=2, failed=1)
     slower.stdout.fnmatch_lines(["*latency budget breached*backend tuned*",
-                                 "*regression.latency.p50*<= 10% slower than baseline 'main'*BREACH*"])
+                                 "*regression.latency.p50*≤ 10% slower than baseline 'main'*BREACH*"])
+    # the row shows its own figure and the change; the breached change is the reason under it
+    slower.stdout.fnmatch_lines(["  FAIL*latency*tuned*none*p50 * ms*p50 +*%",
+                                 "      p50 vs baseline +*%, budget ≤ 10% slower than baseline*", "*over by *%"])
     latency = _properties(pytester.path / "slower.xml")["host-tuned-none-latency"]
     assert latency["edge.verdict"] == "fail"
     assert float(latency["edge.regression.latency.p50"]) > 200
@@ -306,7 +327,10 @@ def test_accuracy_regression_against_a_baseline(pytester, spec_project):
     worse = pytester.runpytest("specs", "--edge-baseline", "main", "--junitxml=worse.xml")
     worse.assert_outcomes(failed=1)
     worse.stdout.fnmatch_lines(["*accuracy budget breached*backend tuned*",
-                                "*regression.accuracy*pts*<= 0.5 pts below baseline 'main' (100)*BREACH*"])
+                                "*regression.accuracy*100 pt*≤ 0.5 pts below baseline 'main' (100)*over by 99.5 pt*BREACH*"])
+    worse.stdout.fnmatch_lines(["  FAIL*accuracy*tuned*none*top1 100 % → 0 % (−100 pt)*drop ≤ 100 pt*at budget*top1 −100 pt",
+                                "      drop vs baseline 100 pt, budget ≤ 0.5 pts below baseline 'main' (100):",
+                                "      over by 99.5 pt"])  # wrapped to the terminal's 80 columns, whole
     accuracy = _properties(pytester.path / "worse.xml")["host-tuned-none-accuracy"]
     assert float(accuracy["edge.regression.accuracy"]) > 0.5
     assert float(accuracy["edge.accuracy_drop"]) <= 100  # the drop budget itself passes

@@ -88,7 +88,7 @@ def test_a_quantized_tflite_input_takes_real_values_and_its_own_integers(pyteste
     out = result.stdout.str()
     assert result.ret == pytest.ExitCode.OK, out[-3000:]
     assert "is float" not in out and "the model takes int8" not in out
-    assert "accuracy = 100 %" in out, out[-3000:]  # labels made from the quantized values: all match
+    assert "→ 100 % (" in out, out[-3000:]  # labels made from the quantized values: all match
 
 
 def _two_inputs(path, gain_shape: list[int]) -> None:

@@ -31,8 +31,10 @@ def test_passing_spec_passes_with_one_item_per_check(pytester, spec_project):
         "*model.yaml::host-onnxruntime-none-parity PASSED*",
         "*model.yaml::host-onnxruntime-none-size PASSED*",
         "*edgecheck summary*",
-        "target host",
-        "*accuracy*onnxruntime*none*accuracy_drop = 0 pts*<= 1 pts*pass*",
+        "target host: specs/model.yaml",
+        "*verdict*check*backend*recipe*measured*budget*margin",
+        # the original's figure beside the artifact's, budget and margin in their units
+        "  pass*accuracy*onnxruntime*none*top1 100 % → 100 % (±0 pt)*drop ≤ 1 pt*1 pt under",
     ])
 
 
@@ -44,7 +46,7 @@ def test_tightened_size_budget_fails_with_metric_value_and_budget(pytester, spec
     result.stdout.fnmatch_lines([
         "*size budget breached: model.yaml target host, backend onnxruntime, recipe none*",
         "*metric*measured*budget*margin*",
-        "*size_mb*MiB*<= 0.0001 MiB*BREACH*",
+        "*size_mb*211 B*≤ 105 B*over by 106 B*BREACH*",  # human units, the margin with its unit
     ])
 
 
@@ -55,7 +57,7 @@ def test_accuracy_drop_breach_names_points_and_both_accuracies(pytester, spec_pr
     result.assert_outcomes(failed=2, passed=1)
     result.stdout.fnmatch_lines([
         "*accuracy budget breached*backend perturbed*",
-        "*accuracy_drop*pts*<= 1 pts*BREACH*",
+        "*accuracy_drop*pt*≤ 1 pt*over by*pt*BREACH*",
         "*accuracy.original = 100 %*",
     ])
 
@@ -65,7 +67,9 @@ def test_relative_drop_is_judged_as_percent_of_original(pytester, spec_project):
     spec_project(spec.replace("[onnxruntime]", "[perturbed]"), perturb=(-1.0, 0.0))
     result = pytester.runpytest("specs", "-k", "accuracy")
     result.assert_outcomes(failed=1, deselected=2)
-    result.stdout.fnmatch_lines(["*accuracy_drop_relative*%*<= 1%*BREACH*"])
+    result.stdout.fnmatch_lines(["*accuracy_drop_relative*%*≤ 1 %*over by*%*BREACH*"])
+    # the summary shows the drop the budget judges: relative to the original's figure
+    result.stdout.fnmatch_lines(["*FAIL*accuracy*perturbed*none*top1 100 % → * % (−* %)*drop ≤ 1 %*over by * %"])
 
 
 def test_cosine_alone_misses_a_scale_error_and_rel_l2_catches_it(pytester, spec_project):
@@ -82,7 +86,7 @@ def test_cosine_alone_misses_a_scale_error_and_rel_l2_catches_it(pytester, spec_
     spec_project(spec.replace("cosine: 0.9999", "cosine: 0.9999, rel_l2: 0.01"))
     failing = pytester.runpytest("specs", "-k", "parity")
     failing.assert_outcomes(failed=1, deselected=2)
-    failing.stdout.fnmatch_lines(["*parity.scores.rel_l2*<= 0.01 (rel_l2)*BREACH*"])
+    failing.stdout.fnmatch_lines(["*parity.scores.rel_l2*9*≤ 0.01*over by 8.99*BREACH*"])
 
 
 def test_junit_xml_carries_every_figure_and_where_it_was_measured(pytester, spec_project):
@@ -150,10 +154,14 @@ def test_unavailable_backend_skips_with_reason_and_strict_fails(pytester, spec_p
     spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [onnxruntime, tensorrt]"))
     result = pytester.runpytest("specs", "-rs")
     result.assert_outcomes(passed=3, skipped=3)
-    result.stdout.fnmatch_lines(["*edgecheck summary*",
-                                 "*3 checks*tensorrt*none*tensorrt cannot run here: no backend of that name is "
-                                 "installed*skip"])
-    result.stdout.fnmatch_lines(["SKIPPED*tensorrt cannot run here: no backend of that name is installed (installed: *"])
+    # one row for the three skips, saying which checks, with the whole reason under it
+    result.stdout.fnmatch_lines(["*edgecheck summary*", "  skip*3 checks*tensorrt*none",
+                                 "      tensorrt cannot run here: no backend of that name is installed*",
+                                 "*checks: accuracy, parity, size"])
+    # -rs names the spec's line (the target's), not edgecheck's source line that raised the skip
+    result.stdout.fnmatch_lines(["SKIPPED [[]3[]] specs/model.yaml:*: tensorrt cannot run here: no backend of that name "
+                                 "is installed (installed: *"])
+    assert "edgecheck/plugin.py" not in result.stdout.str()
     strict = pytester.runpytest("specs", "--edge-strict")
     strict.assert_outcomes(passed=3, failed=3)
     strict.stdout.fnmatch_lines(["*--edge-strict turns this skip into a failure*"])
@@ -293,7 +301,7 @@ def test_xdist_workers_report_into_one_summary(pytester, spec_project):
     spec_project(SPEC)
     result = pytester.runpytest_subprocess("specs", "-n", "2", "--junitxml=x.xml")
     result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["*edgecheck summary*", "*size*onnxruntime*none*size_mb*pass*"])
+    result.stdout.fnmatch_lines(["*edgecheck summary*", "*pass*size*onnxruntime*none*size 211 B*"])
     assert len(_properties(pytester.path / "x.xml")) == 3
 
 

@@ -347,7 +347,7 @@ def test_a_mean_latency_budget_is_compared_with_the_baseline(pytester, spec_proj
     _tuned(pytester, delays=(0.006,))  # 5 ms slower per call: far beyond 10 %
     result = _session(pytester, "--edge-baseline", "main")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*regression.latency.mean*<= 10% slower than baseline 'main'*BREACH*"])
+    result.stdout.fnmatch_lines(["*regression.latency.mean*≤ 10% slower than baseline 'main'*BREACH*"])
     case = junit_properties(pytester.path / "r.xml")["host-tuned-none-latency"]
     assert float(case["edge.regression.latency.mean"]) > 100
     assert "edge.regression.latency.p50" not in case  # only what the budget bounds is compared

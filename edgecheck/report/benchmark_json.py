@@ -11,13 +11,13 @@ import json
 import math
 import os
 import platform
-import warnings
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from edgecheck.checks.result import CheckResult
+from edgecheck.errors import warn_at
 from edgecheck.measure.stats import BENCHMARK_STATS_KEYS
 from edgecheck.results import record_result, write_atomically
 
@@ -174,8 +174,8 @@ def entries_from_records(records: list[Mapping[str, Any]]) -> list[dict]:
         item = f"{ident['spec']}::{label}-{result.check}"
         absent = [k for k, v in ident.items() if not v]
         if absent:
-            warnings.warn(f"edgecheck: latency results of {item} not exported: "
-                          f"no {', '.join(absent)} in its record", stacklevel=2)
+            warn_at(UserWarning(f"edgecheck: latency results of {item} not exported: no {', '.join(absent)} in its "
+                                "record"), str(ident["spec"] or "<results>"))
             continue
         try:
             stats = stats_of(result)
@@ -186,8 +186,8 @@ def entries_from_records(records: list[Mapping[str, Any]]) -> list[dict]:
                 continue
             problem = _valid_stats(stats)
         if problem is not None:
-            warnings.warn(f"edgecheck: latency results of {item} not exported: "
-                          f"malformed latency.stats: {problem}", stacklevel=2)
+            warn_at(UserWarning(f"edgecheck: latency results of {item} not exported: malformed latency.stats: "
+                                f"{problem}"), str(ident["spec"]))
             continue
         spec_name = record.get("spec_name")
         target = str(ident["target"])

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgecheck.checks.result import Measurement, fmt
+from edgecheck.checks.result import Measurement
+from edgecheck.report.figures import budget_text
 from edgecheck.report.markdown import markdown_table
 from edgecheck.report.terminal import row_from_record
 from edgecheck.results import IDENTITY, item_id, read_results_records, record_result
+from edgecheck.units import quantity, signed
 
 Key = tuple[str, ...]
 
@@ -105,12 +107,13 @@ def _moved_in(label: str, was: dict[str, Measurement], now: dict[str, Measuremen
         direction = "up" if m.value > p.value else "down" if m.value < p.value else "unchanged"
         wrong = (m.bound == "max" and direction == "up") or (m.bound == "min" and direction == "down")
         noise = _within_noise(p, m)
-        change = (f"{direction} {fmt(abs(m.value - p.value))} {m.unit}".rstrip()
-                  + (f" ({relative:+.1%})" if math.isfinite(relative) and relative else "")
+        # in human units, as the summary table writes figures (a difference of two percentages is points)
+        change = (f"{direction} {quantity(abs(m.value - p.value), 'pts' if m.name == 'accuracy' else m.unit)}"
+                  + (f" ({signed(relative * 100, '%', 2)})" if math.isfinite(relative) and relative else "")
                   + ((", worse" if wrong else ", better") if m.judged and direction != "unchanged" else "")
                   + (", within noise" if noise else ""))
-        moved.append(Moved(label, name, f"{fmt(p.value)} {p.unit}".rstrip(), f"{fmt(m.value)} {m.unit}".rstrip(),
-                           change, m.budget_desc(), verdicts,
+        moved.append(Moved(label, name, quantity(p.value, p.unit), quantity(m.value, m.unit),
+                           change, budget_text(m), verdicts,
                            _worse_verdict(verdicts) or (m.judged and wrong and not noise), abs(relative)))
     return moved
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from edgecheck.checks.result import CheckResult, fmt
+from edgecheck.checks.result import CheckResult
 from edgecheck.plan import PlannedCheck
+from edgecheck.report.figures import budget_text, margin_text, value_text
 from edgecheck.textable import format_table
 
 
@@ -21,14 +22,12 @@ def describe_breach(planned: PlannedCheck, result: CheckResult) -> str:
     judged = [m for m in result.measurements if m.judged]
     if judged:
         rows = [("metric", "measured", "budget", "margin", "")]
-        for m in judged:
-            margin = m.margin
-            rows.append((m.name, m.value_text(), m.budget_desc(), fmt(margin) if margin is not None else "",
-                         _LABELS[m.verdict]))
+        for m in judged:  # the figures in human units, as the summary table shows them
+            rows.append((m.name, value_text(m), budget_text(m), margin_text(m), _LABELS[m.verdict]))
         lines.extend(format_table(rows, indent="  "))
     context = [m for m in result.measurements if not m.judged]
     if context:
-        lines.append("  also measured: " + ", ".join(f"{m.name} = {m.value_text()}" for m in context))
+        lines.append("  also measured: " + ", ".join(f"{m.name} = {value_text(m)}" for m in context))
     for note in result.notes:
         lines.append(f"  note: {note}")
     for key, value in result.facts.items():

@@ -6,17 +6,16 @@ without xdist, and from a results file (`edgecheck report results.json`) as from
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from edgecheck.report.figures import record_reasons
 from edgecheck.report.terminal import row_from_record, short_reason
-from edgecheck.results import read_results_records, record_result
+from edgecheck.results import read_results_records
 
 ATTENTION = ("FAIL", "FAIL (inconclusive)", "inconclusive")
-_FIGURE = re.compile(r"^[\w.]+ = [^,]*, budget [^:,]*[:,] ")  # "NAME = VALUE, budget BOUND: " or ", "
 
 
 def cell(text: str) -> str:
@@ -27,17 +26,10 @@ def cell(text: str) -> str:
 
 
 def why(record: Mapping[str, Any]) -> str:
-    """The whole reason of a failure or an inconclusive verdict: every breach and doubt the check gave, else the
-    failure's own message (its last line, without the worker output quoted under it)."""
-    try:
-        result = record_result(record)
-    except ValueError as exc:
-        return f"its result cannot be read: {exc}"
-    if result is not None:
-        lines = [_FIGURE.sub("", line) for line in result.breaches()]  # the figure and budget have their columns
-        if lines:
-            return "; ".join(lines)
-    return short_reason(str(record.get("outcome", "")), str(record.get("reason", "")))
+    """The whole reason of a failure or an inconclusive verdict, as the terminal table gives it under the row (the
+    figure, budget and margin have their columns): every breach and doubt the check gave, else the failure's own
+    message."""
+    return "; ".join(record_reasons(record))
 
 
 def counts_text(records: Iterable[Mapping[str, Any]]) -> str:
@@ -65,6 +57,8 @@ def markdown_summary(records: Iterable[Mapping[str, Any]], title: str = "edgeche
     if broken:
         lines += ["**Spec files that did not load** (nothing in them was checked)", ""]
         lines += [f"- `{cell(str(r.get('spec', '')))}`: {cell(why(r))}" for r in broken] + [""]
+    compared = any(row.baseline for _, row in rows)  # --edge-baseline: the changes against it get a column
+    change = ("vs baseline",) if compared else ()
     for target in dict.fromkeys(row.target for _, row in rows):
         mine = [(r, row) for r, row in rows if row.target == target]
         attention = [(r, row) for r, row in mine if row.verdict in ATTENTION]
@@ -74,28 +68,20 @@ def markdown_summary(records: Iterable[Mapping[str, Any]], title: str = "edgeche
         lines += [f"### target {target}", ""]
         if attention:
             lines += ["**Needs attention**", ""]
-            lines += markdown_table(("verdict", "spec", "check", "backend", "recipe", "measured", "budget", "why"),
-                            [(row.verdict, row.spec, row.check, row.backend, row.recipe, _measured(r, row),
-                              row.budget, why(r)) for r, row in attention]) + [""]
+            lines += markdown_table(("verdict", "spec", "check", "backend", "recipe", "measured", "budget", "margin",
+                                     *change, "why"),
+                                    [(row.verdict, row.spec, row.check, row.backend, row.recipe, row.measured,
+                                      row.budget, row.margin, *((row.baseline,) if compared else ()), why(r))
+                                     for r, row in attention]) + [""]
         if passed:
             lines += [f"**Passed** ({len(passed)})", ""]
-            lines += markdown_table(("spec", "check", "backend", "recipe", "measured", "budget"),
-                            [(row.spec, row.check, row.backend, row.recipe, row.measured, row.budget)
-                             for row in passed]) + [""]
+            lines += markdown_table(("spec", "check", "backend", "recipe", "measured", "budget", "margin", *change),
+                                    [(row.spec, row.check, row.backend, row.recipe, row.measured, row.budget,
+                                      row.margin, *((row.baseline,) if compared else ())) for row in passed]) + [""]
         if skipped:
             lines += [f"**Skipped** ({sum(skipped.values())})", ""]
             lines += [f"- {n} × {cell(reason)}" for reason, n in skipped.most_common()] + [""]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _measured(record: Mapping[str, Any], row: Any) -> str:
-    """The headline figure, whole (the terminal table cuts it to its width)."""
-    try:
-        result = record_result(record)
-    except ValueError:
-        return row.measured
-    headline = result.headline() if result is not None else None
-    return f"{headline.name} = {headline.value_text()}" if headline is not None else row.measured
 
 
 def report_command(results: Path, output: Path | None) -> int:
