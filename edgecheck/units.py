@@ -51,17 +51,25 @@ def _scale(values: tuple[float, ...], scales: tuple[tuple[float, str], ...]) -> 
     return scales[-1] if finite else scales[1 if scales is _DURATIONS else -1]
 
 
+def scale_for(unit: str, magnitude: float) -> tuple[float, str]:
+    """(divisor, human unit) for figures of `unit` as large as `magnitude`: (1e-3, "µs") for 0.02 ms; a plot's
+    axis divides by it. Units other than ms, MiB and B are kept as they are: (1, unit)."""
+    if unit == "ms":
+        return _scale((magnitude,), _DURATIONS)
+    if unit in ("MiB", "B"):
+        per = MIB if unit == "MiB" else 1
+        factor, name = _scale((magnitude * per,), _BYTES)
+        return factor / per, name
+    return 1.0, unit
+
+
 def scaled(values: tuple[float, ...], unit: str, digits: int = 3) -> tuple[list[str], str]:
     """Figures of one unit written in the one human unit that suits the largest: (["11.6", "66.4"], "µs") for
     (0.0116, 0.0664) ms. Units other than ms, MiB and B are kept as they are."""
-    if unit == "ms":
-        factor, name = _scale(values, _DURATIONS)
-    elif unit in ("MiB", "B"):
-        in_bytes = tuple(v * (MIB if unit == "MiB" else 1) for v in values)
-        factor, name = _scale(in_bytes, _BYTES)
-        factor /= MIB if unit == "MiB" else 1
-    else:
+    if unit not in ("ms", "MiB", "B"):
         return [significant(v, digits) for v in values], unit
+    finite = [abs(v) for v in values if math.isfinite(v)]
+    factor, name = scale_for(unit, max(finite, default=0.0))
     return [significant(v / factor, digits) for v in values], name
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.report.entries import STANDINGS, Section, latency_figures, layer_reports, sections, tradeoff
-from edgecheck.report.human import budget_text, figure_text, margin_text
+from edgecheck.report.figures import budget_column, budget_text, figure_text, margin_column, measured_text
 from edgecheck.report.markdown import ATTENTION, counts_text, why
 from edgecheck.report.terminal import row_from_record, short_reason
 from edgecheck.results import record_result
@@ -217,7 +217,6 @@ def _budget_rows(section: Section) -> tuple[list[str], list[str], Counter[str]]:
             result = record_result(record)
         except ValueError:
             result = None
-        headline = result.headline() if result is not None else None
         artifact = (result.facts.get("artifact", "") if result is not None else "")
         needs = row.verdict != "pass"
         (attention if needs else passed).append(
@@ -225,9 +224,9 @@ def _budget_rows(section: Section) -> tuple[list[str], list[str], Counter[str]]:
             f"<td>{_e(row.check)}</td><td>{_e(row.recipe)}"
             + (f'<br><span class="muted">{_e(artifact)}</span>' if artifact else "") + "</td>"
             f"<td>{_e(row.backend)}</td>"
-            f'<td>{_e(f"{headline.name} = {figure_text(headline)}") if headline else ""}</td>'
-            f'<td class="num">{_e(budget_text(headline)) if headline else ""}</td>'
-            f'<td class="num">{_e(margin_text(headline)) if headline else ""}</td>'
+            f'<td>{_e(measured_text(result)) if result is not None else ""}</td>'
+            f'<td class="num">{_e(budget_column(result)) if result is not None else ""}</td>'
+            f'<td class="num">{_e(margin_column(result)) if result is not None else ""}</td>'
             + (f'<td class="why">{_e(why(record))}</td>' if needs else "") + "</tr>")
     skipped = Counter(short_reason("skipped", str(r.get("reason", ""))) for r, row in rows if row.verdict == "skip")
     return attention, passed, skipped
@@ -248,8 +247,8 @@ def _skips(skipped: Counter[str]) -> str:
 
 def _latency_table(figures: list[Any]) -> str:
     rows = "".join(
-        f"<tr><td>{_e(f.entry.label)}</td><td>{_e(f.figure.name)}</td><td class=\"num\">{_e(figure_text(f.figure))}"
-        f"</td><td class=\"num\">{_e(budget_text(f.figure))}</td><td>{_e(f.source)}</td></tr>"
+        f"<tr><td>{_e(f.entry.label)}</td><td>{_e(f.figure.name)}</td><td class=\"num\">{_e(figure_text(f.figure, 'latency'))}"
+        f"</td><td class=\"num\">{_e(budget_text(f.figure, 'latency'))}</td><td>{_e(f.source)}</td></tr>"
         for f in figures if f.figure.judged or f.figure.name.rsplit(".", 1)[-1] in ("p50", "p95", "p99"))
     sources = sorted({(f.source, f.source_text) for f in figures if f.source_text})
     said = "".join(f"<li><strong>{_e(source)}</strong>: {_e(text)}</li>" for source, text in sources)

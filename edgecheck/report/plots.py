@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from edgecheck.report.entries import LatencyFigure, LayerReport, Tradeoff
-from edgecheck.report.human import number, scale
+from edgecheck.units import scale_for, significant
 
 INSTALL_HINT = "pip install 'pytest-edgecheck[html]'"
 STANDING_STYLE = {  # marker, colour, filled, legend
@@ -103,7 +103,7 @@ def _svg(figure: Any, label: str) -> str:
 def tradeoff_svg(data: Tradeoff, title: str, salt: str) -> str:
     """Quality against artifact size, a point per entry marked by its standing, the budgets as lines."""
     sizes = [size for _, size, _ in data.points]
-    divisor, unit = scale("B", max(sizes))
+    divisor, unit = scale_for("B", max(sizes))
     with _style(salt):
         figure, ax = _figure(7.5, 4.2)
         for standing, (marker, colour, filled, legend) in STANDING_STYLE.items():
@@ -200,7 +200,7 @@ def latency_svg(figures: list[LatencyFigure], title: str, salt: str) -> str | No
     values = [f.figure.value for f in plotted] + [f.figure.budget for f in plotted if f.figure.budget is not None]
     ends = [x for f in plotted if f.figure.interval for x in f.figure.interval if math.isfinite(x)]
     positive = [v for v in values + ends if v > 0]
-    divisor, unit = scale("ms", max(values))
+    divisor, unit = scale_for("ms", max(values))
     logarithmic = len(positive) > 1 and max(positive) / min(positive) > 30
     with _style(salt):
         figure, ax = _figure(7.5, 1.2 + 0.28 * len(rows))
@@ -235,7 +235,7 @@ def latency_svg(figures: list[LatencyFigure], title: str, salt: str) -> str | No
             from matplotlib.ticker import FuncFormatter, NullFormatter
 
             ax.set_xscale("log")  # its default labels are TeX, which text.parse_math turns off: plain numbers
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: number(value)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: significant(value)))
             ax.xaxis.set_minor_formatter(NullFormatter())
         else:
             ax.set_xlim(0, high_end)
