@@ -179,7 +179,7 @@ def test_the_page_shows_records_of_every_kind_failures_first_with_the_whole_reas
     assert LONG_REASON in rk  # the reason in full, never cut
     assert "1 × no memory estimate for a .onnx artifact (a detail)" in rk  # a skip's reason whole, as the table has it
     assert "Accuracy against size" in rk and "drop ≤ 1 pts" in rk and "accuracy ≥ 95 %" in rk
-    assert "≥ 18 µs" in rk and "estimate" in rk  # human units; an estimate's open range says it is a lower bound
+    assert "p95 estimate 54 µs (tail lower bound 18 µs)" in rk  # human units; an open range says it is a lower bound
     # the per-layer error of the failing INT8 entry, parsed from the backend's own lines, drawn and named
     assert "Per-layer error of failing entries" in rk and "[Gemm] fc" in rk and rk.count('<svg class="plot"') == 3
     assert "accuracy_analysis" in rk
