@@ -100,7 +100,7 @@ def _env(args: argparse.Namespace, extra: list[str]) -> int:
 
     try:
         if args.action == "needed":
-            return _env_needed(args)
+            return _env_needed(args, extra)
         if args.action == "create":
             from edgecheck import progress
 
@@ -128,41 +128,31 @@ def _env(args: argparse.Namespace, extra: list[str]) -> int:
         return 1
 
 
-def _env_needed(args: argparse.Namespace) -> int:
-    """`env needed SPECS`: the environments a run of these specs creates first, per target (for CI)."""
-    from edgecheck.devices import load_profiles
+def _env_needed(args: argparse.Namespace, extra: list[str]) -> int:
+    """`env needed SPECS`: the environments a run of these specs creates first, per target (for CI). The specs
+    are collected by pytest as a run collects them (the project's ini options count); a broken spec is exit 2."""
     from edgecheck.envs import env_definition
-    from edgecheck.errors import EdgecheckError
-    from edgecheck.needs import run_needs, spec_files
+    from edgecheck.needs import run_needs
 
-    paths = [Path(p) for p in args.specs]
-    missing = [str(p) for p in paths if not p.exists()]
+    missing = [p for p in args.specs if not Path(p).exists()]
     if missing:
         print(f"edgecheck: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
-    if not spec_files(paths):
-        print(f"edgecheck: no spec files (YAML with a top-level 'edgecheck:' key) in {', '.join(args.specs)}",
-              file=sys.stderr)
+    needs = run_needs(args.specs, args.target, extra)
+    if needs.problems:
+        for problem in needs.problems:
+            print(f"edgecheck: {problem}", file=sys.stderr)
         return 2
-    try:
-        profiles = load_profiles([Path(p) for p in args.devices_dir])
-        unknown = [t for t in args.target if t not in profiles]
-        if unknown:
-            print(f"edgecheck: --target: unknown device {', '.join(map(repr, unknown))} "
-                  f"(known: {', '.join(sorted(profiles))})", file=sys.stderr)
-            return 2
-        needs = run_needs(paths, profiles, args.target or None, Path.cwd())
-        if args.json:
-            data = needs.as_data()
-            names = sorted({e for envs in needs.envs.values() for e in envs})
-            data["definitions"] = {name: env_definition(name).digest() for name in names}
-            print(json.dumps(data, indent=2))
-        else:
-            print("\n".join(sorted({e for envs in needs.envs.values() for e in envs})))
-        return 0
-    except EdgecheckError as exc:
-        print(f"edgecheck: {exc}", file=sys.stderr)
-        return 2
+    if not needs.targets:
+        print(f"edgecheck: no spec in {', '.join(args.specs)} plans a check (for the targets asked)", file=sys.stderr)
+    names = sorted({e for envs in needs.envs.values() for e in envs})
+    if args.json:
+        data = needs.as_data()
+        data["definitions"] = {name: env_definition(name).digest() for name in names}
+        print(json.dumps(data, indent=2))
+    else:
+        print("\n".join(names))
+    return 0
 
 
 def _shapes(values: list[str]) -> dict[str, tuple[int, ...]]:
@@ -466,13 +456,14 @@ def build_parser(check_options: bool = True) -> argparse.ArgumentParser:
     env_needed = env_actions.add_parser(
         "needed", help="the environments a run of these specs needs (one per line; --json: targets, envs per "
         "target, definition digests for a CI cache key)",
-        description="Plan the spec files as a run would and print the tool environments their planned entries use "
-        "(an rknn-* entry needs rknn only for a target whose backends run .rknn files). A CI workflow uses it to "
-        "build its matrix of targets and to create and cache only what each target needs.")
+        description="Collect the spec files as `pytest SPECS --collect-only` would (the project's ini options, such "
+        "as edge_spec_patterns, edge_devices_dir and edge_targets, count) and print the tool environments their "
+        "planned entries use: an rknn-* entry needs rknn only for a target whose backends run .rknn files. A CI "
+        "workflow uses it to build its matrix of targets and to create and cache only what each target needs. "
+        "Arguments after -- go to pytest. Exit 2, naming file, line and field, when a spec is broken.")
     env_needed.add_argument("specs", nargs="*", default=["specs"], help="spec files or folders (default: specs)")
     env_needed.add_argument("--target", action="append", default=[], metavar="DEVICE",
                             help="only this device target (repeatable; default: every target the specs name)")
-    env_needed.add_argument("--devices-dir", action="append", default=[], help="a folder of project device profiles")
     env_needed.add_argument("--json", action="store_true", help="print targets, environments per target, spec "
                             "files per target and each environment's definition digest as JSON")
     env_path = env_actions.add_parser("path", help="print the environment's interpreter (exit 1 if not ready)")

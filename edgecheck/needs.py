@@ -1,28 +1,32 @@
 """What a run of some spec files needs before it starts: the device targets they name and, per target, the
 tool environments (`edgecheck env create NAME`) its planned entries use. A CI workflow asks this instead of
-hard-coding a matrix, so the same workflow file serves any project: the specs decide."""
+hard-coding a matrix, so the same workflow file serves any project: the specs decide.
+
+It is answered by collecting the specs in a pytest session (`--collect-only`), so the project's ini options
+(edge_spec_patterns, edge_devices_dir, edge_targets, ...) and every plug-in count exactly as in a run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
-from edgecheck.compress import get_recipe, known_recipes
-from edgecheck.devices import DeviceProfile
-from edgecheck.formats import inspect_model
-from edgecheck.plan import plan_checks
-from edgecheck.spec import load_spec
+from edgecheck.compress import get_recipe
+from edgecheck.spec.schema import CANDIDATE
 
 ENV_TOOL = "env:"
 
 
 @dataclass
 class RunNeeds:
-    """Targets (sorted) and, for each, the tool environments and the spec files that plan work for it."""
+    """Targets (sorted) and, for each, the tool environments and the spec files that plan work for it; the
+    problems found on the way (a broken spec, a collection error), each naming its file."""
 
     envs: dict[str, set[str]] = field(default_factory=dict)
     specs: dict[str, set[str]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
     @property
     def targets(self) -> list[str]:
@@ -34,44 +38,52 @@ class RunNeeds:
                 "specs": {t: sorted(self.specs[t]) for t in self.targets}}
 
 
-def spec_files(paths: Iterable[Path]) -> list[Path]:
-    """The spec files among these paths: a file as given, a folder's *.yaml/*.yml files that declare
-    `edgecheck:` (the spec format's version key) at their top level."""
-    found = []
-    for path in paths:
-        if path.is_dir():
-            for candidate in sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]):
-                if _declares_spec(candidate):
-                    found.append(candidate)
-        else:
-            found.append(path)
-    return found
+class NeedsCollector:
+    """A pytest plug-in for a collect-only session: reads what each collected item plans."""
 
+    def __init__(self) -> None:
+        self.needs = RunNeeds()
 
-def _declares_spec(path: Path) -> bool:
-    try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            return any(line.startswith("edgecheck:") for line in handle)
-    except OSError:
-        return False
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.failed:
+            self.needs.problems.append(f"{report.nodeid or 'collection'}: {report.longreprtext.strip()}")
 
-
-def run_needs(paths: Iterable[Path], profiles: dict[str, DeviceProfile], targets: list[str] | None = None,
-              project_root: Path | None = None) -> RunNeeds:
-    """Plan each spec as a run would (same targets, backends and formats), and collect the environments of
-    the recipes whose entries end up planned: an rknn-* entry under a Raspberry Pi target needs nothing.
-    A broken spec raises its SpecError (file, line, field) as a run would."""
-    needs = RunNeeds()
-    for path in spec_files(paths):
-        loaded = load_spec(path, project_root)
-        planned = plan_checks(loaded, inspect_model(loaded.spec.model.path), profiles, targets)
-        steps = {entry.name: entry.steps for entry in loaded.spec.compress}
-        for check in planned:
-            target = check.target.name
-            needs.specs.setdefault(target, set()).add(str(path))
-            envs = needs.envs.setdefault(target, set())
-            for step in steps.get(check.recipe, ()):
-                if step.recipe not in known_recipes():  # 'candidate': the spec's other model, no recipe
+    def pytest_collection_finish(self, session: Any) -> None:
+        for item in session.items:
+            planned = getattr(item, "planned", None)
+            if planned is None:  # a broken spec is an item that fails with its error (file, line, field)
+                error = getattr(item, "error", None)
+                if error is not None:
+                    self.needs.problems.append(f"invalid spec: {error}")
+                continue
+            target = planned.target.name
+            self.needs.specs.setdefault(target, set()).add(str(item.path.relative_to(session.config.rootpath)
+                                                              if item.path.is_relative_to(session.config.rootpath)
+                                                              else item.path))
+            envs = self.needs.envs.setdefault(target, set())
+            for step in _steps(planned):
+                if step.recipe == CANDIDATE:  # the spec's other model: no recipe
                     continue
-                envs.update(tool[len(ENV_TOOL):] for tool in get_recipe(step.recipe).tools if tool.startswith(ENV_TOOL))
-    return needs
+                envs.update(t[len(ENV_TOOL):] for t in get_recipe(step.recipe).tools if t.startswith(ENV_TOOL))
+
+
+def _steps(planned: Any) -> tuple[Any, ...]:
+    for entry in planned.spec.spec.compress:
+        if entry.name == planned.recipe:
+            return entry.steps
+    return ()
+
+
+def run_needs(paths: Sequence[str], targets: Sequence[str] = (), pytest_args: Sequence[str] = ()) -> RunNeeds:
+    """Collect these spec files or folders as `pytest PATHS --edge-target T --collect-only` would, with pytest's
+    own output sent to stderr (stdout is the caller's), and return what the planned items need."""
+    import pytest
+
+    collector = NeedsCollector()
+    args = ["--collect-only", "-qq", "-p", "no:cacheprovider", "-o", "addopts=",
+            *(f"--edge-target={t}" for t in targets), *pytest_args, *paths]
+    with contextlib.redirect_stdout(sys.stderr):
+        code = pytest.main(args, plugins=[collector])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED) and not collector.needs.problems:
+        collector.needs.problems.append(f"pytest {' '.join(args)} ended with exit status {int(code)} (see above)")
+    return collector.needs

@@ -210,9 +210,7 @@ def _warn_entries_not_run(loaded: LoadedSpec, profiles: dict[str, DeviceProfile]
                           platforms: dict[str, str]) -> None:
     """A compress entry that none of the spec's targets runs (whatever this run selects) would vanish from
     the run: say so at its line, with the targets, the format it makes and the backends that serve them."""
-    import warnings
-
-    from edgecheck.errors import EntryNotRunWarning
+    from edgecheck.errors import EntryNotRunWarning, warn_at
 
     spec = loaded.spec
     for index, entry in enumerate(spec.compress):
@@ -230,15 +228,22 @@ def _warn_entries_not_run(loaded: LoadedSpec, profiles: dict[str, DeviceProfile]
             served.append(f"{target}: " + ", ".join(_serves(backend, profile) for backend in used))
         if runs:
             continue
+        where = loaded.line_of(("compress", index)) or 1
+        if not any(_checks_for(section.budgets_for(entry.name)) for section in spec.targets.values()):
+            warn_at(EntryNotRunWarning(
+                f"{loaded.path.name}: compress[{index}] {entry.name}: no target of this spec budgets anything for it "
+                "(its overrides drop every budget): it is neither built nor checked; give it a budget, or remove "
+                "the entry"), loaded.path, where)
+            continue
         made, chip = formats[entry.name], platforms.get(entry.name)
         built = f" built for {chip}" if chip else ""
         devices = sorted({name for name, p in profiles.items() for b in p.backends
                           if made in backend_suffixes(b) and (chip is None or p.backends[b].platform in (None, chip))})
         fix = f"add a target that runs them ({', '.join(devices)})" if devices else "add a target that runs them"
-        warnings.warn_explicit(EntryNotRunWarning(
+        warn_at(EntryNotRunWarning(
             f"{loaded.path.name}: compress[{index}] {entry.name} makes {made} files{built}, which none of this spec's "
             f"targets runs ({'; '.join(served)}): it is neither built nor checked; {fix}, or remove the entry"),
-            EntryNotRunWarning, str(loaded.path), loaded.line_of(("compress", index)) or 1)
+            loaded.path, where)
 
 
 def _serves(backend: str, profile: DeviceProfile) -> str:

@@ -90,13 +90,19 @@ class WorkerLines:
     def __init__(self, path: str, worker: str):
         self.worker = worker
         self.lock = threading.Lock()
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except OSError:  # a worker on another host or in another container (--tx ssh=...): no progress from it
+            self.fd = -1
 
     def __call__(self, line: str) -> None:
         data = (json.dumps({"worker": self.worker, "line": line}) + "\n").encode()
         with self.lock:
             if self.fd >= 0:
-                os.write(self.fd, data)
+                try:
+                    os.write(self.fd, data)
+                except OSError:  # a full disk: progress is not worth failing a check for
+                    pass
 
     def close(self) -> None:
         with self.lock:
@@ -142,7 +148,10 @@ class WorkersChannel:
             text = f"[{event['worker']}] {event['line']}"
         except (ValueError, KeyError, TypeError):
             return  # never garbage on the terminal
-        self.lines(text.replace("\r", " ").replace("\n", " "))
+        try:
+            self.lines(text.replace("\r", " ").replace("\n", " "))
+        except Exception:  # a closed stdout (pytest -n 2 | head): later lines are dropped, never the thread
+            pass
 
     def close(self) -> None:
         self.stop.set()

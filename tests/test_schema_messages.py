@@ -47,10 +47,14 @@ MISTAKES = {
     "cosine as a mapping": ("parity: {cosine: {min: 0.9}}", "parity.cosine",
                             "a cosine similarity from -1 to 1, e.g. 0.999; got a mapping {min}"),
     # a number written with a unit: the figure in the field's unit
-    "size in KB": ("size_mb: 10KB", "size_mb", "a number of MiB (2**20 bytes), e.g. 0.00977 for 10 KiB; got '10KB'"),
+    # (kB, MB and GB are decimal: 10 MB is 9.54 MiB; a decimal unit's message says its bytes)
+    "size in KB": ("size_mb: 10KB", "size_mb",
+                   "a number of MiB (2**20 bytes), e.g. 0.00954 for 10 kB (10,000 bytes); got '10KB'"),
+    "size in KiB": ("size_mb: 10KiB", "size_mb", "a number of MiB (2**20 bytes), e.g. 0.00977 for 10 KiB; got '10KiB'"),
     "size in GB": ("size_mb: 1.5 GiB", "size_mb", "a number of MiB (2**20 bytes), e.g. 1536 for 1.5 GiB; got '1.5 GiB'"),
     "memory in MB": ("memory_mb: {peak: 256MB}", "memory_mb.peak",
-                     "a number of MiB (2**20 bytes), e.g. 256 for 256 MiB; got '256MB'"),
+                     "a number of MiB (2**20 bytes), e.g. 244.141 for 256 MB (256,000,000 bytes); got '256MB'"),
+    "negative latency": ("latency_ms: {p95: -2ms}", "latency_ms.p95", "a number of milliseconds, e.g. 2; got '-2ms'"),
     "latency in ms": ("latency_ms: {p95: 2ms}", "latency_ms.p95", "a number of milliseconds, e.g. 2 for 2 ms; got '2ms'"),
     "latency in s": ("latency_ms: {p95: 0.5s}", "latency_ms.p95",
                      "a number of milliseconds, e.g. 500 for 0.5 s; got '0.5s'"),
@@ -130,4 +134,4 @@ def test_a_session_shows_the_words_at_the_spec_line(pytester, spec_project):
     result = pytester.runpytest("specs")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*invalid spec: *specs/model.yaml:6: targets.host.budgets.size_mb: a number of MiB "
-                                 "(2**20 bytes), e.g. 0.00977 for 10 KiB; got '10KB'*"])
+                                 "(2**20 bytes), e.g. 0.00954 for 10 kB (10,000 bytes); got '10KB'*"])

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import INT8_SPEC
 
 from edgecheck.cli import build_parser
 
@@ -23,20 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "model-gate.yml"
 BIN = Path(sys.executable).parent
 
-SPEC = """
-edgecheck: 1
-model: {path: ../models/clf.onnx}
-data:
-  evaluation: {path: ../models/eval.npz}
-compress: [int8-dynamic]
-targets:
-  host:
-    backends: [onnxruntime]
-    budgets:
-      accuracy_drop: 5.0
-      parity: {cosine: 0.99}
-      size_mb: 0.01
-"""
 
 
 def _workflow() -> dict:
@@ -61,16 +48,19 @@ def _expand(script: str, values: dict[str, str]) -> str:
 
 
 def _run_step(step: dict, cwd: Path, values: dict[str, str], env: dict[str, str]) -> tuple[int, str]:
-    """Run a step's `run` as the runner does (bash -e), with GITHUB_OUTPUT; returns (exit status, outputs)."""
+    """Run a step's `run` as the runner runs it under `shell: bash` (bash --noprofile --norc -eo pipefail), with
+    GITHUB_OUTPUT; returns (exit status, outputs)."""
+    assert _workflow()["defaults"]["run"]["shell"] == "bash"
     output = cwd / "github_output.txt"
     output.write_text("")
     environment = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "GITHUB_OUTPUT": str(output),
                    **env}
     if "GITHUB_STEP_SUMMARY" not in env:
         environment.pop("GITHUB_STEP_SUMMARY", None)
-    done = subprocess.run(["bash", "-e", "-c", _expand(step["run"], values)], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=900)
+    done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", _expand(step["run"], values)],
+                          cwd=cwd, env=environment, capture_output=True, text=True, timeout=900)
     assert "Traceback" not in done.stderr, done.stderr
+    _run_step.stderr = done.stderr  # type: ignore[attr-defined]
     return done.returncode, output.read_text()
 
 
@@ -125,8 +115,33 @@ def test_the_plan_and_environment_steps_read_the_specs(tmp_path):
     assert _outputs(out)["names"] == "onnx2tf"
 
 
+def test_a_broken_spec_fails_the_plan_job_naming_its_file_and_line(tmp_path):
+    for folder in ("specs", "examples"):
+        shutil.copytree(ROOT / folder, tmp_path / folder)
+    (tmp_path / "specs" / "broken.yaml").write_text("edgecheck: 1\nmodel: {path: ../examples/none.onnx}\n"
+                                                    "targets: {host: {budgets: {size_mb: 1}}}\n")
+    status, out = _run_step(_step("plan", "needed"), tmp_path, {}, {"EDGECHECK_SPECS": "specs"})
+    assert status != 0 and "targets=" not in out  # the job fails here: the gate's matrix is never built
+    assert "broken.yaml:2: model.path: file not found" in _run_step.stderr  # type: ignore[attr-defined]
+
+
+def test_the_plan_reads_the_projects_ini_options_as_a_run_does(pytester, spec_project, tmp_path):
+    """A project's own device profile (ini edge_devices_dir) and spec patterns count, as in `pytest specs`."""
+    spec_project(INT8_SPEC.replace("  host:", "  lab-board:"))
+    (pytester.path / "devices").mkdir()
+    shutil.copy(ROOT / "edgecheck" / "devices" / "profiles" / "raspberry-pi-4b.yaml",
+                pytester.path / "devices" / "lab-board.yaml")
+    profile = pytester.path / "devices" / "lab-board.yaml"
+    profile.write_text(re.sub(r"(?m)^name: .*$", "name: lab-board", profile.read_text()))
+    (pytester.path / "specs" / "notes.yaml").write_text("edgecheck: not a spec, and outside the patterns\n")
+    pytester.makeini("[pytest]\nedge_devices_dir = devices\nedge_spec_patterns = specs/model.yaml\n")
+    status, out = _run_step(_step("plan", "needed"), pytester.path, {}, {"EDGECHECK_SPECS": "specs"})
+    assert status == 0, _run_step.stderr  # type: ignore[attr-defined]
+    assert json.loads(_outputs(out)["targets"]) == ["lab-board"]
+
+
 def test_the_gate_runs_the_specs_writes_every_report_and_compares_with_the_base(pytester, spec_project, tmp_path):
-    spec_project(SPEC)
+    spec_project(INT8_SPEC)
     project = pytester.path
     summary = tmp_path / "summary.md"
     values = {"matrix.target": "host"}

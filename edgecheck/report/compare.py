@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.checks.result import Measurement
-from edgecheck.report.figures import budget_text
+from edgecheck.report.figures import budget_text, difference_unit
 from edgecheck.report.markdown import markdown_table
 from edgecheck.report.terminal import row_from_record
 from edgecheck.results import IDENTITY, item_id, read_results_records, record_result
@@ -108,7 +108,7 @@ def _moved_in(label: str, was: dict[str, Measurement], now: dict[str, Measuremen
         wrong = (m.bound == "max" and direction == "up") or (m.bound == "min" and direction == "down")
         noise = _within_noise(p, m)
         # in human units, as the summary table writes figures (a difference of two percentages is points)
-        change = (f"{direction} {quantity(abs(m.value - p.value), 'pts' if m.name == 'accuracy' else m.unit)}"
+        change = (f"{direction} {quantity(abs(m.value - p.value), difference_unit(m))}"
                   + (f" ({signed(relative * 100, '%', 2)})" if math.isfinite(relative) and relative else "")
                   + ((", worse" if wrong else ", better") if m.judged and direction != "unchanged" else "")
                   + (", within noise" if noise else ""))

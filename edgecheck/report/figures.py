@@ -94,7 +94,8 @@ def budget_text(m: Measurement, check: str = "") -> str:
     return text
 
 
-def _margin_unit(m: Measurement) -> str:
+def difference_unit(m: Measurement) -> str:
+    """The unit of a difference of two such figures: two percentages of samples differ by points."""
     # two percentages of samples differ by points; a share of something else (a relative drop, a change) stays %
     return "pts" if m.unit == "%" and m.name in ("accuracy", "accuracy.original") else m.unit
 
@@ -107,7 +108,7 @@ def margin_text(m: Measurement) -> str:
         return ""
     if margin == 0:
         return "at budget"
-    size = quantity(abs(margin), _margin_unit(m))
+    size = quantity(abs(margin), difference_unit(m))
     if m.verdict == "pass":
         return f"{size} {'under' if m.bound == 'max' else 'above'}"
     return f"{'over' if m.bound == 'max' else 'short'} by {size}"

@@ -16,18 +16,19 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
 # Per unit a field is in: the suffixes a user may write and how many of the field's unit each one is.
+# kB, MB and GB are decimal (10 MB is 9.54 MiB), KiB, MiB and GiB binary; a bare k/m/g reads as binary.
 _KIB, _MIB = 1 / 1024, 1.0
 _SCALES: dict[str, dict[str, float]] = {
-    "MiB": {"b": 1 / 2**20, "bytes": 1 / 2**20, "k": _KIB, "kb": _KIB, "kib": _KIB, "m": _MIB, "mb": _MIB,
-            "mib": _MIB, "g": 1024.0, "gb": 1024.0, "gib": 1024.0},
+    "MiB": {"b": 1 / 2**20, "bytes": 1 / 2**20, "k": _KIB, "kb": 1e3 / 2**20, "kib": _KIB, "m": _MIB,
+            "mb": 1e6 / 2**20, "mib": _MIB, "g": 1024.0, "gb": 1e9 / 2**20, "gib": 1024.0},
     "ms": {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3, "sec": 1e3},
     "s": {"ms": 1e-3, "s": 1.0, "sec": 1.0, "min": 60.0},
     "dB": {"db": 1.0},
     "fraction": {"%": 0.01},
     "points": {"%": 1.0, "pt": 1.0, "pts": 1.0, "points": 1.0},
 }
-_SHOWN_UNIT = {"k": "KiB", "kb": "KiB", "kib": "KiB", "m": "MiB", "mb": "MiB", "mib": "MiB", "g": "GiB",
-               "gb": "GiB", "gib": "GiB", "b": "bytes", "bytes": "bytes", "µs": "us", "sec": "s", "db": "dB",
+_SHOWN_UNIT = {"k": "KiB", "kb": "kB", "kib": "KiB", "m": "MiB", "mb": "MB", "mib": "MiB", "g": "GiB", "gb": "GB",
+               "gib": "GiB", "b": "bytes", "bytes": "bytes", "µs": "us", "sec": "s", "db": "dB",
                "pt": "points", "pts": "points"}
 _WITH_UNIT = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zµ%]+)\s*$")
 # pydantic error types that mean "not the kind of value this field takes" and those that mean "out of range"
@@ -110,7 +111,11 @@ def _converted(says: Says, text: str) -> str | None:
         return None
     value, suffix = float(match.group(1)), match.group(2).lower()
     figure = value * scales[suffix]
+    if figure < 0:  # no field in a spec takes a negative figure: the usual example says more
+        return None
     written = f"{_number(value)}%" if suffix == "%" else f"{_number(value)} {_SHOWN_UNIT.get(suffix, suffix)}"
+    if says.unit == "MiB" and suffix in ("kb", "mb", "gb"):  # decimal: say so, a MiB is 2**20 bytes
+        written += f" ({value * scales[suffix] * 2**20:,.0f} bytes)"
     return f"{_number(figure)} for {written}"
 
 
