@@ -96,6 +96,29 @@ def test_memory_estimates_an_onnx_artifact_cannot_have_read_as_one_row_naming_it
     assert " all " not in text
 
 
+STAND_IN_SPEC = """
+edgecheck: 1
+model: {path: ../models/clf.onnx}
+targets:
+  raspberry-pi-4b:
+    backends: [onnxruntime]
+    budgets:
+      latency_ms: {p95: 1000, source: host, warmup_s: 0}
+"""
+
+
+def test_a_host_figure_standing_in_for_a_device_says_so_on_its_row(pytester, spec_project, monkeypatch):
+    """source: host lets this machine's figure stand in for a Pi's: the table and the Markdown say whose it is, on
+    the row itself, so a pass is never read as a Pi's."""
+    spec_project(STAND_IN_SPEC)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    result = pytester.runpytest("specs", "--edge-markdown=summary.md")
+    result.assert_outcomes(passed=1)
+    rows = [line for line in _summary(result.stdout.str()) if line.startswith("  pass")]
+    assert len(rows) == 1 and "(this host, standing in for raspberry-pi-4b)" in rows[0], rows
+    assert "(this host, standing in for raspberry-pi-4b)" in (pytester.path / "summary.md").read_text()
+
+
 def test_warnings_point_at_the_spec_not_at_edgecheck(pytester, spec_project):
     """An inconclusive verdict (a cost model's estimate a budget cannot be judged on) warns at the spec's budget line,
     and pytest's warnings summary shows that line of the spec."""

@@ -134,7 +134,14 @@ def measured_text(result: CheckResult) -> str:
         if text:
             return text
     m = headline(result)
-    return figure_text(m, result.check) if m is not None else ""
+    return (figure_text(m, result.check) + _stand_in(result)) if m is not None else ""
+
+
+def _stand_in(result: CheckResult) -> str:
+    """Where a figure is this host's standing in for the device (source: host), the row says so: it is not a
+    figure of that device, whatever column it sits in."""
+    found = re.match(r"host, as a stand-in for (\S+)", str(result.facts.get("measured_on", "")))
+    return f" (this host, standing in for {found.group(1)})" if found else ""
 
 
 def _accuracy_text(result: CheckResult) -> str:
