@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from edgecheck.cli import main
-from edgecheck.report.markdown import cell, markdown_summary
+from edgecheck.report.markdown import cell, markdown_summary, ship_line
 
 SPEC = """
 edgecheck: 1
@@ -27,6 +29,18 @@ targets:
 """
 
 
+@pytest.mark.parametrize("verdicts, broken, line", [
+    (["pass", "FAIL", "inconclusive"], 0, "**Don't ship:** 1 check failed."),
+    (["pass"], 1, "**Don't ship:** 1 check failed or did not load."),
+    (["pass", "inconclusive", "skip"], 0, "**Not proven:** nothing failed, but 1 verdict is inconclusive"),
+    (["pass", "skip", "skip"], 0, "**Passed what ran:** 2 checks skipped and were not checked."),
+    (["pass", "pass"], 0, "**Ship:** every check passed."),
+    ([], 0, "**Nothing was checked.**"),
+])
+def test_the_summary_says_ship_or_not_first(verdicts, broken, line):
+    assert ship_line(verdicts, broken).startswith(line)
+
+
 def test_the_markdown_puts_what_needs_attention_first_with_its_whole_reason(pytester, spec_project, monkeypatch):
     spec_project(SPEC)
     step = pytester.path / "step-summary.md"
@@ -38,9 +52,9 @@ def test_the_markdown_puts_what_needs_attention_first_with_its_whole_reason(pyte
     result.stdout.fnmatch_lines(["*Markdown summary written to summary.md*",
                                  f"*Markdown summary appended to {step}*"])
     text = (pytester.path / "summary.md").read_text()
-    assert text.startswith("## edgecheck: 1 failed, 3 passed\n")
+    assert text.startswith("## edgecheck: 1 failed, 3 passed\n\n**Don't ship:** 1 check failed.\n")
     host = text.index("### target host")
-    attention, passed = text.index("**Needs attention**", host), text.index("**Passed** (2)", host)
+    attention, passed = text.index("**Needs attention**", host), text.index("<b>Passed</b> (2)", host)
     assert attention < passed
     failing = next(line for line in text.splitlines() if line.startswith("| FAIL |"))
     # the figures in human units, as the terminal table shows them (the same helpers), the margin with its unit

@@ -54,6 +54,8 @@ def markdown_summary(records: Iterable[Mapping[str, Any]], title: str = "edgeche
     rows = sorted(((r, row_from_record(r)) for r in records if r.get("target")), key=lambda pair: pair[1])
     broken = [r for r in records if not r.get("target")]
     lines = [f"## {title}: " + counts_text(records), ""]
+    if rows or broken:  # (with no record the headline says that no check ran)
+        lines += [ship_line([row.verdict for _, row in rows], len(broken)), ""]
     if broken:
         lines += ["**Spec files that did not load** (nothing in them was checked)", ""]
         lines += [f"- `{cell(str(r.get('spec', '')))}`: {cell(why(r))}" for r in broken] + [""]
@@ -74,14 +76,31 @@ def markdown_summary(records: Iterable[Mapping[str, Any]], title: str = "edgeche
                                       row.budget, row.margin, *((row.baseline,) if compared else ()), why(r))
                                      for r, row in attention]) + [""]
         if passed:
-            lines += [f"**Passed** ({len(passed)})", ""]
+            lines += [f"<details><summary><b>Passed</b> ({len(passed)})</summary>", ""]  # folded: a PR reads the rest
             lines += markdown_table(("spec", "check", "backend", "recipe", "measured", "budget", "margin", *change),
                                     [(row.spec, row.check, row.backend, row.recipe, row.measured, row.budget,
-                                      row.margin, *((row.baseline,) if compared else ())) for row in passed]) + [""]
+                                      row.margin, *((row.baseline,) if compared else ())) for row in passed])
+            lines += ["", "</details>", ""]
         if skipped:
             lines += [f"**Skipped** ({sum(skipped.values())})", ""]
             lines += [f"- {n} × {cell(reason)}" for reason, n in skipped.most_common()] + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def ship_line(verdicts: list[str], broken: int = 0) -> str:
+    """The answer a pull request wants first, from the verdicts: a failure is "don't ship"; no failure but an
+    inconclusive verdict is not a pass; skips are said, never counted as checked."""
+    failed = sum(v.startswith("FAIL") for v in verdicts) + broken
+    unsure = verdicts.count("inconclusive")
+    skipped = verdicts.count("skip")
+    if failed:
+        return f"**Don't ship:** {failed} check{'s' * (failed != 1)} failed" + (" or did not load" if broken else "") + "."
+    if unsure:
+        return (f"**Not proven:** nothing failed, but {unsure} verdict{'s are' if unsure != 1 else ' is'} "
+                "inconclusive (the figure cannot be told from its budget; each says why below).")
+    if skipped:
+        return f"**Passed what ran:** {skipped} check{'s' * (skipped != 1)} skipped and {'were' if skipped != 1 else 'was'} not checked."
+    return "**Ship:** every check passed." if verdicts else "**Nothing was checked.**"
 
 
 def report_command(results: Path, output: Path | None) -> int:
