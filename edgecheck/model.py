@@ -63,6 +63,21 @@ def file_sha256(paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def refuse_lfs_pointer(path: Path) -> None:
+    """A file checked out without Git LFS is a small text pointer, not the file: say that, not 'truncated'."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(LFS_POINTER))
+    except OSError:
+        return
+    if head == LFS_POINTER:
+        raise ModelError(path, "a Git LFS pointer, not the model: fetch the file with `git lfs pull` (in GitHub "
+                         "Actions, actions/checkout with `lfs: true`)")
+
+
 def load_onnx(path: Path | str):  # -> onnx.ModelProto (onnx is imported lazily)
     """Parse and check an ONNX file, with external data confined to the model's folder."""
     import onnx
@@ -73,6 +88,7 @@ def load_onnx(path: Path | str):  # -> onnx.ModelProto (onnx is imported lazily)
         raise ModelError(path, "file not found")
     if path.stat().st_size == 0:
         raise ModelError(path, "the file is empty")
+    refuse_lfs_pointer(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:

@@ -13,7 +13,7 @@ from edgecheck.entrypoints import FORMATS as ENTRY_POINT_GROUP
 from edgecheck.entrypoints import load_classes
 from edgecheck.errors import EdgecheckError, ModelError
 from edgecheck.formats.base import ArtifactFormat
-from edgecheck.model import ModelInfo
+from edgecheck.model import ModelInfo, refuse_lfs_pointer
 
 __all__ = ["ArtifactFormat", "format_named", "format_of", "format_owning", "inspect_model", "known_formats", "register_format",
            "unregister_format", "reset_formats", "suffix_text", "broken_formats"]
@@ -145,6 +145,8 @@ def inspect_model(path: Path | str) -> ModelInfo:
     """Facts of a model file, read by its format (a .tflite through the TFLite reader, a .rknn through its
     build folder, an .onnx with its external data)."""
     path = Path(path)
+    if path.is_file():
+        refuse_lfs_pointer(path)
     return format_of(path).inspect(path)
 
 
