@@ -68,19 +68,19 @@ class SummaryCollector:
             self.messages.append(write_markdown(Path(markdown), self.records))
         if job_summary:
             self.messages.append(write_markdown(Path(job_summary), self.records, append=True))
-        if page:
+        if (save or path) and not ran(self.records):  # --co, or -k selected nothing: an empty file would mislead
+            self.messages.append("edgecheck: no check ran, so no baseline and no latency JSON were written")
+        else:
+            if save:
+                overwrite = bool(self.config.getoption("edge_overwrite_baseline"))
+                self.messages.append(save_run_baseline(self._baseline_dir(), save, self.records, overwrite))
+            if path:
+                self.messages.append(write_latency_json(Path(path), self.records))
+        if page:  # last: drawing is the step most likely to go wrong, and must cost no other file
             from edgecheck.report.html import write_html
             from edgecheck.results import results_document
 
             self.messages.append(write_html(Path(page), results_document(self.records)))
-        if (save or path) and not ran(self.records):  # --co, or -k selected nothing: an empty file would mislead
-            self.messages.append("edgecheck: no check ran, so no baseline and no latency JSON were written")
-            return
-        if save:
-            overwrite = bool(self.config.getoption("edge_overwrite_baseline"))
-            self.messages.append(save_run_baseline(self._baseline_dir(), save, self.records, overwrite))
-        if path:
-            self.messages.append(write_latency_json(Path(path), self.records))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         checked = [r for r in self.records if r.get("target")]  # a spec that did not load has its own failure

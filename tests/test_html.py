@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from html.parser import HTMLParser
 
 import pytest
 
+from edgecheck.checks.accuracy import judge_accuracy
 from edgecheck.checks.result import Measurement
 from edgecheck.cli import main
+from edgecheck.report.entries import sections, tradeoff
 from edgecheck.results import make_record, results_document
+from edgecheck.spec import Budgets
 from edgecheck.vendors.rknn.build_log import LayerError, describe_error
 from result_records import record
 
@@ -23,6 +27,7 @@ import matplotlib.backends.backend_svg  # noqa: E402,F401
 import matplotlib.figure  # noqa: E402,F401
 import matplotlib.ticker  # noqa: E402,F401
 
+import edgecheck.report.plots  # noqa: E402
 from edgecheck.report.html import html_report  # noqa: E402
 
 SPEC = """
@@ -62,7 +67,8 @@ def assert_self_contained(page: str) -> None:
     """No script, no external resource of any kind, nothing that fetches: the page opens offline as it is."""
     tags = tags_of(page)
     names = {tag for tag, _ in tags}
-    assert not names & {"script", "img", "iframe", "object", "embed", "link", "image", "use", "audio", "video"} - {"use"}
+    # <use> is allowed: matplotlib's SVG draws markers with it, and its hrefs are checked below to be "#" ones
+    assert not names & {"script", "img", "iframe", "object", "embed", "link", "image", "audio", "video"}
     for tag, attrs in tags:
         assert not any(name.startswith("on") for name in attrs), (tag, attrs)
         for name in ("src", "href", "xlink:href"):
@@ -233,3 +239,68 @@ def test_hostile_names_and_messages_are_text_never_markup():
     assert "<script" not in page and "<img" not in page and "</style><style>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown, as text
     assert page.count('<svg class="plot"') >= len(HOSTILE)  # '$' in names is text, not TeX: every plot was drawn
+
+
+def judged(recipe: str, original: float, candidate: float, higher_is_better: bool, drop: float | str,
+           size: int, **extra: str) -> dict:
+    """The record of an accuracy check as the check judges it (judge_accuracy), with its artifact's size."""
+    result = judge_accuracy(original, candidate, "", higher_is_better, Budgets(accuracy_drop=drop))
+    result.facts.update({"metric": "mse" if not higher_is_better else "top1", "artifact.size_bytes": str(size), **extra})
+    return make_record(spec="specs/reg.yaml", spec_name="reg", target="host", backend="onnxruntime", recipe=recipe,
+                       check="accuracy", target_is_host=True, outcome="passed", reason="", result=result)
+
+
+def test_a_lower_is_better_metric_draws_its_drop_budget_above_the_original_and_says_lower_is_better():
+    points = [judged("none", 2.0, 2.0, False, 0.5, 40000), judged("int8", 2.0, 2.3, False, 0.5, 14000)]
+    data = tradeoff(sections(points)[0].entries())
+    assert data is not None and not data.higher_is_better
+    assert [(t.axis, t.value) for t in data.thresholds] == [("y", 2.5)]  # mse may rise by 0.5 from 2.0
+    relative = [judged("none", 2.0, 2.0, False, "10%", 40000), judged("int8", 2.0, 2.1, False, "10%", 14000)]
+    assert [t.value for t in tradeoff(sections(relative)[0].entries()).thresholds] == [pytest.approx(2.2)]
+    page = html_report(results_document(points))
+    assert "accuracy (lower is better)" in page and "higher is better" not in page
+
+
+def test_a_relative_drop_of_a_negative_score_is_a_share_of_its_size():
+    points = [judged("none", -4.0, -4.0, True, "10%", 40000), judged("int8", -4.0, -4.2, True, "10%", 14000)]
+    data = tradeoff(sections(points)[0].entries())
+    assert data is not None and data.higher_is_better  # the drop is original - candidate, relative to |original|
+    assert [t.value for t in data.thresholds] == [pytest.approx(-4.4)]
+
+
+def test_an_entry_with_a_skipped_check_is_partly_checked_never_meets_every_budget():
+    skipped = make_record(spec="specs/reg.yaml", spec_name="reg", target="host", backend="onnxruntime", recipe="int8",
+                          check="latency", target_is_host=True, outcome="skipped", reason="no latency here",
+                          result=None)
+    points = [judged("none", 98.0, 98.0, True, 1.0, 40000), judged("int8", 98.0, 97.5, True, 1.0, 14000), skipped]
+    standing = {e.recipe: e.standing for e in sections(points)[0].entries()}
+    assert standing == {"none": "meets", "int8": "partly checked"}
+    page = html_report(results_document(points))
+    assert "1 partly checked (passes what ran, 1 check skipped), 1 meet every budget" in page
+    assert "passes what ran, some checks skipped" in page  # the plot's legend: a marker of its own
+
+
+def test_all_zero_latencies_draw_even_where_warnings_are_errors():
+    zero = record("latency", "none", [Measurement("latency.p50", 0.0, "ms", interval=(0.0, 0.0)),
+                                      Measurement("latency.p95", 0.0, "ms", interval=(0.0, 0.0))], {"measured_on": "host"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a project's filterwarnings = error
+        page = html_report(results_document([zero]))
+    assert page.count('<svg class="plot"') == 1
+
+
+def test_a_page_that_fails_to_draw_loses_no_other_file_and_says_why(pytester, spec_project, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("the plot broke")
+
+    monkeypatch.setattr(edgecheck.report.plots, "tradeoff_svg", broken)
+    spec_project(SPEC)
+    result = pytester.runpytest_inprocess("specs", "-W", "error", "--edge-html=report.html",
+                                          "--edge-results=results.json", "--edge-save-baseline=main",
+                                          "--edge-benchmark-json=latency.json", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4, failed=2)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*HTML report NOT written to report.html: RuntimeError: the plot broke*"])
+    assert (pytester.path / "results.json").exists() and (pytester.path / "latency.json").exists()
+    assert list((pytester.path / ".edgecheck" / "baselines").glob("main*"))
+    assert not (pytester.path / "report.html").exists()

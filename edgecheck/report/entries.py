@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgecheck.checks.result import CheckResult, Measurement, fmt
+from edgecheck.report.figures import higher_is_better
 from edgecheck.report.terminal import row_from_record
 from edgecheck.results import record_result
 
 # the order an entry's standing is told in: what needs attention first
-STANDINGS = ("fails", "unproven", "meets", "not judged")
+STANDINGS = ("fails", "unproven", "partly checked", "meets", "not judged")
 # parity figures to plot against size where no accuracy was measured, the most telling first
 _PARITY_ORDER = ("cosine", "rel_l2", "snr_db", "top1_agreement", "atol", "max_abs", "mean_abs")
 _LAYER_ROW = re.compile(r"^\s*\[(?P<op>[^\]]*)\] (?P<name>.*): cosine (?P<single>\S+) for the layer alone, "
@@ -59,15 +60,22 @@ class Entry:
             return None
 
     @property
+    def skipped(self) -> int:
+        """How many of its planned checks did not run."""
+        return sum(row_from_record(r).verdict == "skip" for r in self.records.values())
+
+    @property
     def standing(self) -> str:
-        """fails: a check failed; unproven: none failed, one is inconclusive; meets: every check that ran passed;
-        not judged: every check skipped."""
+        """fails: a check failed; unproven: none failed, one is inconclusive; partly checked: every check that ran
+        passed, some were skipped; meets: every planned check ran and passed; not judged: every check skipped."""
         verdicts = {row_from_record(r).verdict for r in self.records.values()}
         if any(v.startswith("FAIL") for v in verdicts):
             return "fails"
         if "inconclusive" in verdicts:
             return "unproven"
-        return "meets" if "pass" in verdicts else "not judged"
+        if "pass" not in verdicts:
+            return "not judged"
+        return "partly checked" if "skip" in verdicts else "meets"
 
 
 @dataclass
@@ -170,8 +178,11 @@ def tradeoff(entries: list[Entry]) -> Tradeoff | None:
                                                   else f"{quality} = {m.value}"))
             continue
         unit = m.unit
-        higher = m.bound != "max" if m.bound else quality.rsplit(".", 1)[-1] not in ("rel_l2", "atol", "max_abs",
-                                                                                     "mean_abs", "max_rel")
+        if check == "accuracy":  # the metric's own direction: an mse is better lower, bound or not
+            higher = higher_is_better(result)
+        else:
+            higher = m.bound != "max" if m.bound else quality.rsplit(".", 1)[-1] not in ("rel_l2", "atol", "max_abs",
+                                                                                         "mean_abs", "max_rel")
         points.append((entry, size, m.value))
         lines += [(line, entry.recipe) for line in _quality_lines(result, quality)]
         lines += [(line, entry.recipe) for line in _size_lines(entry)]
@@ -179,9 +190,12 @@ def tradeoff(entries: list[Entry]) -> Tradeoff | None:
 
 
 def _quality_lines(result: CheckResult, quality: str) -> list[tuple[str, float, str]]:
-    """The budgets of the quality figure, as values of it: an accuracy drop becomes the accuracy it allows."""
+    """The budgets of the quality figure, as values of it: an accuracy drop becomes the accuracy it allows, below
+    the original where higher is better, above it where lower is (a drop of an mse is a rise), a relative drop a
+    share of the original's size (as judge_accuracy measures it)."""
     lines = []
     original = _measurement(result, "accuracy.original")
+    worse = -1.0 if higher_is_better(result) else 1.0  # the direction a drop moves the metric
     for m in result.measurements:
         if not m.judged or m.budget is None:
             continue
@@ -189,9 +203,10 @@ def _quality_lines(result: CheckResult, quality: str) -> list[tuple[str, float, 
         if m.name == quality:
             lines.append(("y", m.budget, f"{m.name.rsplit('.', 1)[-1]} {sign} {fmt(m.budget)} {m.unit}".rstrip()))
         elif quality == "accuracy" and original is not None and m.name == "accuracy_drop":
-            lines.append(("y", original.value - m.budget, f"drop ≤ {m.budget_text or f'{m.budget:g} pts'}"))
+            lines.append(("y", original.value + worse * m.budget, f"drop ≤ {m.budget_text or f'{m.budget:g} pts'}"))
         elif quality == "accuracy" and original is not None and m.name == "accuracy_drop_relative":
-            lines.append(("y", original.value * (1 - m.budget / 100), f"drop ≤ {m.budget_text or f'{m.budget:g}%'}"))
+            allowed = original.value + worse * abs(original.value) * m.budget / 100
+            lines.append(("y", allowed, f"drop ≤ {m.budget_text or f'{m.budget:g}%'}"))
     return lines
 
 

@@ -151,14 +151,16 @@ def _accuracy_text(result: CheckResult) -> str:
         return ""
     relative = figures.get("accuracy_drop_relative")
     if relative is not None and relative.judged:  # the budget is a share of the original's figure
-        change = signed(-relative.value if _higher_is_better(result) else relative.value, "%")
+        change = signed(-relative.value if higher_is_better(result) else relative.value, "%")
     else:
         change = signed(now.value - was.value, "pts" if now.unit == "%" else now.unit)
     metric = result.facts.get("metric", "accuracy")
     return f"{metric} {quantity(was.value, was.unit)} → {quantity(now.value, now.unit)} ({change})"
 
 
-def _higher_is_better(result: CheckResult) -> bool:
+def higher_is_better(result: CheckResult) -> bool:
+    """Whether the check's metric is better higher: judge_accuracy notes a lower-is-better one (mse), whose drop
+    is a rise."""
     return not any(note.startswith("lower is better") for note in result.notes)
 
 
@@ -185,7 +187,7 @@ def baseline_column(result: CheckResult) -> str:
         if not m.name.startswith("regression."):
             continue
         if m.name == "regression.accuracy":  # stored as the fall: shown as the metric's change
-            change = -m.value if _higher_is_better(result) else m.value
+            change = -m.value if higher_is_better(result) else m.value
             text = f"{result.facts.get('metric', 'accuracy')} {signed(change, m.unit, 2)}"
         else:
             text = f"{label(m, result.check).removesuffix(' vs baseline')} {signed(m.value, m.unit, 2)}"

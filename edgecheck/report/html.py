@@ -111,7 +111,8 @@ def _legend() -> str:
             "<dt>skip</dt><dd>The check could not run here (no backend, no board, no estimate); its reason is "
             "listed under the table.</dd>"
             "<dt>Entry</dt><dd>One artifact on one backend: a recipe (<code>none</code> is the original model). "
-            "It <em>meets every budget</em> when each of its checks that ran passed.</dd>"
+            "It <em>meets every budget</em> when every check planned for it ran and passed; it is <em>partly "
+            "checked</em> when each check that ran passed but some were skipped.</dd>"
             "<dt>Where a latency came from</dt><dd><em>measured</em> on this host or on a board, with a 95% "
             "confidence interval; <em>estimate</em> from a cost model or a compiler, with the range it states "
             "(drawn hollow; an arrow is an open upper end: a lower bound).</dd></dl></details>")
@@ -143,7 +144,10 @@ def _section(section: Section, number: int) -> str:
     else:
         parts.append(tradeoff_svg(data, f"{data.quality} against artifact size, {section.target}", salt + "q"))
         standings = Counter(entry.standing for entry, _, _ in data.points)
-        parts.append('<p class="muted">' + _e(", ".join(f"{standings[s]} {s if s != 'meets' else 'meet every budget'}"
+        unrun = sum(entry.skipped for entry, _, _ in data.points if entry.standing == "partly checked")
+        told = {"meets": "meet every budget",
+                "partly checked": f"partly checked (passes what ran, {unrun} check{'s' * (unrun != 1)} skipped)"}
+        parts.append('<p class="muted">' + _e(", ".join(f"{standings[s]} {told.get(s, s)}"
                                                          for s in STANDINGS if standings[s])) + "</p>")
     if data is not None and data.points and any(t.recipes for t in data.thresholds):
         parts.append("<details><summary>Which budget line holds for which recipe</summary><ul>"
@@ -265,10 +269,10 @@ def write_html(path: Path, document: Mapping[str, Any]) -> str:
     try:
         page = html_report(document).encode("utf-8")
         write_atomically(path, page)
-    except PlotsUnavailable as exc:
+    except (PlotsUnavailable, OSError) as exc:
         return f"edgecheck: HTML report NOT written to {path}: {exc}"
-    except OSError as exc:
-        return f"edgecheck: HTML report NOT written to {path}: {exc}"
+    except Exception as exc:  # noqa: BLE001  a plot that cannot be drawn must not end the session in a traceback
+        return f"edgecheck: HTML report NOT written to {path}: {type(exc).__name__}: {exc}"
     return f"edgecheck: HTML report written to {path} ({len(page) / 1024:.0f} KiB)"
 
 
