@@ -180,6 +180,7 @@ def section_of(page: str, title: str) -> str:
 def test_the_page_shows_records_of_every_kind_failures_first_with_the_whole_reason():
     page = html_report(results_document(every_kind()))
     assert_self_contained(page)
+    assert '<p class="ship"><strong>Don&#x27;t ship:</strong> 3 checks failed.</p>' in page  # the answer first
     rk = section_of(page, "digits-cnn on rk3588")
     assert rk.index(">FAIL<") < rk.index(">inconclusive<")
     assert LONG_REASON in rk  # the reason in full, never cut

@@ -19,7 +19,7 @@ from typing import Any
 
 from edgecheck.report.entries import STANDINGS, Section, latency_figures, layer_reports, sections, tradeoff
 from edgecheck.report.figures import budget_column, budget_text, figure_text, margin_column, measured_text
-from edgecheck.report.markdown import ATTENTION, counts_text, why
+from edgecheck.report.markdown import ATTENTION, counts_text, ship_line, why
 from edgecheck.report.terminal import row_from_record, short_reason
 from edgecheck.results import record_result
 
@@ -74,13 +74,23 @@ def _e(text: object) -> str:
     return escape(str(text), quote=True)
 
 
+def _ship(records: list[Mapping[str, Any]]) -> str:
+    """The Markdown summary's ship line, as HTML: don't ship / not proven / passed what ran / ship."""
+    checked = [r for r in records if r.get("target")]
+    if not records:
+        return ""
+    line = ship_line([row_from_record(r).verdict for r in checked], len(records) - len(checked))
+    words, colon, rest = line.replace("**", "").partition(":")
+    return f'<p class="ship"><strong>{_e(words + colon)}</strong>{_e(rest)}</p>'
+
+
 def _head(records: list[Mapping[str, Any]]) -> str:
     counts = counts_text(records)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" content="{_POLICY}">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>edgecheck: {_e(counts)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-            f"<h1>edgecheck report</h1>\n<p><strong>{_e(counts)}</strong></p>")
+            f"<h1>edgecheck report</h1>\n<p><strong>{_e(counts)}</strong></p>{_ship(records)}")
 
 
 def _metadata(document: Mapping[str, Any]) -> str:
