@@ -138,6 +138,18 @@ def test_compare_lists_what_moved_between_two_runs_verdict_changes_first(pyteste
     assert main(["compare", str(pytester.path / "missing.json"), str(pytester.path / "head.json")]) == 2
 
 
+def test_compare_shows_a_tightened_budget_beside_the_verdict_it_changed(pytester, spec_project):
+    """A verdict that changed because the budget did (a new user's case) reads so: both budgets on the row."""
+    spec_project(SPEC.replace("size_mb: 0.0001", "size_mb: 0.0005"))
+    pytester.runpytest("specs", "--edge-results=base.json", "--edge-target=host").assert_outcomes(passed=3)
+    spec_project(SPEC.replace("size_mb: 0.0001", "size_mb: 0.00005"))
+    pytester.runpytest("specs", "--edge-results=head.json", "--edge-target=host").assert_outcomes(passed=2, failed=1)
+    assert main(["compare", str(pytester.path / "base.json"), str(pytester.path / "head.json"),
+                 "-o", str(pytester.path / "compare.md")]) == 1
+    size = next(line for line in (pytester.path / "compare.md").read_text().splitlines() if "size_mb" in line)
+    assert "≤ 524 B → ≤ 52.4 B" in size and "pass → fail" in size, size
+
+
 def test_compare_reads_a_record_it_cannot_parse_by_its_outcome_only():
     from edgecheck.report.compare import compare_markdown, moved_figures
 

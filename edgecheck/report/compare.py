@@ -112,8 +112,11 @@ def _moved_in(label: str, was: dict[str, Measurement], now: dict[str, Measuremen
                   + (f" ({signed(relative * 100, '%', 2)})" if math.isfinite(relative) and relative else "")
                   + ((", worse" if wrong else ", better") if m.judged and direction != "unchanged" else "")
                   + (", within noise" if noise else ""))
+        budget = budget_text(m)
+        if p.judged and m.judged and (p.budget, p.bound) != (m.budget, m.bound):  # a changed budget, not a regression
+            budget = f"{budget_text(p)} → {budget}"
         moved.append(Moved(label, name, quantity(p.value, p.unit), quantity(m.value, m.unit),
-                           change, budget_text(m), verdicts,
+                           change, budget, verdicts,
                            _worse_verdict(verdicts) or (m.judged and wrong and not noise), abs(relative)))
     return moved
 
