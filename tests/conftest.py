@@ -16,6 +16,12 @@ import onnxruntime  # noqa: F401
 import pytest
 
 import board_env
+from hypothesis import settings
+
+# No property test fails because this machine is slow: CI shares two cores (Hypothesis' default 200 ms deadline
+# tripped on a loaded machine). Each test's own settings still apply on top of this profile.
+settings.register_profile("edgecheck-ci", deadline=None)
+settings.load_profile("edgecheck-ci")
 from sshd_server import SshServer, mounted_tmpfs
 
 try:  # the same for LiteRT's schema and flatbuffers: a re-import makes a second flatbuffers Table class,

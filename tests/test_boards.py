@@ -212,7 +212,8 @@ def hold(sshd, python: Path, alias: str, store: Path, mode: str = "exclusive") -
     from edgecheck.boards.store import agent_script
 
     command = [str(python), "-c", agent_script(), "lock", str(store), mode, "0",
-               json.dumps({"host": "another-ci-job", "pid": 1, "what": "time someone's model"})]
+               json.dumps({"host": "another-ci-job", "pid": 1, "what": "time someone's model"}),
+               "3600"]  # no heartbeat from this stand-in holder: held until its stdin closes, however slow the run
     proc = subprocess.Popen(sshd.ssh_command(alias, *[_quote(w) for w in command]), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = proc.stdout.readline()
