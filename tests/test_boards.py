@@ -556,12 +556,13 @@ def test_a_board_s_baseline_is_compared_only_with_the_same_board_s_figures(pytes
 
 def test_a_lock_holder_without_a_heartbeat_releases_the_board(sshd, board_python, tmp_path):
     """A session that freezes (its TCP connection open, nothing sent) does not keep the board: the holder on the
-    board lets go once the heartbeat stops (30 s; 2 s here)."""
+    board lets go once the heartbeat stops (30 s; 15 s here: long enough for the second ssh below to find it still
+    held on a loaded machine)."""
     from edgecheck.boards.store import agent_script
 
     store = tmp_path / "store"
     command = [str(board_python), "-c", agent_script(), "lock", str(store), "exclusive", "0",
-               json.dumps({"host": "frozen", "pid": 1, "what": "a frozen session"}), "2"]
+               json.dumps({"host": "frozen", "pid": 1, "what": "a frozen session"}), "15"]
     frozen = subprocess.Popen(sshd.ssh_command("board-a", *[_quote(w) for w in command]), stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -569,7 +570,7 @@ def test_a_lock_holder_without_a_heartbeat_releases_the_board(sshd, board_python
         busy = sshd.run("board-a", *[_quote(w) for w in [str(board_python), "-c", agent_script(), "lock", str(store),
                                                            "exclusive", "0", json.dumps({"what": "x"})]])
         assert json.loads(busy.stdout.splitlines()[-1])["held"] is False  # held by the frozen session
-        assert frozen.wait(timeout=60) == 0  # no heartbeat for 2 s: the holder exits, the lock goes with it
+        assert frozen.wait(timeout=120) == 0  # no heartbeat for 15 s: the holder exits, the lock goes with it
         mine = hold(sshd, board_python, "board-a", store)  # free again
         mine.stdin.close()
         mine.wait(timeout=30)
