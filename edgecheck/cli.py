@@ -273,7 +273,10 @@ def _ops(args: argparse.Namespace, extra: list[str]) -> int:
         return 2
     profiles = load_profiles([Path(p) for p in args.devices_dir])
     if args.target not in profiles:
-        print(f"edgecheck: unknown device {args.target!r} (known: {', '.join(sorted(profiles))})", file=sys.stderr)
+        from edgecheck.errors import did_you_mean
+
+        print(f"edgecheck: unknown device {args.target!r} (known: {', '.join(sorted(profiles))})"
+              + did_you_mean(args.target, profiles), file=sys.stderr)
         return 2
     profile = profiles[args.target]
     from edgecheck.analysis.graph import analyse

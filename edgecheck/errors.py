@@ -9,6 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def did_you_mean(name: str, known) -> str:
+    """'; did you mean raspberry-pi-4b?' for a near miss among `known` names, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 def warn_at(warning: Warning, where: Path | str, line: int = 0) -> None:
     """Issue `warning` located at what it is about (a spec's budget line, a cache entry), never at edgecheck's own
     source: pytest's warnings summary prints the location and, where it is a line of a file, that line."""

@@ -20,7 +20,7 @@ from edgecheck.synthetic import synthetic_shape
 from edgecheck.datacheck import validate_data, validate_layout
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.model import ModelInfo
-from edgecheck.errors import RecipeError, SpecError
+from edgecheck.errors import RecipeError, SpecError, did_you_mean
 from edgecheck.spec import LoadedSpec
 from edgecheck.spec.schema import CANDIDATE
 
@@ -145,7 +145,8 @@ def plan_checks(
     validate_against_model(loaded, model)
     for name in spec.targets:
         if name not in profiles:
-            raise loaded.error(("targets", name), f"unknown device {name!r} (known: {', '.join(sorted(profiles))})")
+            raise loaded.error(("targets", name), f"unknown device {name!r} (known: {', '.join(sorted(profiles))})"
+                               + did_you_mean(name, profiles))
     serving = {b for p in profiles.values() for b in p.backends} | set(known_backends())
     for name, section in spec.targets.items():
         for index, backend in enumerate(section.backends or ()):
@@ -294,7 +295,8 @@ def validate_recipes(loaded: LoadedSpec) -> list[tuple[str, str]]:
             if step.recipe == CANDIDATE:  # the schema allows it only as a chain's first step
                 continue
             if step.recipe not in known_recipes():
-                raise loaded.error(where, f"unknown recipe {step.recipe!r} (known: {', '.join(known_recipes())})")
+                raise loaded.error(where, f"unknown recipe {step.recipe!r} (known: {', '.join(known_recipes())})"
+                                   + did_you_mean(step.recipe, known_recipes()))
             recipe = get_recipe(step.recipe)
             try:
                 recipe.parse_params(step.params)

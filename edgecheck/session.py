@@ -15,7 +15,7 @@ from edgecheck.boards.config import Board, BoardsError, check_devices, configure
 from edgecheck.baseline import Baseline, BaselineError, baseline_path, check_name, item_key, list_baselines, load_baseline
 from edgecheck.cache import ENV_CACHE_DIR, ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
-from edgecheck.errors import DeviceError
+from edgecheck.errors import DeviceError, did_you_mean
 from edgecheck.execute import Executor, host_device
 from edgecheck.locks import pytest_notice
 from edgecheck.measure.runs import ModelRuns
@@ -158,8 +158,8 @@ class EdgeSession:
         unknown = [name for name in asked if name not in profiles]
         if unknown:
             raise pytest.UsageError(
-                f"--edge-target: unknown device {', '.join(map(repr, unknown))}; known: {', '.join(sorted(profiles))} "
-                "(or 'all'). Add a profile with the ini option edge_devices_dir."
+                f"--edge-target: unknown device {', '.join(map(repr, unknown))}{did_you_mean(unknown[0], profiles)} "
+                f"(known: {', '.join(sorted(profiles))}, or 'all'); add a profile with the ini option edge_devices_dir"
             )
         return list(dict.fromkeys(asked))
 

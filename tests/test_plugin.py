@@ -142,8 +142,9 @@ def test_unknown_edge_target_is_a_usage_error_listing_known_devices(pytester, sp
     spec_project(SPEC)
     result = pytester.runpytest("specs", "--edge-target=rk3589")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown device 'rk3589'; known: *"])
-    known = result.stderr.str().split("known: ", 1)[1].split(" (or 'all')")[0]
+    # a near miss is named first, then every device it knows
+    result.stderr.fnmatch_lines(["*unknown device 'rk3589'; did you mean rk3588? (known: *, or 'all')*"])
+    known = result.stderr.str().split("known: ", 1)[1].split(", or 'all')")[0]
     shipped = ["host", "jetson-nano", "jetson-xavier-nx", "raspberry-pi-4b", "rk3562", "rk3566", "rk3568", "rk3576",
                "rk3588"]
     assert set(shipped) <= set(known.split(", "))
@@ -431,3 +432,12 @@ def test_a_mistyped_backend_is_a_usage_error(pytester, spec_project):
     result = pytester.runpytest("specs", "--edge-backend=onnxruntim")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--edge-backend: unknown backend 'onnxruntim'; known: *onnxruntime*"])
+
+
+def test_a_near_miss_of_a_device_or_recipe_name_is_named(pytester, spec_project):
+    """A new user's typos (raspbery-pi-4b, fp61) get the name they meant, after the list of known ones."""
+    spec_project(SPEC.replace("  host:", "  hots:"), name="target")
+    spec_project(SPEC.replace("targets:", "compress: [fp61]\ntargets:"), name="recipe")
+    result = pytester.runpytest("specs")
+    result.stdout.fnmatch_lines(["*targets.hots: unknown device 'hots' (known: *); did you mean host?*"])
+    result.stdout.fnmatch_lines(["*unknown recipe 'fp61' (known: *); did you mean fp16?*"])

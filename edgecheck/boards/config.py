@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edgecheck.errors import EdgecheckError, SpecError
+from edgecheck.errors import EdgecheckError, SpecError, did_you_mean
 
 BOARDS_VARIABLE = "EDGECHECK_BOARDS"
 DEFAULT_STORE = "~/.cache/edgecheck-board"
@@ -212,4 +212,5 @@ def check_devices(boards: list[Board], known: set[str], hosts: set[str] = frozen
             raise BoardsError(f"board {board.name!r}: device {board.device!r} is the machine running the tests; a "
                               "board is another machine: give the device profile it is (rk3588, raspberry-pi-4b, ...)")
         if board.device not in known:
-            raise BoardsError(f"board {board.name!r}: unknown device {board.device!r}; known: {', '.join(sorted(known))}")
+            raise BoardsError(f"board {board.name!r}: unknown device {board.device!r}; known: {', '.join(sorted(known))}"
+                              + did_you_mean(board.device, known))

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edgecheck import progress
-from edgecheck.errors import RecipeError
+from edgecheck.errors import RecipeError, did_you_mean
 from edgecheck.strict import StrictModel
 
 # The no-network guard loaded into every converter a recipe starts (a folder on PYTHONPATH, not a package).
@@ -221,6 +221,7 @@ def get_recipe(name: str) -> Recipe:
     if recipe is None:
         broken = "; ".join(f"{plugin}: {error}" for plugin, error in (_plugins or {}).items() if error)
         raise RecipeError(f"unknown recipe {name!r} (known: {', '.join(known_recipes())})"
+                          + did_you_mean(name, known_recipes())
                           + (f"; recipe plugins that failed to load: {broken}" if broken else ""))
     return recipe
 
