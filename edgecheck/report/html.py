@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.report.entries import STANDINGS, Section, latency_figures, layer_reports, sections, tradeoff
-from edgecheck.report.figures import budget_column, budget_text, figure_text, margin_column, measured_text
+from edgecheck.report.figures import budget_text, figure_text
 from edgecheck.report.markdown import ATTENTION, counts_text, ship_line, why
 from edgecheck.report.terminal import row_from_record, short_reason
 from edgecheck.results import record_result
@@ -238,9 +238,7 @@ def _budget_rows(section: Section) -> tuple[list[str], list[str], Counter[str]]:
             f"<td>{_e(row.check)}</td><td>{_e(row.recipe)}"
             + (f'<br><span class="muted">{_e(artifact)}</span>' if artifact else "") + "</td>"
             f"<td>{_e(row.backend)}</td>"
-            f'<td>{_e(measured_text(result)) if result is not None else ""}</td>'
-            f'<td class="num">{_e(budget_column(result)) if result is not None else ""}</td>'
-            f'<td class="num">{_e(margin_column(result)) if result is not None else ""}</td>'
+            f'<td>{_e(row.measured)}</td><td class="num">{_e(row.budget)}</td><td class="num">{_e(row.margin)}</td>'
             + (f'<td class="why">{_e(why(record))}</td>' if needs else "") + "</tr>")
     skipped = Counter(short_reason("skipped", str(r.get("reason", ""))) for r, row in rows if row.verdict == "skip")
     return attention, passed, skipped
