@@ -85,15 +85,15 @@ class SummaryCollector:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         checked = [r for r in self.records if r.get("target")]  # a spec that did not load has its own failure
         if checked:
+            from edgecheck.report.markdown import verdict_rank
             from edgecheck.report.terminal import format_tables, row_from_record
 
             terminalreporter.write_sep("=", "edgecheck summary")
             # sorted, so the table is the same whatever order xdist workers reported in; in each table what needs
             # attention first (failures, then inconclusive verdicts), then the passes, then the skips
             width = getattr(getattr(terminalreporter, "_tw", None), "fullwidth", 80)  # reasons wrap to the terminal
-            rank = {"FAIL": 0, "FAIL (inconclusive)": 0, "inconclusive": 1, "pass": 2}
             rows = sorted(map(row_from_record, checked),
-                          key=lambda r: (r.target, r.spec, rank.get(r.verdict, 3), r.backend, r.recipe, r.check, r))
+                          key=lambda r: (r.target, r.spec, verdict_rank(r.verdict), r.backend, r.recipe, r.check, r))
             for line in format_tables(rows, width):
                 terminalreporter.write_line(line)
         for message in self.messages:

@@ -16,6 +16,12 @@ from edgecheck.report.terminal import row_from_record, short_reason
 from edgecheck.results import read_results_records
 
 ATTENTION = ("FAIL", "FAIL (inconclusive)", "inconclusive")
+# the order rows are told in: failures, then inconclusive verdicts, then passes, then the rest (skips)
+VERDICT_ORDER = {"FAIL": 0, "FAIL (inconclusive)": 0, "inconclusive": 1, "pass": 2}
+
+
+def verdict_rank(verdict: str) -> int:
+    return VERDICT_ORDER.get(verdict, len(set(VERDICT_ORDER.values())))
 
 
 def cell(text: str) -> str:
@@ -64,7 +70,7 @@ def markdown_summary(records: Iterable[Mapping[str, Any]], title: str = "edgeche
     for target in dict.fromkeys(row.target for _, row in rows):
         mine = [(r, row) for r, row in rows if row.target == target]
         attention = [(r, row) for r, row in mine if row.verdict in ATTENTION]
-        attention.sort(key=lambda pair: ATTENTION.index(pair[1].verdict) > 1)  # failures before inconclusive
+        attention.sort(key=lambda pair: verdict_rank(pair[1].verdict))  # failures before inconclusive
         passed = [row for _, row in mine if row.verdict == "pass"]
         skipped = Counter(short_reason("skipped", str(r.get("reason", ""))) for r, row in mine if row.verdict == "skip")
         lines += [f"### target {target}", ""]
