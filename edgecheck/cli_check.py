@@ -9,6 +9,7 @@ reworded to name the flag the user typed.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,13 +65,15 @@ class _Recorder:
         pass
 
 
-def plugin_options() -> list[PluginOption]:
-    """Every `--edge-*` option the pytest plugin declares, in its order."""
+@functools.cache
+def plugin_options() -> tuple[PluginOption, ...]:
+    """Every `--edge-*` option the pytest plugin declares, in its order (recorded once: the parser, the
+    arguments and the usage errors of one command all read it)."""
     from edgecheck.plugin import pytest_addoption
 
     recorder = _Recorder()
     pytest_addoption(recorder)  # type: ignore[arg-type]
-    return recorder.options
+    return tuple(recorder.options)
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,7 +92,7 @@ def check_argv(args: argparse.Namespace) -> list[str]:
     return [arg for option in plugin_options() for arg in option.argv(getattr(args, option.dest))]
 
 
-def own_names(text: str, options: list[PluginOption] | None = None) -> str:
+def own_names(text: str, options: tuple[PluginOption, ...] | None = None) -> str:
     """`text` with each plugin flag replaced by the command's (--edge-target -> --target)."""
     names = {o.plugin_flag: o.flag for o in (options if options is not None else plugin_options())}
     return re.sub(r"--edge-[a-z0-9-]*[a-z0-9]", lambda m: names.get(m.group(0), m.group(0)), text)
