@@ -60,7 +60,7 @@ def _run_step(step: dict, cwd: Path, values: dict[str, str], env: dict[str, str]
     done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", _expand(step["run"], values)],
                           cwd=cwd, env=environment, capture_output=True, text=True, timeout=900)
     assert "Traceback" not in done.stderr, done.stderr
-    _run_step.stderr = done.stderr  # type: ignore[attr-defined]
+    _run_step.stderr, _run_step.stdout = done.stderr, done.stdout  # type: ignore[attr-defined]
     return done.returncode, output.read_text()
 
 
@@ -123,6 +123,13 @@ def test_a_broken_spec_fails_the_plan_job_naming_its_file_and_line(tmp_path):
     status, out = _run_step(_step("plan", "needed"), tmp_path, {}, {"EDGECHECK_SPECS": "specs"})
     assert status != 0 and "targets=" not in out  # the job fails here: the gate's matrix is never built
     assert "broken.yaml:2: model.path: file not found" in _run_step.stderr  # type: ignore[attr-defined]
+
+
+def test_a_plan_that_finds_nothing_to_check_fails_instead_of_skipping_the_gate(tmp_path):
+    (tmp_path / "specs").mkdir()  # no spec: a green workflow would gate nothing
+    status, out = _run_step(_step("plan", "needed"), tmp_path, {}, {"EDGECHECK_SPECS": "specs"})
+    assert status != 0 and "targets=" not in out
+    assert "nothing would be gated" in _run_step.stdout  # type: ignore[attr-defined]
 
 
 def test_the_plan_reads_the_projects_ini_options_as_a_run_does(pytester, spec_project, tmp_path):
