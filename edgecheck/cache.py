@@ -31,6 +31,7 @@ import numpy as np
 
 from edgecheck.cache_entry import (ENTRY_FILE, CorruptEntry, files_present, free_space, is_full_disk, listing,
                                    read_manifest, remove, write_manifest)
+from edgecheck.cache_records import RECORDS_DIR, RecordCache
 from edgecheck.compress import Artifact
 from edgecheck.errors import EdgecheckError, RecipeError, warn_at
 from edgecheck.leftovers import owner_tag, remove_dead_owners
@@ -111,6 +112,7 @@ class ArtifactCache:
         self._scratch: Path | None = None
         self._built: dict[str, Artifact] = {}  # without a cache: what this session already built
         self._swept = False
+        self.records = RecordCache(root / RECORDS_DIR if root is not None else None)  # small results by content
 
     @property
     def enabled(self) -> bool:
@@ -368,7 +370,7 @@ def clear_cache(root: Path) -> int:
         return 0
     if not root.is_dir():
         raise EdgecheckError(f"{root} is a file, not an edgecheck cache folder; not removing it")
-    known = {"artifacts", "outputs", "locks", "tmp"}
+    known = {"artifacts", "outputs", "locks", "tmp", RECORDS_DIR}
     strangers = [p.name for p in root.iterdir() if p.name not in known]
     if strangers:
         raise EdgecheckError(f"{root} does not look like an edgecheck cache (it holds {', '.join(sorted(strangers)[:5])});"

@@ -31,7 +31,7 @@ from edgecheck.data import (InputSet, evaluation_set, has_fixed_batch, layout_of
 from edgecheck.errors import BackendUnavailable, CannotJudge, RecipeError
 from edgecheck.measure.runs import Measured, ModelRuns, TimingPlan, single_input
 from edgecheck.analysis import static
-from edgecheck.formats import inspect_model
+from edgecheck.formats import inspect_model_cached
 from edgecheck.model import ModelInfo
 from edgecheck.plan import PlannedCheck
 from edgecheck.spec import LoadedSpec, RecipeStep
@@ -127,8 +127,8 @@ class Executor:
         project folders of operator tables beside the built-in ones. `boards` runs a device target's
         artifacts on a board of that device, where the lab has one."""
         self.static = static.StaticAnalysis(ops_dirs or [])
-        self.static_checks = StaticChecks(self.static)
         self.cache = cache if cache is not None else ArtifactCache(None)
+        self.static_checks = StaticChecks(self.static, self.cache.records, lambda path: self.model_info(path).sha256)
         self.runs = runs if runs is not None else ModelRuns(WorkerPool(), host_device())
         self.baseline = baseline
         self.boards = boards
@@ -151,7 +151,7 @@ class Executor:
 
     def model_info(self, path: Path) -> ModelInfo:
         if path not in self._models:
-            self._models[path] = inspect_model(path)
+            self._models[path] = inspect_model_cached(path, self.cache.records)  # by content: no onnx when warm
         return self._models[path]
 
     def on_board(self, target: object | None) -> bool:

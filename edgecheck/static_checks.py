@@ -16,9 +16,11 @@ from pathlib import Path
 from edgecheck.analysis import static
 from edgecheck.analysis.ops import OpsReport
 from edgecheck.analysis.optable import OpTable
+from edgecheck.cache import content_key
+from edgecheck.cache_records import RecordCache, code_fingerprint
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency_estimate
-from edgecheck.checks.result import CheckResult
+from edgecheck.checks.result import CheckResult, result_from_dict, result_to_dict
 from edgecheck.devices import DeviceProfile
 from edgecheck.entrypoints import import_target
 from edgecheck.errors import CannotJudge
@@ -26,6 +28,8 @@ from edgecheck.formats import ArtifactFormat, format_of, format_named, known_for
 from edgecheck.plan import PlannedCheck
 
 Shapes = dict[str, tuple[int, ...]]
+# The format of a static check's record in the cache (edgecheck.cache_records): a result, or why none.
+STATIC_RECORD = "static-check/1"
 
 
 class StaticJudge:
@@ -37,6 +41,14 @@ class StaticJudge:
     """
 
     command_views: ClassVar[bool] = False  # True: it writes the command's views below
+
+    def content(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
+                authority: Callable[[], OpTable | None], sha256: Callable[[Path], str]) -> dict[str, object] | None:
+        """Everything this judge's verdict depends on besides the artifact's bytes and edgecheck's code: the
+        key under which a warm run takes it from the cache. None (the default): never cached, since a
+        vendor's judge may read more than the artifact (a build folder, a compiler's log). `sha256(path)`: a
+        model file's content, external data included."""
+        return None
 
     def operators(self, path: Path) -> object | None:
         """The file's operators, in the form `classify` takes (None: read it as an ONNX graph)."""
@@ -80,6 +92,14 @@ def _memory_estimates_from() -> str:
 class OnnxJudge(StaticJudge):
     """An ONNX graph against the operator table (or the installed runtime's own) and the cost model."""
 
+    def content(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
+                authority: Callable[[], OpTable | None], sha256: Callable[[Path], str]) -> dict[str, object] | None:
+        """The input shapes, the device profile (its cost models and size rule), the backend, the budgets,
+        and for `ops` every operator table's bytes and the installed runtime's own table where it decides."""
+        if planned.check not in ("ops", "latency"):
+            return None  # memory: no ONNX estimate, said at once
+        return judged_content(analysis, planned, shapes, authority)
+
     def ops(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
             authority: Callable[[], OpTable | None]) -> CheckResult:
         budget = planned.budgets.ops
@@ -121,6 +141,21 @@ class OnnxJudge(StaticJudge):
         return result
 
 
+def judged_content(analysis: static.StaticAnalysis, planned: PlannedCheck, shapes: Callable[[], Shapes],
+                   authority: Callable[[], OpTable | None]) -> dict[str, object]:
+    """What a graph's static verdict reads besides the file: the input shapes, the device profile (its cost
+    models and size rule), the backend, the budgets, and for `ops` every operator table's bytes and the
+    installed runtime's own table where it decides (a table the spec names is its choice)."""
+    parts: dict[str, object] = {
+        "check": planned.check, "backend": planned.backend, "shapes": sorted(shapes().items()),
+        "device": planned.target.model_dump(mode="json"), "budgets": planned.budgets.model_dump(mode="json")}
+    if planned.check == "ops":
+        parts["tables"] = analysis.tables_fingerprint()
+        runtime = None if planned.budgets.ops.table else authority()
+        parts["runtime_table"] = runtime.model_dump(mode="json") if runtime is not None else None
+    return parts
+
+
 def judge_of(artifact_format: ArtifactFormat) -> StaticJudge:
     """The format's judge; a format without one gets the default, which says why it cannot judge."""
     if not artifact_format.judge:
@@ -133,10 +168,16 @@ def judge_of(artifact_format: ArtifactFormat) -> StaticJudge:
 
 
 class StaticChecks:
-    """The executor's door to the static checks: finds the artifact's format, asks its judge."""
+    """The executor's door to the static checks: finds the artifact's format, asks its judge. A judge that
+    says what its verdict depends on (`StaticJudge.content`) has it kept in `records` by content, so a warm
+    run of an unchanged artifact neither analyses the graph nor reads a table; `sha256(path)` is the
+    artifact's content (external data included)."""
 
-    def __init__(self, analysis: static.StaticAnalysis):
+    def __init__(self, analysis: static.StaticAnalysis, records: RecordCache | None = None,
+                 sha256: Callable[[Path], str] | None = None):
         self.static = analysis
+        self.records = records if records is not None else RecordCache(None)
+        self.sha256 = sha256
         self._judges: dict[str, StaticJudge] = {}
 
     def judge(self, artifact_format: ArtifactFormat) -> StaticJudge:
@@ -150,8 +191,38 @@ class StaticChecks:
         """`authority()`: the installed runtime's own table where it is the device's runtime (it decides
         over the shipped table, which is checked against it); a format's judge asks it where it applies."""
         assert planned.budgets.ops is not None
-        return self.judge(format_of(path)).ops(self.static, planned, path, shapes, authority)
+        judge = self.judge(format_of(path))
+        return self._remembered(judge, planned, path, shapes, authority,
+                                lambda: judge.ops(self.static, planned, path, shapes, authority))
 
     def estimate(self, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes]) -> CheckResult:
         """Latency (or memory) of a device target whose spec accepts an estimate."""
-        return self.judge(format_of(path)).estimate(self.static, planned, path, shapes)
+        judge = self.judge(format_of(path))
+        return self._remembered(judge, planned, path, shapes, lambda: None,
+                                lambda: judge.estimate(self.static, planned, path, shapes))
+
+    def _remembered(self, judge: StaticJudge, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
+                    authority: Callable[[], OpTable | None], judged: Callable[[], CheckResult]) -> CheckResult:
+        """The judge's verdict from the cache where its content is known there, else judged and stored. A
+        CannotJudge is kept too (the same content cannot be judged the next time either); any other error
+        is raised and nothing stored."""
+        if self.records.root is None or self.sha256 is None:
+            return judged()
+        parts = judge.content(self.static, planned, path, shapes, authority, self.sha256)
+        if parts is None:
+            return judged()
+        key = content_key(record=STATIC_RECORD, code=code_fingerprint(), judge=type(judge).__qualname__,
+                          artifact=self.sha256(path), **parts)
+
+        def compute() -> dict[str, object]:
+            try:
+                result = judged()
+            except CannotJudge as exc:
+                return {"cannot_judge": str(exc)}
+            result.facts = {str(k): str(v) for k, v in result.facts.items()}  # as the executor writes them
+            return {"result": result_to_dict(result)}
+
+        record, _ = self.records.remember("static", key, compute)
+        if "cannot_judge" in record:
+            raise CannotJudge(str(record["cannot_judge"]))
+        return result_from_dict(record["result"])  # type: ignore[arg-type]

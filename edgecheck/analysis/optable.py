@@ -156,6 +156,30 @@ def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpT
     return tables
 
 
+def tables_fingerprint(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> str:
+    """SHA-256 of what `load_tables` would read (each folder's table files, by name and bytes, or that the
+    folder is missing) and of the installed formats a table is validated against."""
+    import hashlib
+
+    digest = hashlib.sha256(repr(sorted(known_formats())).encode())
+    try:
+        folders = builtin_table_dirs()
+    except DeviceError as exc:
+        folders, digest = [], hashlib.sha256(f"{digest.hexdigest()} {exc}".encode())
+    for folder in (*folders, *extra_dirs):
+        digest.update(f"\0folder {Path(folder).resolve()}\0".encode())
+        if not Path(folder).is_dir():
+            digest.update(b"absent" if not Path(folder).exists() else b"not a folder")
+            continue
+        for path in sorted(Path(folder).glob("*.y*ml")):
+            digest.update(f"\0{path.name}\0".encode())
+            try:
+                digest.update(path.read_bytes())
+            except OSError as exc:
+                digest.update(f"unreadable {exc}".encode())
+    return digest.hexdigest()
+
+
 class _Flow(dict):
     """An operator's rule, written on one line."""
 

@@ -10,7 +10,7 @@ from edgecheck.analysis.costs import ModelFacts, model_facts
 from edgecheck.analysis.estimate import LatencyEstimate, estimate_latency
 from edgecheck.analysis.graph import AnalysedGraph, analyse
 from edgecheck.analysis.ops import OpsReport, classify, disagreements
-from edgecheck.analysis.optable import OpTable, load_tables
+from edgecheck.analysis.optable import OpTable, load_tables, tables_fingerprint
 from edgecheck.devices import DeviceProfile
 from edgecheck.errors import CannotJudge, DeviceError
 
@@ -65,6 +65,7 @@ class StaticAnalysis:
     def __init__(self, ops_dirs: list[Path]):
         self.ops_dirs = list(ops_dirs)
         self._tables: dict[str, OpTable] | None = None
+        self._fingerprint: str | None = None
         self._analyses: dict[tuple, Analysis] = {}
 
     def tables(self) -> dict[str, OpTable]:
@@ -74,6 +75,13 @@ class StaticAnalysis:
             except DeviceError as exc:
                 raise CannotJudge(str(exc)) from None
         return self._tables
+
+    def tables_fingerprint(self) -> str:
+        """SHA-256 of every operator table file (the built-in folders' and the project's, by name and bytes)
+        and of the installed formats that validate them: what `tables()` reads, without parsing it."""
+        if self._fingerprint is None:
+            self._fingerprint = tables_fingerprint(self.ops_dirs)
+        return self._fingerprint
 
     def analysis(self, path: Path, shapes: dict[str, tuple[int, ...]]) -> Analysis:
         key = (Path(path), tuple(sorted(shapes.items())))

@@ -17,7 +17,7 @@ from pydantic import Field, SerializeAsAny, ValidationError
 
 from edgecheck.entrypoints import BACKENDS, import_target, load_group
 from edgecheck.errors import DeviceError, SpecError
-from edgecheck.spec.loader import read_yaml_file
+from edgecheck.spec.loader import read_data_file
 from edgecheck.strict import StrictModel
 
 BUILTIN_DIR = Path(__file__).with_name("profiles")
@@ -249,9 +249,10 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def read_named_mapping(path: Path, what: str) -> dict[str, Any]:
     """Read a YAML data file (a device profile, an operator table) named after its file by default,
-    with the spec's reader: one place bounds size and nesting and refuses duplicate keys."""
+    with the spec's reader: one place bounds size and nesting and refuses duplicate keys (edgecheck's own
+    files, checked by its tests, are parsed by libyaml: `read_data_file`)."""
     try:
-        data, _ = read_yaml_file(path, what, MAX_DATA_BYTES)
+        data = read_data_file(path, what, MAX_DATA_BYTES)
     except SpecError as exc:
         raise DeviceError(str(exc)) from None
     if not isinstance(data, dict):

@@ -136,7 +136,8 @@ def read_definition(path: Path) -> EnvDefinition:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        # libyaml's parser where PyYAML has it: the same data as safe_load, far faster
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise EnvError(f"{path}: cannot read the environment definition: {exc}") from None
     if not isinstance(data, dict):

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgecheck.cache_records import RecordCache, code_fingerprint
 from edgecheck.entrypoints import FORMATS as ENTRY_POINT_GROUP
 from edgecheck.entrypoints import load_classes
 from edgecheck.errors import EdgecheckError, ModelError
 from edgecheck.formats.base import ArtifactFormat
-from edgecheck.model import ModelInfo, refuse_lfs_pointer
+from edgecheck.model import ModelInfo, TensorInfo, file_sha256, refuse_lfs_pointer
 
 __all__ = ["ArtifactFormat", "format_named", "format_of", "format_owning", "inspect_model", "known_formats", "register_format",
            "unregister_format", "reset_formats", "suffix_text", "broken_formats"]
@@ -148,6 +149,65 @@ def inspect_model(path: Path | str) -> ModelInfo:
     if path.is_file():
         refuse_lfs_pointer(path)
     return format_of(path).inspect(path)
+
+
+MODEL_RECORD = "model-info/1"  # the format of a model's facts in the cache (edgecheck.cache_records)
+
+
+def inspect_model_cached(path: Path | str, records: RecordCache) -> ModelInfo:
+    """`inspect_model`, kept in `records` by content for an ONNX file without external data: the key is the
+    file's SHA-256 (which needs no onnx), edgecheck's code and the installed onnx (its checker decides
+    what loads), so a warm run reads the bytes and imports no onnx. Other files are inspected each time."""
+    path = Path(path)
+    if records.root is None or format_of(path).name != DEFAULT or not path.is_file():
+        return inspect_model(path)
+    key = _text_sha256(f"{MODEL_RECORD} {code_fingerprint()} {_onnx_install()} {file_sha256([path])}")
+    record, _ = records.remember("model", key, lambda: _model_record(inspect_model(path), path))
+    if not record.get("self_contained"):  # external data: its files are read (and hashed) by inspecting again
+        return inspect_model(path)
+    return _model_from_record(record, path)
+
+
+def _text_sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _onnx_install() -> str:
+    """Which onnx is installed, without importing it: its version file and when its package was written."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("onnx")
+    if spec is None or spec.origin is None:
+        return "onnx absent"
+    origin = Path(spec.origin)
+    try:
+        version = (origin.parent / "version.py").read_text(encoding="utf-8")
+        return f"{origin} {origin.stat().st_mtime_ns} {version}"
+    except OSError as exc:
+        return f"{origin} unreadable: {exc}"
+
+
+def _model_record(info: ModelInfo, path: Path) -> dict[str, object]:
+    def tensors(found: tuple[TensorInfo, ...]) -> list[list[object]]:
+        return [[t.name, t.dtype, list(t.shape), t.quantized] for t in found]
+
+    return {"self_contained": info.size_bytes == path.stat().st_size,  # no external data beside it
+            "format": info.format, "inputs": tensors(info.inputs), "outputs": tensors(info.outputs),
+            "size_bytes": info.size_bytes, "parameters": info.parameters, "opsets": info.opsets,
+            "op_counts": info.op_counts, "sha256": info.sha256}
+
+
+def _model_from_record(record: dict, path: Path) -> ModelInfo:
+    def tensors(found: list) -> tuple[TensorInfo, ...]:
+        return tuple(TensorInfo(str(name), str(dtype), tuple(shape), bool(quantized))
+                     for name, dtype, shape, quantized in found)
+
+    return ModelInfo(path=path, format=str(record["format"]), inputs=tensors(record["inputs"]),
+                     outputs=tensors(record["outputs"]), size_bytes=int(record["size_bytes"]),
+                     parameters=int(record["parameters"]), opsets={str(k): int(v) for k, v in record["opsets"].items()},
+                     op_counts={str(k): int(v) for k, v in record["op_counts"].items()}, sha256=str(record["sha256"]))
 
 
 def runs_format(formats: tuple[str, ...], path: Path | str) -> bool:

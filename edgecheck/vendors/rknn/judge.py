@@ -12,13 +12,29 @@ from edgecheck.analysis.static import StaticAnalysis
 from edgecheck.checks.result import CheckResult
 from edgecheck.errors import EdgecheckError
 from edgecheck.plan import PlannedCheck
-from edgecheck.static_checks import Shapes, StaticJudge
+from edgecheck.static_checks import Shapes, StaticJudge, judged_content
+from edgecheck.vendors.rknn.backend import REPORT_FILE, build_dir
 from edgecheck.vendors.rknn.checks import BuildReport, judge_rknn_memory, judge_rknn_ops, read_build_report
+from edgecheck.vendors.rknn.toolkit import JOB_FILE, read_job
 from edgecheck.vendors.rknn.latency import judge_rknn_latency
 
 
 class RknnJudge(StaticJudge):
     """The compiler's build report: its placement of each layer, its cycles and its memory totals."""
+
+    def content(self, analysis: StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
+                authority: Callable[[], OpTable | None], sha256: Callable[[Path], str]) -> dict[str, object] | None:
+        """What the graph's verdict reads, plus the build's report and job (bytes) and the source graph the
+        build read; None (not cached) where the build folder is unreadable: the judge says why at once."""
+        import hashlib
+
+        folder = build_dir(path)
+        try:
+            build = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in (REPORT_FILE, JOB_FILE)}
+            build["source"] = sha256(folder / read_job(folder)["model"])
+        except (EdgecheckError, OSError, ValueError, KeyError, TypeError):
+            return None
+        return {**judged_content(analysis, planned, shapes, authority), "build": build}
 
     def ops(self, analysis: StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
             authority: Callable[[], OpTable | None]) -> CheckResult:
