@@ -65,10 +65,12 @@ def _tree_stamp(venv: Path) -> str:
 
 
 def tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
-    """Versions of the tools a recipe uses, read from the imported module (so onnxruntime-gpu or
-    -openvino count as onnxruntime), else from the installed distribution; `env:NAME` is a tool
-    environment's (edgecheck env), as recorded when it was created."""
+    """Versions of the tools a recipe uses: the module's own where it is imported already, else its
+    distribution's (read without importing it: onnx alone takes most of a second), else the module's once
+    imported (onnxruntime-gpu or -openvino count as onnxruntime); `env:NAME` is a tool environment's
+    (edgecheck env), as recorded when it was created."""
     import importlib
+    import sys
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
@@ -82,13 +84,20 @@ def tool_versions(tools: tuple[str, ...]) -> dict[str, str]:
             else:  # a team's own venv (EDGECHECK_ENV_<NAME>) records no version: key by its packages' state
                 found[name] = env.tool_version or f"{env.path}: {_tree_stamp(env.path)}"
             continue
+        module = name.replace("-", "_")
+        loaded = getattr(sys.modules.get(module), "__version__", None)
+        if loaded is not None:
+            found[name] = str(loaded)
+            continue
         try:
-            found[name] = str(importlib.import_module(name.replace("-", "_")).__version__)
+            found[name] = version(name)
+            continue
+        except PackageNotFoundError:
+            pass
+        try:
+            found[name] = str(importlib.import_module(module).__version__)
         except (ImportError, AttributeError):
-            try:
-                found[name] = version(name)
-            except PackageNotFoundError:
-                found[name] = "absent"
+            found[name] = "absent"
     return found
 
 

@@ -155,15 +155,22 @@ MODEL_RECORD = "model-info/1"  # the format of a model's facts in the cache (edg
 
 
 def inspect_model_cached(path: Path | str, records: RecordCache) -> ModelInfo:
-    """`inspect_model`, kept in `records` by content for an ONNX file without external data: the key is the
-    file's SHA-256 (which needs no onnx), edgecheck's code and the installed onnx (its checker decides
-    what loads), so a warm run reads the bytes and imports no onnx. Other files are inspected each time."""
+    """`inspect_model`, kept in `records` by content where the format says what its inspection reads
+    (`ArtifactFormat.inspect_reads`: an ONNX file alone, a .rknn's build folder): the key is the file's
+    SHA-256 (which needs no onnx), those reads', the format, edgecheck's code and the installed onnx (its
+    checker decides what loads), so a warm run reads bytes and imports no onnx. Other files, and a file
+    whose facts count data beside it (ONNX external data), are inspected each time."""
     path = Path(path)
-    if records.root is None or format_of(path).name != DEFAULT or not path.is_file():
+    if records.root is None or not path.is_file():
         return inspect_model(path)
-    key = _text_sha256(f"{MODEL_RECORD} {code_fingerprint()} {_onnx_install()} {file_sha256([path])}")
+    found = format_of(path)
+    reads = found.inspect_reads(path)
+    if reads is None:
+        return inspect_model(path)
+    key = _text_sha256(f"{MODEL_RECORD} {code_fingerprint()} {_onnx_install()} {found.name} "
+                       f"{sorted(reads.items())} {file_sha256([path])}")
     record, _ = records.remember("model", key, lambda: _model_record(inspect_model(path), path))
-    if not record.get("self_contained"):  # external data: its files are read (and hashed) by inspecting again
+    if not record.get("self_contained"):  # data beside it (ONNX external data): read and hashed by inspecting again
         return inspect_model(path)
     return _model_from_record(record, path)
 

@@ -64,6 +64,13 @@ class ArtifactFormat(ABC):
     def inspect(self, path: Path) -> ModelInfo:
         """The file's facts without running it; a broken or hostile file is a `ModelError` naming it."""
 
+    def inspect_reads(self, path: Path) -> dict[str, str] | None:
+        """What `inspect` reads besides the file's own bytes, by content (a name: its SHA-256), so that its
+        facts can be kept by content and a warm run need not import the format's library; None (the
+        default): inspected every time. A file whose facts count data beside it (ONNX external data) is
+        inspected every time whatever this says (its size is not the file's alone)."""
+        return None
+
     def side_files(self, path: Path) -> list[Path]:
         """Files beside `path` that belong to the artifact (ONNX external data): counted in its size and digest."""
         return []

@@ -19,5 +19,8 @@ class OnnxFormat(ArtifactFormat):
     def inspect(self, path: Path) -> ModelInfo:
         return inspect_onnx(path)
 
+    def inspect_reads(self, path: Path) -> dict[str, str] | None:
+        return {}  # the file alone (one with external data is inspected every time)
+
     def side_files(self, path: Path) -> list[Path]:
         return external_data_files(path)

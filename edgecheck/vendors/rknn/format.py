@@ -9,8 +9,8 @@ from pathlib import Path
 from edgecheck.errors import ModelError
 from edgecheck.formats.base import ArtifactFormat
 from edgecheck.model import ModelInfo, file_sha256, inspect_onnx
-from edgecheck.vendors.rknn.backend import build_dir, read_report
-from edgecheck.vendors.rknn.toolkit import read_job
+from edgecheck.vendors.rknn.backend import REPORT_FILE, build_dir, read_report
+from edgecheck.vendors.rknn.toolkit import JOB_FILE, read_job
 
 
 def inspect_rknn(path: Path) -> ModelInfo:
@@ -46,3 +46,14 @@ class RknnFormat(ArtifactFormat):
 
     def inspect(self, path: Path) -> ModelInfo:
         return inspect_rknn(path)
+
+    def inspect_reads(self, path: Path) -> dict[str, str] | None:
+        """The build's job and report, and the ONNX model it was built from (the file alone: its shapes and
+        parameters are what a .rknn's facts take from it); None where the build folder is unreadable."""
+        folder = build_dir(path)
+        try:
+            source = folder / read_job(folder)["model"]
+            return {name: file_sha256([file]) for name, file in
+                    (("job", folder / JOB_FILE), ("report", folder / REPORT_FILE), ("source", source))}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
