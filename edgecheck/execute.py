@@ -14,12 +14,12 @@ import hashlib
 import platform
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgecheck import progress
 from edgecheck.backends import Backend, check_available
-from edgecheck.boards.runs import BoardRuns
 from edgecheck.checks.base import Check, get_check
 from edgecheck.checks.result import CheckResult
 from edgecheck.artifacts import MadeArtifact, make_artifact
@@ -38,6 +38,9 @@ from edgecheck.spec import LoadedSpec, RecipeStep
 from edgecheck.spec.schema import CANDIDATE
 from edgecheck.static_checks import StaticChecks
 from edgecheck.worker.client import WorkerPool
+
+if TYPE_CHECKING:  # boards in the loop are imported where a lab has some (edgecheck.session)
+    from edgecheck.boards.runs import BoardRuns
 
 REFERENCE_THREADS = 1
 

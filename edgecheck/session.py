@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:  # stored figures are read where --edge-baseline or --edge-save-baseline asks for them
+    from edgecheck.baseline import Baseline
+
 from edgecheck.boards.config import Board, BoardsError, check_devices, configured_boards
-from edgecheck.baseline import Baseline, BaselineError, baseline_path, check_name, item_key, list_baselines, load_baseline
 from edgecheck.cache import ENV_CACHE_DIR, ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError, did_you_mean
@@ -68,6 +71,8 @@ class EdgeSession:
                                         "installed: pip install 'pytest-edgecheck[html]'")
         save = self.config.getoption("edge_save_baseline")
         if save:
+            from edgecheck.baseline import BaselineError, baseline_path, check_name
+
             try:
                 path = baseline_path(self.baseline_dir(), check_name(save))
             except BaselineError as exc:
@@ -216,6 +221,8 @@ class EdgeSession:
         """The baseline named by --edge-baseline, loaded once; a usage error if it cannot be read."""
         name = self.config.getoption("edge_baseline")
         if name and self._baseline is None:
+            from edgecheck.baseline import BaselineError, check_name, list_baselines, load_baseline
+
             try:
                 self._baseline = load_baseline(self.baseline_dir(), check_name(name))
             except BaselineError as exc:
@@ -227,6 +234,8 @@ class EdgeSession:
         baseline = self.baseline()
         if baseline is None:
             return None
+        from edgecheck.baseline import item_key
+
         key = item_key(self.relative(planned.spec.path), planned.id)
         return baseline.name, baseline.figures(key), baseline.place(key)
 
