@@ -10,7 +10,8 @@ what it waits for. Every file of an entry (artifact, external data, outputs) has
 recorded and checked on read, and no path is followed out of its entry (edgecheck.cache_entry); a
 corrupt entry is rebuilt with a warning. Temporaries carry their owner's tag, so the next session
 removes those of a killed one (edgecheck.leftovers); a full disk says where the cache is and how to
-move it.
+move it. Small results computed without running a model (a model file's facts, a static check's
+verdict) are kept beside them as JSON records by content (edgecheck.cache_records).
 """
 
 from __future__ import annotations

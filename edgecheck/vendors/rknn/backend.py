@@ -171,14 +171,20 @@ class RknnBackend(Backend):
         return str(env.python) if env is not None else sys.executable
 
     def facts(self) -> dict[str, str]:
-        from edgecheck.envs import find_env
+        """The toolkit's version, as its environment recorded it: read once per backend (a session's), since
+        every item's facts and outputs key ask (reading the environment definitions each time cost a tenth
+        of a second in a warm run)."""
+        if self._facts is None:
+            from edgecheck.envs import find_env
 
-        env = find_env("rknn")
-        return {"runtime": f"{env.tool_version if env else 'rknn-toolkit2'}", "runs_on": SIMULATOR}
+            env = find_env("rknn")
+            self._facts = {"runtime": f"{env.tool_version if env else 'rknn-toolkit2'}", "runs_on": SIMULATOR}
+        return dict(self._facts)
 
     def __init__(self) -> None:
         self._kept: SimulatorBuild | None = None  # the last build, released when another artifact loads
         self._board_sdk: str | None = None  # librknnrt's versions as RKNNLite reports them after a load
+        self._facts: dict[str, str] | None = None
 
     def board_availability(self) -> Availability:
         """On a board: rknn-toolkit-lite2 (RKNNLite) and librknnrt.so, never the toolkit or its simulator."""
