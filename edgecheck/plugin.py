@@ -153,6 +153,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from edgecheck.terminal_progress import ProgressReporter
 
     config.pluginmanager.register(ProgressReporter(config), "edgecheck-progress")
+    from edgecheck.unused_plugins import UnusedHypothesis
+
+    config.pluginmanager.register(UnusedHypothesis(config), "edgecheck-unused-hypothesis")
     if given_settings(config):
         _state(config).validate_options()  # a typo is a usage error before collection, not "no tests ran"
 
@@ -171,28 +174,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
     if STATE in config.stash:
         config.stash[STATE].close()
-
-
-HYPOTHESIS_PLUGIN = "hypothesispytest"  # Hypothesis' pytest plugin, installed with it (edgecheck's dev extra)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Keep Hypothesis out of an edgecheck run that never used it: its plugin's terminal summary imports
-    the hypothesis package (about a second on a small machine) to report on Hypothesis tests, and where
-    nothing imported hypothesis no such test ran, so the summary has nothing to say. The summary hook is
-    called after this one (from the terminal reporter's wrapper of this hook), so the plugin is
-    unregistered here; asked for statistics, it stays and prints its section."""
-    config = session.config
-    if "hypothesis" in sys.modules or "edgecheck.session" not in sys.modules:
-        return  # a Hypothesis test ran, or edgecheck had no part in this session: nothing of ours to change
-    from edgecheck.session import STATE
-
-    if STATE not in config.stash or config.getoption("--hypothesis-show-statistics", default=False):
-        return
-    plugin = config.pluginmanager.get_plugin(HYPOTHESIS_PLUGIN)
-    if plugin is not None:
-        config.pluginmanager.unregister(plugin)
 
 
 def _state(config: pytest.Config) -> EdgeSession:

@@ -72,6 +72,10 @@ def pytest_sessionstart(session):
 
 
 def pytest_unconfigure(config):
+    print(f"PROBE-END hypothesis-plugin={config.pluginmanager.get_plugin('hypothesispytest') is not None} "
+          f"hypothesis-imported={'hypothesis' in sys.modules}", flush=True)
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller's line is the session's
     from edgecheck.session import STATE
 
     state = config.stash.get(STATE, None)
@@ -180,15 +184,28 @@ def test_a_spec_only_session_never_imports_hypothesis(project):
     result, counts = project.run(outcomes={"passed": 8})
     assert counts["hypothesis_plugin_at_start"]  # the plugin was loaded: the test can fail
     assert "hypothesis" not in counts["modules"]
+    assert "PROBE-END hypothesis-plugin=False hypothesis-imported=False" in result.stdout.str()
 
 
-def test_a_session_with_a_hypothesis_test_keeps_hypothesis_output(project, pytester):
+def test_a_spec_only_session_on_xdist_never_imports_hypothesis_in_the_controller(project, pytester):
     pytest.importorskip("hypothesis")
+    pytest.importorskip("xdist")
+    result = pytester.runpytest_subprocess("specs", "-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=8)
+    assert "PROBE-END hypothesis-plugin=False hypothesis-imported=False" in result.stdout.str()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["in-process", "xdist"])
+def test_a_session_with_a_hypothesis_test_keeps_hypothesis_and_its_output(project, pytester, workers):
+    pytest.importorskip("hypothesis")
+    if workers:
+        pytest.importorskip("xdist")
     pytester.makepyfile(test_prop=HYPOTHESIS_TEST)
     result = pytester.runpytest_subprocess("specs", "test_prop.py", "-p", "no:cacheprovider",
-                                           "--hypothesis-show-statistics")
+                                           "--hypothesis-show-statistics", *workers)
     result.assert_outcomes(passed=8, failed=1)
     text = result.stdout.str()
+    assert "PROBE-END hypothesis-plugin=True" in text
     assert "Hypothesis Statistics" in text  # its terminal summary ran
     assert "Failing test case" in text or "Falsifying example" in text
 
@@ -197,6 +214,7 @@ def test_asked_for_statistics_a_spec_only_session_keeps_the_plugin(project):
     pytest.importorskip("hypothesis")
     result, counts = project.run("--hypothesis-show-statistics", outcomes={"passed": 8})
     assert "Hypothesis Statistics" in result.stdout.str()
+    assert "PROBE-END hypothesis-plugin=True" in result.stdout.str()
 
 
 def test_a_session_without_edgecheck_items_keeps_the_plugin(pytester, monkeypatch):
@@ -205,9 +223,7 @@ def test_a_session_without_edgecheck_items_keeps_the_plugin(pytester, monkeypatc
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
     pytester.makeconftest("""
-import sys
-
-def pytest_terminal_summary(config):
+def pytest_unconfigure(config):
     print("PLUGIN", config.pluginmanager.get_plugin("hypothesispytest") is not None)
 """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
