@@ -119,8 +119,8 @@ def load_item_names(config: Any) -> ItemNames:
 
 
 def user_chose_distribution(config: Any) -> bool:
-    """Whether the command line (or addopts) picked --dist: `-n` alone sets `load` after parsing, so the mode
-    parsed before any plugin ran says what the user asked for."""
+    """Whether the command line (or addopts, or $PYTEST_ADDOPTS) picked --dist: `-n` alone makes it `load` in
+    xdist's pytest_cmdline_main, so the options as first parsed, before that, say what the user asked for."""
     early = getattr(config, "known_args_namespace", None)
     return early is None or getattr(early, "dist", "no") != "no" or bool(getattr(early, "distload", False))
 
@@ -132,9 +132,12 @@ class ArtifactScopeScheduling(LoadScopeScheduling):
         super().__init__(config, log)
         self.names = names
         self._ordered = False
+        self._scopes: dict[str, str] = {}  # asked again for every finished item
 
     def _split_scope(self, nodeid: str) -> str:
-        return item_scope(nodeid, self.names).key
+        if nodeid not in self._scopes:
+            self._scopes[nodeid] = item_scope(nodeid, self.names).key
+        return self._scopes[nodeid]
 
     def _assign_work_unit(self, node: WorkerController) -> None:
         if not self._ordered:  # the first hand-out: xdist has built its queue of scopes, in collection order

@@ -271,11 +271,16 @@ def test_minus_n_2_computes_each_outputs_key_once(contended_project, tmp_path):
     assert "outputs of" not in again.stdout.str() and "making" not in again.stdout.str()
 
 
-def test_an_explicit_dist_mode_is_the_users(two_spec_project, tmp_path):
-    result = _run(two_spec_project, tmp_path / "cache", "-n", "2", "--dist", "load")
+@pytest.mark.parametrize("where, scheduler", [("command line", "LoadScheduling"), ("addopts", "LoadFileScheduling")])
+def test_an_explicit_dist_mode_is_the_users(two_spec_project, tmp_path, where, scheduler):
+    if where == "addopts":
+        two_spec_project.makeini("[pytest]\nedge_devices_dir = devices\naddopts = --dist loadfile\n")
+        result = _run(two_spec_project, tmp_path / "cache", "-n", "2")
+    else:
+        result = _run(two_spec_project, tmp_path / "cache", "-n", "2", "--dist", "load")
     result.assert_outcomes(passed=30)
-    assert "scheduling tests via LoadScheduling" in result.stdout.str()
-    assert (two_spec_project.path / "scheduler.txt").read_text() == "LoadScheduling"
+    assert f"scheduling tests via {scheduler}" in result.stdout.str()
+    assert (two_spec_project.path / "scheduler.txt").read_text() == scheduler
 
 
 def test_a_run_without_specs_keeps_xdists_load(pytester):
