@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -220,13 +221,32 @@ class ArtifactCache:
     # outputs
 
     def outputs(self, key: str, compute: Callable[[], Outputs]) -> tuple[Outputs, bool]:
-        """Outputs stored under `key`, else `compute()` stored atomically. Returns them and whether cached."""
+        """Outputs stored under `key`, else `compute()` stored atomically. Returns them and whether cached.
+
+        Computed under the key's lock, as artifacts are built: a second process (an xdist worker) asking for
+        the same outputs meanwhile waits, saying so, and reads what the first stored instead of computing."""
         if self.root is None:
             return compute(), False
         self._sweep()
-        found = self._read_outputs(self._entry_folder("outputs", key), key)
+        final = self._entry_folder("outputs", key)
+        found = self._read_outputs(final, key)
         if found is not None:
             return found, True
+        with ExitStack() as held:
+            try:
+                locks = self.root / "locks"
+                locks.mkdir(parents=True, exist_ok=True)
+                held.enter_context(exclusive_lock(locks / f"{key}.lock", f"the outputs {final}", self.notify,
+                                                  LOCK_TIMEOUT_S))
+            except (OSError, TimeoutError):  # (filelock.Timeout is one) sharing them is an optimisation, as
+                pass                         # storing them is: a lock not had computes them unshared
+            found = self._read_outputs(final, key)  # another process may have stored them meanwhile
+            if found is not None:
+                return found, True
+            return self._computed(key, compute)
+
+    def _computed(self, key: str, compute: Callable[[], Outputs]) -> tuple[Outputs, bool]:
+        """`compute()`, stored where it can be."""
         outputs = compute()
         try:
             self._store_outputs(key, outputs)

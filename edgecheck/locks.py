@@ -90,8 +90,12 @@ def print_notice(text: str) -> None:
 
 def pytest_notice(config: Any) -> Callable[[str], None]:
     """A line on pytest's terminal, on a line of its own, from inside a session: output capture is
-    suspended while it is written, so it reaches the terminal (or the CI log) during the wait."""
+    suspended while it is written, so it reaches the terminal (or the CI log) during the wait. An xdist
+    worker's terminal is not shown: its line goes with its progress lines to the controller's."""
     def notify(text: str) -> None:
+        if hasattr(config, "workerinput"):
+            progress.say(text)
+            return
         capture = config.pluginmanager.getplugin("capturemanager")
         terminal = config.pluginmanager.getplugin("terminalreporter")
         if capture is None or terminal is None:

@@ -343,6 +343,14 @@ class EdgeCheckItem(pytest.Item):
         return self.path, (line - 1 if line else None), self.name
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `-n` without a --dist of the user's: one artifact's checks on one worker (edgecheck.scheduling)."""
+    from edgecheck.scheduling import make_scheduler
+
+    return make_scheduler(config, log)
+
+
 def _skip_at_spec(reason: str) -> None:
     """Skip, located at the item (its spec's target line) rather than this line: `-rs` then names the user's spec."""
     try:  # pytest's own way for skip markers (private: a pytest without it skips at this line)
