@@ -46,13 +46,13 @@ def reference_backend(model: Path) -> str:
     """Where the original model runs for reference outputs: the backend its format names, else the one
     that says it gives that format's reference (ONNX Runtime FP32 for an ONNX model; a .tflite model is
     its own reference, on LiteRT). `BackendUnavailable` where none is installed: never another format's."""
-    from edgecheck.backends.registry import broken_backends, reference_backend_for
+    from edgecheck.backends.registry import broken_backends, reference_backend_of
     from edgecheck.formats import format_of
 
-    found = format_of(model)
-    name = found.reference_backend or reference_backend_for(found.name)
+    name = reference_backend_of(model)
     if name:
         return name
+    found = format_of(model)
     broken = "; ".join(f"{b}: {why}" for b, why in broken_backends().items())
     raise BackendUnavailable(f"reference of {found.name}", f"no installed backend gives the reference outputs of "
                              f"{found.suffix} models" + (f" (plugins that failed to load: {broken})" if broken else ""))
