@@ -241,7 +241,8 @@ class ParityCheck(Check):
         override=ParityOverride | None, bounds=tuple(ParityBudget.model_fields))}
 
     suggest_notes = {"parity": "parity: per output, the loosest; never tighter than the noise floor (recipe none on "
-                               "the same backend against the 1-thread reference): atol, rel_l2 = max(value, floor)*"
+                               "the same backend against the 1-thread reference, on backends other than the "
+                               "reference's own): atol, rel_l2 = max(value, floor)*"
                                "(1+margin) rounded up to 2 significant digits; cosine = 1-(1-min(value, floor))*"
                                "(1+margin), at least 1e-6 below 1; snr_db = min(value, floor)-10*log10(1+margin), "
                                "rounded down to 0.1 dB; top1_agreement = min(value, floor)-1/n samples"}
