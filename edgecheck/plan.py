@@ -142,9 +142,10 @@ def plan_checks(
 ) -> list[PlannedCheck]:
     """The checks to run: the spec's targets (or those of them selected) × backends × recipes × budgets.
 
-    Parity of the model itself ('none') is planned on every backend but the model's reference backend
-    (ONNX Runtime for an ONNX model): there it would compare the reference with a rerun of itself at
-    another thread count, which says nothing of any compression and runs the model a second time."""
+    Parity of the model itself ('none') is not planned for the host target on the model's reference
+    backend (ONNX Runtime for an ONNX model): it would compare the reference with a rerun of itself at
+    another thread count, which says nothing of any compression and runs the model a second time. A
+    device target keeps it: a board of the device may run it, and that is the device's own error."""
     spec = loaded.spec
     validate_against_model(loaded, model)
     for name in spec.targets:
@@ -187,7 +188,7 @@ def plan_checks(
                     other_chips.append(f"{name} ({platforms[name]})")
                     continue
                 for check in checks:
-                    if name == ORIGINAL and check == "parity" and backend == reference:
+                    if name == ORIGINAL and check == "parity" and backend == reference and profile.is_host:
                         continue  # the reference against itself: says nothing of any compression
                     planned.append(PlannedCheck(loaded, profile, backend, name, check, budgets, steps_text, threads))
             built_here = any(p.backend == backend and formats[p.recipe] in runs for p in planned[before:])
