@@ -38,12 +38,13 @@ from edgecheck.compress import Artifact
 from edgecheck.errors import EdgecheckError, RecipeError, warn_at
 from edgecheck.leftovers import owner_tag, remove_dead_owners
 from edgecheck.locks import exclusive_lock, print_notice
+from edgecheck.outputfiles import load_outputs, mapped_from, output_file, write_output
 
 ENV_CACHE_DIR = "EDGECHECK_CACHE_DIR"
 DEFAULT_CACHE_DIR = Path(".edgecheck") / "cache"
 LOCK_TIMEOUT_S = 3600.0  # a recipe on a large model may take minutes; a crashed holder releases at once
-OUTPUTS_FILE = "outputs.npz"
 Outputs = dict[str, np.ndarray]
+OutputsJob = Callable[[Path | None], Outputs]  # computes outputs, writing them into the folder where it can
 
 
 class CacheWarning(UserWarning):
@@ -220,13 +221,17 @@ class ArtifactCache:
 
     # outputs
 
-    def outputs(self, key: str, compute: Callable[[], Outputs]) -> tuple[Outputs, bool]:
-        """Outputs stored under `key`, else `compute()` stored atomically. Returns them and whether cached.
+    def outputs(self, key: str, compute: OutputsJob) -> tuple[Outputs, bool]:
+        """Outputs stored under `key`, else `compute(folder)` stored atomically. Returns them and whether cached.
 
-        Computed under the key's lock, as artifacts are built: a second process (an xdist worker) asking for
-        the same outputs meanwhile waits, saying so, and reads what the first stored instead of computing."""
+        `folder` is the entry in the making (None without a cache): `compute` may write the outputs there as
+        edgecheck.outputfiles lays them out (a worker does), and the entry keeps the files its returned arrays
+        are mapped from, so 100 MB of outputs are written once and never read back; anything else there is
+        replaced by its result. Computed under the key's lock, as artifacts are built: a second process (an
+        xdist worker) asking for the same outputs meanwhile waits, saying so, and reads what the first stored
+        instead of computing."""
         if self.root is None:
-            return compute(), False
+            return compute(None), False
         self._sweep()
         final = self._entry_folder("outputs", key)
         found = self._read_outputs(final, key)
@@ -245,36 +250,53 @@ class ArtifactCache:
                 return found, True
             return self._computed(key, compute)
 
-    def _computed(self, key: str, compute: Callable[[], Outputs]) -> tuple[Outputs, bool]:
-        """`compute()`, stored where it can be."""
-        outputs = compute()
+    def _computed(self, key: str, compute: OutputsJob) -> tuple[Outputs, bool]:
+        """`compute(folder)`, stored where it can be."""
         try:
-            self._store_outputs(key, outputs)
-        except OSError as exc:  # storing is an optimisation: the outputs are valid, the next run recomputes
-            hint = f"\n{self.full_disk_hint()}" if is_full_disk(exc) else ""
-            warn_at(CacheWarning(f"edgecheck could not store outputs in the cache {self.root}: {exc}{hint}"),
-                    self.root)
+            work = self._temporary(key)
+        except OSError as exc:  # storing is an optimisation: compute without the cache
+            self._warn_not_stored(exc)
+            return compute(None), False
+        try:
+            try:
+                outputs = compute(work)
+            except Exception as exc:  # the worker's writes filled the cache's disk: compute them elsewhere
+                if not is_full_disk(exc):
+                    raise
+                remove(work)
+                self._warn_not_stored(exc)
+                return compute(None), False
+            try:
+                self._store_outputs(key, work, outputs)
+            except OSError as exc:  # storing is an optimisation: the outputs are valid, the next run recomputes
+                self._warn_not_stored(exc)
+        finally:
+            remove(work)  # renamed into place, or given up: the outputs stay mapped either way
         return outputs, False
 
-    def _store_outputs(self, key: str, outputs: Outputs) -> None:
+    def _warn_not_stored(self, exc: OSError) -> None:
+        hint = f"\n{self.full_disk_hint()}" if is_full_disk(exc) else ""
+        warn_at(CacheWarning(f"edgecheck could not store outputs in the cache {self.root}: {exc}{hint}"), self.root)
+
+    def _store_outputs(self, key: str, work: Path, outputs: Outputs) -> None:
+        """Make `work` an entry of `outputs` and rename it into place. Files the computation left are kept
+        where they are exactly the outputs' files (a worker's), else replaced."""
         names = list(outputs)
-        work = self._temporary(key)
+        for stray in files_present(work) - {output_file(i) for i in range(len(names))}:
+            remove(work / stray)
+        for index, name in enumerate(names):
+            if not mapped_from(outputs[name], work / output_file(index)):  # not the computation's own file
+                write_output(work / output_file(index), outputs[name])
+        write_manifest(work, {"key": key, "names": names, "files": listing(work),
+                              "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        final = self._entry_folder("outputs", key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        (final.parent / f"{key}.npz").unlink(missing_ok=True)  # an older edgecheck's, unchecked: replaced
         try:
-            with (work / OUTPUTS_FILE).open("wb") as handle:
-                np.savez(handle, __names__=np.array(names, dtype=str),
-                         **{f"output_{i}": outputs[name] for i, name in enumerate(names)})
-            write_manifest(work, {"key": key, "files": listing(work),
-                                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-            final = self._entry_folder("outputs", key)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            (final.parent / f"{key}.npz").unlink(missing_ok=True)  # an older edgecheck's, unchecked: replaced
-            try:
-                os.rename(work, final)  # atomic: readers see no entry or a whole one
-            except OSError as exc:  # another worker stored the same outputs first: equal keys, equal content
-                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-        finally:
-            remove(work)
+            os.rename(work, final)  # atomic: readers see no entry or a whole one
+        except OSError as exc:  # another worker stored the same outputs first: equal keys, equal content
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
 
     def _read_outputs(self, folder: Path, key: str) -> Outputs | None:
         """The stored outputs if the entry is whole; a corrupt one is warned about and removed."""
@@ -282,14 +304,15 @@ class ArtifactCache:
             entry = read_manifest(folder, key, self.root)  # type: ignore[arg-type]
             if entry is None:
                 return None
-            if set(entry["files"]) != {OUTPUTS_FILE}:
-                raise CorruptEntry(f"its file list does not hold {OUTPUTS_FILE} alone")
-            try:  # its digest matched: what edgecheck wrote, read without pickles
-                with np.load(folder / OUTPUTS_FILE, allow_pickle=False) as archive:
-                    names = [str(n) for n in archive["__names__"]]
-                    return {name: archive[f"output_{i}"] for i, name in enumerate(names)}
-            except Exception as exc:  # noqa: BLE001  a zip of ours that numpy cannot read: rebuild
-                raise CorruptEntry(f"{OUTPUTS_FILE} unreadable ({type(exc).__name__}: {exc})") from None
+            names = entry.get("names")
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise CorruptEntry(f"{ENTRY_FILE} has no list of output names")
+            if set(entry["files"]) != {output_file(i) for i in range(len(names))}:
+                raise CorruptEntry(f"its file list does not hold one {output_file(0)} file per output")
+            try:  # its digests matched: what edgecheck wrote, mapped without pickles
+                return load_outputs(folder, names)
+            except Exception as exc:  # noqa: BLE001  a file of ours that numpy cannot read: rebuild
+                raise CorruptEntry(f"an output file is unreadable ({type(exc).__name__}: {exc})") from None
         except (CorruptEntry, OSError) as exc:
             warn_at(CacheWarning(f"edgecheck cache entry {folder} is corrupt ({_problem(exc)}); recomputing it"),
                     folder)

@@ -49,13 +49,13 @@ def reference_backend(model: Path) -> str:
     """Where the original model runs for reference outputs: the backend its format names, else the one
     that says it gives that format's reference (ONNX Runtime FP32 for an ONNX model; a .tflite model is
     its own reference, on LiteRT). `BackendUnavailable` where none is installed: never another format's."""
-    from edgecheck.backends.registry import broken_backends, reference_backend_for
+    from edgecheck.backends.registry import broken_backends, reference_backend_of
     from edgecheck.formats import format_of
 
-    found = format_of(model)
-    name = found.reference_backend or reference_backend_for(found.name)
+    name = reference_backend_of(model)
     if name:
         return name
+    found = format_of(model)
     broken = "; ".join(f"{b}: {why}" for b, why in broken_backends().items())
     raise BackendUnavailable(f"reference of {found.name}", f"no installed backend gives the reference outputs of "
                              f"{found.suffix} models" + (f" (plugins that failed to load: {broken})" if broken else ""))
@@ -142,6 +142,7 @@ class Executor:
         self._models: dict[Path, ModelInfo] = {}
         self._inputs: dict[tuple[Path, str], InputSet] = {}
         self._outputs: dict[tuple, tuple[Outputs, bool]] = {}
+        self._fingerprints: dict[int, tuple[InputSet, str]] = {}  # by id, the set kept so its id stays its own
         self._artifacts: dict[tuple[Path, str], MadeArtifact | RecipeError] = {}
         self._backends: dict[str, Backend | BackendUnavailable] = {}
 
@@ -246,17 +247,27 @@ class Executor:
             return self._outputs[key]
         key = (loaded.path, sha, backend, threads, kind)
         if key not in self._outputs:
-            def compute() -> Outputs:
+            def compute(into: Path | None) -> Outputs:
                 with progress.step(what):  # only outputs the cache does not have are computed, and said
-                    return self.runs.outputs(found, artifact, threads, inputs)
+                    return self.runs.outputs(found, artifact, threads, inputs, into)
 
             if found.deterministic:
-                cache_key = content_key(kind="outputs", model=sha, backend=backend, runtime=found.facts(),
-                                        threads=threads, inputs=inputs_fingerprint(inputs), machine=machine_signature())
+                # layout: the entry's files (one .npy per output since outputs are stored as a worker writes them)
+                cache_key = content_key(kind="outputs", layout="npy", model=sha, backend=backend,
+                                        runtime=found.facts(), threads=threads, inputs=self._fingerprint(inputs),
+                                        machine=machine_signature())
                 self._outputs[key] = self.cache.outputs(cache_key, compute)
             else:
-                self._outputs[key] = (compute(), False)
+                self._outputs[key] = (compute(None), False)
         return self._outputs[key]
+
+    def _fingerprint(self, inputs: InputSet) -> str:
+        """The inputs' fingerprint, hashed once per input set (every output of a spec's checks keys on it)."""
+        known = self._fingerprints.get(id(inputs))
+        if known is None or known[0] is not inputs:
+            known = (inputs, inputs_fingerprint(inputs))
+            self._fingerprints[id(inputs)] = known
+        return known[1]
 
     def reference(self, loaded: LoadedSpec, kind: str) -> Outputs:
         """The original model's outputs (the teacher's, when the spec names a candidate)."""

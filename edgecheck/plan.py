@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecheck.backends import backend_reads, backend_suffixes, known_backends
-from edgecheck.backends.registry import running_backends
+from edgecheck.backends.registry import reference_backend_of, running_backends
 from edgecheck.checks.base import get_check
 from edgecheck.compress import ORIGINAL, get_recipe, known_recipes
 from edgecheck.synthetic import synthetic_shape
@@ -140,7 +140,12 @@ def plan_checks(
     targets: list[str] | None = None,
     backends: list[str] | None = None,
 ) -> list[PlannedCheck]:
-    """The checks to run: the spec's targets (or those of them selected) × backends × recipes × budgets."""
+    """The checks to run: the spec's targets (or those of them selected) × backends × recipes × budgets.
+
+    Parity of the model itself ('none') is not planned for the host target on the model's reference
+    backend (ONNX Runtime for an ONNX model): it would compare the reference with a rerun of itself at
+    another thread count, which says nothing of any compression and runs the model a second time. A
+    device target keeps it: a board of the device may run it, and that is the device's own error."""
     spec = loaded.spec
     validate_against_model(loaded, model)
     for name in spec.targets:
@@ -156,6 +161,7 @@ def plan_checks(
     entries = validate_recipes(loaded)
     formats = artifact_formats(loaded)
     platforms = artifact_platforms(loaded)
+    reference = reference_backend_of(spec.model.path)
     planned = []
     for target, section in spec.targets.items():
         if targets is not None and target not in targets:
@@ -182,6 +188,8 @@ def plan_checks(
                     other_chips.append(f"{name} ({platforms[name]})")
                     continue
                 for check in checks:
+                    if name == ORIGINAL and check == "parity" and backend == reference and profile.is_host:
+                        continue  # the reference against itself: says nothing of any compression
                     planned.append(PlannedCheck(loaded, profile, backend, name, check, budgets, steps_text, threads))
             built_here = any(p.backend == backend and formats[p.recipe] in runs for p in planned[before:])
             if other_chips and not built_here:  # (ONNX graphs judged on rknn do not count: none of its own runs)

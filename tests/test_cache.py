@@ -84,7 +84,7 @@ def entry_folder(root: Path, key: str) -> Path:
 
 
 def output_file(root: Path, key: str) -> Path:
-    return root / "outputs" / key[:2] / key / "outputs.npz"
+    return root / "outputs" / key[:2] / key / "output_0.npy"
 
 
 def artifact_entries(root: Path) -> list[Path]:
@@ -92,7 +92,7 @@ def artifact_entries(root: Path) -> list[Path]:
 
 
 def output_entries(root: Path) -> list[Path]:
-    return sorted((root / "outputs").glob("*/*/outputs.npz"))
+    return sorted((root / "outputs").glob("*/*/output_0.npy"))
 
 
 def leftovers(root: Path) -> list[str]:
@@ -107,7 +107,7 @@ def assert_sound(root: Path) -> None:
         entry = json.loads((folder / "entry.json").read_text())
         assert entry["key"] == folder.name and folder.parent.name == folder.name[:2]
         if folder in outputs:
-            assert set(entry["files"]) == {"outputs.npz"}
+            assert set(entry["files"]) == {f"output_{i}.npy" for i in range(len(entry["names"]))}
         else:
             assert (folder / entry["artifact"]).is_file()
         present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"entry.json"}
@@ -115,8 +115,9 @@ def assert_sound(root: Path) -> None:
         for name, digest in entry["files"].items():
             assert sha256(folder / name) == digest, f"{folder / name} does not match entry.json"
     for path in output_entries(root):
-        with np.load(path, allow_pickle=False) as archive:
-            assert "__names__" in archive.files
+        names = json.loads((path.parent / "entry.json").read_text())["names"]
+        for index in range(len(names)):
+            assert np.load(path.parent / f"output_{index}.npy", allow_pickle=False).size
     assert leftovers(root) == []
 
 
@@ -305,7 +306,7 @@ def test_disabled_cache_builds_into_a_scratch_folder_that_close_removes(tmp_path
     assert first.path.is_file() and second.path.is_file()
     computed = []
     for _ in range(2):  # outputs are never stored either
-        outputs, cached = cache.outputs(KEY, lambda: computed.append(1) or {"y": np.ones(3, np.float32)})
+        outputs, cached = cache.outputs(KEY, lambda _: computed.append(1) or {"y": np.ones(3, np.float32)})
         assert not cached
     assert len(computed) == 2
     cache.close()
@@ -316,9 +317,9 @@ def test_disabled_cache_builds_into_a_scratch_folder_that_close_removes(tmp_path
 def test_outputs_are_computed_once_and_round_trip_exactly(tmp_path):
     root = tmp_path / "cache"
     produced = {"scores": np.arange(12, dtype=np.float32).reshape(4, 3) / 7, "ids": np.arange(4, dtype=np.int64)}
-    outputs, cached = ArtifactCache(root).outputs(KEY, lambda: produced)
+    outputs, cached = ArtifactCache(root).outputs(KEY, lambda _: produced)
     assert not cached and outputs is produced
-    again, cached = ArtifactCache(root).outputs(KEY, lambda: pytest.fail("recomputed a cached output"))
+    again, cached = ArtifactCache(root).outputs(KEY, lambda _: pytest.fail("recomputed a cached output"))
     assert cached and list(again) == ["scores", "ids"]
     for name, array in produced.items():
         assert again[name].dtype == array.dtype and np.array_equal(again[name], array)
@@ -394,32 +395,65 @@ def _garbage(path: Path) -> None:
     path.write_bytes(b"this is not a zip archive")
 
 
-def _truncate_npz(path: Path) -> None:
+def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:100])
 
 
 def _flip_array_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF  # inside the stored array: only the zip CRC can tell
+    data[len(data) // 2] ^= 0xFF  # inside the stored array: only its recorded digest can tell
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("corrupt", [_garbage, _truncate_npz, _flip_array_byte],
+def test_outputs_a_computation_wrote_into_the_entry_are_kept_not_written_again(tmp_path, monkeypatch):
+    """A worker writes its outputs into the entry in the making: the entry keeps those very files (100 MB
+    written once), and a computation that wrote nothing there is stored by the cache itself."""
+    from edgecheck import cache as cache_module
+    from edgecheck.outputfiles import load_outputs, save_outputs, write_output
+
+    root = tmp_path / "cache"
+    produced = {"scores": np.linspace(0, 1, 2**19, dtype=np.float32).reshape(8, -1), "n": np.array(3)}
+    written = {}
+
+    def compute(folder: Path | None) -> dict[str, np.ndarray]:
+        names = save_outputs(folder, produced)
+        written.update({p.name: p.stat().st_ino for p in folder.iterdir()})
+        return load_outputs(folder, names)
+
+    stores = []
+    monkeypatch.setattr(cache_module, "write_output", lambda path, array: stores.append(path.name) or
+                        write_output(path, array))
+    outputs, cached = ArtifactCache(root).outputs(KEY, compute)
+    assert not cached and np.array_equal(outputs["scores"], produced["scores"]) and outputs["n"] == 3
+    entry = output_file(root, KEY).parent
+    kept = {p.name: p.stat().st_ino for p in entry.iterdir() if p.name != "entry.json"}
+    assert kept["output_0.npy"] == written["output_0.npy"]  # the mapped one: the worker's file, renamed into place
+    assert stores == ["output_1.npy"]  # only the small one, read into memory, is written by the cache
+    assert_sound(root)
+    again, cached = ArtifactCache(root).outputs(KEY, lambda _: pytest.fail("recomputed a cached output"))
+    assert cached and np.array_equal(again["scores"], produced["scores"]) and again["n"] == 3
+
+    stores.clear()
+    plain, cached = ArtifactCache(tmp_path / "other").outputs(KEY, lambda _: produced)  # wrote nothing itself
+    assert not cached and plain is produced and sorted(stores) == ["output_0.npy", "output_1.npy"]
+
+
+@pytest.mark.parametrize("corrupt", [_garbage, _truncate, _flip_array_byte],
                          ids=["garbage", "truncated", "flipped-byte"])
 def test_corrupt_outputs_are_recomputed_with_a_warning_naming_them(tmp_path, corrupt):
     root = tmp_path / "cache"
     expected = {"y": np.linspace(-1, 1, 1000, dtype=np.float32)}
-    ArtifactCache(root).outputs(KEY, lambda: expected)
+    ArtifactCache(root).outputs(KEY, lambda _: expected)
     path = output_file(root, KEY)
     corrupt(path)
     computed = []
     with pytest.warns(CacheWarning, match=re.escape(f"edgecheck cache entry {path.parent} is corrupt "
-                                                     "(outputs.npz does not match its recorded SHA-256)")):
-        outputs, cached = ArtifactCache(root).outputs(KEY, lambda: computed.append(1) or expected)
+                                                     "(output_0.npy does not match its recorded SHA-256)")):
+        outputs, cached = ArtifactCache(root).outputs(KEY, lambda _: computed.append(1) or expected)
     assert not cached and computed == [1] and np.array_equal(outputs["y"], expected["y"])
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)
-        again, cached = ArtifactCache(root).outputs(KEY, lambda: pytest.fail("recomputed"))
+        again, cached = ArtifactCache(root).outputs(KEY, lambda _: pytest.fail("recomputed"))
     assert cached and np.array_equal(again["y"], expected["y"])
     assert_sound(root)
 
@@ -434,10 +468,10 @@ def test_session_rebuilds_a_corrupted_entry_and_says_so(pytester, project):
     for path in output_entries(root):
         path.write_bytes(b"garbage")
     result, second = run(pytester, "second.xml")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines([f"*edgecheck cache entry *{entry.name} is corrupt "
                                  f"({artifact.name} does not match its recorded SHA-256); rebuilding it*"])
-    result.stdout.fnmatch_lines(["*edgecheck cache entry *outputs* is corrupt (outputs.npz does not match its "
+    result.stdout.fnmatch_lines(["*edgecheck cache entry *outputs* is corrupt (output_0.npy does not match its "
                                  "recorded SHA-256); recomputing it*"])
     assert facts_of(second, "int8-dynamic") == {"0 of 1 steps from the cache"}
     assert output_origins(second) == {COMPUTED}
@@ -456,7 +490,7 @@ def test_warm_rerun_takes_everything_from_the_cache_and_reports_the_same_figures
     project("int8-dynamic", "int8-static", "[prune: {sparsity: 0.5}, int8-dynamic]")
     root = pytester.path / ".edgecheck" / "cache"
     _, cold = run(pytester, "cold.xml")
-    assert len(cold) == 12
+    assert len(cold) == 11
     assert facts_of(cold, "int8-dynamic") == facts_of(cold, "int8-static") == {"0 of 1 steps from the cache"}
     assert facts_of(cold, "prune+int8-dynamic") == {"0 of 2 steps from the cache"}
     assert facts_of(cold, "none") == {"<absent>"}  # the original is no artifact of the cache
@@ -468,7 +502,7 @@ def test_warm_rerun_takes_everything_from_the_cache_and_reports_the_same_figures
     assert facts_of(warm, "int8-dynamic") == facts_of(warm, "int8-static") == {"1 of 1 steps from the cache"}
     assert facts_of(warm, "prune+int8-dynamic") == {"2 of 2 steps from the cache"}
     checked = [p for p in warm.values() if p["edge.check"] in ("parity", "accuracy")]
-    assert len(checked) == 8 and all(p["edge.outputs"].startswith(FROM_CACHE) for p in checked)
+    assert len(checked) == 7 and all(p["edge.outputs"].startswith(FROM_CACHE) for p in checked)
     assert figures(warm) == figures(cold)
     for case in ("host-onnxruntime-int8-static-accuracy", "host-onnxruntime-int8-static-parity"):
         measured = {k for k in warm[case] if k in ("edge.accuracy", "edge.parity.scores.rel_l2")}
@@ -579,7 +613,7 @@ def test_no_cache_option_writes_nothing_and_removes_its_scratch_folder(pytester,
     """)
     result = pytester.runpytest("specs", "test_probe.py", "-p", "no:cacheprovider", "--edge-no-cache",
                                 "--junitxml=r.xml")
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=9)
     assert not (pytester.path / ".edgecheck").exists()
     # the per-machine timing lock (edgecheck-locks-<uid>) is meant to outlive the session; nothing else is
     assert [p.name for p in scratch_parent.glob("edgecheck-*") if not p.name.startswith("edgecheck-locks-")] == []
@@ -669,7 +703,7 @@ def test_xdist_workers_share_a_cold_cache(pytester, project, tmp_path):
     shared = tmp_path / "shared-cache"
     result = pytester.runpytest_subprocess("specs", "-n", "2", "-p", "no:cacheprovider",
                                            f"--edge-cache-dir={shared}", "--junitxml=x.xml")
-    result.assert_outcomes(passed=15)
+    result.assert_outcomes(passed=14)
     assert "CacheWarning" not in result.stdout.str()
     assert len(artifact_entries(shared)) == 5
     assert_sound(shared)
@@ -681,7 +715,7 @@ def test_xdist_workers_share_a_cold_cache(pytester, project, tmp_path):
 def _filled_cache(root: Path) -> None:
     cache = ArtifactCache(root)
     cache.artifact(KEY, writer())
-    cache.outputs(OTHER_KEY, lambda: {"y": np.ones(4, np.float32)})
+    cache.outputs(OTHER_KEY, lambda _: {"y": np.ones(4, np.float32)})
 
 
 def test_cache_info_prints_the_counts_and_size(tmp_path, capsys):
@@ -737,7 +771,7 @@ def test_check_command_forwards_cache_dir_and_no_cache(pytester, project, monkey
     assert main(["check", "--cache-dir", str(elsewhere), "--", "-p", "no:cacheprovider", "-k", "size"]) == 0
     assert len(artifact_entries(elsewhere)) == 1
     assert main(["check", "--no-cache", "--", "-p", "no:cacheprovider"]) == 0
-    assert "6 passed" in capsys.readouterr().out
+    assert "5 passed" in capsys.readouterr().out
     assert not (pytester.path / ".edgecheck").exists()
 
 
@@ -755,7 +789,7 @@ def test_two_specs_with_the_same_name_and_model_file_name_never_share_artifacts(
                                                                          features=64, classes=10))
     spec_project("name: same\n" + INT8_SPEC, name="a")
     spec_project("name: same\n" + INT8_SPEC.replace("../models/", "../other/"), name="b")
-    pytester.runpytest("specs", "--junitxml=r.xml").assert_outcomes(passed=12)
+    pytester.runpytest("specs", "--junitxml=r.xml").assert_outcomes(passed=10)
     properties = junit_properties(pytester.path / "r.xml", qualified=True)
     sizes = {case: float(props["edge.size_bytes"]) for case, props in properties.items()
              if case.endswith("int8-dynamic-size")}
@@ -767,6 +801,6 @@ def test_scratch_artifacts_are_removed_at_the_end_of_the_session(pytester, spec_
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the in-process session makes its folder
     spec_project(INT8_SPEC)
-    pytester.runpytest("specs").assert_outcomes(passed=6)
+    pytester.runpytest("specs").assert_outcomes(passed=5)
     # only the per-machine timing lock folder is meant to outlive the session
     assert [p.name for p in scratch.iterdir() if not p.name.startswith("edgecheck-locks-")] == []

@@ -42,7 +42,7 @@ def test_entry_point_backend_runs_and_a_broken_one_skips_with_its_import_error(p
     _install_fake_distribution(pytester)
     spec_project(SPEC)
     result = pytester.runpytest_subprocess("specs", "-rs", "-v", "--junitxml=ep.xml")
-    result.assert_outcomes(passed=2, skipped=1)
+    result.assert_outcomes(passed=1, skipped=1)  # none on onnxruntime: the reference, not compared with itself
     result.stdout.fnmatch_lines([
         "*host-mynpu-none-parity PASSED*",
         "*broken cannot run here: its plugin mynpu_plugin.missing:Nothing failed to import: "

@@ -55,7 +55,7 @@ def test_the_page_of_a_real_run_loads_offline_renders_every_plot_and_screenshots
                                                                                  tmp_path):
     spec_project(cases.SPEC.replace("size_mb: 0.0003", "size_mb: 0.0003\n      latency_ms: {p95: 50, warmup_s: 0.05}"))
     pytester.runpytest("specs", "--edge-html=report.html", "--edge-results=results.json").assert_outcomes(
-        passed=6, failed=2)
+        passed=5, failed=2)
     check_page(browser, pytester.path / "report.html", 2, tmp_path / "run.png")
     again = tmp_path / "again.html"
     write_html(again, read_results_document(pytester.path / "results.json"))

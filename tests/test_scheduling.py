@@ -84,7 +84,7 @@ def _ask_for_outputs(root: str, key: str, folder: str, name: str, hold_until: st
     def notify(text: str) -> None:
         (Path(folder) / f"{name}.notice").write_text(text)
 
-    def compute() -> dict[str, np.ndarray]:
+    def compute(_work) -> dict[str, np.ndarray]:
         (Path(folder) / f"{name}.computed").write_text("")
         deadline = time.monotonic() + 60
         while hold_until and not (Path(folder) / hold_until).exists() and time.monotonic() < deadline:
@@ -123,9 +123,9 @@ def test_outputs_are_computed_unshared_when_the_lock_cannot_be_had(tmp_path):
     root.mkdir()
     (root / "locks").write_text("a file where the lock folder goes")
     computed = []
-    outputs, cached = ArtifactCache(root).outputs("cd" * 32, lambda: computed.append(1) or {"y": np.ones(2)})
+    outputs, cached = ArtifactCache(root).outputs("cd" * 32, lambda _: computed.append(1) or {"y": np.ones(2)})
     assert computed == [1] and not cached and outputs["y"].tolist() == [1.0, 1.0]
-    again, cached = ArtifactCache(root).outputs("cd" * 32, lambda: computed.append(2) or {"y": np.zeros(2)})
+    again, cached = ArtifactCache(root).outputs("cd" * 32, lambda _: computed.append(2) or {"y": np.zeros(2)})
     assert computed == [1] and cached and again["y"].tolist() == [1.0, 1.0]  # stored all the same
 
 

@@ -124,14 +124,14 @@ def test_a_tflite_model_is_its_own_reference_and_its_int8_artifacts_come_from_ai
     _project(pytester, compress="tflite-int8-dynamic, tflite-int8-static",
              budgets="accuracy_drop: 5\nparity: {cosine: 0.99}\nsize_mb: 0.01\nops: {unsupported: 0}")  # 12 weights: INT8 adds more than it saves
     result = pytester.runpytest("specs", "-p", "no:cacheprovider", "--junitxml=report.xml")
-    result.assert_outcomes(passed=12)
+    result.assert_outcomes(passed=11)  # no parity of the model itself: it is the reference on tflite
     properties = junit_properties(pytester.path / "report.xml")
     parity = properties["host-tflite-tflite-int8-static-parity"]
     assert parity["edge.reference"].startswith("fc.tflite (the original model) on tflite")
     assert parity["edge.runtime"].startswith("tflite ai-edge-litert")
     assert "quantized by ai-edge-quantizer" in parity["edge.recipe.did"]
     assert float(parity["edge.parity.y.cosine"]) >= 0.99
-    assert properties["host-tflite-none-parity"]["edge.parity.y.cosine"] == "1"
+    assert "host-tflite-none-parity" not in properties
     ops = properties["host-tflite-tflite-int8-static-ops"]
     assert ops["edge.ops.table"].startswith("litert-builtins")
 
@@ -145,7 +145,7 @@ def test_an_onnx_recipe_after_a_tflite_step_is_refused_at_its_line(pytester):
 
 
 def test_a_flex_op_fails_the_ops_budget_by_name_and_the_run_fails_with_the_runtimes_message(pytester):
-    _project(pytester, budgets="ops: {unsupported: 0}\nparity: {cosine: 0.99}", model="flex.tflite")
+    _project(pytester, budgets="ops: {unsupported: 0}\naccuracy_drop: 5", model="flex.tflite")
     build_fc_tflite(pytester.path / "models" / "flex.tflite", custom_op="FlexErf", dynamic_batch=True)
     result = pytester.runpytest("specs", "-p", "no:cacheprovider", "-rA")
     result.assert_outcomes(failed=2)
@@ -156,7 +156,7 @@ def test_a_flex_op_fails_the_ops_budget_by_name_and_the_run_fails_with_the_runti
 
 
 def test_a_truncated_tflite_model_fails_its_spec_only(pytester):
-    _project(pytester, budgets="parity: {cosine: 0.99}")
+    _project(pytester, budgets="accuracy_drop: 5")
     models = pytester.path / "models"
     (models / "cut.tflite").write_bytes((models / "fc.tflite").read_bytes()[:200])
     (pytester.path / "specs" / "cut.yaml").write_text(

@@ -178,7 +178,8 @@ GATED_SPEC = """edgecheck: 1
 model: {{path: ../models/gated.onnx}}
 {inputs}data:
   parity_samples: 16
-{data}targets:
+{data}compress: [fp16]  # parity of an artifact: the model itself is the reference on onnxruntime
+targets:
   host:
     backends: [onnxruntime]
     budgets:
@@ -191,17 +192,17 @@ def test_a_reference_output_that_never_varies_makes_parity_inconclusive(pytester
     _gated(models)
     _spec(pytester, GATED_SPEC.format(inputs="", data=""))  # synthetic: sr drawn from [0, 1], never 16000
     result, cases = _run(pytester)
-    case = cases["host-onnxruntime-none-parity"]
+    case = cases["host-onnxruntime-fp16-parity"]
     assert case["edge.verdict"] == "inconclusive" and float(case["edge.parity.y.rel_l2"]) == 0.0
     assert ("the reference's output 'y' is the same for all 16 parity samples: the inputs do not exercise the "
             "model; give real inputs in data.parity or fix") in _notes(case)
     assert "inputs.sr.range (synthetic, drawn from the default [0, 1])" in _notes(case)
-    result.stdout.fnmatch_lines(["  inconclusive*parity*none*y rel_l2 0*",
+    result.stdout.fnmatch_lines(["  inconclusive*parity*fp16*y rel_l2 0*",
                                  "      the reference's output 'y' is the same for all 16 parity samples*"])
 
     _spec(pytester, GATED_SPEC.format(inputs="inputs:\n  sr: {fixed: 16000}\n", data=""))  # exercised: judged
     _, cases = _run(pytester)
-    assert cases["host-onnxruntime-none-parity"]["edge.verdict"] == "pass"
+    assert cases["host-onnxruntime-fp16-parity"]["edge.verdict"] == "pass"
 
 
 def test_parity_runs_on_the_calibration_data_and_notes_a_fixed_value_the_file_contradicts(pytester):
@@ -211,14 +212,14 @@ def test_parity_runs_on_the_calibration_data_and_notes_a_fixed_value_the_file_co
     np.savez(models / "cal.npz", x=rng.normal(0, 1, (40, 16)).astype(np.float32), sr=np.array(16000, np.int64))
     _spec(pytester, GATED_SPEC.format(inputs="", data="  calibration: ../models/cal.npz\n"))
     _, cases = _run(pytester)
-    case = cases["host-onnxruntime-none-parity"]
+    case = cases["host-onnxruntime-fp16-parity"]
     assert case["edge.verdict"] == "pass"  # real inputs: sr is 16000, the output varies
     assert case["edge.inputs"] == "cal.npz (16 of 40 samples) from data.calibration (no data.parity or data.evaluation)"
 
     _spec(pytester, GATED_SPEC.format(inputs="inputs:\n  sr: {fixed: 8000}\n", data="  calibration: ../models/cal.npz\n"))
     result, cases = _run(pytester)
     result.assert_outcomes(passed=1)  # a note, not an error
-    case = cases["host-onnxruntime-none-parity"]
+    case = cases["host-onnxruntime-fp16-parity"]
     assert ("note: the spec fixes input 'sr' to 8000, the file's array 'sr' holds 16000: the spec's value is fed"
             in case["edge.inputs"])
     assert case["edge.verdict"] == "inconclusive"  # and 8000 gates the model off
@@ -236,7 +237,7 @@ def test_a_model_with_open_dimensions_and_only_calibration_data_needs_no_declare
         inputs="", data="  calibration: ../models/cal.npz\n"))
     result, cases = _run(pytester)
     result.assert_outcomes(passed=1)
-    assert cases["host-onnxruntime-none-parity"]["edge.inputs"].startswith("cal.npz (8 of 8 samples)")
+    assert cases["host-onnxruntime-fp16-parity"]["edge.inputs"].startswith("cal.npz (8 of 8 samples)")
 
 
 # ------------------------------------------------------------ 5. outputs identical bit for bit
@@ -258,13 +259,13 @@ targets:
       parity: {rel_l2: 0.1}
 """)
     result, cases = _run(pytester)
-    result.assert_outcomes(passed=2)  # a note only: the verdict stays
+    result.assert_outcomes(passed=1)  # a note only: the verdict stays
     fp16 = cases["host-onnxruntime-fp16-parity"]
     assert fp16["edge.verdict"] == "pass" and float(fp16["edge.parity.y.rel_l2"]) == 0.0
     assert ("the artifact's outputs are identical bit for bit to the reference's on all 8 parity samples, though "
             "its recipe changed the model: onnxruntime here computed it in the reference's arithmetic") in _notes(fp16)
     assert "a device that computes in float16" in _notes(fp16)
-    assert "bit for bit" not in _notes(cases["host-onnxruntime-none-parity"])  # the original itself: nothing to say
+    assert "host-onnxruntime-none-parity" not in cases  # the reference against itself: not planned
 
 
 def test_one_constant_output_beside_varying_ones_is_a_note_not_a_doubt():

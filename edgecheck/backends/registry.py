@@ -7,6 +7,8 @@ as a crash of the session.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edgecheck.backends.base import Availability, Backend, file_suffixes, read_suffixes
 from edgecheck.entrypoints import BACKENDS as ENTRY_POINT_GROUP
 from edgecheck.entrypoints import load_classes
@@ -105,6 +107,15 @@ def reference_backend_for(format_name: str) -> str | None:
     _discover()
     return next((name for name, cls in sorted(_registered.items())
                  if format_name in vars(cls).get("reference_for", ())), None)
+
+
+def reference_backend_of(model: Path) -> str | None:
+    """The backend that gives a model's reference outputs: the one its format names, else the installed one
+    that says it gives that format's reference (ONNX Runtime FP32 for an ONNX model); None where none does."""
+    from edgecheck.formats import format_of
+
+    found = format_of(model)
+    return found.reference_backend or reference_backend_for(found.name)
 
 
 def running_backends() -> dict[str, tuple[str, ...]]:

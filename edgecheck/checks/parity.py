@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import Field
 
 from edgecheck.checks.base import BudgetField, Check, CheckContext
+from edgecheck.checks.parity_stats import FiniteScan, Sums, constant_along_samples
 from edgecheck.checks.result import CheckResult, Measurement, fmt
 from edgecheck.checks.suggest import PARITY_LOWER
 from edgecheck.spec.schema import ParityBudget, ParityOverride
@@ -59,71 +60,50 @@ def _topk_overlap(reference: np.ndarray, candidate: np.ndarray, k: int) -> float
     return float(np.mean(overlap)) if overlap else 1.0
 
 
-def _norm(values: np.ndarray) -> float:
-    """Euclidean norm that does not overflow for large finite values."""
-    scale = float(np.max(np.abs(values))) if values.size else 0.0
-    if scale == 0 or not math.isfinite(scale):
-        return scale
-    return scale * float(np.linalg.norm(values / scale))
-
-
 def _unmeasured(name: str, elements: int, problem: str) -> OutputParity:
     """An output that could not be compared: every statistic NaN (never passes), the reason kept."""
     nan = math.nan
     return OutputParity(name, elements, nan, nan, nan, nan, nan, nan, 0, problem=problem)
 
 
-def _first_at(mask: np.ndarray) -> str:
-    """Where the first True of `mask` is: 'sample 3, index [3, 7]' (outputs are samples along axis 0)."""
-    index = [int(i) for i in np.unravel_index(int(np.argmax(mask.ravel())), mask.shape)] if mask.ndim else []
+def _first_at(flat: int, shape: tuple[int, ...]) -> str:
+    """Where flat index `flat` of an output of `shape` is: 'sample 3, index [3, 7]' (outputs are samples along
+    axis 0)."""
+    index = [int(i) for i in np.unravel_index(flat, shape)] if shape else []
     return f"sample {index[0]}, index {index}" if index else "the only value"
 
 
 def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, k: int | None = None) -> OutputParity:
-    """All parity statistics of one output (computed in float64). NaN or Inf in either output makes
-    every statistic NaN (never a pass) and is a problem that counts and places them: no value is
-    ever left out of a statistic."""
+    """All parity statistics of one output (computed in float64, blockwise: edgecheck.checks.parity_stats).
+    NaN or Inf in either output makes every statistic NaN (never a pass) and is a problem that counts and
+    places them: no value is ever left out of a statistic."""
     if reference.shape != candidate.shape:
         return _unmeasured(name, reference.size, f"output {name!r} has shape {list(candidate.shape)}, "
                                                  f"the reference {list(reference.shape)}")
-    ref_finite = np.isfinite(reference) if reference.dtype.kind in "fc" else np.ones(reference.shape, bool)
-    out_finite = np.isfinite(candidate) if candidate.dtype.kind in "fc" else np.ones(candidate.shape, bool)
-    broken = int(np.count_nonzero(~ref_finite))
-    nonfinite = int(np.count_nonzero(ref_finite & ~out_finite))
-    ref = reference.astype(np.float64).ravel()
-    out = candidate.astype(np.float64).ravel()
-    finite_ref = ref[ref_finite.ravel()]
-    ref_max = (float(np.max(np.abs(finite_ref))) if finite_ref.size else math.nan) if reference.dtype.kind == "f" \
-        else math.inf  # class indices, masks: zero is an answer there
+    with np.errstate(all="ignore"):
+        scan = FiniteScan.of(reference, candidate)
+    broken, nonfinite = scan.reference_bad, scan.candidate_bad
+    if reference.dtype.kind == "f":
+        ref_max = scan.reference_max if reference.size > broken else math.nan
+    else:
+        ref_max = math.inf  # class indices, masks: zero is an answer there
     nan = math.nan
     problems = []
     if broken:
         problems.append(f"the reference (the original model) gives {broken} NaN/Inf values of {reference.size} in "
-                        f"output {name!r}, first at {_first_at(~ref_finite)}: parity cannot be judged on these "
-                        "inputs; fix the inputs or the model")
+                        f"output {name!r}, first at {_first_at(scan.first_reference_bad or 0, reference.shape)}: "
+                        "parity cannot be judged on these inputs; fix the inputs or the model")
     if nonfinite:
         problems.append(f"output {name!r} has {nonfinite} NaN/Inf values where the reference is finite, first at "
-                        f"{_first_at(ref_finite & ~out_finite)}")
+                        f"{_first_at(scan.first_candidate_bad or 0, reference.shape)}")
     if problems:  # no statistic means anything with NaN/Inf in either output
         max_abs = mean_abs = max_rel = rel_l2 = cosine = snr_db = nan
     else:
         with np.errstate(all="ignore"):
-            abs_diff = np.abs(out - ref)
-            scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-            floor = max(REL_FLOOR * scale, np.finfo(np.float64).tiny)
-            max_abs = float(abs_diff.max()) if ref.size else 0.0
-            mean_abs = float(abs_diff.mean()) if ref.size else 0.0
-            max_rel = float(np.max(abs_diff / np.maximum(np.abs(ref), floor))) if ref.size else 0.0
-            ref_norm, out_norm, diff_norm = (_norm(v) for v in (ref, out, out - ref))
-            if ref_norm == 0 and out_norm == 0:
-                cosine = 1.0
-            elif ref_norm == 0 or out_norm == 0:
-                cosine = 0.0
-            else:
-                cosine = float(np.dot(ref / ref_norm, out / out_norm))
-            rel_l2 = (diff_norm / ref_norm) if ref_norm else (0.0 if diff_norm == 0 else math.inf)
-            ratio = (ref_norm / diff_norm) if diff_norm else math.inf
-            snr_db = 20 * math.log10(ratio) if 0 < ratio < math.inf else (math.inf if ratio else -math.inf)
+            sums = Sums.of(reference, candidate, scan, REL_FLOOR)
+        max_abs, max_rel = sums.max_abs, sums.max_rel
+        mean_abs = sums.mean_abs(reference.size)
+        cosine, rel_l2, snr_db = sums.cosine(), sums.rel_l2(), sums.snr_db()
     top1 = topk = None
     if _is_scores(reference):
         if problems:
@@ -133,8 +113,7 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray, k: i
             if k:
                 topk = _topk_overlap(reference, candidate, k)
     # outputs are joined over samples along axis 0: all slices equal means every sample gave the same output
-    constant = not problems and reference.ndim >= 1 and reference.shape[0] > 1 and bool(
-        np.all(reference == reference[:1]))
+    constant = not problems and constant_along_samples(reference)
     return OutputParity(name, reference.size, max_abs, mean_abs, max_rel, rel_l2,
                         cosine, snr_db, nonfinite, top1, topk, k if topk is not None else None,
                         problem="; ".join(problems) or None, reference_nonfinite=broken, reference_max_abs=ref_max,
@@ -262,7 +241,8 @@ class ParityCheck(Check):
         override=ParityOverride | None, bounds=tuple(ParityBudget.model_fields))}
 
     suggest_notes = {"parity": "parity: per output, the loosest; never tighter than the noise floor (recipe none on "
-                               "the same backend against the 1-thread reference): atol, rel_l2 = max(value, floor)*"
+                               "the same backend against the 1-thread reference, on backends other than the "
+                               "reference's own): atol, rel_l2 = max(value, floor)*"
                                "(1+margin) rounded up to 2 significant digits; cosine = 1-(1-min(value, floor))*"
                                "(1+margin), at least 1e-6 below 1; snr_db = min(value, floor)-10*log10(1+margin), "
                                "rounded down to 0.1 dB; top1_agreement = min(value, floor)-1/n samples"}

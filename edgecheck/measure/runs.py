@@ -24,21 +24,12 @@ from edgecheck.locks import device_lock
 from edgecheck.measure.stats import LatencyStats, required_samples
 from edgecheck.spec.performance import PERCENTILES, LatencyBudget
 from edgecheck.worker.client import WorkerFailure, WorkerPool
-from edgecheck.worker.protocol import backend_reference, load_feeds, save_feeds
+# concat_outputs: a board's outputs are joined as a local worker joins them (edgecheck.boards.runs imports it here)
+from edgecheck.outputfiles import load_outputs
+from edgecheck.worker.protocol import backend_reference, concat_outputs, save_feeds  # noqa: F401
 
 Outputs = dict[str, np.ndarray]
 DEFAULT_MAX_SECONDS = 30.0  # cap on the default sample count, so a slow model cannot take the run hostage
-
-
-def concat_outputs(per_feed: list[Outputs]) -> Outputs:
-    """Join per-batch outputs along the sample axis (stacking outputs that have none)."""
-    if not per_feed:
-        return {}
-    joined = {}
-    for name in per_feed[0]:
-        parts = [outputs[name] for outputs in per_feed]
-        joined[name] = np.concatenate(parts) if all(p.ndim for p in parts) else np.stack(parts)
-    return joined
 
 
 @dataclass(frozen=True)
@@ -121,17 +112,18 @@ class ModelRuns:
             self._input_files[id(inputs)] = known
         return known[1], known[2]
 
-    def outputs(self, backend: Backend, artifact: Path, threads: int, inputs: InputSet) -> Outputs:
-        """Load once in a worker, run every feed, return the outputs joined over samples."""
+    def outputs(self, backend: Backend, artifact: Path, threads: int, inputs: InputSet,
+                into: Path | None = None) -> Outputs:
+        """Load once in a worker, run every feed, return the outputs joined over samples. The worker writes
+        them into `into` (an empty folder: the cache's entry in the making), else into a job folder, as
+        edgecheck.worker.protocol.save_outputs lays them out; they are mapped from there, never copied."""
         path, names = self.inputs_file(inputs)
-        job = self.workers.job_dir()
+        folder = into if into is not None else self.workers.job_dir()
         command = {"op": "outputs", "artifact": str(artifact), "threads": threads, "inputs": str(path),
-                   "names": names, "outputs": str(job / "outputs.npz"), "suffixes": run_suffixes(backend)}
+                   "names": names, "joined": str(folder), "suffixes": run_suffixes(backend)}
         with device_lock(self.device, exclusive=False):
             result = self.workers.run(backend, command, artifact)
-        per_feed = load_feeds(job / "outputs.npz", result["names"], prefix="o")
-        (job / "outputs.npz").unlink(missing_ok=True)
-        return concat_outputs(per_feed)
+        return load_outputs(folder, result["names"])
 
     def measure(self, backend: Backend, artifact: Path, threads: int, feed: dict[str, np.ndarray],
                 plan: TimingPlan) -> Measured:

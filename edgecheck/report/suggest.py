@@ -20,7 +20,9 @@ How each budget is derived (`margin` is 0.10 unless given):
   known, drop x (1 + margin) + 0.1. Rounded up to 0.01.
 - `parity`, per output, then the loosest over outputs. The noise floor is the same statistic of the
   original model (`recipe: none`) on the same target and backend: that is how far the backend alone
-  is from the single-thread ONNX Runtime reference, so no artifact can be asked to do better.
+  is from the single-thread ONNX Runtime reference, so no artifact can be asked to do better. On the
+  reference backend itself there is no such item (it would compare the reference with itself), and so
+  no floor.
   atol (from max_abs) and rel_l2 = max(value, floor) x (1 + margin), rounded up to 2 significant
   digits, and 1e-6 rather than 0 where the run was bit-exact; cosine = 1 - (1 - min(value, floor))
   x (1 + margin), the distance from 1 rounded up to 2 significant digits (at least 1e-6);

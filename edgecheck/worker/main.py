@@ -30,7 +30,8 @@ import numpy as np
 
 from edgecheck.processes import die_with_parent, proc_status_kb
 from edgecheck.units import MIB
-from edgecheck.worker.protocol import PROTOCOL_VERSION, decode, encode, load_feeds, save_feeds
+from edgecheck.outputfiles import save_outputs
+from edgecheck.worker.protocol import PROTOCOL_VERSION, concat_outputs, decode, encode, load_feeds, save_feeds
 
 CLOCK = "time.perf_counter_ns"
 
@@ -242,12 +243,19 @@ class Worker:
         return {"path": str(artifact.path), "recipe": artifact.recipe, "notes": dict(artifact.notes)}
 
     def outputs(self, command: dict[str, Any]) -> dict[str, Any]:
-        """Run every feed; outputs go to an .npz, their names in the answer."""
+        """Run every feed; their names in the answer. With `joined` (a folder), the outputs are joined over
+        the feeds here and written there, one .npy each (the session maps them, and the cache keeps those
+        very files: written once); else every feed's outputs go to one .npz (a board's worker)."""
         feeds = load_feeds(Path(command["inputs"]), command["names"])
         backend = self._import_backend(command)
         with self._load(command, backend) as runner:
             self.phase("running")
             outputs = [runner.infer(feed) for feed in feeds]
+        if command.get("joined"):
+            del feeds
+            joined = concat_outputs(outputs)
+            del outputs
+            return {"names": save_outputs(Path(command["joined"]), joined), **self._facts(backend)}
         names = save_feeds(Path(command["outputs"]), outputs, prefix="o")
         return {"names": names, **self._facts(backend)}
 

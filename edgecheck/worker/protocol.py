@@ -62,6 +62,17 @@ def load_feeds(path: Path, names: Sequence[Sequence[str]], prefix: str = "f") ->
         return [{name: data[f"{prefix}{i}_{j}"] for j, name in enumerate(feed)} for i, feed in enumerate(names)]
 
 
+def concat_outputs(per_feed: Sequence[Feed]) -> dict[str, np.ndarray]:
+    """Join per-batch outputs along the sample axis (stacking outputs that have none)."""
+    if not per_feed:
+        return {}
+    joined = {}
+    for name in per_feed[0]:
+        parts = [outputs[name] for outputs in per_feed]
+        joined[name] = np.concatenate(parts) if all(p.ndim for p in parts) else np.stack(parts)
+    return joined
+
+
 def backend_reference(cls: type) -> dict[str, str]:
     """How a worker finds a backend class (or a recipe's function): its module, its name, and its
     file for modules that are not importable by name there (a conftest.py, a test module)."""
