@@ -156,13 +156,15 @@ class Sums:
         above any before: its values then land in [0.5, 1) too, however far apart the blocks' sizes are."""
         if not largest or not math.isfinite(largest):
             return  # nothing to scale; an overflowed difference stays inf whatever the scale
+        if math.isinf(self.diff_squares) or math.isinf(self.sum_abs):
+            return  # an earlier block's difference overflowed: it stays inf (inf times a tiny factor is not nan)
         exponent = _exponent(largest)
         if not (self.diff_squares or self.sum_abs):
             self.diff_exponent = exponent
         elif exponent > self.diff_exponent:
             factor = float(np.ldexp(1.0, self.diff_exponent - exponent))
             self.sum_abs *= factor
-            self.diff_squares *= factor * factor
+            self.diff_squares = self.diff_squares * factor * factor  # factor**2 alone may underflow to 0
             self.diff_exponent = exponent
 
     def mean_abs(self, elements: int) -> float:
