@@ -167,7 +167,7 @@ def plan_checks(
         if targets is not None and target not in targets:
             continue
         profile = profiles[target]
-        before, unrunnable = len(planned), False
+        before, unrunnable, self_parity = len(planned), False, False
         used = section.backends or list(profile.backends)
         for backend in used:
             if backends and backend not in backends:
@@ -189,13 +189,16 @@ def plan_checks(
                     continue
                 for check in checks:
                     if name == ORIGINAL and check == "parity" and backend == reference and profile.is_host:
-                        continue  # the reference against itself: says nothing of any compression
+                        self_parity = True  # the reference against itself: says nothing of any compression
+                        continue
                     planned.append(PlannedCheck(loaded, profile, backend, name, check, budgets, steps_text, threads))
             built_here = any(p.backend == backend and formats[p.recipe] in runs for p in planned[before:])
             if other_chips and not built_here:  # (ONNX graphs judged on rknn do not count: none of its own runs)
                 raise loaded.error(("targets", target), f"{backend} on {target} runs artifacts built for {chip}, and "
                                    f"every {backend} entry is built for another chip: {', '.join(other_chips)}; add "
                                    f"an entry with platform: {chip}")
+        if self_parity and not any(p.check == "parity" for p in planned[before:]):
+            _no_parity_to_judge(loaded, target, reference, nothing_else=len(planned) == before)
         if len(planned) == before and unrunnable:  # a gate that checks nothing would pass: say why instead
             made = ", ".join(sorted(set(formats.values())))
             runners = ", ".join(f"{name}: {', '.join(runs)}" for name, runs in running_backends().items())
@@ -204,6 +207,22 @@ def plan_checks(
                                f"backend that runs them ({runners})")
     _warn_entries_not_run(loaded, profiles, formats, platforms)
     return planned
+
+
+def _no_parity_to_judge(loaded: LoadedSpec, target: str, reference: str, nothing_else: bool) -> None:
+    """A host target asks for parity, and the only entry it would judge is the model itself on its reference
+    backend (not planned: the reference against itself). A target left with nothing to check is a spec error
+    (a gate that checks nothing would pass); beside other checks, a warning at the parity budget."""
+    from edgecheck.errors import EntryNotRunWarning, warn_at
+
+    why = (f"target {target!r} budgets parity, but the only entry it would compare is the original model on "
+           f"{reference}, its own reference backend: that compares the reference with itself and is not checked")
+    fix = "add a compress entry (e.g. int8-dynamic) or a candidate to compare, or a backend other than the reference"
+    field = ("targets", target, "budgets", "parity")
+    if nothing_else:
+        raise loaded.error(field, f"{why}, so the target would check nothing; {fix}")
+    warn_at(EntryNotRunWarning(f"{loaded.path.name}: {why}; {fix}"), loaded.path,
+            loaded.line_of(field) or loaded.line_of(("targets", target)) or 1)
 
 
 def _runs_on(name: str, backend: str, chip: str | None, budgets: Any, formats: dict[str, str],

@@ -190,3 +190,45 @@ def test_a_spec_given_where_a_model_is_wanted_is_named_a_spec(tmp_path, capsys, 
     assert f"edgecheck: {spec} is a spec (YAML) file, not a model: `edgecheck {command}` takes an .onnx or .tflite " \
            f"file (the one its model: path names); a spec runs with `edgecheck check {spec}`" in err
     assert "not a valid ONNX model" not in err
+
+
+SELF_PARITY = """
+edgecheck: 1
+model: {{path: ../models/clf.onnx}}
+data:
+  evaluation: {{path: ../models/eval.npz, labels: labels, metric: top1}}
+targets:
+  host:
+{backends}    budgets:
+      parity: {{rel_l2: 0.1}}
+{more}"""
+
+
+@pytest.mark.parametrize("backends, args", [
+    ("    backends: [onnxruntime]\n", ()),
+    ("", ("--edge-backend=onnxruntime",)),  # the command line leaves only the reference backend
+    ("", ()),  # the host's profile names tflite too, which does not run an .onnx model
+])
+def test_a_host_target_whose_only_check_is_the_originals_parity_is_a_spec_error(spec_project, pytester, backends,
+                                                                                 args):
+    """The original's parity on its own reference backend is not planned (the reference against itself), so a
+    host target that asks for nothing else would check nothing: a spec error at the parity budget, never a
+    session that passes with nothing run, and never the misleading "none of the backends runs .onnx"."""
+    spec_project(SELF_PARITY.format(backends=backends, more=""), name="only")
+    spec_project(SELF_PARITY.format(backends=backends, more="      accuracy_min: 50\n"), name="other")
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider", "--edge-target=host", *args)
+    out = result.stdout.str()
+    result.assert_outcomes(failed=1, passed=1)  # other.yaml: the original's accuracy
+    assert f"only.yaml:{9 if backends else 8}:" in out  # the parity budget's line
+    assert "compares the reference with itself" in out and "would check nothing" in out
+    assert "add a compress entry" in out
+    assert "none of the backends" not in out
+
+
+def test_beside_other_checks_the_originals_parity_on_the_host_is_a_warning_at_its_line(spec_project, pytester):
+    spec_project(SELF_PARITY.format(backends="    backends: [onnxruntime]\n", more="      accuracy_min: 50\n"))
+    result = pytester.runpytest("specs", "-p", "no:cacheprovider", "--edge-target=host", "-W",
+                                "error::edgecheck.errors.EntryNotRunWarning")
+    out = result.stdout.str()
+    assert result.ret != 0  # the warning, made an error, fails the spec's collection: it was raised
+    assert "model.yaml" in out and "compares the reference with itself" in out
