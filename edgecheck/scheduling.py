@@ -147,6 +147,21 @@ class ArtifactScopeScheduling(LoadScopeScheduling):
                     self.workqueue.move_to_end(scope)
         super()._assign_work_unit(node)
 
+    def remove_node(self, node: WorkerController) -> str | None:
+        """A crashed node's running item is returned (xdist reports it as crashed) and counted done; the rest of its
+        work goes back to the queue, a scope at a time, for the other nodes. xdist's LoadScopeScheduling requeues the
+        crashed item too: each replacement worker ran it again and crashed, and the scope's other items never ran."""
+        workload = self.assigned_work.pop(node)
+        pending = [(scope, nodeid) for scope, unit in workload.items() for nodeid, done in unit.items() if not done]
+        if not pending:
+            return None
+        crashed_scope, crashitem = pending[0]  # a worker runs its items in the order they were sent
+        workload[crashed_scope][crashitem] = True
+        self.workqueue.update((scope, unit) for scope, unit in workload.items() if not all(unit.values()))
+        for other in self.assigned_work:
+            self._reschedule(other)
+        return crashitem
+
 
 class ArtifactScheduling:
     """A Scheduling (xdist.scheduler.protocol) that decides once every worker has collected: a run with spec items

@@ -293,3 +293,39 @@ def test_a_run_without_specs_keeps_xdists_load(pytester):
     assert "scheduling tests via ArtifactScheduling" in result.stdout.str()  # edgecheck's hook answered
     assert (pytester.path / "scheduler.txt").read_text() == "LoadScheduling"  # and kept xdist's load
     assert (pytester.path / "loaded.txt").read_text() == "False"  # the controller loaded no names for it
+
+
+# a check that takes its worker down: xdist reports it once, as crashed, and the other checks of its artifact still
+# run (xdist's LoadScopeScheduling gave the whole scope, crashed item included, to each replacement worker in turn)
+CRASHED = "specs/a.yaml::host-onnxruntime-int8-dynamic-parity"
+CRASHES = f"""
+import os
+
+
+def pytest_runtest_call(item):
+    if item.nodeid == {CRASHED!r} and os.environ.get("PYTEST_XDIST_WORKER"):
+        os._exit(1)
+"""
+
+
+@pytest.fixture
+def crashing_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    return _project(pytester, ("a",), CRASHES)
+
+
+def test_a_check_that_crashes_its_worker_fails_once_and_its_artifacts_other_checks_run(crashing_project, tmp_path):
+    result = _run(crashing_project, tmp_path / "cache", "-n", "2")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=13, failed=1)
+    assert (crashing_project.path / "scheduler.txt").read_text() == "ArtifactScopeScheduling"
+    outcomes = WORKER_RESULT.findall(out)
+    assert [(outcome, nodeid) for _, outcome, nodeid in outcomes if outcome != "PASSED"] == [("FAILED", CRASHED)]
+    siblings = [nodeid for _, outcome, nodeid in outcomes if "-int8-dynamic-" in nodeid and outcome == "PASSED"]
+    assert len(siblings) == 4, out  # the artifact's other checks (accuracy and size on host, parity and size on my-board)
+    crashed_on = next(worker for worker, _, nodeid in outcomes if nodeid == CRASHED)
+    after = outcomes[[nodeid for _, _, nodeid in outcomes].index(CRASHED) + 1:]
+    # what the crashed worker had left of the artifact went back as one scope, to one other worker
+    rest = {worker for worker, _, nodeid in after if "-int8-dynamic-" in nodeid}
+    assert len(rest) <= 1 and crashed_on not in rest, out
+    assert len(re.findall(r"^replacing crashed worker gw\d+$", out, re.M)) == 1
+    assert f"crashed while running {CRASHED!r}" in out and "maximum crashed workers" not in out
