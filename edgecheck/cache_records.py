@@ -96,13 +96,16 @@ class RecordCache:
             except OSError:
                 pass
 
-    def remember(self, kind: str, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-        """The record under `key`, else `compute()` stored. Returns it and whether it came from the cache."""
+    def remember(self, kind: str, key: str, compute: Callable[[], dict[str, Any]],
+                 keep: Callable[[dict[str, Any]], bool] = lambda record: True) -> tuple[dict[str, Any], bool]:
+        """The record under `key`, else `compute()`, stored where `keep(record)` says so (not: a result the
+        machine's state may have spoiled). Returns it and whether it came from the cache."""
         found = self.get(kind, key)
         if found is not None:
             self.hits[kind] = self.hits.get(kind, 0) + 1
             return found, True
         self.misses[kind] = self.misses.get(kind, 0) + 1
         record = compute()
-        self.put(kind, key, record)
+        if keep(record):
+            self.put(kind, key, record)
         return record, False
