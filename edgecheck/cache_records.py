@@ -87,7 +87,8 @@ class RecordCache:
         temporary = path.with_name(f".{key[:16]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps({"key": key, "record": record, "sha256": record_sha256(record)},
+            stored = json.loads(json.dumps(record))  # as a reader gets it (tuples as lists, keys as strings)
+            temporary.write_text(json.dumps({"key": key, "record": stored, "sha256": record_sha256(stored)},
                                             sort_keys=True), encoding="utf-8")
             os.replace(temporary, path)
         except OSError:
