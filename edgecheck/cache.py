@@ -33,7 +33,7 @@ import numpy as np
 
 from edgecheck.cache_entry import (ENTRY_FILE, CorruptEntry, files_present, free_space, is_full_disk, listing,
                                    read_manifest, remove, write_manifest)
-from edgecheck.cache_records import RECORDS_DIR, RecordCache
+from edgecheck.cache_records import RECORDS_DIR, CacheWarning, RecordCache
 from edgecheck.compress import Artifact
 from edgecheck.errors import EdgecheckError, RecipeError, warn_at
 from edgecheck.leftovers import owner_tag, remove_dead_owners
@@ -45,10 +45,6 @@ DEFAULT_CACHE_DIR = Path(".edgecheck") / "cache"
 LOCK_TIMEOUT_S = 3600.0  # a recipe on a large model may take minutes; a crashed holder releases at once
 Outputs = dict[str, np.ndarray]
 OutputsJob = Callable[[Path | None], Outputs]  # computes outputs, writing them into the folder where it can
-
-
-class CacheWarning(UserWarning):
-    """A cache entry was unreadable or corrupt and has been rebuilt."""
 
 
 class CacheError(RecipeError):

@@ -5,8 +5,11 @@ ops check against its table, the latency estimate) is kept under `records/<kind>
 in the cache. The key is the caller's: a hash of everything the record depends on (file bytes,
 tables, profile, budgets, edgecheck's own code). A record is written to a temporary file and renamed
 into place, so a reader sees no record or a whole one; equal keys mean equal content, so two
-writers racing need no lock. A record that cannot be read (truncated, edited, of another key) is a
-miss: the caller recomputes and writes it again.
+writers racing need no lock. Each record is stored with the SHA-256 of its canonical JSON, checked on
+every read, as an outputs entry's files are: a record that cannot be read (truncated, of another key)
+is a miss, and one whose content no longer matches its SHA-256 (edited by hand: a verdict flipped) is
+a miss with a `CacheWarning` naming the file; either way the caller recomputes and writes it again.
+A cache folder that cannot be written (read-only, full) only costs the next run the work.
 """
 
 from __future__ import annotations
@@ -20,7 +23,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgecheck.errors import warn_at
+
 RECORDS_DIR = "records"
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unreadable or corrupt and has been rebuilt."""
+
+
+def record_sha256(record: dict[str, Any]) -> str:
+    """SHA-256 of a record's canonical JSON (keys sorted): what its file stores beside it and a read checks."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,14 +62,20 @@ class RecordCache:
         return self.root / kind / key[:2] / f"{key}.json"
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        """The record stored under `key`, or None where there is none or it is unreadable."""
+        """The record stored under `key`, or None where there is none, it is unreadable, or its content does
+        not match its recorded SHA-256 (warned about: someone edited it)."""
         if self.root is None:
             return None
+        path = self._path(kind, key)
         try:
-            stored = json.loads(self._path(kind, key).read_text(encoding="utf-8"))
+            stored = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         if not isinstance(stored, dict) or stored.get("key") != key or not isinstance(stored.get("record"), dict):
+            return None
+        if stored.get("sha256") != record_sha256(stored["record"]):
+            warn_at(CacheWarning(f"edgecheck cache record {path} does not match its recorded SHA-256; "
+                                 "recomputing it"), path)
             return None
         return stored["record"]
 
@@ -67,18 +87,26 @@ class RecordCache:
         temporary = path.with_name(f".{key[:16]}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps({"key": key, "record": record}, sort_keys=True), encoding="utf-8")
+            stored = json.loads(json.dumps(record))  # as a reader gets it (tuples as lists, keys as strings)
+            temporary.write_text(json.dumps({"key": key, "record": stored, "sha256": record_sha256(stored)},
+                                            sort_keys=True), encoding="utf-8")
             os.replace(temporary, path)
         except OSError:
-            temporary.unlink(missing_ok=True)
+            try:  # on a read-only cache the cleanup fails too (EROFS, not ENOENT): nothing to clean there
+                temporary.unlink(missing_ok=True)
+            except OSError:
+                pass
 
-    def remember(self, kind: str, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-        """The record under `key`, else `compute()` stored. Returns it and whether it came from the cache."""
+    def remember(self, kind: str, key: str, compute: Callable[[], dict[str, Any]],
+                 keep: Callable[[dict[str, Any]], bool] = lambda record: True) -> tuple[dict[str, Any], bool]:
+        """The record under `key`, else `compute()`, stored where `keep(record)` says so (not: a result the
+        machine's state may have spoiled). Returns it and whether it came from the cache."""
         found = self.get(kind, key)
         if found is not None:
             self.hits[kind] = self.hits.get(kind, 0) + 1
             return found, True
         self.misses[kind] = self.misses.get(kind, 0) + 1
         record = compute()
-        self.put(kind, key, record)
+        if keep(record):
+            self.put(kind, key, record)
         return record, False

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import mmap
+
 import numpy as np
 
 
@@ -28,9 +30,23 @@ def save_outputs(folder: Path, outputs: Mapping[str, np.ndarray]) -> list[str]:
 
 
 def mapped_from(array: np.ndarray, path: Path) -> bool:
-    """Whether `array` is the mapping of the file at `path` (so that file holds it, byte for byte)."""
-    return isinstance(array, np.memmap) and array.filename is not None and \
-        Path(array.filename).resolve() == path.resolve()
+    """Whether `array` is the mapping of the whole array of the .npy file at `path` (so that file holds it,
+    byte for byte): its offset, shape and dtype are the file's, and it is no view (a slice, a reshape) of
+    such a mapping."""
+    if not (isinstance(array, np.memmap) and array.filename is not None and isinstance(array.base, mmap.mmap)
+            and Path(array.filename).resolve() == path.resolve()):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(handle)
+            data_offset = handle.tell()
+    except (OSError, ValueError):
+        return False
+    return (array.offset == data_offset and array.shape == tuple(shape) and array.dtype == dtype
+            and not fortran_order and array.flags.c_contiguous)
 
 
 def write_output(path: Path, array: np.ndarray) -> None:
@@ -54,7 +70,10 @@ def write_output(path: Path, array: np.ndarray) -> None:
         handle.write(array.reshape(-1).view(np.uint8).data)
 
 
-MAP_BYTES = 1 << 20  # smaller files are read: mapping saves nothing there (and numpy maps a 0-d array as 1-d)
+# Smaller files are read into memory: a mapping holds a file descriptor for as long as its array lives (a
+# session keeps every output), so only the large outputs that mapping saves memory and time on are mapped
+# (and numpy maps a 0-d array as 1-d).
+MAP_BYTES = 16 << 20
 
 
 def load_outputs(folder: Path, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -7,6 +7,7 @@ compiler said when it built it).
 
 from __future__ import annotations
 
+import functools
 import math
 
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from pathlib import Path
 from edgecheck.analysis import static
 from edgecheck.analysis.ops import OpsReport
 from edgecheck.analysis.optable import OpTable
-from edgecheck.cache import content_key
+from edgecheck.cache import content_key, tool_versions
 from edgecheck.cache_records import RecordCache, code_fingerprint
 from edgecheck.checks.ops import judge_ops
 from edgecheck.checks.performance import judge_latency_estimate
@@ -145,10 +146,13 @@ def judged_content(analysis: static.StaticAnalysis, planned: PlannedCheck, shape
                    authority: Callable[[], OpTable | None]) -> dict[str, object]:
     """What a graph's static verdict reads besides the file: the input shapes, the device profile (its cost
     models and size rule), the backend, the budgets, and for `ops` every operator table's bytes and the
-    installed runtime's own table where it decides (a table the spec names is its choice)."""
+    installed runtime's own table where it decides (a table the spec names is its choice), and the installed
+    onnx and onnxruntime (shape inference, inlining, symbolic shapes and the runtime's own table are theirs;
+    read without importing them)."""
     parts: dict[str, object] = {
         "check": planned.check, "backend": planned.backend, "shapes": sorted(shapes().items()),
-        "device": planned.target.model_dump(mode="json"), "budgets": planned.budgets.model_dump(mode="json")}
+        "device": planned.target.model_dump(mode="json"), "budgets": planned.budgets.model_dump(mode="json"),
+        "libraries": tool_versions(("onnx", "onnxruntime"))}
     if planned.check == "ops":
         parts["tables"] = analysis.tables_fingerprint()
         runtime = None if planned.budgets.ops.table else authority()
@@ -165,6 +169,32 @@ def judge_of(artifact_format: ArtifactFormat) -> StaticJudge:
         raise CannotJudge(f"format {artifact_format.name!r} names {artifact_format.judge} as its judge, "
                           "which is not an edgecheck StaticJudge class")
     return cls()
+
+
+@functools.lru_cache(maxsize=None)
+def plugin_version(cls: type) -> str:
+    """Which version of a third-party class (a plug-in's judge or format) is installed: its distribution's
+    version and its module file's SHA-256, so that a plug-in's upgrade (or an edit to a conftest's judge)
+    judges again. edgecheck's own classes: '' (edgecheck's code is in every key already)."""
+    import hashlib
+    import sys
+    from importlib.metadata import packages_distributions, version
+
+    module = cls.__module__
+    if module == "edgecheck" or module.startswith("edgecheck."):
+        return ""
+    found = [module]
+    for distribution in sorted(set(packages_distributions().get(module.partition(".")[0], ()))):
+        try:
+            found.append(f"{distribution} {version(distribution)}")
+        except Exception:  # metadata without a version: the file's digest below still tells
+            found.append(f"{distribution} unknown")
+    source = getattr(sys.modules.get(module), "__file__", None)
+    try:
+        found.append(hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else "no file")
+    except OSError as exc:
+        found.append(f"unreadable: {exc}")
+    return " ".join(found)
 
 
 class StaticChecks:
@@ -205,14 +235,18 @@ class StaticChecks:
                     authority: Callable[[], OpTable | None], judged: Callable[[], CheckResult]) -> CheckResult:
         """The judge's verdict from the cache where its content is known there, else judged and stored. A
         CannotJudge is kept too (the same content cannot be judged the next time either); any other error
-        is raised and nothing stored."""
+        is raised and nothing stored, and a result its judge marks not to keep (`CheckResult.keep` False:
+        a part of it failed for a reason that may pass) is shown but not stored."""
         if self.records.root is None or self.sha256 is None:
             return judged()
         parts = judge.content(self.static, planned, path, shapes, authority, self.sha256)
         if parts is None:
             return judged()
         key = content_key(record=STATIC_RECORD, code=code_fingerprint(), judge=type(judge).__qualname__,
+                          plugins=[plugin_version(type(judge)), plugin_version(type(format_of(path)))],
                           artifact=self.sha256(path), **parts)
+
+        unkept: list[CheckResult] = []
 
         def compute() -> dict[str, object]:
             try:
@@ -220,9 +254,11 @@ class StaticChecks:
             except CannotJudge as exc:
                 return {"cannot_judge": str(exc)}
             result.facts = {str(k): str(v) for k, v in result.facts.items()}  # as the executor writes them
+            if not result.keep:  # judged without a part a calmer machine may give: shown, never stored
+                unkept.append(result)
             return {"result": result_to_dict(result)}
 
-        record, _ = self.records.remember("static", key, compute)
+        record, _ = self.records.remember("static", key, compute, keep=lambda record: not unkept)
         if "cannot_judge" in record:
             raise CannotJudge(str(record["cannot_judge"]))
         return result_from_dict(record["result"])  # type: ignore[arg-type]

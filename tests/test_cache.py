@@ -412,7 +412,7 @@ def test_outputs_a_computation_wrote_into_the_entry_are_kept_not_written_again(t
     from edgecheck.outputfiles import load_outputs, save_outputs, write_output
 
     root = tmp_path / "cache"
-    produced = {"scores": np.linspace(0, 1, 2**19, dtype=np.float32).reshape(8, -1), "n": np.array(3)}
+    produced = {"scores": np.linspace(0, 1, 2**22, dtype=np.float32).reshape(8, -1), "n": np.array(3)}  # 16 MiB: mapped
     written = {}
 
     def compute(folder: Path | None) -> dict[str, np.ndarray]:

@@ -453,3 +453,13 @@ def test_check_result_pass_breaches_and_headline():
 ])
 def test_fmt(value, text):
     assert fmt(value) == text
+
+
+def test_the_cosine_of_identical_or_opposite_outputs_stays_within_one():
+    # seed 4: the scaled sums round so that products / ref / out came out 1.0000000000000002
+    ref = np.random.default_rng(4).standard_normal(1000).astype(np.float32)
+    assert _compare("y", ref, ref.copy()).cosine == 1.0
+    assert _compare("y", ref, -ref).cosine == -1.0
+    for seed in range(50):
+        ref = np.random.default_rng(seed).standard_normal(1000).astype(np.float32)
+        assert -1.0 <= _compare("y", ref, ref * np.float32(-0.5)).cosine <= 1.0

@@ -178,7 +178,7 @@ class Sums:
             return 1.0
         if ref == 0 or out == 0:
             return 0.0
-        return self.products / ref / out
+        return min(1.0, max(-1.0, self.products / ref / out))  # rounding may leave 1 by an ulp: identical outputs give 1
 
     def rel_l2(self) -> float:
         """norm(difference) / norm(reference), from the scaled sums so that neither norm overflows on the way;

@@ -102,6 +102,9 @@ class CheckResult:
     facts: dict[str, str] = field(default_factory=dict)  # where and how it was measured
     warnings: list[str] = field(default_factory=list)  # shown as pytest warnings; do not change the verdict
     doubts: list[str] = field(default_factory=list)  # why figures that pass mean nothing here: inconclusive
+    # False: judged with a part missing for a reason that may pass (a shape inference that timed out or ran out
+    # of memory on a busy machine): shown as it is, never kept in the cache (a warm run judges it again)
+    keep: bool = field(default=True, compare=False, repr=False)
 
     @property
     def verdict(self) -> Verdict:

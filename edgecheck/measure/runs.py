@@ -8,6 +8,7 @@ another model run, overlap on one machine.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,14 +117,20 @@ class ModelRuns:
                 into: Path | None = None) -> Outputs:
         """Load once in a worker, run every feed, return the outputs joined over samples. The worker writes
         them into `into` (an empty folder: the cache's entry in the making), else into a job folder, as
-        edgecheck.worker.protocol.save_outputs lays them out; they are mapped from there, never copied."""
+        edgecheck.worker.protocol.save_outputs lays them out; large ones are mapped from there, never copied,
+        smaller ones read. A job folder is removed once they are loaded (a mapping stays valid without its
+        file's name)."""
         path, names = self.inputs_file(inputs)
         folder = into if into is not None else self.workers.job_dir()
         command = {"op": "outputs", "artifact": str(artifact), "threads": threads, "inputs": str(path),
                    "names": names, "joined": str(folder), "suffixes": run_suffixes(backend)}
-        with device_lock(self.device, exclusive=False):
-            result = self.workers.run(backend, command, artifact)
-        return load_outputs(folder, result["names"])
+        try:
+            with device_lock(self.device, exclusive=False):
+                result = self.workers.run(backend, command, artifact)
+            return load_outputs(folder, result["names"])
+        finally:
+            if into is None:  # a job folder: gone now, not when the pool closes (a mapping outlives its file)
+                shutil.rmtree(folder, ignore_errors=True)
 
     def measure(self, backend: Backend, artifact: Path, threads: int, feed: dict[str, np.ndarray],
                 plan: TimingPlan) -> Measured:

@@ -51,8 +51,13 @@ class RknnJudge(StaticJudge):
         report = read_build_report(path)
         if planned.check == "memory":
             return judge_rknn_memory(report, planned.budgets.memory_mb)  # type: ignore[arg-type]
-        return judge_rknn_latency(report, planned.target, planned.backend, planned.budgets.latency_ms,  # type: ignore[arg-type]
-                                  cost_model_estimate=self._cost_model(analysis, report, planned, shapes))
+        cost_model = self._cost_model(analysis, report, planned, shapes)
+        result = judge_rknn_latency(report, planned.target, planned.backend, planned.budgets.latency_ms,  # type: ignore[arg-type]
+                                    cost_model_estimate=cost_model)
+        # no cost-model estimate: its failure may be the machine's (a shape inference's timeout or memory
+        # limit), so this verdict without it is not kept; a warm run tries the estimate again
+        result.keep = not isinstance(cost_model, str)
+        return result
 
     @staticmethod
     def _cost_model(analysis: StaticAnalysis, report: BuildReport, planned: PlannedCheck,
