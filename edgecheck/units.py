@@ -21,7 +21,7 @@ _BYTES = ((GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB"), (1, "B"))
 
 def significant(value: float, digits: int = 3) -> str:
     """A number with `digits` significant digits and no trailing zeros: 97.2, 0.015, 12346 (a whole number keeps
-    every digit), 6.68e-6 below 0.0001."""
+    every digit below a billion), 6.68e-6 below 0.0001, 4.47e36 from 1e9."""
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
@@ -29,7 +29,7 @@ def significant(value: float, digits: int = 3) -> str:
     if value == 0:
         return "0"
     magnitude = math.floor(math.log10(abs(value)))
-    if magnitude < -4:
+    if magnitude < -4 or magnitude >= 9:  # 37 digits of an overflowing output read as noise: 4.47e36
         mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
         return f"{_trim(mantissa)}e{int(exponent)}"
     decimals = max(digits - 1 - magnitude, 0)

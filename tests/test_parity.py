@@ -90,6 +90,11 @@ def test_ten_times_scale_error_is_the_cosine_trap():
     assert len(cosine_only.notes) == 1
     assert "ignores scale" in cosine_only.notes[0] and "rel_l2 here is 9" in cosine_only.notes[0]
 
+    # of several outputs, the note names the one its figure is (a new user read a logits figure that was not)
+    other = _compare("logits", ref, ref * 1.5)
+    two = judge_parity([other, parity], ParityBudget(cosine=0.999))
+    assert "rel_l2 here is 9" in two.notes[0] and "(output 'y', the largest)" in two.notes[0]
+
     with_rel_l2 = judge_parity([parity], ParityBudget(cosine=0.999, rel_l2=0.1))
     assert not with_rel_l2.passed
     assert with_rel_l2.notes == []

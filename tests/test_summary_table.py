@@ -147,6 +147,9 @@ def test_figures_read_in_the_unit_that_suits_them(value, unit, text):
 def test_changes_carry_their_sign_and_numbers_stay_plain():
     assert signed(-9.1, "%") == "−9.1 %" and signed(0.4, "pts") == "+0.4 pt" and signed(0.0, "%") == "±0 %"
     assert significant(-3.21) == "-3.21" and significant(math.nan) == "nan" and significant(0.0) == "0"
+    # a new user's overflowing output printed a 37-digit integer: from a billion on, a number is written 4.47e36
+    assert significant(4.468124198666547e36) == "4.47e36" and significant(999999999.0) == "999999999"
+    assert signed(4.468124198666547e36, "") == "+4.47e36"
 
 
 def test_an_interval_reads_in_one_unit():

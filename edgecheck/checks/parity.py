@@ -202,10 +202,12 @@ def judge_parity(outputs: list[OutputParity], budget: ParityBudget, synthetic: b
     scale_blind = budget.cosine is not None and all(
         getattr(budget, f) is None for f in ("atol", "rtol", "rel_l2", "snr_db"))
     if scale_blind and outputs:
-        worst = max((p.rel_l2 for p in outputs if not p.problem), default=math.nan)
-        if not math.isnan(worst):
-                result.notes.append(f"the budget bounds only cosine, which ignores scale; rel_l2 here is {fmt(worst)} "
-                                "(add atol or rel_l2 to catch scale errors)")
+        judged = [p for p in outputs if not p.problem and not math.isnan(p.rel_l2)]
+        if judged:
+            worst = max(judged, key=lambda p: p.rel_l2)
+            where = f" (output {worst.name!r}, the largest)" if len(judged) > 1 else ""
+            result.notes.append(f"the budget bounds only cosine, which ignores scale; rel_l2 here is "
+                                f"{fmt(worst.rel_l2)}{where} (add atol or rel_l2 to catch scale errors)")
     return result
 
 
