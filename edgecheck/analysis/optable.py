@@ -143,14 +143,23 @@ def builtin_table_dirs() -> list[Path]:
     return found
 
 
+def table_files(folder: Path | str) -> list[Path] | str:
+    """A folder's table files, in the order `load_tables` reads them, or why it has none to read ("not found",
+    "is not a folder"): the one walk both loading and fingerprinting go by, so they cannot drift apart."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "is not a folder" if folder.exists() else "not found"
+    return sorted(folder.glob("*.y*ml"))
+
+
 def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpTable]:
     """The built-in tables, then each project folder's; a later file with the same name replaces one."""
     tables: dict[str, OpTable] = {}
     for folder in (*builtin_table_dirs(), *extra_dirs):
-        if not Path(folder).is_dir():
-            what = "is not a folder" if Path(folder).exists() else "not found"
-            raise DeviceError(f"{folder}: operator table folder {what}")
-        for path in sorted(Path(folder).glob("*.y*ml")):
+        files = table_files(folder)
+        if isinstance(files, str):
+            raise DeviceError(f"{folder}: operator table folder {files}")
+        for path in files:
             table = read_table(path)
             tables[table.name] = table
     return tables
@@ -168,10 +177,11 @@ def tables_fingerprint(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> str:
         folders, digest = [], hashlib.sha256(f"{digest.hexdigest()} {exc}".encode())
     for folder in (*folders, *extra_dirs):
         digest.update(f"\0folder {Path(folder).resolve()}\0".encode())
-        if not Path(folder).is_dir():
-            digest.update(b"absent" if not Path(folder).exists() else b"not a folder")
+        files = table_files(folder)
+        if isinstance(files, str):
+            digest.update(b"absent" if files == "not found" else b"not a folder")
             continue
-        for path in sorted(Path(folder).glob("*.y*ml")):
+        for path in files:
             digest.update(f"\0{path.name}\0".encode())
             try:
                 digest.update(path.read_bytes())
