@@ -24,9 +24,10 @@ from edgecheck.boards.probe import thermal_summary, throttling
 from edgecheck.boards.ssh import BoardUnreachable
 from edgecheck.boards.worker import BoardWorker
 from edgecheck.errors import EdgecheckError
-from edgecheck.measure.runs import Measured, TimingPlan, concat_outputs, measured_from, run_suffixes
+from edgecheck.measure.runs import Measured, TimingPlan, measured_from, run_suffixes
 from edgecheck.worker.client import WorkerFailure, WorkerSettings
-from edgecheck.worker.protocol import backend_reference, load_feeds, save_feeds
+# a board's outputs are joined as a local worker joins them (concat_outputs)
+from edgecheck.worker.protocol import backend_reference, concat_outputs, load_feeds, save_feeds
 
 Outputs = dict[str, np.ndarray]
 

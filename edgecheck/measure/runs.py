@@ -25,9 +25,8 @@ from edgecheck.locks import device_lock
 from edgecheck.measure.stats import LatencyStats, required_samples
 from edgecheck.spec.performance import PERCENTILES, LatencyBudget
 from edgecheck.worker.client import WorkerFailure, WorkerPool
-# concat_outputs: a board's outputs are joined as a local worker joins them (edgecheck.boards.runs imports it here)
 from edgecheck.outputfiles import load_outputs
-from edgecheck.worker.protocol import backend_reference, concat_outputs, save_feeds  # noqa: F401
+from edgecheck.worker.protocol import backend_reference, save_feeds
 
 Outputs = dict[str, np.ndarray]
 DEFAULT_MAX_SECONDS = 30.0  # cap on the default sample count, so a slow model cannot take the run hostage
