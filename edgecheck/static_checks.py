@@ -95,8 +95,7 @@ class OnnxJudge(StaticJudge):
 
     def content(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
                 authority: Callable[[], OpTable | None], sha256: Callable[[Path], str]) -> dict[str, object] | None:
-        """The input shapes, the device profile (its cost models and size rule), the backend, the budgets,
-        and for `ops` every operator table's bytes and the installed runtime's own table where it decides."""
+        """`judged_content`, for the ops check and the latency estimate (a graph has no memory estimate)."""
         if planned.check not in ("ops", "latency"):
             return None  # memory: no ONNX estimate, said at once
         return judged_content(analysis, planned, shapes, authority)
