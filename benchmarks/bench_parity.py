@@ -57,8 +57,8 @@ targets:
       parity: {{cosine: 0.5}}
 """
 
-# the job as a user would write it: same inputs, same sessions, same statistics (float64, per output)
-BARE = '''\
+# what both scripts do first, as a user would: quantize, read the inputs, sessions at a thread count
+JOB = '''\
 import sys
 import numpy as np
 import onnxruntime as ort
@@ -71,11 +71,18 @@ with np.load(data) as archive:
     x = archive[name]
 
 
+def options(n):
+    chosen = ort.SessionOptions()
+    chosen.intra_op_num_threads = n
+    chosen.inter_op_num_threads = 1
+    return chosen
+
+'''
+
+# the job as a user would write it: same inputs, same sessions, same statistics (float64, per output)
+BARE = JOB + '''
 def run(path, n):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = n
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(path, options(n), providers=["CPUExecutionProvider"])
     outs = [session.run(None, {name: x[i:i + 1]}) for i in range(len(x))]
     return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]
 
@@ -93,26 +100,13 @@ print("cosine", min(float(np.dot(a.ravel(), b.ravel()) / np.linalg.norm(a) / np.
                     for a, b in zip(reference, candidate)))
 '''
 
-POLYGRAPHY = '''\
-import sys
-import numpy as np
-import onnxruntime as ort
-from onnxruntime.quantization import quantize_dynamic
+POLYGRAPHY = JOB + '''
 from polygraphy.backend.onnxrt import OnnxrtRunner
 from polygraphy.comparator import Comparator, CompareFunc
 
-model, data, out, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-quantize_dynamic(model, out)
-with np.load(data) as archive:
-    name = archive.files[0]
-    x = archive[name]
-
 
 def session(path, n):
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = n
-    options.inter_op_num_threads = 1
-    return lambda: ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return lambda: ort.InferenceSession(path, options(n), providers=["CPUExecutionProvider"])
 
 
 runners = [OnnxrtRunner(session(model, 1), name="fp32"), OnnxrtRunner(session(out, threads), name="int8")]
