@@ -266,8 +266,8 @@ def test_an_entry_named_none_with_other_steps_is_refused_when_planned(project):
 BAD_PARAMETERS = {
     "unknown_recipe_in_a_chain": (
         "- [prune, int3-magic]", "compress[0][1]",
-        "unknown recipe 'int3-magic' (known: fp16, int8-dynamic, int8-static, lowrank, none, prune, rknn-fp16, rknn-int8, tflite-fp16, tflite-fp32, tflite-int8-dynamic, "
-        "tflite-int8-static)"),
+        "unknown recipe 'int3-magic' (known: fp16, int8-dynamic, int8-static, lowrank, none, prune, rknn-fp16, rknn-int8, tensorrt-fp16, tensorrt-fp32, "
+        "tensorrt-int8, tflite-fp16, tflite-fp32, tflite-int8-dynamic, tflite-int8-static)"),
     "unknown_parameter": (
         "- int8-dynamic: {per_chanel: true}", "compress[0]",
         "recipe 'int8-dynamic': per_chanel: unknown parameter (known: per_channel, weights, exclude_nodes, "
