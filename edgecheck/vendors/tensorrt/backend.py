@@ -148,24 +148,7 @@ class TensorrtBackend(Backend):
 
 
 def jetson_facts(root: str = "/") -> Dict[str, str]:
-    """The Jetson's L4T release and model.
+    """The Jetson's L4T release, the JetPack it belongs to, its model, nvpmodel mode and clocks (each where known)."""
+    from edgecheck.vendors.tensorrt.power import jetson_facts as read_facts
 
-    TODO(parent): switch to T1's edgecheck.vendors.tensorrt.power.jetson_facts (JetPack, nvpmodel mode,
-    clocks) once it is merged; it is used here already where importable, else this minimal reading."""
-    try:
-        from edgecheck.vendors.tensorrt.power import jetson_facts as full  # T1's, once merged
-    except ImportError:
-        full = None
-    if full is not None:
-        return dict(full(root))
-    facts: Dict[str, str] = {}
-    try:
-        with open(os.path.join(root, "etc/nv_tegra_release"), encoding="utf-8", errors="replace") as handle:
-            first = handle.readline().strip()  # "# R32 (release), REVISION: 7.1, GCID: ..., BOARD: t210ref, ..."
-        facts["l4t"] = first.lstrip("# ").split(", GCID")[0]
-    except OSError:
-        facts["l4t"] = "unknown (no /etc/nv_tegra_release)"
-    from edgecheck.vendors.tensorrt.engine import gpu_identity
-
-    facts["model"] = gpu_identity(root)
-    return facts
+    return dict(read_facts(root))
