@@ -271,9 +271,18 @@ class Worker:
         memory = _MemoryProbe()  # the idle baseline: runtime imported, input read, nothing loaded
         started = time.perf_counter()
         runner = self._load(command, backend)
+        power = None
         try:
             load_s = time.perf_counter() - started
             after_load_kb = memory.peak_kb()
+            if command.get("power"):  # a board with a power source: idle power first, the model loaded
+                from edgecheck.worker.power import PowerRun
+
+                self.phase("sampling idle power")
+                power = PowerRun(command["power"])
+                power.idle()
+            if getattr(runner, "native_timing", None) is not None:  # the runtime's own timer (trtexec)
+                return self._measure_native(command, backend, runner, feed, memory, load_s, after_load_kb, power)
             call = runner.bind(feed)
             warmup = command.get("warmup", {})
             min_runs, min_seconds = int(warmup.get("runs", 1)), float(warmup.get("seconds", 0.0))
@@ -291,13 +300,57 @@ class Worker:
             window.append(time.time())
         finally:
             runner.close()
+            if power is not None:
+                power.stop()
         out = Path(command["samples_out"])
         np.save(out, np.asarray(samples, dtype=np.int64), allow_pickle=False)
-        return {"load_s": load_s, "warmup_runs": runs, "warmup_s": warmup_s, "count": len(samples),
-                "clock": CLOCK, "memory_kb": {"baseline": memory.baseline_kb, "after_load": after_load_kb,
-                                              "peak": memory.peak_kb(), "process_peak": memory.process_peak_kb()},
-                "peak_method": memory.method,
-                "window": window, **self._facts(backend)}
+        answer = {"load_s": load_s, "warmup_runs": runs, "warmup_s": warmup_s, "count": len(samples),
+                  "clock": CLOCK, "memory_kb": {"baseline": memory.baseline_kb, "after_load": after_load_kb,
+                                                "peak": memory.peak_kb(), "process_peak": memory.process_peak_kb()},
+                  "peak_method": memory.method,
+                  "window": window, **self._facts(backend)}
+        if power is not None:
+            answer["power"] = power.finish(window, len(samples))
+        return answer
+
+    def _measure_native(self, command: dict[str, Any], backend: Any, runner: Any, feed: dict[str, np.ndarray],
+                        memory: _MemoryProbe, load_s: float, after_load_kb: int, power: Any) -> dict[str, Any]:
+        """A runner with its runtime's own timer (`native_timing`: trtexec's per-inference GPU compute times)
+        times itself: its samples, its memory figures (the runtime's process, not this worker) and its `extra`
+        (what the runtime reports beside: transfer times, slowest layers) go into the answer; the power window
+        is the one it reports (the timed part of its run), else the whole call's."""
+        warmup = command.get("warmup", {})
+        target, max_seconds = command.get("samples"), command.get("max_seconds")
+        out = Path(command["samples_out"])
+        scratch = out.parent / f"{out.stem}-native"
+        scratch.mkdir(parents=True, exist_ok=True)
+        self.phase("timing")
+        window = [time.time()]
+        timed = runner.native_timing(feed=feed, warmup_runs=int(warmup.get("runs", 1)),
+                                     warmup_s=float(warmup.get("seconds", 0.0)),
+                                     samples=int(target) if target else None,
+                                     max_seconds=float(max_seconds) if max_seconds else None, scratch=scratch,
+                                     timeout_s=float(command.get("native_timeout_s") or 600.0))
+        window.append(time.time())
+        samples = np.asarray(timed["samples_ns"], dtype=np.int64)
+        if samples.size == 0:
+            raise RuntimeError(f"{backend.name}'s own timer reported no timed inference")
+        np.save(out, samples, allow_pickle=False)
+        reported = timed.get("memory_kb") or {}
+        memory_kb = {"baseline": int(reported.get("baseline", 0)), "after_load": after_load_kb,
+                     "peak": int(reported.get("peak", 0)),
+                     "process_peak": int(reported.get("process_peak", reported.get("peak", 0)))}
+        timed_window = timed.get("window") or window
+        answer = {"load_s": load_s, "warmup_runs": int(timed.get("warmup_runs", 0)),
+                  "warmup_s": float(timed.get("warmup_s", 0.0)), "count": int(samples.size),
+                  "clock": str(timed.get("clock") or f"{backend.name}'s own timer"), "memory_kb": memory_kb,
+                  "peak_method": str(timed.get("peak_method") or f"reported by {backend.name}'s own timing run"),
+                  "window": [float(timed_window[0]), float(timed_window[1])], "native": dict(timed.get("extra") or {}),
+                  "worker_memory_kb": {"baseline": memory.baseline_kb, "peak": memory.peak_kb()},
+                  **self._facts(backend)}
+        if power is not None:
+            answer["power"] = power.finish(answer["window"], int(samples.size))
+        return answer
 
     @staticmethod
     def _time(call: Any, target: int | None, max_seconds: float | None) -> list[int]:
