@@ -1,4 +1,5 @@
-"""NVIDIA TensorRT: for now its ONNX parser operator table (the backend and recipes come with the TensorRT issue)."""
+"""NVIDIA TensorRT on the Jetsons: the .trtjob format and its recipes (host), the tensorrt backend, trtexec's
+command lines, the engine build and the runners (board), and the ONNX parser's operator table."""
 
 from pathlib import Path
 

@@ -1,0 +1,178 @@
+"""On the board: find trtexec, read its TensorRT version, and build a .trtjob's engine once.
+
+Standard library only, Python 3.8 source (imported by the worker on a Jetson). An engine is specific to
+the GPU and the TensorRT version that built it, so it is built where it runs, and kept beside the job's
+blob in the board's store under a key of the job's bytes (SHA-256), its build settings, the TensorRT
+version and the GPU (the board model from /proc/device-tree/model): a board upgraded to another JetPack
+builds again, a second run of the same job does not. Two workers that want the same engine take a file
+lock, so one builds and the other finds it built. The build log and the layer information (JSON, 8.2 on)
+are kept beside the engine: a failed build raises with the log's [E] lines and the log's path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from edgecheck.vendors.tensorrt.trtexec import BuildSettings, TrtVersion, build_command, supports_layer_info
+
+JETPACK_TRTEXEC = "/usr/src/tensorrt/bin/trtexec"  # where every JetPack puts it (not on PATH by default)
+ENGINE_FILE, LOG_FILE, LAYERS_FILE, SETTINGS_FILE = "engine.plan", "build.log", "layers.json", "settings.json"
+
+_versions: Dict[str, TrtVersion] = {}  # trtexec path (with its size and mtime) -> version
+
+
+class EngineBuildError(RuntimeError):
+    """trtexec could not build the engine (or could not be asked its version); the message says why and
+    where the whole log is."""
+
+
+@dataclass(frozen=True)
+class EngineBuild:
+    engine: Path
+    layer_info: Optional[Path]
+    build_log: Path
+    version: TrtVersion
+    cached: bool
+
+
+def find_trtexec(configured: Optional[str]) -> Optional[str]:
+    """The trtexec to use: the boards file's (`trtexec:`), else JetPack's own path, else one on PATH; None
+    where there is none (a configured one that is missing is None too: the reason names it)."""
+    if configured:
+        found = shutil.which(configured) if os.sep not in configured else configured
+        return found if found and os.path.isfile(found) and os.access(found, os.X_OK) else None
+    if os.path.isfile(JETPACK_TRTEXEC) and os.access(JETPACK_TRTEXEC, os.X_OK):
+        return JETPACK_TRTEXEC
+    return shutil.which("trtexec")
+
+
+def trtexec_version(trtexec: str, timeout_s: float = 60) -> TrtVersion:
+    """The TensorRT version of `trtexec`, from the banner of `trtexec --help` ("[TensorRT v8201]"), or its
+    "TensorRT version:" line; read once per binary (its path, size and mtime)."""
+    stat = os.stat(trtexec)
+    key = "%s %d %d" % (trtexec, stat.st_size, stat.st_mtime_ns)
+    if key in _versions:
+        return _versions[key]
+    try:
+        done = subprocess.run([trtexec, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EngineBuildError("cannot run %s --help to read its TensorRT version: %s" % (trtexec, exc))
+    text = done.stdout.decode("utf-8", "replace")
+    for line in text.splitlines():
+        if "TensorRT v" in line or "TensorRT version" in line:
+            try:
+                version = TrtVersion.parse(line)
+            except ValueError:
+                continue
+            _versions[key] = version
+            return version
+    raise EngineBuildError("%s --help printed no TensorRT version (no \"[TensorRT vNNNN]\" banner); its first lines: %s"
+                           % (trtexec, " | ".join(text.strip().splitlines()[:3])[:300]))
+
+
+def gpu_identity(root: str = "/") -> str:
+    """The board's model ("NVIDIA Jetson Nano Developer Kit"), which fixes its GPU; "unknown" where unreadable."""
+    try:
+        with open(os.path.join(root, "proc/device-tree/model"), "rb") as handle:
+            return handle.read().replace(b"\x00", b"").decode("utf-8", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(str(path), "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def engine_key(job_sha256: str, settings: BuildSettings, version: TrtVersion, gpu: str) -> str:
+    """What an engine depends on: the job's bytes, the build settings, the TensorRT version and the GPU."""
+    text = "\n".join([job_sha256, settings.to_json(), str(version), gpu])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def engine_folder(job: Path, key: str) -> Path:
+    """Beside the job's blob: `<blob>.engines/<key>/` (the store's eviction takes it with the blob's neighbours)."""
+    return job.with_name(job.name + ".engines") / key
+
+
+def _error_lines(log: str) -> List[str]:
+    return [line.strip() for line in log.splitlines() if "[E]" in line or "&&&& FAILED" in line]
+
+
+def _run_build(argv: List[str], log_path: Path, timeout_s: float) -> int:
+    """trtexec in its own process group, its output to the log; past the limit the whole group is killed."""
+    with open(str(log_path), "wb") as log:
+        log.write(("$ %s\n" % " ".join(argv)).encode("utf-8"))
+        log.flush()
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            process.wait()
+            raise EngineBuildError("trtexec did not finish building the engine within %g s (killed); its log: %s"
+                                   % (timeout_s, log_path))
+
+
+def ensure_engine(job: Path, settings: BuildSettings, trtexec: str, timeout_s: float, root: str = "/") -> EngineBuild:
+    """The engine of `job` (a .trtjob: an ONNX file) for this board: built by trtexec the first time, under a
+    lock, then found in its folder. A failed build raises EngineBuildError with the [E] lines and the log."""
+    job = Path(job)
+    version = trtexec_version(trtexec)
+    key = engine_key(file_sha256(job), settings, version, gpu_identity(root))
+    folder = engine_folder(job, key)
+    folder.mkdir(parents=True, exist_ok=True)
+    engine, log_path, layers = folder / ENGINE_FILE, folder / LOG_FILE, folder / LAYERS_FILE
+    with open(str(folder / ".lock"), "a+") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # a second worker waits here, then finds the engine built
+        if engine.is_file() and engine.stat().st_size > 0:
+            return EngineBuild(engine, layers if layers.is_file() else None, log_path, version, True)
+        # trtexec reads the model by its suffix: the job is an ONNX file, so it gets an .onnx name
+        onnx = folder / "model.onnx"
+        if onnx.exists():
+            onnx.unlink()
+        try:
+            os.link(str(job), str(onnx))
+        except OSError:
+            shutil.copyfile(str(job), str(onnx))
+        partial = folder / ("engine.partial-%d" % os.getpid())
+        want_layers = supports_layer_info(version)
+        argv = build_command(trtexec, version, settings, str(onnx), str(partial), str(layers) if want_layers else None)
+        started = time.monotonic()
+        try:
+            code = _run_build(argv, log_path, timeout_s)
+            log = log_path.read_text(encoding="utf-8", errors="replace")
+            if code != 0 and want_layers and "Unknown option: --exportLayerInfo" in log:
+                # 8.2.x builds whose trtexec lacks it (RESEARCH20 1.4: unverified either way): build without
+                shutil.move(str(log_path), str(folder / "build-with-layer-info.log"))
+                argv = build_command(trtexec, version, settings, str(onnx), str(partial), None)
+                code = _run_build(argv, log_path, max(timeout_s - (time.monotonic() - started), 1.0))
+                log = log_path.read_text(encoding="utf-8", errors="replace")
+            if code != 0 or not partial.is_file() or partial.stat().st_size == 0:
+                errors = _error_lines(log) or log.strip().splitlines()[-5:]
+                raise EngineBuildError("trtexec (TensorRT %s) could not build the engine (exit status %d): %s; the "
+                                       "whole log: %s" % (version, code, " | ".join(errors)[-2000:], log_path))
+            os.replace(str(partial), str(engine))
+            (folder / SETTINGS_FILE).write_text(settings.to_json(), encoding="utf-8")
+        finally:
+            for leftover in (partial, onnx):
+                if leftover.exists():
+                    leftover.unlink()
+        return EngineBuild(engine, layers if layers.is_file() else None, log_path, version, False)
