@@ -124,7 +124,8 @@ class BoardRuns:
         key = (state.board.name, backend.name)
         if key not in self._available:
             worker = self._worker(state, backend, fresh=False)
-            command = {"op": "availability", "backend": self._reference(state, backend)}
+            command = {"op": "availability", "backend": self._reference(state, backend),
+                       "board_options": state.board.run_options()}
             self._available[key] = self._request(state, worker, command, backend, Path(state.board.python), 120.0)
         found = self._available[key]
         if not found.get("ok"):
@@ -193,7 +194,7 @@ class BoardRuns:
                 command = {"op": "outputs", "artifact": remote_artifact, "threads": threads, "inputs": remote_inputs,
                            "names": names, "outputs": remote_out, "suffixes": run_suffixes(backend),
                            "extra": {**backend.board_extra(artifact), **state.board.run_options()},
-                           "backend": self._reference(state, backend)}
+                           "board_options": state.board.run_options(), "backend": self._reference(state, backend)}
                 result = self._request(state, worker, command, backend, artifact, self.settings.timeout_s)
                 local = self.scratch / f"outputs-{self._count}.npz"
                 state.store.fetch(remote_out, local, self.settings.timeout_s)
@@ -239,6 +240,7 @@ class BoardRuns:
                                "samples": share, "samples_out": remote_samples,
                                "extra": {**backend.board_extra(artifact), **state.board.run_options()},
                                "native_timeout_s": timing_s, "power": power,
+                               "board_options": state.board.run_options(),
                                "backend": self._reference(state, backend)}
                     worker = self._worker(state, backend, fresh=True)
                     try:

@@ -152,6 +152,10 @@ class Worker:
             if command.get("op") == "exit":
                 return
             self.busy = True
+            # a board's options of the boards file (trtexec's path): in the environment as EDGECHECK_<NAME>, for
+            # what takes no RunOptions (a backend's board_availability)
+            for key, value in (command.get("board_options") or {}).items():
+                os.environ[f"EDGECHECK_{str(key).upper()}"] = str(value)
             try:
                 handler = {"outputs": self.outputs, "measure": self.measure, "compress": self.compress,
                            "availability": self.availability}[command["op"]]
