@@ -333,7 +333,7 @@ def jetson_state(facts: dict[str, Any], runtime: dict[str, str]) -> dict[str, st
     board_facts: jetpack, tensorrt, nvpmodel, clocks) or the board's own (L4T and nvpmodel from the probe); {} for
     a board that is no Jetson. The power check reads power_mode and clocks from here."""
     jetson = facts.get("jetson") if isinstance(facts.get("jetson"), dict) else {}
-    mode = runtime.get("nvpmodel")
+    mode = runtime.get("power_mode") or runtime.get("nvpmodel")
     if not mode and isinstance(jetson.get("nvpmodel"), dict):
         mode = jetson["nvpmodel"].get("name")
     if not (jetson or mode or runtime.get("jetpack") or runtime.get("tensorrt")):
@@ -349,7 +349,8 @@ def _jetson_parts(facts: dict[str, Any], runtime: dict[str, str]) -> list[str]:
     state = jetson_state(facts, runtime)
     if not state:
         return []
-    parts = [f"JetPack {state.get('jetpack') or 'unknown'}" + (f" (L4T {state['l4t']})" if state.get("l4t") else "")]
+    jetpack = state.get("jetpack") or "unknown"
+    parts = [f"JetPack {jetpack}" + (f" (L4T {state['l4t']})" if state.get("l4t") and "L4T" not in jetpack else "")]
     if state.get("tensorrt"):
         parts.append(f"TensorRT {state['tensorrt']}")
     parts.append(f"power mode {state.get('power_mode') or 'unknown'}")

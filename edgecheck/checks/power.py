@@ -154,11 +154,12 @@ class PowerCheck(Check):
                               "power is sampled only on a board")
         backend = context.backend(planned.backend, target)
         made = context.artifact(planned.spec, planned.recipe)
-        plan = None
-        if getattr(planned.budgets, "latency_ms", None) is None:  # no latency run to share: time long enough
-            from edgecheck.measure.runs import TimingPlan
+        from edgecheck.measure.runs import TimingPlan
 
-            plan = TimingPlan(warmup_runs=10, warmup_s=1.0, samples=None, max_seconds=POWER_TIMING_S, exclusive=True)
+        latency = getattr(planned.budgets, "latency_ms", None)
+        # the latency check's run where there is one (the same plan: one timing, shared), else one long enough
+        plan = (TimingPlan.for_latency(latency) if latency is not None else
+                TimingPlan(warmup_runs=10, warmup_s=1.0, samples=None, max_seconds=POWER_TIMING_S, exclusive=True))
         measured = context.measured(planned, backend, made.artifact.path, plan)
         budget: PowerBudget = planned.budgets.power
         if budget.power_w is None and budget.energy_mj is None and not measured.extra.get("power"):
@@ -167,6 +168,7 @@ class PowerCheck(Check):
             power = combine_rounds(list(measured.extra.get("power") or [None]))
         state = measured.extra.get("jetson") or {}
         mode, clocks = state.get("power_mode"), _clocks(state.get("clocks"))
+        mode = mode.split(" (")[0].strip() or None if mode else None  # "MAXN (nvpmodel mode 0)": the name
         if power is None:
             result = CheckResult("power")
             judged = judge_power({"active_w": math.nan, "energy_mj": math.nan, "window_s": 0, "samples": 0,

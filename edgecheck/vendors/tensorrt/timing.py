@@ -72,7 +72,7 @@ def run_trtexec(argv: List[str], log_path: Path, timeout_s: float) -> Tuple[int,
             proc.returncode = -9
             raise TrtexecRunError(f"trtexec did not finish timing within {timeout_s:g} s (killed with its process "
                                   f"group); its log: {log_path}")
-        time.sleep(0.02)
+        time.sleep(0.005)
     code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     proc.returncode = code
     return code, int(usage.ru_maxrss)
