@@ -257,3 +257,45 @@ def test_the_budget_is_in_the_spec_schema(power_registered):
     assert "Board power while timing" in power["description"]
     found = definitions[power["anyOf"][0]["$ref"].rsplit("/", 1)[-1]]["properties"]
     assert set(found) == {"power_w", "energy_mj", "power_mode", "clocks_locked"}
+
+
+# --- the boards file's options and the label ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("power_command", "''", "power_command (board 'nano-a'): Value error, give one shell command line"),
+    ("power_command", '"a\\nb"', "power_command (board 'nano-a'): Value error, give one shell command line"),
+    ("trtexec", "''", "trtexec (board 'nano-a'): Value error, give the path of trtexec"),
+    ("power_idle_s", "-1", "power_idle_s (board 'nano-a'): Input should be greater than or equal to 0"),
+])
+def test_bad_board_options_are_named_with_the_file_and_board(tmp_path, field, value, says):
+    from edgecheck.boards.config import BoardsError, load_boards_file
+
+    path = tmp_path / "boards.yaml"
+    path.write_text(f"boards:\n  - {{name: nano-a, device: jetson-nano, ssh: a@b, {field}: {value}}}\n")
+    with pytest.raises(BoardsError) as caught:
+        load_boards_file(path)
+    assert str(path) in str(caught.value) and says in str(caught.value)
+
+
+def test_board_options_reach_the_worker_and_the_power_request():
+    from edgecheck.boards.config import Board
+    from edgecheck.boards.runs import power_request
+
+    board = Board(name="n", device="jetson-nano", ssh="a@b", trtexec="/opt/trt/bin/trtexec",
+                  power_command="cat /run/watts", power_idle_s=1.5)
+    assert board.run_options() == {"trtexec": "/opt/trt/bin/trtexec"}
+    assert power_request(board) == {"idle_s": 1.5, "interval_s": 0.05, "command": "cat /run/watts"}
+    plain = Board(name="p", device="jetson-nano", ssh="a@b")
+    assert plain.run_options() == {} and "command" not in power_request(plain)
+
+
+def test_a_jetsons_label_says_jetpack_tensorrt_power_mode_and_clocks():
+    from edgecheck.boards.runs import _jetson_parts, jetson_state
+
+    facts = {"jetson": {"l4t": "32.7", "nvpmodel": {"name": "5W", "id": 1}}}
+    runtime = {"tensorrt": "8.2.1", "jetpack": "4.6.1 (looked up from L4T R32.7.1)", "power_mode": "MAXN (nvpmodel mode 0)",
+               "clocks": "locked"}
+    assert _jetson_parts(facts, runtime) == ["JetPack 4.6.1 (looked up from L4T R32.7.1)", "TensorRT 8.2.1",
+                                             "power mode MAXN (nvpmodel mode 0)", "clocks locked (jetson_clocks)"]
+    assert _jetson_parts(facts, {}) == ["JetPack unknown (L4T 32.7)", "power mode 5W", "clocks unknown"]
+    assert jetson_state({}, {}) == {} and _jetson_parts({"cpu": {}}, {"version": "1.17"}) == []

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sys
 import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -188,3 +186,92 @@ def test_a_flag_the_boards_tensorrt_lacks_is_a_named_build_failure(pytester, ssh
     builds = [argv for argv in calls(root) if any(a.startswith("--onnx=") for a in argv)]
     assert builds and "--skipInference" in builds[0] and "--buildOnly" not in builds[0]
     assert "--fp16" in builds[0]
+
+
+# --- timing.time_engine's own paths, with small shell stand-ins (no board needed) ------------------------------
+
+def _fake_engine(tmp_path: Path) -> Path:
+    folder = tmp_path / "engine"
+    folder.mkdir()
+    (folder / "engine.plan").write_bytes(b"stand-in engine")
+    return folder / "engine.plan"
+
+
+def _script(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "trtexec.sh"
+    path.write_text("#!/bin/sh\n# a stand-in trtexec (not TensorRT)\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def _time(trtexec: str, engine: Path, tmp_path: Path, **kwargs):
+    from edgecheck.vendors.tensorrt.timing import time_engine
+    from edgecheck.vendors.tensorrt.trtexec import BuildSettings, TrtVersion
+
+    options = {"samples": 10, "max_seconds": None, "timeout_s": 30.0, **kwargs}
+    return time_engine(trtexec, TrtVersion(8, 5, 2), BuildSettings("fp16"), engine, None, 1, 0.0, options["samples"],
+                       options["max_seconds"], tmp_path / "scratch", options["timeout_s"])
+
+
+def test_the_plan_maps_to_trtexecs_minimums_and_whichever_first_holds():
+    from edgecheck.vendors.tensorrt.exports import InferenceTime
+    from edgecheck.vendors.tensorrt.timing import kept_samples, plan_args
+
+    assert (plan_args(0.0, 64, 30.0).iterations, plan_args(0.0, 64, 30.0).duration_s) == (64, 0)
+    assert plan_args(0.0, 64, None).warmup_ms == 200 and plan_args(1.5, 64, None).warmup_ms == 1500
+    only_time = plan_args(0.0, None, 2.5)
+    assert (only_time.iterations, only_time.duration_s) == (1, 2.5)
+    times = [InferenceTime(0.1, 0.0, 400.0, 0.0, 400.0, None) for _ in range(10)]  # 0.4 s each
+    assert len(kept_samples(times, 8, None)) == 8
+    assert len(kept_samples(times, 8, 1.0)) == 3  # the third crosses 1 s of summed latency: stop there
+    assert len(kept_samples(times, 8, 0.01)) == 1  # one at least
+
+
+def test_a_failed_timing_names_trtexecs_errors_and_its_log(tmp_path):
+    from edgecheck.vendors.tensorrt.timing import TrtexecRunError
+
+    engine = _fake_engine(tmp_path)
+    trtexec = _script(tmp_path, 'echo "[E] Error[1]: [runtime.cpp::deserializeCudaEngine] engine plan mismatch"; exit 1')
+    with pytest.raises(TrtexecRunError, match=r"exit status 1\): \[E\] Error\[1\].*plan mismatch; its whole log: .*timing.log"):
+        _time(trtexec, engine, tmp_path)
+
+
+def test_a_truncated_times_export_is_refused_naming_the_file(tmp_path):
+    from edgecheck.vendors.tensorrt.exports import TrtexecOutputError
+
+    engine = _fake_engine(tmp_path)
+    trtexec = _script(tmp_path, 'for a in "$@"; do case "$a" in --exportTimes=*) printf \'[\\n  { "startEnqMs" : 1\' '
+                      '> "${a#--exportTimes=}";; esac; done; echo "&&&& PASSED TensorRT.trtexec [TensorRT v8502]"')
+    with pytest.raises(TrtexecOutputError, match="times.json"):
+        _time(trtexec, engine, tmp_path)
+
+
+def test_no_times_export_is_a_named_failure(tmp_path):
+    from edgecheck.vendors.tensorrt.timing import TrtexecRunError
+
+    trtexec = _script(tmp_path, 'echo "&&&& PASSED TensorRT.trtexec [TensorRT v8502]"')
+    with pytest.raises(TrtexecRunError, match=r"wrote no times.json \(--exportTimes\)"):
+        _time(trtexec, _fake_engine(tmp_path), tmp_path)
+
+
+def test_a_hung_trtexec_is_killed_with_its_process_group(tmp_path):
+    from edgecheck.vendors.tensorrt.timing import TrtexecRunError
+
+    pid_file = tmp_path / "child.pid"
+    trtexec = _script(tmp_path, f"sleep 300 & echo $! > {pid_file}; wait")
+    with pytest.raises(TrtexecRunError, match="did not finish timing within 1 s"):
+        _time(trtexec, _fake_engine(tmp_path), tmp_path, timeout_s=1.0)
+    child = int(pid_file.read_text())
+    import time as clock
+
+    for _ in range(100):  # the group was SIGKILLed: the grandchild goes too (reaped by init)
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        status = Path(f"/proc/{child}/stat").read_text().split()[2] if Path(f"/proc/{child}/stat").exists() else "X"
+        if status in ("Z", "X"):
+            break
+        clock.sleep(0.05)
+    else:
+        raise AssertionError(f"the stand-in's child {child} outlived the timeout")

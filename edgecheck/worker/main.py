@@ -319,42 +319,13 @@ class Worker:
 
     def _measure_native(self, command: dict[str, Any], backend: Any, runner: Any, feed: dict[str, np.ndarray],
                         memory: _MemoryProbe, load_s: float, after_load_kb: int, power: Any) -> dict[str, Any]:
-        """A runner with its runtime's own timer (`native_timing`: trtexec's per-inference GPU compute times)
-        times itself: its samples, its memory figures (the runtime's process, not this worker) and its `extra`
-        (what the runtime reports beside: transfer times, slowest layers) go into the answer; the power window
-        is the one it reports (the timed part of its run), else the whole call's."""
-        warmup = command.get("warmup", {})
-        target, max_seconds = command.get("samples"), command.get("max_seconds")
-        out = Path(command["samples_out"])
-        scratch = out.parent / f"{out.stem}-native"
-        scratch.mkdir(parents=True, exist_ok=True)
+        """A runner with its runtime's own timer times itself (edgecheck.worker.native)."""
+        from edgecheck.worker.native import measure_native
+
         self.phase("timing")
-        window = [time.time()]
-        timed = runner.native_timing(feed=feed, warmup_runs=int(warmup.get("runs", 1)),
-                                     warmup_s=float(warmup.get("seconds", 0.0)),
-                                     samples=int(target) if target else None,
-                                     max_seconds=float(max_seconds) if max_seconds else None, scratch=scratch,
-                                     timeout_s=float(command.get("native_timeout_s") or 600.0))
-        window.append(time.time())
-        samples = np.asarray(timed["samples_ns"], dtype=np.int64)
-        if samples.size == 0:
-            raise RuntimeError(f"{backend.name}'s own timer reported no timed inference")
-        np.save(out, samples, allow_pickle=False)
-        reported = timed.get("memory_kb") or {}
-        memory_kb = {"baseline": int(reported.get("baseline", 0)), "after_load": after_load_kb,
-                     "peak": int(reported.get("peak", 0)),
-                     "process_peak": int(reported.get("process_peak", reported.get("peak", 0)))}
-        timed_window = timed.get("window") or window
-        answer = {"load_s": load_s, "warmup_runs": int(timed.get("warmup_runs", 0)),
-                  "warmup_s": float(timed.get("warmup_s", 0.0)), "count": int(samples.size),
-                  "clock": str(timed.get("clock") or f"{backend.name}'s own timer"), "memory_kb": memory_kb,
-                  "peak_method": str(timed.get("peak_method") or f"reported by {backend.name}'s own timing run"),
-                  "window": [float(timed_window[0]), float(timed_window[1])], "native": dict(timed.get("extra") or {}),
-                  "worker_memory_kb": {"baseline": memory.baseline_kb, "peak": memory.peak_kb()},
-                  **self._facts(backend)}
-        if power is not None:
-            answer["power"] = power.finish(answer["window"], int(samples.size))
-        return answer
+        answer = measure_native(command, backend.name, runner, feed, load_s, after_load_kb, power)
+        answer["worker_memory_kb"] = {"baseline": memory.baseline_kb, "peak": memory.peak_kb()}
+        return {**answer, **self._facts(backend)}
 
     @staticmethod
     def _time(call: Any, target: int | None, max_seconds: float | None) -> list[int]:
