@@ -47,6 +47,14 @@ class Board(BaseModel):
     lock_timeout_s: Annotated[float, Field(gt=0, description="How long a run waits for the board while other "
                                                              "runs time on it.")] = 1800
     connect_timeout_s: Annotated[float, Field(gt=0)] = 15
+    trtexec: Annotated[str | None, Field(description="TensorRT's trtexec on the board, where it is not "
+                                                     "/usr/src/tensorrt/bin/trtexec or on PATH (Jetsons).")] = None
+    power_command: Annotated[str | None, Field(description="A shell command run on the board that prints the "
+                                                           "board's power in watts (a meter of your own), read "
+                                                           "every ~50 ms while timing; where none is given, a "
+                                                           "Jetson's INA3221 rails are read.")] = None
+    power_idle_s: Annotated[float, Field(ge=0, le=60, description="Seconds of idle power sampled before each "
+                                                                  "timing's warm-up.")] = 2.0
 
     @field_validator("name")
     @classmethod
@@ -71,6 +79,25 @@ class Board(BaseModel):
         if not value.strip() or any(c in value for c in "\n\r\0"):
             raise ValueError("give the board's python interpreter: a path or a command name such as python3")
         return value.strip()
+
+    @field_validator("trtexec")
+    @classmethod
+    def _trtexec(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c in value for c in "\n\r\0")):
+            raise ValueError("give the path of trtexec on the board, such as /usr/src/tensorrt/bin/trtexec")
+        return value.strip() if value is not None else None
+
+    @field_validator("power_command")
+    @classmethod
+    def _power_command(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or any(c in value for c in "\n\r\0")):
+            raise ValueError("give one shell command line that prints the board's power in watts, such as "
+                             "'cat /run/meter/watts'")
+        return value.strip() if value is not None else None
+
+    def run_options(self) -> dict[str, str]:
+        """What a worker on this board is told of its tools (`RunOptions.extra`): trtexec's path, where set."""
+        return {"trtexec": self.trtexec} if self.trtexec else {}
 
     def destination(self) -> tuple[str, int | None]:
         """The ssh destination and port (an ssh:// address split into what every OpenSSH version takes)."""

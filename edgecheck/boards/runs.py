@@ -19,6 +19,7 @@ import numpy as np
 
 from edgecheck import progress
 from edgecheck.backends import Backend
+from edgecheck.boards.config import Board
 from edgecheck.boards.pool import BoardPool, BoardState, NoBoard
 from edgecheck.boards.probe import thermal_summary, throttling
 from edgecheck.boards.ssh import BoardUnreachable
@@ -30,6 +31,8 @@ from edgecheck.worker.client import WorkerFailure, WorkerSettings
 from edgecheck.worker.protocol import backend_reference, concat_outputs, load_feeds, save_feeds
 
 Outputs = dict[str, np.ndarray]
+POWER_SENSORS = "edgecheck.power"  # entry point group: modules that read a board's power rails (on the board)
+POWER_INTERVAL_S = 0.05
 
 
 class BoardRunError(EdgecheckError):
@@ -121,7 +124,8 @@ class BoardRuns:
         key = (state.board.name, backend.name)
         if key not in self._available:
             worker = self._worker(state, backend, fresh=False)
-            command = {"op": "availability", "backend": self._reference(state, backend)}
+            command = {"op": "availability", "backend": self._reference(state, backend),
+                       "board_options": state.board.run_options()}
             self._available[key] = self._request(state, worker, command, backend, Path(state.board.python), 120.0)
         found = self._available[key]
         if not found.get("ok"):
@@ -162,6 +166,7 @@ class BoardRuns:
         parts.append(runtime.get("runtime") or " ".join(v for v in (backend, runtime.get("version")) if v))
         if runtime.get("librknnrt"):  # the NPU runtime library's own version beside the Python package's
             parts.append(f"librknnrt {runtime['librknnrt']}")
+        parts.extend(_jetson_parts(facts, runtime))
         governors = sorted(set(_governors(facts)))
         parts.append(f"governor {'/'.join(governors) if governors else 'unknown'}")
         if before is not None and after is not None:
@@ -188,8 +193,8 @@ class BoardRuns:
                 worker = self._worker(state, backend, fresh=False)
                 command = {"op": "outputs", "artifact": remote_artifact, "threads": threads, "inputs": remote_inputs,
                            "names": names, "outputs": remote_out, "suffixes": run_suffixes(backend),
-                           "extra": backend.board_extra(artifact),
-                           "backend": self._reference(state, backend)}
+                           "extra": {**backend.board_extra(artifact), **state.board.run_options()},
+                           "board_options": state.board.run_options(), "backend": self._reference(state, backend)}
                 result = self._request(state, worker, command, backend, artifact, self.settings.timeout_s)
                 local = self.scratch / f"outputs-{self._count}.npz"
                 state.store.fetch(remote_out, local, self.settings.timeout_s)
@@ -220,7 +225,9 @@ class BoardRuns:
                 job = state.store.job_folder()
                 before = state.store.agent("thermal")
                 results, rounds = [], []
-                timeout = self.settings.timeout_s + (plan.max_seconds or 0) + plan.warmup_s
+                timing_s = self.settings.timeout_s + (plan.max_seconds or 0) + plan.warmup_s
+                power = power_request(state.board)
+                timeout = timing_s + state.board.power_idle_s + 10
                 for index in range(plan.rounds):
                     if plan.rounds > 1:
                         progress.update(f"round {index + 1}/{plan.rounds}")
@@ -231,7 +238,9 @@ class BoardRuns:
                                "warmup": {"runs": plan.warmup_runs, "seconds": plan.warmup_s},
                                "max_seconds": plan.max_seconds / plan.rounds if plan.max_seconds else None,
                                "samples": share, "samples_out": remote_samples,
-                               "extra": backend.board_extra(artifact),
+                               "extra": {**backend.board_extra(artifact), **state.board.run_options()},
+                               "native_timeout_s": timing_s, "power": power,
+                               "board_options": state.board.run_options(),
                                "backend": self._reference(state, backend)}
                     worker = self._worker(state, backend, fresh=True)
                     try:
@@ -254,7 +263,8 @@ class BoardRuns:
         runtime.update(results[0].get("facts") or {})
         return measured_from(results, rounds, plan, waited, {
             "measured_on": self.label(state, backend.name, runtime, before, after), **self.where(state),
-            "throttling": throttling(before, after), "runtime": runtime})
+            "throttling": throttling(before, after), "runtime": runtime,
+            "jetson": jetson_state(state.facts or {}, runtime)})
 
     def close(self) -> None:
         for worker in self._kept.values():
@@ -289,6 +299,64 @@ def _single_file(artifact: Path) -> None:
                             f"({', '.join(p.name for p in sidecars[:3])}); a board run sends the model as one file: "
                             "save it with its weights inside (onnx.save(model, path, save_as_external_data=False), "
                             "for a model under 2 GB)")
+
+
+def power_request(board: Board) -> dict[str, Any]:
+    """What a board's worker samples power from while timing: the boards file's meter command, else the rail readers
+    of the `edgecheck.power` entry point group (a Jetson's INA3221), which find the rails there or say there are none
+    (no idle wait then: the answer says why there is no figure)."""
+    base = {"idle_s": board.power_idle_s, "interval_s": POWER_INTERVAL_S}
+    if board.power_command:
+        return {**base, "command": board.power_command}
+    return {**base, "sensors": power_sensors()}
+
+
+@functools.lru_cache(maxsize=None)
+def _power_sensors() -> tuple[str, ...]:
+    from edgecheck.entrypoints import load_group
+
+    return tuple(getattr(found.value, "__name__", "") for found in load_group(POWER_SENSORS)
+                 if not found.error and getattr(found.value, "__name__", ""))
+
+
+def power_sensors() -> list[str]:
+    """The modules (by name, imported on the board) that read a board's power rails: standard library only."""
+    return list(_power_sensors())
+
+
+_CLOCKS = {"true": "locked (jetson_clocks)", "locked": "locked (jetson_clocks)", "yes": "locked (jetson_clocks)",
+           "false": "not locked", "unlocked": "not locked", "no": "not locked"}
+
+
+def jetson_state(facts: dict[str, Any], runtime: dict[str, str]) -> dict[str, str]:
+    """A Jetson's JetPack, L4T, TensorRT, power mode and clocks, from the runtime's facts (a TensorRT backend's
+    board_facts: jetpack, tensorrt, nvpmodel, clocks) or the board's own (L4T and nvpmodel from the probe); {} for
+    a board that is no Jetson. The power check reads power_mode and clocks from here."""
+    jetson = facts.get("jetson") if isinstance(facts.get("jetson"), dict) else {}
+    mode = runtime.get("power_mode") or runtime.get("nvpmodel")
+    if not mode and isinstance(jetson.get("nvpmodel"), dict):
+        mode = jetson["nvpmodel"].get("name")
+    if not (jetson or mode or runtime.get("jetpack") or runtime.get("tensorrt")):
+        return {}
+    state = {"jetpack": runtime.get("jetpack") or "", "l4t": str(jetson.get("l4t") or ""),
+             "tensorrt": runtime.get("tensorrt") or "", "power_mode": str(mode or ""),
+             "clocks": str(runtime.get("clocks") or "").strip()}
+    return {k: v for k, v in state.items() if v and v.lower() not in ("none", "unknown")}
+
+
+def _jetson_parts(facts: dict[str, Any], runtime: dict[str, str]) -> list[str]:
+    """The label's words for a Jetson: they change a figure several-fold."""
+    state = jetson_state(facts, runtime)
+    if not state:
+        return []
+    jetpack = state.get("jetpack") or "unknown"
+    parts = [f"JetPack {jetpack}" + (f" (L4T {state['l4t']})" if state.get("l4t") and "L4T" not in jetpack else "")]
+    if state.get("tensorrt"):
+        parts.append(f"TensorRT {state['tensorrt']}")
+    parts.append(f"power mode {state.get('power_mode') or 'unknown'}")
+    clocks = state.get("clocks", "")
+    parts.append(f"clocks {_CLOCKS.get(clocks.lower(), clocks or 'unknown')}")
+    return parts
 
 
 def _governors(facts: dict[str, Any]) -> list[str]:

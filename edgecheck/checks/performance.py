@@ -108,6 +108,31 @@ def judge_latency_estimate(estimate_ms: float, low_ms: float, high_ms: float, bu
     return result
 
 
+# a runtime's own timer (trtexec) reports what the pipeline costs beside the samples: shown apart, never judged
+PIPELINE = (("h2d_ms", "latency.h2d_median"), ("d2h_ms", "latency.d2h_median"),
+            ("enqueue_ms", "latency.enqueue_median"), ("host_latency_ms", "latency.host_median"))
+
+
+def native_figures(result: CheckResult, native: Mapping[str, Any]) -> None:
+    """What a runtime timing itself reported (Measured.extra["native"]): where the samples come from, the
+    pipeline's other costs apart, and, where a bound is breached or in doubt, the slowest layers."""
+    if native.get("latency_source"):
+        result.facts["latency.source"] = str(native["latency_source"])
+        result.facts["latency.method"] = f"{result.facts.get('latency.method', '')}; samples: {native['latency_source']}"
+    for key, name in PIPELINE:
+        value = native.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            result.measurements.append(Measurement(name, float(value), "ms"))
+    for key in ("placement", "kept_above", "trtexec_warnings"):
+        if native.get(key):
+            result.facts[f"latency.{key}"] = json.dumps(native[key], sort_keys=True)
+    layers = [str(line) for line in native.get("slowest_layers") or []]
+    if layers and result.verdict != "pass":
+        result.notes.append("slowest layers (the runtime's per-layer profile): " + "; ".join(layers))
+    elif layers:
+        result.facts["latency.slowest_layers"] = "; ".join(layers)
+
+
 class _PerformanceCheck(Check):
     """Latency and memory: measured by a timing run here (a host target, or a stand-in the spec accepts),
     or judged on an estimate for a device target whose spec says `source: estimate`."""
@@ -197,6 +222,9 @@ class LatencyCheck(_PerformanceCheck):
         window = measured.extra.get("window")
         if window:  # when the timed runs happened (epoch seconds): timings on one machine never overlap
             result.facts["latency.window"] = f"{window[0]:.6f}..{window[1]:.6f}"
+        native = measured.extra.get("native")
+        if native:
+            native_figures(result, native)
         return result
 
     def inconclusive_policy(self, budgets: Any) -> tuple[str | None, str]:
@@ -235,10 +263,13 @@ class MemoryCheck(_PerformanceCheck):
         info = context.model_info(artifact)
         result = judge_memory(measured.footprint_mib, measured.process_mib, measured.baseline_mib,
                               info.size_bytes / MIB, planned.budgets.memory_mb)
-        result.facts["memory.method"] = (
-            f"a fresh worker's peak resident memory through load and inference ({measured.extra.get('peak_method')}) "
-            "minus its resident memory just before loading, with the runtime imported; memory.process is the "
-            "whole process's lifetime peak (VmHWM since it started: what /usr/bin/time -v reports)")
+        if measured.extra.get("native"):  # the runtime timed itself in a process of its own (trtexec)
+            result.facts["memory.method"] = str(measured.extra.get("peak_method"))
+        else:
+            result.facts["memory.method"] = (
+                f"a fresh worker's peak resident memory through load and inference ({measured.extra.get('peak_method')}) "
+                "minus its resident memory just before loading, with the runtime imported; memory.process is the "
+                "whole process's lifetime peak (VmHWM since it started: what /usr/bin/time -v reports)")
         return result
 
     def regressions(self, result: CheckResult, before: Mapping[str, float], name: str, budget: Any,

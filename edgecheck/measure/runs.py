@@ -182,9 +182,18 @@ class ModelRuns:
 
 def measured_from(results: list[dict[str, Any]], rounds: list[np.ndarray], plan: TimingPlan, waited: float,
                   extra: dict[str, Any] | None = None) -> Measured:
-    """A measurement from its rounds' answers and samples (a local worker's or a board's)."""
+    """A measurement from its rounds' answers and samples (a local worker's or a board's).
+
+    Where a runtime timed itself (a runner's `native_timing`: trtexec), the first round's report beside its
+    samples (transfer times, slowest layers, placement) is kept whole under `extra["native"]`; where the worker
+    sampled the board's power, every round's figures are under `extra["power"]` (a list, one per round)."""
     # memory: the round with the largest footprint (they differ by allocator luck only)
     worst = max(results, key=lambda r: r["memory_kb"]["peak"] - r["memory_kb"]["baseline"])
+    kept: dict[str, Any] = {}
+    if results[0].get("native") is not None:
+        kept["native"] = dict(results[0]["native"])
+    if any(r.get("power") is not None for r in results):
+        kept["power"] = [r.get("power") for r in results]
     return Measured(
         stats=LatencyStats.from_ns(np.concatenate(rounds)), plan=plan,
         memory_kb={k: int(v) for k, v in worst["memory_kb"].items()},
@@ -193,7 +202,7 @@ def measured_from(results: list[dict[str, Any]], rounds: list[np.ndarray], plan:
         clock=str(results[0].get("clock", "")),
         extra={"peak_method": worst.get("peak_method", ""),
                "window": [results[0]["window"][0], results[-1]["window"][1]] if results[0].get("window") else None,
-               **(extra or {})},
+               **kept, **(extra or {})},
         rounds=[LatencyStats.from_ns(r) for r in rounds] if len(rounds) > 1 else [],
     )
 

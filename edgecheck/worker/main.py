@@ -152,6 +152,10 @@ class Worker:
             if command.get("op") == "exit":
                 return
             self.busy = True
+            # a board's options of the boards file (trtexec's path): in the environment as EDGECHECK_<NAME>, for
+            # what takes no RunOptions (a backend's board_availability)
+            for key, value in (command.get("board_options") or {}).items():
+                os.environ[f"EDGECHECK_{str(key).upper()}"] = str(value)
             try:
                 handler = {"outputs": self.outputs, "measure": self.measure, "compress": self.compress,
                            "availability": self.availability}[command["op"]]
@@ -271,9 +275,18 @@ class Worker:
         memory = _MemoryProbe()  # the idle baseline: runtime imported, input read, nothing loaded
         started = time.perf_counter()
         runner = self._load(command, backend)
+        power = None
         try:
             load_s = time.perf_counter() - started
             after_load_kb = memory.peak_kb()
+            if command.get("power"):  # a board with a power source: idle power first, the model loaded
+                from edgecheck.worker.power import PowerRun
+
+                self.phase("sampling idle power")
+                power = PowerRun(command["power"])
+                power.idle()
+            if getattr(runner, "native_timing", None) is not None:  # the runtime's own timer (trtexec)
+                return self._measure_native(command, backend, runner, feed, memory, load_s, after_load_kb, power)
             call = runner.bind(feed)
             warmup = command.get("warmup", {})
             min_runs, min_seconds = int(warmup.get("runs", 1)), float(warmup.get("seconds", 0.0))
@@ -291,13 +304,28 @@ class Worker:
             window.append(time.time())
         finally:
             runner.close()
+            if power is not None:
+                power.stop()
         out = Path(command["samples_out"])
         np.save(out, np.asarray(samples, dtype=np.int64), allow_pickle=False)
-        return {"load_s": load_s, "warmup_runs": runs, "warmup_s": warmup_s, "count": len(samples),
-                "clock": CLOCK, "memory_kb": {"baseline": memory.baseline_kb, "after_load": after_load_kb,
-                                              "peak": memory.peak_kb(), "process_peak": memory.process_peak_kb()},
-                "peak_method": memory.method,
-                "window": window, **self._facts(backend)}
+        answer = {"load_s": load_s, "warmup_runs": runs, "warmup_s": warmup_s, "count": len(samples),
+                  "clock": CLOCK, "memory_kb": {"baseline": memory.baseline_kb, "after_load": after_load_kb,
+                                                "peak": memory.peak_kb(), "process_peak": memory.process_peak_kb()},
+                  "peak_method": memory.method,
+                  "window": window, **self._facts(backend)}
+        if power is not None:
+            answer["power"] = power.finish(window, len(samples))
+        return answer
+
+    def _measure_native(self, command: dict[str, Any], backend: Any, runner: Any, feed: dict[str, np.ndarray],
+                        memory: _MemoryProbe, load_s: float, after_load_kb: int, power: Any) -> dict[str, Any]:
+        """A runner with its runtime's own timer times itself (edgecheck.worker.native)."""
+        from edgecheck.worker.native import measure_native
+
+        self.phase("timing")
+        answer = measure_native(command, backend.name, runner, feed, load_s, after_load_kb, power)
+        answer["worker_memory_kb"] = {"baseline": memory.baseline_kb, "peak": memory.peak_kb()}
+        return {**answer, **self._facts(backend)}
 
     @staticmethod
     def _time(call: Any, target: int | None, max_seconds: float | None) -> list[int]:
