@@ -1,6 +1,7 @@
 """`pytest specs -n 2` against `-n 0` on four specs with work to share, cold and warm.
 
-Run: .venv/bin/python benchmarks/bench_xdist.py [--rounds 3] [--samples 200]
+Run: .venv/bin/python benchmarks/bench_xdist.py [--rounds 3] [--samples 200] [--tree LABEL=PATH ...]
+     [--pytest-arg=-p --pytest-arg=no:benchmark]
 
 Builds a project in a temporary folder: four MobileNet-style models of different widths and resolutions
 (benchmarks/models.py), each with its own spec: int8-dynamic, int8-static and fp16, on host, with parity,
@@ -12,6 +13,11 @@ durations (JUnit), the CPU seconds of the whole run (every process it waited for
 work shares, the same work done twice shows here, whatever the wall clock says), the outputs and
 artifacts each run computed (the progress lines of finished computations: with -n 2 they must equal
 -n 0's, or something was computed twice) and the 1-minute load average when the runs started.
+
+Trees. `--tree before=/path/to/an/earlier/checkout` adds another tree's edgecheck (first on the path) to
+the same rounds, in an order that rotates each round, so that before and after see the same load; a
+table per tree. `--pytest-arg` adds arguments to every run (e.g. `-p no:benchmark` for a user's run
+without the dev extra's plugins).
 
 Threads. The specs say `threads: 1`: two workers each running a 2-thread session on 2 cores cannot be faster
 than one process running the same sessions on 2 threads; with one thread per session, two workers use the
@@ -96,14 +102,15 @@ def build_project(folder: Path, samples: int, threads: int | None) -> Path:
     return folder
 
 
-def pytest_run(project: Path, cache: Path, workers: int) -> Run:
-    """One `pytest specs` in a fresh process: its wall time, summed test durations and what it computed."""
+def pytest_run(project: Path, cache: Path, workers: int, tree: Path = ROOT, extra: tuple[str, ...] = ()) -> Run:
+    """One `pytest specs` in a fresh process, with `tree`'s edgecheck first on the path: its wall time, summed
+    test durations and what it computed."""
     junit = cache.parent / f"junit-{workers}.xml"
     command = [sys.executable, "-m", "pytest", "specs", "-q", "-p", "no:cacheprovider", "-n", str(workers),
-               "-o", "edge_progress_after=0", f"--edge-cache-dir={cache}", f"--junitxml={junit}"]
+               "-o", "edge_progress_after=0", f"--edge-cache-dir={cache}", f"--junitxml={junit}", *extra]
     # byte-code caching on, as on a normal machine (this workplace sets PYTHONDONTWRITEBYTECODE=1)
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environment.get("PYTHONPATH")]))
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), environment.get("PYTHONPATH")]))
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -117,15 +124,20 @@ def pytest_run(project: Path, cache: Path, workers: int) -> Run:
     return Run(wall, tests, cpu, len(OUTPUTS_DONE.findall(done.stdout)), len(MADE_DONE.findall(done.stdout)), load)
 
 
-def measure(project: Path, rounds: int) -> dict[tuple[int, str], list[Run]]:
-    """Interleaved rounds: each round runs -n 0 and -n 2 (alternating which goes first), each cold then warm."""
-    runs: dict[tuple[int, str], list[Run]] = {}
+def measure(project: Path, rounds: int, trees: dict[str, Path],
+            extra: tuple[str, ...] = ()) -> dict[str, dict[tuple[int, str], list[Run]]]:
+    """Interleaved rounds: each round runs every tree (in an order rotating each round), and for each -n 0 and
+    -n 2 (alternating which goes first), each cold then warm."""
+    runs: dict[str, dict[tuple[int, str], list[Run]]] = {label: {} for label in trees}
+    labels = list(trees)
     for index in range(rounds):
-        for workers in ((0, 2) if index % 2 == 0 else (2, 0)):
-            with tempfile.TemporaryDirectory() as scratch:
-                cache = Path(scratch) / "cache"
-                for state in ("cold", "warm"):
-                    runs.setdefault((workers, state), []).append(pytest_run(project, cache, workers))
+        for label in labels[index % len(labels):] + labels[:index % len(labels)]:
+            for workers in ((0, 2) if index % 2 == 0 else (2, 0)):
+                with tempfile.TemporaryDirectory() as scratch:
+                    cache = Path(scratch) / "cache"
+                    for state in ("cold", "warm"):
+                        runs[label].setdefault((workers, state), []).append(
+                            pytest_run(project, cache, workers, trees[label], extra))
     return runs
 
 
@@ -156,21 +168,34 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="evaluation and parity inputs per spec")
     parser.add_argument("--skip-default-threads", action="store_true",
                         help="only the threads: 1 configuration")
+    parser.add_argument("--tree", action="append", default=[], metavar="LABEL=PATH",
+                        help="another checkout's edgecheck, measured in the same rounds (repeatable)")
+    parser.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
+                        help="an argument added to every pytest run, e.g. --pytest-arg=-p --pytest-arg=no:benchmark")
     args = parser.parse_args()
+    trees = {"this": ROOT}
+    for given in args.tree:
+        label, _, path = given.partition("=")
+        if not path:
+            parser.error(f"--tree {given!r}: give LABEL=PATH")
+        trees[label] = Path(path).resolve()
     from edgecheck.devices import load_profiles
 
     default_threads = load_profiles()["host"].threads_for("onnxruntime")
     print(__doc__.split("\n\n")[-1].replace("\n", " ").strip())
     print(f"\nCPUs: {os.cpu_count()}; load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"host's default threads for onnxruntime: {default_threads}; {args.rounds} interleaved rounds; "
-          f"{len(MODELS)} specs x 3 entries + the original, {args.samples} inputs each")
+          f"{len(MODELS)} specs x 3 entries + the original, {args.samples} inputs each; trees: "
+          f"{', '.join(f'{label}={path}' for label, path in trees.items())}; extra pytest arguments: "
+          f"{' '.join(args.pytest_arg) or 'none'}")
     configurations = [("threads: 1 in the specs", 1)]
     if not args.skip_default_threads:
         configurations.append((f"the host's default threads ({default_threads})", None))
     for title, threads in configurations:
         with tempfile.TemporaryDirectory() as folder:
             project = build_project(Path(folder) / "project", args.samples, threads)
-            table(title, measure(project, args.rounds))
+            for label, runs in measure(project, args.rounds, trees, tuple(args.pytest_arg)).items():
+                table(f"{title}, tree {label}" if len(trees) > 1 else title, runs)
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -25,7 +25,11 @@ from edgecheck.errors import DataError
 from edgecheck.units import MIB
 
 DEFAULT_MAX_MB = 1024  # largest uncompressed size of one data file's arrays (data.max_mb)
-_KEEP = 6  # files kept in memory at once (evaluation, calibration, parity of a few specs)
+# files kept in memory at once, within twice DEFAULT_MAX_MB of arrays: every data file of a few tens of specs, so
+# that the run's checks find what collection read (validating every spec's data) instead of reading it again;
+# an LRU of fewer files than the session's specs name evicts each file before its checks run (under xdist each
+# worker collects every spec, so a re-read there is one per worker, all at once)
+_KEEP = 64
 
 
 @dataclass(frozen=True)

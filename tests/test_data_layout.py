@@ -269,6 +269,24 @@ def test_a_data_file_is_read_once_per_process_errors_included(tmp_path, monkeypa
     assert npzfile.load_npz(good)["x"].shape == (7,)
 
 
+def test_every_data_file_of_a_dozen_specs_read_at_collection_serves_their_checks(tmp_path, monkeypatch):
+    """Collection reads each spec's evaluation and calibration files (validation), then the checks read them again:
+    a memo of fewer files than that evicted each one before its checks came (every file read twice, and under
+    xdist twice per worker, all workers at once)."""
+    npzfile._memo.clear()
+    paths = [tmp_path / f"spec-{index}-{kind}.npz" for index in range(12) for kind in ("evaluation", "calibration")]
+    for path in paths:
+        np.savez(path, x=np.arange(4.0))
+    reads = []
+    real = npzfile._read
+    monkeypatch.setattr(npzfile, "_read", lambda path, limit: reads.append(path) or real(path, limit))
+    for _ in ("collection", "checks"):
+        for path in paths:
+            npzfile.load_npz(path)
+    assert reads == paths
+    npzfile._memo.clear()
+
+
 @pytest.mark.parametrize("content, message", [
     (b"hello, this is text\n", "not an .npz file (a zip archive of .npy arrays): starts with b'hell'"),
     (np.lib.format.magic(1, 0) + b"rest", "not an .npz file (a zip archive of .npy arrays): an .npy array"),
