@@ -15,8 +15,8 @@ from edgecheck.cli import main
 
 BUILTIN = {
     "host": ["onnxruntime", "tflite"],
-    "jetson-nano": ["tensorrt", "onnxruntime", "tflite"],
-    "jetson-xavier-nx": ["tensorrt", "onnxruntime"],
+    "jetson-nano": ["tensorrt", "onnxruntime", "tflite", "onnxruntime-trt", "onnxruntime-cuda"],
+    "jetson-xavier-nx": ["tensorrt", "onnxruntime", "onnxruntime-trt", "onnxruntime-cuda"],
     "raspberry-pi-4b": ["tflite", "onnxruntime"],
     "rk3562": ["rknn", "onnxruntime"],
     "rk3566": ["rknn", "onnxruntime"],
@@ -135,7 +135,8 @@ def test_check_options_reach_pytest(pytester, spec_project, monkeypatch, capsys)
 
 
 def test_check_strict_fails_on_an_unavailable_backend(pytester, spec_project, monkeypatch, capsys):
-    spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [tensorrt]"))  # not installed here
+    # ONNX Runtime's CUDA provider: this onnxruntime build has only the CPU one
+    spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [onnxruntime-cuda]"))
     monkeypatch.chdir(pytester.path)
     assert main(["check", "--", "-p", "no:cacheprovider"]) == 0  # skipped
     assert "3 skipped" in capsys.readouterr().out

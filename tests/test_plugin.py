@@ -154,17 +154,17 @@ def test_unknown_edge_target_is_a_usage_error_listing_known_devices(pytester, sp
 
 
 def test_unavailable_backend_skips_with_reason_and_strict_fails(pytester, spec_project):
-    # tensorrt serves the Jetson profiles, and no TensorRT backend is installed here
-    spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [onnxruntime, tensorrt]"))
+    # ONNX Runtime's CUDA provider: this onnxruntime build has only the CPU one
+    spec_project(SPEC.replace("backends: [onnxruntime]", "backends: [onnxruntime, onnxruntime-cuda]"))
     result = pytester.runpytest("specs", "-rs")
     result.assert_outcomes(passed=2, skipped=3)
     # one row for the three skips, saying which checks, with the whole reason under it
-    result.stdout.fnmatch_lines(["*edgecheck summary*", "  skip*3 checks*tensorrt*none",
-                                 "      tensorrt cannot run here: no backend of that name is installed*",
+    result.stdout.fnmatch_lines(["*edgecheck summary*", "  skip*3 checks*onnxruntime-cuda*none",
+                                 "      onnxruntime-cuda cannot run here: this onnxruntime * has no*",
                                  "*checks: accuracy, parity, size"])
     # -rs names the spec's line (the target's), not edgecheck's source line that raised the skip
-    result.stdout.fnmatch_lines(["SKIPPED [[]3[]] specs/model.yaml:*: tensorrt cannot run here: no backend of that name "
-                                 "is installed (installed: *"])
+    result.stdout.fnmatch_lines(["SKIPPED [[]3[]] specs/model.yaml:*: onnxruntime-cuda cannot run here: this onnxruntime * has no "
+                                 "CUDAExecutionProvider (it has *CPUExecutionProvider*): onnxruntime-cuda needs onnxruntime-gpu*"])
     assert "edgecheck/plugin.py" not in result.stdout.str()
     strict = pytester.runpytest("specs", "--edge-strict")
     strict.assert_outcomes(passed=2, failed=3)
@@ -181,7 +181,7 @@ BAD_SPECS = {
     "escaping_path": (SPEC.replace("../models/clf.onnx", "../../outside.onnx"), "outside the project folder"),
     "unknown_input": (SPEC + "inputs: {image: {shape: [1, 4]}}\n", "inputs.image: the model has no input named 'image' (inputs: x)"),
     "unknown_target": (SPEC.replace("  host:", "  hots:"), "targets.hots: unknown device 'hots' (known: host, jetson-nano"),
-    "unknown_recipe": (SPEC + "compress: [int3-magic]\n", "compress[[]0[]]: unknown recipe 'int3-magic' (known: fp16, int8-dynamic, int8-static, lowrank, none, prune, rknn-fp16, rknn-int8, tflite-fp16, tflite-fp32, tflite-int8-dynamic, tflite-int8-static)"),
+    "unknown_recipe": (SPEC + "compress: [int3-magic]\n", "compress[[]0[]]: unknown recipe 'int3-magic' (known: fp16, int8-dynamic, int8-static, lowrank, none, prune, rknn-fp16, rknn-int8, tensorrt-fp16, tensorrt-fp32, tensorrt-int8, tflite-fp16, tflite-fp32, tflite-int8-dynamic, tflite-int8-static)"),
 }
 
 

@@ -101,7 +101,7 @@ data:
   evaluation: {path: ../models/wrong.npz}
 targets:
   host:
-    backends: [onnxruntime, tensorrt]
+    backends: [onnxruntime, onnxruntime-cuda]
     budgets:
       accuracy_drop: 2
       size_mb: 0.0001
@@ -110,7 +110,7 @@ targets:
 
 def _project(spec_project, pytester: pytest.Pytester) -> None:
     """Accuracy against labels that are all wrong (inconclusive), a size budget no model meets (fails),
-    and tensorrt, which is not installed here (skips)."""
+    and onnxruntime-cuda, whose provider this onnxruntime build lacks (skips)."""
     spec_project(SPEC)
     data = np.load(pytester.path / "models" / "eval.npz")
     labels = data["labels"]
@@ -125,8 +125,8 @@ def _check_document(path: Path) -> dict[str, dict]:
 
 
 def _check_records(records: dict[str, dict]) -> None:
-    assert sorted(records) == ["host-onnxruntime-none-accuracy", "host-onnxruntime-none-size",
-                               "host-tensorrt-none-accuracy", "host-tensorrt-none-size"]
+    assert sorted(records) == ["host-onnxruntime-cuda-none-accuracy", "host-onnxruntime-cuda-none-size",
+                               "host-onnxruntime-none-accuracy", "host-onnxruntime-none-size"]
     inconclusive = records["host-onnxruntime-none-accuracy"]
     assert inconclusive["outcome"] == "passed" and inconclusive["reason"] == ""
     assert inconclusive["result"]["verdict"] == "inconclusive" and inconclusive["target_is_host"] is True
@@ -137,9 +137,9 @@ def _check_records(records: dict[str, dict]) -> None:
     size = next(m for m in failed["result"]["measurements"] if m["name"] == "size_mb")
     assert size["budget"] == 0.0001 and size["bound"] == "max" and size["verdict"] == "fail" and size["margin"] < 0
     assert record_result(failed).breaches()[0].startswith("size_mb = ")
-    skipped = records["host-tensorrt-none-size"]
+    skipped = records["host-onnxruntime-cuda-none-size"]
     assert skipped["outcome"] == "skipped" and skipped["result"] is None
-    assert skipped["reason"].startswith("tensorrt cannot run here: no backend of that name is installed (installed: ")
+    assert skipped["reason"].startswith("onnxruntime-cuda cannot run here: this onnxruntime ")
 
 
 def test_edge_results_writes_every_record(pytester, spec_project):
