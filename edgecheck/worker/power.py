@@ -12,7 +12,8 @@ Runs on the board under its own Python (3.8+): standard library only. The measur
 
 Idle power is sampled for `idle_s` after the model is loaded and before the warm-up; active power over
 the timed window. A sampler that read nothing, or read a value that is not a finite non-negative number,
-says so in "error", and its figures are None: never a zero a budget could pass on.
+says so in "error", and its figures are None: never a zero a budget could pass on (a reading of
+0 W is refused too: a powered board never reads it).
 """
 
 from __future__ import annotations
@@ -143,10 +144,11 @@ def _mean(values: List[Optional[float]], what: str) -> Tuple[Optional[float], st
     """The mean of readings, or None with why: none read, or one not a finite non-negative number."""
     if not values:
         return None, f"no {what} power reading in its window (a window shorter than the sampling interval?)"
-    bad = [v for v in values if v is None or not math.isfinite(v) or v < 0]
+    # 0 W is no board's power, idle or not: a rail or meter that reads nothing must not pass a budget as 0
+    bad = [v for v in values if v is None or not math.isfinite(v) or v <= 0]
     if bad:
         return None, (f"{len(bad)} of {len(values)} {what} power readings were unreadable or not a finite "
-                      f"non-negative number (e.g. {bad[0]!r})")
+                      f"positive number (e.g. {bad[0]!r})")
     return sum(values) / len(values), ""  # type: ignore[arg-type]
 
 
