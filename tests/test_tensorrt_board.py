@@ -275,3 +275,54 @@ def test_a_hung_trtexec_is_killed_with_its_process_group(tmp_path):
         clock.sleep(0.05)
     else:
         raise AssertionError(f"the stand-in's child {child} outlived the timeout")
+
+
+# --- review fixes (issue 20): warm-ups never among the samples, energy over every inference in the window -------
+
+def _old_writer(tmp_path: Path, warmups: int, timed: int, log_lines: str) -> str:
+    """A stand-in trtexec (not TensorRT; made-up times) writing --exportTimes as the 8.2-era writer does: the warm-up
+    queries first (compute 50 ms each), then the timed ones (compute 1, 2, ... ms), every record with endToEndMs."""
+    records = [50.0] * warmups + [float(i + 1) for i in range(timed)]
+    body = ", ".join('{ "startEnqMs" : 0, "endEnqMs" : 0.1, "startH2dMs" : 0, "endH2dMs" : 0, "startComputeMs" : 0, '
+                     '"endComputeMs" : 0, "startD2hMs" : 0, "endD2hMs" : 0, "h2dMs" : 0, "computeMs" : %g, "d2hMs" : 0, '
+                     '"latencyMs" : %g, "endToEndMs" : %g }' % (ms, ms, ms) for ms in records)
+    (tmp_path / "times.txt").write_text("[\n  " + body + "\n]\n")
+    (tmp_path / "log.txt").write_text(log_lines + "&&&& PASSED TensorRT.trtexec [TensorRT v8201]\n")
+    return _script(tmp_path, f'for a in "$@"; do case "$a" in --exportTimes=*) cp {tmp_path}/times.txt '
+                             f'"${{a#--exportTimes=}}";; esac; done; cat {tmp_path}/log.txt')
+
+
+@pytest.mark.parametrize("log_lines", [
+    "[I] Warmup completed 2 queries over 200 ms\n[I] Timing trace has 5 queries over 0.5 s\n",
+    "[I] Warmup completed 2 queries over 200 ms\n",  # no "Timing trace" line: the warm-up count alone
+])
+def test_the_82_writers_warmup_records_are_not_samples(tmp_path, log_lines):
+    timed = _time(_old_writer(tmp_path, 2, 5, log_lines), _fake_engine(tmp_path), tmp_path)
+    assert timed["samples_ns"] == [1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000]
+    assert timed["window_inferences"] == 5
+
+
+def test_energy_divides_by_every_inference_in_the_window_not_the_samples_kept(tmp_path):
+    from edgecheck.worker.native import measure_native
+
+    log = "[I] Timing trace has 8 queries over 0.5 s\n=== Performance summary ===\n[I] Total Host Walltime: 0.5 s\n"
+    trtexec = _old_writer(tmp_path, 0, 8, log)
+    engine = _fake_engine(tmp_path)
+
+    class Runner:  # times with time_engine, as the TensorRT runners do
+        def native_timing(self, **kwargs):
+            from edgecheck.vendors.tensorrt.timing import time_engine
+            from edgecheck.vendors.tensorrt.trtexec import BuildSettings, TrtVersion
+
+            return time_engine(trtexec, TrtVersion(8, 2, 1), BuildSettings("fp16"), engine, **kwargs)
+
+    class Power:
+        def finish(self, window, inferences):
+            self.inferences = inferences
+            return {"inferences": inferences}
+
+    power = Power()
+    command = {"samples": 3, "samples_out": str(tmp_path / "samples.npy"), "warmup": {"runs": 1, "seconds": 0}}
+    answer = measure_native(command, "tensorrt", Runner(), {}, 0.1, 0, power)
+    assert answer["count"] == 3  # three samples asked, kept
+    assert power.inferences == 8  # trtexec ran eight in the window the power was averaged over

@@ -179,7 +179,7 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
                 feed: Optional[Dict[str, np.ndarray]], warmup_runs: int, warmup_s: float, samples: Optional[int],
                 max_seconds: Optional[float], scratch: Path, timeout_s: float) -> Dict[str, Any]:
     """Time `engine` with trtexec: {"samples_ns", "memory_kb", "extra", "warmup_runs", "warmup_s", "window",
-    "clock", "peak_method"}; TrtexecRunError / TrtexecOutputError (naming the file and field) where it cannot."""
+    "clock", "peak_method", "window_inferences"}; TrtexecRunError / TrtexecOutputError (naming the file and field) where it cannot."""
     engine, scratch = Path(engine), Path(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
     inputs = write_inputs(feed, scratch) if feed else None
@@ -231,4 +231,6 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
                         "totals"),
         "extra": extra, "warmup_runs": int(log.warmup_queries or 0), "warmup_s": args.warmup_ms / 1000.0,
         "window": window, "clock": "TensorRT's CUDA event timing (trtexec)",
+        # every timed inference ran in the power window, the kept samples or not: energy divides by these
+        "window_inferences": len(times),
     }
