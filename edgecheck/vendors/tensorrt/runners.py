@@ -209,6 +209,21 @@ def engine_dtype(onnx_dtype: str, version: TrtVersion) -> np.dtype:
     return dtype
 
 
+def as_engine_input(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`array` as the engine takes it (contiguous, little-endian `dtype`). A narrowing cast that would change a
+    value (INT64 ids past INT32's range, before TensorRT 10) is refused naming the input: never wrapped silently."""
+    source = np.asarray(array)
+    target = np.dtype(dtype)
+    if source.dtype.kind in "iu" and target.kind in "iu" and source.size:
+        limits = np.iinfo(target)
+        low, high = int(source.min()), int(source.max())
+        if low < limits.min or high > limits.max:
+            raise ValueError("input %s: values %d..%d do not fit %s, the type this TensorRT engine takes for it "
+                             "(TensorRT before 10 runs INT64 inputs as INT32): they would wrap" % (name, low, high,
+                                                                                                 target.name))
+    return np.ascontiguousarray(source, dtype=target.newbyteorder("<"))
+
+
 class TrtexecRunner(_NativeTiming, Runner):
     """The engine through trtexec, one process per feed: where the worker's Python has no `tensorrt` module."""
 
@@ -228,7 +243,7 @@ class TrtexecRunner(_NativeTiming, Runner):
         with tempfile.TemporaryDirectory(prefix="edgecheck-trtexec-") as folder:
             files, shapes = {}, {}
             for position, name in enumerate(self.input_names):
-                array = np.ascontiguousarray(feed[name], dtype=self._in_dtypes[name].newbyteorder("<"))
+                array = as_engine_input(name, feed[name], self._in_dtypes[name])
                 path = os.path.join(folder, "input%d.bin" % position)
                 array.tofile(path)
                 files[name] = path

@@ -89,13 +89,17 @@ def _failed(what: str, code: int, log_path: Path) -> TrtexecRunError:
                            f"log: {log_path}")
 
 
-def write_inputs(feed: Dict[str, np.ndarray], scratch: Path) -> Dict[str, str]:
-    """Each input as the raw little-endian file `--loadInputs` reads (the feed's own dtype and shape)."""
+def write_inputs(feed: Dict[str, np.ndarray], scratch: Path, version: TrtVersion) -> Dict[str, str]:
+    """Each input as the raw little-endian file `--loadInputs` reads, in the type the engine takes (INT64 as INT32
+    and FP64 as FP32 before TensorRT 10: trtexec reads the binding's byte count, so the feed's own wider type
+    would be read as other values)."""
+    from edgecheck.vendors.tensorrt.runners import as_engine_input, engine_dtype
+
     paths = {}
     for index, (name, array) in enumerate(sorted(feed.items())):
         path = scratch / f"input-{index}.bin"
-        data = np.ascontiguousarray(array)
-        data.astype(data.dtype.newbyteorder("<"), copy=False).tofile(str(path))
+        array = np.asarray(array)
+        as_engine_input(name, array, engine_dtype(array.dtype.name, version)).tofile(str(path))
         paths[name] = str(path)
     return paths
 
@@ -182,7 +186,7 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
     "clock", "peak_method", "window_inferences"}; TrtexecRunError / TrtexecOutputError (naming the file and field) where it cannot."""
     engine, scratch = Path(engine), Path(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
-    inputs = write_inputs(feed, scratch) if feed else None
+    inputs = write_inputs(feed, scratch, version) if feed else None
     shapes = {name: tuple(int(d) for d in array.shape) for name, array in feed.items()} if feed and settings.shapes else None
     args = plan_args(warmup_s, samples, max_seconds)
     times_path, log_path = scratch / "times.json", scratch / "timing.log"
