@@ -326,3 +326,17 @@ def test_energy_divides_by_every_inference_in_the_window_not_the_samples_kept(tm
     answer = measure_native(command, "tensorrt", Runner(), {}, 0.1, 0, power)
     assert answer["count"] == 3  # three samples asked, kept
     assert power.inferences == 8  # trtexec ran eight in the window the power was averaged over
+
+
+def test_the_engines_memory_counts_its_weights_beside_the_build_logs_totals(tmp_path):
+    # the build log's totals leave out the weights (RESEARCH20 2.1: 59 + 21 MiB of totals, a 186 MiB engine):
+    # a footprint without them would pass a memory budget the loaded engine breaks
+    engine = _fake_engine(tmp_path)
+    engine.write_bytes(b"\0" * (3 * 1048576))  # stand-in engine: 3 MiB of made-up weights
+    (engine.parent / "build.log").write_text("[I] [TRT] Total Device Persistent Memory: 1048576\n"
+                                             "[I] [TRT] Total Activation Memory: 2097152\n")
+    trtexec = _old_writer(tmp_path, 0, 4, "[I] Timing trace has 4 queries over 0.1 s\n")
+    timed = _time(trtexec, engine, tmp_path)
+    assert timed["extra"]["engine_file_mb"] == 3.0
+    assert timed["extra"]["engine_device_memory_mb"] == 6.0
+    assert timed["memory_kb"]["peak"] == 6 * 1024 and "its size (the weights" in timed["peak_method"]

@@ -17,9 +17,9 @@ How the plan maps to trtexec's flags (trtexec stops when BOTH its minimums are m
 - only `max_seconds`: `--duration=ceil(max_seconds) --iterations=1`.
 
 The power window (`window`, epoch seconds) is the timed run's "Total Host Walltime" ending when trtexec exited:
-its load and warm-up are outside, its short teardown inside. Memory: the engine's device memory from the build
-log (Total Device Persistent Memory + Total Activation Memory: Jetsons share DRAM between CPU and GPU) is the
-footprint; the timed trtexec's own ru_maxrss (os.wait4) is the process peak.
+its load and warm-up are outside, its short teardown inside. Memory: the engine's device memory (the engine file's
+size, i.e. its weights, + the build log's Total Device Persistent Memory + Total Activation Memory: Jetsons share
+DRAM between CPU and GPU) is the footprint; the timed trtexec's own ru_maxrss (os.wait4) is the process peak.
 """
 
 from __future__ import annotations
@@ -130,12 +130,17 @@ def _median(values: List[float]) -> Optional[float]:
     return float(np.median(values)) if values else None
 
 
-def engine_memory(build_log: Optional[TrtexecLog]) -> Dict[str, float]:
-    """The engine's device memory (MiB) from its build log's totals, each apart and summed; {} where absent."""
+def engine_memory(build_log: Optional[TrtexecLog], engine: Optional[Path] = None) -> Dict[str, float]:
+    """The engine's device memory (MiB), each part apart and summed: its build log's persistent and activation
+    totals, and the engine file itself (its weights, which TensorRT copies to the device when it loads the
+    engine and which neither total counts: RESEARCH20 2.1's Nano log has 59 + 21 MiB of totals for a 186 MiB
+    engine). {} where the log gives no totals."""
     if build_log is None:
         return {}
     found = {key: build_log.memory_bytes[key] / 1048576 for key in MEMORY_KEYS if key in build_log.memory_bytes}
     if found:
+        if engine is not None and engine.is_file():
+            found["engine_file_mb"] = engine.stat().st_size / 1048576
         found["engine_device_memory_mb"] = sum(found.values())
     return found
 
@@ -210,7 +215,7 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
         window_method = "the whole trtexec run (its log gives no Total Host Walltime): load and warm-up included"
     build_log_path = engine.parent / LOG_FILE
     build_log = _log(build_log_path) if build_log_path.is_file() else None
-    memory = engine_memory(build_log)
+    memory = engine_memory(build_log, engine)
     extra: Dict[str, Any] = {
         "latency_source": LATENCY_SOURCE, "trtexec": trtexec, "tensorrt": str(version),
         "h2d_ms": _median([t.h2d_ms for t in kept]), "d2h_ms": _median([t.d2h_ms for t in kept]),
@@ -228,8 +233,9 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
     return {
         "samples_ns": [int(round(t.compute_ms * 1e6)) for t in kept],
         "memory_kb": {"baseline": 0, "peak": engine_kb if engine_kb is not None else peak_kb, "process_peak": peak_kb},
-        "peak_method": ("the engine's device memory from its build log (Total Device Persistent Memory + Total "
-                        "Activation Memory; a Jetson's GPU shares the DRAM); memory.process is the timing trtexec's "
+        "peak_method": ("the engine's device memory: its size (the weights TensorRT loads) + its build log's Total "
+                        "Device Persistent Memory + Total Activation Memory (a Jetson's GPU shares the DRAM; the CUDA "
+                        "context is not counted); memory.process is the timing trtexec's "
                         "own peak resident memory (ru_maxrss)") if engine_kb is not None else
                        ("the timing trtexec's peak resident memory (ru_maxrss): the build log gives no device memory "
                         "totals"),
