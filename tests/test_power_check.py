@@ -330,3 +330,18 @@ def test_a_jetsons_unlocked_clocks_fail_a_budget_that_requires_them_locked(tmp_p
     (gpu / "min_freq").write_text("921600000\n")
     assert clocks_state(jetson_state({}, jetson_facts(str(tmp_path)))["clocks"]) is True
     assert clocks_state("who knows") is None
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("yes 4.2", r"printed more than 64 KiB \(killed\)"),  # a meter that never stops printing: bounded memory
+    ("sleep 60 & wait", r"did not finish within 1 s \(killed\)"),  # a child holding the pipe: bounded time
+])
+def test_a_runaway_meter_command_is_killed_with_a_reason(tmp_path, body, says):
+    import time
+
+    from edgecheck.worker.power import command_reader
+
+    started = time.monotonic()
+    with pytest.raises(PowerError, match=says):
+        command_reader(meter(tmp_path, body), timeout_s=1.0)()
+    assert time.monotonic() - started < 30  # not the child's 60 s: the group was killed
