@@ -340,3 +340,13 @@ def test_the_engines_memory_counts_its_weights_beside_the_build_logs_totals(tmp_
     assert timed["extra"]["engine_file_mb"] == 3.0
     assert timed["extra"]["engine_device_memory_mb"] == 6.0
     assert timed["memory_kb"]["peak"] == 6 * 1024 and "its size (the weights" in timed["peak_method"]
+
+
+def test_an_export_too_large_to_hold_is_refused_naming_the_file_and_the_way_out(tmp_path, monkeypatch):
+    from edgecheck.vendors.tensorrt import timing
+    from edgecheck.vendors.tensorrt.exports import TrtexecOutputError
+
+    monkeypatch.setattr(timing, "MAX_TIMES_BYTES", 2048)  # stands for 64 MiB: the stand-in writes ~30 records
+    trtexec = _old_writer(tmp_path, 0, 30, "[I] Timing trace has 30 queries over 0.1 s\n")
+    with pytest.raises(TrtexecOutputError, match=r"times\.json: .* MiB of per-inference records.*samples: 2000"):
+        _time(trtexec, _fake_engine(tmp_path), tmp_path)

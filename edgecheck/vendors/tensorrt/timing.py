@@ -44,6 +44,7 @@ LATENCY_SOURCE = "TensorRT GPU compute time (trtexec --exportTimes)"
 MIN_WARMUP_MS = 200  # trtexec's own default
 PROFILE_ITERATIONS = 20
 SLOWEST = 5
+MAX_TIMES_BYTES = 64 * 1048576  # --exportTimes writes ~330 bytes per inference: ~200,000 inferences
 MEMORY_KEYS = ("Total Device Persistent Memory", "Total Activation Memory")
 
 
@@ -102,6 +103,18 @@ def write_inputs(feed: Dict[str, np.ndarray], scratch: Path, version: TrtVersion
         as_engine_input(name, array, engine_dtype(array.dtype.name, version)).tofile(str(path))
         paths[name] = str(path)
     return paths
+
+
+def _bounded_text(path: Path, limit: Optional[int] = None) -> str:
+    """An export's text, refused past `limit` bytes (a long duration-only timing of a fast engine writes millions of
+    records, which a Jetson Nano's 4 GB could not hold as Python objects), naming the file and the way out."""
+    limit = MAX_TIMES_BYTES if limit is None else limit
+    size = path.stat().st_size
+    if size > limit:
+        raise TrtexecOutputError(f"{path.name}: {size / 1048576:.0f} MiB of per-inference records, more than the "
+                                 f"{limit // 1048576} MiB edgecheck reads on a board (about {limit // 330} inferences): "
+                                 "bound the timing by a number of runs (latency_ms: {samples: 2000})")
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def plan_args(warmup_s: float, samples: Optional[int], max_seconds: Optional[float]) -> TimingArgs:
@@ -205,7 +218,7 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
     if not times_path.is_file():
         raise TrtexecRunError(f"trtexec exited 0 but wrote no {times_path.name} (--exportTimes); its log: {log_path}")
     log = _log(log_path)
-    times = without_warmup(read_times(times_path.read_text(encoding="utf-8", errors="replace"), times_path.name), log)
+    times = without_warmup(read_times(_bounded_text(times_path), times_path.name), log)
     kept = kept_samples(times, samples, max_seconds)
     walltime = log.totals_s.get("Total Host Walltime")
     if walltime is not None and walltime > 0:
