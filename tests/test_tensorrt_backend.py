@@ -306,3 +306,25 @@ def test_timing_inputs_are_written_in_the_engines_type(tmp_path):
     assert os.path.getsize(write_inputs(feed, tmp_path, TrtVersion(10, 3))["ids"]) == 6 * 8
     with pytest.raises(ValueError, match="input ids"):
         write_inputs({"ids": np.array([2**40], np.int64)}, tmp_path, TrtVersion(8, 6))
+
+
+def test_a_jetpack_upgrade_with_the_same_tensorrt_rebuilds_and_a_failed_build_leaves_nothing_used(tmp_path, calls,
+                                                                                                  monkeypatch):
+    trtexec, job = stand_in(tmp_path, "v8201"), _job(tmp_path)
+    settings = BuildSettings("fp16")
+    (tmp_path / "etc").mkdir()
+    release = tmp_path / "etc" / "nv_tegra_release"
+    release.write_text("# R32 (release), REVISION: 6.1, GCID: 27863751, BOARD: t210ref, EABI: aarch64\n")
+    first = ensure_engine(job, settings, str(trtexec), timeout_s=60, root=str(tmp_path))
+    release.write_text("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64\n")
+    upgraded = ensure_engine(job, settings, str(trtexec), timeout_s=60, root=str(tmp_path))
+    assert upgraded.engine != first.engine and not upgraded.cached  # L4T (CUDA, driver) is in the key
+    # a build that fails leaves no engine, no partial file and no layer info a later run could pick up
+    release.write_text("# R32 (release), REVISION: 7.2\n")
+    monkeypatch.setenv("STAND_IN_MODE", "fail")
+    with pytest.raises(EngineBuildError):
+        ensure_engine(job, settings, str(trtexec), timeout_s=60, root=str(tmp_path))
+    folders = [f for f in (job.parent / (job.name + ".engines")).iterdir() if f not in (first.engine.parent,
+                                                                                         upgraded.engine.parent)]
+    assert len(folders) == 1
+    assert sorted(p.name for p in folders[0].iterdir()) == [".lock", "build.log"]
