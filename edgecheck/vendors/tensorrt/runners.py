@@ -26,7 +26,8 @@ import numpy as np
 
 from edgecheck.backends.base import Runner
 from edgecheck.vendors.tensorrt.engine import EngineBuild
-from edgecheck.vendors.tensorrt.trtexec import BuildSettings, TrtVersion, output_command
+from edgecheck.vendors.tensorrt.timing import as_engine_input, engine_dtype
+from edgecheck.vendors.tensorrt.trtexec import BuildSettings, output_command
 
 BACKEND = "tensorrt"
 _CUDART_NAMES = ("libcudart.so", "libcudart.so.12", "libcudart.so.11.0", "libcudart.so.10.2")
@@ -196,32 +197,6 @@ class TensorrtRunner(_NativeTiming, Runner):
             self._cuda.destroy(self._stream)
             self._stream = 0
         self._context = self._engine = self._runtime = None
-
-
-def engine_dtype(onnx_dtype: str, version: TrtVersion) -> np.dtype:
-    """The dtype trtexec's --loadInputs expects for an ONNX input: its own, except INT64, which TensorRT before
-    10 takes as INT32 (its parser casts it down)."""
-    dtype = np.dtype(onnx_dtype)
-    if dtype == np.int64 and version.major < 10:
-        return np.dtype(np.int32)
-    if dtype == np.float64:
-        return np.dtype(np.float32)  # TensorRT has no FP64 I/O: the parser casts it
-    return dtype
-
-
-def as_engine_input(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """`array` as the engine takes it (contiguous, little-endian `dtype`). A narrowing cast that would change a
-    value (INT64 ids past INT32's range, before TensorRT 10) is refused naming the input: never wrapped silently."""
-    source = np.asarray(array)
-    target = np.dtype(dtype)
-    if source.dtype.kind in "iu" and target.kind in "iu" and source.size:
-        limits = np.iinfo(target)
-        low, high = int(source.min()), int(source.max())
-        if low < limits.min or high > limits.max:
-            raise ValueError("input %s: values %d..%d do not fit %s, the type this TensorRT engine takes for it "
-                             "(TensorRT before 10 runs INT64 inputs as INT32): they would wrap" % (name, low, high,
-                                                                                                 target.name))
-    return np.ascontiguousarray(source, dtype=target.newbyteorder("<"))
 
 
 class TrtexecRunner(_NativeTiming, Runner):

@@ -90,12 +90,36 @@ def _failed(what: str, code: int, log_path: Path) -> TrtexecRunError:
                            f"log: {log_path}")
 
 
+def engine_dtype(onnx_dtype: str, version: TrtVersion) -> np.dtype:
+    """The dtype trtexec's --loadInputs expects for an ONNX input: its own, except INT64, which TensorRT before
+    10 takes as INT32 (its parser casts it down)."""
+    dtype = np.dtype(onnx_dtype)
+    if dtype == np.int64 and version.major < 10:
+        return np.dtype(np.int32)
+    if dtype == np.float64:
+        return np.dtype(np.float32)  # TensorRT has no FP64 I/O: the parser casts it
+    return dtype
+
+
+def as_engine_input(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`array` as the engine takes it (contiguous, little-endian `dtype`). A narrowing cast that would change a
+    value (INT64 ids past INT32's range, before TensorRT 10) is refused naming the input: never wrapped silently."""
+    source = np.asarray(array)
+    target = np.dtype(dtype)
+    if source.dtype.kind in "iu" and target.kind in "iu" and source.size:
+        limits = np.iinfo(target)
+        low, high = int(source.min()), int(source.max())
+        if low < limits.min or high > limits.max:
+            raise ValueError("input %s: values %d..%d do not fit %s, the type this TensorRT engine takes for it "
+                             "(TensorRT before 10 runs INT64 inputs as INT32): they would wrap" % (name, low, high,
+                                                                                                 target.name))
+    return np.ascontiguousarray(source, dtype=target.newbyteorder("<"))
+
+
 def write_inputs(feed: Dict[str, np.ndarray], scratch: Path, version: TrtVersion) -> Dict[str, str]:
     """Each input as the raw little-endian file `--loadInputs` reads, in the type the engine takes (INT64 as INT32
     and FP64 as FP32 before TensorRT 10: trtexec reads the binding's byte count, so the feed's own wider type
     would be read as other values)."""
-    from edgecheck.vendors.tensorrt.runners import as_engine_input, engine_dtype
-
     paths = {}
     for index, (name, array) in enumerate(sorted(feed.items())):
         path = scratch / f"input-{index}.bin"
