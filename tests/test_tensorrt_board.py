@@ -39,6 +39,7 @@ targets:
       parity: {cosine: 0.999, rel_l2: 0.001}
       latency_ms: {p50: %(p50)s, samples: 30, rounds: 1, warmup_runs: 1, warmup_s: 0}
       power: {power_w: %(power_w)s, energy_mj: 1000}
+      memory_mb: {peak: 64}
 """
 METER = """#!/bin/sh
 # STAND-IN power meter for edgecheck's tests (made-up watts): 6 W while the stand-in trtexec "runs", else 2 W
@@ -135,8 +136,11 @@ def test_a_tensorrt_fp16_entry_runs_on_the_board_with_the_stand_in(pytester, ssh
     assert json.loads(latency["latency.placement"]) == {"GPU": 3}
     assert "head kept in fp32" in latency["latency.kept_above"]
     assert "80.0 %" in latency["latency.slowest_layers"] and "matmul + add" in latency["latency.slowest_layers"]
-    memory = facts(found["memory"]) if "memory" in found else None
-    assert memory is None or "engine's device memory" in memory["memory.method"]
+    # memory: the engine's device memory, its weights (the engine file) counted beside the build log's totals
+    # (the stand-in's 1 MiB persistent + 0.5 MiB activation), never the worker's own RSS
+    assert "its size (the weights" in facts(found["memory"])["memory.method"], out[-4000:]
+    engine_mib = next((root / "store").rglob("engine.plan")).stat().st_size / 2**20
+    assert figures(found["memory"])["memory.peak"] == pytest.approx(engine_mib + 1.5, abs=0.01)
 
     seen = calls(root)
     builds = [argv for argv in seen if any(a.startswith("--onnx=") for a in argv)]
@@ -144,8 +148,9 @@ def test_a_tensorrt_fp16_entry_runs_on_the_board_with_the_stand_in(pytester, ssh
     assert {"--fp16", "--buildOnly", "--profilingVerbosity=detailed"} <= set(builds[0])
     assert any(a.startswith("--exportLayerInfo=") for a in builds[0])
     assert "--minShapes=x:1x4" in builds[0] and "--maxShapes=x:64x4" in builds[0]
-    timings = [argv for argv in seen if any(a.startswith("--exportTimes=") for a in argv)]
-    assert len(timings) == 1 and "--iterations=30" in timings[0] and "--duration=0" in timings[0]
+    # the latency check's timing (the memory check times apart, with its own shorter plan)
+    timings = [argv for argv in seen if any(a.startswith("--exportTimes=") for a in argv) and "--iterations=30" in argv]
+    assert len(timings) == 1 and "--duration=0" in timings[0]
     assert not any(a.startswith("--exportProfile") for a in timings[0])  # no profiler in the timed run
     assert any(any(a.startswith("--exportProfile=") for a in argv) for argv in seen)
     assert any(any(a.startswith("--exportOutput=") for a in argv) for argv in seen)  # parity's outputs
