@@ -20,6 +20,7 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,12 +43,27 @@ BOARD_SIDE = (
     "edgecheck/vendors/*/__init__.py",
     "edgecheck/vendors/*/backend.py",
     "edgecheck/vendors/rknn/lite.py",  # RKNNLite's runner: it runs on an RK3588's Python
+    # TensorRT on a Jetson (issue 20): the worker builds, runs and times engines and reads the rails there
+    "edgecheck/vendors/tensorrt/trtexec.py",
+    "edgecheck/vendors/tensorrt/engine.py",
+    "edgecheck/vendors/tensorrt/exports.py",
+    "edgecheck/vendors/tensorrt/layers.py",
+    "edgecheck/vendors/tensorrt/power.py",
+    "edgecheck/vendors/tensorrt/timing.py",
+    "edgecheck/vendors/tensorrt/runners.py",
+    "edgecheck/vendors/onnxruntime/gpu.py",  # onnxruntime-trt / onnxruntime-cuda run in a Jetson's worker
     "edgecheck/boards/probe.py",
 )
 # board-side modules that may not exist yet on every branch: scanned where present
 BOARD_SIDE_OPTIONAL = ("edgecheck/boards/agent.py",)
 # what a real 3.8 imports from these (standard library only: no numpy in a bare interpreter)
-STDLIB_ONLY = ("edgecheck", "edgecheck.errors", "edgecheck.units", "edgecheck.processes", "edgecheck.entrypoints")
+STDLIB_ONLY = ("edgecheck", "edgecheck.errors", "edgecheck.units", "edgecheck.processes", "edgecheck.entrypoints",
+               "edgecheck.vendors.tensorrt.trtexec", "edgecheck.vendors.tensorrt.engine",
+               "edgecheck.vendors.tensorrt.power", "edgecheck.worker.power")
+# board-side modules that may use numpy beside the standard library (the worker has it), and nothing else
+NUMPY_TOO = ("edgecheck.vendors.tensorrt.exports", "edgecheck.vendors.tensorrt.layers",
+             "edgecheck.vendors.tensorrt.timing", "edgecheck.vendors.tensorrt.runners",
+             "edgecheck.vendors.tensorrt.backend", "edgecheck.worker.native")
 
 BUILTIN_GENERICS = {"dict", "list", "tuple", "set", "frozenset", "type"}
 BUILTIN_TYPES = BUILTIN_GENERICS | {"int", "str", "float", "bool", "bytes", "bytearray", "complex", "object"}
@@ -448,3 +464,41 @@ def test_a_real_python_38_compiles_the_board_side_and_imports_what_needs_only_th
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == "(3, 8)"
+
+
+# what a board-side module may import: the standard library, numpy where the worker has it, and edgecheck's own
+# board-side modules; a blocker refuses everything else (pydantic, onnx, edgecheck.analysis, ...) at import time
+_IMPORT_GUARD = """
+import sys
+allowed_numpy = sys.argv[2] == "numpy"
+host_only = ("edgecheck.analysis", "edgecheck.spec", "edgecheck.checks", "edgecheck.compress", "edgecheck.model",
+             "edgecheck.formats", "edgecheck.measure", "edgecheck.boards.runs", "edgecheck.plugin")
+class Guard:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top == "_distutils_hack":
+            return None
+        if top == "numpy" and allowed_numpy:
+            return None
+        if top == "edgecheck" and not name.startswith(host_only):
+            return None
+        raise ImportError("board-side import of " + name)
+sys.meta_path.insert(0, Guard())
+import importlib
+importlib.import_module(sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("module", [m for m in STDLIB_ONLY if m.startswith("edgecheck.")] + list(NUMPY_TOO))
+def test_board_side_modules_import_only_what_a_board_has(module):
+    allowed = "numpy" if module in NUMPY_TOO else "stdlib"
+    done = subprocess.run([sys.executable, "-c", _IMPORT_GUARD, module, allowed], capture_output=True, text=True,
+                          timeout=120, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_import_guard_refuses_numpy_in_a_standard_library_module():
+    done = subprocess.run([sys.executable, "-c", _IMPORT_GUARD, "edgecheck.vendors.tensorrt.exports", "stdlib"],
+                          capture_output=True, text=True, timeout=120, cwd=str(ROOT),
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode != 0 and "board-side import of numpy" in done.stderr

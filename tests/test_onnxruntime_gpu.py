@@ -55,3 +55,23 @@ def test_a_session_that_fell_back_to_the_cpu_is_refused(tmp_path, monkeypatch, b
 def test_the_gpu_backends_are_never_the_reference():
     assert OnnxRuntimeTensorrtBackend.reference_for == () and OnnxRuntimeCudaBackend.reference_for == ()
     assert not OnnxRuntimeTensorrtBackend.deterministic
+
+
+def test_the_tensorrt_providers_engine_cache_is_a_folder_per_model_and_precision(tmp_path, monkeypatch):
+    # ONNX Runtime never invalidates its TensorRT engine cache: one shared folder would serve a stale engine
+    pytest.importorskip("onnxruntime")
+    from edgecheck.backends.base import RunOptions
+    from edgecheck.vendors.onnxruntime.gpu import CACHE_DIR_ENV, OnnxRuntimeTensorrtBackend
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    first.write_bytes(b"model a")
+    second.write_bytes(b"model b")
+    backend = OnnxRuntimeTensorrtBackend()
+
+    def folder(artifact, fp16="false"):
+        trt = dict(backend._provider_options(RunOptions(extra={"trt_fp16_enable": fp16}), artifact))
+        return trt["TensorrtExecutionProvider"]["trt_engine_cache_path"]
+
+    assert folder(first) == folder(first) and folder(first).startswith(str(tmp_path / "cache"))
+    assert len({folder(first), folder(second), folder(first, "true")}) == 3

@@ -94,7 +94,8 @@ def test_a_meter_command_gives_idle_and_active_power_and_energy(tmp_path):
 
 
 @pytest.mark.parametrize(("body", "says"), [("echo nan", "printed 'nan', not a power in watts"),
-                                            ("printf '%s\\n' -1", "not a finite non-negative number"),
+                                            ("printf '%s\\n' -1", "not a finite positive number"),
+                                            ("echo 0", "not a finite positive number"),
                                             ("exit 3", "exited with status 3"), ("echo hello", "not a power")])
 def test_a_meter_that_reads_nothing_usable_says_so_and_gives_no_figure(tmp_path, body, says):
     answer = _run({"command": meter(tmp_path, body)})
@@ -299,3 +300,48 @@ def test_a_jetsons_label_says_jetpack_tensorrt_power_mode_and_clocks():
                                              "power mode MAXN (nvpmodel mode 0)", "clocks locked (jetson_clocks)"]
     assert _jetson_parts(facts, {}) == ["JetPack unknown (L4T 32.7)", "power mode 5W", "clocks unknown"]
     assert jetson_state({}, {}) == {} and _jetson_parts({"cpu": {}}, {"version": "1.17"}) == []
+
+
+# --- review fixes (issue 20) ----------------------------------------------------------------------------------
+
+def test_a_zero_power_round_cannot_be_judged_never_a_pass():
+    # a rail that reads 0 W (a dead sensor) would pass any power_w and energy_mj bound as 0
+    with pytest.raises(CannotJudge, match="read 0 W while timing"):
+        combine_rounds([_round(0.0, 1.0, 10)])
+
+
+def test_a_jetsons_unlocked_clocks_fail_a_budget_that_requires_them_locked(tmp_path):
+    # the facts' own words ("not locked", from power.jetson_facts) through the label state to the check
+    from edgecheck.boards.runs import jetson_state
+    from edgecheck.checks.power import clocks_state
+    from edgecheck.vendors.tensorrt.power import jetson_facts
+
+    gpu = tmp_path / "sys/class/devfreq/57000000.gpu"
+    gpu.mkdir(parents=True)
+    (gpu / "min_freq").write_text("76800000\n")
+    (gpu / "max_freq").write_text("921600000\n")
+    facts = jetson_facts(str(tmp_path))
+    assert facts["clocks"] == "not locked"
+    clocks = clocks_state(jetson_state({}, facts)["clocks"])
+    assert clocks is False
+    power = combine_rounds([_round(3.0, 1.0, 10)])
+    result = judge_power(power, PowerBudget(clocks_locked=True), "MAXN", clocks)
+    assert result.verdict == "fail" and any("clocks are not locked" in p for p in result.problems)
+    (gpu / "min_freq").write_text("921600000\n")
+    assert clocks_state(jetson_state({}, jetson_facts(str(tmp_path)))["clocks"]) is True
+    assert clocks_state("who knows") is None
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("yes 4.2", r"printed more than 64 KiB \(killed\)"),  # a meter that never stops printing: bounded memory
+    ("sleep 60 & wait", r"did not finish within 1 s \(killed\)"),  # a child holding the pipe: bounded time
+])
+def test_a_runaway_meter_command_is_killed_with_a_reason(tmp_path, body, says):
+    import time
+
+    from edgecheck.worker.power import command_reader
+
+    started = time.monotonic()
+    with pytest.raises(PowerError, match=says):
+        command_reader(meter(tmp_path, body), timeout_s=1.0)()
+    assert time.monotonic() - started < 30  # not the child's 60 s: the group was killed

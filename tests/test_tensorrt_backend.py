@@ -261,3 +261,70 @@ def test_dynamic_shapes_reach_the_run_command(tmp_path):
     argv = output_command("trtexec", TrtVersion(8, 2, 1), settings, "e.plan", {"x": "x.bin"}, "o.json", {"x": (5, 4)})
     assert "--shapes=x:5x4" in argv
     assert os.path.basename(argv[0]) == "trtexec"
+
+
+# -- review fixes (issue 20): integer inputs narrowed for TensorRT before 10 are refused where they would wrap
+
+
+def test_int64_inputs_out_of_int32_range_are_refused_not_wrapped():
+    from edgecheck.vendors.tensorrt.runners import as_engine_input, engine_dtype
+
+    dtype = engine_dtype("int64", TrtVersion(8, 2, 1))
+    assert dtype == np.int32 and engine_dtype("int64", TrtVersion(10, 3)) == np.int64
+    ids = np.array([[1, 2**31 - 1, -2**31]], np.int64)
+    narrowed = as_engine_input("ids", ids, dtype)
+    assert narrowed.dtype == np.dtype("<i4") and narrowed.tolist() == ids.tolist()
+    with pytest.raises(ValueError, match=r"input ids: values 0\.\.2147483648 do not fit int32.*would wrap"):
+        as_engine_input("ids", np.array([0, 2**31], np.int64), dtype)
+    with pytest.raises(ValueError, match="input ids"):
+        as_engine_input("ids", np.array([-2**31 - 1], np.int64), dtype)
+
+
+def test_the_trtexec_runner_refuses_an_int64_feed_that_would_wrap_before_running_anything(tmp_path):
+    from edgecheck.vendors.tensorrt.engine import EngineBuild
+    from edgecheck.vendors.tensorrt.runners import TrtexecRunner
+
+    never = tmp_path / "trtexec"
+    never.write_text("#!/bin/sh\ntouch ran\n")  # a stand-in that must not be reached
+    never.chmod(0o755)
+    build = EngineBuild(tmp_path / "engine.plan", None, tmp_path / "build.log", TrtVersion(8, 5, 2), True)
+    runner = TrtexecRunner(tmp_path / "job.trtjob", build, BuildSettings("fp16"), str(never), [("ids", "int64")],
+                           [("y", "float32")])
+    with pytest.raises(ValueError, match="input ids: values .* do not fit int32"):
+        runner._infer_impl({"ids": np.array([[5_000_000_000]], np.int64)})
+    assert not (tmp_path / "ran").exists()
+
+
+def test_timing_inputs_are_written_in_the_engines_type(tmp_path):
+    from edgecheck.vendors.tensorrt.timing import write_inputs
+
+    feed = {"ids": np.arange(6, dtype=np.int64).reshape(1, 6), "x": np.ones((1, 3), np.float64)}
+    paths = write_inputs(feed, tmp_path, TrtVersion(8, 2, 1))
+    # trtexec reads the binding's byte count: INT32 and FP32 for these before TensorRT 10
+    assert np.fromfile(paths["ids"], "<i4").tolist() == list(range(6))
+    assert np.fromfile(paths["x"], "<f4").tolist() == [1.0, 1.0, 1.0]
+    assert os.path.getsize(write_inputs(feed, tmp_path, TrtVersion(10, 3))["ids"]) == 6 * 8
+    with pytest.raises(ValueError, match="input ids"):
+        write_inputs({"ids": np.array([2**40], np.int64)}, tmp_path, TrtVersion(8, 6))
+
+
+def test_a_jetpack_upgrade_with_the_same_tensorrt_rebuilds_and_a_failed_build_leaves_nothing_used(tmp_path, calls,
+                                                                                                  monkeypatch):
+    trtexec, job = stand_in(tmp_path, "v8201"), _job(tmp_path)
+    settings = BuildSettings("fp16")
+    (tmp_path / "etc").mkdir()
+    release = tmp_path / "etc" / "nv_tegra_release"
+    release.write_text("# R32 (release), REVISION: 6.1, GCID: 27863751, BOARD: t210ref, EABI: aarch64\n")
+    first = ensure_engine(job, settings, str(trtexec), timeout_s=60, root=str(tmp_path))
+    release.write_text("# R32 (release), REVISION: 7.1, GCID: 29818004, BOARD: t210ref, EABI: aarch64\n")
+    upgraded = ensure_engine(job, settings, str(trtexec), timeout_s=60, root=str(tmp_path))
+    assert upgraded.engine != first.engine and not upgraded.cached  # L4T (CUDA, driver) is in the key
+    # a build that fails leaves no engine, no partial file and no layer info a later run could pick up
+    release.write_text("# R32 (release), REVISION: 7.2\n")
+    monkeypatch.setenv("STAND_IN_MODE", "fail")
+    with pytest.raises(EngineBuildError):
+        ensure_engine(job, settings, str(trtexec), timeout_s=60, root=str(tmp_path))
+    folders = [f for f in (job.parent / (job.name + ".engines")).iterdir() if f not in (first.engine.parent,
+                                                                                         upgraded.engine.parent)]
+    assert len(folders) == 1
+    assert sorted(p.name for p in folders[0].iterdir()) == [".lock", "build.log"]

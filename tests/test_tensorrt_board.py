@@ -39,6 +39,7 @@ targets:
       parity: {cosine: 0.999, rel_l2: 0.001}
       latency_ms: {p50: %(p50)s, samples: 30, rounds: 1, warmup_runs: 1, warmup_s: 0}
       power: {power_w: %(power_w)s, energy_mj: 1000}
+      memory_mb: {peak: 64}
 """
 METER = """#!/bin/sh
 # STAND-IN power meter for edgecheck's tests (made-up watts): 6 W while the stand-in trtexec "runs", else 2 W
@@ -135,8 +136,11 @@ def test_a_tensorrt_fp16_entry_runs_on_the_board_with_the_stand_in(pytester, ssh
     assert json.loads(latency["latency.placement"]) == {"GPU": 3}
     assert "head kept in fp32" in latency["latency.kept_above"]
     assert "80.0 %" in latency["latency.slowest_layers"] and "matmul + add" in latency["latency.slowest_layers"]
-    memory = facts(found["memory"]) if "memory" in found else None
-    assert memory is None or "engine's device memory" in memory["memory.method"]
+    # memory: the engine's device memory, its weights (the engine file) counted beside the build log's totals
+    # (the stand-in's 1 MiB persistent + 0.5 MiB activation), never the worker's own RSS
+    assert "its size (the weights" in facts(found["memory"])["memory.method"], out[-4000:]
+    engine_mib = next((root / "store").rglob("engine.plan")).stat().st_size / 2**20
+    assert figures(found["memory"])["memory.peak"] == pytest.approx(engine_mib + 1.5, abs=0.01)
 
     seen = calls(root)
     builds = [argv for argv in seen if any(a.startswith("--onnx=") for a in argv)]
@@ -144,8 +148,9 @@ def test_a_tensorrt_fp16_entry_runs_on_the_board_with_the_stand_in(pytester, ssh
     assert {"--fp16", "--buildOnly", "--profilingVerbosity=detailed"} <= set(builds[0])
     assert any(a.startswith("--exportLayerInfo=") for a in builds[0])
     assert "--minShapes=x:1x4" in builds[0] and "--maxShapes=x:64x4" in builds[0]
-    timings = [argv for argv in seen if any(a.startswith("--exportTimes=") for a in argv)]
-    assert len(timings) == 1 and "--iterations=30" in timings[0] and "--duration=0" in timings[0]
+    # the latency check's timing (the memory check times apart, with its own shorter plan)
+    timings = [argv for argv in seen if any(a.startswith("--exportTimes=") for a in argv) and "--iterations=30" in argv]
+    assert len(timings) == 1 and "--duration=0" in timings[0]
     assert not any(a.startswith("--exportProfile") for a in timings[0])  # no profiler in the timed run
     assert any(any(a.startswith("--exportProfile=") for a in argv) for argv in seen)
     assert any(any(a.startswith("--exportOutput=") for a in argv) for argv in seen)  # parity's outputs
@@ -275,3 +280,78 @@ def test_a_hung_trtexec_is_killed_with_its_process_group(tmp_path):
         clock.sleep(0.05)
     else:
         raise AssertionError(f"the stand-in's child {child} outlived the timeout")
+
+
+# --- review fixes (issue 20): warm-ups never among the samples, energy over every inference in the window -------
+
+def _old_writer(tmp_path: Path, warmups: int, timed: int, log_lines: str) -> str:
+    """A stand-in trtexec (not TensorRT; made-up times) writing --exportTimes as the 8.2-era writer does: the warm-up
+    queries first (compute 50 ms each), then the timed ones (compute 1, 2, ... ms), every record with endToEndMs."""
+    records = [50.0] * warmups + [float(i + 1) for i in range(timed)]
+    body = ", ".join('{ "startEnqMs" : 0, "endEnqMs" : 0.1, "startH2dMs" : 0, "endH2dMs" : 0, "startComputeMs" : 0, '
+                     '"endComputeMs" : 0, "startD2hMs" : 0, "endD2hMs" : 0, "h2dMs" : 0, "computeMs" : %g, "d2hMs" : 0, '
+                     '"latencyMs" : %g, "endToEndMs" : %g }' % (ms, ms, ms) for ms in records)
+    (tmp_path / "times.txt").write_text("[\n  " + body + "\n]\n")
+    (tmp_path / "log.txt").write_text(log_lines + "&&&& PASSED TensorRT.trtexec [TensorRT v8201]\n")
+    return _script(tmp_path, f'for a in "$@"; do case "$a" in --exportTimes=*) cp {tmp_path}/times.txt '
+                             f'"${{a#--exportTimes=}}";; esac; done; cat {tmp_path}/log.txt')
+
+
+@pytest.mark.parametrize("log_lines", [
+    "[I] Warmup completed 2 queries over 200 ms\n[I] Timing trace has 5 queries over 0.5 s\n",
+    "[I] Warmup completed 2 queries over 200 ms\n",  # no "Timing trace" line: the warm-up count alone
+])
+def test_the_82_writers_warmup_records_are_not_samples(tmp_path, log_lines):
+    timed = _time(_old_writer(tmp_path, 2, 5, log_lines), _fake_engine(tmp_path), tmp_path)
+    assert timed["samples_ns"] == [1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000]
+    assert timed["window_inferences"] == 5
+
+
+def test_energy_divides_by_every_inference_in_the_window_not_the_samples_kept(tmp_path):
+    from edgecheck.worker.native import measure_native
+
+    log = "[I] Timing trace has 8 queries over 0.5 s\n=== Performance summary ===\n[I] Total Host Walltime: 0.5 s\n"
+    trtexec = _old_writer(tmp_path, 0, 8, log)
+    engine = _fake_engine(tmp_path)
+
+    class Runner:  # times with time_engine, as the TensorRT runners do
+        def native_timing(self, **kwargs):
+            from edgecheck.vendors.tensorrt.timing import time_engine
+            from edgecheck.vendors.tensorrt.trtexec import BuildSettings, TrtVersion
+
+            return time_engine(trtexec, TrtVersion(8, 2, 1), BuildSettings("fp16"), engine, **kwargs)
+
+    class Power:
+        def finish(self, window, inferences):
+            self.inferences = inferences
+            return {"inferences": inferences}
+
+    power = Power()
+    command = {"samples": 3, "samples_out": str(tmp_path / "samples.npy"), "warmup": {"runs": 1, "seconds": 0}}
+    answer = measure_native(command, "tensorrt", Runner(), {}, 0.1, 0, power)
+    assert answer["count"] == 3  # three samples asked, kept
+    assert power.inferences == 8  # trtexec ran eight in the window the power was averaged over
+
+
+def test_the_engines_memory_counts_its_weights_beside_the_build_logs_totals(tmp_path):
+    # the build log's totals leave out the weights (RESEARCH20 2.1: 59 + 21 MiB of totals, a 186 MiB engine):
+    # a footprint without them would pass a memory budget the loaded engine breaks
+    engine = _fake_engine(tmp_path)
+    engine.write_bytes(b"\0" * (3 * 1048576))  # stand-in engine: 3 MiB of made-up weights
+    (engine.parent / "build.log").write_text("[I] [TRT] Total Device Persistent Memory: 1048576\n"
+                                             "[I] [TRT] Total Activation Memory: 2097152\n")
+    trtexec = _old_writer(tmp_path, 0, 4, "[I] Timing trace has 4 queries over 0.1 s\n")
+    timed = _time(trtexec, engine, tmp_path)
+    assert timed["extra"]["engine_file_mb"] == 3.0
+    assert timed["extra"]["engine_device_memory_mb"] == 6.0
+    assert timed["memory_kb"]["peak"] == 6 * 1024 and "its size (the weights" in timed["peak_method"]
+
+
+def test_an_export_too_large_to_hold_is_refused_naming_the_file_and_the_way_out(tmp_path, monkeypatch):
+    from edgecheck.vendors.tensorrt import timing
+    from edgecheck.vendors.tensorrt.exports import TrtexecOutputError
+
+    monkeypatch.setattr(timing, "MAX_TIMES_BYTES", 2048)  # stands for 64 MiB: the stand-in writes ~30 records
+    trtexec = _old_writer(tmp_path, 0, 30, "[I] Timing trace has 30 queries over 0.1 s\n")
+    with pytest.raises(TrtexecOutputError, match=r"times\.json: .* MiB of per-inference records.*samples: 2000"):
+        _time(trtexec, _fake_engine(tmp_path), tmp_path)

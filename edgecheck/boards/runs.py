@@ -336,7 +336,7 @@ def jetson_state(facts: dict[str, Any], runtime: dict[str, str]) -> dict[str, st
     mode = runtime.get("power_mode") or runtime.get("nvpmodel")
     if not mode and isinstance(jetson.get("nvpmodel"), dict):
         mode = jetson["nvpmodel"].get("name")
-    if not (jetson or mode or runtime.get("jetpack") or runtime.get("tensorrt")):
+    if not (jetson or mode or runtime.get("jetpack") or runtime.get("tensorrt") or runtime.get("clocks")):
         return {}
     state = {"jetpack": runtime.get("jetpack") or "", "l4t": str(jetson.get("l4t") or ""),
              "tensorrt": runtime.get("tensorrt") or "", "power_mode": str(mode or ""),

@@ -69,6 +69,10 @@ def combine_rounds(rounds: list[dict[str, Any] | None]) -> dict[str, Any]:
             raise CannotJudge(f"cannot judge power: {found.get('error') or 'no power source on this board'}")
         if found.get("error") or found.get("active_w") is None:
             raise CannotJudge(f"cannot judge power: {found.get('source')}: {found.get('error') or 'no reading'}")
+        active = float(found["active_w"])
+        if not math.isfinite(active) or active <= 0:  # a board running a model never draws 0 W: a dead sensor
+            raise CannotJudge(f"cannot judge power: {found.get('source')} read {active:g} W while timing, not a "
+                              "board's power (a rail or meter that reads nothing)")
     first = rounds[0] or {}
     window = sum(float(r["window_s"]) for r in rounds if r)
     joules = sum(float(r["active_w"]) * float(r["window_s"]) for r in rounds if r)
@@ -126,9 +130,15 @@ def judge_power(power: dict[str, Any], budget: PowerBudget, mode: str | None, cl
     return result
 
 
-def _clocks(value: Any) -> bool | None:
+_LOCKED = ("true", "locked", "locked (jetson_clocks)", "yes", "1")
+_UNLOCKED = ("false", "not locked", "unlocked", "no", "0")
+
+
+def clocks_state(value: Any) -> bool | None:
+    """The board's clock state as the board facts spell it ("locked" / "not locked", power.jetson_facts); None
+    where unknown, so a bound on it is inconclusive, never passed or failed on a word not understood."""
     text = str(value).strip().lower() if value is not None else ""
-    return True if text in ("true", "locked", "yes", "1") else False if text in ("false", "unlocked", "no", "0") else None
+    return True if text in _LOCKED else False if text in _UNLOCKED else None
 
 
 class PowerCheck(Check):
@@ -167,7 +177,7 @@ class PowerCheck(Check):
         else:
             power = combine_rounds(list(measured.extra.get("power") or [None]))
         state = measured.extra.get("jetson") or {}
-        mode, clocks = state.get("power_mode"), _clocks(state.get("clocks"))
+        mode, clocks = state.get("power_mode"), clocks_state(state.get("clocks"))
         mode = mode.split(" (")[0].strip() or None if mode else None  # "MAXN (nvpmodel mode 0)": the name
         if power is None:
             result = CheckResult("power")

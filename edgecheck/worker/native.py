@@ -6,7 +6,8 @@ timed part of its run), else the whole call's. Runs in the worker, on a board to
 
 `runner.native_timing(feed=, warmup_runs=, warmup_s=, samples=, max_seconds=, scratch=, timeout_s=)` returns
 {"samples_ns": [...], "memory_kb": {"baseline", "peak", "process_peak"}, "extra": {...}, "warmup_runs": n} and
-optionally "warmup_s", "window" ([start, end] epoch seconds of the timed part), "clock" and "peak_method".
+optionally "warmup_s", "window" ([start, end] epoch seconds of the timed part), "clock", "peak_method" and
+"window_inferences" (how many inferences ran in that window, where more ran than the samples kept).
 """
 
 from __future__ import annotations
@@ -47,6 +48,6 @@ def measure_native(command: Dict[str, Any], backend: str, runner: Any, feed: Dic
               "clock": str(timed.get("clock") or f"{backend}'s own timer"), "memory_kb": memory_kb,
               "peak_method": str(timed.get("peak_method") or f"reported by {backend}'s own timing run"),
               "window": [float(timed_window[0]), float(timed_window[1])], "native": dict(timed.get("extra") or {})}
-    if power is not None:
-        answer["power"] = power.finish(answer["window"], int(samples.size))
+    if power is not None:  # energy over every inference run in the window, not only the samples kept from it
+        answer["power"] = power.finish(answer["window"], int(timed.get("window_inferences") or samples.size))
     return answer

@@ -12,14 +12,18 @@ Runs on the board under its own Python (3.8+): standard library only. The measur
 
 Idle power is sampled for `idle_s` after the model is loaded and before the warm-up; active power over
 the timed window. A sampler that read nothing, or read a value that is not a finite non-negative number,
-says so in "error", and its figures are None: never a zero a budget could pass on.
+says so in "error", and its figures are None: never a zero a budget could pass on (a reading of
+0 W is refused too: a powered board never reads it).
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import os
 import re
+import select
+import signal
 import subprocess
 import threading
 import time
@@ -27,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 INTERVAL_S = 0.05
 COMMAND_TIMEOUT_S = 5.0
+OUTPUT_LIMIT = 64 * 1024  # a meter prints one reading: more than this is a command that never stops printing
 _WATTS = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(mW|W)?\s*$", re.IGNORECASE)
 
 Reader = Callable[[], Optional[float]]
@@ -48,17 +53,62 @@ def watts_from_text(text: str, source: str) -> float:
     return value / 1000.0 if (match.group(2) or "").lower() == "mw" else value
 
 
+def _kill_group(process: "subprocess.Popen[bytes]") -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    process.wait()
+
+
+def run_meter(command: str, timeout_s: float = COMMAND_TIMEOUT_S, limit: int = OUTPUT_LIMIT) -> Tuple[int, str, str]:
+    """One run of a meter command in its own process group: (exit status, stdout, stderr). PowerError where it
+    outlives `timeout_s` or prints more than `limit` bytes (a command that never stops printing): the whole group
+    is killed, so neither a child holding the pipe nor an endless output can hang the sampler or fill memory."""
+    try:
+        process = subprocess.Popen(["sh", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    except OSError as exc:
+        raise PowerError(f"power_command {command!r} failed: {type(exc).__name__}: {exc}") from None
+    assert process.stdout is not None and process.stderr is not None
+    streams = {process.stdout.fileno(): bytearray(), process.stderr.fileno(): bytearray()}
+    deadline = time.monotonic() + timeout_s
+    open_fds = list(streams)
+    while open_fds:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            _kill_group(process)
+            raise PowerError(f"power_command {command!r} did not finish within {timeout_s:g} s (killed)")
+        ready, _, _ = select.select(open_fds, [], [], remaining)
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if not data:
+                open_fds.remove(fd)
+                continue
+            streams[fd] += data
+            if sum(len(b) for b in streams.values()) > limit:
+                _kill_group(process)
+                raise PowerError(f"power_command {command!r} printed more than {limit // 1024} KiB (killed): it must "
+                                 "print one reading and exit")
+    try:
+        code = process.wait(max(deadline - time.monotonic(), 0.1))
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise PowerError(f"power_command {command!r} did not finish within {timeout_s:g} s (killed)") from None
+    finally:
+        process.stdout.close()
+        process.stderr.close()
+    out, err = (bytes(streams[fd]).decode("utf-8", "replace") for fd in streams)
+    return code, out, err
+
+
 def command_reader(command: str, timeout_s: float = COMMAND_TIMEOUT_S) -> Reader:
     """Watts from one run of a meter command (a shell line); PowerError where it fails or prints no number."""
     def read() -> Optional[float]:
-        try:
-            done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=timeout_s)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise PowerError(f"power_command {command!r} failed: {type(exc).__name__}: {exc}") from None
-        if done.returncode != 0:
-            raise PowerError(f"power_command {command!r} exited with status {done.returncode}: "
-                             f"{(done.stderr or done.stdout).strip()[-200:]}")
-        return watts_from_text(done.stdout, f"power_command {command!r}")
+        code, out, err = run_meter(command, timeout_s)
+        if code != 0:
+            raise PowerError(f"power_command {command!r} exited with status {code}: {(err or out).strip()[-200:]}")
+        return watts_from_text(out, f"power_command {command!r}")
     return read
 
 
@@ -143,10 +193,11 @@ def _mean(values: List[Optional[float]], what: str) -> Tuple[Optional[float], st
     """The mean of readings, or None with why: none read, or one not a finite non-negative number."""
     if not values:
         return None, f"no {what} power reading in its window (a window shorter than the sampling interval?)"
-    bad = [v for v in values if v is None or not math.isfinite(v) or v < 0]
+    # 0 W is no board's power, idle or not: a rail or meter that reads nothing must not pass a budget as 0
+    bad = [v for v in values if v is None or not math.isfinite(v) or v <= 0]
     if bad:
         return None, (f"{len(bad)} of {len(values)} {what} power readings were unreadable or not a finite "
-                      f"non-negative number (e.g. {bad[0]!r})")
+                      f"positive number (e.g. {bad[0]!r})")
     return sum(values) / len(values), ""  # type: ignore[arg-type]
 
 

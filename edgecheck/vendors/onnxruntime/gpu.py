@@ -51,7 +51,7 @@ class OnnxRuntimeGpuBackend(OnnxRuntimeBackend):
                                 "Jetson Zoo wheel for its JetPack) and a GPU")
         return Availability(True)
 
-    def _provider_options(self, options: RunOptions) -> list[tuple[str, dict[str, object]]]:
+    def _provider_options(self, options: RunOptions, artifact: Path) -> list[tuple[str, dict[str, object]]]:
         return [(name, {}) for name in self.providers]
 
     def _load_impl(self, artifact: Path, options: RunOptions) -> Runner:
@@ -61,7 +61,7 @@ class OnnxRuntimeGpuBackend(OnnxRuntimeBackend):
         session_options.intra_op_num_threads = options.threads
         session_options.log_severity_level = 3
         session = onnxruntime.InferenceSession(str(artifact), sess_options=session_options,
-                                               providers=self._provider_options(options))
+                                               providers=self._provider_options(options, artifact))
         used = list(session.get_providers())
         check_provider_used(self.name, self.provider, used, artifact)
         self._used = used
@@ -100,12 +100,29 @@ class OnnxRuntimeTensorrtBackend(OnnxRuntimeGpuBackend):
     providers = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
     profile_options = None
 
-    def _provider_options(self, options: RunOptions) -> list[tuple[str, dict[str, object]]]:
-        cache = os.environ.get(CACHE_DIR_ENV) or os.path.join(tempfile.gettempdir(), "edgecheck-ort-trt-cache")
+    def _provider_options(self, options: RunOptions, artifact: Path) -> list[tuple[str, dict[str, object]]]:
+        fp16 = str(options.extra.get("trt_fp16_enable", "false")).lower() == "true"
+        base = os.environ.get(CACHE_DIR_ENV) or os.path.join(tempfile.gettempdir(), "edgecheck-ort-trt-cache")
+        cache = os.path.join(base, engine_cache_key(artifact, fp16))
         os.makedirs(cache, exist_ok=True)
-        trt = {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
-               "trt_fp16_enable": str(options.extra.get("trt_fp16_enable", "false")).lower() == "true"}
+        trt = {"trt_engine_cache_enable": True, "trt_engine_cache_path": cache, "trt_fp16_enable": fp16}
         return [(self.provider, trt), ("CUDAExecutionProvider", {}), ("CPUExecutionProvider", {})]
+
+
+def engine_cache_key(artifact: Path, fp16: bool) -> str:
+    """A folder name per model bytes, precision and onnxruntime build: ONNX Runtime does not invalidate its TensorRT
+    engine cache when the model, its version or TensorRT's changes (its docs ask users to clear the cache then), so
+    a shared folder could serve an engine built from another model or library."""
+    import hashlib
+
+    import onnxruntime
+
+    digest = hashlib.sha256()
+    with open(artifact, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    digest.update(f"|fp16={fp16}|onnxruntime={onnxruntime.__version__}|{os.uname().release}".encode())
+    return digest.hexdigest()[:24]
 
 
 class OnnxRuntimeCudaBackend(OnnxRuntimeGpuBackend):

@@ -3,7 +3,8 @@
 Standard library only, Python 3.8 source (imported by the worker on a Jetson). An engine is specific to
 the GPU and the TensorRT version that built it, so it is built where it runs, and kept beside the job's
 blob in the board's store under a key of the job's bytes (SHA-256), its build settings, the TensorRT
-version and the GPU (the board model from /proc/device-tree/model): a board upgraded to another JetPack
+version and the GPU (the board model from /proc/device-tree/model, and the L4T release line of
+/etc/nv_tegra_release, which fixes CUDA, cuDNN and the driver): a board upgraded to another JetPack
 builds again, a second run of the same job does not. Two workers that want the same engine take a file
 lock, so one builds and the other finds it built. The build log and the layer information (JSON, 8.2 on)
 are kept beside the engine: a failed build raises with the log's [E] lines and the log's path.
@@ -89,6 +90,16 @@ def gpu_identity(root: str = "/") -> str:
         return "unknown"
 
 
+def board_release(root: str = "/") -> str:
+    """The board's L4T release line (/etc/nv_tegra_release: JetPack's CUDA, cuDNN and driver come with it), "" where
+    there is none. Part of the engine key: a JetPack upgrade that keeps the TensorRT version still rebuilds."""
+    try:
+        with open(os.path.join(root, "etc/nv_tegra_release"), "rb") as handle:
+            return handle.readline(512).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(str(path), "rb") as handle:
@@ -136,7 +147,9 @@ def ensure_engine(job: Path, settings: BuildSettings, trtexec: str, timeout_s: f
     lock, then found in its folder. A failed build raises EngineBuildError with the [E] lines and the log."""
     job = Path(job)
     version = trtexec_version(trtexec)
-    key = engine_key(file_sha256(job), settings, version, gpu_identity(root))
+    release = board_release(root)
+    gpu = gpu_identity(root) + (" | " + release if release else "")
+    key = engine_key(file_sha256(job), settings, version, gpu)
     folder = engine_folder(job, key)
     folder.mkdir(parents=True, exist_ok=True)
     engine, log_path, layers = folder / ENGINE_FILE, folder / LOG_FILE, folder / LAYERS_FILE
@@ -153,8 +166,12 @@ def ensure_engine(job: Path, settings: BuildSettings, trtexec: str, timeout_s: f
         except OSError:
             shutil.copyfile(str(job), str(onnx))
         partial = folder / ("engine.partial-%d" % os.getpid())
+        partial_layers = folder / ("layers.partial-%d" % os.getpid())  # renamed with the engine: never a stale one
+        if layers.exists():
+            layers.unlink()
         want_layers = supports_layer_info(version)
-        argv = build_command(trtexec, version, settings, str(onnx), str(partial), str(layers) if want_layers else None)
+        argv = build_command(trtexec, version, settings, str(onnx), str(partial),
+                             str(partial_layers) if want_layers else None)
         started = time.monotonic()
         try:
             code = _run_build(argv, log_path, timeout_s)
@@ -169,10 +186,12 @@ def ensure_engine(job: Path, settings: BuildSettings, trtexec: str, timeout_s: f
                 errors = _error_lines(log) or log.strip().splitlines()[-5:]
                 raise EngineBuildError("trtexec (TensorRT %s) could not build the engine (exit status %d): %s; the "
                                        "whole log: %s" % (version, code, " | ".join(errors)[-2000:], log_path))
+            if partial_layers.is_file():
+                os.replace(str(partial_layers), str(layers))
             os.replace(str(partial), str(engine))
             (folder / SETTINGS_FILE).write_text(settings.to_json(), encoding="utf-8")
         finally:
-            for leftover in (partial, onnx):
+            for leftover in (partial, partial_layers, onnx):
                 if leftover.exists():
                     leftover.unlink()
         return EngineBuild(engine, layers if layers.is_file() else None, log_path, version, False)

@@ -163,10 +163,17 @@ def read_times(text: str, source: str) -> List[InferenceTime]:
 
 def without_warmup(times: List[InferenceTime], log: TrtexecLog) -> List[InferenceTime]:
     """The timed queries only: where the file holds more records than the log's "Timing trace has N queries"
-    (the 8.2-era writer exports warm-ups first), the last N. Unchanged where the log does not say N."""
-    if log.timed_queries is None or len(times) <= log.timed_queries:
-        return list(times)
-    return list(times[len(times) - log.timed_queries:])
+    (the 8.2-era writer exports warm-ups first), the last N. Where the log does not say N but the records are
+    the 8.2-era form (endToEndMs), the log's "Warmup completed M queries" first ones are dropped; else unchanged
+    (the newer writer exports no warm-up)."""
+    if log.timed_queries is not None:
+        if len(times) <= log.timed_queries:
+            return list(times)
+        return list(times[len(times) - log.timed_queries:])
+    old_form = bool(times) and times[0].end_to_end_ms is not None
+    if old_form and log.warmup_queries and len(times) > log.warmup_queries:
+        return list(times[log.warmup_queries:])
+    return list(times)
 
 
 # --- --exportProfile -------------------------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ import numpy as np
 
 from edgecheck.backends.base import Runner
 from edgecheck.vendors.tensorrt.engine import EngineBuild
-from edgecheck.vendors.tensorrt.trtexec import BuildSettings, TrtVersion, output_command
+from edgecheck.vendors.tensorrt.timing import as_engine_input, engine_dtype
+from edgecheck.vendors.tensorrt.trtexec import BuildSettings, output_command
 
 BACKEND = "tensorrt"
 _CUDART_NAMES = ("libcudart.so", "libcudart.so.12", "libcudart.so.11.0", "libcudart.so.10.2")
@@ -198,17 +199,6 @@ class TensorrtRunner(_NativeTiming, Runner):
         self._context = self._engine = self._runtime = None
 
 
-def engine_dtype(onnx_dtype: str, version: TrtVersion) -> np.dtype:
-    """The dtype trtexec's --loadInputs expects for an ONNX input: its own, except INT64, which TensorRT before
-    10 takes as INT32 (its parser casts it down)."""
-    dtype = np.dtype(onnx_dtype)
-    if dtype == np.int64 and version.major < 10:
-        return np.dtype(np.int32)
-    if dtype == np.float64:
-        return np.dtype(np.float32)  # TensorRT has no FP64 I/O: the parser casts it
-    return dtype
-
-
 class TrtexecRunner(_NativeTiming, Runner):
     """The engine through trtexec, one process per feed: where the worker's Python has no `tensorrt` module."""
 
@@ -228,7 +218,7 @@ class TrtexecRunner(_NativeTiming, Runner):
         with tempfile.TemporaryDirectory(prefix="edgecheck-trtexec-") as folder:
             files, shapes = {}, {}
             for position, name in enumerate(self.input_names):
-                array = np.ascontiguousarray(feed[name], dtype=self._in_dtypes[name].newbyteorder("<"))
+                array = as_engine_input(name, feed[name], self._in_dtypes[name])
                 path = os.path.join(folder, "input%d.bin" % position)
                 array.tofile(path)
                 files[name] = path

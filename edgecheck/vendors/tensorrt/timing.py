@@ -17,9 +17,9 @@ How the plan maps to trtexec's flags (trtexec stops when BOTH its minimums are m
 - only `max_seconds`: `--duration=ceil(max_seconds) --iterations=1`.
 
 The power window (`window`, epoch seconds) is the timed run's "Total Host Walltime" ending when trtexec exited:
-its load and warm-up are outside, its short teardown inside. Memory: the engine's device memory from the build
-log (Total Device Persistent Memory + Total Activation Memory: Jetsons share DRAM between CPU and GPU) is the
-footprint; the timed trtexec's own ru_maxrss (os.wait4) is the process peak.
+its load and warm-up are outside, its short teardown inside. Memory: the engine's device memory (the engine file's
+size, i.e. its weights, + the build log's Total Device Persistent Memory + Total Activation Memory: Jetsons share
+DRAM between CPU and GPU) is the footprint; the timed trtexec's own ru_maxrss (os.wait4) is the process peak.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ LATENCY_SOURCE = "TensorRT GPU compute time (trtexec --exportTimes)"
 MIN_WARMUP_MS = 200  # trtexec's own default
 PROFILE_ITERATIONS = 20
 SLOWEST = 5
+MAX_TIMES_BYTES = 64 * 1048576  # --exportTimes writes ~330 bytes per inference: ~200,000 inferences
 MEMORY_KEYS = ("Total Device Persistent Memory", "Total Activation Memory")
 
 
@@ -89,15 +90,55 @@ def _failed(what: str, code: int, log_path: Path) -> TrtexecRunError:
                            f"log: {log_path}")
 
 
-def write_inputs(feed: Dict[str, np.ndarray], scratch: Path) -> Dict[str, str]:
-    """Each input as the raw little-endian file `--loadInputs` reads (the feed's own dtype and shape)."""
+def engine_dtype(onnx_dtype: str, version: TrtVersion) -> np.dtype:
+    """The dtype trtexec's --loadInputs expects for an ONNX input: its own, except INT64, which TensorRT before
+    10 takes as INT32 (its parser casts it down)."""
+    dtype = np.dtype(onnx_dtype)
+    if dtype == np.int64 and version.major < 10:
+        return np.dtype(np.int32)
+    if dtype == np.float64:
+        return np.dtype(np.float32)  # TensorRT has no FP64 I/O: the parser casts it
+    return dtype
+
+
+def as_engine_input(name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """`array` as the engine takes it (contiguous, little-endian `dtype`). A narrowing cast that would change a
+    value (INT64 ids past INT32's range, before TensorRT 10) is refused naming the input: never wrapped silently."""
+    source = np.asarray(array)
+    target = np.dtype(dtype)
+    if source.dtype.kind in "iu" and target.kind in "iu" and source.size:
+        limits = np.iinfo(target)
+        low, high = int(source.min()), int(source.max())
+        if low < limits.min or high > limits.max:
+            raise ValueError("input %s: values %d..%d do not fit %s, the type this TensorRT engine takes for it "
+                             "(TensorRT before 10 runs INT64 inputs as INT32): they would wrap" % (name, low, high,
+                                                                                                 target.name))
+    return np.ascontiguousarray(source, dtype=target.newbyteorder("<"))
+
+
+def write_inputs(feed: Dict[str, np.ndarray], scratch: Path, version: TrtVersion) -> Dict[str, str]:
+    """Each input as the raw little-endian file `--loadInputs` reads, in the type the engine takes (INT64 as INT32
+    and FP64 as FP32 before TensorRT 10: trtexec reads the binding's byte count, so the feed's own wider type
+    would be read as other values)."""
     paths = {}
     for index, (name, array) in enumerate(sorted(feed.items())):
         path = scratch / f"input-{index}.bin"
-        data = np.ascontiguousarray(array)
-        data.astype(data.dtype.newbyteorder("<"), copy=False).tofile(str(path))
+        array = np.asarray(array)
+        as_engine_input(name, array, engine_dtype(array.dtype.name, version)).tofile(str(path))
         paths[name] = str(path)
     return paths
+
+
+def _bounded_text(path: Path, limit: Optional[int] = None) -> str:
+    """An export's text, refused past `limit` bytes (a long duration-only timing of a fast engine writes millions of
+    records, which a Jetson Nano's 4 GB could not hold as Python objects), naming the file and the way out."""
+    limit = MAX_TIMES_BYTES if limit is None else limit
+    size = path.stat().st_size
+    if size > limit:
+        raise TrtexecOutputError(f"{path.name}: {size / 1048576:.0f} MiB of per-inference records, more than the "
+                                 f"{limit // 1048576} MiB edgecheck reads on a board (about {limit // 330} inferences): "
+                                 "bound the timing by a number of runs (latency_ms: {samples: 2000})")
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 def plan_args(warmup_s: float, samples: Optional[int], max_seconds: Optional[float]) -> TimingArgs:
@@ -126,12 +167,17 @@ def _median(values: List[float]) -> Optional[float]:
     return float(np.median(values)) if values else None
 
 
-def engine_memory(build_log: Optional[TrtexecLog]) -> Dict[str, float]:
-    """The engine's device memory (MiB) from its build log's totals, each apart and summed; {} where absent."""
+def engine_memory(build_log: Optional[TrtexecLog], engine: Optional[Path] = None) -> Dict[str, float]:
+    """The engine's device memory (MiB), each part apart and summed: its build log's persistent and activation
+    totals, and the engine file itself (its weights, which TensorRT copies to the device when it loads the
+    engine and which neither total counts: RESEARCH20 2.1's Nano log has 59 + 21 MiB of totals for a 186 MiB
+    engine). {} where the log gives no totals."""
     if build_log is None:
         return {}
     found = {key: build_log.memory_bytes[key] / 1048576 for key in MEMORY_KEYS if key in build_log.memory_bytes}
     if found:
+        if engine is not None and engine.is_file():
+            found["engine_file_mb"] = engine.stat().st_size / 1048576
         found["engine_device_memory_mb"] = sum(found.values())
     return found
 
@@ -179,10 +225,10 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
                 feed: Optional[Dict[str, np.ndarray]], warmup_runs: int, warmup_s: float, samples: Optional[int],
                 max_seconds: Optional[float], scratch: Path, timeout_s: float) -> Dict[str, Any]:
     """Time `engine` with trtexec: {"samples_ns", "memory_kb", "extra", "warmup_runs", "warmup_s", "window",
-    "clock", "peak_method"}; TrtexecRunError / TrtexecOutputError (naming the file and field) where it cannot."""
+    "clock", "peak_method", "window_inferences"}; TrtexecRunError / TrtexecOutputError (naming the file and field) where it cannot."""
     engine, scratch = Path(engine), Path(scratch)
     scratch.mkdir(parents=True, exist_ok=True)
-    inputs = write_inputs(feed, scratch) if feed else None
+    inputs = write_inputs(feed, scratch, version) if feed else None
     shapes = {name: tuple(int(d) for d in array.shape) for name, array in feed.items()} if feed and settings.shapes else None
     args = plan_args(warmup_s, samples, max_seconds)
     times_path, log_path = scratch / "times.json", scratch / "timing.log"
@@ -196,7 +242,7 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
     if not times_path.is_file():
         raise TrtexecRunError(f"trtexec exited 0 but wrote no {times_path.name} (--exportTimes); its log: {log_path}")
     log = _log(log_path)
-    times = without_warmup(read_times(times_path.read_text(encoding="utf-8", errors="replace"), times_path.name), log)
+    times = without_warmup(read_times(_bounded_text(times_path), times_path.name), log)
     kept = kept_samples(times, samples, max_seconds)
     walltime = log.totals_s.get("Total Host Walltime")
     if walltime is not None and walltime > 0:
@@ -206,7 +252,7 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
         window_method = "the whole trtexec run (its log gives no Total Host Walltime): load and warm-up included"
     build_log_path = engine.parent / LOG_FILE
     build_log = _log(build_log_path) if build_log_path.is_file() else None
-    memory = engine_memory(build_log)
+    memory = engine_memory(build_log, engine)
     extra: Dict[str, Any] = {
         "latency_source": LATENCY_SOURCE, "trtexec": trtexec, "tensorrt": str(version),
         "h2d_ms": _median([t.h2d_ms for t in kept]), "d2h_ms": _median([t.d2h_ms for t in kept]),
@@ -224,11 +270,14 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
     return {
         "samples_ns": [int(round(t.compute_ms * 1e6)) for t in kept],
         "memory_kb": {"baseline": 0, "peak": engine_kb if engine_kb is not None else peak_kb, "process_peak": peak_kb},
-        "peak_method": ("the engine's device memory from its build log (Total Device Persistent Memory + Total "
-                        "Activation Memory; a Jetson's GPU shares the DRAM); memory.process is the timing trtexec's "
+        "peak_method": ("the engine's device memory: its size (the weights TensorRT loads) + its build log's Total "
+                        "Device Persistent Memory + Total Activation Memory (a Jetson's GPU shares the DRAM; the CUDA "
+                        "context is not counted); memory.process is the timing trtexec's "
                         "own peak resident memory (ru_maxrss)") if engine_kb is not None else
                        ("the timing trtexec's peak resident memory (ru_maxrss): the build log gives no device memory "
                         "totals"),
         "extra": extra, "warmup_runs": int(log.warmup_queries or 0), "warmup_s": args.warmup_ms / 1000.0,
         "window": window, "clock": "TensorRT's CUDA event timing (trtexec)",
+        # every timed inference ran in the power window, the kept samples or not: energy divides by these
+        "window_inferences": len(times),
     }
