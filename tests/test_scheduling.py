@@ -7,6 +7,7 @@ import multiprocessing
 import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -105,16 +106,9 @@ def _simulate(specs: dict[str, float], workers: int = 2) -> tuple[dict[str, set[
     finish their items in time order: the workers of each spec's items, and each worker's busy seconds."""
     ids = [f"specs/{spec}.yaml::host-onnxruntime-{recipe}-{check}" for spec in specs
            for recipe in ("none", "fp16", "int8-dynamic", "int8-static") for check in ("parity", "accuracy")]
-    config = type("Config", (), {"option": type("Option", (), {"loadscopereorder": True, "tx": ["popen"] * workers,
-                                                              "numprocesses": workers})(),
-                                 "getvalue": lambda self, name: getattr(self.option, name, None)})()
-    scheduler = ArtifactScopeScheduling.__new__(ArtifactScopeScheduling)
-    from collections import OrderedDict
-    scheduler.numnodes, scheduler.collection, scheduler.workqueue = workers, None, OrderedDict()
-    scheduler.assigned_work, scheduler.registered_collections = {}, {}
-    scheduler.log, scheduler.config = lambda *args: None, config
-    scheduler.names, scheduler._ordered, scheduler._scopes, scheduler._spec_of = NAMES, False, {}, {}
-    scheduler.specs_of_node = {}
+    options = {"tx": [f"{workers}*popen"], "loadscopereorder": True}
+    config = SimpleNamespace(getvalue=options.get, option=SimpleNamespace(**options))
+    scheduler = ArtifactScopeScheduling(config, None, NAMES)
     nodes = [FakeWorker(f"gw{i}") for i in range(workers)]
     for node in nodes:
         scheduler.add_node(node)
