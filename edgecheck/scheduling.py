@@ -4,7 +4,11 @@ xdist's default (`--dist load`) hands out items one by one, so the parity, accur
 checks of one artifact land on different workers: each then loads the artifact, and waits on the
 cache's lock for outputs the other is computing, while a core idles. Here an artifact's items (one
 spec, one compress entry, on whichever targets and backends) form one scope that xdist's
-LoadScopeScheduling sends whole to one worker, the scopes with the most work first.
+LoadScopeScheduling sends whole to one worker, the scopes with the most work first. A worker then keeps to
+its specs (`pick_scope`): its next scope is another artifact of a spec it works on while there is one, else a
+spec no worker has started, and only at the end another worker's, so each worker reads, lays out and hashes
+the inputs of its own specs, not of every spec. Scopes stay one per artifact, so the last ones still balance
+the workers, as before.
 
 The controller never collects, so a scope is read from the node id alone, as xdist's own
 LoadGroupScheduling does: an item's name is `{target}-{backend}-{recipe}-{check}` (PlannedCheck.id),
@@ -17,7 +21,7 @@ A run with no spec item keeps xdist's `load`, and an explicit `--dist` is always
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +107,22 @@ def scope_order(nodeids: Sequence[str], names: ItemNames) -> list[str]:
     return sorted(work, key=lambda k: (rank[k], -work[k], first_seen[k]))
 
 
+def pick_scope(queue: Sequence[str], spec_of: Mapping[str, str | None], mine: Sequence[str],
+               started: Iterable[str]) -> str:
+    """The scope a worker takes next from `queue` (in hand-out order): the first of a spec in `mine` (the specs
+    it works on), else the first of a spec no worker has `started` (or of no spec), else the queue's first.
+    A worker that keeps to its specs reads and hashes only their inputs; at the end it helps with another's."""
+    taken = set(started)
+    for scope in queue:
+        if spec_of.get(scope) in mine:
+            return scope
+    for scope in queue:
+        spec = spec_of.get(scope)
+        if spec is None or spec not in taken:
+            return scope
+    return queue[0]
+
+
 def load_item_names(config: Any) -> ItemNames:
     """The check kinds, device profiles (the project's included) and backends this session knows. A profile
     folder that does not load leaves the built-in profiles: an item of an unknown target is then its own scope."""
@@ -126,17 +146,22 @@ def user_chose_distribution(config: Any) -> bool:
 
 
 class ArtifactScopeScheduling(LoadScopeScheduling):
-    """xdist's LoadScopeScheduling with one scope per artifact (`item_scope`), handed out in `scope_order`."""
+    """xdist's LoadScopeScheduling with one scope per artifact (`item_scope`), handed out in `scope_order`, each
+    worker keeping to its specs (`pick_scope`)."""
 
     def __init__(self, config: pytest.Config, log: Any, names: ItemNames):
         super().__init__(config, log)
         self.names = names
         self._ordered = False
         self._scopes: dict[str, str] = {}  # asked again for every finished item
+        self._spec_of: dict[str, str | None] = {}  # scope -> its spec
+        self.specs_of_node: dict[WorkerController, list[str]] = {}  # the specs each worker has taken work of
 
     def _split_scope(self, nodeid: str) -> str:
         if nodeid not in self._scopes:
-            self._scopes[nodeid] = item_scope(nodeid, self.names).key
+            scope = item_scope(nodeid, self.names)
+            self._scopes[nodeid] = scope.key
+            self._spec_of[scope.key] = scope.spec
         return self._scopes[nodeid]
 
     def _assign_work_unit(self, node: WorkerController) -> None:
@@ -145,6 +170,13 @@ class ArtifactScopeScheduling(LoadScopeScheduling):
             for scope in scope_order(self.collection or [], self.names):
                 if scope in self.workqueue:
                     self.workqueue.move_to_end(scope)
+        mine = self.specs_of_node.setdefault(node, [])
+        started = {spec for specs in self.specs_of_node.values() for spec in specs}
+        scope = pick_scope(list(self.workqueue), self._spec_of, mine, started)
+        spec = self._spec_of.get(scope)
+        if spec is not None and spec not in mine:
+            mine.append(spec)
+        self.workqueue.move_to_end(scope, last=False)  # xdist's hand-out takes the queue's first
         super()._assign_work_unit(node)
 
     def remove_node(self, node: WorkerController) -> str | None:
@@ -152,6 +184,7 @@ class ArtifactScopeScheduling(LoadScopeScheduling):
         work goes back to the queue, a scope at a time, for the other nodes. xdist's LoadScopeScheduling requeues the
         crashed item too: each replacement worker ran it again and crashed, and the scope's other items never ran."""
         workload = self.assigned_work.pop(node)
+        self.specs_of_node.pop(node, None)  # its specs' remaining scopes are anyone's
         pending = [(scope, nodeid) for scope, unit in workload.items() for nodeid, done in unit.items() if not done]
         if not pending:
             return None

@@ -7,6 +7,7 @@ import multiprocessing
 import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ import pytest
 pytest.importorskip("xdist")
 
 from edgecheck.cache import ArtifactCache  # noqa: E402
-from edgecheck.scheduling import ItemNames, item_scope, scope_order, scopes_of  # noqa: E402
+from edgecheck.scheduling import (  # noqa: E402
+    ArtifactScopeScheduling, ItemNames, item_scope, pick_scope, scope_order, scopes_of)
 
 NAMES = ItemNames(checks=("accuracy", "parity", "size", "ops", "energy-mj"),
                   runs=tuple((t, b) for t in ("host", "my-board", "my") for b in ("onnxruntime", "tflite")))
@@ -73,6 +75,67 @@ def test_scopes_go_out_each_specs_heaviest_first_then_by_work():
     assert order.index("specs/a.yaml::none") > order.index("specs/b.yaml::int8")
     assert set(order) == set(scopes_of(ids, NAMES))
     assert all(len(nodeids) == 4 for key, nodeids in scopes_of(ids, NAMES).items() if key.endswith(("int8", "none")))
+
+
+def test_a_worker_keeps_to_its_specs_then_starts_a_new_one_then_helps_another():
+    spec_of = {"a::int8": "a", "b::int8": "b", "a::fp16": "a", "c::int8": "c", "b::fp16": "b", "t.py::x": None}
+    queue = list(spec_of)
+    assert pick_scope(queue, spec_of, ["b"], {"a", "b"}) == "b::int8"  # its own spec first, wherever it stands
+    assert pick_scope(queue, spec_of, [], {"a", "b"}) == "c::int8"  # else a spec nobody started
+    assert pick_scope(["a::fp16", "t.py::x"], spec_of, ["b"], {"a", "b"}) == "t.py::x"  # (or no spec at all)
+    assert pick_scope(["a::fp16", "b::fp16"], spec_of, ["c"], {"a", "b", "c"}) == "a::fp16"  # else the queue's next
+
+
+class FakeWorker:
+    """A worker as the scheduler sees it: what it was sent, in order."""
+
+    def __init__(self, name: str):
+        self.gateway = type("Gateway", (), {"id": name})()
+        self.sent: list[int] = []
+        self.shutting_down = False
+
+    def send_runtest_some(self, indexes: list[int]) -> None:
+        self.sent.extend(indexes)
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+def _simulate(specs: dict[str, float], workers: int = 2) -> tuple[dict[str, set[str]], dict[str, float]]:
+    """Four entries per spec (each check of the spec's entries takes its spec's seconds) run on fake workers that
+    finish their items in time order: the workers of each spec's items, and each worker's busy seconds."""
+    ids = [f"specs/{spec}.yaml::host-onnxruntime-{recipe}-{check}" for spec in specs
+           for recipe in ("none", "fp16", "int8-dynamic", "int8-static") for check in ("parity", "accuracy")]
+    options = {"tx": [f"{workers}*popen"], "loadscopereorder": True}
+    config = SimpleNamespace(getvalue=options.get, option=SimpleNamespace(**options))
+    scheduler = ArtifactScopeScheduling(config, None, NAMES)
+    nodes = [FakeWorker(f"gw{i}") for i in range(workers)]
+    for node in nodes:
+        scheduler.add_node(node)
+        scheduler.add_node_collection(node, ids)
+    scheduler.schedule()
+    busy = {node.gateway.id: 0.0 for node in nodes}
+    done = {node.gateway.id: 0 for node in nodes}
+    ran: dict[str, set[str]] = {}
+    while any(done[n.gateway.id] < len(n.sent) for n in nodes):
+        node = min((n for n in nodes if done[n.gateway.id] < len(n.sent)), key=lambda n: busy[n.gateway.id])
+        index = node.sent[done[node.gateway.id]]
+        spec = ids[index].split("/")[1].split(".")[0]
+        busy[node.gateway.id] += specs[spec]
+        done[node.gateway.id] += 1
+        ran.setdefault(spec, set()).add(node.gateway.id)
+        scheduler.mark_test_complete(node, index)
+    assert sorted(i for n in nodes for i in n.sent) == list(range(len(ids)))  # every item once
+    return ran, busy
+
+
+def test_workers_keep_to_their_specs_and_share_only_the_last_one():
+    ran, busy = _simulate({"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0})
+    assert sorted(len(workers) for workers in ran.values()) == [1, 1, 1, 1]  # even work: no spec on two workers
+    assert busy["gw0"] == busy["gw1"]
+    ran, busy = _simulate({"a": 3.0, "b": 1.0, "c": 1.0, "d": 1.0})
+    assert sorted(len(workers) for workers in ran.values()) == [1, 1, 1, 2]  # one spec shared, at the end
+    assert abs(busy["gw0"] - busy["gw1"]) <= 2 * 3.0  # balanced to within a scope (two checks of the heaviest)
 
 
 # outputs: computed once across processes
