@@ -267,13 +267,13 @@ def test_energy_above_idle_below_the_figures_resolution_is_zero():
     from edgecheck.checks.power import combine_rounds
 
     rounds = [{"source": "meter", "active_w": 3.3, "idle_w": 3.3, "window_s": w, "inferences": 7, "samples": 3}
-              for w in (0.1, 0.2, 0.3)]
-    joules = sum(3.3 * w for w in (0.1, 0.2, 0.3))
-    assert (joules - 3.3 * sum((0.1, 0.2, 0.3))) < 0  # the float noise the trial saw (negative, here)
+              for w in (0.3, 0.7)]
+    joules = sum(3.3 * w for w in (0.3, 0.7))
+    assert (joules - 3.3 * sum((0.3, 0.7))) < 0  # the float noise the trial saw (negative, here)
     combined = combine_rounds(rounds)
     assert combined["dynamic_energy_mj"] == 0.0 and not math.copysign(1, combined["dynamic_energy_mj"]) < 0
     real = combine_rounds([{**rounds[0], "active_w": 4.3}])
-    assert real["dynamic_energy_mj"] == pytest.approx(1.0 * 0.1 / 7 * 1000)
+    assert real["dynamic_energy_mj"] == pytest.approx(1.0 * 0.3 / 7 * 1000)  # 1 W above idle: kept
 
 
 def test_a_bad_meter_reading_names_the_board_and_the_boards_file(pytester, sshd, board_python, session):
