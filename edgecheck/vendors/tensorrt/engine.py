@@ -216,6 +216,8 @@ def ensure_engine(job: Path, settings: BuildSettings, trtexec: str, timeout_s: f
         try:
             return _build(job, folder, settings, trtexec, version, timeout_s)
         except EngineBuildError as exc:
+            if not session:  # no session to remember it for (a worker started outside one): tried again next time
+                raise
             try:
                 (folder / FAILED_FILE).write_text(json.dumps({"session": session, "message": str(exc)}),
                                                   encoding="utf-8")
