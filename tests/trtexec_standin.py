@@ -5,7 +5,7 @@ What it does, so a test can check the command lines and the file traffic edgeche
 - refuses any flag the TensorRT version it plays (trtexec_standin.json beside it) does not have, as trtexec
   does ("[E] Unknown option: ..."), by the flag table of RESEARCH20 section 3;
 - `--help`: the version banner;
-- a build (`--onnx --saveEngine`): copies the ONNX model into the engine path, writes `--exportLayerInfo` in
+- a build (`--onnx --saveEngine`): fails with an [E] line where trtexec_standin.json says "fail_build"; else copies the ONNX model into the engine path, writes `--exportLayerInfo` in
   the detailed format and a build log with memory totals;
 - a timing (`--exportTimes`, `--exportProfile`): made-up per-inference times and per-layer profile in
   trtexec's JSON layouts, after "running" for WALLTIME_S (a file `busy` beside it exists meanwhile, which
@@ -74,6 +74,8 @@ def parse(argv):
 
 
 def build(options):
+    if CONFIG.get("fail_build"):  # trtexec_standin.json {"fail_build": true}: every build fails, as a parser error would
+        fail("ModelImporter.cpp:773: While parsing node number 0 [Gemm]: (the stand-in fails every build)")
     if not ("buildOnly" in options or "skipInference" in options):
         fail("the stand-in builds only with --buildOnly / --skipInference (edgecheck never times at build)")
     shutil.copyfile(options["onnx"], options["saveEngine"])

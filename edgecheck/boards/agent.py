@@ -351,6 +351,8 @@ def agent_main(argv):
         store = _store(store)
         if op == "facts":
             answer = board_facts(store)  # noqa: F821 - probe.py comes first in the script sent to the board
+        elif op == "tools":
+            answer = tools_facts(*argv[2:5])  # noqa: F821 - tools_probe.py comes before this in the script
         elif op == "thermal":
             answer = thermal_snapshot()  # noqa: F821
         else:

@@ -19,6 +19,7 @@ from edgecheck.boards.config import Board, BoardsError, configured_boards
 from edgecheck.boards.pool import BoardState
 from edgecheck.boards.ssh import SshLink
 from edgecheck.boards.store import BoardStore
+from edgecheck.errors import EdgecheckError
 
 MIN_FREE_BYTES = 64 * 1048576  # less than this free in the store: no model of any size would fit
 RUNTIME_NAMES = {"onnxruntime": "onnxruntime", "onnxruntime-gpu": "onnxruntime-gpu", "ai-edge-litert": "litert",
@@ -78,11 +79,20 @@ def board_row(board: Board, session: str) -> tuple[list[str], bool, dict[str, An
     """One board's row of the table, whether a run could use it, and everything it said."""
     link = SshLink(board)
     state = BoardState(board, link, BoardStore(board, link, session))
+    tools: dict[str, Any] = {}
     try:
         why = state.ready()
+        if state.facts and (board.trtexec or board.power_command or is_jetson(board)):
+            try:
+                tools = state.store.agent("tools", board.trtexec or "-", board.power_command or "-",
+                                          "1" if is_jetson(board) else "0", timeout_s=120)
+            except EdgecheckError as exc:
+                tools = {"error": str(exc)}
     finally:
         link.close()
-    facts = state.facts or {}
+    facts = dict(state.facts or {})
+    if tools:
+        facts["tools"] = tools
     python = facts.get("python", {}) if isinstance(facts.get("python"), dict) else {}
     versions = (facts.get("runtimes") or {}).get("distributions") or {}
     runtimes = ", ".join(f"{RUNTIME_NAMES.get(n, n)} {v}" for n, v in versions.items() if v) or "none"
@@ -92,6 +102,12 @@ def board_row(board: Board, session: str) -> tuple[list[str], bool, dict[str, An
     if not why and isinstance(free, (int, float)) and free < MIN_FREE_BYTES:
         why = (f"its store's disk has {_mib(free)} free ({disk.get('path', board.store)}): an artifact would not fit; "
                "free space or point store: elsewhere")
+    trtexec, power = tools.get("trtexec") or {}, tools.get("power") or {}
+    if not why:
+        why = tools_problem(board, tools)
+    if trtexec.get("version"):  # TensorRT comes with JetPack, not as a Python package: its trtexec says the version
+        runtimes = ", ".join(r for r in (runtimes if runtimes != "none" else "",
+                                         f"TensorRT {trtexec['version']} (trtexec)") if r)
     state_text = "ok" if not why else why
     if not why and runtimes == "none":
         why = state_text = ("no runtime installed (onnxruntime, ai-edge-litert, tflite-runtime, rknn-toolkit-lite2 "
@@ -101,14 +117,42 @@ def board_row(board: Board, session: str) -> tuple[list[str], bool, dict[str, An
            f"{python.get('version', '?')}" if facts else "-",
            (facts.get("numpy") or {}).get("version", "none") if facts else "-",
            runtimes if facts else "-", "/".join(governors) or ("unknown" if facts else "-"),
-           str(facts.get("thermal") or "-"), _mib(disk.get("free_bytes")) if facts else "-", state_text]
+           str(facts.get("thermal") or "-"), _mib(disk.get("free_bytes")) if facts else "-",
+           power_text(power) if facts else "-", state_text]
+    if trtexec.get("error") and not trtexec.get("required") and not why:  # a Jetson without trtexec: said, not refused
+        row[-1] = f"ok; {trtexec['error']}"
     return row, not why, facts
+
+
+def is_jetson(board: Board) -> bool:
+    """A Jetson device profile: its trtexec is looked for at JetPack's path where the boards file names none."""
+    return board.device.startswith("jetson")
+
+
+def tools_problem(board: Board, tools: dict[str, Any]) -> str:
+    """Why the board's trtexec or power meter would fail a run ('' when they would not or none is set)."""
+    if tools.get("error"):
+        return f"its tools could not be checked: {tools['error']}"
+    trtexec, power = tools.get("trtexec") or {}, tools.get("power") or {}
+    problems = []
+    if trtexec.get("error") and trtexec.get("required"):
+        problems.append(f"trtexec: {trtexec['error']}")
+    if power.get("error"):
+        problems.append(f"power_command: {power['error']}")
+    return "; ".join(problems)
+
+
+def power_text(power: dict[str, Any]) -> str:
+    """The meter's one reading, or '-' where no power_command is set (a Jetson's rails are read in a run)."""
+    if power.get("watts") is not None:
+        return f"{power['watts']:.3g} W (power_command)"
+    return "failed" if power.get("error") else "-"
 
 
 def check_boards(boards: list[Board], session: str) -> tuple[list[list[str]], list[bool], dict[str, Any]]:
     """Every board's row (a header first), whether each can be used, and each board's facts by name."""
     rows = [["board", "device", "ssh", "reachable", "python", "numpy", "runtimes", "governor", "temperature",
-             "store free", "state"]]
+             "store free", "power", "state"]]
     usable, facts = [], {}
     for board in boards:
         row, ok, said = board_row(board, session)

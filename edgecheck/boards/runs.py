@@ -125,7 +125,7 @@ class BoardRuns:
         if key not in self._available:
             worker = self._worker(state, backend, fresh=False)
             command = {"op": "availability", "backend": self._reference(state, backend),
-                       "board_options": state.board.run_options()}
+                       "board_options": board_options(state)}
             self._available[key] = self._request(state, worker, command, backend, Path(state.board.python), 120.0)
         found = self._available[key]
         if not found.get("ok"):
@@ -163,7 +163,11 @@ class BoardRuns:
         """`rk3588 board rk3588-a (hostname, kernel, runtime and version, governor, temperatures)`."""
         facts = state.facts or {}
         parts = [str(facts.get("hostname") or "?"), f"kernel {facts.get('kernel') or '?'}"]
-        parts.append(runtime.get("runtime") or " ".join(v for v in (backend, runtime.get("version")) if v))
+        if backend == "tensorrt" and runtime.get("tensorrt"):  # the runtime is TensorRT itself: named once
+            parts.append(f"TensorRT {runtime['tensorrt']} (trtexec)")
+            runtime = {k: v for k, v in runtime.items() if k != "tensorrt"}
+        else:
+            parts.append(runtime.get("runtime") or " ".join(v for v in (backend, runtime.get("version")) if v))
         if runtime.get("librknnrt"):  # the NPU runtime library's own version beside the Python package's
             parts.append(f"librknnrt {runtime['librknnrt']}")
         parts.extend(_jetson_parts(facts, runtime))
@@ -194,7 +198,7 @@ class BoardRuns:
                 command = {"op": "outputs", "artifact": remote_artifact, "threads": threads, "inputs": remote_inputs,
                            "names": names, "outputs": remote_out, "suffixes": run_suffixes(backend),
                            "extra": {**backend.board_extra(artifact), **state.board.run_options()},
-                           "board_options": state.board.run_options(), "backend": self._reference(state, backend)}
+                           "board_options": board_options(state), "backend": self._reference(state, backend)}
                 result = self._request(state, worker, command, backend, artifact, self.settings.timeout_s)
                 local = self.scratch / f"outputs-{self._count}.npz"
                 state.store.fetch(remote_out, local, self.settings.timeout_s)
@@ -240,7 +244,7 @@ class BoardRuns:
                                "samples": share, "samples_out": remote_samples,
                                "extra": {**backend.board_extra(artifact), **state.board.run_options()},
                                "native_timeout_s": timing_s, "power": power,
-                               "board_options": state.board.run_options(),
+                               "board_options": board_options(state),
                                "backend": self._reference(state, backend)}
                     worker = self._worker(state, backend, fresh=True)
                     try:
@@ -299,6 +303,13 @@ def _single_file(artifact: Path) -> None:
                             f"({', '.join(p.name for p in sidecars[:3])}); a board run sends the model as one file: "
                             "save it with its weights inside (onnx.save(model, path, save_as_external_data=False), "
                             "for a model under 2 GB)")
+
+
+def board_options(state: BoardState) -> dict[str, str]:
+    """What the board's worker puts in its environment (EDGECHECK_<NAME>): the boards file's tool paths, this
+    session's name (a TensorRT build that failed is not tried again in it) and the store (where the board keeps
+    the trtexec versions it read, so a fresh worker does not run `trtexec --help` again)."""
+    return {**state.board.run_options(), "session": state.store.session, "store": state.board.store}
 
 
 def power_request(board: Board) -> dict[str, Any]:

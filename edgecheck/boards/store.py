@@ -45,9 +45,11 @@ def agent_script() -> str:
     """probe.py's functions, then the agent's operations, then the call: one `python -c` program."""
     probe = (HERE / "probe.py").read_text(encoding="utf-8")
     probe = probe.split('\nif __name__ == "__main__":', 1)[0]
+    tools = (HERE / "tools_probe.py").read_text(encoding="utf-8")
     agent = (HERE / "agent.py").read_text(encoding="utf-8")
     future = "from __future__ import annotations\n"
-    body = (probe.replace(future, "", 1) + "\n\n" + agent.replace(future, "", 1))
+    body = (probe.replace(future, "", 1) + "\n\n" + tools.replace(future, "", 1) + "\n\n"
+            + agent.replace(future, "", 1))
     # nothing of the current folder on the path: a json.py in the board account's home never shadows the library
     clean = "import sys\nsys.path[:] = [p for p in sys.path if p not in ('', '.')]\n"
     return future + clean + body + "\nsys.exit(agent_main(sys.argv[1:]))\n"

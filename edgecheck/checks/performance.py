@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from collections.abc import Mapping
 from typing import Any
 
@@ -126,11 +127,30 @@ def native_figures(result: CheckResult, native: Mapping[str, Any]) -> None:
     for key in ("placement", "kept_above", "trtexec_warnings"):
         if native.get(key):
             result.facts[f"latency.{key}"] = json.dumps(native[key], sort_keys=True)
+    if native.get("engine_note"):  # where the engine's layers run and in what precision, on every verdict
+        result.notes.append(str(native["engine_note"]))
+    if native.get("engine_mismatch"):  # a figure of another engine than the one asked for: never a pass or a fail
+        why = str(native["engine_mismatch"])
+        result.measurements = [replace(m, cannot_judge=why) if m.judged else m for m in result.measurements]
+        if not any(m.judged for m in result.measurements):
+            result.doubts.append(why)
     layers = [str(line) for line in native.get("slowest_layers") or []]
     if layers and result.verdict != "pass":
         result.notes.append("slowest layers (the runtime's per-layer profile): " + "; ".join(layers))
     elif layers:
         result.facts["latency.slowest_layers"] = "; ".join(layers)
+
+
+# what memory.peak and memory.process are where the runtime's own process timed the model (trtexec): said with the
+# figures, since the same names mean a worker's resident memory for the other backends of a spec
+NATIVE_MEMORY_NOTE = (
+    "memory here is TensorRT's, not a worker's: memory.peak = the engine's device memory (the engine file, i.e. the "
+    "weights TensorRT loads, + the build log's Total Device Persistent Memory + Total Activation Memory); "
+    "memory.process = the timing trtexec's peak resident memory (ru_maxrss: its host pages, the CUDA and TensorRT "
+    "libraries it loaded included); the CUDA context's own device allocations (nvmap on a Jetson, outside any "
+    "process's resident memory) are counted in neither. For the other backends memory.peak is a worker's resident "
+    "memory growth through load and inference, so compare memory.process across backends (each the peak resident "
+    "memory of the process that ran the model), not memory.peak")
 
 
 class _PerformanceCheck(Check):
@@ -158,6 +178,11 @@ class _PerformanceCheck(Check):
         result = self.judge(planned, context, measured, made.artifact.path)
         result.facts["load_s"] = f"{measured.load_s:.4f}"
         result.facts["measured_on"] = measured.extra.get("measured_on") or where  # a board's own label
+        native = measured.extra.get("native")
+        if native and measured.extra.get("board"):  # the runtime's own process timed it: no thread count of ours
+            result.facts["runtime"] = (f"{planned.backend} on board {measured.extra['board']} "
+                                       f"({native.get('latency_source') or 'timed by the runtime itself'}: no thread "
+                                       "setting)")
         budget = self._budget(planned.budgets)
         if measured.extra.get("board") and getattr(budget, "source", "device") != "device":
             result.notes.append(f"{self.field_name}.source: {budget.source} is not used: board "
@@ -223,6 +248,11 @@ class LatencyCheck(_PerformanceCheck):
         if window:  # when the timed runs happened (epoch seconds): timings on one machine never overlap
             result.facts["latency.window"] = f"{window[0]:.6f}..{window[1]:.6f}"
         native = measured.extra.get("native")
+        if native and native.get("timing_method"):  # the runtime timed itself: what it was told, not the plan's words
+            rounds = measured.plan.rounds
+            result.facts["latency.method"] = (
+                f"{native['timing_method']}" + (f" (the first of {rounds} runs, one per fresh worker)" if rounds > 1
+                                                else "") + f"; clock {measured.clock}; one fixed input")
         if native:
             native_figures(result, native)
         return result
@@ -265,6 +295,7 @@ class MemoryCheck(_PerformanceCheck):
                               info.size_bytes / MIB, planned.budgets.memory_mb)
         if measured.extra.get("native"):  # the runtime timed itself in a process of its own (trtexec)
             result.facts["memory.method"] = str(measured.extra.get("peak_method"))
+            result.notes.append(NATIVE_MEMORY_NOTE)
         else:
             result.facts["memory.method"] = (
                 f"a fresh worker's peak resident memory through load and inference ({measured.extra.get('peak_method')}) "

@@ -13,9 +13,10 @@ inconclusive, never passed.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement
@@ -26,6 +27,7 @@ from edgecheck.strict import StrictModel
 Watts = Annotated[float, Says("a number of watts", "10")]
 Millijoules = Annotated[float, Says("a number of millijoules per inference", "50")]
 POWER_TIMING_S = 5.0  # the timed window of an entry with no latency budget to share: enough readings at 20 Hz
+RESOLUTION = 1e-9  # relative: a difference of two float sums smaller than this is rounding, not energy
 BOUNDS = ("power_w", "energy_mj", "power_mode", "clocks_locked")
 
 
@@ -37,13 +39,22 @@ class PowerBudget(StrictModel):
     energy_mj: Millijoules | None = Field(None, gt=0, description="Max energy of one inference, mJ: average power "
                                           "times the timed window, over the inferences timed (idle power included; "
                                           "the energy above idle is shown beside).")
-    power_mode: str | None = Field(None, min_length=1, max_length=64, description="The nvpmodel power mode the "
-                                   "board must be in, by name: MAXN, 5W, 15W, ...", examples=["MAXN"])
+    power_mode: Annotated[str, Field(min_length=1, max_length=64)] | Annotated[int, Field(ge=0, le=99)] | None = Field(
+        None, description="The nvpmodel power mode the board must be in, by name (MAXN, 5W, 15W, ...) or by its "
+        "numeric id (nvpmodel -m 0)", examples=["MAXN", 0])
     clocks_locked: bool | None = Field(None, description="true: the board's clocks must be locked (jetson_clocks); "
                                        "false: they must not be.")
 
     says: ClassVar[Says] = Says("a mapping of power bounds", "{power_w: 10, energy_mj: 50, power_mode: MAXN}")
     partial: ClassVar[bool] = False  # an override: any subset (see LatencyBudget.partial)
+
+    @field_validator("power_mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, (str, int, type(None))):
+            raise ValueError("write the nvpmodel power mode's name (MAXN, 5W, ...) or its numeric id (0, 1, ...), "
+                             f"not {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _some_bound(self) -> PowerBudget:
@@ -87,7 +98,9 @@ def combine_rounds(rounds: list[dict[str, Any] | None]) -> dict[str, Any]:
                 "idle_w": sum(idle) / len(idle) if len(idle) == len(rounds) else None,
                 "idle_error": next((r["idle_error"] for r in rounds if r and r.get("idle_error")), "")}
     if combined["idle_w"] is not None:
-        combined["dynamic_energy_mj"] = (joules - combined["idle_w"] * window) / inferences * 1000.0
+        dynamic = (joules - combined["idle_w"] * window) / inferences * 1000.0
+        # below the figures' resolution (float noise of equal idle and active readings, 1e-9 of the energy) is 0
+        combined["dynamic_energy_mj"] = 0.0 if abs(dynamic) <= RESOLUTION * combined["energy_mj"] else dynamic
     return combined
 
 
@@ -110,9 +123,11 @@ def judge_power(power: dict[str, Any], budget: PowerBudget, mode: str | None, cl
         if mode is None:
             result.doubts.append(f"the budget requires power mode {budget.power_mode} and the board's power mode "
                                  "could not be read (nvpmodel -q)")
-        elif mode.strip().lower() != budget.power_mode.strip().lower():
-            result.problems.append(f"the board is in power mode {mode}, the budget requires {budget.power_mode} "
-                                   f"(sudo nvpmodel -m <id of {budget.power_mode}>)")
+        elif not mode_matches(mode, budget.power_mode):
+            wanted = budget.power_mode
+            how = f"sudo nvpmodel -m {wanted}" if isinstance(wanted, int) else f"sudo nvpmodel -m <id of {wanted}>"
+            result.problems.append(f"the board is in power mode {mode}, the budget requires "
+                                   f"{'nvpmodel mode ' if isinstance(wanted, int) else ''}{wanted} ({how})")
         else:  # a judged figure: 1 = in the mode required
             result.measurements.append(Measurement("power.mode_as_required", 1.0, "", 1.0, "min",
                                                    budget_text=f"1 (power mode {budget.power_mode})"))
@@ -128,6 +143,16 @@ def judge_power(power: dict[str, Any], budget: PowerBudget, mode: str | None, cl
             result.measurements.append(Measurement("power.clocks_as_required", 1.0, "", 1.0, "min", budget_text=(
                 "1 (clocks " + ("locked" if budget.clocks_locked else "not locked") + ")")))
     return result
+
+
+def mode_matches(mode: str, wanted: str | int) -> bool:
+    """Whether the board's mode ("MAXN (nvpmodel mode 0)", "MAXN" or "nvpmodel mode 0") is the one wanted: by id for
+    an int (compared with the mode's id, never its name), by name (case aside) for a string."""
+    if isinstance(wanted, int):
+        found = re.search(r"nvpmodel mode (\d+)", mode)
+        return found is not None and int(found.group(1)) == wanted
+    name = mode.split(" (")[0].strip()
+    return name.lower() == wanted.strip().lower() or mode.strip().lower() == wanted.strip().lower()
 
 
 _LOCKED = ("true", "locked", "locked (jetson_clocks)", "yes", "1")
@@ -175,10 +200,17 @@ class PowerCheck(Check):
         if budget.power_w is None and budget.energy_mj is None and not measured.extra.get("power"):
             power = None  # only the mode and clocks are budgeted: judged without a power figure
         else:
-            power = combine_rounds(list(measured.extra.get("power") or [None]))
+            try:
+                power = combine_rounds(list(measured.extra.get("power") or [None]))
+            except CannotJudge as exc:  # a meter's words name the command: say whose and where it is set too
+                board = measured.extra.get("board")
+                if board and "power_command" in str(exc):
+                    raise CannotJudge(f"{exc} (the power_command: of board {board} in the boards file; "
+                                      "`edgecheck boards` runs it once)") from None
+                raise
         state = measured.extra.get("jetson") or {}
         mode, clocks = state.get("power_mode"), clocks_state(state.get("clocks"))
-        mode = mode.split(" (")[0].strip() or None if mode else None  # "MAXN (nvpmodel mode 0)": the name
+        mode = mode.strip() or None if mode else None  # "MAXN (nvpmodel mode 0)": its name and id, both judged
         if power is None:
             result = CheckResult("power")
             judged = judge_power({"active_w": math.nan, "energy_mj": math.nan, "window_s": 0, "samples": 0,

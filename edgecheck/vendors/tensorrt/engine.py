@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -29,6 +30,8 @@ JETPACK_TRTEXEC = "/usr/src/tensorrt/bin/trtexec"  # where every JetPack puts it
 ENGINE_FILE, LOG_FILE, LAYERS_FILE, SETTINGS_FILE = "engine.plan", "build.log", "layers.json", "settings.json"
 
 _versions: Dict[str, TrtVersion] = {}  # trtexec path (with its size and mtime) -> version
+SESSION_ENV, STORE_ENV = "EDGECHECK_SESSION", "EDGECHECK_STORE"  # set by the worker from the session's board options
+VERSIONS_FILE, FAILED_FILE = "trtexec-versions.json", "failed.json"
 
 
 class EngineBuildError(RuntimeError):
@@ -63,6 +66,13 @@ def trtexec_version(trtexec: str, timeout_s: float = 60) -> TrtVersion:
     key = "%s %d %d" % (trtexec, stat.st_size, stat.st_mtime_ns)
     if key in _versions:
         return _versions[key]
+    known = _read_versions().get(key)  # a fresh worker: the version an earlier one read, kept on the board
+    if known:
+        try:
+            _versions[key] = TrtVersion.parse(known)
+            return _versions[key]
+        except ValueError:
+            pass
     try:
         done = subprocess.run([trtexec, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=timeout_s, stdin=subprocess.DEVNULL)
@@ -76,9 +86,50 @@ def trtexec_version(trtexec: str, timeout_s: float = 60) -> TrtVersion:
             except ValueError:
                 continue
             _versions[key] = version
+            _write_version(key, version)
             return version
     raise EngineBuildError("%s --help printed no TensorRT version (no \"[TensorRT vNNNN]\" banner); its first lines: %s"
                            % (trtexec, " | ".join(text.strip().splitlines()[:3])[:300]))
+
+
+def versions_file() -> Path:
+    """Where the board keeps the trtexec versions it read: its store (the boards file's `store:`), else ~/.cache."""
+    return Path(os.path.expanduser(os.environ.get(STORE_ENV) or "~/.cache/edgecheck")) / VERSIONS_FILE
+
+
+def _read_versions() -> Dict[str, str]:
+    try:
+        found = json.loads(versions_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def _write_version(key: str, version: TrtVersion) -> None:
+    """Kept for the next worker (best effort: a read-only home costs one `--help` per worker, never a failure);
+    written whole to a temporary file and renamed, so a reader never sees half of it."""
+    path = versions_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        found = _read_versions()
+        found[key] = str(version)
+        partial = path.with_name("%s.partial-%d" % (path.name, os.getpid()))
+        partial.write_text(json.dumps(found, sort_keys=True), encoding="utf-8")
+        os.replace(str(partial), str(path))
+    except OSError:
+        pass
+
+
+def _earlier_failure(folder: Path, session: str) -> Optional[str]:
+    """The message of a build of this engine that failed earlier in this session; None where none did (a failure of
+    another session is forgotten: a new session tries again)."""
+    try:
+        found = json.loads((folder / FAILED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if session and isinstance(found, dict) and found.get("session") == session:
+        return str(found.get("message") or "the build failed")
+    return None
 
 
 def gpu_identity(root: str = "/") -> str:
@@ -153,45 +204,69 @@ def ensure_engine(job: Path, settings: BuildSettings, trtexec: str, timeout_s: f
     folder = engine_folder(job, key)
     folder.mkdir(parents=True, exist_ok=True)
     engine, log_path, layers = folder / ENGINE_FILE, folder / LOG_FILE, folder / LAYERS_FILE
+    session = os.environ.get(SESSION_ENV, "")
     with open(str(folder / ".lock"), "a+") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # a second worker waits here, then finds the engine built
         if engine.is_file() and engine.stat().st_size > 0:
             return EngineBuild(engine, layers if layers.is_file() else None, log_path, version, True)
-        # trtexec reads the model by its suffix: the job is an ONNX file, so it gets an .onnx name
-        onnx = folder / "model.onnx"
-        if onnx.exists():
-            onnx.unlink()
+        failed = _earlier_failure(folder, session)
+        if failed is not None:  # this session's items of this job fail at once, with the first failure's words
+            raise EngineBuildError("%s (this build failed earlier in this session and is not tried again until the "
+                                   "next one)" % failed)
         try:
-            os.link(str(job), str(onnx))
-        except OSError:
-            shutil.copyfile(str(job), str(onnx))
-        partial = folder / ("engine.partial-%d" % os.getpid())
-        partial_layers = folder / ("layers.partial-%d" % os.getpid())  # renamed with the engine: never a stale one
-        if layers.exists():
-            layers.unlink()
-        want_layers = supports_layer_info(version)
-        argv = build_command(trtexec, version, settings, str(onnx), str(partial),
-                             str(partial_layers) if want_layers else None)
-        started = time.monotonic()
-        try:
-            code = _run_build(argv, log_path, timeout_s)
+            return _build(job, folder, settings, trtexec, version, timeout_s)
+        except EngineBuildError as exc:
+            if not session:  # no session to remember it for (a worker started outside one): tried again next time
+                raise
+            try:
+                (folder / FAILED_FILE).write_text(json.dumps({"session": session, "message": str(exc)}),
+                                                  encoding="utf-8")
+            except OSError:
+                pass
+            raise
+
+
+def _build(job: Path, folder: Path, settings: BuildSettings, trtexec: str, version: TrtVersion,
+           timeout_s: float) -> EngineBuild:
+    """One trtexec build into `folder` (its lock held): the engine and layer info renamed in place once whole."""
+    engine, log_path, layers = folder / ENGINE_FILE, folder / LOG_FILE, folder / LAYERS_FILE
+    # trtexec reads the model by its suffix: the job is an ONNX file, so it gets an .onnx name
+    onnx = folder / "model.onnx"
+    if onnx.exists():
+        onnx.unlink()
+    try:
+        os.link(str(job), str(onnx))
+    except OSError:
+        shutil.copyfile(str(job), str(onnx))
+    partial = folder / ("engine.partial-%d" % os.getpid())
+    partial_layers = folder / ("layers.partial-%d" % os.getpid())  # renamed with the engine: never a stale one
+    if layers.exists():
+        layers.unlink()
+    want_layers = supports_layer_info(version)
+    argv = build_command(trtexec, version, settings, str(onnx), str(partial),
+                         str(partial_layers) if want_layers else None)
+    started = time.monotonic()
+    try:
+        code = _run_build(argv, log_path, timeout_s)
+        log = log_path.read_text(encoding="utf-8", errors="replace")
+        if code != 0 and want_layers and "Unknown option: --exportLayerInfo" in log:
+            # 8.2.x builds whose trtexec lacks it (RESEARCH20 1.4: unverified either way): build without
+            shutil.move(str(log_path), str(folder / "build-with-layer-info.log"))
+            argv = build_command(trtexec, version, settings, str(onnx), str(partial), None)
+            code = _run_build(argv, log_path, max(timeout_s - (time.monotonic() - started), 1.0))
             log = log_path.read_text(encoding="utf-8", errors="replace")
-            if code != 0 and want_layers and "Unknown option: --exportLayerInfo" in log:
-                # 8.2.x builds whose trtexec lacks it (RESEARCH20 1.4: unverified either way): build without
-                shutil.move(str(log_path), str(folder / "build-with-layer-info.log"))
-                argv = build_command(trtexec, version, settings, str(onnx), str(partial), None)
-                code = _run_build(argv, log_path, max(timeout_s - (time.monotonic() - started), 1.0))
-                log = log_path.read_text(encoding="utf-8", errors="replace")
-            if code != 0 or not partial.is_file() or partial.stat().st_size == 0:
-                errors = _error_lines(log) or log.strip().splitlines()[-5:]
-                raise EngineBuildError("trtexec (TensorRT %s) could not build the engine (exit status %d): %s; the "
-                                       "whole log: %s" % (version, code, " | ".join(errors)[-2000:], log_path))
-            if partial_layers.is_file():
-                os.replace(str(partial_layers), str(layers))
-            os.replace(str(partial), str(engine))
-            (folder / SETTINGS_FILE).write_text(settings.to_json(), encoding="utf-8")
-        finally:
-            for leftover in (partial, partial_layers, onnx):
-                if leftover.exists():
-                    leftover.unlink()
-        return EngineBuild(engine, layers if layers.is_file() else None, log_path, version, False)
+        if code != 0 or not partial.is_file() or partial.stat().st_size == 0:
+            errors = _error_lines(log) or log.strip().splitlines()[-5:]
+            raise EngineBuildError("trtexec (TensorRT %s) could not build the engine (exit status %d): %s; the "
+                                   "whole log: %s" % (version, code, " | ".join(errors)[-2000:], log_path))
+        if partial_layers.is_file():
+            os.replace(str(partial_layers), str(layers))
+        os.replace(str(partial), str(engine))
+        (folder / SETTINGS_FILE).write_text(settings.to_json(), encoding="utf-8")
+        if (folder / FAILED_FILE).exists():
+            (folder / FAILED_FILE).unlink()
+    finally:
+        for leftover in (partial, partial_layers, onnx):
+            if leftover.exists():
+                leftover.unlink()
+    return EngineBuild(engine, layers if layers.is_file() else None, log_path, version, False)

@@ -102,6 +102,50 @@ def left_in_higher_precision(placements: List[LayerPlacement], wanted: str) -> L
             and (p.layer_type or "").lower() not in _DATA_MOVEMENT and not is_plumbing(p.name)]
 
 
+def compute_layers(placements: List[LayerPlacement]) -> List[LayerPlacement]:
+    """The layers that compute: TensorRT's own data movement (reformats, shuffles, copies to and from DLA) left out."""
+    return [p for p in placements if (p.layer_type or "").lower() not in _DATA_MOVEMENT and not is_plumbing(p.name)]
+
+
+def engine_summary(placements: List[LayerPlacement], precision: str, dla_core: Optional[int]) -> Tuple[str, str]:
+    """(note, mismatch) for the latency result of an engine: the note counts the layers per device (compute layers
+    apart) and names the compute layers kept above the build's precision; the mismatch is why the engine measured is
+    not the one asked for ('' where it is): a DLA core asked and no compute layer on it, or an INT8 build with no
+    INT8 compute layer (its precision read from detailed layer info; unknown precisions are never taken for one)."""
+    if not placements:
+        return "", ""
+    computing = compute_layers(placements)
+    devices: Dict[str, List[int]] = {}
+    for placed in placements:
+        devices.setdefault(placed.device, [0, 0])[0] += 1
+    for placed in computing:
+        devices[placed.device][1] += 1
+    counts = ", ".join(f"{device} {total} ({compute} computing)" for device, (total, compute) in sorted(devices.items()))
+    note = f"engine layers per device: {counts}"
+    if dla_core is not None:
+        note = f"DLA core {dla_core} asked; " + note
+    mismatch = ""
+    if precision.upper() in _RANK:
+        kept = left_in_higher_precision(placements, precision)
+        if kept:
+            shown = ", ".join(f"{_short(p.name, 60)} ({p.precision})" for p in kept[:8])
+            more = f" and {len(kept) - 8} more" if len(kept) > 8 else ""
+            note += (f"; {len(kept)} of {len(computing)} compute layers kept above the build's "
+                     f"{precision.upper()}: {shown}{more}")
+        elif computing:
+            note += f"; no compute layer kept above the build's {precision.upper()}"
+    if dla_core is not None and computing and not any(p.device == DLA for p in computing):
+        mismatch = (f"DLA core {dla_core} was asked for and all {len(computing)} compute layers fell back to the GPU: "
+                    "the engine measured is not the one asked for (a DLA engine)")
+    known = [p for p in computing if p.precision]
+    if precision.lower() == "int8" and known and not any(p.precision == "INT8" for p in known):
+        found = sorted({str(p.precision) for p in known})
+        reason = (f"an INT8 build with no INT8 compute layer (all {len(known)} run in {'/'.join(found)}): the engine "
+                  "measured is not the one asked for (an INT8 engine); check the graph's Q/DQ nodes")
+        mismatch = f"{mismatch}; {reason}" if mismatch else reason
+    return note, mismatch
+
+
 def _short(name: str, width: int = 90) -> str:
     return name if len(name) <= width else name[:width // 2 - 1] + " … " + name[-(width // 2 - 2):]
 

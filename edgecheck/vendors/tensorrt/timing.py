@@ -163,6 +163,16 @@ def kept_samples(times: List[InferenceTime], samples: Optional[int], max_seconds
     return kept
 
 
+def timing_method(argv: List[str], log: TrtexecLog, timed: int, kept: int) -> str:
+    """What trtexec was told (its timing flags, read from the command it ran) and what it did: the warm-up queries
+    its log counts, the inferences it timed and how many of them are the samples."""
+    flags = [a for a in argv if a.split("=")[0] in ("--warmUp", "--duration", "--iterations", "--useSpinWait")]
+    warm = (f"{log.warmup_queries} warm-up queries" if log.warmup_queries is not None
+            else "warm-up queries not counted in its log")
+    return (f"trtexec {' '.join(flags)} (it warms up for --warmUp ms, then times until both --duration s and "
+            f"--iterations are reached): {warm}, {timed} inferences timed, {kept} of them kept as the samples")
+
+
 def _median(values: List[float]) -> Optional[float]:
     return float(np.median(values)) if values else None
 
@@ -184,7 +194,7 @@ def engine_memory(build_log: Optional[TrtexecLog], engine: Optional[Path] = None
 
 def _layer_facts(engine: Path, settings: BuildSettings, build_log: Optional[TrtexecLog]) -> Tuple[Any, Dict[str, Any]]:
     """Placement and precision per layer from the build's layer info next to the engine: (placements, extra)."""
-    from edgecheck.vendors.tensorrt.layers import left_in_higher_precision, placements
+    from edgecheck.vendors.tensorrt.layers import engine_summary, left_in_higher_precision, placements
 
     info = engine.parent / LAYERS_FILE
     if not info.is_file():
@@ -194,6 +204,11 @@ def _layer_facts(engine: Path, settings: BuildSettings, build_log: Optional[Trte
     extra: Dict[str, Any] = {"placement": dict(Counter(p.device for p in placed))}
     if settings.precision in ("int8", "fp16"):
         extra["kept_above"] = [f"{p.name} ({p.precision})" for p in left_in_higher_precision(placed, settings.precision)]
+    note, mismatch = engine_summary(placed, settings.precision, settings.dla_core)
+    if note:
+        extra["engine_note"] = note
+    if mismatch:
+        extra["engine_mismatch"] = mismatch
     return placed, extra
 
 
@@ -259,6 +274,7 @@ def time_engine(trtexec: str, version: TrtVersion, settings: BuildSettings, engi
         "enqueue_ms": _median([t.enqueue_ms for t in kept]), "host_latency_ms": _median([t.latency_ms for t in kept]),
         "trtexec_warnings": list(log.warnings), "window_method": window_method, "timed_records": len(times),
         **memory}
+    extra["timing_method"] = timing_method(argv, log, len(times), len(kept))
     if log.warmup_queries is not None and log.warmup_queries < warmup_runs:
         extra["warmup_note"] = (f"trtexec warms up by time: {log.warmup_queries} warm-up queries in {args.warmup_ms} ms, "
                                 f"fewer than the {warmup_runs} runs asked (give warmup_s for more)")
