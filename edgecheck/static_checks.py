@@ -24,7 +24,7 @@ from edgecheck.checks.performance import judge_latency_estimate
 from edgecheck.checks.result import CheckResult, result_from_dict, result_to_dict
 from edgecheck.devices import DeviceProfile
 from edgecheck.entrypoints import import_target
-from edgecheck.errors import CannotJudge
+from edgecheck.errors import BackendUnavailable, CannotJudge
 from edgecheck.formats import ArtifactFormat, format_of, format_named, known_formats, broken_formats
 from edgecheck.plan import PlannedCheck
 
@@ -76,9 +76,23 @@ class StaticJudge:
                  shapes: Callable[[], Shapes]) -> CheckResult:
         if planned.check == "memory":
             raise CannotJudge(f"no memory estimate for a {path.suffix} artifact: {_memory_estimates_from()}; "
-                              "measure it on the board, or use source: host")
+                              + measure_advice(planned.backend, planned.target.name))
         raise CannotJudge(f"no latency estimate for a {path.suffix} artifact: the cost model reads ONNX graphs "
                           "(measure it, or judge the ONNX model's estimate)")
+
+
+def measure_advice(backend: str, device: str) -> str:
+    """What to do where a device figure has no estimate: measure on a board of the device, or, only where the backend
+    runs on this machine, take this host's figure as a stand-in (`source: host`); a backend that cannot run here
+    (tensorrt: on a Jetson only) says why instead of pointing at a stand-in that would skip too."""
+    from edgecheck.backends.registry import check_available
+
+    try:
+        check_available(backend)
+    except BackendUnavailable:
+        return (f"measure it on a {device} board of the boards file ({backend} cannot run on this machine, so "
+                "source: host would skip as well)")
+    return f"measure it on a {device} board of the boards file, or use source: host to accept this host's figure"
 
 
 def _memory_estimates_from() -> str:
@@ -99,6 +113,11 @@ class OnnxJudge(StaticJudge):
         if planned.check not in ("ops", "latency"):
             return None  # memory: no ONNX estimate, said at once
         return judged_content(analysis, planned, shapes, authority)
+
+    def computes_in(self, path: Path) -> tuple[str, str] | None:
+        """The precision the device computes this artifact in where the file says so apart from its graph (a build
+        job's settings: a float graph built in FP16), and where that comes from; None: the graph's own."""
+        return None
 
     def ops(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
             authority: Callable[[], OpTable | None]) -> CheckResult:
@@ -128,11 +147,14 @@ class OnnxJudge(StaticJudge):
         budget = planned.budgets.latency_ms
         assert budget is not None
         graph = analysis.analysis(path, shapes())
-        estimate = analysis.estimate(graph, planned.target, planned.backend)
+        computed = self.computes_in(path)
+        estimate = analysis.estimate(graph, planned.target, planned.backend, computed[0] if computed else None)
         result = judge_latency_estimate(estimate.ms, estimate.low_ms, estimate.high_ms, budget,
                                         "lower bound" if math.isinf(estimate.high_ms) else
                                         "stated error range" if estimate.calibrated else "uncalibrated guess",
                                         cannot_judge=estimate.cannot_judge())
+        if computed:
+            result.notes.append(f"estimated in {estimate.precision}: {computed[1]}")
         result.notes.extend(estimate.notes)
         result.facts.update(estimate.facts())
         result.facts["measured_on"] = estimate.label()
