@@ -7,6 +7,7 @@ compiler said when it built it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -133,6 +134,12 @@ class OnnxJudge(StaticJudge):
             disagreements = static.disagreements(report, runtime_report)
             report = runtime_report
         result = judge_ops(report, budget, disagreements)
+        untold = [c for c in ("unsupported", "fallback", "constraint") if c not in report.table.judges]
+        if untold:  # a class the table cannot tell apart (ONNX Runtime CUDA's placement): never a pass on it
+            why = report.table.notes.get("judges") or f"the {report.table.name} table cannot tell these nodes apart"
+            result.measurements = [
+                dataclasses.replace(m, cannot_judge=f"{m.name.removeprefix('ops.')}: {why}")
+                if m.name.removeprefix("ops.") in untold and m.budget is not None else m for m in result.measurements]
         result.notes.extend(report.notes)  # how many nodes fold away, and at which input shapes
         result.facts["ops.folded_nodes"] = str(report.folded)
         result.facts["measured_on"] = "nowhere: static analysis of the artifact against the operator table (no run)"
