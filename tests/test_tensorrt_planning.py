@@ -22,6 +22,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from conftest import make_classifier, make_eval_data
+from test_tensorrt_board import calls, project, run  # noqa: F401  (run: the board session fixture)
 
 CONFTEST = """\
 from edgecheck.backends import register_backend
@@ -214,3 +215,20 @@ targets:
     # which nodes CUDA runs this table cannot tell: a fallback budget is inconclusive, never a pass
     assert found["onnxruntime-cuda"]["verdict"] == "inconclusive"
     assert "cannot tell which nodes the CUDA provider runs" in cuda["ops.fallback"]["cannot_judge"]
+
+
+def test_on_a_nano_board_the_int8_and_dla_jobs_are_never_built(pytester, sshd, board_python, run):
+    """The trial's case: a jetson-nano board with a STAND-IN trtexec (tests/test_tensorrt_board.py, never TensorRT).
+    The fp16 GPU job goes to the board; the INT8 and DLA jobs skip before any build, so trtexec never sees them."""
+    root = project(pytester, sshd, board_python)
+    np.savez(root / "models" / "calibration.npz",
+             x=np.random.default_rng(0).uniform(0, 1, size=(16, 4)).astype(np.float32))
+    (root / "specs" / "nano.yaml").write_text(NANO_SPEC.replace("data: {", "data: {parity_samples: 4, ")
+                                               % {"target": "jetson-nano"})
+    result = run()
+    out = result.stdout.str()
+    result.assert_outcomes(passed=1, skipped=2)
+    assert "jetson-nano cannot run entry 'q8'" in out and "jetson-nano cannot run entry 'dla'" in out, out[-3000:]
+    builds = [argv for argv in calls(root) if any(a.startswith("--onnx=") for a in argv)]
+    assert len(builds) == 1 and "--fp16" in builds[0]  # the GPU fp16 job only
+    assert not any("--int8" in argv or any(a.startswith("--useDLACore") for a in argv) for argv in calls(root))
