@@ -191,6 +191,13 @@ class Executor:
             raise found
         return found
 
+    def _runs_here(self, name: str) -> bool:
+        try:
+            self.backend(name)
+        except BackendUnavailable:
+            return False
+        return True
+
     def device_serves(self, planned: PlannedCheck) -> None:
         """`CannotJudge` (a skip; a failure under --edge-strict) where the target device cannot run the entry's
         artifact on its backend at all, whatever machine would run it: a build setting that needs a precision or
@@ -306,15 +313,21 @@ class Executor:
         """Measure and judge one planned check through its kind. Raises `BackendUnavailable` when it cannot
         run here, `CannotJudge` when nothing here can say."""
         check = get_check(planned.check)
-        # the recipe's own error or refusal first (a RecipeError fails, a RecipeNotApplicable skips, each with its
-        # own words), then whether the device can serve the artifact at all, and only then whether the backend
-        # runs here: a .trtjob the recipe refused says so even where no board is near
-        self.artifact(planned.spec, planned.recipe)
-        self.device_serves(planned)
+        board = self.on_board(planned.target)
+        if not board and not self._runs_here(planned.backend):
+            # the recipe's own error or refusal before the backend's unavailability (a RecipeError fails, a
+            # RecipeNotApplicable skips, each in its own words): a .trtjob the recipe refused says so with no board
+            self.artifact(planned.spec, planned.recipe)
+            self.device_serves(planned)
         static = check.is_static(planned.budgets, planned.target) and not self.measures_on_board(planned)
+        if board or static:  # the artifact is made (or needed) before anything else: nothing is built for nothing
+            self.device_serves(planned)
         # a static check reads the artifact only: it needs neither the backend nor its device
         backend = None if static else self.backend(planned.backend, planned.target)
         result = check.run(planned, self)
+        # a backend that runs here was not kept from a check that says first why it cannot judge (a simulator's
+        # latency) by making the artifact: the device is asked now, the artifact made, its answer remembered
+        self.device_serves(planned)
         # facts are text (JUnit properties, the results document): a plug-in's number is written as it prints
         result.facts = {str(key): str(value) for key, value in result.facts.items()}
         if not result.problems and not result.doubts and not any(m.judged for m in result.measurements):
