@@ -145,6 +145,7 @@ class Executor:
         self._fingerprints: dict[int, tuple[InputSet, str]] = {}  # by id, the set kept so its id stays its own
         self._artifacts: dict[tuple[Path, str], MadeArtifact | RecipeError] = {}
         self._backends: dict[str, Backend | BackendUnavailable] = {}
+        self._serves: dict[tuple[str, str, str], str] = {}  # (artifact sha, backend, device): why not, or ''
 
     def close(self) -> None:
         """Stop the workers and remove scratch artifacts (the cache itself stays)."""
@@ -189,6 +190,40 @@ class Executor:
         if isinstance(found, BackendUnavailable):
             raise found
         return found
+
+    def _runs_here(self, name: str) -> bool:
+        try:
+            self.backend(name)
+        except BackendUnavailable:
+            return False
+        return True
+
+    def device_serves(self, planned: PlannedCheck) -> None:
+        """`CannotJudge` (a skip; a failure under --edge-strict) where the target device cannot run the entry's
+        artifact on its backend at all, whatever machine would run it: a build setting that needs a precision or
+        an accelerator the device's profile lacks (`Backend.cannot_serve`). Asked before any board or build."""
+        made = self.artifact(planned.spec, planned.recipe)
+        path = made.artifact.path
+        from edgecheck.backends.registry import backend_suffixes, get_backend
+
+        if path.suffix not in backend_suffixes(planned.backend):
+            return  # a graph the backend only reads (its table and cost model): nothing is built from it
+        key = (self.model_info(path).sha256, planned.backend, planned.target.name)
+        if key not in self._serves:
+            try:
+                backend = get_backend(planned.backend)
+            except BackendUnavailable:
+                self._serves[key] = ""  # said by the backend's own skip
+            else:
+                try:
+                    self._serves[key] = backend.cannot_serve(path, planned.target)
+                except Exception as exc:  # a plug-in's bug must not pass for "it serves": say it, and skip
+                    self._serves[key] = (f"{planned.backend} could not say whether {planned.target.name} serves "
+                                         f"{path.name}: {type(exc).__name__}: {exc}")
+        reason = self._serves[key]
+        if reason:
+            raise CannotJudge(f"{planned.target.name} cannot run entry {planned.recipe!r} ({planned.steps_text}) on "
+                              f"{planned.backend}: {reason}")
 
     def inputs(self, loaded: LoadedSpec, kind: str) -> InputSet:
         key = (loaded.path, kind)
@@ -278,10 +313,21 @@ class Executor:
         """Measure and judge one planned check through its kind. Raises `BackendUnavailable` when it cannot
         run here, `CannotJudge` when nothing here can say."""
         check = get_check(planned.check)
+        board = self.on_board(planned.target)
+        if not board and not self._runs_here(planned.backend):
+            # the recipe's own error or refusal before the backend's unavailability (a RecipeError fails, a
+            # RecipeNotApplicable skips, each in its own words): a .trtjob the recipe refused says so with no board
+            self.artifact(planned.spec, planned.recipe)
+            self.device_serves(planned)
         static = check.is_static(planned.budgets, planned.target) and not self.measures_on_board(planned)
+        if board or static:  # the artifact is made (or needed) before anything else: nothing is built for nothing
+            self.device_serves(planned)
         # a static check reads the artifact only: it needs neither the backend nor its device
         backend = None if static else self.backend(planned.backend, planned.target)
         result = check.run(planned, self)
+        # a backend that runs here was not kept from a check that says first why it cannot judge (a simulator's
+        # latency) by making the artifact: the device is asked now, the artifact made, its answer remembered
+        self.device_serves(planned)
         # facts are text (JUnit properties, the results document): a plug-in's number is written as it prints
         result.facts = {str(key): str(value) for key, value in result.facts.items()}
         if not result.problems and not result.doubts and not any(m.judged for m in result.measurements):

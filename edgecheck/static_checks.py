@@ -7,6 +7,7 @@ compiler said when it built it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -24,7 +25,7 @@ from edgecheck.checks.performance import judge_latency_estimate
 from edgecheck.checks.result import CheckResult, result_from_dict, result_to_dict
 from edgecheck.devices import DeviceProfile
 from edgecheck.entrypoints import import_target
-from edgecheck.errors import CannotJudge
+from edgecheck.errors import BackendUnavailable, CannotJudge
 from edgecheck.formats import ArtifactFormat, format_of, format_named, known_formats, broken_formats
 from edgecheck.plan import PlannedCheck
 
@@ -76,9 +77,23 @@ class StaticJudge:
                  shapes: Callable[[], Shapes]) -> CheckResult:
         if planned.check == "memory":
             raise CannotJudge(f"no memory estimate for a {path.suffix} artifact: {_memory_estimates_from()}; "
-                              "measure it on the board, or use source: host")
+                              + measure_advice(planned.backend, planned.target.name))
         raise CannotJudge(f"no latency estimate for a {path.suffix} artifact: the cost model reads ONNX graphs "
                           "(measure it, or judge the ONNX model's estimate)")
+
+
+def measure_advice(backend: str, device: str) -> str:
+    """What to do where a device figure has no estimate: measure on a board of the device, or, only where the backend
+    runs on this machine, take this host's figure as a stand-in (`source: host`); a backend that cannot run here
+    (tensorrt: on a Jetson only) says why instead of pointing at a stand-in that would skip too."""
+    from edgecheck.backends.registry import check_available
+
+    try:
+        check_available(backend)
+    except BackendUnavailable:
+        return (f"measure it on a {device} board of the boards file ({backend} cannot run on this machine, so "
+                "source: host would skip as well)")
+    return f"measure it on a {device} board of the boards file, or use source: host to accept this host's figure"
 
 
 def _memory_estimates_from() -> str:
@@ -100,6 +115,11 @@ class OnnxJudge(StaticJudge):
             return None  # memory: no ONNX estimate, said at once
         return judged_content(analysis, planned, shapes, authority)
 
+    def computes_in(self, path: Path) -> tuple[str, str] | None:
+        """The precision the device computes this artifact in where the file says so apart from its graph (a build
+        job's settings: a float graph built in FP16), and where that comes from; None: the graph's own."""
+        return None
+
     def ops(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes],
             authority: Callable[[], OpTable | None]) -> CheckResult:
         budget = planned.budgets.ops
@@ -114,6 +134,12 @@ class OnnxJudge(StaticJudge):
             disagreements = static.disagreements(report, runtime_report)
             report = runtime_report
         result = judge_ops(report, budget, disagreements)
+        untold = [c for c in ("unsupported", "fallback", "constraint") if c not in report.table.judges]
+        if untold:  # a class the table cannot tell apart (ONNX Runtime CUDA's placement): never a pass on it
+            why = report.table.notes.get("judges") or f"the {report.table.name} table cannot tell these nodes apart"
+            result.measurements = [
+                dataclasses.replace(m, cannot_judge=f"{m.name.removeprefix('ops.')}: {why}")
+                if m.name.removeprefix("ops.") in untold and m.budget is not None else m for m in result.measurements]
         result.notes.extend(report.notes)  # how many nodes fold away, and at which input shapes
         result.facts["ops.folded_nodes"] = str(report.folded)
         result.facts["measured_on"] = "nowhere: static analysis of the artifact against the operator table (no run)"
@@ -128,11 +154,14 @@ class OnnxJudge(StaticJudge):
         budget = planned.budgets.latency_ms
         assert budget is not None
         graph = analysis.analysis(path, shapes())
-        estimate = analysis.estimate(graph, planned.target, planned.backend)
+        computed = self.computes_in(path)
+        estimate = analysis.estimate(graph, planned.target, planned.backend, computed[0] if computed else None)
         result = judge_latency_estimate(estimate.ms, estimate.low_ms, estimate.high_ms, budget,
                                         "lower bound" if math.isinf(estimate.high_ms) else
                                         "stated error range" if estimate.calibrated else "uncalibrated guess",
                                         cannot_judge=estimate.cannot_judge())
+        if computed:
+            result.notes.append(f"estimated in {estimate.precision}: {computed[1]}")
         result.notes.extend(estimate.notes)
         result.facts.update(estimate.facts())
         result.facts["measured_on"] = estimate.label()

@@ -123,6 +123,21 @@ def _version_text(ranges: list[tuple[int, int | None]]) -> str:
 
 
 def classify_node(node: GraphNode, graph: AnalysedGraph, table: OpTable, unchecked: list[str]) -> NodeVerdict:
+    verdict = _own_verdict(node, graph, table, unchecked)
+    if verdict.status not in ("fallback", "unsupported") or not table.fallbacks:
+        return verdict
+    refused = []
+    for other in table.fallbacks:  # ONNX Runtime's next provider, in order: the first that runs it takes it
+        theirs = classify_node(node, graph, other, [])
+        if theirs.status in ("supported", "constraint"):
+            return NodeVerdict(node, "fallback", f"{verdict.reason}; falls back: {other.title} runs it "
+                               f"({other.cite()})", verdict.rule)
+        refused.append(f"{other.title}: {theirs.reason}")
+    return NodeVerdict(node, "unsupported", f"{verdict.reason}; and nothing it falls back to runs it ("
+                       + "; ".join(refused) + ")", verdict.rule)
+
+
+def _own_verdict(node: GraphNode, graph: AnalysedGraph, table: OpTable, unchecked: list[str]) -> NodeVerdict:
     if node.local_function:
         return NodeVerdict(node, "supported", "a function the model defines: runtimes inline it, and its body's "
                            "nodes are classified one by one")

@@ -94,7 +94,16 @@ class OpTable(StrictModel):
     notes: dict[str, str] = Field(default_factory=dict, description="Per constraint kind, what breaking one means "
                                   "on this backend, added to every such breach's reason.")
     ops: dict[str, OpRule]
+    base: str | None = Field(None, description="A table (by name) whose operators, and notes, this one starts from; "
+                             "its own `ops` add to them or replace them (a provider judged by another runtime's rules).")
+    falls_back_to: list[str] = Field(default_factory=list, description="Tables (by name) of what runs, in order, a "
+                                     "node this one does not support: such a node is `fallback` where one of them "
+                                     "supports it (ONNX Runtime's next provider), and keeps its verdict otherwise.")
+    judges: list[Literal["unsupported", "fallback", "constraint"]] = Field(
+        default_factory=lambda: ["unsupported", "fallback", "constraint"], description="The classes this table can "
+        "tell apart; a budget on another is inconclusive, with the table's reason in `notes` under `judges`.")
     file: Path | None = Field(None, exclude=True)
+    fallbacks: list["OpTable"] = Field(default_factory=list, exclude=True)  # `falls_back_to`, resolved on loading
 
     @field_validator("format")
     @classmethod
@@ -122,6 +131,8 @@ def op_key(domain: str, op_type: str) -> str:
 def read_table(path: Path) -> OpTable:
     """One table file, validated; a DeviceError naming the file, the field and the cause otherwise."""
     data = read_named_mapping(path, "operator table")
+    if "fallbacks" in data:
+        raise DeviceError(f"{path}: fallbacks: not a field of a table file (name the tables in falls_back_to)")
     try:
         return OpTable.model_validate({**data, "file": path})
     except ValidationError as exc:
@@ -153,7 +164,8 @@ def table_files(folder: Path | str) -> list[Path] | str:
 
 
 def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpTable]:
-    """The built-in tables, then each project folder's; a later file with the same name replaces one."""
+    """The built-in tables, then each project folder's; a later file with the same name replaces one. A table that
+    names a `base` or tables it `falls_back_to` gets them resolved here (a project's replacement of one counts)."""
     tables: dict[str, OpTable] = {}
     for folder in (*builtin_table_dirs(), *extra_dirs):
         files = table_files(folder)
@@ -162,7 +174,32 @@ def load_tables(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> dict[str, OpT
         for path in files:
             table = read_table(path)
             tables[table.name] = table
-    return tables
+    return {name: _resolved(table, tables) for name, table in tables.items()}
+
+
+def _resolved(table: OpTable, tables: dict[str, OpTable], seen: tuple[str, ...] = ()) -> OpTable:
+    """The table with its base's operators under its own and the tables it falls back to attached, each resolved
+    too; a DeviceError naming the file where a name is unknown, of another format, or a loop."""
+    if not table.base and not table.falls_back_to:
+        return table
+    where = table.file or table.name
+    if table.name in seen:
+        raise DeviceError(f"{where}: base/falls_back_to loop through {' -> '.join((*seen, table.name))}")
+
+    def named(name: str, field: str) -> OpTable:
+        found = tables.get(name)
+        if found is None:
+            raise DeviceError(f"{where}: {field}: no operator table named {name!r} (known: {', '.join(sorted(tables))})")
+        if found.format != table.format:
+            raise DeviceError(f"{where}: {field}: table {name!r} reads {found.format} models, this one {table.format}")
+        return _resolved(found, tables, (*seen, table.name))
+
+    update: dict[str, object] = {"fallbacks": [named(name, "falls_back_to") for name in table.falls_back_to]}
+    if table.base:
+        base = named(table.base, "base")
+        update["ops"] = {**base.ops, **table.ops}
+        update["notes"] = {**base.notes, **table.notes}
+    return table.model_copy(update=update)
 
 
 def tables_fingerprint(extra_dirs: list[Path] | tuple[Path, ...] = ()) -> str:

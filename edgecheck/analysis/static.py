@@ -99,8 +99,9 @@ class StaticAnalysis:
         return classify(graph, table)
 
     @staticmethod
-    def estimate(analysis: Analysis, device: DeviceProfile, backend: str) -> LatencyEstimate:
-        return estimate_latency(analysis.facts, device, backend)
+    def estimate(analysis: Analysis, device: DeviceProfile, backend: str, precision: str | None = None) -> LatencyEstimate:
+        """`precision`: the one the artifact is computed in where not its graph's (a .trtjob built in FP16)."""
+        return estimate_latency(analysis.facts, device, backend, precision)
 
     @staticmethod
     def fit_facts(analysis: Analysis, device: DeviceProfile) -> dict[str, str]:

@@ -21,6 +21,7 @@ from edgecheck.errors import BackendError
 
 if TYPE_CHECKING:
     from edgecheck.analysis.optable import OpTable
+    from edgecheck.devices import DeviceProfile
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,13 @@ class Backend(ABC):
         where the files beside the artifact are (only the artifact itself is sent): rknn's input and output
         names, a .tflite's layout map. None by default."""
         return {}
+
+    def cannot_serve(self, artifact: Path, device: DeviceProfile) -> str:
+        """Why `device` cannot run `artifact` on this backend at all, wherever it would run (a build setting that
+        needs a precision or an accelerator the device's profile lacks: INT8 or a DLA on a Jetson Nano); '' where
+        nothing in the artifact rules the device out. Asked on the host, before any board or build is used; the
+        item then skips with this reason (a failure under --edge-strict). Nothing by default."""
+        return ""
 
     def board_facts(self) -> dict[str, str]:
         """`facts()` as a worker on a board finds them (the board's runtime and its version), recorded beside

@@ -66,6 +66,31 @@ class TensorrtBackend(Backend):
             return Availability(False, str(exc))
         return Availability(True)
 
+    def cannot_serve(self, artifact: Path, device) -> str:
+        """On the host: the job's build settings against the device's profile. A precision its `backends.tensorrt.
+        precisions` does not list (INT8 on a Jetson Nano, whose Maxwell GPU has no INT8 path) or a `dla_core` where
+        it has no `kind: dla` accelerator (the Nano) would build an engine the device cannot have; '' where the
+        profile names no tensorrt precisions to judge by."""
+        from edgecheck.vendors.tensorrt.format import read_build_settings
+
+        settings = read_build_settings(Path(artifact))
+        support = device.backends.get(self.name)
+        problems = []
+        if support is not None and support.precisions and settings.precision not in support.precisions:
+            problems.append(f"its build settings ask for {settings.precision.upper()}, and {device.name}'s TensorRT "
+                            f"runs {', '.join(support.precisions)} only (device profile {device.name}: "
+                            f"backends.{self.name}.precisions)")
+        if settings.dla_core is not None:
+            dlas = [a for a in device.accelerators if a.kind == "dla"]
+            if not dlas:
+                problems.append(f"its build settings ask for DLA core {settings.dla_core}, and {device.name} has no DLA "
+                                f"(device profile {device.name}: no accelerator of kind dla); drop dla_core for the GPU")
+            elif dlas[0].precisions and settings.precision not in dlas[0].precisions:
+                problems.append(f"its build settings ask for DLA core {settings.dla_core} in "
+                                f"{settings.precision.upper()}, and {device.name}'s {dlas[0].name} runs "
+                                f"{', '.join(dlas[0].precisions)} only")
+        return "; ".join(problems)
+
     def board_extra(self, artifact: Path) -> Dict[str, str]:
         """On the host: the job's build settings and its inputs' and outputs' names and types (the board's Python
         has no onnx to read them)."""

@@ -35,7 +35,8 @@ class TensorrtJobFormat(ArtifactFormat):
 
     name = "tensorrt-job"
     suffixes = (JOB_SUFFIX,)
-    judge = "edgecheck.static_checks:OnnxJudge"  # the graph against the tensorrt-onnx-parser table
+    judge = "edgecheck.vendors.tensorrt.judge:TensorrtJobJudge"  # the graph against the tensorrt-onnx-parser table,
+    # its latency estimate in the precision of the job's build settings
     estimates = ("latency",)
 
     def inspect(self, path: Path) -> ModelInfo:
