@@ -358,13 +358,14 @@ class Executor:
         return result
 
     def _board_facts(self, planned: PlannedCheck, threads: int, made: MadeArtifact,
-                     placed: dict[str, str]) -> dict[str, str]:
+                     placed: dict[str, str], takes_threads: bool = True) -> dict[str, str]:
         """The facts of a check run on a board: where (the board's own label), the artifact, the recipe."""
         info = self.model_info(made.artifact.path)
         original = self.model_info(planned.spec.spec.model.path)
         facts = {**placed, "host": f"{host_description()} (running pytest; the figures are the board's)",
                  "env.machine": placed.get("board.signature", f"board {placed['board']}"),
-                 "runtime": f"{planned.backend} on board {placed['board']}, {threads} thread{'s' if threads != 1 else ''}",
+                 "runtime": f"{planned.backend} on board {placed['board']}, "
+                            + (f"{threads} thread{'s' if threads != 1 else ''}" if takes_threads else "no thread setting"),
                  "artifact": made.artifact.path.name, "artifact.size_bytes": str(info.size_bytes),
                  "artifact.parameters": str(info.parameters),
                  "artifact.size_ratio": f"{original.size_bytes / info.size_bytes:.3f}" if info.size_bytes else "inf",
@@ -485,7 +486,7 @@ class Executor:
         else:
             placed = self._placed.get((planned.spec.path, planned.id))
         if backend is not None and placed is not None:
-            return self._board_facts(planned, threads, made, placed)
+            return self._board_facts(planned, threads, made, placed, backend.takes_threads)
         versions = backend.facts() if backend is not None else {}
         if backend is not None:
             runtime = " ".join(v for v in (backend.name, versions.get("version") or versions.get("runtime"),

@@ -121,6 +121,7 @@ targets:
   jetson-xavier-nx:
     backends: [tensorrt]
     budgets:
+      parity: {{cosine: 0.999}}
       latency_ms: {{p50: 100, samples: 30, rounds: 1, warmup_runs: 1, warmup_s: 0}}
       memory_mb: {{peak: 64}}
 """
@@ -138,6 +139,9 @@ targets:
     assert "30 inferences timed, 30 of them kept as the samples" in said["latency.method"]
     assert "warm-up >=" not in said["latency.method"] and "fresh workers" not in said["latency.method"]
     assert "thread" not in said["runtime"].replace("no thread setting", ""), said["runtime"]
+    outputs_runtime = facts(found["parity"])["runtime"]  # the board's outputs: no thread count either
+    assert outputs_runtime == "tensorrt on board nx-1, no thread setting" or (
+        "thread" not in outputs_runtime.replace("no thread setting", "")), outputs_runtime
     label = said["measured_on"]
     assert label.count("TensorRT 8.5.2") == 1 and "TensorRT 8.5.2 (trtexec)" in label, label
     assert ", tensorrt," not in label and "tensorrt " not in label.lower().replace("tensorrt 8.5.2", ""), label

@@ -128,6 +128,8 @@ class Backend(ABC):
     # False where running here says nothing of the device's speed and memory (a simulator): latency and
     # memory checks then take only the spec's `source: estimate`, never a host stand-in.
     measures_time: ClassVar[bool] = True
+    # False where the runtime takes no thread count of ours (TensorRT on a GPU): results then name none
+    takes_threads: ClassVar[bool] = True
 
     @abstractmethod
     def availability(self) -> Availability:

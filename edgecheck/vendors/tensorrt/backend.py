@@ -34,6 +34,7 @@ class TensorrtBackend(Backend):
     formats = ("tensorrt-job",)
     reads = ("onnx",)  # ONNX artifacts: the tensorrt-onnx-parser table and the cost model judge the graph
     deterministic = False  # TensorRT picks tactics by timing them: two builds may differ
+    takes_threads = False  # the engine runs on the GPU (or a DLA): no thread count of ours applies
 
     def __init__(self) -> None:
         self._board_runner: Optional[str] = None  # which runner the last load made, for board_facts
