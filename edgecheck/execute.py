@@ -14,7 +14,7 @@ import hashlib
 import platform
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -399,6 +399,10 @@ class Executor:
         """The ops check by the artifact format's authority (a table, a compiler's placement)."""
         return self.static_checks.ops(planned, artifact, lambda: self.input_shapes(planned),
                                       lambda: self._runtime_table(planned))
+
+    def placed_ops(self, planned: PlannedCheck, artifact: Path, reported: Mapping[str, Any], where: str) -> CheckResult:
+        """The ops check on what the board's run reported of where each layer ran (its format's judge reads it)."""
+        return self.static_checks.placed_ops(planned, artifact, lambda: self.input_shapes(planned), reported, where)
 
     def static_estimate(self, planned: PlannedCheck, artifact: Path) -> CheckResult:
         """Latency or memory of a device target judged on its format's estimate."""

@@ -11,8 +11,8 @@ import dataclasses
 import functools
 import math
 
-from collections.abc import Callable
-from typing import ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 from pathlib import Path
 
 from edgecheck.analysis import static
@@ -72,6 +72,15 @@ class StaticJudge:
             authority: Callable[[], OpTable | None]) -> CheckResult:
         raise CannotJudge(f"no operator check for a {path.suffix} artifact: its format names no operator table "
                           "(measure it on its backend)")
+
+    def placed_ops(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path,
+                   shapes: Callable[[], Shapes], reported: Mapping[str, Any], where: str) -> CheckResult:
+        """The ops check judged on what a board's run of the artifact reported (`reported`: Measured.extra["native"]
+        of a backend that `places_on_board`, measured on `where`, the board's label): where each layer of what the
+        board built runs, the format's table on the source graph as the cross-check. Never kept in the cache (it
+        is a board's run). The default: this format's judge cannot read a placement."""
+        raise CannotJudge(f"no placement reader for a {path.suffix} artifact: its format's judge reads the artifact "
+                          "only")
 
     def estimate(self, analysis: static.StaticAnalysis, planned: PlannedCheck, path: Path,
                  shapes: Callable[[], Shapes]) -> CheckResult:
@@ -252,6 +261,12 @@ class StaticChecks:
         judge = self.judge(format_of(path))
         return self._remembered(judge, planned, path, shapes, authority,
                                 lambda: judge.ops(self.static, planned, path, shapes, authority))
+
+    def placed_ops(self, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes], reported: Mapping[str, Any],
+                   where: str) -> CheckResult:
+        """The ops check on a board's report of where each layer ran (StaticJudge.placed_ops): never cached."""
+        assert planned.budgets.ops is not None
+        return self.judge(format_of(path)).placed_ops(self.static, planned, path, shapes, reported, where)
 
     def estimate(self, planned: PlannedCheck, path: Path, shapes: Callable[[], Shapes]) -> CheckResult:
         """Latency (or memory) of a device target whose spec accepts an estimate."""

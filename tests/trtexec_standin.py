@@ -6,7 +6,8 @@ What it does, so a test can check the command lines and the file traffic edgeche
   does ("[E] Unknown option: ..."), by the flag table of RESEARCH20 section 3;
 - `--help`: the version banner;
 - a build (`--onnx --saveEngine`): fails with an [E] line where trtexec_standin.json says "fail_build"; else copies the ONNX model into the engine path, writes `--exportLayerInfo` in
-  the detailed format and a build log with memory totals;
+  the detailed format and a build log with memory totals and the [DlaLayer]/[GpuLayer] lists (the layers
+  trtexec_standin.json's "dla" names on the DLA when --useDLACore is given, the rest on the GPU);
 - a timing (`--exportTimes`, `--exportProfile`): made-up per-inference times and per-layer profile in
   trtexec's JSON layouts, after "running" for WALLTIME_S (a file `busy` beside it exists meanwhile, which
   the tests' stand-in power meter reads);
@@ -42,6 +43,8 @@ def known(version):
         flags |= {"workspace", "buildOnly"}
     if version >= (8, 2):
         flags.add("exportLayerInfo")
+    else:
+        flags.add("nvtxMode")  # 8.0's detailed-profile flag (RESEARCH20 section 3)
     if version >= (8, 4):
         flags.add("memPoolSize")
     if version >= (8, 6):
@@ -92,10 +95,16 @@ def build(options):
         with open(options["exportLayerInfo"], "w") as handle:
             json.dump({"Layers": layers, "Bindings": ["x", "scores"]}, handle, indent=1)
     print("[I] TensorRT version: %d.%d.%d" % VERSION)
+    # trtexec_standin.json {"dla": [layer names]}: with --useDLACore, these are listed under [DlaLayer], the rest on the GPU
+    on_dla = set(CONFIG.get("dla") or []) if "useDLACore" in options else set()
     print("[I] [TRT] ---------- Layers Running on DLA ----------")
+    for name, _, _, _ in LAYERS:
+        if name in on_dla:
+            print("[I] [TRT] [DlaLayer] %s" % name)
     print("[I] [TRT] ---------- Layers Running on GPU ----------")
     for name, _, _, _ in LAYERS:
-        print("[I] [TRT] [GpuLayer] %s" % name)
+        if name not in on_dla:
+            print("[I] [TRT] [GpuLayer] %s" % name)
     print("[I] [TRT] Total Host Persistent Memory: 30784")
     print("[I] [TRT] Total Device Persistent Memory: 1048576")
     print("[I] [TRT] Total Scratch Memory: 0")

@@ -130,6 +130,11 @@ class Backend(ABC):
     measures_time: ClassVar[bool] = True
     # False where the runtime takes no thread count of ours (TensorRT on a GPU): results then name none
     takes_threads: ClassVar[bool] = True
+    # True where its timing run on a board reports where each layer of the artifact it built runs
+    # (Measured.extra["native"]["layers"]: a TensorRT engine's GPU/DLA placement): the ops check of a target a board
+    # serves is then judged on that run by the artifact format's judge (StaticJudge.placed_ops), the format's
+    # operator table on the source graph being the cross-check; False: the format's judge reads the artifact only
+    places_on_board: ClassVar[bool] = False
 
     @abstractmethod
     def availability(self) -> Availability:

@@ -64,6 +64,10 @@ class CheckContext(Protocol):
 
     def static_ops(self, planned: Any, artifact: Path) -> CheckResult: ...  # the artifact format's authority
 
+    # the ops check on a board's report of where each layer of what it built runs (Backend.places_on_board):
+    # `reported` is Measured.extra["native"], `where` the board's label
+    def placed_ops(self, planned: Any, artifact: Path, reported: Mapping[str, Any], where: str) -> CheckResult: ...
+
     def static_estimate(self, planned: Any, artifact: Path) -> CheckResult: ...
 
 

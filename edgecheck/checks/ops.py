@@ -48,7 +48,10 @@ def judge_ops(report: OpsReport, budget: OpsBudget, disagreements: list[str] | N
 
 class OpsCheck(Check):
     """Operator compatibility of the artifact with the target's backend, judged by its format's authority
-    (an operator table, or a vendor compiler's placement), without running it."""
+    (an operator table, or a vendor compiler's placement), without running it; on a target a board serves, with
+    a backend whose board run reports where each layer runs (Backend.places_on_board: a TensorRT engine), on that
+    run instead: the one the latency check times where the entry has a latency budget (the build is the board's,
+    made once), the table's verdict on the source graph as the cross-check."""
 
     name = "ops"
     order = 60
@@ -65,4 +68,21 @@ class OpsCheck(Check):
 
     def run(self, planned: Any, context: CheckContext) -> CheckResult:
         artifact = context.artifact(planned.spec, planned.recipe).artifact
+        if context.measures_on_board(planned):
+            backend = context.backend(planned.backend, planned.target)
+            if backend.places_on_board:
+                return self._on_board(planned, context, backend, artifact.path)
         return context.static_ops(planned, artifact.path)
+
+    @staticmethod
+    def _on_board(planned: Any, context: CheckContext, backend: Any, path: Any) -> CheckResult:
+        """Judged on the board's build of the artifact: its timing run reports each layer's placement (a failed
+        build fails here as for latency, with the build's log lines)."""
+        from edgecheck.measure.runs import TimingPlan
+
+        where = context.where_measured(planned)
+        latency = getattr(planned.budgets, "latency_ms", None)
+        # the latency check's run where there is one (one timing, shared), else the short default run
+        measured = context.measured(planned, backend, path, TimingPlan.for_latency(latency) if latency else None)
+        label = str(measured.extra.get("measured_on") or where)
+        return context.placed_ops(planned, path, dict(measured.extra.get("native") or {}), label)

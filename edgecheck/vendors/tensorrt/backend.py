@@ -35,6 +35,7 @@ class TensorrtBackend(Backend):
     reads = ("onnx",)  # ONNX artifacts: the tensorrt-onnx-parser table and the cost model judge the graph
     deterministic = False  # TensorRT picks tactics by timing them: two builds may differ
     takes_threads = False  # the engine runs on the GPU (or a DLA): no thread count of ours applies
+    places_on_board = True  # the board's timing run reports each engine layer's placement (timing.layer_records)
 
     def __init__(self) -> None:
         self._board_runner: Optional[str] = None  # which runner the last load made, for board_facts

@@ -198,13 +198,14 @@ def placement_report(engine: List[LayerPlacement], table: "OpTable", onnx_verdic
                      who: str) -> Tuple["OpsReport", List[str]]:
     """The engine's placement as an ops report (a fallback from DLA counts as fallback: the authority for a built
     engine) and where the shipped parser table's verdict on the source graph disagrees: a node the table calls
-    unsupported or a fallback that TensorRT built anyway. `who` names the build ("TensorRT 8.5.2 on jetson-nx")."""
+    unsupported or a fallback that TensorRT built anyway, and the reverse, a node the table calls supported whose
+    layer fell back from the DLA asked for to the GPU. `who` names the build ("TensorRT 8.5.2 on jetson-nx")."""
     from edgecheck.analysis.ops import NodeVerdict, OpsReport
 
     by_name: Dict[str, "NodeVerdict"] = {}
     for verdict in onnx_verdicts:
         by_name.setdefault(verdict.node.name, verdict)
-    verdicts, mapped = [], set()
+    verdicts, mapped, reverse = [], set(), []
     for placed in engine:
         sources = [by_name[n] for n in onnx_names(placed.name) if n in by_name]
         mapped.update(v.node.label for v in sources)
@@ -214,10 +215,37 @@ def placement_report(engine: List[LayerPlacement], table: "OpTable", onnx_verdic
         reason = f"{placed.device} ({placed.precision or 'precision unknown'}; {placed.evidence}{origin})"
         verdicts.append(NodeVerdict(EngineNode(placed.name, placed.layer_type or "layer"), status,  # type: ignore[arg-type]
                                     reason, who))
+        supported = [v for v in sources if v.status == "supported"]
+        if placed.device == FALLBACK and supported:  # the reverse: the table has it, the build did not place it as asked
+            reverse.append(", ".join(f"{v.node.label} ({v.node.key})" for v in supported[:3])
+                           + f": {table.name} says supported, yet {who} ran its layer {_short(placed.name, 60)!r} on "
+                           "the GPU, not on the DLA core asked for (the table judges TensorRT's ONNX parser, not the DLA)")
     disagreements = []
     for verdict in onnx_verdicts:
         if verdict.status in ("unsupported", "fallback"):
             disagreements.append(f"{verdict.node.label} ({verdict.node.key}): {table.name} says {verdict.status} "
                                  f"({verdict.reason}), yet {who} built the engine"
                                  + ("" if verdict.node.label in mapped else " (the node was fused, folded or renamed)"))
-    return OpsReport(table, verdicts), disagreements
+    return OpsReport(table, verdicts), disagreements + reverse
+
+
+def from_records(records: object, field: str = "layers") -> List[LayerPlacement]:
+    """The placements a board's timing run sent (timing.layer_records), checked: a garbled record is a ValueError
+    naming its index and field, never a layer taken for placed."""
+    if not isinstance(records, list):
+        raise ValueError(f"{field}: a list of layers expected, not {type(records).__name__}")
+    found = []
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ValueError(f"{field}[{index}]: a mapping expected, not {type(record).__name__}")
+        name, device = record.get("name"), record.get("device")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"{field}[{index}].name: a layer name expected, not {name!r}")
+        if device not in (GPU, DLA, FALLBACK):
+            raise ValueError(f"{field}[{index}].device: one of {GPU!r}, {DLA!r}, {FALLBACK!r} expected, not {device!r}")
+        extras = {key: record.get(key) for key in ("precision", "type", "evidence")}
+        for key, value in extras.items():
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{field}[{index}].{key}: text expected, not {value!r}")
+        found.append(LayerPlacement(name, device, extras["precision"], extras["type"], extras["evidence"] or ""))
+    return found

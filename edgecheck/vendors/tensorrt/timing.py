@@ -46,6 +46,8 @@ PROFILE_ITERATIONS = 20
 SLOWEST = 5
 MAX_TIMES_BYTES = 64 * 1048576  # --exportTimes writes ~330 bytes per inference: ~200,000 inferences
 MEMORY_KEYS = ("Total Device Persistent Memory", "Total Activation Memory")
+MAX_LAYERS = 2000  # per-layer placements sent back to the host for the ops check; past it the list is cut, and said
+MAX_LAYER_NAME = 1000  # characters of one layer's name kept (a long fusion's name names its ONNX nodes)
 
 
 class TrtexecRunError(RuntimeError):
@@ -201,7 +203,8 @@ def _layer_facts(engine: Path, settings: BuildSettings, build_log: Optional[Trte
         return None, {"placement_note": f"no layer info beside the engine ({LAYERS_FILE}: trtexec 8.0 writes none)"}
     layers, _ = read_layer_info(info.read_text(encoding="utf-8", errors="replace"), info.name)
     placed = placements(layers, build_log, settings.dla_core is not None)
-    extra: Dict[str, Any] = {"placement": dict(Counter(p.device for p in placed))}
+    extra: Dict[str, Any] = {"placement": dict(Counter(p.device for p in placed)),
+                             "layers": layer_records(placed), "layers_total": len(placed)}
     if settings.precision in ("int8", "fp16"):
         extra["kept_above"] = [f"{p.name} ({p.precision})" for p in left_in_higher_precision(placed, settings.precision)]
     note, mismatch = engine_summary(placed, settings.precision, settings.dla_core)
@@ -210,6 +213,13 @@ def _layer_facts(engine: Path, settings: BuildSettings, build_log: Optional[Trte
     if mismatch:
         extra["engine_mismatch"] = mismatch
     return placed, extra
+
+
+def layer_records(placed: List[Any]) -> List[Dict[str, Optional[str]]]:
+    """Each layer's name, device, precision, type and the evidence for its device, for the host's ops check (its
+    authority on a board): the first MAX_LAYERS layers, names cut at MAX_LAYER_NAME characters."""
+    return [{"name": p.name[:MAX_LAYER_NAME], "device": p.device, "precision": p.precision, "type": p.layer_type,
+             "evidence": p.evidence} for p in placed[:MAX_LAYERS]]
 
 
 def _profile(trtexec: str, version: TrtVersion, settings: BuildSettings, engine: Path, inputs: Optional[Dict[str, str]],
