@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -10,6 +11,9 @@ from edgecheck.analysis.ops import CLASSES, OpsReport
 from edgecheck.checks.base import BudgetField, Check, CheckContext
 from edgecheck.checks.result import CheckResult, Measurement
 from edgecheck.spec.ops import OpsBudget, OpsOverride
+
+if TYPE_CHECKING:
+    from edgecheck.backends import Backend
 
 LISTED = 25  # offending nodes named in the notes; the rest are counted
 
@@ -75,7 +79,7 @@ class OpsCheck(Check):
         return context.static_ops(planned, artifact.path)
 
     @staticmethod
-    def _on_board(planned: Any, context: CheckContext, backend: Any, path: Any) -> CheckResult:
+    def _on_board(planned: Any, context: CheckContext, backend: Backend, path: Path) -> CheckResult:
         """Judged on the board's build of the artifact: its timing run reports each layer's placement (a failed
         build fails here as for latency, with the build's log lines)."""
         from edgecheck.measure.runs import TimingPlan
