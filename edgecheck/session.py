@@ -14,17 +14,14 @@ import pytest
 
 if TYPE_CHECKING:  # stored figures are read where --edge-baseline or --edge-save-baseline asks for them
     from edgecheck.baseline import Baseline
+    from edgecheck.execute import Executor
+    from edgecheck.plan import PlannedCheck
 
 from edgecheck.boards.config import Board, BoardsError, check_devices, configured_boards
-from edgecheck.cache import ENV_CACHE_DIR, ArtifactCache, default_cache_dir
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError, did_you_mean
-from edgecheck.execute import Executor, host_device
 from edgecheck.locks import pytest_notice
-from edgecheck.measure.runs import ModelRuns
 from edgecheck.worker.client import WorkerPool, WorkerSettings, default_memory_limit_mb
-from edgecheck.plan import PlannedCheck, plan_checks, validate_candidate
-from edgecheck.spec import load_spec
 
 
 class EdgeSession:
@@ -97,6 +94,8 @@ class EdgeSession:
                                     "one, such as specs/*.yaml (the default: specs/*.yaml specs/*.yml)")
         cache = self.cache_dir()
         if cache is not None and cache.exists() and not cache.is_dir():
+            from edgecheck.cache import ENV_CACHE_DIR
+
             given = ("--edge-cache-dir" if self.config.getoption("edge_cache_dir") else
                      "edge_cache_dir" if self.config.getini("edge_cache_dir") else
                      f"${ENV_CACHE_DIR}" if os.environ.get(ENV_CACHE_DIR) else "edgecheck's cache")
@@ -196,6 +195,8 @@ class EdgeSession:
         ini = self.config.getini("edge_cache_dir")
         if ini:
             return Path(ini[0]).resolve()
+        from edgecheck.cache import default_cache_dir
+
         return default_cache_dir(self.config.rootpath)
 
     def worker_settings(self) -> WorkerSettings:
@@ -241,6 +242,10 @@ class EdgeSession:
 
     @cached_property
     def executor(self) -> Executor:
+        from edgecheck.cache import ArtifactCache
+        from edgecheck.execute import Executor, host_device
+        from edgecheck.measure.runs import ModelRuns
+
         runs = ModelRuns(WorkerPool(self.worker_settings()), host_device())
         boards = None
         if self.boards():
@@ -257,6 +262,9 @@ class EdgeSession:
 
     def plan(self, spec_path: Path) -> list[PlannedCheck]:
         """Load, validate and plan one spec file; raises an EdgecheckError naming what is wrong."""
+        from edgecheck.plan import plan_checks, validate_candidate
+        from edgecheck.spec import load_spec
+
         self._warn_broken_plugins()
         loaded = load_spec(spec_path, project_root=self.config.rootpath)
         model = self.executor.model_info(loaded.spec.model.path)
