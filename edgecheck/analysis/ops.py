@@ -23,6 +23,20 @@ class NodeVerdict:
     rule: str = ""  # where the rule comes from
 
 
+@dataclass(frozen=True)
+class CompiledLayer:
+    """A layer of a compiled model (an .rknn's, a TensorRT engine's), shaped like a graph node for the ops
+    report: a compiler's own placement is judged with the same report as a table's verdict on a graph."""
+
+    name: str
+    key: str
+    where: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
 @dataclass
 class OpsReport:
     table: OpTable

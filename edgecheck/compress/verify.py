@@ -42,10 +42,10 @@ def _check_onnx(recipe: str, path: Path, source: Path) -> dict[str, str]:
         complaint = None
     except (onnx.checker.ValidationError, ValueError, RuntimeError) as exc:
         complaint = one_line(str(exc)) or type(exc).__name__
-    refusal = _runtime_refusal(path)
+    refusal = runtime_refusal(path)
     if refusal is not None:
         refusal = refusal.replace(str(path), path.name)  # the build folder it names is gone once it fails
-        before = _runtime_refusal(source) if source.suffix == ".onnx" else None
+        before = runtime_refusal(source) if source.suffix == ".onnx" else None
         if before is not None:  # not the recipe's doing: no hint about its parameters
             raise RecipeError(
                 f"{recipe}: ONNX Runtime cannot load the artifact {path.name}, nor the model it was made from, "
@@ -76,7 +76,7 @@ def _record_runtime_acceptance(path: Path, complaint: str) -> None:
     onnx.save_model(model, str(path))
 
 
-def _runtime_refusal(path: Path) -> str | None:
+def runtime_refusal(path: Path) -> str | None:
     """ONNX Runtime's words where it refuses to load the model, else None."""
     try:
         import onnxruntime as ort

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecheck.analysis.ops import NodeVerdict, OpsReport
+from edgecheck.analysis.ops import CompiledLayer, NodeVerdict, OpsReport
 from edgecheck.analysis.optable import OpTable
 from edgecheck.vendors.rknn.build_log import BuildLog
 from edgecheck.vendors.rknn.backend import build_dir, read_report
@@ -25,19 +25,6 @@ from edgecheck.spec.ops import OpsBudget
 from edgecheck.spec.performance import MemoryBudget
 
 MIB = 2**20
-
-
-@dataclass(frozen=True)
-class CompiledLayer:
-    """A layer of the compiled model, shaped like a graph node for the ops report."""
-
-    name: str
-    key: str
-    where: str = ""
-
-    @property
-    def label(self) -> str:
-        return self.name
 
 
 @dataclass(frozen=True)

@@ -169,19 +169,6 @@ def slowest_layers(profile: LayerProfile, placements: Optional[List[LayerPlaceme
 # --- cross-check with the shipped ONNX parser table (host side) ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class EngineNode:
-    """An engine layer shaped like a graph node for the ops report."""
-
-    name: str
-    key: str
-    where: str = ""
-
-    @property
-    def label(self) -> str:
-        return self.name
-
-
 def onnx_names(layer_name: str) -> List[str]:
     """The ONNX node names a layer's name carries: a fusion "a + b + PWN(c, d)", or a subgraph's first and last
     node "{ForeignNode[a...z]}" (TensorRT names the endpoints only)."""
@@ -200,7 +187,7 @@ def placement_report(engine: List[LayerPlacement], table: "OpTable", onnx_verdic
     engine) and where the shipped parser table's verdict on the source graph disagrees: a node the table calls
     unsupported or a fallback that TensorRT built anyway, and the reverse, a node the table calls supported whose
     layer fell back from the DLA asked for to the GPU. `who` names the build ("TensorRT 8.5.2 on jetson-nx")."""
-    from edgecheck.analysis.ops import NodeVerdict, OpsReport
+    from edgecheck.analysis.ops import CompiledLayer, NodeVerdict, OpsReport
 
     by_name: Dict[str, "NodeVerdict"] = {}
     for verdict in onnx_verdicts:
@@ -213,7 +200,7 @@ def placement_report(engine: List[LayerPlacement], table: "OpTable", onnx_verdic
                   + (" ..." if len(sources) > 3 else "")) if sources else ""
         status = "fallback" if placed.device == FALLBACK else "supported"
         reason = f"{placed.device} ({placed.precision or 'precision unknown'}; {placed.evidence}{origin})"
-        verdicts.append(NodeVerdict(EngineNode(placed.name, placed.layer_type or "layer"), status,  # type: ignore[arg-type]
+        verdicts.append(NodeVerdict(CompiledLayer(placed.name, placed.layer_type or "layer"), status,  # type: ignore[arg-type]
                                     reason, who))
         supported = [v for v in sources if v.status == "supported"]
         if placed.device == FALLBACK and supported:  # the reverse: the table has it, the build did not place it as asked

@@ -122,22 +122,6 @@ def _check_quantization(model, precision: str, recipe: str) -> None:
                           "tensorrt-int8 for a quantized graph, or give this recipe the float model")
 
 
-def _runtime_loads(path: Path) -> str | None:
-    """ONNX Runtime's (CPU) words where it refuses to load the job as the ONNX graph it is; None where it loads."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    try:
-        ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001  ONNX Runtime raises its own untyped errors
-        return tool_message(exc)
-    return None
-
-
 def make_job(model_path: Path, params: TensorrtParams, context: RecipeContext, precision: str, recipe: str) -> Artifact:
     """The .trtjob: the ONNX model with its build settings in its metadata, checked to load in ONNX Runtime."""
     import onnx
@@ -159,7 +143,9 @@ def make_job(model_path: Path, params: TensorrtParams, context: RecipeContext, p
     except Exception as exc:  # noqa: BLE001  the checker's complaint is the refusal
         raise RecipeError(f"recipe {recipe!r}: onnx.checker refuses the model: {tool_message(exc)}") from None
     onnx.save_model(model, str(out))
-    refusal = _runtime_loads(out)
+    from edgecheck.compress.verify import runtime_refusal
+
+    refusal = runtime_refusal(out)  # ONNX Runtime (CPU) loads the job as the ONNX graph it is
     if refusal is not None:
         raise RecipeError(f"recipe {recipe!r}: ONNX Runtime cannot load the job's graph {out.name} ({refusal}); "
                           "TensorRT's parser would meet the same graph on the board")
