@@ -369,7 +369,7 @@ class Executor:
                  "artifact": made.artifact.path.name, "artifact.size_bytes": str(info.size_bytes),
                  "artifact.parameters": str(info.parameters),
                  "artifact.size_ratio": f"{original.size_bytes / info.size_bytes:.3f}" if info.size_bytes else "inf",
-                 "threads": str(threads)}
+                 "threads": str(threads) if takes_threads else "none (the runtime takes no thread setting)"}
         arch = planned.target.cpu.arch
         if arch and placed.get("board.machine") not in (None, "unknown", arch):
             facts["note"] = (f"board {placed['board']} is {placed['board.machine']}, not the {arch} of a "
@@ -502,7 +502,8 @@ class Executor:
         facts = {
             "measured_on": versions.get("runs_on", "host"),
             "host": host_description(),
-            "runtime": f"{runtime}, {threads} thread{'s' if threads != 1 else ''}",
+            "runtime": f"{runtime}, " + (f"{threads} thread{'s' if threads != 1 else ''}"
+                                         if backend is None or backend.takes_threads else "no thread setting"),
             "artifact": made.artifact.path.name,
             "artifact.size_bytes": str(info.size_bytes),
             "artifact.parameters": str(info.parameters),
@@ -516,7 +517,8 @@ class Executor:
             facts.update({f"recipe.{k}": v for k, v in made.notes.items()})
             if self.cache.enabled and made.steps:
                 facts["cache"] = f"{made.cached_steps} of {made.steps} steps from the cache"
-        facts["threads"] = str(threads)
+        facts["threads"] = str(threads) if backend is None or backend.takes_threads else \
+            "none (the runtime takes no thread setting)"
         facts["env.machine"] = machine_signature()
         facts["env.python"] = platform.python_version()
         governor = cpu_governor()

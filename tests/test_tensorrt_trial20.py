@@ -140,6 +140,7 @@ targets:
     assert "warm-up >=" not in said["latency.method"] and "fresh workers" not in said["latency.method"]
     assert "thread" not in said["runtime"].replace("no thread setting", ""), said["runtime"]
     outputs_runtime = facts(found["parity"])["runtime"]  # the board's outputs: no thread count either
+    assert facts(found["parity"])["threads"].startswith("none") and said["threads"].startswith("none")
     assert outputs_runtime == "tensorrt on board nx-1, no thread setting" or (
         "thread" not in outputs_runtime.replace("no thread setting", "")), outputs_runtime
     label = said["measured_on"]
