@@ -22,6 +22,7 @@ CHECKS = "edgecheck.checks"
 FORMATS = "edgecheck.formats"
 TABLES = "edgecheck.tables"  # a folder of operator tables (*.yaml)
 ENVS = "edgecheck.envs"  # a folder of tool environment definitions (*.yaml)
+POWER = "edgecheck.power"  # a module a board's worker imports to read its power sensors (standard library only)
 
 
 @dataclass(frozen=True)

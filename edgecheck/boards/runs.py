@@ -31,7 +31,6 @@ from edgecheck.worker.client import WorkerFailure, WorkerSettings
 from edgecheck.worker.protocol import backend_reference, concat_outputs, load_feeds, save_feeds
 
 Outputs = dict[str, np.ndarray]
-POWER_SENSORS = "edgecheck.power"  # entry point group: modules that read a board's power rails (on the board)
 POWER_INTERVAL_S = 0.05
 
 
@@ -324,9 +323,9 @@ def power_request(board: Board) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=None)
 def _power_sensors() -> tuple[str, ...]:
-    from edgecheck.entrypoints import load_group
+    from edgecheck.entrypoints import POWER, load_group
 
-    return tuple(getattr(found.value, "__name__", "") for found in load_group(POWER_SENSORS)
+    return tuple(getattr(found.value, "__name__", "") for found in load_group(POWER)
                  if not found.error and getattr(found.value, "__name__", ""))
 
 
