@@ -66,6 +66,23 @@ def this_checkouts_entry_points(site: Path) -> None:
     (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
 
 
+def standin_board(root: Path, sshd, python: Path, device: str, settings: dict, *, name: str = "b1",
+                  options: str = "") -> Path:
+    """root/boards.yaml with one board of `device` (the localhost SSH board) whose trtexec is the STAND-IN, set up by
+    `settings` (trtexec_standin.json: version, fail_build, dla); `options` adds boards-file fields. Its tools folder."""
+    tools = root / "tools"
+    tools.mkdir(exist_ok=True)
+    trtexec = tools / "trtexec"
+    trtexec.write_text(f"#!{python}\n" + STANDIN.read_text())
+    trtexec.chmod(0o755)
+    (tools / "trtexec_standin.json").write_text(json.dumps(settings))
+    (root / "boards.yaml").write_text(
+        "boards:\n"
+        f"  - {{name: {name}, device: {device}, ssh: board-a, ssh_config: {sshd.ssh_config}, python: {python}, "
+        f"store: {root / 'store'}, trtexec: {trtexec}{options}}}\n")
+    return tools
+
+
 def project(pytester, sshd, python: Path, *, version: str = "8.5.2", p50: float = 100, power_w: float = 10,
             meter: bool = False) -> Path:
     root = pytester.path
@@ -74,17 +91,10 @@ def project(pytester, sshd, python: Path, *, version: str = "8.5.2", p50: float 
     (root / "specs").mkdir(exist_ok=True)
     (root / "specs" / "nano.yaml").write_text(SPEC % {"p50": p50, "power_w": power_w})
     tools = root / "tools"
-    tools.mkdir(exist_ok=True)
-    trtexec = tools / "trtexec"
-    trtexec.write_text(f"#!{python}\n" + STANDIN.read_text())
-    trtexec.chmod(0o755)
-    (tools / "trtexec_standin.json").write_text(json.dumps({"version": version}))
-    entry = (f"  - {{name: nano-a, device: {DEVICE}, ssh: board-a, ssh_config: {sshd.ssh_config}, python: {python}, "
-             f"store: {root / 'store'}, trtexec: {trtexec}")
+    options = f", power_command: sh {tools / 'meter.sh'}, power_idle_s: 0.5" if meter else ""
+    standin_board(root, sshd, python, DEVICE, {"version": version}, name="nano-a", options=options)
     if meter:
         (tools / "meter.sh").write_text(METER % {"busy": tools / "busy"})
-        entry += f", power_command: sh {tools / 'meter.sh'}, power_idle_s: 0.5"
-    (root / "boards.yaml").write_text("boards:\n" + entry + "}\n")
     pytester.makeini("[pytest]\nedge_boards = boards.yaml\n")
     return root
 
@@ -107,15 +117,23 @@ def figures(record: dict) -> dict[str, float]:
 
 
 @pytest.fixture
-def run(pytester, monkeypatch, tmp_path):
+def session(pytester, monkeypatch, tmp_path):
+    """`session(device, *args)`: `pytest specs --edge-target device` in a subprocess, with this checkout's entry
+    points, writing r.json (the TensorRT board tests' one way of running a session)."""
     site = tmp_path / "site"
     this_checkouts_entry_points(site)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), str(REPO), os.environ.get("PYTHONPATH")])))
 
-    def session(*args: str):
-        return pytester.runpytest_subprocess("specs", "--edge-target", DEVICE, "-rs", "-p", "no:cacheprovider",
+    def run(device: str, *args: str):
+        return pytester.runpytest_subprocess("specs", "--edge-target", device, "-rs", "-p", "no:cacheprovider",
                                              "--edge-results", "r.json", *args)
-    return session
+    return run
+
+
+@pytest.fixture
+def run(session):
+    """A session on the jetson-nano target."""
+    return lambda *args: session(DEVICE, *args)
 
 
 def test_a_tensorrt_fp16_entry_runs_on_the_board_with_the_stand_in(pytester, sshd, board_python, run):

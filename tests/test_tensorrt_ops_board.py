@@ -9,13 +9,12 @@ it is never TensorRT and nothing here is a TensorRT result. Its "engine" has thr
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from conftest import make_eval_data
-from test_tensorrt_board import STANDIN, calls, facts, figures, this_checkouts_entry_points
+from test_tensorrt_board import calls, facts, figures, session, standin_board  # noqa: F401  (session: a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = "shapes: {x: {min: [1, 4], opt: [1, 4], max: [64, 4]}}"
@@ -55,30 +54,9 @@ def lab(root: Path, sshd, python: Path, device: str, spec: str, *, version: str 
     make_eval_data(root / "models" / "eval.npz", classifier_with_det(root / "models" / "clf.onnx"), samples=16)
     (root / "specs").mkdir(exist_ok=True)
     (root / "specs" / "t.yaml").write_text(spec)
-    tools = root / "tools"
-    tools.mkdir(exist_ok=True)
-    trtexec = tools / "trtexec"
-    trtexec.write_text(f"#!{python}\n" + STANDIN.read_text())
-    trtexec.chmod(0o755)
-    (tools / "trtexec_standin.json").write_text(json.dumps({"version": version, "dla": dla or []}))
-    (root / "boards.yaml").write_text(
-        "boards:\n"
-        f"  - {{name: b1, device: {device}, ssh: board-a, ssh_config: {sshd.ssh_config}, python: {python}, "
-        f"store: {root / 'store'}, trtexec: {trtexec}}}\n")
+    standin_board(root, sshd, python, device, {"version": version, "dla": dla or []})
     (root / "pytest.ini").write_text("[pytest]\n" + ("edge_boards = boards.yaml\n" if board else ""))
     return root
-
-
-@pytest.fixture
-def session(pytester, monkeypatch, tmp_path):
-    site = tmp_path / "site"
-    this_checkouts_entry_points(site)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), str(REPO), os.environ.get("PYTHONPATH")])))
-
-    def run(device: str, *args: str):
-        return pytester.runpytest_subprocess("specs", "--edge-target", device, "-rs", "-p", "no:cacheprovider",
-                                             "--edge-results", "r.json", *args)
-    return run
 
 
 def ops_record(path: Path, recipe: str) -> dict:

@@ -22,7 +22,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from conftest import make_classifier, make_eval_data
-from test_tensorrt_board import calls, project, run  # noqa: F401  (run: the board session fixture)
+from test_tensorrt_board import calls, project, run, session  # noqa: F401  (run, session: the board session fixtures)
 
 CONFTEST = """\
 from edgecheck.backends import register_backend

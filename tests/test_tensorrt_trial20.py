@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_classifier, make_eval_data
-from test_tensorrt_board import STANDIN, calls, facts, figures, this_checkouts_entry_points
+from test_tensorrt_board import STANDIN, calls, facts, session, standin_board  # noqa: F401  (session: a fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 SHAPES = "shapes: {x: {min: [1, 4], opt: [1, 4], max: [64, 4]}}"
@@ -30,31 +29,10 @@ def lab(root: Path, sshd, python: Path, device: str, spec: str, *, fail_build: b
     make_eval_data(root / "models" / "eval.npz", make_classifier(root / "models" / "clf.onnx"), samples=16)
     (root / "specs").mkdir(exist_ok=True)
     (root / "specs" / "t.yaml").write_text(spec)
-    tools = root / "tools"
-    tools.mkdir(exist_ok=True)
-    trtexec = tools / "trtexec"
-    trtexec.write_text(f"#!{python}\n" + STANDIN.read_text())
-    trtexec.chmod(0o755)
-    (tools / "trtexec_standin.json").write_text(json.dumps({"version": "8.5.2", "fail_build": fail_build}))
-    entry = (f"  - {{name: b1, device: {device}, ssh: board-a, ssh_config: {sshd.ssh_config}, python: {python}, "
-             f"store: {root / 'store'}, trtexec: {trtexec}")
-    if power_command:
-        entry += f", power_command: {json.dumps(power_command)}, power_idle_s: 0.2"
-    (root / "boards.yaml").write_text("boards:\n" + entry + "}\n")
+    options = f", power_command: {json.dumps(power_command)}, power_idle_s: 0.2" if power_command else ""
+    standin_board(root, sshd, python, device, {"version": "8.5.2", "fail_build": fail_build}, options=options)
     (root / "pytest.ini").write_text("[pytest]\nedge_boards = boards.yaml\n")
     return root
-
-
-@pytest.fixture
-def session(pytester, monkeypatch, tmp_path):
-    site = tmp_path / "site"
-    this_checkouts_entry_points(site)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), str(REPO), os.environ.get("PYTHONPATH")])))
-
-    def run(device: str, *args: str):
-        return pytester.runpytest_subprocess("specs", "--edge-target", device, "-rs", "-p", "no:cacheprovider",
-                                             "--edge-results", "r.json", *args)
-    return run
 
 
 def by_check(path: Path, recipe: str) -> dict[str, dict]:
