@@ -36,6 +36,24 @@ def proc_status_kb(field: str, pid: int | str = "self") -> int | None:
     return None
 
 
+def cores_for_this_session() -> int | None:
+    """The CPUs one pytest-xdist worker may keep busy: those this process may run on, divided among the workers
+    (PYTEST_XDIST_WORKER_COUNT, which xdist sets in each). None outside xdist: a runtime's own default is kept.
+    Two workers on two cores each running a runtime's default thread pool (one thread per core, spinning while
+    it waits) would run four busy threads on two cores."""
+    try:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "") or 0)
+    except ValueError:
+        return None
+    if workers <= 1:
+        return None
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, cpus // workers)
+
+
 def kill_with_parent() -> None:
     """Linux: the kernel kills this process when its parent dies (PR_SET_PDEATHSIG; also usable between fork
     and exec, as a subprocess's preexec_fn: the setting survives exec)."""
