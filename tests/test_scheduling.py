@@ -218,7 +218,24 @@ targets:
 """
 # the controller's scheduler, as xdist's session holds it (for edgecheck's, the one it chose)
 SAY_SCHEDULER = """
+import atexit
+import gc
 from pathlib import Path
+
+_here = Path.cwd()
+_name = []
+
+
+def _say_frozen():  # registered at import, before edgecheck's own at unconfigure: it runs after that one
+    if _name:
+        (_here / f"frozen-{_name[0]}.txt").write_text(str(gc.get_freeze_count()))
+
+
+atexit.register(_say_frozen)
+
+
+def pytest_configure(config):  # (not $PYTEST_XDIST_WORKER: a controller run by a test's xdist worker inherits it)
+    _name.append(config.workerinput["workerid"] if hasattr(config, "workerinput") else "controller")
 
 
 def pytest_sessionfinish(session):
@@ -312,6 +329,11 @@ def test_minus_n_2_keeps_each_artifacts_checks_on_one_worker(two_spec_project, t
         workers.setdefault((spec, recipe), set()).add(worker)
     assert len(workers) == 6 and all(len(found) == 1 for found in workers.values()), workers
     assert len(set().union(*workers.values())) == 2  # and both workers had work
+    # each worker left without the collector's passes over what it held (freeze_at_exit); the controller as before
+    frozen = {path.name: int(path.read_text()) for path in two_spec_project.path.glob("frozen-*.txt")}
+    assert set(frozen) == {"frozen-gw0.txt", "frozen-gw1.txt", "frozen-controller.txt"}, frozen
+    assert frozen["frozen-gw0.txt"] > 10_000 and frozen["frozen-gw1.txt"] > 10_000, frozen
+    assert frozen["frozen-controller.txt"] == 0, frozen
 
 
 def test_minus_n_2_computes_each_outputs_key_once(contended_project, tmp_path):
@@ -356,6 +378,8 @@ def test_a_run_without_specs_keeps_xdists_load(pytester):
     assert "scheduling tests via ArtifactScheduling" in result.stdout.str()  # edgecheck's hook answered
     assert (pytester.path / "scheduler.txt").read_text() == "LoadScheduling"  # and kept xdist's load
     assert (pytester.path / "loaded.txt").read_text() == "False"  # the controller loaded no names for it
+    # workers that ran no check of edgecheck's exit as Python would without it
+    assert [(pytester.path / f"frozen-{w}.txt").read_text() for w in ("gw0", "gw1")] == ["0", "0"]
 
 
 # a check that takes its worker down: xdist reports it once, as crashed, and the other checks of its artifact still
