@@ -179,10 +179,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def freeze_at_exit() -> None:
-    """An xdist worker that ran edgecheck's checks exits without the garbage collector's passes over every object
-    it still holds (interpreter shutdown runs several: 0.3 s for a worker's ~65,000 objects, which the controller
-    waits for before it ends the run). Its reports were sent; the atexit handlers still run (this one first),
-    and Python never promised to finalize what is alive at exit."""
+    """An xdist worker where edgecheck's session was made (it collected specs, or edgecheck options were given)
+    exits without the garbage collector's passes over every object it still holds: interpreter shutdown runs
+    several, 0.3 s for a worker's ~65,000 objects, which the controller waits for before it ends the run. Its
+    reports were sent. The atexit handlers still run (this one first: weakref.finalize, logging, tempfile), and
+    Python never promised to finalize what is alive at exit: an unclosed file left in a reference cycle keeps
+    what it had not flushed."""
     import atexit
     import gc
 

@@ -36,15 +36,11 @@ def proc_status_kb(field: str, pid: int | str = "self") -> int | None:
     return None
 
 
-def cores_for_this_session() -> int | None:
-    """The CPUs one pytest-xdist worker may keep busy: those this process may run on, divided among the workers
-    (PYTEST_XDIST_WORKER_COUNT, which xdist sets in each). None outside xdist: a runtime's own default is kept.
-    Two workers on two cores each running a runtime's default thread pool (one thread per core, spinning while
+def cores_per_worker(workers: int) -> int | None:
+    """The CPUs each of `workers` pytest-xdist workers may keep busy: those this process may run on, divided among
+    them, at least one. None for a session alone (no xdist, or `-n 1`): a runtime's own default is kept. Two
+    workers on two cores each running a runtime's default thread pool (one thread per physical core, spinning while
     it waits) would run four busy threads on two cores."""
-    try:
-        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "") or 0)
-    except ValueError:
-        return None
     if workers <= 1:
         return None
     try:

@@ -21,6 +21,7 @@ from edgecheck.boards.config import Board, BoardsError, check_devices, configure
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError, did_you_mean
 from edgecheck.locks import pytest_notice
+from edgecheck.processes import cores_per_worker
 from edgecheck.worker.client import WorkerPool, WorkerSettings, default_memory_limit_mb
 
 
@@ -212,7 +213,11 @@ class EdgeSession:
             raise pytest.UsageError(f"--edge-worker-timeout: {timeout:g} s; give a positive number of seconds")
         if memory is not None and memory < 64:
             raise pytest.UsageError(f"--edge-worker-memory: {memory} MiB is too little for any runtime; give >= 64")
-        return WorkerSettings(timeout_s=timeout, memory_limit_mb=memory or default_memory_limit_mb())
+        # this session's xdist workers, from xdist's own record (a pytest run inside a worker's test inherits
+        # PYTEST_XDIST_WORKER_COUNT, not this)
+        workers = int(getattr(self.config, "workerinput", {}).get("workercount", 1))
+        return WorkerSettings(timeout_s=timeout, memory_limit_mb=memory or default_memory_limit_mb(),
+                              recipe_threads=cores_per_worker(workers))
 
     def baseline_dir(self) -> Path:
         ini = self.config.getini("edge_baseline_dir")

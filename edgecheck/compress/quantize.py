@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -183,19 +184,24 @@ class _FeedReader:
         return next(self._feeds, None)
 
 
+_CALIBRATOR_LOCK = threading.Lock()  # one override at a time in a process (a library user may quantize in threads)
+
+
 @contextlib.contextmanager
 def calibration_threads(threads: int | None) -> Iterator[None]:
-    """ONNX Runtime's calibrator opens its session with default options (a thread per core, spinning): with
-    `threads`, that session gets that many intra-op threads instead, for the time of this block. Its class's
-    `create_inference_session` is the one place that session is made, and quantize_static takes no session options;
-    an onnxruntime without it calibrates with its own default. Calibration's ranges do not depend on the thread
-    count (the same bytes with 1 and 2 threads, measured), so neither does the artifact."""
+    """ONNX Runtime's calibrator opens its session with default options (a thread per physical core, spinning while
+    it waits): with `threads`, that session gets that many intra-op threads instead, for the time of this block.
+    quantize_static takes no session options, and the calibrator's `create_inference_session` is where that session
+    is made: it is replaced by the same body (default options, graph optimisations off, as onnxruntime 1.17-1.32
+    write it) plus the thread count, and restored after. An onnxruntime without it calibrates with its own default.
+    The thread count is not in the artifact's cache key: MinMax, entropy and percentile ranges came out the same
+    bytes with 1 and 2 threads (tests/test_recipe_threads.py), as they did across machines of different core
+    counts before."""
     try:
         from onnxruntime.quantization.calibrate import CalibraterBase
     except ImportError:
         CalibraterBase = None  # noqa: N806
-    original = getattr(CalibraterBase, "create_inference_session", None)
-    if threads is None or original is None:
+    if threads is None or getattr(CalibraterBase, "create_inference_session", None) is None:
         yield
         return
 
@@ -209,11 +215,13 @@ def calibration_threads(threads: int | None) -> Iterator[None]:
         self.infer_session = onnxruntime.InferenceSession(self.augmented_model_path, sess_options=options,
                                                           providers=self.execution_providers)
 
-    CalibraterBase.create_inference_session = create_inference_session
-    try:
-        yield
-    finally:
-        CalibraterBase.create_inference_session = original
+    with _CALIBRATOR_LOCK:
+        original = CalibraterBase.create_inference_session
+        CalibraterBase.create_inference_session = create_inference_session
+        try:
+            yield
+        finally:
+            CalibraterBase.create_inference_session = original
 
 
 @register_recipe("int8-static", Int8StaticParams, tools=("onnx", "onnxruntime", "numpy"), uses_calibration=True)

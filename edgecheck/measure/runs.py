@@ -26,7 +26,6 @@ from edgecheck.measure.stats import LatencyStats, required_samples
 from edgecheck.spec.performance import PERCENTILES, LatencyBudget
 from edgecheck.worker.client import WorkerFailure, WorkerPool
 from edgecheck.outputfiles import load_outputs
-from edgecheck.processes import cores_for_this_session
 from edgecheck.worker.protocol import backend_reference, save_feeds
 
 Outputs = dict[str, np.ndarray]
@@ -163,7 +162,7 @@ class ModelRuns:
         command = {"op": "compress", "recipe": recipe.name, "params": params or {}, "source": str(source),
                    "calibration": str(context.calibration) if context.calibration else None,
                    "out_dir": str(context.out_dir), "function": backend_reference(recipe.apply),
-                   "time_limit_s": self.workers.settings.timeout_s, "threads": cores_for_this_session()}
+                   "time_limit_s": self.workers.settings.timeout_s, "threads": self.workers.settings.recipe_threads}
         try:
             with device_lock(self.device, exclusive=False):
                 result = self.workers.run_job(sys.executable, f"recipe {recipe.name!r}", command, source)

@@ -47,6 +47,9 @@ PHASE_TEXT = {"starting": "starting a worker", "importing": "importing the runti
 class WorkerSettings:
     timeout_s: float = 300.0
     memory_limit_mb: int | None = None  # None: no limit
+    # threads of a runtime session a recipe runs itself (int8-static's calibration): this xdist worker's share of the
+    # cores; None: the runtime's default
+    recipe_threads: int | None = None
 
 
 def default_memory_limit_mb() -> int | None:

@@ -397,12 +397,15 @@ def main(argv: list[str] | None = None) -> None:
 
         progress.relay_to(lambda text: worker.send("progress", detail=text))
     worker.serve(lines)
-    # asked to exit (or the session is gone): every answer was sent unbuffered, so nothing is left to write.
-    # Tearing down the runtime's sessions and the interpreter would take 0.4 s with ONNX Runtime loaded, and the
-    # session waits for this process at its end: leave at once.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    # asked to exit (or the session is gone): every answer went out unbuffered and every result file was closed
+    # before its answer, so only the log is left (Python's buffers flushed here; a native library's C stdio buffer
+    # is dropped, and the log is read only while a worker lives). Tearing down the runtime's sessions and the
+    # interpreter would take 0.4 s with ONNX Runtime loaded, and the session waits for this process at its end.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:  # (a board's SSH channel may be gone: a failed flush still leaves at once)
+        os._exit(0)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,9 @@ def probe_io_map(onnx_model: Path, info, artifact: Path, converted,
                               f"which matches neither the ONNX {tensor.name!r} {tensor.shape_text()} nor its "
                               "channels-last form")
         options.append(perms)
-    session = onnxruntime.InferenceSession(str(onnx_model), providers=["CPUExecutionProvider"])
+    one_thread = onnxruntime.SessionOptions()
+    one_thread.intra_op_num_threads = 1  # a few small probes: not a spinning pool per core in every xdist worker
+    session = onnxruntime.InferenceSession(str(onnx_model), one_thread, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     best = None
     for choice in itertools.islice(itertools.product(*options), 16):
