@@ -102,7 +102,7 @@ def _model(path):
     return path
 
 
-@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+@pytest.mark.parametrize("method", ["minmax", "percentile"])  # (entropy: minmax's ranges in onnxruntime 1.32)
 def test_calibration_runs_on_the_share_and_makes_the_same_bytes(tmp_path, monkeypatch, method):
     model = _model(tmp_path / "mlp.onnx")
     recipe = get_recipe("int8-static")

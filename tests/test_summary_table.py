@@ -9,7 +9,7 @@ import math
 import pytest
 
 from edgecheck.checks.result import Measurement
-from edgecheck.report.figures import message_lines, value_text
+from edgecheck.report.figures import budget_text, margin_text, message_lines, value_text
 from edgecheck.units import quantity, signed, significant
 
 SPEC = """
@@ -167,3 +167,19 @@ def test_a_message_loses_its_test_id_log_time_stamps_and_the_worker_output():
                         "--- last lines the worker printed ---\nnoise"}
     assert message_lines(record) == ["onnxruntime failed while running clf.onnx:",
                                      "[E:onnxruntime:, sequential_executor.cc:516] Non-zero status"]
+
+
+@pytest.mark.parametrize(("value", "budget", "shown"), [
+    (0.99990919, 0.99999, ("0.99991", "≥ 0.99999")),  # was "0.9999" against "≥ 1": a budget nothing can meet
+    (0.98, 0.95, ("0.98", "≥ 0.95")),
+    (0.9812, 0.9753, ("0.9812", "≥ 0.9753")),
+])
+def test_a_unitless_budget_is_written_as_the_spec_gives_it(value, budget, shown):
+    m = Measurement("cosine", value, "", budget, "min")
+    assert (value_text(m), budget_text(m)) == shown
+    assert margin_text(m).startswith("short by" if value < budget else "")
+
+
+def test_a_budget_converted_to_another_unit_keeps_three_digits():
+    m = Measurement("size", 211, "B", 0.0001 * 2**20, "max")  # size_mb: 0.0001 in the spec
+    assert (value_text(m), budget_text(m)) == ("211 B", "≤ 105 B")

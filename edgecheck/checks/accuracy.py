@@ -182,7 +182,8 @@ def judge_accuracy(original: float, candidate: float, unit: str, higher_is_bette
 
 def outputs_origin(cached: bool) -> str:
     """Where a check's outputs came from, for its facts."""
-    return ("from the cache: an earlier run of the same artifact bytes, runtime version, threads and inputs"
+    return ("from the cache: computed before this check asked, by an earlier run or by another process of this one "
+            "(an xdist worker), for the same artifact bytes, runtime version, threads and inputs"
             if cached else "computed in this session")
 
 

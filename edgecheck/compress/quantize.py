@@ -194,9 +194,8 @@ def calibration_threads(threads: int | None) -> Iterator[None]:
     quantize_static takes no session options, and the calibrator's `create_inference_session` is where that session
     is made: it is replaced by the same body (default options, graph optimisations off, as onnxruntime 1.17-1.32
     write it) plus the thread count, and restored after. An onnxruntime without it calibrates with its own default.
-    The thread count is not in the artifact's cache key: MinMax, entropy and percentile ranges came out the same
-    bytes with 1 and 2 threads (tests/test_recipe_threads.py), as they did across machines of different core
-    counts before."""
+    The thread count is not in the artifact's cache key: MinMax and percentile ranges came out the same bytes with
+    1 and 2 threads (tests/test_recipe_threads.py), as they did across machines of different core counts before."""
     try:
         from onnxruntime.quantization.calibrate import CalibraterBase
     except ImportError:

@@ -45,12 +45,15 @@ def label(m: Measurement, check: str) -> str:
 
 def _digits(m: Measurement) -> int:
     """Significant digits enough to tell the figure from its budget (20.5 KiB against 20.5 KiB reads as a pass
-    that failed by 34.5 B: 20.53 KiB against 20.5 KiB does not): 3, up to 6."""
+    that failed by 34.5 B: 20.53 KiB against 20.5 KiB does not), and for a figure without a unit (a cosine, a
+    ratio) to write the budget as the spec gives it (a cosine of 0.99999 is not "≥ 1"; a size budget given in MB
+    and shown in bytes keeps its 3 digits): 3, up to 6."""
     if not m.judged or m.budget is None or m.value == m.budget or not math.isfinite(m.value):
         return 3
+    (_, budget_in_full), _ = scaled((m.value, m.budget), m.unit, 6)
     for digits in range(3, 7):
         (value, budget), _ = scaled((m.value, m.budget), m.unit, digits)
-        if value != budget:
+        if value != budget and (budget == budget_in_full or m.unit not in ("", "x")):
             return digits
     return 6
 
