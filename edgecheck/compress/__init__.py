@@ -71,7 +71,7 @@ class RecipeContext:
     out_dir: Path
     time_limit_s: float | None = None  # the worker's limit for this step (edge_worker_timeout), when known
     # CPU threads a runtime session the recipe runs itself may use (int8-static's calibration): the session's share
-    # of the host's cores under pytest-xdist; None: the runtime's default (one per core)
+    # of the host's cores under pytest-xdist; None: the runtime's default (one per physical core)
     threads: int | None = None
     started: float = field(default_factory=time.monotonic)  # when the step's limit began to count
 

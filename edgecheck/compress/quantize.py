@@ -192,8 +192,8 @@ def calibration_threads(threads: int | None) -> Iterator[None]:
     """ONNX Runtime's calibrator opens its session with default options (a thread per physical core, spinning while
     it waits): with `threads`, that session gets that many intra-op threads instead, for the time of this block.
     quantize_static takes no session options, and the calibrator's `create_inference_session` is where that session
-    is made: it is replaced by the same body (default options, graph optimisations off, as onnxruntime 1.17-1.32
-    write it) plus the thread count, and restored after. An onnxruntime without it calibrates with its own default.
+    is made: it is replaced by the same body (default options, graph optimisations off, as onnxruntime 1.32
+    writes it) plus the thread count, and restored after. An onnxruntime without it calibrates with its own default.
     The thread count is not in the artifact's cache key: MinMax and percentile ranges came out the same bytes with
     1 and 2 threads (tests/test_recipe_threads.py), as they did across machines of different core counts before."""
     try:
