@@ -100,6 +100,14 @@ def _place_text(place: str) -> str:
     return f"board {board} ({hardware})" if board else hardware
 
 
+def _threads_text(threads: int, takes_threads: bool) -> tuple[str, str]:
+    """The thread count as the runtime fact says it ("2 threads") and as the threads fact does ("2"); for a runtime
+    that takes no thread setting (TensorRT), both say so rather than show the spec's count beside it."""
+    if not takes_threads:
+        return "no thread setting", "none (the runtime takes no thread setting)"
+    return f"{threads} thread{'s' if threads != 1 else ''}", str(threads)
+
+
 def host_description() -> str:
     return f"{platform.machine()} {cpu_model() or ''}".strip()
 
@@ -362,14 +370,14 @@ class Executor:
         """The facts of a check run on a board: where (the board's own label), the artifact, the recipe."""
         info = self.model_info(made.artifact.path)
         original = self.model_info(planned.spec.spec.model.path)
+        in_runtime, threads_fact = _threads_text(threads, takes_threads)
         facts = {**placed, "host": f"{host_description()} (running pytest; the figures are the board's)",
                  "env.machine": placed.get("board.signature", f"board {placed['board']}"),
-                 "runtime": f"{planned.backend} on board {placed['board']}, "
-                            + (f"{threads} thread{'s' if threads != 1 else ''}" if takes_threads else "no thread setting"),
+                 "runtime": f"{planned.backend} on board {placed['board']}, {in_runtime}",
                  "artifact": made.artifact.path.name, "artifact.size_bytes": str(info.size_bytes),
                  "artifact.parameters": str(info.parameters),
                  "artifact.size_ratio": f"{original.size_bytes / info.size_bytes:.3f}" if info.size_bytes else "inf",
-                 "threads": str(threads) if takes_threads else "none (the runtime takes no thread setting)"}
+                 "threads": threads_fact}
         arch = planned.target.cpu.arch
         if arch and placed.get("board.machine") not in (None, "unknown", arch):
             facts["note"] = (f"board {placed['board']} is {placed['board.machine']}, not the {arch} of a "
@@ -499,11 +507,11 @@ class Executor:
             runtime = f"{planned.backend} (not run: the check reads the artifact)"
         spec = planned.spec.spec
         info, original = self.model_info(made.artifact.path), self.model_info(spec.model.path)
+        in_runtime, threads_fact = _threads_text(threads, backend is None or backend.takes_threads)
         facts = {
             "measured_on": versions.get("runs_on", "host"),
             "host": host_description(),
-            "runtime": f"{runtime}, " + (f"{threads} thread{'s' if threads != 1 else ''}"
-                                         if backend is None or backend.takes_threads else "no thread setting"),
+            "runtime": f"{runtime}, {in_runtime}",
             "artifact": made.artifact.path.name,
             "artifact.size_bytes": str(info.size_bytes),
             "artifact.parameters": str(info.parameters),
@@ -517,8 +525,7 @@ class Executor:
             facts.update({f"recipe.{k}": v for k, v in made.notes.items()})
             if self.cache.enabled and made.steps:
                 facts["cache"] = f"{made.cached_steps} of {made.steps} steps from the cache"
-        facts["threads"] = str(threads) if backend is None or backend.takes_threads else \
-            "none (the runtime takes no thread setting)"
+        facts["threads"] = threads_fact
         facts["env.machine"] = machine_signature()
         facts["env.python"] = platform.python_version()
         governor = cpu_governor()
