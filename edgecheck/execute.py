@@ -12,7 +12,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import platform
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,18 +156,34 @@ class Executor:
         self._artifacts: dict[tuple[Path, str], MadeArtifact | RecipeError] = {}
         self._backends: dict[str, Backend | BackendUnavailable] = {}
         self._serves: dict[tuple[str, str, str], str] = {}  # (artifact sha, backend, device): why not, or ''
+        self._memo_locks: dict[tuple, threading.Lock] = {}  # one per key of _models and _inputs: computed once
+        self._memo_guard = threading.Lock()  # while a reference runs beside an artifact's making
+        self._beside: ThreadPoolExecutor | None = None  # where it runs (artifact_with_reference)
 
     def close(self) -> None:
         """Stop the workers and remove scratch artifacts (the cache itself stays)."""
         self.runs.workers.close()
+        if self._beside is not None:  # after its workers: they exit as asked, not killed with the thread
+            self._beside.shutdown(wait=False, cancel_futures=True)
+            self._beside = None
         if self.boards is not None:
             self.boards.close()
         self.cache.close()
 
+    def _once(self, memo: dict, key: Any, compute: Callable[[], Any]) -> Any:
+        """`memo[key]`, computed once even when two threads ask at once (artifact_with_reference)."""
+        if key in memo:
+            return memo[key]
+        with self._memo_guard:
+            lock = self._memo_locks.setdefault((id(memo), key), threading.Lock())
+        with lock:
+            if key not in memo:
+                memo[key] = compute()
+            return memo[key]
+
     def model_info(self, path: Path) -> ModelInfo:
-        if path not in self._models:
-            self._models[path] = inspect_model_cached(path, self.cache.records)  # by content: no onnx when warm
-        return self._models[path]
+        # by content: no onnx when warm
+        return self._once(self._models, path, lambda: inspect_model_cached(path, self.cache.records))
 
     def on_board(self, target: object | None) -> bool:
         """Whether a target's runs go to a board of its device (the lab's boards file names one)."""
@@ -234,11 +252,11 @@ class Executor:
                               f"{planned.backend}: {reason}")
 
     def inputs(self, loaded: LoadedSpec, kind: str) -> InputSet:
-        key = (loaded.path, kind)
-        if key not in self._inputs:
+        def read() -> InputSet:
             model = self.model_info(loaded.spec.model.path)
-            self._inputs[key] = evaluation_set(loaded, model) if kind == "evaluation" else parity_set(loaded, model)
-        return self._inputs[key]
+            return evaluation_set(loaded, model) if kind == "evaluation" else parity_set(loaded, model)
+
+        return self._once(self._inputs, (loaded.path, kind), read)
 
     def artifact(self, loaded: LoadedSpec, entry: str) -> MadeArtifact:
         """The artifact of a compress entry (by name), made once per session and cached by content."""
@@ -311,6 +329,28 @@ class Executor:
             known = (inputs, inputs_fingerprint(inputs))
             self._fingerprints[id(inputs)] = known
         return known[1]
+
+    def artifact_with_reference(self, loaded: LoadedSpec, entry: str, kind: str) -> tuple[MadeArtifact, Outputs]:
+        """An entry's artifact and the spec's reference outputs on `kind` inputs. Where this session may keep two
+        cores busy and neither is known yet, the reference runs in a second worker while the artifact is made:
+        the reference runs on one thread, a recipe mostly on one, so on two cores neither waits for the other.
+        The artifact's error still comes first, once the reference (kept for the spec's other entries) is done."""
+        model = loaded.spec.model.path
+        known = (loaded.path, self.model_info(model).sha256, reference_backend(model), REFERENCE_THREADS,
+                 kind) in self._outputs
+        if known or (loaded.path, entry) in self._artifacts or self.runs.workers.settings.cores < 2:
+            made = self.artifact(loaded, entry)
+            return made, self.reference(loaded, kind)
+        if self._beside is None:
+            # one thread for the session's life, never one per reference: a worker it starts is killed by the kernel
+            # when the thread that started it ends (PR_SET_PDEATHSIG is per thread), and the pool keeps that worker
+            self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecheck-reference")
+        pending = self._beside.submit(self.reference, loaded, kind)
+        try:
+            made = self.artifact(loaded, entry)
+        finally:
+            wait([pending])  # interruptible: Ctrl-C leaves it to the session's close, which stops its worker
+        return made, pending.result()  # the reference's error after the artifact's own
 
     def reference(self, loaded: LoadedSpec, kind: str) -> Outputs:
         """The original model's outputs (the teacher's, when the spec names a candidate)."""

@@ -174,15 +174,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
     if STATE in config.stash:
         config.stash[STATE].close()
-        if hasattr(config, "workerinput"):
+        # an xdist worker, or a session alone; never xdist's controller, which ran no check
+        if not config.pluginmanager.has_plugin("dsession"):
             freeze_at_exit()
 
 
 def freeze_at_exit() -> None:
-    """An xdist worker where edgecheck's session was made (it collected specs, or edgecheck options were given)
-    exits without the garbage collector's passes over every object it still holds: interpreter shutdown runs
-    several, 0.3 s for a worker's ~65,000 objects, which the controller waits for before it ends the run. Its
-    reports were sent. The atexit handlers still run (this one first: weakref.finalize, logging, tempfile), and
+    """A process where edgecheck's session was made (it collected specs, or edgecheck options were given) and
+    checks ran, an xdist worker or a session alone, exits without the garbage collector's passes over every object
+    it still holds: interpreter shutdown runs several, 0.3 s for a worker's ~65,000 objects, which the controller
+    (or the user's shell) waits for before the run ends. Its reports were sent and written. The atexit handlers still run (this one first: weakref.finalize, logging, tempfile), and
     Python never promised to finalize what is alive at exit: an unclosed file left in a reference cycle keeps
     what it had not flushed."""
     import atexit

@@ -41,13 +41,17 @@ def cores_per_worker(workers: int) -> int | None:
     them, at least one. None for a session alone (no xdist, or `-n 1`): a runtime's own default is kept. Two
     workers on two cores each running a runtime's default thread pool (one thread per physical core, spinning while
     it waits) would run four busy threads on two cores."""
-    if workers <= 1:
-        return None
+    return session_cores(workers) if workers > 1 else None
+
+
+def session_cores(workers: int = 1) -> int:
+    """The CPUs one of `workers` sessions (pytest-xdist workers; 1: a session alone) may keep busy: those this
+    process may run on, divided among them, at least one."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    return max(1, cpus // workers)
+    return max(1, cpus // max(1, workers))
 
 
 def kill_with_parent() -> None:

@@ -21,7 +21,7 @@ from edgecheck.boards.config import Board, BoardsError, check_devices, configure
 from edgecheck.devices import DeviceProfile, load_profiles
 from edgecheck.errors import DeviceError, did_you_mean
 from edgecheck.locks import pytest_notice
-from edgecheck.processes import cores_per_worker
+from edgecheck.processes import cores_per_worker, session_cores
 from edgecheck.worker.client import WorkerPool, WorkerSettings, default_memory_limit_mb
 
 
@@ -217,7 +217,7 @@ class EdgeSession:
         # PYTEST_XDIST_WORKER_COUNT, not this)
         workers = int(getattr(self.config, "workerinput", {}).get("workercount", 1))
         return WorkerSettings(timeout_s=timeout, memory_limit_mb=memory or default_memory_limit_mb(),
-                              recipe_threads=cores_per_worker(workers))
+                              recipe_threads=cores_per_worker(workers), cores=session_cores(workers))
 
     def baseline_dir(self) -> Path:
         ini = self.config.getini("edge_baseline_dir")

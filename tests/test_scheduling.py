@@ -336,6 +336,12 @@ def test_minus_n_2_keeps_each_artifacts_checks_on_one_worker(two_spec_project, t
     assert frozen["frozen-controller.txt"] == 0, frozen
 
 
+def test_a_session_alone_leaves_without_the_collectors_passes(two_spec_project, tmp_path):
+    result = _run(two_spec_project, tmp_path / "cache", "-n", "0")
+    result.assert_outcomes(passed=28)
+    assert int((two_spec_project.path / "frozen-controller.txt").read_text()) > 10_000  # (no workers: it ran them)
+
+
 def test_minus_n_2_computes_each_outputs_key_once(contended_project, tmp_path):
     cache = tmp_path / "cache"
     result = _run(contended_project, cache, "-n", "2")

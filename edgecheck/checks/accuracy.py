@@ -214,7 +214,9 @@ class AccuracyCheck(Check):
 
     def run(self, planned: Any, context: CheckContext) -> CheckResult:
         loaded = planned.spec
-        artifact = context.artifact(loaded, planned.recipe).artifact  # first: a recipe that fails says so at once
+        # the artifact's error first (a recipe that fails says so); the reference computed meanwhile where it can be
+        made, reference = context.artifact_with_reference(loaded, planned.recipe, "evaluation")
+        artifact = made.artifact
         evaluation = loaded.spec.data.evaluation
         assert evaluation is not None  # the schema refuses accuracy budgets without evaluation data
         model = context.model_info(loaded.spec.model.path)
@@ -223,7 +225,6 @@ class AccuracyCheck(Check):
         inputs = context.inputs(loaded, "evaluation")
         labels = inputs.labels
         assert labels is not None
-        reference = context.reference(loaded, "evaluation")
         original = metric(reference, labels)
         outputs, cached = context.outputs(loaded, artifact.path, planned.backend, planned.threads, "evaluation",
                                           planned.target)

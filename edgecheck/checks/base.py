@@ -52,6 +52,9 @@ class CheckContext(Protocol):
 
     def reference(self, loaded: LoadedSpec, kind: str) -> Outputs: ...  # the original model's outputs
 
+    # both, the reference computed while the artifact is made where the session has a core to spare
+    def artifact_with_reference(self, loaded: LoadedSpec, entry: str, kind: str) -> tuple[Any, Outputs]: ...
+
     def measured(self, planned: Any, backend: Backend, artifact: Path,
                  plan: Any = None) -> Any: ...  # one timing + memory run (measure.runs.TimingPlan; Measured)
 

@@ -261,8 +261,8 @@ class ParityCheck(Check):
         from edgecheck.data import input_hint
 
         loaded = planned.spec
-        artifact = context.artifact(loaded, planned.recipe).artifact
-        reference = context.reference(loaded, "parity")
+        made, reference = context.artifact_with_reference(loaded, planned.recipe, "parity")
+        artifact = made.artifact
         candidate, cached = context.outputs(loaded, artifact.path, planned.backend, planned.threads, "parity",
                                           planned.target)
         budget = planned.budgets.parity

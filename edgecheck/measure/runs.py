@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,15 +102,17 @@ class ModelRuns:
         self.workers = workers
         self.device = device
         self._input_files: dict[int, tuple[InputSet, Path, list[list[str]]]] = {}
+        self._writing = threading.Lock()  # two threads' runs (a reference beside an artifact's making)
 
     def inputs_file(self, inputs: InputSet) -> tuple[Path, list[list[str]]]:
         """Each input set is written once per session and shared by every artifact's run."""
-        known = self._input_files.get(id(inputs))
-        if known is None or known[0] is not inputs:
-            path = self.workers.job_dir() / "inputs.npz"
-            names = save_feeds(path, list(inputs.feeds))
-            known = (inputs, path, names)
-            self._input_files[id(inputs)] = known
+        with self._writing:
+            known = self._input_files.get(id(inputs))
+            if known is None or known[0] is not inputs:
+                path = self.workers.job_dir() / "inputs.npz"
+                names = save_feeds(path, list(inputs.feeds))
+                known = (inputs, path, names)
+                self._input_files[id(inputs)] = known
         return known[1], known[2]
 
     def outputs(self, backend: Backend, artifact: Path, threads: int, inputs: InputSet,

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,9 @@ class WorkerSettings:
     # threads of a runtime session a recipe runs itself (int8-static's calibration): this xdist worker's share of the
     # cores; None: the runtime's default
     recipe_threads: int | None = None
+    # the CPUs this session (this xdist worker) may keep busy: with two or more, a spec's reference runs in a second
+    # worker while an artifact is made (Executor.artifact_with_reference)
+    cores: int = 1
 
 
 def default_memory_limit_mb() -> int | None:
@@ -326,8 +330,12 @@ class WorkerProcess:
 
 
 class WorkerPool:
-    """The workers of one session: one kept per interpreter for output runs, a fresh one per
-    measurement (peak memory is a high-water mark: it must be this artifact's alone)."""
+    """The workers of one session: those kept per interpreter for output runs, a fresh one per
+    measurement (peak memory is a high-water mark: it must be this artifact's alone).
+
+    Thread-safe: a job never shares a worker with another job. Two threads of the session asking at once
+    (the reference run beside an artifact's making: Executor.artifact_with_reference) get two workers, and
+    both are kept for later jobs."""
 
     def __init__(self, settings: WorkerSettings | None = None, scratch: Path | None = None):
         self.settings = settings or WorkerSettings()
@@ -337,7 +345,9 @@ class WorkerPool:
             scratch = Path(tempfile.mkdtemp(prefix=f"edgecheck-workers-{owner_tag()}-"))
         self.scratch = Path(scratch)
         self.scratch.mkdir(parents=True, exist_ok=True)
-        self._kept: dict[str, WorkerProcess] = {}
+        self._kept: dict[str, list[WorkerProcess]] = {}  # by interpreter, idle or busy
+        self._busy: set[int] = set()  # ids of the kept workers running a job now
+        self._lock = threading.Lock()
         self._count = 0
 
     def run(self, backend: Any, command: dict[str, Any], artifact: Path, *, fresh: bool = False,
@@ -350,27 +360,57 @@ class WorkerPool:
                 timeout_s: float | None = None) -> dict[str, Any]:
         """Run one job in a worker of `interpreter`; `name` says who failed in a failure's message."""
         timeout = timeout_s if timeout_s is not None else self.settings.timeout_s
-        worker = None if fresh else self._kept.get(interpreter)
-        if worker is not None and not worker.alive():
-            worker.close()
-            worker = None
+        worker = None if fresh else self._idle(interpreter)
         if worker is None:
             worker = self._start(interpreter, name, artifact)
             if not fresh:
-                self._kept[interpreter] = worker
+                with self._lock:
+                    self._kept.setdefault(interpreter, []).append(worker)
+                    self._busy.add(id(worker))
         try:
             return worker.request(command, name, artifact, timeout)
         except WorkerFailure:
-            self._kept.pop(interpreter, None)
+            self._forget(interpreter, worker)
             worker.kill()
             raise
         finally:
             if fresh:
                 worker.close()
+            else:
+                with self._lock:
+                    self._busy.discard(id(worker))
+
+    def _idle(self, interpreter: str) -> WorkerProcess | None:
+        """A kept worker of `interpreter` that runs no job now, marked busy; those that died meanwhile are closed."""
+        dead = []
+        found = None
+        with self._lock:
+            for worker in list(self._kept.get(interpreter, [])):
+                if id(worker) in self._busy:
+                    continue
+                if not worker.alive():
+                    self._kept[interpreter].remove(worker)
+                    dead.append(worker)
+                    continue
+                found = worker
+                self._busy.add(id(worker))
+                break
+        for worker in dead:
+            worker.close()
+        return found
+
+    def _forget(self, interpreter: str, worker: WorkerProcess) -> None:
+        with self._lock:
+            kept = self._kept.get(interpreter, [])
+            if worker in kept:
+                kept.remove(worker)
+            self._busy.discard(id(worker))
 
     def _start(self, interpreter: str, backend: str, artifact: Path) -> WorkerProcess:
-        self._count += 1
-        worker = WorkerProcess(interpreter, self.settings, self.scratch, f"worker-{self._count}")
+        with self._lock:
+            self._count += 1
+            name = f"worker-{self._count}"
+        worker = WorkerProcess(interpreter, self.settings, self.scratch, name)
         try:
             worker.start(backend, artifact)
         except WorkerFailure:
@@ -379,14 +419,18 @@ class WorkerPool:
         return worker
 
     def job_dir(self) -> Path:
-        self._count += 1
-        folder = self.scratch / f"job-{self._count}"
+        with self._lock:
+            self._count += 1
+            folder = self.scratch / f"job-{self._count}"
         folder.mkdir()
         return folder
 
     def close(self) -> None:
-        for worker in self._kept.values():
+        with self._lock:
+            workers = [worker for kept in self._kept.values() for worker in kept]
+            self._kept.clear()
+            self._busy.clear()
+        for worker in workers:
             worker.close()
-        self._kept.clear()
         if self._own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
