@@ -40,6 +40,7 @@ import onnx
 from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from precompile import compile_edgecheck  # noqa: E402
 from detectors import yolov8n  # noqa: E402
 
 from edgecheck.devices import cpu_model, load_profiles  # noqa: E402
@@ -181,6 +182,7 @@ def main() -> None:
         poly = has_polygraphy(python)
         if poly:
             sides["Polygraphy"] = []
+        print(compile_edgecheck(Path(__file__).resolve().parents[1]), flush=True)
         load_before = os.getloadavg()
         cold_output = ""
         print(f"model: YOLOv8n-sized, 1x3x{args.size}x{args.size}, {model.stat().st_size / 2**20:.1f} MiB; "

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from precompile import compile_edgecheck  # noqa: E402
 from models import images, mobilenet_style  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,6 +180,8 @@ def main() -> None:
         if not path:
             parser.error(f"--tree {given!r}: give LABEL=PATH")
         trees[label] = Path(path).resolve()
+    for tree in trees.values():
+        print(compile_edgecheck(tree))
     from edgecheck.devices import load_profiles
 
     default_threads = load_profiles()["host"].threads_for("onnxruntime")

@@ -18,6 +18,24 @@ if TYPE_CHECKING:
     from edgecheck.plan import PlannedCheck
     from edgecheck.session import EdgeSession
 
+
+
+def _leave_own_modules_unrewritten() -> None:
+    """pytest rewrites the asserts of every module of a distribution that registers a pytest11 plugin, so a
+    plugin's helpers fail with rich messages. edgecheck's asserts are internal invariants, not test assertions,
+    and rewriting costs a parse and compile of each of its modules at import wherever pytest cannot keep the
+    rewritten bytecode (where $PYTHONDONTWRITEBYTECODE is set, as many CI images set it, or site-packages is read
+    only): about 1 s in every run, in the session and in every xdist worker. Modules imported after this one load
+    as Python loads them, from their own bytecode. pytest has no public way to unmark a package; where its hook
+    does not keep the names this way (another pytest), nothing changes."""
+    for finder in sys.meta_path:
+        marked = getattr(finder, "_must_rewrite", None)
+        if type(finder).__name__ == "AssertionRewritingHook" and isinstance(marked, set):
+            marked.discard("edgecheck")
+
+
+_leave_own_modules_unrewritten()
+
 DEFAULT_PATTERNS = ["specs/*.yaml", "specs/*.yml"]
 MARKER = "edge"
 # What pytest_addoption declares (option dest or ini name → default), so pytest_configure can tell

@@ -14,6 +14,8 @@ import onnx.checker  # noqa: F401  imported here so that in-process pytester run
 import onnx.helper  # noqa: F401  native extensions (they cannot be loaded twice)
 import onnxruntime  # noqa: F401
 import pytest
+import yaml  # noqa: F401  (PyYAML's libyaml parser, re-imported after an in-process run, builds the old module's
+#              nodes: 'could not determine a constructor for the tag None' where a test reads YAML after one)
 
 import board_env
 from hypothesis import settings
