@@ -163,7 +163,7 @@ class Executor:
     def close(self) -> None:
         """Stop the workers and remove scratch artifacts (the cache itself stays)."""
         self.runs.workers.close()
-        if self._beside is not None:  # after its workers: they exit as asked, not killed with the thread
+        if self._beside is not None:
             self._beside.shutdown(wait=False, cancel_futures=True)
             self._beside = None
         if self.boards is not None:
@@ -341,9 +341,7 @@ class Executor:
         if known or (loaded.path, entry) in self._artifacts or self.runs.workers.settings.cores < 2:
             made = self.artifact(loaded, entry)
             return made, self.reference(loaded, kind)
-        if self._beside is None:
-            # one thread for the session's life, never one per reference: a worker it starts is killed by the kernel
-            # when the thread that started it ends (PR_SET_PDEATHSIG is per thread), and the pool keeps that worker
+        if self._beside is None:  # one thread for the session's life
             self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecheck-reference")
         pending = self._beside.submit(self.reference, loaded, kind)
         try:

@@ -262,6 +262,7 @@ def test_misbehaving_backends_fail_alone_and_leave_no_process(pytester, spec_pro
 POOL_BACKENDS = '''
 import importlib.util
 import os
+import pathlib
 import signal
 import sys
 import time
@@ -323,6 +324,22 @@ class Sleeping(Doubling):
 
     def _load_impl(self, artifact, options):
         time.sleep(300)  # far past any limit a test gives; bounded, so a limit that never fires fails the test
+        return DoublingRunner(self.name, artifact)
+
+
+class Meeting(Doubling):
+    """Loads only once another worker is loading too (each leaves its pid in $EDGECHECK_MEETING, waits for a second):
+    two jobs that run at once in two workers meet, two that share one worker never would."""
+    name = "meeting"
+
+    def _load_impl(self, artifact, options):
+        folder = pathlib.Path(os.environ["EDGECHECK_MEETING"])
+        (folder / str(os.getpid())).touch()
+        deadline = time.monotonic() + 120
+        while len(list(folder.iterdir())) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no second worker came to meet this one")
+            time.sleep(0.02)
         return DoublingRunner(self.name, artifact)
 
 
@@ -396,6 +413,35 @@ FEEDS = [{"x": np.arange(6, dtype=np.float32).reshape(2, 3)}, {"x": np.full((1, 
 
 def _pid(outputs) -> int:
     return int(outputs[0]["pid"][0])
+
+
+def test_two_threads_get_two_workers_at_once_and_both_stay_kept(pool, pool_backends, artifact, tmp_path, monkeypatch):
+    """The pool is shared by the session's threads (a reference beside an artifact's making): each job its own
+    worker, both running at once; both kept after the threads that asked have ended (workers start from the pool's
+    own thread: the kernel kills a worker when the thread that started it ends)."""
+    import threading
+
+    (tmp_path / "meeting").mkdir()
+    monkeypatch.setenv("EDGECHECK_MEETING", str(tmp_path / "meeting"))
+    pids: dict[int, int] = {}
+    errors: list[BaseException] = []
+
+    def job(index: int) -> None:
+        try:
+            pids[index] = _pid(run_outputs(pool, pool_backends.Meeting(), artifact, FEEDS))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=HANG_GUARD_S)
+    assert not errors, errors
+    assert len(set(pids.values())) == 2, pids  # they met: two workers, at once
+    time.sleep(0.5)  # (a worker killed with its thread would be gone by now)
+    again = [_pid(run_outputs(pool, pool_backends.Doubling(), artifact, FEEDS)) for _ in range(3)]
+    assert set(again) <= set(pids.values()), (again, pids)  # the kept ones, alive
 
 
 def test_backend_exception_is_an_error_and_the_kept_worker_stays(pool, pool_backends, artifact):

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -335,7 +336,7 @@ class WorkerPool:
 
     Thread-safe: a job never shares a worker with another job. Two threads of the session asking at once
     (the reference run beside an artifact's making: Executor.artifact_with_reference) get two workers, and
-    both are kept for later jobs."""
+    both are kept for later jobs, whichever thread asked (workers are started from the pool's own thread)."""
 
     def __init__(self, settings: WorkerSettings | None = None, scratch: Path | None = None):
         self.settings = settings or WorkerSettings()
@@ -349,6 +350,7 @@ class WorkerPool:
         self._busy: set[int] = set()  # ids of the kept workers running a job now
         self._lock = threading.Lock()
         self._count = 0
+        self._spawner: ThreadPoolExecutor | None = None
 
     def run(self, backend: Any, command: dict[str, Any], artifact: Path, *, fresh: bool = False,
             timeout_s: float | None = None) -> dict[str, Any]:
@@ -410,7 +412,13 @@ class WorkerPool:
         with self._lock:
             self._count += 1
             name = f"worker-{self._count}"
-        worker = WorkerProcess(interpreter, self.settings, self.scratch, name)
+            if self._spawner is None:
+                # every worker is started from this one thread, which lives as long as the pool: the kernel kills a
+                # worker when the thread that started it ends (PR_SET_PDEATHSIG is per thread), and a kept worker
+                # must outlive a short-lived thread that asked for it
+                self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecheck-spawn")
+            spawner = self._spawner
+        worker = spawner.submit(WorkerProcess, interpreter, self.settings, self.scratch, name).result()
         try:
             worker.start(backend, artifact)
         except WorkerFailure:
@@ -432,5 +440,9 @@ class WorkerPool:
             self._busy.clear()
         for worker in workers:
             worker.close()
+        with self._lock:
+            spawner, self._spawner = self._spawner, None
+        if spawner is not None:  # after its workers: they exit as asked, not killed with the thread
+            spawner.shutdown(wait=False)
         if self._own_scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)

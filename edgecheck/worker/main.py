@@ -252,7 +252,7 @@ class Worker:
         """Run every feed; their names in the answer. With `joined` (a folder), the outputs are joined over
         the feeds here and written there, one .npy each (the session maps them, and the cache keeps those
         very files: written once); else every feed's outputs go to one .npz (a board's worker)."""
-        feeds = load_feeds(Path(command["inputs"]), command["names"])
+        feeds = load_feeds(Path(command["inputs"]), command["names"], mapped=True)
         backend = self._import_backend(command)
         with self._load(command, backend) as runner:
             self.phase("running")

@@ -56,10 +56,60 @@ def save_feeds(path: Path, feeds: Sequence[Feed], prefix: str = "f") -> list[lis
     return names
 
 
-def load_feeds(path: Path, names: Sequence[Sequence[str]], prefix: str = "f") -> list[dict[str, np.ndarray]]:
-    """Read what `save_feeds` wrote, with the names it returned."""
+def load_feeds(path: Path, names: Sequence[Sequence[str]], prefix: str = "f",
+               mapped: bool = False) -> list[dict[str, np.ndarray]]:
+    """Read what `save_feeds` wrote, with the names it returned. `mapped`: the arrays map the file instead of
+    copying it (as save_feeds writes it; anything else is read), so a worker's hundred megabytes of inputs cost no
+    read and no private copy."""
+    arrays = _mapped_members(path) if mapped else None
+    if arrays is not None:
+        return [{name: arrays[f"{prefix}{i}_{j}"] for j, name in enumerate(feed)} for i, feed in enumerate(names)]
     with np.load(path, allow_pickle=False) as data:
         return [{name: data[f"{prefix}{i}_{j}"] for j, name in enumerate(feed)} for i, feed in enumerate(names)]
+
+
+def _mapped_members(path: Path) -> dict[str, np.ndarray] | None:
+    """Every member of an uncompressed .npz (np.savez's) as an array over a copy-on-write mapping of the file
+    (writable; nothing copied unless written), or None where one is compressed or not a plain .npy: read instead.
+    Only for files a session wrote itself: no CRC is checked."""
+    import io
+    import mmap
+    import struct
+    import zipfile
+
+    with open(path, "rb") as handle:
+        try:
+            with zipfile.ZipFile(handle) as archive:
+                members = archive.infolist()
+        except (zipfile.BadZipFile, OSError):
+            return None
+        if not members or any(m.compress_type != zipfile.ZIP_STORED or not m.filename.endswith(".npy")
+                              for m in members):
+            return None
+        try:
+            whole = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+        except (OSError, ValueError):
+            return None
+    arrays = {}
+    for member in members:
+        local = whole[member.header_offset:member.header_offset + 30]
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            return None
+        name_length, extra_length = struct.unpack("<HH", local[26:30])
+        start = member.header_offset + 30 + name_length + extra_length
+        header = io.BytesIO(whole[start:start + min(member.file_size, 1 << 16)])
+        try:
+            version = np.lib.format.read_magic(header)
+            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}[version]
+            shape, fortran, dtype = read(header)
+        except (ValueError, KeyError):
+            return None
+        offset = start + header.tell()
+        if dtype.hasobject or offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > start + member.file_size:
+            return None
+        arrays[member.filename[:-4]] = np.ndarray(shape, dtype, buffer=whole, offset=offset,
+                                                  order="F" if fortran else "C")
+    return arrays
 
 
 def concat_outputs(per_feed: Sequence[Feed]) -> dict[str, np.ndarray]:
