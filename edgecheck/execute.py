@@ -36,6 +36,7 @@ from edgecheck.analysis import static
 from edgecheck.formats import inspect_model_cached
 from edgecheck.model import ModelInfo
 from edgecheck.plan import PlannedCheck
+from edgecheck.processes import available_memory_bytes
 from edgecheck.spec import LoadedSpec, RecipeStep
 from edgecheck.spec.schema import CANDIDATE
 from edgecheck.static_checks import StaticChecks
@@ -162,10 +163,10 @@ class Executor:
 
     def close(self) -> None:
         """Stop the workers and remove scratch artifacts (the cache itself stays)."""
-        self.runs.workers.close()
-        if self._beside is not None:
+        if self._beside is not None:  # first: a reference still running (after Ctrl-C) ends with its worker, below
             self._beside.shutdown(wait=False, cancel_futures=True)
             self._beside = None
+        self.runs.workers.close()
         if self.boards is not None:
             self.boards.close()
         self.cache.close()
@@ -258,8 +259,9 @@ class Executor:
 
         return self._once(self._inputs, (loaded.path, kind), read)
 
-    def artifact(self, loaded: LoadedSpec, entry: str) -> MadeArtifact:
-        """The artifact of a compress entry (by name), made once per session and cached by content."""
+    def artifact(self, loaded: LoadedSpec, entry: str, recipe_threads: int | None = None) -> MadeArtifact:
+        """The artifact of a compress entry (by name), made once per session and cached by content. `recipe_threads`:
+        those of a runtime session a recipe runs itself (ModelRuns.compress), where not the session's setting."""
         key = (loaded.path, entry)
         if key not in self._artifacts:
             spec = loaded.spec
@@ -274,9 +276,11 @@ class Executor:
                 # the spec's batch axes and fixed inputs travel with the calibration data to the recipe
                 calibration = prepare_calibration(loaded, self.model_info(spec.model.path),
                                                   self.runs.workers.scratch / "data")
+                compress = (self.runs.compress if recipe_threads is None
+                            else functools.partial(self.runs.compress, threads=recipe_threads))
                 self._artifacts[key] = make_artifact(spec.model.path, steps, calibration, self.cache,
                                                      candidate, lambda path: self.model_info(path).sha256,
-                                                     self.runs.compress, label=entry)
+                                                     compress, label=entry)
             except RecipeError as exc:  # remembered: the entry's other checks fail the same way, fast
                 self._artifacts[key] = exc
         found = self._artifacts[key]
@@ -332,23 +336,42 @@ class Executor:
 
     def artifact_with_reference(self, loaded: LoadedSpec, entry: str, kind: str) -> tuple[MadeArtifact, Outputs]:
         """An entry's artifact and the spec's reference outputs on `kind` inputs. Where this session may keep two
-        cores busy and neither is known yet, the reference runs in a second worker while the artifact is made:
-        the reference runs on one thread, a recipe mostly on one, so on two cores neither waits for the other.
-        The artifact's error still comes first, once the reference (kept for the spec's other entries) is done."""
+        cores busy, the memory holds both jobs and neither result is known yet, the reference runs in a second worker
+        while the artifact is made: the reference runs on one thread, and the recipe's own runtime session (a
+        calibration) gets the other cores, so neither waits for the other. The artifact's error still comes first,
+        once the reference (kept for the spec's other entries) is done; Ctrl-C does not wait for it."""
         model = loaded.spec.model.path
-        known = (loaded.path, self.model_info(model).sha256, reference_backend(model), REFERENCE_THREADS,
-                 kind) in self._outputs
-        if known or (loaded.path, entry) in self._artifacts or self.runs.workers.settings.cores < 2:
+        try:
+            known = (loaded.path, self.model_info(model).sha256, reference_backend(model), REFERENCE_THREADS,
+                     kind) in self._outputs
+        except Exception:  # said in its place, after the artifact's own error, by the one-after-the-other path
+            known = True
+        cores = self.runs.workers.settings.cores
+        if known or entry == ORIGINAL or (loaded.path, entry) in self._artifacts or not self._room_beside(model):
             made = self.artifact(loaded, entry)
             return made, self.reference(loaded, kind)
         if self._beside is None:  # one thread for the session's life
             self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgecheck-reference")
         pending = self._beside.submit(self.reference, loaded, kind)
         try:
-            made = self.artifact(loaded, entry)
-        finally:
-            wait([pending])  # interruptible: Ctrl-C leaves it to the session's close, which stops its worker
-        return made, pending.result()  # the reference's error after the artifact's own
+            made = self.artifact(loaded, entry, recipe_threads=max(1, cores - 1))
+        except Exception:
+            wait([pending])
+            raise
+        except BaseException:  # Ctrl-C, a timeout plug-in's exit: the session's close stops the reference's worker
+            pending.cancel()
+            raise
+        wait([pending])
+        return made, pending.result()  # the reference's error, after the artifact's own
+
+    def _room_beside(self, model: Path) -> bool:
+        """Two cores for this session, and memory for two jobs on the model at once: each may hold a few copies of
+        its weights (a session, a quantizer's float and integer graphs), so eight times the model's size must be
+        available now; where that cannot be read, one job at a time."""
+        if self.runs.workers.settings.cores < 2:
+            return False
+        available = available_memory_bytes()
+        return available is not None and 8 * self.model_info(model).size_bytes < available
 
     def reference(self, loaded: LoadedSpec, kind: str) -> Outputs:
         """The original model's outputs (the teacher's, when the spec names a candidate)."""

@@ -19,6 +19,7 @@ import re
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,7 +94,9 @@ def pytest_notice(config: Any) -> Callable[[str], None]:
     suspended while it is written, so it reaches the terminal (or the CI log) during the wait. An xdist
     worker's terminal is not shown: its line goes with its progress lines to the controller's."""
     def notify(text: str) -> None:
-        if hasattr(config, "workerinput"):
+        # an xdist worker's, or said from a thread of the session's own (a reference run beside an artifact's
+        # making): the progress lines, which write under the terminal's lock
+        if hasattr(config, "workerinput") or threading.current_thread() is not threading.main_thread():
             progress.say(text)
             return
         capture = config.pluginmanager.getplugin("capturemanager")

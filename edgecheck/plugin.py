@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from edgecheck.session import EdgeSession
 
 
-
 def _leave_own_modules_unrewritten() -> None:
     """pytest rewrites the asserts of every module of a distribution that registers a pytest11 plugin, so a
     plugin's helpers fail with rich messages. edgecheck's asserts are internal invariants, not test assertions,
@@ -32,6 +31,10 @@ def _leave_own_modules_unrewritten() -> None:
         marked = getattr(finder, "_must_rewrite", None)
         if type(finder).__name__ == "AssertionRewritingHook" and isinstance(marked, set):
             marked.discard("edgecheck")
+            answered = getattr(finder, "_marked_for_rewrite_cache", None)
+            if isinstance(answered, dict):  # names asked about already (this module, the package): asked again
+                for name in [n for n in answered if n == "edgecheck" or n.startswith("edgecheck.")]:
+                    del answered[name]
 
 
 _leave_own_modules_unrewritten()
@@ -201,9 +204,9 @@ def freeze_at_exit() -> None:
     """A process where edgecheck's session was made (it collected specs, or edgecheck options were given) and
     checks ran, an xdist worker or a session alone, exits without the garbage collector's passes over every object
     it still holds: interpreter shutdown runs several, 0.3 s for a worker's ~65,000 objects, which the controller
-    (or the user's shell) waits for before the run ends. Its reports were sent and written. The atexit handlers still run (this one first: weakref.finalize, logging, tempfile), and
-    Python never promised to finalize what is alive at exit: an unclosed file left in a reference cycle keeps
-    what it had not flushed."""
+    (or the user's shell) waits for before the run ends. Its reports were sent and written. The atexit handlers
+    still run (this one first: weakref.finalize, logging, tempfile), and Python never promised to finalize what
+    is alive at exit: an unclosed file left in a reference cycle keeps what it had not flushed."""
     import atexit
     import gc
 

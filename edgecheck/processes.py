@@ -54,6 +54,19 @@ def session_cores(workers: int = 1) -> int:
     return max(1, cpus // max(1, workers))
 
 
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (what can be allocated without swapping), None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    words = line.split()
+                    return int(words[1]) * (1024 if words[2:3] == ["kB"] else 1)
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def kill_with_parent() -> None:
     """Linux: the kernel kills this process when its parent dies (PR_SET_PDEATHSIG; also usable between fork
     and exec, as a subprocess's preexec_fn: the setting survives exec)."""

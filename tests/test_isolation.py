@@ -327,6 +327,14 @@ class Sleeping(Doubling):
         return DoublingRunner(self.name, artifact)
 
 
+class Slow(Doubling):
+    name = "slow"
+
+    def _load_impl(self, artifact, options):
+        time.sleep(3)
+        return DoublingRunner(self.name, artifact)
+
+
 class Meeting(Doubling):
     """Loads only once another worker is loading too (each leaves its pid in $EDGECHECK_MEETING, waits for a second):
     two jobs that run at once in two workers meet, two that share one worker never would."""
@@ -442,6 +450,27 @@ def test_two_threads_get_two_workers_at_once_and_both_stay_kept(pool, pool_backe
     time.sleep(0.5)  # (a worker killed with its thread would be gone by now)
     again = [_pid(run_outputs(pool, pool_backends.Doubling(), artifact, FEEDS)) for _ in range(3)]
     assert set(again) <= set(pids.values()), (again, pids)  # the kept ones, alive
+
+
+def test_a_job_interrupted_midway_leaves_its_worker_out_of_the_pool(pool, pool_backends, artifact, monkeypatch):
+    """Ctrl-C (or a timeout plug-in's exit) while a worker runs a job: that worker would answer the old job to the
+    next one; it is killed, and the next job gets a fresh worker and its own answer."""
+    import edgecheck.worker.client as client
+
+    real_tick = client.progress.tick
+
+    def interrupted():
+        monkeypatch.setattr(client.progress, "tick", real_tick)
+        raise KeyboardInterrupt
+
+    first = _pid(run_outputs(pool, pool_backends.Doubling(), artifact, FEEDS))
+    monkeypatch.setattr(client.progress, "tick", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_outputs(pool, pool_backends.Slow(), artifact, FEEDS)
+    after = run_outputs(pool, pool_backends.Doubling(), artifact, [{"x": np.full((1, 3), 4.0, dtype=np.float32)}])
+    np.testing.assert_array_equal(after[0]["y"], np.full((1, 3), 8.0, dtype=np.float32))
+    assert _pid(after) != first
+    assert not Path(f"/proc/{first}").exists() or "zombie" in Path(f"/proc/{first}/status").read_text().lower()
 
 
 def test_backend_exception_is_an_error_and_the_kept_worker_stays(pool, pool_backends, artifact):

@@ -140,4 +140,5 @@ def test_a_recipe_error_is_the_checks_failure_and_the_reference_serves_the_other
     assert len(failures) == 2 and all("fail-recipe" in line for line in failures), failures
     assert out.count("fail-recipe refuses every model, on purpose") >= 2
     # computed once, beside the failing recipe, and kept for the other entry's parity
-    assert len(re.findall(r"^reference outputs of clf.onnx on onnxruntime, parity inputs … [\d.]+ s$", out, re.M)) == 1
+    finished = re.findall(r"^reference outputs of clf.onnx on onnxruntime, parity inputs … [\d.]+ s$", out, re.M)
+    assert len(finished) == 1, out

@@ -159,13 +159,16 @@ class ModelRuns:
         return measured_from(results, rounds, plan, waited)
 
 
-    def compress(self, recipe: Recipe, params: dict[str, Any] | None, source: Path, context: RecipeContext) -> Artifact:
+    def compress(self, recipe: Recipe, params: dict[str, Any] | None, source: Path, context: RecipeContext,
+                 threads: int | None = None) -> Artifact:
         """Apply one recipe step in a worker (converters hang and crash too; calibration runs a
-        runtime), under the device's shared lock; every failure is the entry's `RecipeError`."""
+        runtime), under the device's shared lock; every failure is the entry's `RecipeError`. `threads`: those of
+        a runtime session the recipe runs itself, else the session's setting (WorkerSettings.recipe_threads)."""
         command = {"op": "compress", "recipe": recipe.name, "params": params or {}, "source": str(source),
                    "calibration": str(context.calibration) if context.calibration else None,
                    "out_dir": str(context.out_dir), "function": backend_reference(recipe.apply),
-                   "time_limit_s": self.workers.settings.timeout_s, "threads": self.workers.settings.recipe_threads}
+                   "time_limit_s": self.workers.settings.timeout_s,
+                   "threads": threads if threads is not None else self.workers.settings.recipe_threads}
         try:
             with device_lock(self.device, exclusive=False):
                 result = self.workers.run_job(sys.executable, f"recipe {recipe.name!r}", command, source)

@@ -169,11 +169,15 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """Kill the worker's whole process group (a runtime may have started helpers)."""
+        self.signal_group()
+        self._reap()
+
+    def signal_group(self) -> None:
+        """SIGKILL the worker's process group, and nothing more: its descriptors stay for whoever waits on it."""
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        self._reap()
 
     def close(self) -> None:
         """Ask the worker to exit; kill its group if it does not within two seconds."""
@@ -347,7 +351,8 @@ class WorkerPool:
         self.scratch = Path(scratch)
         self.scratch.mkdir(parents=True, exist_ok=True)
         self._kept: dict[str, list[WorkerProcess]] = {}  # by interpreter, idle or busy
-        self._busy: set[int] = set()  # ids of the kept workers running a job now
+        self._busy: set[WorkerProcess] = set()  # the kept workers running a job now
+        self._closed = False
         self._lock = threading.Lock()
         self._count = 0
         self._spawner: ThreadPoolExecutor | None = None
@@ -368,10 +373,15 @@ class WorkerPool:
             if not fresh:
                 with self._lock:
                     self._kept.setdefault(interpreter, []).append(worker)
-                    self._busy.add(id(worker))
+                    self._busy.add(worker)
         try:
             return worker.request(command, name, artifact, timeout)
-        except WorkerFailure:
+        except BackendError as exc:  # the runtime raised: the worker answered and stays, unless it failed itself
+            if isinstance(exc, WorkerFailure):
+                self._forget(interpreter, worker)
+                worker.kill()
+            raise
+        except BaseException:  # Ctrl-C, a timeout plug-in's exit mid-job: its answer would be the next job's
             self._forget(interpreter, worker)
             worker.kill()
             raise
@@ -380,7 +390,7 @@ class WorkerPool:
                 worker.close()
             else:
                 with self._lock:
-                    self._busy.discard(id(worker))
+                    self._busy.discard(worker)
 
     def _idle(self, interpreter: str) -> WorkerProcess | None:
         """A kept worker of `interpreter` that runs no job now, marked busy; those that died meanwhile are closed."""
@@ -388,14 +398,14 @@ class WorkerPool:
         found = None
         with self._lock:
             for worker in list(self._kept.get(interpreter, [])):
-                if id(worker) in self._busy:
+                if worker in self._busy:
                     continue
                 if not worker.alive():
                     self._kept[interpreter].remove(worker)
                     dead.append(worker)
                     continue
                 found = worker
-                self._busy.add(id(worker))
+                self._busy.add(worker)
                 break
         for worker in dead:
             worker.close()
@@ -406,10 +416,12 @@ class WorkerPool:
             kept = self._kept.get(interpreter, [])
             if worker in kept:
                 kept.remove(worker)
-            self._busy.discard(id(worker))
+            self._busy.discard(worker)
 
     def _start(self, interpreter: str, backend: str, artifact: Path) -> WorkerProcess:
         with self._lock:
+            if self._closed:
+                raise WorkerFailure(backend, artifact, "starting", "closed", "the session's workers were closed")
             self._count += 1
             name = f"worker-{self._count}"
             if self._spawner is None:
@@ -434,12 +446,19 @@ class WorkerPool:
         return folder
 
     def close(self) -> None:
+        """Close the idle workers; kill the process group of one still running a job (another thread waits on it:
+        that thread sees it end and reaps it), and start no more."""
         with self._lock:
+            self._closed = True
             workers = [worker for kept in self._kept.values() for worker in kept]
+            busy = set(self._busy)
             self._kept.clear()
             self._busy.clear()
         for worker in workers:
-            worker.close()
+            if worker in busy:
+                worker.signal_group()
+            else:
+                worker.close()
         with self._lock:
             spawner, self._spawner = self._spawner, None
         if spawner is not None:  # after its workers: they exit as asked, not killed with the thread

@@ -51,9 +51,34 @@ def save_feeds(path: Path, feeds: Sequence[Feed], prefix: str = "f") -> list[lis
             arrays[f"{prefix}{i}_{j}"] = np.ascontiguousarray(feed[name])
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as handle:
-        np.savez(handle, **arrays)
+        _write_aligned_npz(handle, arrays)
     os.replace(tmp, path)
     return names
+
+
+ALIGN = 64  # where each array's data starts in the file, as np.save aligns it in a .npy of its own
+_PADDING_EXTRA = 0xD935  # the zip extra field Android's zipalign pads with: readers skip what they do not know
+
+
+def _write_aligned_npz(handle: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    """np.savez's file (uncompressed .npy members, zip64), each member's data aligned to ALIGN in the file: a
+    worker maps the arrays (load_feeds(mapped=True)), and a runtime given a misaligned float* misbehaves on CPUs
+    that fault on it (32-bit ARM boards). np.load reads it as any .npz."""
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(handle, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            name = f"{key}.npy"
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED
+            # the local header: 30 bytes, the name, this extra field (4 + its padding), zip64's (20); then the .npy
+            # header, a multiple of 64 bytes
+            base = handle.tell() + 30 + len(name.encode()) + 4 + 20
+            pad = -base % ALIGN
+            info.extra = struct.pack("<HH", _PADDING_EXTRA, pad) + bytes(pad)
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def load_feeds(path: Path, names: Sequence[Sequence[str]], prefix: str = "f",
@@ -105,8 +130,9 @@ def _mapped_members(path: Path) -> dict[str, np.ndarray] | None:
         except (ValueError, KeyError):
             return None
         offset = start + header.tell()
-        if dtype.hasobject or offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > start + member.file_size:
-            return None
+        end = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if dtype.hasobject or end > start + member.file_size or end > len(whole) or offset % dtype.alignment:
+            return None  # (misaligned: another writer's file; read, as np.load copies it aligned)
         arrays[member.filename[:-4]] = np.ndarray(shape, dtype, buffer=whole, offset=offset,
                                                   order="F" if fortran else "C")
     return arrays
