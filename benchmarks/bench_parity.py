@@ -18,7 +18,8 @@ inputs, `compress: [int8-dynamic]` and a parity budget on the host target. Each 
 Printed: minimum and median wall seconds of each side and their ratios to the bare script's; the load
 average before and after, the CPU model and count, the thread counts; and the stages of one cold
 edgecheck run (its progress lines: the two model runs; the rest is start-up, quantizing, comparing
-and storing). Each side's wall time includes its interpreter's start and imports. Nothing here is a
+and storing; on two or more cores the reference runs while the artifact is made, so its stage overlaps
+the quantizing). Each side's wall time includes its interpreter's start and imports. Nothing here is a
 test; figures vary with the machine and its load.
 """
 
@@ -220,7 +221,7 @@ def main() -> None:
     for name, seconds in steps:
         print(f"  {seconds:6.2f} s  {name}")
     print(f"  {sides['edgecheck cold'][-1] - sum(s for _, s in steps):6.2f} s  the rest: interpreter and pytest start, "
-          "imports, collection, quantizing, comparing, storing outputs")
+          "imports, collection, quantizing (unless beside the reference), comparing, storing outputs")
 
 
 if __name__ == "__main__":

@@ -296,7 +296,9 @@ class Executor:
         found = self.backend(backend, target)
         inputs = self.inputs(loaded, kind)
         sha = self.model_info(artifact).sha256
-        what = (f"{'reference ' if artifact == loaded.spec.model.path else ''}outputs of {artifact.name} on {backend}, "
+        model = loaded.spec.model.path  # the reference: the original on its backend at one thread (else its own run)
+        is_reference = artifact == model and backend == reference_backend(model) and threads == REFERENCE_THREADS
+        what = (f"{'reference ' if is_reference else ''}outputs of {artifact.name} on {backend}, "
                 f"{kind} inputs")
         if self.on_board(target) and self.boards is not None:
             device = getattr(target, "name")

@@ -132,7 +132,8 @@ class _Progress:
             self.tick()
         return step
 
-    def exit(self, step: _Step, failed: bool) -> None:
+    def exit(self, step: _Step, ending: str = "") -> None:
+        """`ending`: "" (done), "failed" or "interrupted" (Ctrl-C), as its last line says."""
         with self.lock:
             stack = self.stack()
             if step in stack:
@@ -141,7 +142,7 @@ class _Progress:
                 self.steps.remove(step)
             elapsed = time.monotonic() - step.started
             if self.lines is not None and (step.announced or elapsed >= self.after_s):
-                self.say(f"{step.title} … " + (f"failed after {duration(elapsed)}" if failed else duration(elapsed)))
+                self.say(f"{step.title} … " + (f"{ending} after {duration(elapsed)}" if ending else duration(elapsed)))
             outer = stack[-1] if stack else None
         if outer is not None and self.relay is not None:
             self.send(outer.text())
@@ -241,14 +242,17 @@ def step(title: str) -> Iterator[None]:
         yield
         return
     current = _PROGRESS.enter(title)
-    failed = False
+    ending = ""
     try:
         yield
+    except (KeyboardInterrupt, SystemExit):
+        ending = "interrupted"
+        raise
     except BaseException:
-        failed = True
+        ending = "failed"
         raise
     finally:
-        _PROGRESS.exit(current, failed)
+        _PROGRESS.exit(current, ending)
 
 
 def update(detail: str) -> None:

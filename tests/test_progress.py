@@ -97,6 +97,14 @@ def test_a_failing_step_says_so(clock, said):
     assert said == ["timing digits.onnx on onnxruntime … failed after 5.0 s"]
 
 
+def test_an_interrupted_step_says_so_not_failed(clock, said):
+    with pytest.raises(KeyboardInterrupt):
+        with progress.step("making int8-static from bignet.onnx"):
+            clock.now += 3
+            raise KeyboardInterrupt
+    assert said == ["making int8-static from bignet.onnx … interrupted after 3.0 s"]
+
+
 def test_threshold_zero_says_every_step_at_once(clock):
     lines: list[str] = []
     output = progress.install(lines.append, after_s=0)

@@ -142,3 +142,18 @@ def test_a_recipe_error_is_the_checks_failure_and_the_reference_serves_the_other
     # computed once, beside the failing recipe, and kept for the other entry's parity
     finished = re.findall(r"^reference outputs of clf.onnx on onnxruntime, parity inputs … [\d.]+ s$", out, re.M)
     assert len(finished) == 1, out
+
+
+def test_only_the_one_thread_run_of_the_original_is_called_its_reference(pytester, monkeypatch, project):
+    """The original's accuracy at the target's threads is its own run, not the reference (the 1-thread run)."""
+    spec = (SPEC % "sibling-recipe").replace("  host:\n", "  host:\n    threads: 2\n").replace(
+        "  parity: ../models/eval.npz\n", "  parity: ../models/eval.npz\n"
+        "  evaluation: {path: ../models/eval.npz, labels: labels, metric: top1}\n").replace(
+        "      size_mb: 10\n", "      size_mb: 10\n      accuracy_drop: 100\n")
+    (pytester.path / "specs" / "clf.yaml").write_text(spec.lstrip())
+    result = _run(pytester, monkeypatch, 1, 0, "threads.xml", "--edge-no-cache", "-o", "edge_progress_after=0")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=5)  # size and accuracy of each, the recipe's parity
+    done = r" on onnxruntime, evaluation inputs … [\d.]+ s$"
+    assert len(re.findall(r"^reference outputs of clf\.onnx" + done, out, re.M)) == 1, out
+    assert len(re.findall(r"^outputs of clf\.onnx" + done, out, re.M)) == 1, out  # the original at 2 threads
