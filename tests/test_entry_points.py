@@ -49,3 +49,24 @@ def test_entry_point_backend_runs_and_a_broken_one_skips_with_its_import_error(p
         "ModuleNotFoundError*",
     ])
     assert "fake NPU" in (pytester.path / "ep.xml").read_text()
+
+
+def test_a_distribution_installed_meanwhile_is_seen_though_the_scan_is_kept(tmp_path, monkeypatch):
+    """The installed distributions are scanned once per state of sys.path (a session looks its groups up a dozen
+    times); a distribution added to a folder on the path, or a folder added, is a new state."""
+    from edgecheck import entrypoints
+
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert "late" not in {e.name for e in entrypoints._entry_points("edgecheck.backends")}
+    first = entrypoints._SCANNED
+    assert entrypoints._entry_points("edgecheck.backends") is not None and entrypoints._SCANNED is first  # kept
+    dist = site / "late_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: late-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[edgecheck.backends]\nlate = late_plugin:Backend\n")
+    import os
+
+    os.utime(site, ns=(os.stat(site).st_atime_ns, os.stat(site).st_mtime_ns + 10**9))  # (a coarse clock's same tick)
+    assert "late" in {e.name for e in entrypoints._entry_points("edgecheck.backends")}

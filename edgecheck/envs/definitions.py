@@ -131,8 +131,27 @@ def _simple_meets(version: str, spec: str) -> bool:
     return ok
 
 
+_READ: dict[Path, tuple[tuple[int, int], EnvDefinition]] = {}  # by file, with its (mtime_ns, size) when read
+
+
 def read_definition(path: Path) -> EnvDefinition:
-    """One definition file; errors name the file and the field."""
+    """One definition file, read again only once it changes (a session asks for them a few times a run: each
+    artifact's key names its tools' environments); errors name the file and the field."""
+    try:
+        info = os.stat(path)
+        identity = (info.st_mtime_ns, info.st_size)
+    except OSError:
+        identity = None
+    known = _READ.get(Path(path))
+    if identity is not None and known is not None and known[0] == identity:
+        return known[1]
+    definition = _read_definition(path)
+    if identity is not None:
+        _READ[Path(path)] = (identity, definition)
+    return definition
+
+
+def _read_definition(path: Path) -> EnvDefinition:
     import yaml
 
     try:
