@@ -433,7 +433,7 @@ class WorkerPool:
         worker = spawner.submit(WorkerProcess, interpreter, self.settings, self.scratch, name).result()
         try:
             worker.start(backend, artifact)
-        except WorkerFailure:
+        except BaseException:  # a start that failed, or was interrupted (Ctrl-C): no worker left half started
             worker.kill()
             raise
         return worker
